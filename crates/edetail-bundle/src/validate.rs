@@ -33,6 +33,12 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
             invalid(&mut p, at, format!("{name} must not be empty"));
         }
     }
+    if m.approval_code.trim().eq_ignore_ascii_case("draft") {
+        p.push(Problem::warning(
+            Some(at),
+            ProblemKind::InvalidField { detail: "approval_code is still DRAFT: set the MLR approval id before publishing".into() },
+        ));
+    }
     if m.valid_from >= m.valid_until {
         invalid(&mut p, at, format!("valid_from ({}) must be before valid_until ({})", m.valid_from, m.valid_until));
     }
