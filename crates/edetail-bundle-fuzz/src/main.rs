@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 use edetail_bundle::testkit::SampleBundle;
 use edetail_bundle::{BundleArchive, ReadOptions, SecretKey, check};
 
+/// A valid bundle, the options to read it with, and its files' contents.
+type Seed<'a> = (Vec<u8>, &'a ReadOptions, BTreeMap<String, Vec<u8>>);
+
 /// xorshift64*: deterministic per seed, no dependency.
 struct Rng(u64);
 
@@ -132,7 +135,7 @@ fn main() {
     big.files.insert("media/clip.bin".into(), (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect());
     let signed_opts = ReadOptions::signed_by(vec![key.public()]);
     let lax = ReadOptions::allow_unsigned();
-    let seeds: Vec<(Vec<u8>, &ReadOptions, BTreeMap<String, Vec<u8>>)> = vec![
+    let seeds: Vec<Seed<'_>> = vec![
         (plain.zip(None), &lax, plain.files.clone()),
         (plain.zip(Some(&key)), &signed_opts, plain.files.clone()),
         (big.zip(Some(&key)), &signed_opts, big.files.clone()),

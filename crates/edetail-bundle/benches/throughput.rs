@@ -39,7 +39,7 @@ fn text(seed: u64, len: usize) -> Vec<u8> {
         x ^= x << 17;
         out.extend_from_slice(words[(x % words.len() as u64) as usize].as_bytes());
         out.push(b' ');
-        if x % 7 == 0 {
+        if x.is_multiple_of(7) {
             out.extend_from_slice(format!("{}", x % 100_000).as_bytes());
         }
     }

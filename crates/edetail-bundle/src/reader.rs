@@ -471,11 +471,10 @@ fn inspect<R: Read + Seek>(
         Ok(true) => err(problems, None, ProblemKind::OverlappingEntries),
         Err(e) => err(problems, None, ProblemKind::CorruptArchive { detail: e.to_string() }),
     }
-    if !zip.has_duplicate_names() {
-        if let Err(e) = zip.validate_header_consistency() {
+    if !zip.has_duplicate_names()
+        && let Err(e) = zip.validate_header_consistency() {
             err(problems, None, ProblemKind::CorruptArchive { detail: e.to_string() });
         }
-    }
     if stop(problems) {
         return None;
     }
@@ -512,11 +511,10 @@ fn inspect<R: Read + Seek>(
             }
             continue;
         }
-        if let Some(other) = folded.insert(path.case_fold_key(), path.to_string()) {
-            if other != path.as_str() {
+        if let Some(other) = folded.insert(path.case_fold_key(), path.to_string())
+            && other != path.as_str() {
                 err(problems, Some(&shown), ProblemKind::CaseCollision { other });
             }
-        }
         if e.encrypted() {
             err(problems, Some(&shown), ProblemKind::Encrypted);
             continue;
@@ -613,12 +611,11 @@ fn inspect<R: Read + Seek>(
         match manifest.files.get(path) {
             None => err(problems, Some(path.as_str()), ProblemKind::NotInManifest),
             Some(f) => {
-                if let Ok(e) = zip.by_index_data(i) {
-                    if e.size() != f.size {
+                if let Ok(e) = zip.by_index_data(i)
+                    && e.size() != f.size {
                         let k = ProblemKind::SizeMismatch { expected: f.size, actual: e.size() };
                         err(problems, Some(path.as_str()), k);
                     }
-                }
             }
         }
     }

@@ -105,11 +105,10 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
             )),
             Some(_) => {}
         }
-        if let Some(t) = &s.thumbnail {
-            if !m.files.contains_key(t) {
+        if let Some(t) = &s.thumbnail
+            && !m.files.contains_key(t) {
                 p.push(Problem::error(Some(t.as_str()), field_missing("thumbnail", t.as_str())));
             }
-        }
         if let Some(sub) = &s.sub_presentation {
             match m.presentation(sub) {
                 None => p.push(Problem::error(
