@@ -11,6 +11,7 @@
 
 pub mod digest;
 pub mod error;
+pub mod import;
 pub mod limits;
 pub mod manifest;
 pub mod mime;

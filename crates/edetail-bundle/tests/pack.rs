@@ -128,7 +128,7 @@ fn newer_minor_versions_keep_unknown_fields() {
 
 fn arb_manifest() -> impl Strategy<Value = Manifest> {
     let ids = proptest::collection::btree_set("[a-z][a-z0-9-]{0,10}", 1..8);
-    (ids, 1u64..1_000_000, "[A-Za-z ]{1,30}", proptest::collection::vec("[a-z]{3,10}", 0..4), any::<bool>()).prop_map(
+    (ids, 1u64..1_000_000, "[A-Za-z][A-Za-z ]{0,29}", proptest::collection::vec("[a-z]{3,10}", 0..4), any::<bool>()).prop_map(
         |(ids, version, title, topics, hidden)| {
             let mut b = SampleBundle::new();
             b.manifest.version = version;

@@ -1,1 +1,54 @@
-fn main(){}
+//! `edetail`: the command-line tool content teams use to create, check, pack, sign, verify,
+//! inspect and import presentation bundles.
+//!
+//! Human output by default, `--json` for machines; exit status 0 only on success, 1 when a bundle
+//! is rejected or a command fails, 2 on bad usage.
+
+mod bundle_cmd;
+mod import_cmd;
+mod key_cmd;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "edetail", version, about = "Build, check, sign and import e-detailing presentation bundles")]
+struct Cli {
+    /// Machine-readable JSON on stdout instead of human text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create, check, pack, sign, verify and inspect bundles.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCommand),
+    /// Manage publisher signing keys.
+    #[command(subcommand)]
+    Key(key_cmd::KeyCommand),
+    /// Convert content made for other CLM systems into an edetail bundle.
+    #[command(subcommand)]
+    Import(import_cmd::ImportCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = output::Output::new(cli.json);
+    let result = match cli.command {
+        Command::Bundle(c) => bundle_cmd::run(c, &out),
+        Command::Key(c) => key_cmd::run(c, &out),
+        Command::Import(c) => import_cmd::run(c, &out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::from(1)
+        }
+    }
+}

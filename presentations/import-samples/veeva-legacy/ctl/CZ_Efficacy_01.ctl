@@ -1,0 +1,12 @@
+USER=cz.clm.uploader@cardiozen.invalid
+PASSWORD=Fict1onal-Pa55word!
+EMAIL=clm-team@cardiozen.invalid
+FILENAME=CZ_Efficacy_01.zip
+Name=CZ_Efficacy_01
+Description_vod__c=Efficacy: 24-hour control
+Product_vod__c=Cardiozen
+Language_vod__c=en_GB
+Display_Order_vod__c=2
+Disable_Actions_vod__c=Zoom,Navigation Bar
+CLM_ID_vod__c=CZ_LAUNCH_2026
+Active_vod__c=true

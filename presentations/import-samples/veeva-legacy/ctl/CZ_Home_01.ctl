@@ -1,0 +1,12 @@
+USER=cz.clm.uploader@cardiozen.invalid
+PASSWORD=Fict1onal-Pa55word!
+EMAIL=clm-team@cardiozen.invalid
+FILENAME=CZ_Home_01.zip
+Name=CZ_Home_01
+Description_vod__c=Cardiozen at a glance
+Product_vod__c=Cardiozen
+Language_vod__c=en_GB
+Display_Order_vod__c=1
+Disable_Actions_vod__c=Pinch To Exit
+CLM_ID_vod__c=CZ_LAUNCH_2026
+Active_vod__c=true

@@ -1,0 +1,12 @@
+USER=cz.clm.uploader@cardiozen.invalid
+PASSWORD=Fict1onal-Pa55word!
+EMAIL=clm-team@cardiozen.invalid
+FILENAME=CZ_Safety_01.zip
+Name=CZ_Safety_01
+Description_vod__c=Safety and tolerability
+Product_vod__c=Cardiozen
+Language_vod__c=en_GB
+Display_Order_vod__c=3
+Disable_Actions_vod__c=Swipe,Rotation Lock
+CLM_ID_vod__c=CZ_LAUNCH_2026
+Active_vod__c=true
