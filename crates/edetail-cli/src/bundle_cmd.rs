@@ -189,9 +189,10 @@ fn read_options(pubkeys: &[PathBuf], require: bool) -> anyhow::Result<ReadOption
 }
 
 fn run_check(bundle: &Path, opts: &ReadOptions, out: &Output) -> anyhow::Result<CheckReport> {
-    let size = fs::metadata(bundle).with_context(|| format!("cannot open {}", bundle.display()))?.len();
-    let pb = out.progress(size, "checking");
-    let report = check_path(bundle, opts, &mut |n| pb.set_position(n.min(size)))?;
+    fs::metadata(bundle).with_context(|| format!("cannot open {}", bundle.display()))?;
+    // The uncompressed total is only known once the manifest is read: count bytes instead.
+    let pb = out.spinner("verifying");
+    let report = check_path(bundle, opts, &mut |n| pb.set_position(n))?;
     pb.finish_and_clear();
     Ok(report)
 }
