@@ -123,7 +123,10 @@ impl<R: Read + Seek> BundleArchive<R> {
     pub fn open(reader: R, opts: &ReadOptions) -> Result<Self> {
         let mut problems = Vec::new();
         match inspect(reader, opts, Mode::Strict, &mut problems) {
-            Some(state) if !problems.iter().any(Problem::is_error) => Ok(state.into_archive(problems)),
+            Some(mut archive) if !problems.iter().any(Problem::is_error) => {
+                archive.warnings = problems;
+                Ok(archive)
+            }
             _ => Err(Error::Rejected(Problems(problems))),
         }
     }
@@ -354,13 +357,11 @@ impl CheckReport {
 /// Fully verifies a bundle and reports every problem found.
 pub fn check<R: Read + Seek>(reader: R, opts: &ReadOptions, progress: &mut dyn FnMut(u64)) -> CheckReport {
     let mut problems = Vec::new();
-    let Some(state) = inspect(reader, opts, Mode::Collect, &mut problems) else {
+    let Some(mut archive) = inspect(reader, opts, Mode::Collect, &mut problems) else {
         return CheckReport { manifest: None, signature: SignatureStatus::Invalid, problems, bytes_verified: 0 };
     };
-    let mut archive = state.into_archive(Vec::new());
-    if archive.signature == SignatureStatus::Invalid && opts.require_signature {
-        // Still verify contents: an author fixing a bundle wants all findings at once.
-    }
+    // Contents are verified even after a signature problem: an author fixing a bundle wants
+    // every finding at once. (Strict opening never gets this far.)
     let mut found = archive.verify_all(progress);
     problems.append(&mut found);
     CheckReport {
@@ -385,32 +386,6 @@ enum Mode {
     Collect,
 }
 
-struct Inspected<R> {
-    zip: ZipArchive<R>,
-    manifest: Manifest,
-    manifest_bytes: Vec<u8>,
-    signature_bytes: Option<Vec<u8>>,
-    signature: SignatureStatus,
-    index: BTreeMap<BundlePath, usize>,
-    limits: Limits,
-}
-
-impl<R> Inspected<R> {
-    fn into_archive(self, warnings: Vec<Problem>) -> BundleArchive<R> {
-        BundleArchive {
-            zip: self.zip,
-            manifest: self.manifest,
-            manifest_bytes: self.manifest_bytes,
-            signature_bytes: self.signature_bytes,
-            signature: self.signature,
-            index: self.index,
-            limits: self.limits,
-            warnings,
-            total_read: 0,
-        }
-    }
-}
-
 fn display_name(raw: &[u8]) -> String {
     // Escape control characters so a hostile name cannot rewrite the author's terminal.
     String::from_utf8_lossy(raw).chars().flat_map(char::escape_default).collect::<String>()
@@ -427,7 +402,7 @@ fn inspect<R: Read + Seek>(
     opts: &ReadOptions,
     mode: Mode,
     problems: &mut Vec<Problem>,
-) -> Option<Inspected<R>> {
+) -> Option<BundleArchive<R>> {
     let limits = opts.limits;
     let stop = |problems: &Vec<Problem>| mode == Mode::Strict && problems.iter().any(Problem::is_error);
 
@@ -629,7 +604,17 @@ fn inspect<R: Read + Seek>(
         return None;
     }
     entries.retain(|p, _| manifest.files.contains_key(p));
-    Some(Inspected { zip, manifest, manifest_bytes, signature_bytes, signature, index: entries, limits })
+    Some(BundleArchive {
+        zip,
+        manifest,
+        manifest_bytes,
+        signature_bytes,
+        signature,
+        index: entries,
+        limits,
+        warnings: Vec::new(),
+        total_read: 0,
+    })
 }
 
 impl Problem {
