@@ -32,6 +32,9 @@ pub use limits::{DEFAULT_LIMITS, Limits};
 pub use manifest::{Bridge, FileEntry, Gesture, MANIFEST_NAME, Manifest, Presentation, SIGNATURE_NAME, Slide};
 pub use path::{BundlePath, PathError};
 pub use problem::{Problem, ProblemKind, Problems, Severity};
-pub use reader::{BundleArchive, CheckReport, ReadOptions, SignatureStatus, VerifyingReader, check, check_path, problem_of};
+pub use reader::{
+    BundleArchive, CheckReport, ReadOptions, SignatureStatus, VerifiedManifest, VerifyingReader, check, check_path, problem_of,
+    verify_detached_manifest,
+};
 pub use sign::{PublicKey, SecretKey};
 pub use writer::{BundleFile, FileSource, write_bundle};

@@ -545,40 +545,7 @@ fn inspect<R: Read + Seek>(
             return None;
         }
     };
-    let signature = match &signature_bytes {
-        None => {
-            let p = Problem::new_for_signature(opts.require_signature, ProblemKind::Unsigned);
-            problems.push(p);
-            SignatureStatus::Unsigned
-        }
-        Some(sig) if opts.trusted_keys.is_empty() && !opts.require_signature => {
-            SignatureStatus::NotChecked { key_id: signature_key_id(sig) }
-        }
-        Some(sig) => match verify_manifest(&manifest_bytes, sig, &opts.trusted_keys) {
-            Ok(key_id) => SignatureStatus::Verified { key_id },
-            Err(kind) => {
-                err(problems, Some(SIGNATURE_NAME), kind);
-                SignatureStatus::Invalid
-            }
-        },
-    };
-    if stop(problems) {
-        return None;
-    }
-
-    // 5. Parse and validate the manifest.
-    let manifest = match Manifest::from_slice(&manifest_bytes) {
-        Ok(m) => m,
-        Err(e @ ManifestError::UnsupportedFormat { .. }) => {
-            err(problems, Some(MANIFEST_NAME), ProblemKind::UnsupportedFormat { detail: e.to_string() });
-            return None;
-        }
-        Err(e) => {
-            err(problems, Some(MANIFEST_NAME), ProblemKind::ManifestInvalid { detail: e.to_string() });
-            return None;
-        }
-    };
-    problems.extend(validate::manifest(&manifest));
+    let (manifest, signature) = verify_and_parse(&manifest_bytes, signature_bytes.as_deref(), opts, mode, problems)?;
 
     // 6. Archive entries and manifest files must be the same set, with matching header sizes.
     let listed: BTreeSet<&BundlePath> = manifest.files.keys().collect();
@@ -615,6 +582,77 @@ fn inspect<R: Read + Seek>(
         warnings: Vec::new(),
         total_read: 0,
     })
+}
+
+/// Steps shared by zip reading and detached manifests: verify the signature over the exact
+/// bytes, then (unless strict mode already failed) parse and validate the manifest.
+fn verify_and_parse(
+    manifest_bytes: &[u8],
+    signature_bytes: Option<&[u8]>,
+    opts: &ReadOptions,
+    mode: Mode,
+    problems: &mut Vec<Problem>,
+) -> Option<(Manifest, SignatureStatus)> {
+    let signature = match signature_bytes {
+        None => {
+            problems.push(Problem::new_for_signature(opts.require_signature, ProblemKind::Unsigned));
+            SignatureStatus::Unsigned
+        }
+        Some(sig) if opts.trusted_keys.is_empty() && !opts.require_signature => {
+            SignatureStatus::NotChecked { key_id: signature_key_id(sig) }
+        }
+        Some(sig) => match verify_manifest(manifest_bytes, sig, &opts.trusted_keys) {
+            Ok(key_id) => SignatureStatus::Verified { key_id },
+            Err(kind) => {
+                err(problems, Some(SIGNATURE_NAME), kind);
+                SignatureStatus::Invalid
+            }
+        },
+    };
+    if mode == Mode::Strict && problems.iter().any(Problem::is_error) {
+        return None;
+    }
+    let manifest = match Manifest::from_slice(manifest_bytes) {
+        Ok(m) => m,
+        Err(e @ ManifestError::UnsupportedFormat { .. }) => {
+            err(problems, Some(MANIFEST_NAME), ProblemKind::UnsupportedFormat { detail: e.to_string() });
+            return None;
+        }
+        Err(e) => {
+            err(problems, Some(MANIFEST_NAME), ProblemKind::ManifestInvalid { detail: e.to_string() });
+            return None;
+        }
+    };
+    problems.extend(validate::manifest(&manifest));
+    Some((manifest, signature))
+}
+
+/// A manifest received on its own (the sync engine fetches manifests and blobs separately),
+/// verified under the same policy as a bundle zip: signature first, then parse and validate.
+#[derive(Debug, Clone)]
+pub struct VerifiedManifest {
+    pub manifest: Manifest,
+    pub signature: SignatureStatus,
+    pub warnings: Vec<Problem>,
+}
+
+/// Verifies detached `manifest.json` bytes and optional `manifest.sig` bytes.
+pub fn verify_detached_manifest(
+    manifest_bytes: &[u8],
+    signature_bytes: Option<&[u8]>,
+    opts: &ReadOptions,
+) -> Result<VerifiedManifest> {
+    if manifest_bytes.len() as u64 > MAX_MANIFEST_BYTES {
+        let p = Problem::error(Some(MANIFEST_NAME), ProblemKind::ManifestInvalid { detail: format!("larger than {MAX_MANIFEST_BYTES} bytes") });
+        return Err(Error::Rejected(Problems(vec![p])));
+    }
+    let mut problems = Vec::new();
+    match verify_and_parse(manifest_bytes, signature_bytes, opts, Mode::Strict, &mut problems) {
+        Some((manifest, signature)) if !problems.iter().any(Problem::is_error) => {
+            Ok(VerifiedManifest { manifest, signature, warnings: problems })
+        }
+        _ => Err(Error::Rejected(Problems(problems))),
+    }
 }
 
 impl Problem {

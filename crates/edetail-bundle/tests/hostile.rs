@@ -332,3 +332,22 @@ fn read_file_fails_on_tampered_content_before_eof_is_accepted() {
     let p = edetail_bundle::problem_of(&e).expect("problem inside the io error");
     assert!(matches!(p.kind, ProblemKind::HashMismatch { .. }));
 }
+
+#[test]
+fn detached_manifests_are_verified_like_bundles() {
+    let key = SecretKey::from_seed(&[1; 32]);
+    let bytes = SampleBundle::new().computed_manifest().to_bytes();
+    let sig = key.sign_manifest(&bytes);
+    let required = ReadOptions::signed_by(vec![key.public()]);
+    let v = edetail_bundle::verify_detached_manifest(&bytes, Some(&sig), &required).unwrap();
+    assert_eq!(v.manifest.id, "com.example.sample");
+    let mut tampered = bytes.clone();
+    let pos = tampered.iter().position(|b| *b == b'1').unwrap();
+    tampered[pos] = b'2';
+    assert!(matches!(
+        edetail_bundle::verify_detached_manifest(&tampered, Some(&sig), &required),
+        Err(Error::Rejected(p)) if p.0.iter().any(|p| p.kind == ProblemKind::BadSignature)
+    ));
+    assert!(edetail_bundle::verify_detached_manifest(&bytes, None, &required).is_err());
+    assert!(edetail_bundle::verify_detached_manifest(&bytes, None, &opts()).is_ok());
+}
