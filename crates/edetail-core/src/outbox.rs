@@ -1,0 +1,186 @@
+//! The event outbox: every recorded interaction, append-only, durable before `record` returns.
+//!
+//! Each event carries a client UUID (the hub's idempotency key), a per-device sequence number
+//! (`seq`, never reused), the call id, UTC wall-clock time, the process session and monotonic
+//! offset, a type and a JSON payload. Nothing is deleted before the hub acknowledged it;
+//! acknowledged events may be compacted after a retention period. An event the hub rejects
+//! permanently is parked with its reason, never dropped.
+
+use rusqlite::{Transaction, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::from_ms;
+use crate::db::Databases;
+use crate::error::{Error, Result};
+
+/// Largest payload accepted, serialized.
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// An event as stored and uploaded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: i64,
+    pub uuid: String,
+    pub call_id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub session: i64,
+    pub mono_ms: i64,
+    pub payload: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked_reason: Option<String>,
+}
+
+/// What to record; the outbox adds uuid, seq and times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent<'a> {
+    pub call_id: Option<&'a str>,
+    pub kind: &'a str,
+    pub payload: Value,
+}
+
+/// Where and when an event is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub wall_ms: i64,
+    pub session: i64,
+    pub mono_ms: i64,
+}
+
+/// Appends one event inside an open write transaction; returns (seq, uuid).
+pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i64, String)> {
+    let payload = serde_json::to_string(&e.payload).map_err(|x| Error::Invalid(x.to_string()))?;
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
+    }
+    let uuid = uuid::Uuid::new_v4().to_string();
+    tx.prepare_cached(
+        "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![uuid, e.call_id, e.kind, stamp.wall_ms, stamp.session, stamp.mono_ms, payload])
+    .map_err(Error::from_sql)?;
+    Ok((tx.last_insert_rowid(), uuid))
+}
+
+fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let payload: String = r.get(7)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        uuid: r.get(1)?,
+        call_id: r.get(2)?,
+        kind: r.get(3)?,
+        recorded_at: from_ms(r.get(4)?),
+        session: r.get(5)?,
+        mono_ms: r.get(6)?,
+        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
+        acked_at: r.get::<_, Option<i64>>(8)?.map(from_ms),
+        parked_reason: r.get(9)?,
+    })
+}
+
+const COLUMNS: &str = "seq, uuid, call_id, type, recorded_at, session, mono_ms, payload, acked_at, parked_reason";
+
+/// Read and acknowledgement side of the outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox<'a> {
+    pub(crate) db: &'a Databases,
+}
+
+/// Counts for the app and support tools.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OutboxStats {
+    pub total: i64,
+    pub pending: i64,
+    pub acked: i64,
+    pub parked: i64,
+    pub last_seq: i64,
+}
+
+impl Outbox<'_> {
+    /// Events not yet acknowledged and not parked, oldest first.
+    pub fn pending(&self, limit: usize) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE acked_at IS NULL AND parked_reason IS NULL ORDER BY seq LIMIT ?1");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map([limit as i64], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// All events in sequence order (support tools, tests).
+    pub fn all(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(params![after_seq, limit as i64], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Events of one call, in order.
+    pub fn for_call(&self, call_id: &str) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE call_id = ?1 ORDER BY seq");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map([call_id], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Marks events acknowledged by the hub (idempotent: acking twice changes nothing).
+    pub fn ack(&self, uuids: &[String], now_ms: i64) -> Result<usize> {
+        self.db.write(|tx| {
+            let mut st = tx.prepare_cached("UPDATE events SET acked_at = ?2 WHERE uuid = ?1 AND acked_at IS NULL")?;
+            let mut n = 0;
+            for u in uuids {
+                n += st.execute(params![u, now_ms])?;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Parks an event the hub rejected permanently, with the hub's reason. It stays visible.
+    pub fn park(&self, uuid: &str, reason: &str) -> Result<()> {
+        self.db.write(|tx| {
+            tx.execute("UPDATE events SET parked_reason = ?2 WHERE uuid = ?1", params![uuid, reason])?;
+            Ok(())
+        })
+    }
+
+    /// Parked events with their reasons.
+    pub fn parked(&self) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql = format!("SELECT {COLUMNS} FROM events WHERE parked_reason IS NOT NULL ORDER BY seq");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map([], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Deletes events acknowledged before `acked_before_ms`. Never touches unacknowledged or
+    /// parked events.
+    pub fn compact(&self, acked_before_ms: i64) -> Result<usize> {
+        self.db.write(|tx| {
+            Ok(tx.execute("DELETE FROM events WHERE acked_at IS NOT NULL AND acked_at < ?1 AND parked_reason IS NULL", [acked_before_ms])?)
+        })
+    }
+
+    pub fn stats(&self) -> Result<OutboxStats> {
+        self.db.read(|c| {
+            Ok(c.query_row(
+                "SELECT COUNT(*),
+                        COALESCE(SUM(acked_at IS NULL AND parked_reason IS NULL), 0),
+                        COALESCE(SUM(acked_at IS NOT NULL), 0),
+                        COALESCE(SUM(parked_reason IS NOT NULL), 0),
+                        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)
+                 FROM events",
+                [],
+                |r| Ok(OutboxStats { total: r.get(0)?, pending: r.get(1)?, acked: r.get(2)?, parked: r.get(3)?, last_seq: r.get(4)? }),
+            )?)
+        })
+    }
+}

@@ -1,0 +1,473 @@
+//! The device runtime end to end on real SQLite and a real filesystem: installs, validity and
+//! clock games, assets, calls and dwell, crash recovery, the outbox, disk full, the bridge.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use edetail_bundle::testkit::SampleBundle;
+use edetail_bundle::{BundlePath, SecretKey};
+use edetail_core::validity::Unopenable;
+use edetail_core::{Channel, Device, DeviceConfig, Error, ManualClock, NavAction, NavSource, Reaction, StartCall};
+use serde_json::{Value, json};
+
+fn key() -> SecretKey {
+    SecretKey::from_seed(&[11; 32])
+}
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().unwrap()))
+}
+
+fn config(clock: &Arc<ManualClock>) -> DeviceConfig {
+    DeviceConfig { trusted_keys: vec![key().public()], clock: clock.clone(), ..DeviceConfig::new("rep-1") }
+}
+
+fn write_zip(dir: &Path, name: &str, b: &SampleBundle, signed: bool) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, b.zip(signed.then(key).as_ref())).unwrap();
+    p
+}
+
+/// The sample bundle with a safety slide carrying an ISI sub-presentation, a hidden slide, and
+/// topics for profiles.
+fn deck() -> SampleBundle {
+    let mut b = SampleBundle::new();
+    let mut add = |id: &str, topics: &[&str], hidden: bool| {
+        let path = format!("slides/{id}/index.html");
+        b.files.insert(path.clone(), format!("<!doctype html><title>{id}</title>").into_bytes());
+        let mut s = b.manifest.slides[1].clone();
+        s.id = id.into();
+        s.title = id.into();
+        s.entry = BundlePath::parse(&path).unwrap();
+        s.topics = topics.iter().map(|t| t.to_string()).collect();
+        s.hidden = hidden;
+        s.key_message = Some(format!("KM_{}", id.to_uppercase()));
+        b.manifest.slides.push(s);
+    };
+    add("hidden-ref", &["references"], true);
+    add("safety", &["safety"], false);
+    add("dosing", &["dosing"], false);
+    add("isi-1", &["safety"], false);
+    b.manifest.presentations[0].slides.extend(["hidden-ref".into(), "safety".into(), "dosing".into()]);
+    b.manifest.presentations.push(edetail_bundle::Presentation {
+        id: "isi".into(),
+        title: "ISI".into(),
+        hidden: true,
+        slides: vec!["isi-1".into()],
+        extra: Default::default(),
+    });
+    b.manifest.slides.iter_mut().find(|s| s.id == "safety").unwrap().sub_presentation = Some("isi".into());
+    b
+}
+
+fn open_with(dir: &Path, clock: &Arc<ManualClock>) -> Device {
+    Device::open(dir, config(clock)).unwrap()
+}
+
+#[test]
+fn install_list_resolve_and_ranges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(&tmp.path().join("data"), &c);
+    let zip = write_zip(tmp.path(), "deck.zip", &deck(), true);
+    let out = d.install_zip(&zip).unwrap();
+    assert!(out.activated);
+    assert_eq!(out.blobs_written, deck().files.len());
+    // Installing the same version again is a no-op.
+    assert!(!d.install_zip(&zip).unwrap().activated);
+
+    let list = d.content().list().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].key_id.as_deref(), Some(key().public().key_id().as_str()));
+
+    let mut a = d.assets().resolve_url_path("/com.example.sample/shared/deck.css", None).unwrap();
+    assert_eq!(a.mime, "text/css");
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut a.reader, &mut body).unwrap();
+    assert!(body.starts_with("body{"));
+    let mut r = d.assets().resolve("com.example.sample", "shared/deck.css", Some("bytes=5-14")).unwrap();
+    assert_eq!((r.length, r.total_size), (10, body.len() as u64));
+    let mut part = String::new();
+    std::io::Read::read_to_string(&mut r.reader, &mut part).unwrap();
+    assert_eq!(part, &body[5..15]);
+    assert!(matches!(d.assets().resolve("com.example.sample", "shared/deck.css", Some("bytes=999999-")), Err(Error::BadRange { .. })));
+
+    // The runtime's scripts are served at the reserved path.
+    let js = d.assets().resolve_url_path("/_edetail/edetail.js", None).unwrap();
+    assert_eq!(js.mime, "text/javascript");
+    assert!(js.length > 0);
+}
+
+#[test]
+fn hostile_asset_paths_never_reach_the_filesystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(&tmp.path().join("data"), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    for p in [
+        "/com.example.sample/../edetail.sqlite3",
+        "/com.example.sample/%2e%2e/edetail.sqlite3",
+        "/com.example.sample/objects",
+        "/com.example.sample/manifest.json",
+        "/com.example.sample//etc/passwd",
+        "/com.example.sample/shared\\deck.css",
+        "/_edetail/../edetail.sqlite3",
+        "/_edetail/nope.js",
+        "/other.bundle/shared/deck.css",
+        "/",
+        "",
+        "/%ff%fe",
+    ] {
+        assert!(matches!(d.assets().resolve_url_path(p, None), Err(Error::AssetNotFound { .. })), "{p:?}");
+    }
+}
+
+#[test]
+fn unsigned_and_wrongly_signed_bundles_are_refused_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(&tmp.path().join("data"), &c);
+    let unsigned = write_zip(tmp.path(), "u.zip", &deck(), false);
+    assert!(matches!(d.install_zip(&unsigned), Err(Error::Bundle(_))));
+    let other = tmp.path().join("o.zip");
+    std::fs::write(&other, deck().zip(Some(&SecretKey::from_seed(&[99; 32])))).unwrap();
+    assert!(matches!(d.install_zip(&other), Err(Error::Bundle(_))));
+    assert!(d.content().list().unwrap().is_empty());
+    // A preview device explicitly allows unsigned content.
+    let lax = Device::open(&tmp.path().join("preview"), DeviceConfig { allow_unsigned: true, ..config(&c) }).unwrap();
+    assert!(lax.install_zip(&unsigned).unwrap().activated);
+}
+
+#[test]
+fn new_versions_share_blobs_roll_back_and_gc() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(&tmp.path().join("data"), &c);
+    let v1 = deck();
+    d.install_zip(&write_zip(tmp.path(), "v1.zip", &v1, true)).unwrap();
+    let mut v2 = deck();
+    v2.manifest.version = 2;
+    v2.files.insert("slides/efficacy/index.html".into(), b"<!doctype html><title>Efficacy v2</title>".to_vec());
+    let out = d.install_zip(&write_zip(tmp.path(), "v2.zip", &v2, true)).unwrap();
+    assert_eq!(out.blobs_written, 1, "only the changed file is stored");
+    assert_eq!(out.blobs_reused, v2.files.len() - 1);
+    let mut v3 = v2.clone();
+    v3.manifest.version = 3;
+    v3.files.insert("slides/efficacy/index.html".into(), b"<!doctype html><title>Efficacy v3</title>".to_vec());
+    d.install_zip(&write_zip(tmp.path(), "v3.zip", &v3, true)).unwrap();
+
+    // An older version is a rollback attack and is refused.
+    assert!(matches!(d.install_zip(&write_zip(tmp.path(), "v1b.zip", &v1, true)), Err(Error::Rollback { .. })));
+
+    let listed = &d.content().list().unwrap()[0];
+    assert_eq!((listed.active_version, listed.previous_version), (3, Some(2)));
+    let gc = d.content().gc().unwrap();
+    assert_eq!(gc.versions_removed, 1, "v1 goes, v2 stays for rollback");
+    assert_eq!(gc.blobs_removed, 1, "v1's efficacy page");
+    assert_eq!(d.content().rollback("com.example.sample", 0).unwrap(), 2);
+    let mut a = d.assets().resolve("com.example.sample", "slides/efficacy/index.html", None).unwrap();
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut a.reader, &mut s).unwrap();
+    assert!(s.contains("v2"));
+}
+
+#[test]
+fn blob_by_blob_install_activates_only_when_complete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(&tmp.path().join("data"), &c);
+    let b = deck();
+    let m = b.computed_manifest();
+    let bytes = m.to_bytes();
+    let sig = key().sign_manifest(&bytes);
+    let (_, missing) = d.content().stage_manifest(&bytes, Some(&sig), 0).unwrap();
+    assert_eq!(missing.len(), b.files.len());
+    // A blob whose content does not match is refused.
+    let first = &missing[0];
+    assert!(matches!(d.content().add_blob(&first.sha256, &mut &b"evil"[..], 0), Err(Error::BlobMismatch { .. })));
+    assert!(matches!(d.content().activate(&m.id, m.version, 0), Err(Error::Incomplete { .. })));
+    assert!(d.content().list().unwrap().is_empty(), "nothing active before all blobs are present");
+    for f in b.files.values() {
+        let digest = edetail_bundle::Sha256Digest::of(f);
+        d.content().add_blob(&digest, &mut &f[..], 0).unwrap();
+    }
+    assert!(d.content().missing_blobs(&m.id, m.version).unwrap().is_empty());
+    d.content().activate(&m.id, m.version, 0).unwrap();
+    assert_eq!(d.content().list().unwrap()[0].active_version, 1);
+    // A tampered manifest is refused before anything is staged.
+    let mut tampered = bytes.clone();
+    let pos = tampered.windows(6).position(|w| w == b"Sample").unwrap();
+    tampered[pos] = b's';
+    assert!(d.content().stage_manifest(&tampered, Some(&sig), 0).is_err());
+}
+
+#[test]
+fn validity_window_clock_games_and_revocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let dir = tmp.path().join("data");
+    let mut b = deck();
+    b.manifest.valid_until = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).single().unwrap();
+    {
+        let d = open_with(&dir, &c);
+        d.install_zip(&write_zip(tmp.path(), "deck.zip", &b, true)).unwrap();
+        d.check_openable("com.example.sample").unwrap();
+        c.advance(Duration::from_secs(10 * 86400)); // now 2026-12-04: expired
+        assert!(matches!(d.unopenable_reason("com.example.sample").unwrap(), Some(Unopenable::Expired { .. })));
+        // The rep sets the clock back: still expired (trusted time never runs backwards).
+        c.set_wall(Utc.with_ymd_and_hms(2026, 11, 20, 0, 0, 0).single().unwrap());
+        assert!(matches!(d.unopenable_reason("com.example.sample").unwrap(), Some(Unopenable::Expired { .. })));
+    }
+    // ... and after an app restart too.
+    let d = open_with(&dir, &c);
+    assert!(matches!(d.unopenable_reason("com.example.sample").unwrap(), Some(Unopenable::Expired { .. })));
+    let start = StartCall { hcp_id: Some("hcp-1".into()), channel: Channel::FaceToFace, bundle_id: "com.example.sample".into(), presentation_id: None, location: None };
+    assert!(matches!(d.start_call(start), Err(Error::NotOpenable { .. })));
+
+    // Revocation stops opening at once.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let c2 = clock();
+    let d2 = open_with(tmp2.path(), &c2);
+    d2.install_zip(&write_zip(tmp2.path(), "deck.zip", &deck(), true)).unwrap();
+    d2.content().revoke("com.example.sample", "withdrawn", 0).unwrap();
+    assert_eq!(d2.unopenable_reason("com.example.sample").unwrap(), Some(Unopenable::Revoked));
+}
+
+fn start(d: &Device, hcp: &str) -> String {
+    let (id, first) = d
+        .start_call(StartCall { hcp_id: Some(hcp.into()), channel: Channel::FaceToFace, bundle_id: "com.example.sample".into(), presentation_id: None, location: None })
+        .unwrap();
+    assert_eq!(first.slide, "intro");
+    assert_eq!(first.url, "/com.example.sample/slides/intro/index.html");
+    id
+}
+
+#[test]
+fn navigation_skips_hidden_slides_and_shows_sub_presentations_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    let call = start(&d, "hcp-1");
+    let nav = |a: NavAction| d.navigate(&call, &a, NavSource::Swipe, false).unwrap().slide;
+    assert_eq!(nav(NavAction::Next), "efficacy");
+    // hidden-ref is skipped; safety requires its ISI first.
+    assert_eq!(nav(NavAction::Next), "isi-1");
+    assert_eq!(nav(NavAction::Next), "safety");
+    assert_eq!(nav(NavAction::Next), "dosing");
+    assert_eq!(nav(NavAction::Next), "dosing", "end of deck stays");
+    assert_eq!(nav(NavAction::Previous), "safety");
+    assert_eq!(nav(NavAction::Goto { slide: None, presentation: Some("pi".into()), key_message: None }), "pi");
+    assert_eq!(nav(NavAction::Goto { slide: None, presentation: None, key_message: Some("KM_DOSING.zip".into()) }), "dosing");
+    assert!(d.navigate(&call, &NavAction::Goto { slide: Some("nope".into()), presentation: None, key_message: None }, NavSource::Jump, false).is_err());
+}
+
+#[test]
+fn dwell_pauses_in_background_and_views_follow_the_two_second_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    let call = start(&d, "hcp-1");
+    c.advance(Duration::from_millis(1500)); // intro: 1.5 s, no reaction: not a view
+    d.enter_slide(&call, "efficacy", NavSource::Swipe, true).unwrap();
+    c.advance(Duration::from_secs(5));
+    d.app_background().unwrap();
+    c.advance(Duration::from_secs(600)); // ten minutes in the background do not count
+    d.app_foreground().unwrap();
+    c.advance(Duration::from_secs(3));
+    d.react(&call, Reaction::Positive).unwrap();
+    d.enter_slide(&call, "safety", NavSource::Overview, false).unwrap();
+    c.advance(Duration::from_millis(500));
+    d.react(&call, Reaction::Negative).unwrap(); // 0.5 s but a reaction: a view
+    d.end_call(&call).unwrap();
+
+    let views = d.slide_views(&call).unwrap();
+    let summary: Vec<(&str, i64, bool)> = views.iter().map(|v| (v.slide_id.as_str(), v.dwell_ms, v.counts)).collect();
+    assert_eq!(summary, vec![("intro", 1500, false), ("efficacy", 8000, true), ("safety", 500, true)]);
+    assert!(views[1].hcp_led);
+    assert_eq!(views[1].reactions, vec!["positive"]);
+    assert_eq!(d.call(&call).unwrap().status, "completed");
+    let kinds: Vec<String> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.first().map(String::as_str), Some("call_started"));
+    assert_eq!(kinds.last().map(String::as_str), Some("call_ended"));
+    assert!(kinds.contains(&"app_background".to_string()));
+}
+
+#[test]
+fn a_crash_leaves_the_call_interrupted_with_dwell_closed_at_the_last_heartbeat() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let call;
+    {
+        let d = open_with(tmp.path(), &c);
+        d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+        call = start(&d, "hcp-1");
+        d.enter_slide(&call, "efficacy", NavSource::Swipe, false).unwrap();
+        c.advance(Duration::from_secs(7));
+        d.heartbeat().unwrap();
+        c.advance(Duration::from_secs(30)); // then the app is killed: no heartbeat, no end
+    }
+    let d = open_with(tmp.path(), &c);
+    let got = d.call(&call).unwrap();
+    assert_eq!(got.status, "interrupted");
+    let views = d.slide_views(&call).unwrap();
+    let last = views.last().unwrap();
+    assert_eq!((last.slide_id.as_str(), last.dwell_ms, last.closed_by.as_deref()), ("efficacy", 7000, Some("recovery")));
+    assert_eq!(d.outbox().for_call(&call).unwrap().last().unwrap().kind, "call_interrupted");
+    // Recovery runs once: a second open changes nothing.
+    let before = d.outbox().stats().unwrap().total;
+    drop(d);
+    let d = open_with(tmp.path(), &c);
+    assert_eq!(d.outbox().stats().unwrap().total, before);
+}
+
+#[test]
+fn outbox_ack_park_and_compact_never_lose_unacknowledged_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    let mut uuids = Vec::new();
+    for i in 0..10 {
+        let (seq, uuid) = d.record(None, "custom", json!({"i": i})).unwrap();
+        assert_eq!(seq, i + 1, "sequence numbers are dense and ordered");
+        uuids.push(uuid);
+    }
+    assert_eq!(d.outbox().pending(100).unwrap().len(), 10);
+    assert_eq!(d.outbox().ack(&uuids[..4], 1000).unwrap(), 4);
+    assert_eq!(d.outbox().ack(&uuids[..4], 2000).unwrap(), 0, "acking twice is harmless");
+    d.outbox().park(&uuids[4], "payload rejected by hub: schema").unwrap();
+    let pending = d.outbox().pending(100).unwrap();
+    assert_eq!(pending.len(), 5);
+    assert_eq!(pending[0].seq, 6);
+    assert_eq!(d.outbox().parked().unwrap()[0].parked_reason.as_deref(), Some("payload rejected by hub: schema"));
+    assert_eq!(d.outbox().compact(i64::MAX).unwrap(), 4);
+    let s = d.outbox().stats().unwrap();
+    assert_eq!((s.total, s.pending, s.parked, s.last_seq), (6, 5, 1, 10));
+    // Sequence numbers are never reused after compaction.
+    assert_eq!(d.record(None, "custom", json!({})).unwrap().0, 11);
+}
+
+#[test]
+fn disk_full_fails_clearly_and_damages_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    for i in 0..20 {
+        d.record(None, "custom", json!({"i": i})).unwrap();
+    }
+    // Cap the database at its current size: the next pages cannot be allocated.
+    d.databases()
+        .with_writer(|conn| {
+            let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", pages)?;
+            Ok(())
+        })
+        .unwrap();
+    let big = "x".repeat(60_000);
+    let mut failed = false;
+    for _ in 0..50 {
+        match d.record(None, "custom", json!({"blob": big})) {
+            Err(Error::StorageFull) => {
+                failed = true;
+                break;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => {}
+        }
+    }
+    assert!(failed, "recording into a full database must fail");
+    assert!(Error::StorageFull.to_string().contains("out of storage space"));
+    let all = d.outbox().all(0, 1000).unwrap();
+    assert!(all.len() >= 20);
+    assert_eq!(all[..20].iter().map(|e| e.payload["i"].as_i64().unwrap()).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>());
+    assert_eq!(d.integrity_check().unwrap(), "ok");
+}
+
+fn bridge(d: &Device, msg: Value) -> Value {
+    serde_json::from_str(&d.handle_bridge_message(&msg.to_string())).unwrap()
+}
+
+#[test]
+fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    // No call yet: recording methods say so.
+    let r = bridge(&d, json!({"v": 1, "id": 1, "method": "track", "params": {"event": "x", "data": {}}}));
+    assert_eq!(r["error"]["code"], "no_call");
+    let call = start(&d, "hcp-7");
+    let r = bridge(&d, json!({"v": 1, "id": 2, "method": "hello"}));
+    assert_eq!(r["result"]["hcp"]["id"], "hcp-7");
+    assert_eq!(r["result"]["slide"]["id"], "intro");
+    let r = bridge(&d, json!({"v": 1, "id": 3, "method": "navigate", "params": {"action": "goto", "slide": "dosing"}}));
+    assert_eq!(r["result"]["url"], "/com.example.sample/slides/dosing/index.html");
+    assert_eq!(bridge(&d, json!({"v": 1, "id": 4, "method": "react", "params": {"value": "positive"}}))["ok"], true);
+    assert_eq!(bridge(&d, json!({"v": 1, "id": 5, "method": "answer", "params": {"question": "q1", "answers": ["a", "b"]}}))["ok"], true);
+    assert_eq!(bridge(&d, json!({"v": 1, "id": 6, "method": "follow_up", "params": {"topic": "dosing"}}))["ok"], true);
+    assert_eq!(bridge(&d, json!({"v": 1, "id": 7, "method": "state.save", "params": {"key": "k", "value": {"n": 1}}}))["ok"], true);
+    assert_eq!(bridge(&d, json!({"v": 1, "id": 8, "method": "state.load", "params": {"key": "k"}}))["result"]["value"]["n"], 1);
+    let r = bridge(&d, json!({"v": 1, "id": "abc", "method": "veeva.get_data", "params": {"object": "KeyMessage", "field": "Media_File_Name_vod__c"}}));
+    assert_eq!(r["id"], "abc");
+    assert_eq!(r["result"]["value"], "KM_DOSING.zip");
+    let r = bridge(&d, json!({"v": 1, "id": 9, "method": "veeva.get_data", "params": {"object": "Account", "field": "ID"}}));
+    assert_eq!(r["result"]["value"], "hcp-7");
+
+    let hostile: Vec<(String, &str)> = vec![
+        ("{not json".into(), "malformed"),
+        ("[1,2,3]".into(), "malformed"),
+        ("null".into(), "malformed"),
+        (json!({"v": 2, "id": 1, "method": "hello"}).to_string(), "unsupported_version"),
+        (json!({"v": 1, "id": 1}).to_string(), "malformed"),
+        (json!({"v": 1, "id": 1, "method": "rm -rf"}).to_string(), "unknown_method"),
+        (json!({"v": 1, "id": 1, "method": "react", "params": {"value": "ecstatic"}}).to_string(), "invalid_params"),
+        (json!({"v": 1, "id": 1, "method": "track", "params": {"event": ""}}).to_string(), "invalid_params"),
+        (json!({"v": 1, "id": 1, "method": "track", "params": "x"}).to_string(), "malformed"),
+        (json!({"v": 1, "id": 1, "method": "navigate", "params": {"action": "sideways"}}).to_string(), "invalid_params"),
+        (json!({"v": 1, "id": 1, "method": "navigate", "params": {"action": "goto", "slide": "../../etc"}}).to_string(), "not_found"),
+        (json!({"v": 1, "id": 1, "method": "veeva.get_data", "params": {"object": "Opportunity", "field": "x"}}).to_string(), "invalid_params"),
+        (format!("{{\"v\":1,\"id\":1,\"method\":\"track\",\"params\":{{\"event\":\"e\",\"data\":\"{}\"}}}}", "x".repeat(300_000)), "malformed"),
+        ("\u{0}\u{1}".into(), "malformed"),
+    ];
+    for (msg, code) in hostile {
+        let r: Value = serde_json::from_str(&d.handle_bridge_message(&msg)).unwrap();
+        assert_eq!(r["ok"], false, "{msg:.80}");
+        assert_eq!(r["error"]["code"], code, "{msg:.80} -> {r}");
+    }
+    let kinds: Vec<String> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| e.kind).collect();
+    for k in ["reaction", "survey_answer", "follow_up_request"] {
+        assert!(kinds.iter().any(|x| x == k), "{k} recorded");
+    }
+}
+
+#[test]
+fn local_profile_ranks_what_the_hcp_lingered_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    for (hcp, linger) in [("hcp-safety", "safety"), ("hcp-dosing", "dosing")] {
+        for _ in 0..2 {
+            let call = start(&d, hcp);
+            for s in ["efficacy", "safety", "dosing"] {
+                d.enter_slide(&call, s, NavSource::Swipe, false).unwrap();
+                c.advance(Duration::from_secs(if s == linger { 40 } else { 4 }));
+            }
+            d.end_call(&call).unwrap();
+        }
+    }
+    let call = start(&d, "hcp-dosing");
+    d.follow_up(&call, "dosing", None).unwrap();
+    d.end_call(&call).unwrap();
+
+    let p = d.interest_profile("hcp-safety").unwrap();
+    assert_eq!(p.calls, 2);
+    assert_eq!(p.topics[0].topic, "safety", "{p:?}");
+    assert_eq!(d.interest_profile("hcp-dosing").unwrap().topics[0].topic, "dosing");
+    assert_eq!(d.suggested_order("hcp-safety", "com.example.sample").unwrap(), vec!["intro", "safety", "efficacy", "dosing"]);
+    assert_eq!(d.suggested_order("hcp-dosing", "com.example.sample").unwrap()[1], "dosing");
+    assert_eq!(d.suggested_order("hcp-new", "com.example.sample").unwrap(), vec!["intro", "efficacy", "safety", "dosing"]);
+}
