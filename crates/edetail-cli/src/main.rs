@@ -5,6 +5,7 @@
 //! is rejected or a command fails, 2 on bad usage.
 
 mod bundle_cmd;
+mod device_cmd;
 mod import_cmd;
 mod key_cmd;
 mod output;
@@ -34,6 +35,8 @@ enum Command {
     /// Convert content made for other CLM systems into an edetail bundle.
     #[command(subcommand)]
     Import(import_cmd::ImportCommand),
+    /// Inspect and maintain a device data directory (support staff, tests).
+    Device(device_cmd::DeviceArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Bundle(c) => bundle_cmd::run(c, &out),
         Command::Key(c) => key_cmd::run(c, &out),
         Command::Import(c) => import_cmd::run(c, &out),
+        Command::Device(a) => device_cmd::run(a, &out),
     };
     match result {
         Ok(code) => code,

@@ -189,3 +189,32 @@ fn import_agnitio_via_the_cli_then_sign_and_verify() {
     let o = edetail(&["bundle", "verify", s(&out), "--pubkey", s(&tmp.path().join("k.pub"))]);
     assert!(o.status.success(), "{}", stdout(&o));
 }
+
+#[test]
+fn device_commands_install_list_and_inspect_a_data_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("device");
+    edetail(&["key", "new", s(&tmp.path().join("k"))]);
+    let zip = tmp.path().join("glucora.zip");
+    let deck = repo_root().join("presentations/glucora-brief");
+    assert!(edetail(&["bundle", "pack", s(&deck), "-o", s(&zip), "--key", s(&tmp.path().join("k.key"))]).status.success());
+
+    let o = edetail(&["device", "--data", s(&data), "install", s(&zip)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--pubkey"), "{}", stderr(&o));
+    let o = edetail(&["device", "--data", s(&data), "install", s(&zip), "--pubkey", s(&tmp.path().join("k.pub")), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["install"]["activated"], true);
+    let o = edetail(&["device", "--data", s(&data), "install", s(&zip), "--pubkey", s(&tmp.path().join("k.pub"))]);
+    assert!(stdout(&o).contains("already installed"), "{}", stdout(&o));
+
+    let v = json(&edetail(&["device", "--data", s(&data), "list", "--json"]));
+    assert_eq!(v["bundles"][0]["bundle"]["bundle_id"], "com.example.glucora.brief");
+    assert_eq!(v["bundles"][0]["openable"], true);
+    let v = json(&edetail(&["device", "--data", s(&data), "events", "--json"]));
+    assert_eq!(v["events"].as_array().unwrap().len(), 0);
+    let v = json(&edetail(&["device", "--data", s(&data), "pending", "--json"]));
+    assert_eq!(v["stats"]["pending"], 0);
+    let o = edetail(&["device", "--data", s(&data), "gc"]);
+    assert!(o.status.success() && stdout(&o).contains("Removed 0 versions"), "{}", stdout(&o));
+}
