@@ -80,6 +80,8 @@ pub struct NavTarget {
 #[derive(Debug)]
 pub struct Device {
     dir: PathBuf,
+    /// Held for the Device's lifetime: one process at a time per data directory.
+    _lock: std::fs::File,
     db: Arc<Databases>,
     store: ContentStore,
     time: TrustedClock,
@@ -97,6 +99,9 @@ impl Device {
     /// interrupted, their open slide views closed at the last heartbeat.
     pub fn open(dir: &Path, config: DeviceConfig) -> Result<Device> {
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(Error::io(&lock_path))?;
+        lock.try_lock().map_err(|_| Error::Locked(dir.to_path_buf()))?;
         let db = Arc::new(Databases::open(&dir.join("edetail.sqlite3"))?);
         let blobs = BlobStore::open(dir)?;
         blobs.clear_tmp()?;
@@ -120,7 +125,7 @@ impl Device {
             ..Default::default()
         };
         let store = ContentStore::new(db.clone(), blobs, read_opts);
-        let device = Device { dir: dir.to_path_buf(), db, store, time, session, config };
+        let device = Device { dir: dir.to_path_buf(), _lock: lock, db, store, time, session, config };
         let stamp = device.stamp();
         let recovered = device.db.write(|tx| calls::recover_interrupted(tx, stamp))?;
         if !recovered.is_empty() {
@@ -158,9 +163,11 @@ impl Device {
         &self.db
     }
 
+    /// When an event happens: the device's own wall clock (raw: the hub estimates the skew at
+    /// upload and stores corrected times beside it), this process's session and monotonic time.
     fn stamp(&self) -> Stamp {
-        let (now, _) = self.time.now();
-        Stamp { wall_ms: to_ms(now), session: self.session, mono_ms: self.time.clock().monotonic().as_millis() as i64 }
+        let clock = self.time.clock();
+        Stamp { wall_ms: to_ms(clock.now_utc()), session: self.session, mono_ms: clock.monotonic().as_millis() as i64 }
     }
 
     /// Trusted time (never runs backwards; see `validity`). Persists the floor.

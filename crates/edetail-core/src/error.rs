@@ -11,6 +11,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("data directory {} is in use by another Device (one open at a time per directory)", .0.display())]
+    Locked(PathBuf),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the device is out of storage space; free space and try again (nothing already recorded was lost)")]

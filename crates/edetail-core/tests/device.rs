@@ -471,3 +471,13 @@ fn local_profile_ranks_what_the_hcp_lingered_on() {
     assert_eq!(d.suggested_order("hcp-dosing", "com.example.sample").unwrap()[1], "dosing");
     assert_eq!(d.suggested_order("hcp-new", "com.example.sample").unwrap(), vec!["intro", "efficacy", "safety", "dosing"]);
 }
+
+#[test]
+fn a_data_directory_is_opened_by_one_device_at_a_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    assert!(matches!(Device::open(tmp.path(), config(&c)), Err(Error::Locked(_))));
+    drop(d);
+    open_with(tmp.path(), &c);
+}
