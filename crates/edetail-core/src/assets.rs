@@ -121,7 +121,7 @@ impl AssetResolver<'_> {
         let not_found = || Error::AssetNotFound { bundle_id: bundle_id.into(), path: path.into() };
         // Only manifest paths are ever looked up; a hostile path never reaches the filesystem.
         let path = BundlePath::parse(path).map_err(|_| not_found())?;
-        let (sha256, size, mime) = self.store.active_file(bundle_id, path.as_str())?.ok_or_else(not_found)?;
+        let (sha256, size, mime) = self.store.active_file(bundle_id, &path)?.ok_or_else(not_found)?;
         let mut file = self.store.blobs().open_blob(&sha256)?;
         let etag = format!("\"{}\"", sha256.to_hex());
         match range {

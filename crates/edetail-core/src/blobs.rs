@@ -8,7 +8,6 @@ use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 
 use edetail_bundle::Sha256Digest;
-use edetail_bundle::digest::HashingWriter;
 
 use crate::error::{Error, Result};
 
@@ -46,32 +45,79 @@ impl BlobStore {
     /// Streams `content` into the store. When `expected` is given the content must hash to it
     /// (and the temp file is discarded otherwise). Returns what was written.
     pub fn write(&self, content: &mut dyn Read, expected: Option<&Sha256Digest>) -> Result<WrittenBlob> {
+        self.write_inner(content, expected, true, true)
+    }
+
+    /// Like [`BlobStore::write`] for a reader that verifies the content itself and fails at end
+    /// of stream on a mismatch (a bundle's `VerifyingReader`): hashing twice would only cost
+    /// time. `expected` is the digest the reader verifies against.
+    ///
+    /// The blob is renamed into place but **not yet durable**: the caller must pass every blob
+    /// of the batch to [`BlobStore::sync_batch`] before registering any of them. Deferring the
+    /// fsyncs to the end of a bundle install lets the file system write back in bulk instead of
+    /// waiting on one flush per file.
+    pub fn write_preverified(&self, content: &mut dyn Read, expected: &Sha256Digest) -> Result<WrittenBlob> {
+        self.write_inner(content, Some(expected), false, false)
+    }
+
+    /// Makes a batch of blobs written by [`BlobStore::write_preverified`] durable: fsyncs each
+    /// file, then each prefix folder once, then `objects/`.
+    pub fn sync_batch(&self, blobs: &[WrittenBlob]) -> Result<()> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for b in blobs {
+            let p = self.path_of(&b.sha256);
+            File::open(&p).and_then(|f| f.sync_all()).map_err(Error::io(&p))?;
+            if let Some(d) = p.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        for d in &dirs {
+            sync_dir(d)?;
+        }
+        if !dirs.is_empty() {
+            sync_dir(&self.objects)?;
+        }
+        Ok(())
+    }
+
+    fn write_inner(&self, content: &mut dyn Read, expected: Option<&Sha256Digest>, hash: bool, durable: bool) -> Result<WrittenBlob> {
         let tmp = tempfile::Builder::new().prefix("blob-").suffix(".partial").tempfile_in(&self.tmp).map_err(Error::io(&self.tmp))?;
         let (file, tmp_path) = tmp.into_parts();
-        let mut w = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let mut w = HashingWriter::new(BufWriter::with_capacity(256 * 1024, file), hash);
         // Errors from `content` (e.g. a bundle entry failing verification) come back as
         // io::Errors; the temp file is removed when `tmp_path` drops.
         let copied = io::copy(content, &mut w);
-        let (buf, sha256, size) = w.finish();
+        let (buf, digest, size) = w.finish();
         copied.map_err(|e| match edetail_bundle::problem_of(&e) {
             Some(p) => Error::Bundle(edetail_bundle::Error::Rejected(edetail_bundle::Problems(vec![p.clone()]))),
             None => Error::io(tmp_path.to_path_buf())(e),
         })?;
         let file = buf.into_inner().map_err(|e| Error::io(tmp_path.to_path_buf())(e.into_error()))?;
-        if let Some(exp) = expected
-            && *exp != sha256
-        {
-            return Err(Error::BlobMismatch { expected: exp.to_hex(), actual: sha256.to_hex(), size });
+        let sha256 = match (digest, expected) {
+            (Some(actual), Some(exp)) if actual != *exp => {
+                return Err(Error::BlobMismatch { expected: exp.to_hex(), actual: actual.to_hex(), size });
+            }
+            (Some(actual), _) => actual,
+            (None, Some(exp)) => *exp,
+            (None, None) => return Err(Error::Invalid("an unhashed blob write needs its expected digest".into())),
+        };
+        if durable {
+            file.sync_all().map_err(Error::io(tmp_path.to_path_buf()))?;
         }
-        file.sync_all().map_err(Error::io(tmp_path.to_path_buf()))?;
         drop(file);
         let dest = self.path_of(&sha256);
         let dir = dest.parent().expect("objects/xx");
-        fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let new_dir = !dir.is_dir();
+        if new_dir {
+            fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        }
         tmp_path.persist(&dest).map_err(|e| Error::io(&dest)(e.error))?;
-        // Make the rename durable too.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
+        if durable {
+            // The rename, and a new prefix folder, must survive power loss too.
+            sync_dir(dir)?;
+            if new_dir {
+                sync_dir(&self.objects)?;
+            }
         }
         Ok(WrittenBlob { sha256, size })
     }
@@ -120,6 +166,45 @@ impl BlobStore {
             }
         }
         Ok(n)
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))
+}
+
+/// Counts (and optionally hashes) what is written through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Option<sha2::Sha256>,
+    count: u64,
+}
+
+impl<W: io::Write> HashingWriter<W> {
+    fn new(inner: W, hash: bool) -> Self {
+        use sha2::Digest as _;
+        HashingWriter { inner, hasher: hash.then(sha2::Sha256::new), count: 0 }
+    }
+
+    fn finish(self) -> (W, Option<Sha256Digest>, u64) {
+        use sha2::Digest as _;
+        (self.inner, self.hasher.map(|h| Sha256Digest(h.finalize().into())), self.count)
+    }
+}
+
+impl<W: io::Write> io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.write(buf)?;
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 

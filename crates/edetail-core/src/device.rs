@@ -80,13 +80,14 @@ pub struct NavTarget {
 #[derive(Debug)]
 pub struct Device {
     dir: PathBuf,
-    /// Held for the Device's lifetime: one process at a time per data directory.
-    _lock: std::fs::File,
     db: Arc<Databases>,
     store: ContentStore,
     time: TrustedClock,
     session: i64,
     config: DeviceConfig,
+    /// Held for the Device's lifetime: one at a time per data directory. Declared last so it
+    /// is released only after the database connections have closed.
+    _lock: std::fs::File,
 }
 
 const META_SESSION: &str = "session";
@@ -125,7 +126,7 @@ impl Device {
             ..Default::default()
         };
         let store = ContentStore::new(db.clone(), blobs, read_opts);
-        let device = Device { dir: dir.to_path_buf(), _lock: lock, db, store, time, session, config };
+        let device = Device { dir: dir.to_path_buf(), db, store, time, session, config, _lock: lock };
         let stamp = device.stamp();
         let recovered = device.db.write(|tx| calls::recover_interrupted(tx, stamp))?;
         if !recovered.is_empty() {

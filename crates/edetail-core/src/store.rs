@@ -15,7 +15,7 @@ use edetail_bundle::{BundleArchive, Manifest, ReadOptions, Sha256Digest, Signatu
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use crate::blobs::BlobStore;
+use crate::blobs::{BlobStore, WrittenBlob};
 use crate::clock::{from_ms, to_ms};
 use crate::db::Databases;
 use crate::error::{Error, Result};
@@ -110,18 +110,32 @@ impl ContentStore {
             return Ok(done);
         }
         self.stage(&manifest, &manifest_bytes, sig.as_deref(), key_id.as_deref(), now_ms)?;
-        let (mut written, mut reused, mut bytes) = (0, 0, 0);
+        let (mut reused, mut bytes) = (0, 0);
+        let mut written = Vec::new();
+        let present = self.registered_blobs(&manifest)?;
         for (path, entry) in &manifest.files {
-            if self.has_blob(&entry.sha256)? {
+            if present.contains(&entry.sha256) || written.iter().any(|b: &WrittenBlob| b.sha256 == entry.sha256) {
                 reused += 1;
                 continue;
             }
+            // The archive's reader verifies size and SHA-256 against the signed manifest and
+            // fails at end of stream otherwise; the blob store need not hash again.
             let mut reader = archive.read_file(path)?;
-            let blob = self.blobs.write(&mut reader, Some(&entry.sha256))?;
-            self.register_blob(&blob.sha256, blob.size, now_ms)?;
-            written += 1;
+            let blob = self.blobs.write_preverified(&mut reader, &entry.sha256)?;
             bytes += blob.size;
+            written.push(blob);
         }
+        self.blobs.sync_batch(&written)?;
+        // One transaction for all new blobs, after they are all durable (a crash before this
+        // commit leaves unregistered files, which a retry rewrites and GC sweeps).
+        self.db.write(|tx| {
+            let mut st = tx.prepare_cached("INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)")?;
+            for b in &written {
+                st.execute(params![b.sha256.to_hex(), b.size as i64, now_ms])?;
+            }
+            Ok(())
+        })?;
+        let written = written.len();
         drop(serial);
         self.activate(&manifest.id, manifest.version, now_ms)?;
         Ok(InstallOutcome { bundle_id: manifest.id, version: manifest.version, activated: true, blobs_written: written, blobs_reused: reused, bytes_written: bytes })
@@ -187,11 +201,20 @@ impl ContentStore {
         })
     }
 
-    fn has_blob(&self, d: &Sha256Digest) -> Result<bool> {
-        let row: Option<i64> = self.db.read(|c| {
-            Ok(c.prepare_cached("SELECT size FROM blobs WHERE sha256 = ?1")?.query_row([d.to_hex()], |r| r.get(0)).optional()?)
+    /// The manifest's blobs that are registered and present on disk.
+    fn registered_blobs(&self, m: &Manifest) -> Result<HashSet<Sha256Digest>> {
+        let known: HashSet<String> = self.db.read(|c| {
+            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1")?;
+            let mut out = HashSet::new();
+            for f in m.files.values() {
+                let h = f.sha256.to_hex();
+                if st.exists([&h])? {
+                    out.insert(h);
+                }
+            }
+            Ok(out)
         })?;
-        Ok(row.is_some() && self.blobs.exists(d))
+        Ok(m.files.values().map(|f| f.sha256).filter(|d| known.contains(&d.to_hex()) && self.blobs.exists(d)).collect())
     }
 
     fn register_blob(&self, d: &Sha256Digest, size: u64, now_ms: i64) -> Result<()> {
@@ -341,18 +364,15 @@ impl ContentStore {
         Ok(a)
     }
 
-    /// Looks up a file of the active version: (sha256, size, mime).
-    pub fn active_file(&self, bundle_id: &str, path: &str) -> Result<Option<(Sha256Digest, u64, String)>> {
-        let row: Option<(String, i64, String)> = self.db.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT f.sha256, f.size, f.mime FROM bundles b JOIN bundle_files f
-                   ON f.bundle_id = b.bundle_id AND f.version = b.active_version
-                 WHERE b.bundle_id = ?1 AND f.path = ?2",
-            )?
-            .query_row(params![bundle_id, path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?)
-        })?;
-        row.map(|(h, size, mime)| Ok((Sha256Digest::from_hex(&h).map_err(Error::Invalid)?, size as u64, mime))).transpose()
+    /// Looks up a file of the active version: (sha256, size, mime). Served from the cached
+    /// active manifest, so the hot path of asset serving does no SQL.
+    pub fn active_file(&self, bundle_id: &str, path: &edetail_bundle::BundlePath) -> Result<Option<(Sha256Digest, u64, String)>> {
+        let active = match self.active(bundle_id) {
+            Ok(a) => a,
+            Err(Error::UnknownBundle(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(active.manifest.files.get(path).map(|f| (f.sha256, f.size, f.mime.clone())))
     }
 
     pub fn list(&self) -> Result<Vec<InstalledBundle>> {
