@@ -9,6 +9,7 @@ mod device_cmd;
 mod import_cmd;
 mod key_cmd;
 mod output;
+mod preview;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,8 @@ enum Command {
     Import(import_cmd::ImportCommand),
     /// Inspect and maintain a device data directory (support staff, tests).
     Device(device_cmd::DeviceArgs),
+    /// Preview a bundle in a browser: a local shell that records like a device does.
+    Preview(preview::PreviewArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
         Command::Key(c) => key_cmd::run(c, &out),
         Command::Import(c) => import_cmd::run(c, &out),
         Command::Device(a) => device_cmd::run(a, &out),
+        Command::Preview(a) => preview::run(a, &out),
     };
     match result {
         Ok(code) => code,
