@@ -34,6 +34,7 @@ use axum::routing::{get, post};
 use clap::Args;
 use edetail_bundle::reader::check_path;
 use edetail_bundle::{Bridge, Manifest, ReadOptions, SignatureStatus};
+use edetail_core::assets::percent_decode;
 use edetail_core::assets::Asset;
 use edetail_core::{Channel, Device, DeviceConfig, NavAction, NavSource, StartCall};
 use futures_util::StreamExt;
@@ -658,22 +659,6 @@ fn inject_scripts(html: &[u8], scripts: &str) -> Vec<u8> {
     out
 }
 
-/// Decodes `%XX` escapes (None when malformed), to match request paths against manifest paths.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 #[cfg(test)]
 mod tests {

@@ -79,8 +79,8 @@ pub fn parse_range(header: &str, size: u64, path: &str) -> Result<ByteRange> {
     Ok(range)
 }
 
-/// Decodes `%XX` escapes of a URL path.
-fn percent_decode(s: &str) -> Option<String> {
+/// Decodes `%XX` escapes of a URL path (None when malformed or not UTF-8).
+pub fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

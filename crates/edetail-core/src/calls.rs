@@ -169,6 +169,13 @@ pub(crate) fn open_view(tx: &Transaction<'_>, call_id: &str) -> Result<ViewState
     Ok(v)
 }
 
+/// Ids of every call still open.
+pub(crate) fn open_call_ids(tx: &Transaction<'_>) -> Result<Vec<String>> {
+    let mut st = tx.prepare_cached("SELECT id FROM calls WHERE status = 'open'")?;
+    let rows = st.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 /// Records an event for a call and refreshes the call's heartbeat in the same transaction.
 pub(crate) fn record(tx: &Transaction<'_>, call_id: Option<&str>, kind: &str, payload: Value, stamp: Stamp) -> Result<(i64, String)> {
     let r = outbox::append(tx, &NewEvent { call_id, kind, payload }, stamp)?;

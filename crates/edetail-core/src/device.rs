@@ -397,12 +397,7 @@ impl Device {
     pub fn heartbeat(&self) -> Result<()> {
         let stamp = self.stamp();
         self.db.write(|tx| {
-            let ids: Vec<String> = {
-                let mut st = tx.prepare_cached("SELECT id FROM calls WHERE status = 'open'")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            for id in ids {
+            for id in calls::open_call_ids(tx)? {
                 calls::heartbeat(tx, &id, stamp)?;
             }
             Ok(())
@@ -422,12 +417,7 @@ impl Device {
     fn set_paused(&self, paused: bool) -> Result<()> {
         let stamp = self.stamp();
         self.db.write(|tx| {
-            let ids: Vec<String> = {
-                let mut st = tx.prepare_cached("SELECT id FROM calls WHERE status = 'open'")?;
-                let rows = st.query_map([], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()?
-            };
-            for id in ids {
+            for id in calls::open_call_ids(tx)? {
                 calls::set_paused(tx, &id, paused, stamp)?;
             }
             Ok(())
