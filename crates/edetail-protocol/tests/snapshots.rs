@@ -1,0 +1,88 @@
+//! JSON snapshots of every wire type: a protocol change must show up as a reviewed diff.
+
+use chrono::{TimeZone, Utc};
+use edetail_protocol::*;
+use serde_json::json;
+
+fn t() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 9, 30, 0).single().unwrap()
+}
+
+fn round_trip<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(v: &T) {
+    let s = serde_json::to_string(v).unwrap();
+    assert_eq!(&serde_json::from_str::<T>(&s).unwrap(), v);
+}
+
+fn event() -> WireEvent {
+    WireEvent {
+        uuid: "6f1c1b7e-2f0a-4c55-9a57-1d2b3c4d5e6f".into(),
+        seq: 42,
+        call_id: Some("c0ffee00-0000-4000-8000-000000000001".into()),
+        kind: "slide_exit".into(),
+        recorded_at: t(),
+        session: 3,
+        mono_ms: 81_250,
+        payload: json!({"slide": "efficacy-primary", "presentation": "main", "dwell_ms": 8000, "closed_by": "navigation"}),
+    }
+}
+
+#[test]
+fn upload_batch() {
+    let v = UploadBatch { device_id: "dev-1".into(), batch_id: "b-1".into(), device_time: t(), events: vec![event()] };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn upload_ack() {
+    let v = UploadAck {
+        accepted: vec!["a".into()],
+        duplicates: vec!["b".into()],
+        rejected: vec![RejectedEvent { uuid: "c".into(), reason: "payload is not an object".into() }],
+        watermark: 42,
+        skew_ms: -1500,
+        hub_time: t(),
+    };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn change_page() {
+    let v = ChangePage {
+        next_cursor: "17".into(),
+        has_more: false,
+        bundles: vec![BundleOffer {
+            bundle_id: "com.example.cardiozen.launch".into(),
+            version: 3,
+            manifest: Base64Bytes(b"{\"format_version\":\"1.0\"}".to_vec()),
+            signature: Base64Bytes(b"{\"algorithm\":\"ed25519\"}".to_vec()),
+            total_size: 808_448,
+            zip_path: "/v1/bundles/com.example.cardiozen.launch/3.zip".into(),
+        }],
+        revocations: vec![Revocation { bundle_id: "com.example.old".into(), reason: "withdrawn".into(), revoked_at: t() }],
+        plans: vec![],
+        hub_time: t(),
+    };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn publish_result_and_errors() {
+    let v = PublishResult { bundle_id: "x".into(), version: 2, blobs_new: 3, blobs_existing: 49, territories: vec!["uk-north".into()] };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+    let e = ErrorBody { code: ErrorCode::RateLimited, message: "too many requests".into(), retry_after_ms: Some(2000) };
+    round_trip(&e);
+    insta::assert_json_snapshot!(e);
+}
+
+#[test]
+fn base64_bytes_are_exact() {
+    let raw = Base64Bytes(vec![0, 255, 10, 13, b'"']);
+    let s = serde_json::to_string(&raw).unwrap();
+    assert_eq!(s, "\"AP8KDSI=\"");
+    assert_eq!(serde_json::from_str::<Base64Bytes>(&s).unwrap(), raw);
+    assert!(serde_json::from_str::<Base64Bytes>("\"***\"").is_err());
+}
