@@ -359,7 +359,7 @@ async fn pump(mut up: TcpStream, mut client: TcpStream, bps: Option<u64>, limit:
             take = take.min(l.saturating_sub(sent));
             if take == 0 {
                 if reset {
-                    client.set_linger(Some(Duration::ZERO))?;
+                    client.set_zero_linger()?;
                 }
                 drop(client);
                 return Ok(());
