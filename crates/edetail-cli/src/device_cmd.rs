@@ -1,8 +1,9 @@
 //! `edetail device --data DIR ...`: inspect and maintain a rep's data directory, as support
-//! staff and tests need (install, list, calls, events, pending, gc).
+//! staff and tests need (install, list, calls, events, pending, gc, sync).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
@@ -51,11 +52,30 @@ enum DeviceCommand {
     Pending,
     /// Remove old versions and unreferenced blobs.
     Gc,
+    /// One sync with a hub: upload pending events, then install offered content and apply
+    /// revocations. Exit 1 with the classified reason (transient, network, permanent, auth) on
+    /// failure.
+    Sync {
+        /// The hub's base URL, e.g. https://hub.example.com
+        #[arg(long)]
+        hub: String,
+        /// The device token issued by `edetail hub device add`.
+        #[arg(long)]
+        token: String,
+        /// The hub-issued device id the token belongs to.
+        #[arg(long = "device-id")]
+        device_id: String,
+        /// Trusted publisher key(s): offered content signed by other keys is refused.
+        #[arg(long = "pubkey")]
+        pubkeys: Vec<PathBuf>,
+    },
 }
 
 pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let keys = match &args.command {
-        DeviceCommand::Install { pubkeys, .. } => pubkeys.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>, _>>()?,
+        DeviceCommand::Install { pubkeys, .. } | DeviceCommand::Sync { pubkeys, .. } => {
+            pubkeys.iter().map(|p| PublicKey::load(p)).collect::<Result<Vec<_>, _>>()?
+        }
         _ => Vec::new(),
     };
     let allow_unsigned = matches!(args.command, DeviceCommand::Install { allow_unsigned: true, .. });
@@ -167,6 +187,54 @@ pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 format!("Removed {} versions and {} blobs, freed {}\n", r.versions_removed, r.blobs_removed, human_bytes(r.bytes_freed))
             });
         }
+        DeviceCommand::Sync { hub, token, device_id, .. } => return run_sync(Arc::new(device), hub, token, device_id, out),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `edetail device sync`: one sync, a summary, exit 1 with the classified reason on failure.
+fn run_sync(device: Arc<Device>, hub: String, token: String, device_id: String, out: &Output) -> anyhow::Result<ExitCode> {
+    use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+    let config = SyncConfig { hub_url: hub, device_id, token_provider: Arc::new(StaticToken(token)) };
+    let engine = SyncEngine::new(device, config)?;
+    match engine.sync_now() {
+        Ok(r) => {
+            out.emit(&json!({"ok": true, "sync": r}), || {
+                let mut s = format!(
+                    "Uploaded {} events in {} batches ({} already on the hub, {} parked)\n",
+                    r.events_accepted, r.batches, r.events_duplicates, r.events_parked
+                );
+                s.push_str(&format!(
+                    "Downloaded {} blobs ({}, {} resumed) over {} change pages\n",
+                    r.blobs_downloaded,
+                    human_bytes(r.bytes_downloaded),
+                    r.blobs_resumed,
+                    r.pages
+                ));
+                for b in &r.bundles_activated {
+                    s.push_str(&format!("  activated {b}\n"));
+                }
+                for b in &r.bundles_rejected {
+                    s.push_str(&format!("  REFUSED {b} (signature or validation; see --pubkey)\n"));
+                }
+                if r.revocations > 0 {
+                    s.push_str(&format!("  applied {} revocations\n", r.revocations));
+                }
+                s
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let class = e.class().map(|c| c.to_string()).unwrap_or_else(|| "local".to_string());
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&json!({"ok": false, "class": class, "error": e.to_string()}))?);
+            } else {
+                match e.class() {
+                    Some(_) => eprintln!("{e}"),
+                    None => eprintln!("sync failed ({class}): {e}"),
+                }
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
 }

@@ -6,10 +6,12 @@
 
 mod bundle_cmd;
 mod device_cmd;
+mod hub_cmd;
 mod import_cmd;
 mod key_cmd;
 mod output;
 mod preview;
+mod publish_cmd;
 
 use std::process::ExitCode;
 
@@ -40,6 +42,11 @@ enum Command {
     Device(device_cmd::DeviceArgs),
     /// Preview a bundle in a browser: a local shell that records like a device does.
     Preview(preview::PreviewArgs),
+    /// Run and administer a hub (serve, devices, publishers, stats).
+    #[command(subcommand)]
+    Hub(hub_cmd::HubCommand),
+    /// Upload a signed bundle to a hub.
+    Publish(publish_cmd::PublishArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +58,8 @@ fn main() -> ExitCode {
         Command::Import(c) => import_cmd::run(c, &out),
         Command::Device(a) => device_cmd::run(a, &out),
         Command::Preview(a) => preview::run(a, &out),
+        Command::Hub(c) => hub_cmd::run(c, &out),
+        Command::Publish(a) => publish_cmd::run(a, &out),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,92 @@
+//! `edetail hub serve`, `hub device add`, `hub publisher add`, `publish` and `hub stats`
+//! together: what an operator and a content team type.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn edetail(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edetail")).args(args).output().expect("edetail runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn ok_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+/// Stops the server with SIGTERM (by its own pid) even when an assertion fails.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_publish_and_stats() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let deck = tmp.path().join("deck");
+    let key = tmp.path().join("acme");
+    assert!(edetail(&["key", "new", s(&key)]).status.success());
+    let o = edetail(&["bundle", "new", s(&deck), "--id", "com.example.hubtest", "--title", "Hub test", "--product", "p", "--approval-code", "T-1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let zip = tmp.path().join("deck.zip");
+    let o = edetail(&["bundle", "pack", s(&deck), "-o", s(&zip), "--key", s(&key.with_extension("key"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A non-loopback address needs --allow-remote.
+    let o = edetail(&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-remote"));
+
+    let child = Command::new(env!("CARGO_BIN_EXE_edetail"))
+        .args(["hub", "serve", "--data", s(&data), "--listen", "127.0.0.1:0", "--publisher-key", s(&key.with_extension("pub"))])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut server = Server(child);
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("hub: ").unwrap_or_else(|| panic!("first line: {first:?}")).trim_end_matches('/').to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let publisher = ok_json(&edetail(&["hub", "publisher", "add", "--data", s(&data), "--name", "content", "--json"]));
+    let token = publisher["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    let device = ok_json(&edetail(&["hub", "device", "add", "--data", s(&data), "--rep", "r1", "--territory", "north", "--json"]));
+    assert!(device["device_id"].as_str().unwrap().starts_with("dev-"));
+
+    let published = ok_json(&edetail(&["publish", s(&zip), "--hub", &url, "--token", &token, "--territory", "north", "--json"]));
+    assert_eq!(published["bundle_id"], "com.example.hubtest");
+    assert_eq!(published["territories"], serde_json::json!(["north"]));
+
+    // The same version again: refused with the hub's message, exit 1.
+    let o = edetail(&["publish", s(&zip), "--hub", &url, "--token", &token]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not higher"), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = edetail(&["publish", s(&zip), "--hub", &url, "--token", "wrong"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let stats = ok_json(&edetail(&["hub", "stats", "--data", s(&data), "--json"]));
+    assert_eq!(stats["bundle_versions"], 1);
+    assert_eq!(stats["events_received"], 0);
+    assert_eq!(stats["devices"].as_array().unwrap().len(), 1);
+    assert_eq!(stats["devices"][0]["watermark"], 0);
+
+    // SIGTERM stops the server cleanly.
+    #[cfg(unix)]
+    {
+        let pid = server.0.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = server.0.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}

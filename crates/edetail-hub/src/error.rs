@@ -1,0 +1,86 @@
+//! The hub's error type and its mapping onto HTTP statuses and `ErrorBody` codes.
+
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use edetail_protocol::{ErrorBody, ErrorCode};
+
+/// Everything that can go wrong in the hub. Messages never contain tokens or event payloads.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("missing or unknown token")]
+    Unauthorized,
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("too large: {0}")]
+    TooLarge(String),
+    #[error("bundle {bundle_id} version {offered} is not higher than the current version {current}")]
+    VersionConflict { bundle_id: String, current: u64, offered: u64 },
+    #[error("invalid bundle: {0}")]
+    InvalidBundle(String),
+    #[error("range not satisfiable (blob size {size})")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("database schema version {found} is newer than this hub supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+
+    /// The HTTP status and protocol error code of this error.
+    pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
+        match self {
+            Error::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Error::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
+            Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
+            Error::VersionConflict { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),
+            Error::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle),
+            Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BadRequest),
+            Error::SchemaTooNew { .. } | Error::Sqlite(_) | Error::Io { .. } | Error::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            // Internal details (paths, SQL) stay in the log.
+            "internal error".to_string()
+        } else {
+            self.to_string()
+        };
+        let mut resp = (status, axum::Json(ErrorBody { code, message, retry_after_ms: None })).into_response();
+        if let Error::RangeNotSatisfiable { size } = self
+            && let Ok(v) = format!("bytes */{size}").parse()
+        {
+            resp.headers_mut().insert(axum::http::header::CONTENT_RANGE, v);
+        }
+        resp
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

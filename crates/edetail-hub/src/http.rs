@@ -1,0 +1,344 @@
+//! The `/v1` HTTP routes (axum): authentication, body limits and gzip, event ingestion, change
+//! feed, blob and zip downloads with Range, publishing. Store calls run on the blocking pool.
+//! Tokens and event payloads are never logged.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use edetail_bundle::Sha256Digest;
+use edetail_protocol::{
+    BundleOffer, Base64Bytes, ChangePage, DEVICE_TIME_HEADER, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS,
+    UploadAck, UploadBatch, WireEvent,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::{Error, Result};
+use crate::publish::MAX_PUBLISH_BYTES;
+use crate::store::{CheckedEvent, DeviceRecord};
+use crate::{Hub, token_hash};
+
+/// Largest accepted event payload (serialized JSON).
+pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// Longest accepted event type.
+pub const MAX_TYPE_LEN: usize = 128;
+
+pub(crate) fn router(hub: Hub) -> Router {
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .route("/v1/changes", get(get_changes))
+        .route("/v1/blobs/{sha256}", get(get_blob))
+        .route("/v1/bundles/{id}/{file}", get(get_bundle_zip))
+        .route("/v1/publish", post(post_publish))
+        .fallback(|| async { Error::NotFound("no such route".into()) })
+        // Bodies are read by hand with per-route limits and `ErrorBody` answers.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(hub)
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+}
+
+fn bearer(headers: &HeaderMap) -> Result<String> {
+    let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
+    let token = v.strip_prefix("Bearer ").ok_or(Error::Unauthorized)?.trim();
+    if token.is_empty() {
+        return Err(Error::Unauthorized);
+    }
+    Ok(token_hash(token))
+}
+
+/// Authenticates a device and records the request (last seen, skew from the device-time header).
+async fn device_auth(hub: &Hub, headers: &HeaderMap) -> Result<DeviceRecord> {
+    let hash = bearer(headers)?;
+    let now = Utc::now();
+    let skew = headers
+        .get(DEVICE_TIME_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| (t.with_timezone(&Utc) - now).num_milliseconds());
+    let store = hub.inner().store.clone();
+    blocking(move || {
+        let dev = store.device_by_token(&hash)?.ok_or(Error::Unauthorized)?;
+        store.touch_device(&dev.id, now, skew)?;
+        Ok(dev)
+    })
+    .await
+}
+
+async fn publisher_auth(hub: &Hub, headers: &HeaderMap) -> Result<String> {
+    let hash = bearer(headers)?;
+    let store = hub.inner().store.clone();
+    blocking(move || store.publisher_by_token(&hash)?.ok_or(Error::Unauthorized)).await
+}
+
+/// Reads a request body of at most `limit` bytes (after gzip decoding when sent gzipped).
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>> {
+    let too_large = || Error::TooLarge(format!("body over {limit} bytes"));
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large());
+    }
+    let mut raw = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading body: {e}")))?;
+        if raw.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(raw),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::BadRequest(format!("bad gzip body: {e}")))?;
+            if out.len() > limit {
+                return Err(too_large());
+            }
+            Ok(out)
+        }
+        Some(other) => Err(Error::BadRequest(format!("unsupported content-encoding {other:?}"))),
+    }
+}
+
+/// Values of `key` in a query string (`a=1&a=2`), percent-decoded.
+fn query_values(query: Option<&str>, key: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_decode(k)? == key {
+            out.push(percent_decode(v)?);
+        }
+    }
+    Ok(out)
+}
+
+fn percent_decode(s: &str) -> Result<String> {
+    let bad = || Error::BadRequest("malformed query string".into());
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// Validates one event; permanently invalid ones become rejections with a reason.
+fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
+    let reason = if uuid::Uuid::parse_str(&e.uuid).is_err() {
+        Some("uuid is not a UUID".to_string())
+    } else if e.seq <= 0 {
+        Some(format!("seq must be positive, got {}", e.seq))
+    } else if e.kind.trim().is_empty() {
+        Some("type is empty".to_string())
+    } else if e.kind.len() > MAX_TYPE_LEN {
+        Some(format!("type longer than {MAX_TYPE_LEN} bytes"))
+    } else if !e.payload.is_object() {
+        Some("payload is not a JSON object".to_string())
+    } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {
+        Some(format!("payload over {MAX_PAYLOAD_BYTES} bytes"))
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => CheckedEvent::Rejected { uuid: e.uuid, seq: e.seq, reason },
+        None => {
+            let recorded_at_corrected = e.recorded_at - chrono::Duration::milliseconds(skew_ms);
+            CheckedEvent::Valid { event: e, recorded_at_corrected }
+        }
+    }
+}
+
+async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> Result<axum::Json<UploadAck>> {
+    let dev = device_auth(&hub, &headers).await?;
+    let raw = read_body(&headers, body, MAX_BATCH_BYTES).await?;
+    let batch: UploadBatch = serde_json::from_slice(&raw).map_err(|e| Error::BadRequest(format!("malformed batch: {e}")))?;
+    if batch.device_id != dev.id {
+        return Err(Error::Forbidden("device_id is not the token's device".into()));
+    }
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(Error::TooLarge(format!("{} events, at most {MAX_BATCH_EVENTS}", batch.events.len())));
+    }
+    let now = Utc::now();
+    let skew_ms = (batch.device_time - now).num_milliseconds();
+    let checked: Vec<CheckedEvent> = batch.events.into_iter().map(|e| check_event(e, skew_ms)).collect();
+    let store = hub.inner().store.clone();
+    let device_id = dev.id.clone();
+    let outcome = blocking(move || store.apply_batch(&device_id, &checked, skew_ms, now)).await?;
+    tracing::info!(
+        device = %dev.id,
+        batch = %batch.batch_id,
+        accepted = outcome.accepted.len(),
+        duplicates = outcome.duplicates.len(),
+        rejected = outcome.rejected.len(),
+        watermark = outcome.watermark,
+        "batch applied"
+    );
+    Ok(axum::Json(UploadAck {
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        rejected: outcome.rejected,
+        watermark: outcome.watermark,
+        skew_ms,
+        hub_time: now,
+    }))
+}
+
+/// The path of a bundle version's zip, as offered in the feed.
+pub fn zip_path(bundle_id: &str, version: u64) -> String {
+    format!("{}/bundles/{bundle_id}/{version}.zip", edetail_protocol::PREFIX)
+}
+
+async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<axum::Json<ChangePage>> {
+    let dev = device_auth(&hub, &headers).await?;
+    let since = match query_values(query.as_deref(), "since")?.last().map(String::as_str) {
+        None | Some("") => 0,
+        Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| Error::BadRequest("invalid cursor".into()))?,
+    };
+    let store = hub.inner().store.clone();
+    let page = blocking(move || store.changes(&dev.territory, since, MAX_PAGE_ITEMS)).await?;
+    Ok(axum::Json(ChangePage {
+        next_cursor: page.next_cursor.to_string(),
+        has_more: page.has_more,
+        bundles: page
+            .bundles
+            .into_iter()
+            .map(|b| BundleOffer {
+                zip_path: zip_path(&b.bundle_id, b.version),
+                bundle_id: b.bundle_id,
+                version: b.version,
+                manifest: Base64Bytes(b.manifest),
+                signature: Base64Bytes(b.signature),
+                total_size: b.total_size,
+            })
+            .collect(),
+        revocations: page.revocations.into_iter().map(|r| r.revocation).collect(),
+        plans: Vec::new(),
+        hub_time: Utc::now(),
+    }))
+}
+
+async fn get_blob(State(hub): State<Hub>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response> {
+    let dev = device_auth(&hub, &headers).await?;
+    let digest = Sha256Digest::from_hex(&sha256).map_err(|_| Error::BadRequest("not a sha256".into()))?;
+    let hex = digest.to_hex();
+    let store = hub.inner().store.clone();
+    // Not entitled and unknown look the same: 404.
+    if !blocking(move || store.blob_entitled(&dev.territory, &hex)).await? {
+        return Err(Error::NotFound(format!("blob {sha256}")));
+    }
+    serve_file(hub.inner().blobs.path_of(&digest), &headers, "application/octet-stream").await
+}
+
+async fn get_bundle_zip(
+    State(hub): State<Hub>,
+    headers: HeaderMap,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response> {
+    let dev = device_auth(&hub, &headers).await?;
+    let version = file
+        .strip_suffix(".zip")
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| Error::NotFound(format!("bundle {id}/{file}")))?;
+    let store = hub.inner().store.clone();
+    let found = {
+        let id = id.clone();
+        blocking(move || store.bundle_zip(&dev.territory, &id, version)).await?
+    };
+    let (sha, _) = found.ok_or_else(|| Error::NotFound(format!("bundle {id} version {version}")))?;
+    let digest = Sha256Digest::from_hex(&sha).map_err(Error::Internal)?;
+    serve_file(hub.inner().blobs.path_of(&digest), &headers, "application/zip").await
+}
+
+/// A byte range request: `Some((first, last))` inclusive, `None` for the whole file.
+/// Malformed or multi-range headers are ignored (whole file), as RFC 9110 allows.
+fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>> {
+    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let Some(spec) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
+    let (a, b) = (a.trim(), b.trim());
+    let unsatisfiable = Error::RangeNotSatisfiable { size: len };
+    if a.is_empty() {
+        // Suffix: the last N bytes.
+        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+        if n == 0 || len == 0 {
+            return Err(unsatisfiable);
+        }
+        return Ok(Some((len.saturating_sub(n), len - 1)));
+    }
+    let Ok(first) = a.parse::<u64>() else { return Ok(None) };
+    let last = if b.is_empty() {
+        u64::MAX
+    } else {
+        match b.parse::<u64>() {
+            Ok(v) if v >= first => v,
+            _ => return Ok(None),
+        }
+    };
+    if first >= len {
+        return Err(unsatisfiable);
+    }
+    Ok(Some((first, last.min(len - 1))))
+}
+
+/// Streams a file (never loaded into memory), honouring a single `Range`.
+async fn serve_file(path: PathBuf, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
+    let mut file = tokio::fs::File::open(&path).await.map_err(Error::io(&path))?;
+    let len = file.metadata().await.map_err(Error::io(&path))?.len();
+    let range = parse_range(headers, len)?;
+    let (status, start, count) = match range {
+        None => (StatusCode::OK, 0, len),
+        Some((first, last)) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
+    };
+    if start > 0 {
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(Error::io(&path))?;
+    }
+    let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 * 1024));
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    if let Some((first, last)) = range {
+        let v = HeaderValue::from_str(&format!("bytes {first}-{last}/{len}")).map_err(|e| Error::Internal(e.to_string()))?;
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Result<Response> {
+    let publisher = publisher_auth(&hub, &headers).await?;
+    let territories = query_values(query.as_deref(), "territory")?;
+    let zip = read_body(&headers, body, MAX_PUBLISH_BYTES).await?;
+    let h = hub.clone();
+    let result = blocking(move || crate::publish::publish(h.inner(), &zip, &territories, Some(&publisher))).await?;
+    Ok((StatusCode::OK, axum::Json(result)).into_response())
+}

@@ -1,0 +1,542 @@
+//! The SQLite `HubStore`: one file `hub.sqlite3` in the data directory, WAL with
+//! synchronous=FULL (an acknowledged event survives power loss), numbered migrations under
+//! `PRAGMA user_version`, one writer connection plus one reader connection.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::store::{
+    BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, FeedBundle, FeedPage, FeedRevocation, HubStats, HubStore,
+    NewBundleVersion,
+};
+
+/// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_initial.sql")];
+/// The schema version this code writes. Always `MIGRATIONS.len()`.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "hub.sqlite3";
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Brings a database to [`SCHEMA_VERSION`] inside one immediate transaction.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Times as stored: RFC 3339, UTC, lossless (sub-second digits as needed).
+pub(crate) fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock cannot leave SQLite half-written (transactions roll back
+    // on drop), so a poisoned lock is still safe to use.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl SqliteStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(DB_FILE);
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        reader.pragma_update(None, "busy_timeout", 5000)?;
+        reader.pragma_update(None, "temp_store", "MEMORY")?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.reader);
+        let tx = conn.unchecked_transaction()?;
+        let v = f(&tx)?;
+        tx.finish()?;
+        Ok(v)
+    }
+}
+
+fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(tx.query_row("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", [], |r| r.get(0))?)
+}
+
+/// SQL condition: version `v` is offered to territory `?1`.
+const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundle_id = v.bundle_id \
+     AND t.version = v.version AND t.territory IN (?1, '*'))";
+/// SQL condition: version `v` was revoked after it was published.
+const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
+
+impl HubStore for SqliteStore {
+    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![device_id, rep_id, territory, token_sha256, time_text(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "INSERT OR IGNORE INTO publishers (name, token_sha256, created_at) VALUES (?1, ?2, ?3)",
+                params![name, token_sha256, time_text(now)],
+            )?;
+            if n == 0 {
+                return Err(Error::BadRequest(format!("publisher {name:?} already exists")));
+            }
+            Ok(())
+        })
+    }
+
+    fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT id, rep_id, territory, watermark, skew_ms FROM devices WHERE token_sha256 = ?1",
+                [token_sha256],
+                |r| {
+                    Ok(DeviceRecord {
+                        id: r.get(0)?,
+                        rep_id: r.get(1)?,
+                        territory: r.get(2)?,
+                        watermark: r.get(3)?,
+                        skew_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+        })
+    }
+
+    fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT name FROM publishers WHERE token_sha256 = ?1", [token_sha256], |r| r.get(0)).optional()?)
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE devices SET last_seen_at = ?2, skew_ms = COALESCE(?3, skew_ms) WHERE id = ?1",
+                params![device_id, time_text(now), skew_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn current_version(&self, bundle_id: &str) -> Result<Option<u64>> {
+        self.read(|c| {
+            let v: Option<i64> =
+                c.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))?;
+            Ok(v.map(|v| v as u64))
+        })
+    }
+
+    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
+        let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
+        self.write(|tx| {
+            let current: Option<i64> =
+                tx.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [&v.bundle_id], |r| r.get(0))?;
+            if let Some(cur) = current
+                && cur >= version
+            {
+                return Err(Error::VersionConflict { bundle_id: v.bundle_id.clone(), current: cur as u64, offered: v.version });
+            }
+            let seq = next_feed_seq(tx)?;
+            tx.execute(
+                "INSERT INTO bundles (id, product) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET product = excluded.product",
+                params![v.bundle_id, v.product],
+            )?;
+            let total: u64 = v.files.iter().map(|(_, s)| s).sum();
+            tx.execute(
+                "INSERT INTO bundle_versions (bundle_id, version, manifest, signature, product, total_size, zip_sha256, \
+                 zip_size, publisher, published_at, feed_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    v.bundle_id,
+                    version,
+                    v.manifest,
+                    v.signature,
+                    v.product,
+                    total as i64,
+                    v.zip_sha256,
+                    v.zip_size as i64,
+                    v.publisher,
+                    time_text(v.published_at),
+                    seq
+                ],
+            )?;
+            for t in &v.territories {
+                tx.execute(
+                    "INSERT OR IGNORE INTO bundle_territories (bundle_id, version, territory) VALUES (?1, ?2, ?3)",
+                    params![v.bundle_id, version, t],
+                )?;
+            }
+            for (sha, size) in &v.files {
+                tx.execute(
+                    "INSERT OR IGNORE INTO bundle_files (bundle_id, version, sha256, size) VALUES (?1, ?2, ?3, ?4)",
+                    params![v.bundle_id, version, sha, *size as i64],
+                )?;
+            }
+            Ok(seq)
+        })
+    }
+
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
+        self.write(|tx| {
+            let known: Option<String> =
+                tx.query_row("SELECT id FROM bundles WHERE id = ?1", [bundle_id], |r| r.get(0)).optional()?;
+            if known.is_none() {
+                return Err(Error::NotFound(format!("bundle {bundle_id}")));
+            }
+            let seq = next_feed_seq(tx)?;
+            tx.execute(
+                "INSERT INTO revocations (bundle_id, reason, revoked_at, feed_seq) VALUES (?1, ?2, ?3, ?4)",
+                params![bundle_id, reason, time_text(now), seq],
+            )?;
+            Ok(seq)
+        })
+    }
+
+    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage> {
+        self.read(|c| {
+            let fetch = (limit + 1) as i64;
+            // Offered: entitled, not revoked since, and no higher entitled version exists.
+            let sql = format!(
+                "SELECT v.feed_seq, v.bundle_id, v.version, v.manifest, v.signature, v.total_size FROM bundle_versions v \
+                 WHERE v.feed_seq > ?2 AND {ENTITLED} AND NOT {REVOKED} \
+                 AND NOT EXISTS (SELECT 1 FROM bundle_versions w JOIN bundle_territories t2 \
+                     ON t2.bundle_id = w.bundle_id AND t2.version = w.version AND t2.territory IN (?1, '*') \
+                     WHERE w.bundle_id = v.bundle_id AND w.version > v.version) \
+                 ORDER BY v.feed_seq LIMIT ?3"
+            );
+            let mut st = c.prepare(&sql)?;
+            let bundles = st
+                .query_map(params![territory, since, fetch], |r| {
+                    Ok(FeedBundle {
+                        feed_seq: r.get(0)?,
+                        bundle_id: r.get(1)?,
+                        version: r.get::<_, i64>(2)? as u64,
+                        manifest: r.get(3)?,
+                        signature: r.get(4)?,
+                        total_size: r.get::<_, i64>(5)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let sql = format!(
+                "SELECT r.feed_seq, r.bundle_id, r.reason, r.revoked_at FROM revocations r WHERE r.feed_seq > ?2 \
+                 AND EXISTS (SELECT 1 FROM bundle_versions v WHERE v.bundle_id = r.bundle_id AND {ENTITLED}) \
+                 ORDER BY r.feed_seq LIMIT ?3"
+            );
+            let mut st = c.prepare(&sql)?;
+            let revocations = st
+                .query_map(params![territory, since, fetch], |r| {
+                    Ok(FeedRevocation {
+                        feed_seq: r.get(0)?,
+                        revocation: Revocation {
+                            bundle_id: r.get(1)?,
+                            reason: r.get(2)?,
+                            revoked_at: parse_time(&r.get::<_, String>(3)?)?,
+                        },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let head: i64 = c.query_row("SELECT value FROM feed_counter WHERE id = 1", [], |r| r.get(0))?;
+            Ok(merge_page(bundles, revocations, since, head, limit))
+        })
+    }
+
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<bool> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT EXISTS (SELECT 1 FROM bundle_files f JOIN bundle_versions v \
+                   ON v.bundle_id = f.bundle_id AND v.version = f.version \
+                 WHERE f.sha256 = ?2 AND {ENTITLED} AND NOT {REVOKED})"
+            );
+            Ok(c.query_row(&sql, params![territory, sha256], |r| r.get(0))?)
+        })
+    }
+
+    fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>> {
+        self.read(|c| {
+            let sql = format!(
+                "SELECT v.zip_sha256, v.zip_size FROM bundle_versions v \
+                 WHERE v.bundle_id = ?2 AND v.version = ?3 AND {ENTITLED} AND NOT {REVOKED}"
+            );
+            Ok(c.query_row(&sql, params![territory, bundle_id, version as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .optional()?)
+        })
+    }
+
+    fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
+        let received_at = time_text(now);
+        self.write(|tx| {
+            let mut watermark: i64 = tx
+                .query_row("SELECT watermark FROM devices WHERE id = ?1", [device_id], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
+            let mut out = BatchOutcome::default();
+            let mut new_rejections = 0i64;
+            let mut insert_event = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, \
+                 session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut insert_seq = tx.prepare_cached("INSERT OR IGNORE INTO device_seqs (device_id, seq) VALUES (?1, ?2)")?;
+            let mut insert_rejected = tx.prepare_cached(
+                "INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for ev in events {
+                let seq = match ev {
+                    CheckedEvent::Valid { event: e, recorded_at_corrected } => {
+                        let payload = serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?;
+                        let n = insert_event.execute(params![
+                            e.uuid,
+                            device_id,
+                            e.seq,
+                            e.call_id,
+                            e.kind,
+                            time_text(e.recorded_at),
+                            time_text(*recorded_at_corrected),
+                            e.session,
+                            e.mono_ms,
+                            payload,
+                            received_at
+                        ])?;
+                        if n == 1 { out.accepted.push(e.uuid.clone()) } else { out.duplicates.push(e.uuid.clone()) }
+                        e.seq
+                    }
+                    CheckedEvent::Rejected { uuid, seq, reason } => {
+                        new_rejections +=
+                            insert_rejected.execute(params![uuid, device_id, seq, reason, received_at])? as i64;
+                        out.rejected.push(RejectedEvent { uuid: uuid.clone(), reason: reason.clone() });
+                        *seq
+                    }
+                };
+                if seq > watermark {
+                    insert_seq.execute(params![device_id, seq])?;
+                }
+            }
+            // Advance over the contiguous run of seen sequence numbers.
+            {
+                let mut st = tx.prepare_cached("SELECT seq FROM device_seqs WHERE device_id = ?1 AND seq > ?2 ORDER BY seq")?;
+                let mut rows = st.query(params![device_id, watermark])?;
+                while let Some(r) = rows.next()? {
+                    let s: i64 = r.get(0)?;
+                    if s != watermark + 1 {
+                        break;
+                    }
+                    watermark = s;
+                }
+            }
+            tx.execute("DELETE FROM device_seqs WHERE device_id = ?1 AND seq <= ?2", params![device_id, watermark])?;
+            tx.execute(
+                "UPDATE devices SET watermark = ?2, skew_ms = ?3, last_seen_at = ?4, events_received = events_received + ?5, \
+                 duplicates = duplicates + ?6, rejected = rejected + ?7 WHERE id = ?1",
+                params![
+                    device_id,
+                    watermark,
+                    skew_ms,
+                    received_at,
+                    out.accepted.len() as i64,
+                    out.duplicates.len() as i64,
+                    new_rejections
+                ],
+            )?;
+            out.watermark = watermark;
+            Ok(out)
+        })
+    }
+
+    fn stats(&self) -> Result<HubStats> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT id, rep_id, territory, created_at, last_seen_at, watermark, skew_ms, events_received, duplicates, \
+                 rejected FROM devices ORDER BY created_at, id",
+            )?;
+            let devices = st
+                .query_map([], |r| {
+                    Ok(DeviceStats {
+                        device_id: r.get(0)?,
+                        rep_id: r.get(1)?,
+                        territory: r.get(2)?,
+                        created_at: r.get(3)?,
+                        last_seen_at: r.get(4)?,
+                        watermark: r.get(5)?,
+                        skew_ms: r.get(6)?,
+                        events_received: r.get::<_, i64>(7)? as u64,
+                        duplicates_absorbed: r.get::<_, i64>(8)? as u64,
+                        rejected: r.get::<_, i64>(9)? as u64,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let count = |sql: &str| -> Result<u64> { Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64) };
+            Ok(HubStats {
+                publishers: count("SELECT COUNT(*) FROM publishers")?,
+                bundles: count("SELECT COUNT(*) FROM bundles")?,
+                bundle_versions: count("SELECT COUNT(*) FROM bundle_versions")?,
+                revocations: count("SELECT COUNT(*) FROM revocations")?,
+                events_received: devices.iter().map(|d| d.events_received).sum(),
+                duplicates_absorbed: devices.iter().map(|d| d.duplicates_absorbed).sum(),
+                rejected: devices.iter().map(|d| d.rejected).sum(),
+                devices,
+            })
+        })
+    }
+
+    fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT uuid, seq, call_id, type, recorded_at, session, mono_ms, payload FROM events \
+                 WHERE device_id = ?1 ORDER BY seq, uuid",
+            )?;
+            let rows = st
+                .query_map([device_id], |r| {
+                    let payload: String = r.get(7)?;
+                    Ok(WireEvent {
+                        uuid: r.get(0)?,
+                        seq: r.get(1)?,
+                        call_id: r.get(2)?,
+                        kind: r.get(3)?,
+                        recorded_at: parse_time(&r.get::<_, String>(4)?)?,
+                        session: r.get(5)?,
+                        mono_ms: r.get(6)?,
+                        payload: serde_json::from_str(&payload).map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
+                        })?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}
+
+/// Merges bundle offers and revocations (each fetched `limit + 1` deep) into one page in feed order.
+fn merge_page(bundles: Vec<FeedBundle>, revocations: Vec<FeedRevocation>, since: i64, head: i64, limit: usize) -> FeedPage {
+    let mut seqs: Vec<i64> = bundles.iter().map(|b| b.feed_seq).chain(revocations.iter().map(|r| r.feed_seq)).collect();
+    seqs.sort_unstable();
+    let has_more = seqs.len() > limit;
+    let next_cursor = if has_more { seqs[limit - 1] } else { head.max(since) };
+    let keep = |s: i64| s <= next_cursor;
+    FeedPage {
+        bundles: bundles.into_iter().filter(|b| keep(b.feed_seq)).collect(),
+        revocations: revocations.into_iter().filter(|r| keep(r.feed_seq)).collect(),
+        next_cursor,
+        has_more,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema(conn: &Connection) -> Vec<(String, String)> {
+        let mut st = conn
+            .prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    }
+
+    /// A database migrated step by step from every older version equals a fresh one.
+    #[test]
+    fn migrated_database_equals_fresh_database() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        for start in 0..SCHEMA_VERSION {
+            let mut old = Connection::open_in_memory().unwrap();
+            for (i, sql) in MIGRATIONS.iter().enumerate().take(start as usize) {
+                old.execute_batch(sql).unwrap();
+                old.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+            }
+            migrate(&mut old).unwrap();
+            assert_eq!(schema(&old), schema(&fresh), "from version {start}");
+            let v: i64 = old.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        }
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        assert!(matches!(migrate(&mut c), Err(Error::SchemaTooNew { .. })));
+    }
+
+    fn event(uuid: &str, seq: i64) -> CheckedEvent {
+        let t = Utc::now();
+        CheckedEvent::Valid {
+            event: WireEvent {
+                uuid: uuid.into(),
+                seq,
+                call_id: None,
+                kind: "slide_view".into(),
+                recorded_at: t,
+                session: 1,
+                mono_ms: 0,
+                payload: serde_json::json!({}),
+            },
+            recorded_at_corrected: t,
+        }
+    }
+
+    /// The watermark only moves over contiguous sequence numbers; gaps hold it back until filled.
+    #[test]
+    fn watermark_advances_over_contiguous_seqs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(dir.path()).unwrap();
+        s.add_device("d1", "rep", "t", "h", Utc::now()).unwrap();
+        let o = s.apply_batch("d1", &[event("a", 1), event("c", 3)], 0, Utc::now()).unwrap();
+        assert_eq!(o.watermark, 1);
+        let o = s
+            .apply_batch("d1", &[CheckedEvent::Rejected { uuid: "b".into(), seq: 2, reason: "bad".into() }], 0, Utc::now())
+            .unwrap();
+        assert_eq!(o.watermark, 3);
+        let o = s.apply_batch("d1", &[event("a", 1)], 0, Utc::now()).unwrap();
+        assert_eq!((o.duplicates.len(), o.watermark), (1, 3));
+    }
+}

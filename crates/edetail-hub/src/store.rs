@@ -1,0 +1,140 @@
+//! The `HubStore` trait: everything the hub keeps besides blob bytes. SQLite implements it
+//! today (`sqlite.rs`); PostgreSQL slots in behind the same trait. Methods are synchronous:
+//! HTTP handlers call them through `tokio::task::spawn_blocking`.
+
+use chrono::{DateTime, Utc};
+use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// A registered device, as found by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub rep_id: String,
+    pub territory: String,
+    pub watermark: i64,
+    pub skew_ms: i64,
+}
+
+/// A bundle version ready to be recorded (its blobs are already durable).
+#[derive(Debug, Clone)]
+pub struct NewBundleVersion {
+    pub bundle_id: String,
+    pub version: u64,
+    pub product: String,
+    pub manifest: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// `(sha256 hex, size)` of every file in the manifest, deduplicated.
+    pub files: Vec<(String, u64)>,
+    pub zip_sha256: String,
+    pub zip_size: u64,
+    /// Territories entitled; `"*"` means every territory.
+    pub territories: Vec<String>,
+    pub publisher: Option<String>,
+    pub published_at: DateTime<Utc>,
+}
+
+/// A bundle version as offered in the change feed.
+#[derive(Debug, Clone)]
+pub struct FeedBundle {
+    pub feed_seq: i64,
+    pub bundle_id: String,
+    pub version: u64,
+    pub manifest: Vec<u8>,
+    pub signature: Vec<u8>,
+    pub total_size: u64,
+}
+
+/// A revocation in the change feed.
+#[derive(Debug, Clone)]
+pub struct FeedRevocation {
+    pub feed_seq: i64,
+    pub revocation: Revocation,
+}
+
+/// One page of a territory's change feed, items in feed order.
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    pub bundles: Vec<FeedBundle>,
+    pub revocations: Vec<FeedRevocation>,
+    /// Cursor after this page (feed sequence number).
+    pub next_cursor: i64,
+    pub has_more: bool,
+}
+
+/// An event of an upload batch after validation: to store, or rejected permanently.
+#[derive(Debug, Clone)]
+pub enum CheckedEvent {
+    Valid { event: WireEvent, recorded_at_corrected: DateTime<Utc> },
+    Rejected { uuid: String, seq: i64, reason: String },
+}
+
+/// The outcome of applying one batch (one transaction).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub rejected: Vec<RejectedEvent>,
+    pub watermark: i64,
+}
+
+/// Per-device figures for operators.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceStats {
+    pub device_id: String,
+    pub rep_id: String,
+    pub territory: String,
+    pub created_at: String,
+    /// Last authenticated request (any route).
+    pub last_seen_at: Option<String>,
+    pub watermark: i64,
+    pub skew_ms: i64,
+    pub events_received: u64,
+    pub duplicates_absorbed: u64,
+    pub rejected: u64,
+}
+
+/// Hub-wide figures (`edetail hub stats`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HubStats {
+    pub devices: Vec<DeviceStats>,
+    pub publishers: u64,
+    pub bundles: u64,
+    pub bundle_versions: u64,
+    pub revocations: u64,
+    pub events_received: u64,
+    pub duplicates_absorbed: u64,
+    pub rejected: u64,
+}
+
+/// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
+pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
+    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
+    /// The publisher's name.
+    fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
+    /// Records an authenticated request: last seen time and, when the device sent its clock, the skew.
+    fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()>;
+    /// The highest published version of a bundle id.
+    fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
+    /// Records a published version; fails with `VersionConflict` unless it is higher than the
+    /// current one (checked inside the transaction). Returns its feed sequence number.
+    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64>;
+    /// Revokes every published version of `bundle_id` (`NotFound` when never published).
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64>;
+    /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
+    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
+    /// Whether a device of `territory` may fetch the blob (a file of an entitled, unrevoked version).
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<bool>;
+    /// The zip blob `(sha256, size)` of an entitled, unrevoked bundle version.
+    fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>>;
+    /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
+    /// records rejections, advances the watermark and stores the skew.
+    fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome>;
+    fn stats(&self) -> Result<HubStats>;
+    /// Stored events of a device, by seq.
+    fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
+}

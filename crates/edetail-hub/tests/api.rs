@@ -1,0 +1,395 @@
+//! The hub's HTTP API end to end: a real server on 127.0.0.1 (`spawn_local`) driven with reqwest.
+
+use std::io::Write;
+
+use chrono::Utc;
+use edetail_bundle::testkit::SampleBundle;
+use edetail_bundle::{SecretKey, Sha256Digest};
+use edetail_hub::{DeviceCredentials, Hub, HubConfig, spawn_local};
+use edetail_protocol::{ChangePage, ErrorBody, ErrorCode, PublishResult, UploadAck, UploadBatch, WireEvent};
+use reqwest::StatusCode;
+use serde_json::json;
+
+const SEED: [u8; 32] = [7; 32];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    url: String,
+    hub: Hub,
+    http: reqwest::Client,
+    dev: DeviceCredentials,
+    publisher: String,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed(&SEED);
+    let config = HubConfig { data_dir: dir.path().join("hub"), publisher_keys: vec![key.public()] };
+    let (url, hub, task) = spawn_local(config).await.unwrap();
+    let dev = hub.add_device("rep-1", "north").unwrap();
+    let publisher = hub.add_publisher("content-team").unwrap();
+    Fixture { _dir: dir, url, hub, http: reqwest::Client::new(), dev, publisher, _task: task }
+}
+
+impl Fixture {
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.dev.token)
+            .header("x-edetail-device-time", Utc::now().to_rfc3339())
+    }
+
+    async fn publish(&self, zip: Vec<u8>, query: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/publish{query}", self.url))
+            .bearer_auth(&self.publisher)
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn changes(&self, since: &str) -> ChangePage {
+        let r = self.get(&format!("/v1/changes?since={since}")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json().await.unwrap()
+    }
+
+    async fn upload(&self, batch: &UploadBatch) -> reqwest::Response {
+        self.http.post(format!("{}/v1/events", self.url)).bearer_auth(&self.dev.token).json(batch).send().await.unwrap()
+    }
+}
+
+fn signed_sample(version: u64) -> Vec<u8> {
+    let mut b = SampleBundle::new();
+    b.manifest.version = version;
+    b.zip(Some(&SecretKey::from_seed(&SEED)))
+}
+
+async fn error_of(r: reqwest::Response, status: StatusCode, code: ErrorCode) -> ErrorBody {
+    assert_eq!(r.status(), status);
+    let body: ErrorBody = r.json().await.unwrap();
+    assert_eq!(body.code, code, "{}", body.message);
+    body
+}
+
+fn event(seq: i64) -> WireEvent {
+    WireEvent {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        seq,
+        call_id: Some("call-1".into()),
+        kind: "slide_view".into(),
+        recorded_at: Utc::now(),
+        session: 1,
+        mono_ms: seq * 1000,
+        payload: json!({"slide": "intro", "dwell_ms": 1200}),
+    }
+}
+
+fn batch(dev: &DeviceCredentials, events: Vec<WireEvent>) -> UploadBatch {
+    UploadBatch { device_id: dev.device_id.clone(), batch_id: "b1".into(), device_time: Utc::now(), events }
+}
+
+#[tokio::test]
+async fn published_bundle_reaches_the_device_with_every_blob_and_the_zip() {
+    let f = fixture().await;
+    let zip = signed_sample(1);
+    let r = f.publish(zip.clone(), "?territory=north").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let res: PublishResult = r.json().await.unwrap();
+    assert_eq!((res.bundle_id.as_str(), res.version, res.blobs_new, res.blobs_existing), ("com.example.sample", 1, 5, 0));
+    assert_eq!(res.territories, vec!["north".to_string()]);
+
+    let page = f.changes("").await;
+    assert_eq!(page.bundles.len(), 1);
+    assert!(!page.has_more);
+    let offer = &page.bundles[0];
+    let manifest: edetail_bundle::Manifest = serde_json::from_slice(&offer.manifest.0).unwrap();
+    assert!(!offer.signature.0.is_empty());
+    for entry in manifest.files.values() {
+        let r = f.get(&format!("/v1/blobs/{}", entry.sha256)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = r.bytes().await.unwrap();
+        assert_eq!(Sha256Digest::of(&body), entry.sha256);
+    }
+    let r = f.get(&offer.zip_path).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/zip");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), zip.as_slice());
+
+    // Nothing new after the cursor.
+    let again = f.changes(&page.next_cursor).await;
+    assert!(again.bundles.is_empty() && again.revocations.is_empty());
+    assert_eq!(again.next_cursor, page.next_cursor);
+
+    // Publishing the same content as version 2 stores no new file blob.
+    let res: PublishResult = f.publish(signed_sample(2), "").await.json().await.unwrap();
+    assert_eq!((res.blobs_new, res.blobs_existing), (0, 5));
+    assert_eq!(res.territories, vec!["*".to_string()]);
+    let page2 = f.changes(&page.next_cursor).await;
+    assert_eq!(page2.bundles.iter().map(|b| b.version).collect::<Vec<_>>(), vec![2]);
+}
+
+#[tokio::test]
+async fn range_requests_resume_and_out_of_range_is_416() {
+    let f = fixture().await;
+    let zip = signed_sample(1);
+    assert_eq!(f.publish(zip.clone(), "").await.status(), StatusCode::OK);
+    let path = f.changes("").await.bundles[0].zip_path.clone();
+    let half = zip.len() / 2;
+    let r = f.get(&path).header("range", format!("bytes={half}-")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.headers()["content-range"], format!("bytes {half}-{}/{}", zip.len() - 1, zip.len()).as_str());
+    let tail = r.bytes().await.unwrap();
+    let mut resumed = zip[..half].to_vec();
+    resumed.extend_from_slice(&tail);
+    assert_eq!(Sha256Digest::of(&resumed), Sha256Digest::of(&zip));
+
+    let r = f.get(&path).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &zip[10..20]);
+
+    let r = f.get(&path).header("range", format!("bytes={}-", zip.len())).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(r.headers()["content-range"], format!("bytes */{}", zip.len()).as_str());
+}
+
+#[tokio::test]
+async fn upload_is_idempotent_and_duplicates_are_counted() {
+    let f = fixture().await;
+    let b = batch(&f.dev, (1..=3).map(event).collect());
+    let r = f.upload(&b).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let ack: UploadAck = r.json().await.unwrap();
+    assert_eq!((ack.accepted.len(), ack.duplicates.len(), ack.rejected.len(), ack.watermark), (3, 0, 0, 3));
+
+    let ack: UploadAck = f.upload(&b).await.json().await.unwrap();
+    assert_eq!((ack.accepted.len(), ack.duplicates.len(), ack.watermark), (0, 3, 3));
+
+    let stats = f.hub.stats().unwrap();
+    assert_eq!((stats.events_received, stats.duplicates_absorbed, stats.rejected), (3, 3, 0));
+    assert_eq!(stats.devices[0].watermark, 3);
+    let stored = f.hub.events_for_device(&f.dev.device_id).unwrap();
+    assert_eq!(stored, b.events);
+}
+
+#[tokio::test]
+async fn gzip_batches_are_accepted_and_skew_is_measured() {
+    let f = fixture().await;
+    let mut b = batch(&f.dev, vec![event(1)]);
+    b.device_time = Utc::now() + chrono::Duration::minutes(10);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(&b).unwrap()).unwrap();
+    let r = f
+        .http
+        .post(format!("{}/v1/events", f.url))
+        .bearer_auth(&f.dev.token)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ack: UploadAck = r.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 1);
+    assert!((590_000..=610_000).contains(&ack.skew_ms), "skew {}", ack.skew_ms);
+    let stored = f.hub.events_for_device(&f.dev.device_id).unwrap();
+    assert_eq!(stored.len(), 1);
+
+    // A small gzip body that inflates past MAX_BATCH_BYTES is refused, not inflated in full.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b' '; 4 * edetail_protocol::MAX_BATCH_BYTES]).unwrap();
+    let r = f
+        .http
+        .post(format!("{}/v1/events", f.url))
+        .bearer_auth(&f.dev.token)
+        .header("content-encoding", "gzip")
+        .body(gz.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    error_of(r, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge).await;
+}
+
+#[tokio::test]
+async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_watermark() {
+    let f = fixture().await;
+    let mut bad_payload = event(2);
+    bad_payload.payload = json!([1, 2]);
+    let mut bad_uuid = event(3);
+    bad_uuid.uuid = "not-a-uuid".into();
+    let mut empty_type = event(4);
+    empty_type.kind = String::new();
+    let mut huge = event(5);
+    huge.payload = json!({"blob": "x".repeat(70 * 1024)});
+    let ack: UploadAck =
+        f.upload(&batch(&f.dev, vec![event(1), bad_payload, bad_uuid, empty_type, huge, event(6)])).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 2);
+    let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].contains("not a JSON object"), "{reasons:?}");
+    assert!(reasons[1].contains("UUID"), "{reasons:?}");
+    assert!(reasons[2].contains("type"), "{reasons:?}");
+    assert!(reasons[3].contains("payload over"), "{reasons:?}");
+    assert_eq!(ack.watermark, 6);
+    let stats = f.hub.stats().unwrap();
+    assert_eq!((stats.events_received, stats.rejected), (2, 4));
+}
+
+#[tokio::test]
+async fn hostile_requests_get_the_right_error_and_store_nothing() {
+    let f = fixture().await;
+    let b = batch(&f.dev, vec![event(1)]);
+
+    let r = f.http.post(format!("{}/v1/events", f.url)).bearer_auth("wrong").json(&b).send().await.unwrap();
+    error_of(r, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    let r = f.http.get(format!("{}/v1/changes", f.url)).send().await.unwrap();
+    error_of(r, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+
+    let other = f.hub.add_device("rep-2", "south").unwrap();
+    let r = f.upload(&batch(&other, vec![event(1)])).await;
+    error_of(r, StatusCode::FORBIDDEN, ErrorCode::Forbidden).await;
+
+    let big = batch(&f.dev, (1..=501).map(event).collect());
+    error_of(f.upload(&big).await, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge).await;
+    let mut fat = vec![];
+    for seq in 1..=40 {
+        let mut e = event(seq);
+        e.payload = json!({"text": "y".repeat(30 * 1024)});
+        fat.push(e);
+    }
+    error_of(f.upload(&batch(&f.dev, fat)).await, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge).await;
+
+    let r = f
+        .http
+        .post(format!("{}/v1/events", f.url))
+        .bearer_auth(&f.dev.token)
+        .header("content-type", "application/json")
+        .body("{\"device_id\": ")
+        .send()
+        .await
+        .unwrap();
+    error_of(r, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+
+    let stats = f.hub.stats().unwrap();
+    assert_eq!((stats.events_received, stats.duplicates_absorbed, stats.rejected), (0, 0, 0));
+    assert!(stats.devices.iter().all(|d| d.watermark == 0));
+
+    // Publishing: unsigned 422, wrong publisher token 401, device token 401, lower version 409.
+    let unsigned = SampleBundle::new().zip(None);
+    error_of(f.publish(unsigned, "").await, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
+    let mut b2 = SampleBundle::new();
+    b2.manifest.version = 3;
+    let wrong_key = b2.zip(Some(&SecretKey::from_seed(&[9; 32])));
+    error_of(f.publish(wrong_key, "").await, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
+    let r = f.http.post(format!("{}/v1/publish", f.url)).bearer_auth(&f.dev.token).body(signed_sample(1)).send().await.unwrap();
+    error_of(r, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
+    assert_eq!(f.hub.stats().unwrap().bundle_versions, 0);
+    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), 0, "a rejected bundle leaves no blob");
+
+    assert_eq!(f.publish(signed_sample(2), "").await.status(), StatusCode::OK);
+    let blobs_before = count_files(&f._dir.path().join("hub/blobs"));
+    error_of(f.publish(signed_sample(1), "").await, StatusCode::CONFLICT, ErrorCode::VersionConflict).await;
+    error_of(f.publish(signed_sample(2), "").await, StatusCode::CONFLICT, ErrorCode::VersionConflict).await;
+    assert_eq!(f.hub.stats().unwrap().bundle_versions, 1);
+    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), blobs_before);
+
+    // Blobs of unknown content are 404, a malformed hash 400.
+    let r = f.get(&format!("/v1/blobs/{}", Sha256Digest::of(b"nope"))).send().await.unwrap();
+    error_of(r, StatusCode::NOT_FOUND, ErrorCode::NotFound).await;
+    let r = f.get("/v1/blobs/xyz").send().await.unwrap();
+    error_of(r, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+    let r = f.get("/v1/changes?since=abc").send().await.unwrap();
+    error_of(r, StatusCode::BAD_REQUEST, ErrorCode::BadRequest).await;
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count_files(&p) } else { 1 }).sum()
+}
+
+#[tokio::test]
+async fn territories_entitle_devices_and_revocation_appears_in_the_feed() {
+    let f = fixture().await;
+    assert_eq!(f.publish(signed_sample(1), "?territory=south").await.status(), StatusCode::OK);
+    let page = f.changes("").await;
+    assert!(page.bundles.is_empty(), "north is not entitled to a south bundle");
+    let south = f.hub.add_device("rep-2", "south").unwrap();
+    let south_get = |path: &str| f.http.get(format!("{}{path}", f.url)).bearer_auth(&south.token);
+    let page: ChangePage = south_get("/v1/changes").send().await.unwrap().json().await.unwrap();
+    assert_eq!(page.bundles.len(), 1);
+    let manifest: edetail_bundle::Manifest = serde_json::from_slice(&page.bundles[0].manifest.0).unwrap();
+    let sha = manifest.files.values().next().unwrap().sha256;
+    // north may not fetch south's blobs or zip.
+    let r = f.get(&format!("/v1/blobs/{sha}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = f.get(&page.bundles[0].zip_path).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    f.hub.revoke("com.example.sample", "withdrawn by MLR").unwrap();
+    let after: ChangePage =
+        south_get(&format!("/v1/changes?since={}", page.next_cursor)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(after.revocations.len(), 1);
+    assert_eq!(after.revocations[0].reason, "withdrawn by MLR");
+    assert!(after.bundles.is_empty());
+    // From the beginning: the revoked version is no longer offered, the revocation is.
+    let fresh: ChangePage = south_get("/v1/changes").send().await.unwrap().json().await.unwrap();
+    assert!(fresh.bundles.is_empty());
+    assert_eq!(fresh.revocations.len(), 1);
+    let r = south_get(&format!("/v1/blobs/{sha}")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(f.hub.revoke("com.example.unknown", "x").is_err());
+}
+
+#[tokio::test]
+async fn change_feed_pages_through_many_bundles() {
+    let f = fixture().await;
+    let key = SecretKey::from_seed(&SEED);
+    for i in 0..(edetail_protocol::MAX_PAGE_ITEMS + 5) {
+        let mut b = SampleBundle::new();
+        b.manifest.id = format!("com.example.deck{i}");
+        f.hub.publish_zip(&b.zip(Some(&key)), &[]).unwrap();
+    }
+    let first = f.changes("").await;
+    assert!(first.has_more);
+    assert_eq!(first.bundles.len(), edetail_protocol::MAX_PAGE_ITEMS);
+    let second = f.changes(&first.next_cursor).await;
+    assert!(!second.has_more);
+    assert_eq!(second.bundles.len(), 5);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_batch_are_stored_exactly_once() {
+    let f = fixture().await;
+    let b = batch(&f.dev, (1..=20).map(event).collect());
+    let sends = (0..8).map(|_| {
+        let (http, url, token, b) = (f.http.clone(), f.url.clone(), f.dev.token.clone(), b.clone());
+        tokio::spawn(async move {
+            let r = http.post(format!("{url}/v1/events")).bearer_auth(token).json(&b).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<UploadAck>().await.unwrap()
+        })
+    });
+    let acks: Vec<UploadAck> = futures_util::future::join_all(sends).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(acks.iter().map(|a| a.accepted.len()).sum::<usize>(), 20);
+    assert_eq!(acks.iter().map(|a| a.duplicates.len()).sum::<usize>(), 7 * 20);
+    assert!(acks.iter().all(|a| a.watermark == 20));
+    assert_eq!(f.hub.events_for_device(&f.dev.device_id).unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn tampered_content_under_a_valid_signature_is_refused_and_stores_nothing() {
+    let f = fixture().await;
+    let mut b = SampleBundle::new();
+    let manifest = b.computed_manifest().to_bytes();
+    b.files.insert("slides/pi/index.html".into(), b"<p>altered after approval</p>".to_vec());
+    let zip = b.raw_with_manifest(&manifest, Some(&SecretKey::from_seed(&SEED))).build();
+    let body = error_of(f.publish(zip, "").await, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
+    assert!(body.message.contains("slides/pi/index.html"), "{}", body.message);
+    assert_eq!(f.hub.stats().unwrap().bundle_versions, 0);
+    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), 0);
+    assert_eq!(count_files(&f._dir.path().join("hub/tmp")), 0, "staged files are removed");
+}

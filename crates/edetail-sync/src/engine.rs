@@ -1,0 +1,628 @@
+//! [`SyncEngine`]: one sync = upload the outbox, then apply the hub's change feed.
+//!
+//! The engine owns a small multi-thread tokio runtime (see ADR 0006): apps call it from
+//! Swift/Kotlin threads, edetail-core has no tokio, and each engine shuts its runtime down when
+//! dropped. It only uses `Device` methods, which are short SQLite transactions, so presenting
+//! and recording never wait for sync. Decisions (retry, backoff, connectivity) come from
+//! [`Policy`]; this module carries them out.
+//!
+//! Upload: batches of at most `MAX_BATCH_EVENTS` events / `MAX_BATCH_BYTES` of JSON; events are
+//! acknowledged (accepted + duplicates) or parked (rejected, with the hub's reason) only after
+//! the hub's `UploadAck` has been read.
+//!
+//! Download: for each change-feed page, stage every offered manifest (verified by the core
+//! under the device's key policy; `Rollback` = the device already has newer: skip), download
+//! only missing blobs into `DIR/tmp-sync/<sha256>.partial` (resumed with `Range` when a partial
+//! exists; only a 206 whose `Content-Range` starts at the partial's length is appended, anything
+//! else restarts from 0), verify SHA-256, `add_blob`, activate, apply revocations, observe the
+//! hub's time, and only then store `next_cursor`.
+
+use std::fmt;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use edetail_bundle::Sha256Digest;
+use edetail_core::Device;
+use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadBatch, WireEvent};
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_RANGE;
+use serde::Serialize;
+use sha2::Digest as _;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::http::{HttpFailure, TokenProvider, Transport, content_range_starts_at};
+use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
+use crate::state::SyncStateFile;
+
+/// Worker threads of the engine's runtime.
+pub const RUNTIME_WORKERS: usize = 2;
+/// Directory under the device's data directory holding partial downloads.
+pub const TMP_DIR: &str = "tmp-sync";
+
+/// How to reach the hub.
+#[derive(Clone)]
+pub struct SyncConfig {
+    /// The hub's base URL, without `/v1`.
+    pub hub_url: String,
+    /// The hub-issued device id (bound to the token).
+    pub device_id: String,
+    pub token_provider: Arc<dyn TokenProvider>,
+}
+
+impl fmt::Debug for SyncConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncConfig").field("hub_url", &self.hub_url).field("device_id", &self.device_id).finish_non_exhaustive()
+    }
+}
+
+/// Progress, for the app's UI. Delivered on the engine's threads: keep handlers short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SyncProgress {
+    StateChanged {
+        state: SyncState,
+    },
+    /// One batch acknowledged by the hub.
+    EventsUploaded {
+        accepted: usize,
+        duplicates: usize,
+        parked: usize,
+    },
+    /// Bytes received from the network for a blob (resumed bytes are not counted again).
+    BytesDownloaded {
+        sha256: String,
+        bytes: u64,
+    },
+    /// A blob verified and stored.
+    BlobStored {
+        sha256: String,
+        size: u64,
+        resumed: bool,
+    },
+    BundleActivated {
+        bundle_id: String,
+        version: u64,
+    },
+    BundleRevoked {
+        bundle_id: String,
+    },
+}
+
+/// Receives progress.
+pub trait SyncListener: Send + Sync {
+    fn on_progress(&self, progress: SyncProgress);
+}
+
+/// What one sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub batches: usize,
+    pub events_accepted: usize,
+    pub events_duplicates: usize,
+    pub events_parked: usize,
+    pub pages: usize,
+    pub bundles_activated: Vec<String>,
+    /// Offers older than or equal to what the device has (rollback refused), or already active.
+    pub bundles_skipped: usize,
+    /// Offers whose manifest failed verification under the device's key policy.
+    pub bundles_rejected: Vec<String>,
+    pub revocations: usize,
+    pub blobs_downloaded: usize,
+    /// Bytes received from the network for blobs.
+    pub bytes_downloaded: u64,
+    /// Blobs completed from a partial download (Range).
+    pub blobs_resumed: usize,
+    /// Failed attempts retried within this sync.
+    pub failed_attempts: u32,
+    pub cursor: Option<String>,
+}
+
+struct Inner {
+    device: Arc<Device>,
+    config: SyncConfig,
+    transport: Transport,
+    policy: Mutex<Policy>,
+    listener: Mutex<Option<Arc<dyn SyncListener>>>,
+    running: AtomicBool,
+    online: watch::Sender<bool>,
+    epoch: Instant,
+}
+
+/// The sync engine. `Send + Sync`; share it with an `Arc`.
+pub struct SyncEngine {
+    inner: Arc<Inner>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SyncEngine").field("config", &self.inner.config).field("state", &self.state()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for SyncEngine {
+    fn drop(&mut self) {
+        // Never blocks (and never panics when dropped inside an async context); an in-flight
+        // sync is abandoned: everything it did is idempotent and resumes at the next sync.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Releases the one-sync-at-a-time flag.
+struct RunningGuard<'a>(&'a AtomicBool);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl SyncEngine {
+    /// Builds the engine and its runtime. Persists the hub device id; a different id than the
+    /// stored one (another hub identity) resets the change-feed cursor.
+    pub fn new(device: Arc<Device>, config: SyncConfig) -> Result<SyncEngine> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKERS)
+            .thread_name("edetail-sync")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
+        let transport = Transport::new(&config.hub_url, config.token_provider.clone()).map_err(|f| Error::Engine(f.message))?;
+        let mut st = SyncStateFile::load(device.dir());
+        if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
+            st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
+            st.store(device.dir())?;
+        }
+        let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+        let (online, _) = watch::channel(true);
+        let inner = Inner {
+            device,
+            config,
+            transport,
+            policy: Mutex::new(Policy::new(Box::new(SplitMix64::new(seed)))),
+            listener: Mutex::new(None),
+            running: AtomicBool::new(false),
+            online,
+            epoch: Instant::now(),
+        };
+        Ok(SyncEngine { inner: Arc::new(inner), runtime: Some(runtime) })
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.runtime.as_ref().expect("runtime lives until drop")
+    }
+
+    /// One sync, blocking the calling thread. One sync at a time per engine: a concurrent call
+    /// returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an
+    /// async context ([`Error::BlockingInAsync`]); use [`SyncEngine::sync`] there.
+    pub fn sync_now(&self) -> Result<SyncReport> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsync);
+        }
+        let inner = self.inner.clone();
+        self.runtime()
+            .block_on(self.runtime().spawn(async move { inner.run().await }))
+            .map_err(|e| Error::Engine(format!("sync task: {e}")))?
+    }
+
+    /// One sync, for async callers on any executor (the work runs on the engine's runtime).
+    /// Same rules as [`SyncEngine::sync_now`]: a concurrent call gets `AlreadyRunning`.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        let inner = self.inner.clone();
+        self.runtime().spawn(async move { inner.run().await }).await.map_err(|e| Error::Engine(format!("sync task: {e}")))?
+    }
+
+    /// Connectivity as the app sees it. Going offline stops a sync at its next step (or its
+    /// backoff wait at once); nothing is attempted while offline.
+    pub fn set_online(&self, online: bool) {
+        self.inner.input(Input::Connectivity { online });
+        self.inner.online.send_replace(online);
+    }
+
+    /// App lifecycle: in the background a backoff wait is abandoned (the sync returns
+    /// `Suspended`); a transfer in progress completes.
+    pub fn set_lifecycle(&self, lifecycle: Lifecycle) {
+        self.inner.input(Input::Lifecycle(lifecycle));
+        // Wake a waiting sync so it notices.
+        self.inner.online.send_modify(|_| {});
+    }
+
+    pub fn state(&self) -> SyncState {
+        self.inner.policy.lock().expect("policy lock").state()
+    }
+
+    /// When the policy suggests the next sync after one stopped on a failure (milliseconds
+    /// since this engine was created).
+    pub fn next_sync_at_ms(&self) -> Option<u64> {
+        self.inner.policy.lock().expect("policy lock").next_sync_at()
+    }
+
+    pub fn set_listener(&self, l: Arc<dyn SyncListener>) {
+        *self.inner.listener.lock().expect("listener lock") = Some(l);
+    }
+}
+
+impl Inner {
+    fn clock_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn emit(&self, p: SyncProgress) {
+        let l = self.listener.lock().expect("listener lock").clone();
+        if let Some(l) = l {
+            l.on_progress(p);
+        }
+    }
+
+    /// Feeds the policy and reports a state change.
+    fn input(&self, input: Input) -> Step {
+        let (before, step, after) = {
+            let mut p = self.policy.lock().expect("policy lock");
+            let before = p.state();
+            let step = p.on(input, self.clock_ms());
+            (before, step, p.state())
+        };
+        if before != after {
+            self.emit(SyncProgress::StateChanged { state: after });
+        }
+        step
+    }
+
+    async fn run(self: Arc<Self>) -> Result<SyncReport> {
+        if self.running.swap(true, Ordering::AcqRel) {
+            return Err(Error::AlreadyRunning);
+        }
+        let _guard = RunningGuard(&self.running);
+        let mut report = SyncReport::default();
+        let mut last_failure: Option<HttpFailure> = None;
+        let mut step = self.input(Input::Start);
+        loop {
+            step = match step {
+                Step::Upload | Step::Download => {
+                    let upload = step == Step::Upload;
+                    let res = if upload { self.upload_all(&mut report).await } else { self.download_all(&mut report).await };
+                    match res {
+                        Ok(()) => self.input(Input::PhaseDone),
+                        Err(PhaseError::Http(f)) => {
+                            tracing::warn!(class = %f.class, status = ?f.status, "sync attempt failed: {}", f.message);
+                            let s = self.input(Input::Failed { class: f.class, retry_after_ms: f.retry_after_ms });
+                            last_failure = Some(f);
+                            if matches!(s, Step::Wait { .. }) {
+                                report.failed_attempts += 1;
+                            }
+                            s
+                        }
+                        Err(PhaseError::Fatal(e)) => {
+                            // A local failure (storage, database): stop; the policy goes idle.
+                            self.input(Input::Failed { class: FailureClass::Permanent, retry_after_ms: None });
+                            return Err(e);
+                        }
+                    }
+                }
+                Step::Wait { until_ms } => {
+                    let mut online = self.online.subscribe();
+                    let dur = std::time::Duration::from_millis(until_ms.saturating_sub(self.clock_ms()));
+                    tokio::select! {
+                        _ = tokio::time::sleep(dur) => {}
+                        _ = online.changed() => {}
+                    }
+                    self.input(Input::WaitElapsed)
+                }
+                Step::Finished => return Ok(report),
+                Step::Stopped(StopReason::Busy) => return Err(Error::AlreadyRunning),
+                Step::Stopped(StopReason::Offline) => return Err(Error::Offline),
+                Step::Stopped(StopReason::Background) => return Err(Error::Suspended),
+                Step::Stopped(StopReason::Failed { class, attempts }) => {
+                    let message = last_failure.map(|f| f.to_string()).unwrap_or_else(|| class.to_string());
+                    return Err(Error::Failed { class, attempts, message });
+                }
+                Step::Nothing => {
+                    // The state moved under us (offline, background): ask where we are.
+                    match self.policy.lock().expect("policy lock").state() {
+                        SyncState::Offline => return Err(Error::Offline),
+                        SyncState::Uploading => Step::Upload,
+                        SyncState::Downloading => Step::Download,
+                        SyncState::Waiting { until_ms, .. } => Step::Wait { until_ms },
+                        SyncState::Done => return Ok(report),
+                        SyncState::Idle => return Err(Error::Suspended),
+                    }
+                }
+            };
+        }
+    }
+
+    /// Uploads every pending event, batch by batch.
+    async fn upload_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let outbox = self.device.outbox();
+        loop {
+            let events = outbox.pending(MAX_BATCH_EVENTS)?;
+            if events.is_empty() {
+                return Ok(());
+            }
+            let mut batch = UploadBatch {
+                device_id: self.config.device_id.clone(),
+                batch_id: uuid::Uuid::new_v4().to_string(),
+                device_time: chrono::Utc::now(),
+                events: Vec::with_capacity(events.len()),
+            };
+            let envelope = serde_json::to_vec(&batch).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len();
+            let mut size = envelope;
+            for e in events {
+                let w = WireEvent {
+                    uuid: e.uuid,
+                    seq: e.seq,
+                    call_id: e.call_id,
+                    kind: e.kind,
+                    recorded_at: e.recorded_at,
+                    session: e.session,
+                    mono_ms: e.mono_ms,
+                    payload: e.payload,
+                };
+                let n = serde_json::to_vec(&w).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len() + 1;
+                if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
+                    break;
+                }
+                size += n;
+                batch.events.push(w);
+            }
+            let sent = batch.events.len();
+            let ack = self.transport.upload(&batch).await?;
+            // Only now, with the hub's answer read, is anything marked.
+            let now = now_ms();
+            let mut durable = ack.accepted.clone();
+            durable.extend(ack.duplicates.iter().cloned());
+            outbox.ack(&durable, now)?;
+            for r in &ack.rejected {
+                outbox.park(&r.uuid, &r.reason)?;
+            }
+            self.device.observe_hub_time(ack.hub_time)?;
+            report.batches += 1;
+            report.events_accepted += ack.accepted.len();
+            report.events_duplicates += ack.duplicates.len();
+            report.events_parked += ack.rejected.len();
+            self.emit(SyncProgress::EventsUploaded {
+                accepted: ack.accepted.len(),
+                duplicates: ack.duplicates.len(),
+                parked: ack.rejected.len(),
+            });
+            if durable.len() + ack.rejected.len() == 0 && sent > 0 {
+                return Err(PhaseError::Http(HttpFailure::new(
+                    FailureClass::Transient,
+                    format!("the hub acknowledged none of {sent} events"),
+                )));
+            }
+        }
+    }
+
+    /// Applies change-feed pages until `has_more` is false.
+    async fn download_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let dir = self.device.dir().to_path_buf();
+        loop {
+            let mut st = SyncStateFile::load(&dir);
+            let page = self.transport.changes(st.cursor.as_deref()).await?;
+            self.apply_page(&page, report).await?;
+            self.device.observe_hub_time(page.hub_time)?;
+            st.hub_device_id = Some(self.config.device_id.clone());
+            st.cursor = Some(page.next_cursor.clone());
+            st.store(&dir)?;
+            report.pages += 1;
+            report.cursor = Some(page.next_cursor.clone());
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply_page(&self, page: &ChangePage, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let content = self.device.content();
+        for offer in &page.bundles {
+            if content.active_version(&offer.bundle_id)?.is_some_and(|v| v >= offer.version) {
+                report.bundles_skipped += 1;
+                continue;
+            }
+            let sig = (!offer.signature.0.is_empty()).then_some(offer.signature.0.as_slice());
+            let (manifest, missing) = match content.stage_manifest(&offer.manifest.0, sig, now_ms()) {
+                Ok(x) => x,
+                Err(edetail_core::Error::Rollback { .. }) => {
+                    report.bundles_skipped += 1;
+                    continue;
+                }
+                Err(edetail_core::Error::Bundle(e)) => {
+                    // Wrongly signed or invalid under this device's policy: refused, never
+                    // installed; the page still completes so the feed cannot get stuck.
+                    tracing::warn!(bundle = %offer.bundle_id, version = offer.version, "offer refused: {e}");
+                    report.bundles_rejected.push(format!("{}@{}", offer.bundle_id, offer.version));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            for m in &missing {
+                self.download_blob(&m.sha256, m.size, report).await?;
+            }
+            match content.activate(&manifest.id, manifest.version, now_ms()) {
+                Ok(()) => {
+                    report.bundles_activated.push(format!("{}@{}", manifest.id, manifest.version));
+                    self.emit(SyncProgress::BundleActivated { bundle_id: manifest.id.clone(), version: manifest.version });
+                }
+                Err(edetail_core::Error::Rollback { .. }) => report.bundles_skipped += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for r in &page.revocations {
+            match content.revoke(&r.bundle_id, &r.reason, now_ms()) {
+                Ok(()) => {
+                    report.revocations += 1;
+                    self.emit(SyncProgress::BundleRevoked { bundle_id: r.bundle_id.clone() });
+                }
+                // Never installed here: nothing to revoke.
+                Err(edetail_core::Error::UnknownBundle(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Downloads one blob to `tmp-sync/<sha256>.partial` (resuming with Range), verifies it and
+    /// hands it to the core.
+    async fn download_blob(&self, sha256: &Sha256Digest, size: u64, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let hex = sha256.to_hex();
+        let tmp = self.device.dir().join(TMP_DIR);
+        std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        let partial = tmp.join(format!("{hex}.partial"));
+        let mut have = std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0);
+        if have > size {
+            remove(&partial)?;
+            have = 0;
+        }
+        let mut resumed = false;
+        if have < size || size == 0 {
+            let mut resp = self.transport.blob(&hex, have).await?;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(false)
+                .write(true)
+                .truncate(false)
+                .open(&partial)
+                .map_err(io_err(&partial))?;
+            let status = resp.status();
+            let range_ok = status == StatusCode::PARTIAL_CONTENT
+                && resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).is_some_and(|v| content_range_starts_at(v, have));
+            if have > 0 && range_ok {
+                resumed = true;
+                file.seek(SeekFrom::Start(have)).map_err(io_err(&partial))?;
+            } else if status == StatusCode::OK || (status == StatusCode::PARTIAL_CONTENT && range_ok) {
+                // Restart from 0 (no partial, or the hub ignored/mismatched the range).
+                file.set_len(0).map_err(io_err(&partial))?;
+                file.seek(SeekFrom::Start(0)).map_err(io_err(&partial))?;
+                have = 0;
+            } else {
+                // A 206 for another range than asked: discard the partial, retry from 0.
+                drop(file);
+                remove(&partial)?;
+                return Err(PhaseError::Http(HttpFailure::new(
+                    FailureClass::Transient,
+                    format!("blob {hex}: unexpected {status} for a range from {have}"),
+                )));
+            }
+            let mut written = have;
+            let mut received = 0u64;
+            loop {
+                let chunk = match resp.chunk().await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = file.sync_all();
+                        self.count_bytes(&hex, received, report);
+                        return Err(PhaseError::Http(HttpFailure::new(FailureClass::Network, format!("blob {hex}: {}", e.without_url()))));
+                    }
+                };
+                written += chunk.len() as u64;
+                received += chunk.len() as u64;
+                if written > size {
+                    drop(file);
+                    remove(&partial)?;
+                    self.count_bytes(&hex, received, report);
+                    return Err(PhaseError::Http(HttpFailure::new(
+                        FailureClass::Transient,
+                        format!("blob {hex}: more than its {size} bytes; discarded"),
+                    )));
+                }
+                file.write_all(&chunk).map_err(io_err(&partial))?;
+            }
+            file.sync_all().map_err(io_err(&partial))?;
+            self.count_bytes(&hex, received, report);
+            if written < size {
+                return Err(PhaseError::Http(HttpFailure::new(
+                    FailureClass::Network,
+                    format!("blob {hex}: body ended at {written} of {size} bytes (kept for resume)"),
+                )));
+            }
+        }
+        // Re-hash what is on disk (rustup's rule) before anything uses it.
+        let actual = hash_file(&partial)?;
+        if actual != *sha256 {
+            remove(&partial)?;
+            return Err(PhaseError::Http(HttpFailure::new(
+                FailureClass::Transient,
+                format!("blob {hex}: content hashes to {}; discarded", actual.to_hex()),
+            )));
+        }
+        let mut f = std::fs::File::open(&partial).map_err(io_err(&partial))?;
+        let stored = tokio::task::block_in_place(|| self.device.content().add_blob(sha256, &mut f, now_ms()))?;
+        drop(f);
+        remove(&partial)?;
+        report.blobs_downloaded += 1;
+        if resumed {
+            report.blobs_resumed += 1;
+        }
+        self.emit(SyncProgress::BlobStored { sha256: hex, size: stored, resumed });
+        Ok(())
+    }
+
+    fn count_bytes(&self, hex: &str, bytes: u64, report: &mut SyncReport) {
+        if bytes > 0 {
+            report.bytes_downloaded += bytes;
+            self.emit(SyncProgress::BytesDownloaded { sha256: hex.to_string(), bytes });
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PhaseError + '_ {
+    move |source| PhaseError::Fatal(Error::Io { path: path.display().to_string(), source })
+}
+
+fn remove(path: &PathBuf) -> Result<(), PhaseError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Sha256Digest::from_hex(&hex::encode(h.finalize())).map_err(|e| PhaseError::Fatal(Error::Engine(e)))
+}
+
+/// A phase's failure: retryable network/hub failure, or a local one that stops the sync.
+enum PhaseError {
+    Http(HttpFailure),
+    Fatal(Error),
+}
+
+impl From<HttpFailure> for PhaseError {
+    fn from(f: HttpFailure) -> Self {
+        PhaseError::Http(f)
+    }
+}
+
+impl From<edetail_core::Error> for PhaseError {
+    fn from(e: edetail_core::Error) -> Self {
+        PhaseError::Fatal(Error::Core(e))
+    }
+}
+
+impl From<Error> for PhaseError {
+    fn from(e: Error) -> Self {
+        PhaseError::Fatal(e)
+    }
+}

@@ -1,0 +1,42 @@
+//! The crate's error type. Messages name ids, statuses and counts only: never tokens, never
+//! personal data.
+
+use crate::policy::FailureClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The sync stopped on a failure the policy would not retry now.
+    #[error("sync failed ({class}) after {attempts} failed attempt(s): {message}")]
+    Failed { class: FailureClass, attempts: u32, message: String },
+    /// Another sync of this engine is running; this call did nothing (see `SyncEngine::sync`).
+    #[error("a sync is already running")]
+    AlreadyRunning,
+    /// The app reported the device offline; nothing was attempted (or the sync was stopped).
+    #[error("the device is offline")]
+    Offline,
+    /// The sync was interrupted during a backoff wait (the app went to the background, or
+    /// connectivity flapped); sync again when appropriate.
+    #[error("sync interrupted (app in the background or connectivity changed); sync again later")]
+    Suspended,
+    /// `sync_now` was called from inside an async runtime; use `sync().await` there.
+    #[error("sync_now() blocks and cannot be called from an async context; use sync().await")]
+    BlockingInAsync,
+    #[error("device: {0}")]
+    Core(#[from] edetail_core::Error),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("sync engine: {0}")]
+    Engine(String),
+}
+
+impl Error {
+    /// The retry class when the sync failed on the network or at the hub.
+    pub fn class(&self) -> Option<FailureClass> {
+        match self {
+            Error::Failed { class, .. } => Some(*class),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

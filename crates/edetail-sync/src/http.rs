@@ -1,0 +1,251 @@
+//! HTTP transport to the hub (`/v1`, see `docs/protocol.md`) over reqwest.
+//!
+//! Owns: bearer auth from the app's [`TokenProvider`] (on 401 it refreshes once and retries
+//! once), the `x-edetail-device-time` header on every request, gzip request bodies for uploads,
+//! and turning every failure into an [`HttpFailure`] classified for the policy (error bodies
+//! parsed into `edetail_protocol::ErrorBody`, `Retry-After` / `retry_after_ms` extracted).
+//! It makes no retry decisions beyond the single auth refresh: that is `policy`'s job.
+
+use std::fmt;
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use edetail_protocol::{ChangePage, DEVICE_TIME_HEADER, ErrorBody, PREFIX, UploadAck, UploadBatch};
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RANGE, RETRY_AFTER};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+
+use crate::policy::{FailureClass, classify_status};
+
+/// Connect timeout for every request.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// No bytes for this long on a response body: the request fails as a network error.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The app's token could not be obtained (signed out, SSO unavailable).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("token unavailable: {0}")]
+pub struct TokenError(pub String);
+
+/// Supplies device bearer tokens; the app implements it (SSO may mint tokens).
+#[async_trait::async_trait]
+pub trait TokenProvider: Send + Sync {
+    /// The current token.
+    async fn token(&self) -> Result<String, TokenError>;
+    /// The hub answered 401: obtain a fresh token (the next `token()` returns it).
+    async fn refresh(&self);
+}
+
+/// A fixed token (CLI, tests).
+#[derive(Clone)]
+pub struct StaticToken(pub String);
+
+impl fmt::Debug for StaticToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("StaticToken(..)")
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenProvider for StaticToken {
+    async fn token(&self) -> Result<String, TokenError> {
+        Ok(self.0.clone())
+    }
+    async fn refresh(&self) {}
+}
+
+/// A failed request, classified.
+#[derive(Debug, Clone)]
+pub struct HttpFailure {
+    pub class: FailureClass,
+    /// HTTP status, when the hub answered.
+    pub status: Option<u16>,
+    /// The hub's error body, when it sent one.
+    pub body: Option<ErrorBody>,
+    /// From `Retry-After` or `retry_after_ms` (the larger).
+    pub retry_after_ms: Option<u64>,
+    /// For logs and reports: no tokens, no personal data.
+    pub message: String,
+}
+
+impl HttpFailure {
+    pub fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        HttpFailure { class, status: None, body: None, retry_after_ms: None, message: message.into() }
+    }
+
+    fn from_reqwest(e: reqwest::Error) -> Self {
+        // Connect errors, timeouts, resets and truncated bodies are network failures; a body
+        // that does not decode is the hub's fault: transient.
+        let class = if e.is_decode() { FailureClass::Transient } else { FailureClass::Network };
+        // Never include the URL (its query carries the cursor) or headers; name the causes.
+        let e = e.without_url();
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        HttpFailure::new(class, message)
+    }
+}
+
+impl fmt::Display for HttpFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "{} failure (HTTP {s}): {}", self.class, self.message),
+            None => write!(f, "{} failure: {}", self.class, self.message),
+        }
+    }
+}
+
+/// Parses `Retry-After` given in seconds (the HTTP-date form is not used by the hub).
+fn retry_after_header(h: &HeaderMap) -> Option<u64> {
+    h.get(RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(|s| s.saturating_mul(1000))
+}
+
+/// Classifies a non-2xx response, reading its `ErrorBody`.
+async fn failure_from_response(resp: Response) -> HttpFailure {
+    let status = resp.status().as_u16();
+    let header_ra = retry_after_header(resp.headers());
+    let text = resp.text().await.unwrap_or_default();
+    let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+    let retry_after_ms = match (header_ra, body.as_ref().and_then(|b| b.retry_after_ms)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let message = match &body {
+        Some(b) => format!("{:?}: {}", b.code, b.message),
+        None => format!("HTTP {status}"),
+    };
+    HttpFailure { class: classify_status(status), status: Some(status), body, retry_after_ms, message }
+}
+
+/// The hub client.
+#[derive(Clone)]
+pub struct Transport {
+    client: reqwest::Client,
+    base: String,
+    tokens: Arc<dyn TokenProvider>,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// `hub_url` is the hub's base URL (e.g. `https://hub.example.com`), without `/v1`.
+    pub fn new(hub_url: &str, tokens: Arc<dyn TokenProvider>) -> Result<Self, HttpFailure> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("edetail-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpFailure::new(FailureClass::Permanent, format!("HTTP client: {e}")))?;
+        Ok(Transport { client, base: format!("{}{PREFIX}", hub_url.trim_end_matches('/')), tokens })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request built by `build` with auth and device time; on 401 refreshes the token
+    /// once and sends again. Answers the 2xx response or a classified failure.
+    async fn send(&self, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, HttpFailure> {
+        let mut refreshed = false;
+        loop {
+            let token = self.tokens.token().await.map_err(|e| HttpFailure::new(FailureClass::Auth, e.to_string()))?;
+            let resp = build(&self.client)
+                .header(AUTHORIZATION, format!("Bearer {token}"))
+                .header(DEVICE_TIME_HEADER, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .send()
+                .await
+                .map_err(HttpFailure::from_reqwest)?;
+            if resp.status() == StatusCode::UNAUTHORIZED && !refreshed {
+                refreshed = true;
+                self.tokens.refresh().await;
+                continue;
+            }
+            if resp.status().is_success() {
+                return Ok(resp);
+            }
+            return Err(failure_from_response(resp).await);
+        }
+    }
+
+    async fn json<T: serde::de::DeserializeOwned>(resp: Response) -> Result<T, HttpFailure> {
+        let bytes = resp.bytes().await.map_err(HttpFailure::from_reqwest)?;
+        serde_json::from_slice(&bytes).map_err(|e| HttpFailure::new(FailureClass::Transient, format!("unreadable answer: {e}")))
+    }
+
+    /// `POST /v1/events` with a gzip JSON body.
+    pub async fn upload(&self, batch: &UploadBatch) -> Result<UploadAck, HttpFailure> {
+        let json = serde_json::to_vec(batch).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::default());
+        gz.write_all(&json).and_then(|_| gz.flush()).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        let body = gz.finish().map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        let url = self.url("/events");
+        let resp = self
+            .send(|c| {
+                c.request(Method::POST, &url).header(CONTENT_TYPE, "application/json").header(CONTENT_ENCODING, "gzip").body(body.clone())
+            })
+            .await?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/changes?since=CURSOR`.
+    pub async fn changes(&self, since: Option<&str>) -> Result<ChangePage, HttpFailure> {
+        let mut url =
+            reqwest::Url::parse(&self.url("/changes")).map_err(|e| HttpFailure::new(FailureClass::Permanent, format!("hub URL: {e}")))?;
+        if let Some(s) = since {
+            url.query_pairs_mut().append_pair("since", s);
+        }
+        let resp = self.send(|c| c.get(url.clone())).await?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/blobs/{sha256}`, from byte `offset` (`Range: bytes=offset-` when > 0).
+    /// The caller checks 200 versus 206 and `Content-Range`.
+    pub async fn blob(&self, sha256_hex: &str, offset: u64) -> Result<Response, HttpFailure> {
+        let url = self.url(&format!("/blobs/{sha256_hex}"));
+        self.send(|c| {
+            let r = c.get(&url);
+            if offset > 0 { r.header(RANGE, format!("bytes={offset}-")) } else { r }
+        })
+        .await
+    }
+}
+
+/// Whether a `Content-Range` header value (`bytes a-b/total`) starts at `offset`.
+pub fn content_range_starts_at(value: &str, offset: u64) -> bool {
+    value
+        .trim()
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split('-').next())
+        .and_then(|a| a.trim().parse::<u64>().ok())
+        .is_some_and(|a| a == offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_start_is_checked() {
+        assert!(content_range_starts_at("bytes 100-199/200", 100));
+        assert!(!content_range_starts_at("bytes 0-199/200", 100));
+        assert!(!content_range_starts_at("items 100-199/200", 100));
+        assert!(!content_range_starts_at("bytes */200", 100));
+    }
+
+    #[test]
+    fn retry_after_seconds_are_parsed() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().expect("valid header"));
+        assert_eq!(retry_after_header(&h), Some(7_000));
+        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().expect("valid header"));
+        assert_eq!(retry_after_header(&h), None);
+    }
+}
