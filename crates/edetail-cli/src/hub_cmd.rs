@@ -92,7 +92,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 let addr = listener.local_addr()?;
                 println!("hub: http://{addr}/");
                 std::io::stdout().flush()?;
-                hub.serve(listener, shutdown_signal()).await?;
+                hub.serve(listener, crate::output::shutdown_signal()).await?;
                 eprintln!("hub: stopped");
                 anyhow::Ok(())
             })?;
@@ -142,23 +142,3 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}

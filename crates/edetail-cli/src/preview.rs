@@ -309,7 +309,7 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result
             })
             .await
     });
-    shutdown_signal().await;
+    crate::output::shutdown_signal().await;
     note("stopping");
     let _ = stop_tx.send(());
     heartbeat.abort();
@@ -321,26 +321,6 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
 
 async fn heartbeat_loop(app: Arc<App>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
