@@ -1,5 +1,7 @@
-//! `edetail hub`: run a hub (`serve`) and administer its data directory (`device add`,
-//! `publisher add`, `stats`). Tokens are printed once and stored hashed.
+//! `edetail hub`: run a hub (`serve`) and administer its store (`device add`, `publisher add`,
+//! `territory set|list`, `stats`). Every subcommand takes the same storage options: `--data DIR`
+//! alone is the zero-setup SQLite hub; `--database postgres://…` and `--blob-store s3://…` point
+//! at shared storage. Tokens are printed once and stored hashed.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -7,19 +9,35 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
 use edetail_hub::{Hub, HubConfig};
 
 use crate::output::Output;
 
+/// Where a hub keeps its state.
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    /// Hub data directory (created when missing): the SQLite database and blobs by default,
+    /// and always the local staging area.
+    #[arg(long)]
+    data: PathBuf,
+    /// Keep metadata and events in PostgreSQL (postgres://user@host:port/db) instead of
+    /// DATA/hub.sqlite3; several hub processes may share it.
+    #[arg(long, env = "EDETAIL_HUB_DATABASE")]
+    database: Option<String>,
+    /// Keep blobs in S3-compatible storage (s3://BUCKET[/PREFIX]?endpoint=URL&region=R&allow_http=true,
+    /// credentials from AWS_* variables) instead of DATA/blobs.
+    #[arg(long, env = "EDETAIL_HUB_BLOB_STORE")]
+    blob_store: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve the /v1 sync and publishing API until Ctrl-C or SIGTERM.
     Serve {
-        /// Hub data directory (created when missing).
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
         /// Address to listen on; port 0 picks a free port (printed on the first line).
         #[arg(long, default_value = "127.0.0.1:8787")]
         listen: SocketAddr,
@@ -36,10 +54,33 @@ pub enum HubCommand {
     /// Manage publishers.
     #[command(subcommand)]
     Publisher(PublisherCommand),
+    /// Manage territories and the products they sell.
+    #[command(subcommand)]
+    Territory(TerritoryCommand),
     /// Devices, last sync, events received, duplicates absorbed, rejected, watermarks.
     Stats {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TerritoryCommand {
+    /// Create or update a territory with exactly these products (none: every product). Bundles
+    /// published without explicit territories go to the territories listing their product.
+    Set {
+        #[command(flatten)]
+        storage: StorageArgs,
         #[arg(long)]
-        data: PathBuf,
+        name: String,
+        /// A product this territory sells (repeat for several).
+        #[arg(long = "product")]
+        products: Vec<String>,
+    },
+    /// Territories, their products and device counts.
+    List {
+        #[command(flatten)]
+        storage: StorageArgs,
     },
 }
 
@@ -47,8 +88,8 @@ pub enum HubCommand {
 pub enum DeviceCommand {
     /// Register a device for a rep and territory; prints its id and token (shown once).
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
         #[arg(long)]
         rep: String,
         #[arg(long)]
@@ -60,21 +101,27 @@ pub enum DeviceCommand {
 pub enum PublisherCommand {
     /// Register a publisher; prints its token (shown once).
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
         #[arg(long)]
         name: String,
     },
 }
 
-fn open(data: PathBuf, publisher_keys: Vec<PublicKey>) -> anyhow::Result<Hub> {
-    let shown = data.display().to_string();
-    Hub::open(HubConfig { data_dir: data, publisher_keys }).with_context(|| format!("opening hub data directory {shown}"))
+fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<Hub> {
+    let shown = match (&storage.database, &storage.blob_store) {
+        (None, None) => format!("hub data directory {}", storage.data.display()),
+        // Never the URLs themselves: they may carry passwords.
+        _ => format!("hub storage (data directory {}, --database/--blob-store as given)", storage.data.display()),
+    };
+    let config =
+        HubConfig { data_dir: storage.data, publisher_keys, database: storage.database, blob_store: storage.blob_store };
+    Hub::open(config).with_context(|| format!("opening {shown}"))
 }
 
 pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        HubCommand::Serve { data, listen, publisher_keys, allow_remote } => {
+        HubCommand::Serve { storage, listen, publisher_keys, allow_remote } => {
             if !listen.ip().is_loopback() && !allow_remote {
                 bail!("refusing to listen on non-loopback address {listen} without --allow-remote");
             }
@@ -85,7 +132,8 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             if keys.is_empty() {
                 eprintln!("warning: no --publisher-key given: every publish will be refused");
             }
-            let hub = open(data, keys)?;
+            let hub = open(storage, keys)?;
+            eprintln!("hub: store {}, blobs {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
@@ -98,21 +146,36 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        HubCommand::Device(DeviceCommand::Add { data, rep, territory }) => {
-            let creds = open(data, vec![])?.add_device(&rep, &territory)?;
+        HubCommand::Device(DeviceCommand::Add { storage, rep, territory }) => {
+            let creds = open(storage, vec![])?.add_device(&rep, &territory)?;
             out.emit(&creds, || format!("device: {}\ntoken: {}\n", creds.device_id, creds.token));
             Ok(ExitCode::SUCCESS)
         }
-        HubCommand::Publisher(PublisherCommand::Add { data, name }) => {
-            let token = open(data, vec![])?.add_publisher(&name)?;
+        HubCommand::Publisher(PublisherCommand::Add { storage, name }) => {
+            let token = open(storage, vec![])?.add_publisher(&name)?;
             out.emit(&serde_json::json!({"name": name, "token": token}), || format!("{token}\n"));
             Ok(ExitCode::SUCCESS)
         }
-        HubCommand::Stats { data } => {
-            let stats = open(data, vec![])?.stats()?;
+        HubCommand::Territory(TerritoryCommand::Set { storage, name, products }) => {
+            let hub = open(storage, vec![])?;
+            hub.set_territory(&name, &products)?;
+            let t = hub.territories()?.into_iter().find(|t| t.name == name).context("territory vanished")?;
+            out.emit(&t, || format!("{}: {}\n", t.name, products_text(&t.products)));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Territory(TerritoryCommand::List { storage }) => {
+            let list = open(storage, vec![])?.territories()?;
+            out.emit(&list, || {
+                list.iter().map(|t| format!("{}  {}  {} device(s)\n", t.name, products_text(&t.products), t.devices)).collect()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Stats { storage } => {
+            let stats = open(storage, vec![])?.stats()?;
             out.emit(&stats, || {
                 let mut s = format!(
-                    "events received {}, duplicates absorbed {}, rejected {}\nbundles {} ({} versions), revocations {}, publishers {}\n",
+                    "store {}\nevents received {}, duplicates absorbed {}, rejected {}\nbundles {} ({} versions), revocations {}, publishers {}\n",
+                    stats.store,
                     stats.events_received,
                     stats.duplicates_absorbed,
                     stats.rejected,
@@ -142,3 +205,6 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn products_text(products: &[String]) -> String {
+    if products.is_empty() { "every product".to_string() } else { products.join(", ") }
+}

@@ -35,9 +35,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A dependency (the database, the object store) is unreachable or overloaded: retry later.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     #[error("internal: {0}")]
     Internal(String),
 }
+
+/// What a 503 asks the device to wait before retrying (milliseconds).
+pub const UNAVAILABLE_RETRY_AFTER_MS: u64 = 2_000;
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
@@ -56,6 +62,7 @@ impl Error {
             Error::VersionConflict { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),
             Error::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle),
             Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BadRequest),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Error::SchemaTooNew { .. } | Error::Sqlite(_) | Error::Io { .. } | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
             }
@@ -73,7 +80,16 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let mut resp = (status, axum::Json(ErrorBody { code, message, retry_after_ms: None })).into_response();
+        let retry_after_ms = matches!(self, Error::Unavailable(_)).then_some(UNAVAILABLE_RETRY_AFTER_MS);
+        let mut resp = (status, axum::Json(ErrorBody { code, message, retry_after_ms })).into_response();
+        if matches!(self, Error::TooLarge(_)) {
+            // The body was refused unread: the connection cannot be reused, and saying so keeps
+            // clients from writing their next request into a socket the hub is closing.
+            resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        if let Some(ms) = retry_after_ms {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(ms.div_ceil(1000)));
+        }
         if let Error::RangeNotSatisfiable { size } = self
             && let Ok(v) = format!("bytes */{size}").parse()
         {

@@ -3,7 +3,6 @@
 //! Tokens and event payloads are never logged.
 
 use std::io::Read;
-use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::Body;
@@ -18,8 +17,7 @@ use edetail_protocol::{
     UploadAck, UploadBatch, WireEvent,
 };
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
@@ -30,6 +28,8 @@ use crate::{Hub, token_hash};
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 /// Longest accepted event type.
 pub const MAX_TYPE_LEN: usize = 128;
+/// Longest accepted call id.
+pub const MAX_CALL_ID_LEN: usize = 128;
 
 pub(crate) fn router(hub: Hub) -> Router {
     Router::new()
@@ -158,6 +158,10 @@ fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
         Some("type is empty".to_string())
     } else if e.kind.len() > MAX_TYPE_LEN {
         Some(format!("type longer than {MAX_TYPE_LEN} bytes"))
+    } else if e.kind.contains('\0') || e.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
+        Some("type or call_id contains a NUL character".to_string())
+    } else if e.call_id.as_deref().is_some_and(|c| c.len() > MAX_CALL_ID_LEN) {
+        Some(format!("call_id longer than {MAX_CALL_ID_LEN} bytes"))
     } else if !e.payload.is_object() {
         Some("payload is not a JSON object".to_string())
     } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {
@@ -168,7 +172,13 @@ fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
     match reason {
         Some(reason) => CheckedEvent::Rejected { uuid: e.uuid, seq: e.seq, reason },
         None => {
-            let recorded_at_corrected = e.recorded_at - chrono::Duration::milliseconds(skew_ms);
+            // A nonsensical batch clock must not push the corrected time out of every store's
+            // range: then the raw time stands.
+            let recorded_at_corrected = e
+                .recorded_at
+                .checked_sub_signed(chrono::Duration::milliseconds(skew_ms))
+                .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
+                .unwrap_or(e.recorded_at);
             CheckedEvent::Valid { event: e, recorded_at_corrected }
         }
     }
@@ -249,10 +259,10 @@ async fn get_blob(State(hub): State<Hub>, headers: HeaderMap, Path(sha256): Path
     let hex = digest.to_hex();
     let store = hub.inner().store.clone();
     // Not entitled and unknown look the same: 404.
-    if !blocking(move || store.blob_entitled(&dev.territory, &hex)).await? {
+    let Some(size) = blocking(move || store.blob_entitled(&dev.territory, &hex)).await? else {
         return Err(Error::NotFound(format!("blob {sha256}")));
-    }
-    serve_file(hub.inner().blobs.path_of(&digest), &headers, "application/octet-stream").await
+    };
+    serve_blob(&hub, digest, size, &headers, "application/octet-stream").await
 }
 
 async fn get_bundle_zip(
@@ -270,9 +280,9 @@ async fn get_bundle_zip(
         let id = id.clone();
         blocking(move || store.bundle_zip(&dev.territory, &id, version)).await?
     };
-    let (sha, _) = found.ok_or_else(|| Error::NotFound(format!("bundle {id} version {version}")))?;
+    let (sha, size) = found.ok_or_else(|| Error::NotFound(format!("bundle {id} version {version}")))?;
     let digest = Sha256Digest::from_hex(&sha).map_err(Error::Internal)?;
-    serve_file(hub.inner().blobs.path_of(&digest), &headers, "application/zip").await
+    serve_blob(&hub, digest, size, &headers, "application/zip").await
 }
 
 /// A byte range request: `Some((first, last))` inclusive, `None` for the whole file.
@@ -309,20 +319,15 @@ fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>> {
     Ok(Some((first, last.min(len - 1))))
 }
 
-/// Streams a file (never loaded into memory), honouring a single `Range`.
-async fn serve_file(path: PathBuf, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
-    let mut file = tokio::fs::File::open(&path).await.map_err(Error::io(&path))?;
-    let len = file.metadata().await.map_err(Error::io(&path))?.len();
+/// Streams a blob (never loaded into memory), honouring a single `Range`.
+async fn serve_blob(hub: &Hub, digest: Sha256Digest, len: u64, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
     let range = parse_range(headers, len)?;
     let (status, start, count) = match range {
         None => (StatusCode::OK, 0, len),
         Some((first, last)) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
     };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start)).await.map_err(Error::io(&path))?;
-    }
-    let body = Body::from_stream(ReaderStream::with_capacity(file.take(count), 64 * 1024));
-    let mut resp = (status, body).into_response();
+    let stream = hub.inner().blobs.read(digest, start, count).await?;
+    let mut resp = (status, Body::from_stream(stream)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -334,11 +339,39 @@ async fn serve_file(path: PathBuf, headers: &HeaderMap, content_type: &'static s
     Ok(resp)
 }
 
+/// Spools a request body of at most `limit` bytes to a temp file in `dir` (not held in memory).
+async fn spool_body(headers: &HeaderMap, body: Body, limit: usize, dir: &std::path::Path) -> Result<tempfile::NamedTempFile> {
+    let too_large = || Error::TooLarge(format!("body over {limit} bytes"));
+    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+        && len > limit as u64
+    {
+        return Err(too_large());
+    }
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("identity") => {}
+        Some(other) => return Err(Error::BadRequest(format!("content-encoding {other:?} is not accepted here: send the zip as is"))),
+    }
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io(dir))?;
+    let mut file = tokio::fs::File::from_std(tmp.reopen().map_err(Error::io(tmp.path()))?);
+    let mut written = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading body: {e}")))?;
+        written += chunk.len();
+        if written > limit {
+            return Err(too_large());
+        }
+        file.write_all(&chunk).await.map_err(Error::io(tmp.path()))?;
+    }
+    file.flush().await.map_err(Error::io(tmp.path()))?;
+    Ok(tmp)
+}
+
 async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery, body: Body) -> Result<Response> {
     let publisher = publisher_auth(&hub, &headers).await?;
     let territories = query_values(query.as_deref(), "territory")?;
-    let zip = read_body(&headers, body, MAX_PUBLISH_BYTES).await?;
+    let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
-    let result = blocking(move || crate::publish::publish(h.inner(), &zip, &territories, Some(&publisher))).await?;
+    let result = blocking(move || crate::publish::publish(h.inner(), zip, &territories, Some(&publisher))).await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())
 }

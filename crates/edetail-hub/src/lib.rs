@@ -1,15 +1,19 @@
 //! edetail-hub: the reference central hub. Device sync API (event ingestion, change feed,
-//! blobs, bundle zips) and publishing API over one `HubStore` (SQLite today) and one
-//! content-addressed blob directory. See `docs/protocol.md` and this crate's README.
+//! blobs, bundle zips) and publishing API over one `HubStore` (SQLite by default, PostgreSQL
+//! for several hub processes) and one content-addressed blob store (local files by default,
+//! S3-compatible object storage when shared). See `docs/protocol.md` and this crate's README.
 //!
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
 pub mod blobs;
 pub mod error;
 mod http;
+pub mod postgres;
 pub mod publish;
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -22,15 +26,27 @@ use edetail_protocol::{PublishResult, WireEvent};
 use crate::blobs::BlobStore;
 pub use crate::error::{Error, Result};
 use crate::sqlite::SqliteStore;
-pub use crate::store::{DeviceStats, HubStats, HubStore};
+pub use crate::store::{DeviceStats, HubStats, HubStore, Territory};
 
 /// Where the hub keeps its state and whose signatures it trusts.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct HubConfig {
-    /// Holds `hub.sqlite3`, `blobs/` and `tmp/`; created when missing.
+    /// Holds `hub.sqlite3` (the default store), `blobs/` (the default blob store) and `tmp/`
+    /// (staging, always local); created when missing.
     pub data_dir: PathBuf,
     /// Bundles must be signed by one of these keys to be published. Empty: nothing can be published.
     pub publisher_keys: Vec<PublicKey>,
+    /// `postgres://…` to keep metadata and events in PostgreSQL instead of `DATA/hub.sqlite3`.
+    pub database: Option<String>,
+    /// `s3://BUCKET[/PREFIX]?endpoint=…` (or `file:DIR`) to keep blobs elsewhere than `DATA/blobs`.
+    pub blob_store: Option<String>,
+}
+
+impl HubConfig {
+    /// The zero-setup configuration: SQLite and blobs under `data_dir`.
+    pub fn local(data_dir: impl Into<PathBuf>, publisher_keys: Vec<PublicKey>) -> HubConfig {
+        HubConfig { data_dir: data_dir.into(), publisher_keys, ..HubConfig::default() }
+    }
 }
 
 /// A device registered by an operator. The token is shown once; the hub keeps only its SHA-256.
@@ -66,15 +82,29 @@ pub(crate) fn token_hash(token: &str) -> String {
 }
 
 impl Hub {
-    /// Opens (creating and migrating when needed) the SQLite hub in `config.data_dir`.
+    /// Opens (creating and migrating when needed) the hub's store and blob store as configured.
     pub fn open(config: HubConfig) -> Result<Hub> {
         std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
-        let store = SqliteStore::open(&config.data_dir)?;
-        let blobs = BlobStore::open(&config.data_dir)?;
-        Ok(Hub::with_store(Arc::new(store), blobs, config.publisher_keys))
+        let store: Arc<dyn HubStore> = match &config.database {
+            None => Arc::new(SqliteStore::open(&config.data_dir)?),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Arc::new(postgres::PgStore::connect(url, postgres::DEFAULT_POOL_SIZE)?)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let dir = PathBuf::from(url.trim_start_matches("sqlite:"));
+                std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+                Arc::new(SqliteStore::open(&dir)?)
+            }
+            Some(_) => return Err(Error::BadRequest("unsupported --database: use postgres://… or sqlite:DIR".into())),
+        };
+        let blobs = match &config.blob_store {
+            None => BlobStore::open_local(&config.data_dir)?,
+            Some(url) => BlobStore::new(&config.data_dir, blobs::backend_from_url(url)?)?,
+        };
+        Ok(Hub::with_store(store, blobs, config.publisher_keys))
     }
 
-    /// A hub over any store (PostgreSQL later) and blob directory.
+    /// A hub over any store and blob store.
     pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>) -> Hub {
         Hub { inner: Arc::new(HubInner { store, blobs, publisher_keys }) }
     }
@@ -100,9 +130,10 @@ impl Hub {
 
     /// Registers a device for a rep and territory; returns its id and (only now) its token.
     pub fn add_device(&self, rep_id: &str, territory: &str) -> Result<DeviceCredentials> {
-        if rep_id.trim().is_empty() || territory.trim().is_empty() || territory == publish::ALL_TERRITORIES {
+        if rep_id.trim().is_empty() || territory == publish::ALL_TERRITORIES {
             return Err(Error::BadRequest("rep and territory must be non-empty (and the territory not \"*\")".into()));
         }
+        publish::check_name("territory", territory)?;
         let device_id = format!("dev-{}", uuid::Uuid::new_v4().simple());
         let token = new_token()?;
         self.inner.store.add_device(&device_id, rep_id, territory, &token_hash(&token), Utc::now())?;
@@ -120,9 +151,45 @@ impl Hub {
     }
 
     /// Publishes a bundle zip exactly as `POST /v1/publish` does. Empty `territories` means
-    /// every territory (`"*"`).
+    /// the territories listing the bundle's product, or every territory (`"*"`) when none does.
     pub fn publish_zip(&self, zip: &[u8], territories: &[String]) -> Result<PublishResult> {
-        publish::publish(&self.inner, zip, territories, None)
+        let file = publish::spool_bytes(&self.inner, zip)?;
+        publish::publish(&self.inner, file, territories, None)
+    }
+
+    /// Creates or updates a territory with the products it sells (empty: every product).
+    /// Applies to bundles published from now on without explicit territories.
+    pub fn set_territory(&self, name: &str, products: &[String]) -> Result<()> {
+        publish::check_name("territory", name)?;
+        if name == publish::ALL_TERRITORIES {
+            return Err(Error::BadRequest("\"*\" means every territory and cannot be configured".into()));
+        }
+        let mut products: Vec<String> = products.to_vec();
+        products.sort();
+        products.dedup();
+        for p in &products {
+            publish::check_name("product", p)?;
+        }
+        self.inner.store.set_territory(name, &products, Utc::now())
+    }
+
+    pub fn territories(&self) -> Result<Vec<Territory>> {
+        self.inner.store.territories()
+    }
+
+    /// The metadata store (benchmarks compare HTTP ingest with the store's own rate).
+    pub fn store(&self) -> &Arc<dyn HubStore> {
+        &self.inner.store
+    }
+
+    /// Where blobs go (for operators; no credentials).
+    pub fn blob_store_description(&self) -> String {
+        self.inner.blobs.backend().describe()
+    }
+
+    /// The blob backend (tests count what it stores).
+    pub fn blob_store_backend(&self) -> Arc<dyn blobs::BlobBackend> {
+        self.inner.blobs.backend().clone()
     }
 
     /// Withdraws every published version of a bundle; devices see it in their change feed.
@@ -144,15 +211,21 @@ impl Hub {
 /// (`"http://127.0.0.1:PORT"`), the hub, and the task (abort it to stop the server).
 pub async fn spawn_local(config: HubConfig) -> Result<(String, Hub, tokio::task::JoinHandle<()>)> {
     let hub = Hub::open(config)?;
+    let (url, task) = serve_local(hub.clone()).await?;
+    Ok((url, hub, task))
+}
+
+/// Test helper: serves `hub` on 127.0.0.1:0 in a background tokio task; returns its base URL
+/// and the task.
+pub async fn serve_local(hub: Hub) -> Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
-    let server = hub.clone();
     let task = tokio::spawn(async move {
-        if let Err(e) = server.serve(listener, std::future::pending()).await {
+        if let Err(e) = hub.serve(listener, std::future::pending()).await {
             tracing::error!(error = %e, "local hub stopped");
         }
     });
-    Ok((format!("http://{addr}"), hub, task))
+    Ok((format!("http://{addr}"), task))
 }

@@ -1,44 +1,69 @@
 //! Publishing: validate a bundle zip fully (signature by a trusted publisher key required),
 //! refuse a version not higher than the current one, stage every new blob, commit the blobs,
-//! then record the version in the store. A rejected bundle stores nothing.
+//! then record the version in the store. A rejected bundle stores nothing. The zip arrives as
+//! a temp file in the staging directory (request bodies are spooled to disk, never held whole
+//! in memory) and becomes a blob itself, served for first installs.
 
 use std::collections::BTreeSet;
-use std::io::{self, Cursor};
+use std::io::{self, Write};
 
 use chrono::Utc;
 use edetail_bundle::{BundleArchive, ReadOptions, Sha256Digest};
 use edetail_protocol::PublishResult;
+use tempfile::NamedTempFile;
 
+use crate::HubInner;
 use crate::blobs::StagedBlob;
 use crate::error::{Error, Result};
 use crate::store::NewBundleVersion;
-use crate::HubInner;
 
 /// The territory value meaning "every territory".
 pub const ALL_TERRITORIES: &str = "*";
-/// Largest bundle zip accepted by `POST /v1/publish` (held in memory while validated).
-pub const MAX_PUBLISH_BYTES: usize = 1024 * 1024 * 1024;
+/// Largest bundle zip accepted by `POST /v1/publish` (spooled to disk while validated).
+pub const MAX_PUBLISH_BYTES: usize = 2 * 1024 * 1024 * 1024;
+/// Longest territory or product name.
+pub const MAX_NAME_LEN: usize = 64;
 
 fn rejected(e: edetail_bundle::Error) -> Error {
     Error::InvalidBundle(e.to_string())
 }
 
-/// Normalizes the requested territories: empty means every territory (`"*"`).
-pub fn territories_or_all(territories: &[String]) -> Result<Vec<String>> {
-    let set: BTreeSet<String> = territories.iter().map(|t| t.trim().to_string()).collect();
-    if set.iter().any(|t| t.is_empty() || t.len() > 64) {
-        return Err(Error::BadRequest("territory names must be 1 to 64 characters".into()));
+/// Checks an operator-supplied territory or product name.
+pub fn check_name(kind: &str, name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > MAX_NAME_LEN || name != name.trim() || name.chars().any(char::is_control) {
+        return Err(Error::BadRequest(format!("{kind} names must be 1 to {MAX_NAME_LEN} characters without surrounding spaces")));
     }
-    if set.is_empty() || set.contains(ALL_TERRITORIES) {
+    Ok(())
+}
+
+/// Normalizes explicitly requested territories: sorted, deduplicated; `*` alone when present.
+pub fn normalize_territories(territories: &[String]) -> Result<Vec<String>> {
+    let set: BTreeSet<String> = territories.iter().map(|t| t.trim().to_string()).collect();
+    for t in &set {
+        check_name("territory", t)?;
+    }
+    if set.contains(ALL_TERRITORIES) {
         return Ok(vec![ALL_TERRITORIES.to_string()]);
     }
     Ok(set.into_iter().collect())
 }
 
-pub(crate) fn publish(hub: &HubInner, zip: &[u8], territories: &[String], publisher: Option<&str>) -> Result<PublishResult> {
-    let territories = territories_or_all(territories)?;
+/// Writes an in-memory zip to a temp file in the staging directory.
+pub(crate) fn spool_bytes(hub: &HubInner, zip: &[u8]) -> Result<NamedTempFile> {
+    let tmp = hub.blobs.tmp_dir();
+    let mut f = NamedTempFile::new_in(tmp).map_err(Error::io(tmp))?;
+    f.write_all(zip).map_err(Error::io(tmp))?;
+    Ok(f)
+}
+
+/// Publishes the zip in `zip_file` (a temp file in the staging directory, consumed).
+/// Territories: the explicit ones; none given, the territories that list the bundle's product;
+/// none lists it, every territory (`*`).
+pub(crate) fn publish(hub: &HubInner, zip_file: NamedTempFile, territories: &[String], publisher: Option<&str>) -> Result<PublishResult> {
+    let explicit = normalize_territories(territories)?;
     let opts = ReadOptions::signed_by(hub.publisher_keys.clone());
-    let mut archive = BundleArchive::open(Cursor::new(zip), &opts).map_err(rejected)?;
+    let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
+    let mut archive = BundleArchive::open(&mut file, &opts).map_err(rejected)?;
     let manifest = archive.manifest().clone();
     let signature = archive
         .signature_bytes()
@@ -49,6 +74,12 @@ pub(crate) fn publish(hub: &HubInner, zip: &[u8], territories: &[String], publis
     {
         return Err(Error::VersionConflict { bundle_id: manifest.id.clone(), current, offered: manifest.version });
     }
+    let territories = if !explicit.is_empty() {
+        explicit
+    } else {
+        let listed = hub.store.territories_for_product(&manifest.product)?;
+        if listed.is_empty() { vec![ALL_TERRITORIES.to_string()] } else { listed }
+    };
 
     // Every file is read through the verifying reader, even when its blob is already stored:
     // the zip itself is served to devices and must be intact.
@@ -63,7 +94,7 @@ pub(crate) fn publish(hub: &HubInner, zip: &[u8], territories: &[String], publis
             continue;
         }
         files.push((entry.sha256.to_hex(), entry.size));
-        if hub.blobs.exists(&entry.sha256) {
+        if hub.blobs.contains(&entry.sha256)? {
             io::copy(&mut reader, &mut io::sink()).map_err(|e| Error::InvalidBundle(format!("{path}: {e}")))?;
             blobs_existing += 1;
         } else {
@@ -71,20 +102,24 @@ pub(crate) fn publish(hub: &HubInner, zip: &[u8], territories: &[String], publis
             blobs_new += 1;
         }
     }
-    let zip_sha = Sha256Digest::of(zip);
-    if !hub.blobs.exists(&zip_sha) {
-        staged.push(hub.blobs.stage(&mut &zip[..], Some(&zip_sha))?);
+    let manifest_bytes = archive.manifest_bytes().to_vec();
+    drop(archive);
+    drop(file);
+    let zip = hub.blobs.adopt(zip_file)?;
+    let (zip_sha, zip_size) = (zip.sha256, zip.size);
+    if !hub.blobs.contains(&zip_sha)? {
+        staged.push(zip);
     }
     hub.blobs.commit(staged)?;
     let v = NewBundleVersion {
         bundle_id: manifest.id.clone(),
         version: manifest.version,
         product: manifest.product.clone(),
-        manifest: archive.manifest_bytes().to_vec(),
+        manifest: manifest_bytes,
         signature,
         files,
         zip_sha256: zip_sha.to_hex(),
-        zip_size: zip.len() as u64,
+        zip_size,
         territories: territories.clone(),
         publisher: publisher.map(str::to_string),
         published_at: Utc::now(),

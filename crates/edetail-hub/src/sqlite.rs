@@ -12,11 +12,12 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use crate::error::{Error, Result};
 use crate::store::{
     BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, FeedBundle, FeedPage, FeedRevocation, HubStats, HubStore,
-    NewBundleVersion,
+    NewBundleVersion, Territory,
 };
 
 /// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_initial.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/001_initial.sql"), include_str!("../migrations/002_territories.sql")];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// File name of the database inside the data directory.
@@ -113,10 +114,50 @@ impl HubStore for SqliteStore {
     fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
         self.write(|tx| {
             tx.execute(
+                "INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)",
+                params![territory, time_text(now)],
+            )?;
+            tx.execute(
                 "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![device_id, rep_id, territory, token_sha256, time_text(now)],
             )?;
             Ok(())
+        })
+    }
+
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
+            tx.execute("DELETE FROM territory_products WHERE territory = ?1", [name])?;
+            for p in products {
+                tx.execute("INSERT OR IGNORE INTO territory_products (territory, product) VALUES (?1, ?2)", params![name, p])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn territories(&self) -> Result<Vec<Territory>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name) FROM territories t ORDER BY t.name",
+            )?;
+            let mut out = st
+                .query_map([], |r| {
+                    Ok(Territory { name: r.get(0)?, products: Vec::new(), devices: r.get::<_, i64>(1)? as u64 })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare("SELECT product FROM territory_products WHERE territory = ?1 ORDER BY product")?;
+            for t in &mut out {
+                t.products = st.query_map([&t.name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT territory FROM territory_products WHERE product = ?1 ORDER BY territory")?;
+            Ok(st.query_map([product], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -285,18 +326,18 @@ impl HubStore for SqliteStore {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let head: i64 = c.query_row("SELECT value FROM feed_counter WHERE id = 1", [], |r| r.get(0))?;
-            Ok(merge_page(bundles, revocations, since, head, limit))
+            Ok(crate::store::merge_page(bundles, revocations, since, head, limit))
         })
     }
 
-    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<bool> {
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>> {
         self.read(|c| {
             let sql = format!(
-                "SELECT EXISTS (SELECT 1 FROM bundle_files f JOIN bundle_versions v \
+                "SELECT f.size FROM bundle_files f JOIN bundle_versions v \
                    ON v.bundle_id = f.bundle_id AND v.version = f.version \
-                 WHERE f.sha256 = ?2 AND {ENTITLED} AND NOT {REVOKED})"
+                 WHERE f.sha256 = ?2 AND {ENTITLED} AND NOT {REVOKED} LIMIT 1"
             );
-            Ok(c.query_row(&sql, params![territory, sha256], |r| r.get(0))?)
+            Ok(c.query_row(&sql, params![territory, sha256], |r| r.get::<_, i64>(0)).optional()?.map(|s| s as u64))
         })
     }
 
@@ -326,6 +367,7 @@ impl HubStore for SqliteStore {
                 "INSERT OR IGNORE INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, \
                  session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
+            let mut owner_of = tx.prepare_cached("SELECT device_id FROM events WHERE uuid = ?1")?;
             let mut insert_seq = tx.prepare_cached("INSERT OR IGNORE INTO device_seqs (device_id, seq) VALUES (?1, ?2)")?;
             let mut insert_rejected = tx.prepare_cached(
                 "INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -347,7 +389,19 @@ impl HubStore for SqliteStore {
                             payload,
                             received_at
                         ])?;
-                        if n == 1 { out.accepted.push(e.uuid.clone()) } else { out.duplicates.push(e.uuid.clone()) }
+                        if n == 1 {
+                            out.accepted.push(e.uuid.clone());
+                        } else {
+                            let owner: String = owner_of.query_row([&e.uuid], |r| r.get(0))?;
+                            if owner == device_id {
+                                out.duplicates.push(e.uuid.clone());
+                            } else {
+                                let reason = crate::store::FOREIGN_UUID.to_string();
+                                new_rejections +=
+                                    insert_rejected.execute(params![e.uuid, device_id, e.seq, reason, received_at])? as i64;
+                                out.rejected.push(RejectedEvent { uuid: e.uuid.clone(), reason });
+                            }
+                        }
                         e.seq
                     }
                     CheckedEvent::Rejected { uuid, seq, reason } => {
@@ -424,6 +478,7 @@ impl HubStore for SqliteStore {
                 duplicates_absorbed: devices.iter().map(|d| d.duplicates_absorbed).sum(),
                 rejected: devices.iter().map(|d| d.rejected).sum(),
                 devices,
+                store: "sqlite".into(),
             })
         })
     }
@@ -453,21 +508,6 @@ impl HubStore for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
-    }
-}
-
-/// Merges bundle offers and revocations (each fetched `limit + 1` deep) into one page in feed order.
-fn merge_page(bundles: Vec<FeedBundle>, revocations: Vec<FeedRevocation>, since: i64, head: i64, limit: usize) -> FeedPage {
-    let mut seqs: Vec<i64> = bundles.iter().map(|b| b.feed_seq).chain(revocations.iter().map(|r| r.feed_seq)).collect();
-    seqs.sort_unstable();
-    let has_more = seqs.len() > limit;
-    let next_cursor = if has_more { seqs[limit - 1] } else { head.max(since) };
-    let keep = |s: i64| s <= next_cursor;
-    FeedPage {
-        bundles: bundles.into_iter().filter(|b| keep(b.feed_seq)).collect(),
-        revocations: revocations.into_iter().filter(|r| keep(r.feed_seq)).collect(),
-        next_cursor,
-        has_more,
     }
 }
 
@@ -505,38 +545,5 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         assert!(matches!(migrate(&mut c), Err(Error::SchemaTooNew { .. })));
-    }
-
-    fn event(uuid: &str, seq: i64) -> CheckedEvent {
-        let t = Utc::now();
-        CheckedEvent::Valid {
-            event: WireEvent {
-                uuid: uuid.into(),
-                seq,
-                call_id: None,
-                kind: "slide_view".into(),
-                recorded_at: t,
-                session: 1,
-                mono_ms: 0,
-                payload: serde_json::json!({}),
-            },
-            recorded_at_corrected: t,
-        }
-    }
-
-    /// The watermark only moves over contiguous sequence numbers; gaps hold it back until filled.
-    #[test]
-    fn watermark_advances_over_contiguous_seqs_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(dir.path()).unwrap();
-        s.add_device("d1", "rep", "t", "h", Utc::now()).unwrap();
-        let o = s.apply_batch("d1", &[event("a", 1), event("c", 3)], 0, Utc::now()).unwrap();
-        assert_eq!(o.watermark, 1);
-        let o = s
-            .apply_batch("d1", &[CheckedEvent::Rejected { uuid: "b".into(), seq: 2, reason: "bad".into() }], 0, Utc::now())
-            .unwrap();
-        assert_eq!(o.watermark, 3);
-        let o = s.apply_batch("d1", &[event("a", 1)], 0, Utc::now()).unwrap();
-        assert_eq!((o.duplicates.len(), o.watermark), (1, 3));
     }
 }

@@ -1,12 +1,17 @@
-//! The `HubStore` trait: everything the hub keeps besides blob bytes. SQLite implements it
-//! today (`sqlite.rs`); PostgreSQL slots in behind the same trait. Methods are synchronous:
-//! HTTP handlers call them through `tokio::task::spawn_blocking`.
+//! The `HubStore` trait: everything the hub keeps besides blob bytes. Two implementations:
+//! SQLite (`sqlite.rs`, the zero-setup default) and PostgreSQL (`postgres.rs`, shared by several
+//! hub processes). Methods are synchronous: HTTP handlers call them through
+//! `tokio::task::spawn_blocking`. One behavioural test suite (`tests/store_suite.rs`) runs
+//! against both.
 
 use chrono::{DateTime, Utc};
 use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
 use serde::Serialize;
 
 use crate::error::Result;
+
+/// Rejection reason for an event whose uuid another device's stored event already carries.
+pub const FOREIGN_UUID: &str = "uuid already used by another device's event";
 
 /// A registered device, as found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +101,14 @@ pub struct DeviceStats {
     pub rejected: u64,
 }
 
+/// A territory and the products it sells (empty: not restricted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Territory {
+    pub name: String,
+    pub products: Vec<String>,
+    pub devices: u64,
+}
+
 /// Hub-wide figures (`edetail hub stats`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HubStats {
@@ -107,11 +120,20 @@ pub struct HubStats {
     pub events_received: u64,
     pub duplicates_absorbed: u64,
     pub rejected: u64,
+    /// Which store backend (`sqlite`, `postgres`).
+    pub store: String,
 }
 
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
 pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
+    /// Registers a device (and its territory when new, unrestricted).
     fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Creates or updates a territory with exactly these products (empty: unrestricted).
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
+    /// Every territory, by name.
+    fn territories(&self) -> Result<Vec<Territory>>;
+    /// Territories that list `product`, by name.
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
     fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
     /// The publisher's name.
@@ -127,14 +149,31 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64>;
     /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
     fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
-    /// Whether a device of `territory` may fetch the blob (a file of an entitled, unrevoked version).
-    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<bool>;
+    /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
+    /// unrevoked version); `None` otherwise.
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>>;
     /// The zip blob `(sha256, size)` of an entitled, unrevoked bundle version.
     fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>>;
     /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
-    /// records rejections, advances the watermark and stores the skew.
+    /// records rejections, advances the watermark and stores the skew. An event whose uuid is
+    /// already stored for *another* device is rejected (never silently absorbed).
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome>;
     fn stats(&self) -> Result<HubStats>;
     /// Stored events of a device, by seq.
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
+}
+
+/// Merges bundle offers and revocations (each fetched `limit + 1` deep) into one page in feed order.
+pub(crate) fn merge_page(bundles: Vec<FeedBundle>, revocations: Vec<FeedRevocation>, since: i64, head: i64, limit: usize) -> FeedPage {
+    let mut seqs: Vec<i64> = bundles.iter().map(|b| b.feed_seq).chain(revocations.iter().map(|r| r.feed_seq)).collect();
+    seqs.sort_unstable();
+    let has_more = seqs.len() > limit;
+    let next_cursor = if has_more { seqs[limit - 1] } else { head.max(since) };
+    let keep = |s: i64| s <= next_cursor;
+    FeedPage {
+        bundles: bundles.into_iter().filter(|b| keep(b.feed_seq)).collect(),
+        revocations: revocations.into_iter().filter(|r| keep(r.feed_seq)).collect(),
+        next_cursor,
+        has_more,
+    }
 }

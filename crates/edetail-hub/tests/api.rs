@@ -1,38 +1,74 @@
-//! The hub's HTTP API end to end: a real server on 127.0.0.1 (`spawn_local`) driven with reqwest.
+//! The hub's HTTP API end to end: a real server on 127.0.0.1 driven with reqwest, once over the
+//! local backends (SQLite + blob files) and once over the shared ones (a real PostgreSQL and a
+//! real S3-compatible server, started by `scripts/services`).
 
 use std::io::Write;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use edetail_bundle::testkit::SampleBundle;
 use edetail_bundle::{SecretKey, Sha256Digest};
-use edetail_hub::{DeviceCredentials, Hub, HubConfig, spawn_local};
+use std::sync::Arc;
+
+use edetail_hub::blobs::BlobStore;
+use edetail_hub::blobs::s3::S3Blobs;
+use edetail_hub::postgres::PgStore;
+use edetail_hub::testkit::{TestDatabase, fresh_bucket};
+use edetail_hub::{DeviceCredentials, Hub, HubConfig, serve_local};
 use edetail_protocol::{ChangePage, ErrorBody, ErrorCode, PublishResult, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use serde_json::json;
 
 const SEED: [u8; 32] = [7; 32];
 
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    /// SQLite and blob files under the data directory.
+    Local,
+    /// PostgreSQL and S3-compatible object storage.
+    Shared,
+}
+
 struct Fixture {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     url: String,
     hub: Hub,
     http: reqwest::Client,
     dev: DeviceCredentials,
     publisher: String,
     _task: tokio::task::JoinHandle<()>,
+    _db: Option<TestDatabase>,
 }
 
-async fn fixture() -> Fixture {
+async fn fixture(backend: Backend) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::from_seed(&SEED);
-    let config = HubConfig { data_dir: dir.path().join("hub"), publisher_keys: vec![key.public()] };
-    let (url, hub, task) = spawn_local(config).await.unwrap();
+    let data = dir.path().join("hub");
+    let (hub, db) = match backend {
+        Backend::Local => (Hub::open(HubConfig::local(&data, vec![key.public()])).unwrap(), None),
+        Backend::Shared => {
+            let db = TestDatabase::new();
+            let store = PgStore::connect(&db.url, 8).unwrap();
+            let blobs = BlobStore::new(&data, Arc::new(S3Blobs::new(fresh_bucket()).unwrap())).unwrap();
+            (Hub::with_store(Arc::new(store), blobs, vec![key.public()]), Some(db))
+        }
+    };
+    let (url, task) = serve_local(hub.clone()).await.unwrap();
     let dev = hub.add_device("rep-1", "north").unwrap();
     let publisher = hub.add_publisher("content-team").unwrap();
-    Fixture { _dir: dir, url, hub, http: reqwest::Client::new(), dev, publisher, _task: task }
+    Fixture { dir, url, hub, http: reqwest::Client::new(), dev, publisher, _task: task, _db: db }
 }
 
 impl Fixture {
+    /// Blobs stored by the hub, whatever the backend.
+    fn blob_count(&self) -> usize {
+        let backend = self.hub.blob_store_backend();
+        std::thread::scope(|s| s.spawn(|| backend.count().unwrap()).join().unwrap()) as usize
+    }
+
+    fn staged_count(&self) -> usize {
+        count_files(&self.dir.path().join("hub/tmp"))
+    }
+
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
         self.http
             .get(format!("{}{path}", self.url))
@@ -81,7 +117,8 @@ fn event(seq: i64) -> WireEvent {
         seq,
         call_id: Some("call-1".into()),
         kind: "slide_view".into(),
-        recorded_at: Utc::now(),
+        // Devices record milliseconds; stores keep at least microseconds.
+        recorded_at: Utc::now().trunc_subsecs(3),
         session: 1,
         mono_ms: seq * 1000,
         payload: json!({"slide": "intro", "dwell_ms": 1200}),
@@ -92,9 +129,8 @@ fn batch(dev: &DeviceCredentials, events: Vec<WireEvent>) -> UploadBatch {
     UploadBatch { device_id: dev.device_id.clone(), batch_id: "b1".into(), device_time: Utc::now(), events }
 }
 
-#[tokio::test]
-async fn published_bundle_reaches_the_device_with_every_blob_and_the_zip() {
-    let f = fixture().await;
+async fn published_bundle_reaches_the_device_with_every_blob_and_the_zip(backend: Backend) {
+    let f = fixture(backend).await;
     let zip = signed_sample(1);
     let r = f.publish(zip.clone(), "?territory=north").await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -132,9 +168,8 @@ async fn published_bundle_reaches_the_device_with_every_blob_and_the_zip() {
     assert_eq!(page2.bundles.iter().map(|b| b.version).collect::<Vec<_>>(), vec![2]);
 }
 
-#[tokio::test]
-async fn range_requests_resume_and_out_of_range_is_416() {
-    let f = fixture().await;
+async fn range_requests_resume_and_out_of_range_is_416(backend: Backend) {
+    let f = fixture(backend).await;
     let zip = signed_sample(1);
     assert_eq!(f.publish(zip.clone(), "").await.status(), StatusCode::OK);
     let path = f.changes("").await.bundles[0].zip_path.clone();
@@ -156,9 +191,8 @@ async fn range_requests_resume_and_out_of_range_is_416() {
     assert_eq!(r.headers()["content-range"], format!("bytes */{}", zip.len()).as_str());
 }
 
-#[tokio::test]
-async fn upload_is_idempotent_and_duplicates_are_counted() {
-    let f = fixture().await;
+async fn upload_is_idempotent_and_duplicates_are_counted(backend: Backend) {
+    let f = fixture(backend).await;
     let b = batch(&f.dev, (1..=3).map(event).collect());
     let r = f.upload(&b).await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -175,9 +209,8 @@ async fn upload_is_idempotent_and_duplicates_are_counted() {
     assert_eq!(stored, b.events);
 }
 
-#[tokio::test]
-async fn gzip_batches_are_accepted_and_skew_is_measured() {
-    let f = fixture().await;
+async fn gzip_batches_are_accepted_and_skew_is_measured(backend: Backend) {
+    let f = fixture(backend).await;
     let mut b = batch(&f.dev, vec![event(1)]);
     b.device_time = Utc::now() + chrono::Duration::minutes(10);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -214,9 +247,8 @@ async fn gzip_batches_are_accepted_and_skew_is_measured() {
     error_of(r, StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge).await;
 }
 
-#[tokio::test]
-async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_watermark() {
-    let f = fixture().await;
+async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_watermark(backend: Backend) {
+    let f = fixture(backend).await;
     let mut bad_payload = event(2);
     bad_payload.payload = json!([1, 2]);
     let mut bad_uuid = event(3);
@@ -239,9 +271,8 @@ async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_waterma
     assert_eq!((stats.events_received, stats.rejected), (2, 4));
 }
 
-#[tokio::test]
-async fn hostile_requests_get_the_right_error_and_store_nothing() {
-    let f = fixture().await;
+async fn hostile_requests_get_the_right_error_and_store_nothing(backend: Backend) {
+    let f = fixture(backend).await;
     let b = batch(&f.dev, vec![event(1)]);
 
     let r = f.http.post(format!("{}/v1/events", f.url)).bearer_auth("wrong").json(&b).send().await.unwrap();
@@ -288,14 +319,14 @@ async fn hostile_requests_get_the_right_error_and_store_nothing() {
     let r = f.http.post(format!("{}/v1/publish", f.url)).bearer_auth(&f.dev.token).body(signed_sample(1)).send().await.unwrap();
     error_of(r, StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized).await;
     assert_eq!(f.hub.stats().unwrap().bundle_versions, 0);
-    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), 0, "a rejected bundle leaves no blob");
+    assert_eq!(f.blob_count(), 0, "a rejected bundle leaves no blob");
 
     assert_eq!(f.publish(signed_sample(2), "").await.status(), StatusCode::OK);
-    let blobs_before = count_files(&f._dir.path().join("hub/blobs"));
+    let blobs_before = f.blob_count();
     error_of(f.publish(signed_sample(1), "").await, StatusCode::CONFLICT, ErrorCode::VersionConflict).await;
     error_of(f.publish(signed_sample(2), "").await, StatusCode::CONFLICT, ErrorCode::VersionConflict).await;
     assert_eq!(f.hub.stats().unwrap().bundle_versions, 1);
-    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), blobs_before);
+    assert_eq!(f.blob_count(), blobs_before);
 
     // Blobs of unknown content are 404, a malformed hash 400.
     let r = f.get(&format!("/v1/blobs/{}", Sha256Digest::of(b"nope"))).send().await.unwrap();
@@ -311,9 +342,8 @@ fn count_files(dir: &std::path::Path) -> usize {
     rd.map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count_files(&p) } else { 1 }).sum()
 }
 
-#[tokio::test]
-async fn territories_entitle_devices_and_revocation_appears_in_the_feed() {
-    let f = fixture().await;
+async fn territories_entitle_devices_and_revocation_appears_in_the_feed(backend: Backend) {
+    let f = fixture(backend).await;
     assert_eq!(f.publish(signed_sample(1), "?territory=south").await.status(), StatusCode::OK);
     let page = f.changes("").await;
     assert!(page.bundles.is_empty(), "north is not entitled to a south bundle");
@@ -344,9 +374,8 @@ async fn territories_entitle_devices_and_revocation_appears_in_the_feed() {
     assert!(f.hub.revoke("com.example.unknown", "x").is_err());
 }
 
-#[tokio::test]
-async fn change_feed_pages_through_many_bundles() {
-    let f = fixture().await;
+async fn change_feed_pages_through_many_bundles(backend: Backend) {
+    let f = fixture(backend).await;
     let key = SecretKey::from_seed(&SEED);
     for i in 0..(edetail_protocol::MAX_PAGE_ITEMS + 5) {
         let mut b = SampleBundle::new();
@@ -361,9 +390,8 @@ async fn change_feed_pages_through_many_bundles() {
     assert_eq!(second.bundles.len(), 5);
 }
 
-#[tokio::test]
-async fn concurrent_deliveries_of_one_batch_are_stored_exactly_once() {
-    let f = fixture().await;
+async fn concurrent_deliveries_of_one_batch_are_stored_exactly_once(backend: Backend) {
+    let f = fixture(backend).await;
     let b = batch(&f.dev, (1..=20).map(event).collect());
     let sends = (0..8).map(|_| {
         let (http, url, token, b) = (f.http.clone(), f.url.clone(), f.dev.token.clone(), b.clone());
@@ -380,9 +408,8 @@ async fn concurrent_deliveries_of_one_batch_are_stored_exactly_once() {
     assert_eq!(f.hub.events_for_device(&f.dev.device_id).unwrap().len(), 20);
 }
 
-#[tokio::test]
-async fn tampered_content_under_a_valid_signature_is_refused_and_stores_nothing() {
-    let f = fixture().await;
+async fn tampered_content_under_a_valid_signature_is_refused_and_stores_nothing(backend: Backend) {
+    let f = fixture(backend).await;
     let mut b = SampleBundle::new();
     let manifest = b.computed_manifest().to_bytes();
     b.files.insert("slides/pi/index.html".into(), b"<p>altered after approval</p>".to_vec());
@@ -390,6 +417,33 @@ async fn tampered_content_under_a_valid_signature_is_refused_and_stores_nothing(
     let body = error_of(f.publish(zip, "").await, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
     assert!(body.message.contains("slides/pi/index.html"), "{}", body.message);
     assert_eq!(f.hub.stats().unwrap().bundle_versions, 0);
-    assert_eq!(count_files(&f._dir.path().join("hub/blobs")), 0);
-    assert_eq!(count_files(&f._dir.path().join("hub/tmp")), 0, "staged files are removed");
+    assert_eq!(f.blob_count(), 0);
+    assert_eq!(f.staged_count(), 0, "staged files are removed");
 }
+
+/// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Local).await } )*
+        }
+        mod shared {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Shared).await } )*
+        }
+    };
+}
+
+on_both_backends!(
+    published_bundle_reaches_the_device_with_every_blob_and_the_zip,
+    range_requests_resume_and_out_of_range_is_416,
+    upload_is_idempotent_and_duplicates_are_counted,
+    gzip_batches_are_accepted_and_skew_is_measured,
+    invalid_events_are_rejected_with_a_reason_and_still_advance_the_watermark,
+    hostile_requests_get_the_right_error_and_store_nothing,
+    territories_entitle_devices_and_revocation_appears_in_the_feed,
+    change_feed_pages_through_many_bundles,
+    concurrent_deliveries_of_one_batch_are_stored_exactly_once,
+    tampered_content_under_a_valid_signature_is_refused_and_stores_nothing,
+);

@@ -31,7 +31,7 @@ impl TestHub {
         let key = SecretKey::from_seed(&[7u8; 32]);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let (url, hub, _task) = rt
-            .block_on(edetail_hub::spawn_local(HubConfig { data_dir: dir.path().join("hub"), publisher_keys: vec![key.public()] }))
+            .block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()])))
             .expect("hub starts");
         TestHub { url, hub, key, _rt: rt, _dir: dir }
     }

@@ -1,0 +1,144 @@
+//! Content-addressed blob storage for the hub: every file of every published bundle (and the
+//! published zip itself) stored once, named by its SHA-256. Publishing stages blobs into local
+//! temp files (hashed while written, fsynced) and commits them only when the whole bundle
+//! verified, so a rejected bundle stores nothing; devices read them back with byte ranges.
+//!
+//! Two backends behind [`BlobBackend`]: the local filesystem ([`fs::FsBlobs`], the default,
+//! `DATA/blobs/ab/cdef…`) and S3-compatible object storage ([`s3::S3Blobs`], through the
+//! object_store crate) for several hub processes sharing the load.
+
+pub mod fs;
+pub mod s3;
+
+use std::fmt;
+use std::io::{self, BufWriter, Read};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use edetail_bundle::Sha256Digest;
+use edetail_bundle::digest::HashingWriter;
+use futures_util::Stream;
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+
+/// A blob's bytes as they stream out of a backend.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
+/// A boxed future returned by the async part of [`BlobBackend`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where blob bytes live. `contains` and `commit` are blocking (the hub calls them from its
+/// blocking pool while publishing); `read` is async (it serves devices).
+pub trait BlobBackend: Send + Sync + fmt::Debug + 'static {
+    /// Whether a blob with this hash is stored.
+    fn contains(&self, sha256: &Sha256Digest) -> Result<bool>;
+    /// Makes staged blobs durable under their names. Storing an already stored blob again is
+    /// success (same name, same bytes). A failure may leave some of them stored: unreferenced
+    /// blobs are harmless and the next publish of the same content finds them.
+    fn commit(&self, staged: Vec<StagedBlob>) -> Result<()>;
+    /// Streams `len` bytes of a blob starting at `offset`.
+    fn read(&self, sha256: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>>;
+    /// For logs and `hub stats`: where blobs go (no credentials).
+    fn describe(&self) -> String;
+    /// How many blobs are stored. Walks everything: for tests and operators, not request paths.
+    fn count(&self) -> Result<u64>;
+}
+
+/// A blob written to a local temp file and fsynced, not yet visible under its name.
+#[derive(Debug)]
+pub struct StagedBlob {
+    pub sha256: Sha256Digest,
+    pub size: u64,
+    pub(crate) file: NamedTempFile,
+}
+
+/// The hub's blob storage: a local staging directory plus a backend.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    tmp: PathBuf,
+    backend: Arc<dyn BlobBackend>,
+}
+
+impl BlobStore {
+    /// Stages into `DATA/tmp` (created when missing) and commits into `backend`.
+    pub fn new(data_dir: &Path, backend: Arc<dyn BlobBackend>) -> Result<Self> {
+        let tmp = data_dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp))?;
+        Ok(BlobStore { tmp, backend })
+    }
+
+    /// The default: blobs on the local filesystem under `DATA/blobs`.
+    pub fn open_local(data_dir: &Path) -> Result<Self> {
+        BlobStore::new(data_dir, Arc::new(fs::FsBlobs::open(&data_dir.join("blobs"))?))
+    }
+
+    pub fn backend(&self) -> &Arc<dyn BlobBackend> {
+        &self.backend
+    }
+
+    /// The local staging directory (also used for request bodies spooled to disk).
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    pub fn contains(&self, d: &Sha256Digest) -> Result<bool> {
+        self.backend.contains(d)
+    }
+
+    /// Streams `content` to a temp file, hashing it; fails (discarding the file) when the
+    /// reader fails or the content does not hash to `expected`.
+    pub fn stage(&self, content: &mut dyn Read, expected: Option<&Sha256Digest>) -> Result<StagedBlob> {
+        let file = NamedTempFile::new_in(&self.tmp).map_err(Error::io(&self.tmp))?;
+        let mut w = HashingWriter::new(BufWriter::new(file));
+        io::copy(content, &mut w).map_err(|e| match edetail_bundle::reader::problem_of(&e) {
+            // The verifying reader found the content wrong: the bundle's fault.
+            Some(p) => Error::InvalidBundle(p.to_string()),
+            None => Error::io(&self.tmp)(e),
+        })?;
+        let (buf, sha256, size) = w.finish();
+        let file = buf.into_inner().map_err(|e| Error::io(&self.tmp)(e.into_error()))?;
+        if let Some(exp) = expected
+            && *exp != sha256
+        {
+            return Err(Error::InvalidBundle(format!("content hashes to {sha256}, expected {exp}")));
+        }
+        file.as_file().sync_all().map_err(Error::io(file.path()))?;
+        Ok(StagedBlob { sha256, size, file })
+    }
+
+    /// Adopts a temp file already in the staging directory (a spooled request body) as a
+    /// staged blob, hashing it.
+    pub fn adopt(&self, file: NamedTempFile) -> Result<StagedBlob> {
+        let mut f = file.reopen().map_err(Error::io(file.path()))?;
+        let (sha256, size) = edetail_bundle::digest::hash_reader(&mut f).map_err(Error::io(file.path()))?;
+        file.as_file().sync_all().map_err(Error::io(file.path()))?;
+        Ok(StagedBlob { sha256, size, file })
+    }
+
+    pub fn commit(&self, staged: Vec<StagedBlob>) -> Result<()> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.backend.commit(staged)
+    }
+
+    pub fn read(&self, d: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>> {
+        self.backend.read(d, offset, len)
+    }
+}
+
+/// How operators name a blob backend on the command line: `file:DIR` (or a plain path) or
+/// `s3://BUCKET[/PREFIX][?endpoint=URL&region=R&allow_http=true]`; S3 credentials come from
+/// the usual `AWS_*` environment variables.
+pub fn backend_from_url(url: &str) -> Result<Arc<dyn BlobBackend>> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        return Ok(Arc::new(s3::S3Blobs::from_url(rest)?));
+    }
+    let dir = url.strip_prefix("file:").unwrap_or(url);
+    if dir.is_empty() || dir.contains("://") {
+        return Err(Error::BadRequest(format!("unsupported blob store {url:?}: use file:DIR or s3://BUCKET")));
+    }
+    Ok(Arc::new(fs::FsBlobs::open(Path::new(dir))?))
+}

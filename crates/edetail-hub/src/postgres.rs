@@ -1,0 +1,812 @@
+//! The PostgreSQL `HubStore`, for operators who outgrow one machine: several hub processes may
+//! share one database. Numbered migrations (`migrations/postgres/`) under an advisory lock, so
+//! hubs starting together migrate once. Concurrency rests on row locks: the single
+//! `feed_counter` row orders publishes and revocations (feed numbers become visible in commit
+//! order, so a device's cursor can never skip one), and each device row serializes that device's
+//! batches (watermark and dedupe stay exact when retries land on different hub processes).
+//!
+//! tokio-postgres on a small runtime owned by the store: the trait is synchronous (handlers
+//! call it from the blocking pool), each call runs on the store's runtime and its result comes
+//! back over a channel, so no runtime is ever nested. A bounded pool hands out connections;
+//! waiting too long for one, or losing the server, answers `Unavailable` (503, retried).
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+use crate::error::{Error, Result};
+use crate::sqlite::time_text;
+use crate::store::{
+    BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, FOREIGN_UUID, FeedBundle, FeedPage, FeedRevocation, HubStats,
+    HubStore, NewBundleVersion, Territory,
+};
+
+/// Connections a hub process keeps at most.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Waiting longer than this for a free connection answers 503.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Worker threads of the store's runtime.
+const RUNTIME_WORKERS: usize = 2;
+/// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/001_initial.sql")];
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// Advisory lock key held while migrating ("edetail" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0065_6465_7461_696c;
+
+/// Maps a PostgreSQL failure: lost connections, deadlocks and serialization failures are
+/// transient (503, the device retries); anything else is an internal error (details logged,
+/// never sent).
+fn pg_err(e: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    let transient = e.is_closed()
+        || e.code().is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+        })
+        || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if transient { Error::Unavailable(format!("database: {e}")) } else { Error::Internal(format!("database: {e}")) }
+}
+
+struct Pool {
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A connection borrowed from the pool; returned on drop unless it broke.
+struct Conn<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("client present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("client present until drop")
+    }
+}
+
+impl Pool {
+    async fn get(&self) -> Result<Conn<'_>> {
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Unavailable("all database connections are busy".into()))?
+            .map_err(|_| Error::Unavailable("database pool closed".into()))?;
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match idle {
+                Some(c) if c.is_closed() => continue,
+                Some(c) => return Ok(Conn { pool: self, client: Some(c), _permit: permit }),
+                None => break,
+            }
+        }
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "database connection ended");
+            }
+        });
+        Ok(Conn { pool: self, client: Some(client), _permit: permit })
+    }
+}
+
+pub struct PgStore {
+    pool: Arc<Pool>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may carry a password.
+        let c = &self.pool.config;
+        f.debug_struct("PgStore").field("hosts", &c.get_hosts()).field("dbname", &c.get_dbname()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), migrates the schema (under an
+    /// advisory lock) and keeps at most `pool_size` connections.
+    pub fn connect(url: &str, pool_size: usize) -> Result<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| Error::BadRequest(format!("invalid PostgreSQL URL: {e}")))?;
+        config.application_name("edetail-hub");
+        config.connect_timeout(Duration::from_secs(10));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKERS)
+            .thread_name("edetail-hub-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
+        let pool = Arc::new(Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(pool_size.max(1))) });
+        let store = PgStore { pool, runtime: Some(runtime) };
+        store.run(|pool| async move {
+            let mut c = pool.get().await?;
+            migrate(&mut c).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` on the store's runtime and blocks the calling thread for its result. Works
+    /// from plain threads and from another runtime's blocking pool (no nested `block_on`).
+    fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Pool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let pool = self.pool.clone();
+        self.runtime.as_ref().expect("runtime lives until drop").spawn(async move {
+            let _ = tx.send(f(pool).await);
+        });
+        rx.recv().map_err(|_| Error::Internal("database task lost".into()))?
+    }
+
+    /// Runs `f` in a read-committed transaction on a pooled connection, committing on success.
+    fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            let v = f(&tx).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(v)
+        })
+    }
+
+    /// Runs `f` in a read-only repeatable-read transaction (one consistent snapshot).
+    fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_err)?;
+            let v = f(&tx).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(v)
+        })
+    }
+}
+
+type BoxFut<'t, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
+
+/// Brings the database to [`SCHEMA_VERSION`]; concurrent hubs wait on the advisory lock.
+async fn migrate(c: &mut Client) -> Result<()> {
+    let tx = c.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_err)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS edetail_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")
+        .await
+        .map_err(pg_err)?;
+    let current: i64 = tx
+        .query_opt("SELECT version FROM edetail_schema WHERE id = 1", &[])
+        .await
+        .map_err(pg_err)?
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+    }
+    for sql in MIGRATIONS.iter().skip(current as usize) {
+        tx.batch_execute(sql).await.map_err(pg_err)?;
+    }
+    tx.execute(
+        "INSERT INTO edetail_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        &[&SCHEMA_VERSION],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(())
+}
+
+/// SQL condition: version `v` is offered to territory `$1`.
+const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundle_id = v.bundle_id \
+     AND t.version = v.version AND t.territory IN ($1, '*'))";
+/// SQL condition: version `v` was revoked after it was published.
+const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
+
+async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
+    // Taking this row's lock first orders every publish and revocation.
+    Ok(tx.query_one("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", &[]).await.map_err(pg_err)?.get(0))
+}
+
+impl HubStore for PgStore {
+    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        let (id, rep, ter, tok) = (device_id.to_string(), rep_id.to_string(), territory.to_string(), token_sha256.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("INSERT INTO territories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&ter, &now])
+                    .await
+                    .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&id, &rep, &ter, &tok, &now],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
+        let (name, products) = (name.to_string(), products.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("INSERT INTO territories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&name, &now])
+                    .await
+                    .map_err(pg_err)?;
+                tx.execute("DELETE FROM territory_products WHERE territory = $1", &[&name]).await.map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO territory_products (territory, product) SELECT $1, p FROM UNNEST($2::text[]) AS p ON CONFLICT DO NOTHING",
+                    &[&name, &products],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn territories(&self) -> Result<Vec<Territory>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name), \
+                         COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM territory_products p WHERE p.territory = t.name), '{}') \
+                         FROM territories t ORDER BY t.name",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| Territory { name: r.get(0), devices: r.get::<_, i64>(1) as u64, products: r.get(2) })
+                    .collect())
+            })
+        })
+    }
+
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
+        let product = product.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT territory FROM territory_products WHERE product = $1 ORDER BY territory", &[&product])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        let (name, tok) = (name.to_string(), token_sha256.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute(
+                        "INSERT INTO publishers (name, token_sha256, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                        &[&name, &tok, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                if n == 0 {
+                    return Err(Error::BadRequest(format!("publisher {name:?} already exists")));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>> {
+        let tok = token_sha256.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let row = c
+                .query_opt("SELECT id, rep_id, territory, watermark, skew_ms FROM devices WHERE token_sha256 = $1", &[&tok])
+                .await
+                .map_err(pg_err)?;
+            Ok(row.map(|r| DeviceRecord {
+                id: r.get(0),
+                rep_id: r.get(1),
+                territory: r.get(2),
+                watermark: r.get(3),
+                skew_ms: r.get(4),
+            }))
+        })
+    }
+
+    fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
+        let tok = token_sha256.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let row = c.query_opt("SELECT name FROM publishers WHERE token_sha256 = $1", &[&tok]).await.map_err(pg_err)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()> {
+        let id = device_id.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            c.execute("UPDATE devices SET last_seen_at = $2, skew_ms = COALESCE($3, skew_ms) WHERE id = $1", &[&id, &now, &skew_ms])
+                .await
+                .map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn current_version(&self, bundle_id: &str) -> Result<Option<u64>> {
+        let id = bundle_id.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let v: Option<i64> =
+                c.query_one("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = $1", &[&id]).await.map_err(pg_err)?.get(0);
+            Ok(v.map(|v| v as u64))
+        })
+    }
+
+    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
+        let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
+        let v = v.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let seq = next_feed_seq(tx).await?;
+                let current: Option<i64> = tx
+                    .query_one("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = $1", &[&v.bundle_id])
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                if let Some(cur) = current
+                    && cur >= version
+                {
+                    return Err(Error::VersionConflict { bundle_id: v.bundle_id.clone(), current: cur as u64, offered: v.version });
+                }
+                tx.execute(
+                    "INSERT INTO bundles (id, product) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET product = excluded.product",
+                    &[&v.bundle_id, &v.product],
+                )
+                .await
+                .map_err(pg_err)?;
+                let total: i64 = v.files.iter().map(|(_, s)| *s as i64).sum();
+                tx.execute(
+                    "INSERT INTO bundle_versions (bundle_id, version, manifest, signature, product, total_size, zip_sha256, \
+                     zip_size, publisher, published_at, feed_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    &[
+                        &v.bundle_id,
+                        &version,
+                        &v.manifest,
+                        &v.signature,
+                        &v.product,
+                        &total,
+                        &v.zip_sha256,
+                        &(v.zip_size as i64),
+                        &v.publisher,
+                        &v.published_at,
+                        &seq,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO bundle_territories (bundle_id, version, territory) SELECT $1, $2, t FROM UNNEST($3::text[]) AS t \
+                     ON CONFLICT DO NOTHING",
+                    &[&v.bundle_id, &version, &v.territories],
+                )
+                .await
+                .map_err(pg_err)?;
+                let (shas, sizes): (Vec<String>, Vec<i64>) = v.files.iter().map(|(s, n)| (s.clone(), *n as i64)).unzip();
+                tx.execute(
+                    "INSERT INTO bundle_files (bundle_id, version, sha256, size) SELECT $1, $2, f.sha, f.size \
+                     FROM UNNEST($3::text[], $4::bigint[]) AS f(sha, size) ON CONFLICT DO NOTHING",
+                    &[&v.bundle_id, &version, &shas, &sizes],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(seq)
+            })
+        })
+    }
+
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
+        let (id, reason) = (bundle_id.to_string(), reason.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let seq = next_feed_seq(tx).await?;
+                if tx.query_opt("SELECT id FROM bundles WHERE id = $1", &[&id]).await.map_err(pg_err)?.is_none() {
+                    return Err(Error::NotFound(format!("bundle {id}")));
+                }
+                tx.execute(
+                    "INSERT INTO revocations (bundle_id, reason, revoked_at, feed_seq) VALUES ($1, $2, $3, $4)",
+                    &[&id, &reason, &now, &seq],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(seq)
+            })
+        })
+    }
+
+    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage> {
+        let territory = territory.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let fetch = (limit + 1) as i64;
+                let sql = format!(
+                    "SELECT v.feed_seq, v.bundle_id, v.version, v.manifest, v.signature, v.total_size FROM bundle_versions v \
+                     WHERE v.feed_seq > $2 AND {ENTITLED} AND NOT {REVOKED} \
+                     AND NOT EXISTS (SELECT 1 FROM bundle_versions w JOIN bundle_territories t2 \
+                         ON t2.bundle_id = w.bundle_id AND t2.version = w.version AND t2.territory IN ($1, '*') \
+                         WHERE w.bundle_id = v.bundle_id AND w.version > v.version) \
+                     ORDER BY v.feed_seq LIMIT $3"
+                );
+                let bundles = tx
+                    .query(&sql, &[&territory, &since, &fetch])
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .map(|r| FeedBundle {
+                        feed_seq: r.get(0),
+                        bundle_id: r.get(1),
+                        version: r.get::<_, i64>(2) as u64,
+                        manifest: r.get(3),
+                        signature: r.get(4),
+                        total_size: r.get::<_, i64>(5) as u64,
+                    })
+                    .collect();
+                let sql = format!(
+                    "SELECT r.feed_seq, r.bundle_id, r.reason, r.revoked_at FROM revocations r WHERE r.feed_seq > $2 \
+                     AND EXISTS (SELECT 1 FROM bundle_versions v WHERE v.bundle_id = r.bundle_id AND {ENTITLED}) \
+                     ORDER BY r.feed_seq LIMIT $3"
+                );
+                let revocations = tx
+                    .query(&sql, &[&territory, &since, &fetch])
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .map(|r| FeedRevocation {
+                        feed_seq: r.get(0),
+                        revocation: Revocation { bundle_id: r.get(1), reason: r.get(2), revoked_at: r.get(3) },
+                    })
+                    .collect();
+                let head: i64 = tx.query_one("SELECT value FROM feed_counter WHERE id = 1", &[]).await.map_err(pg_err)?.get(0);
+                Ok(crate::store::merge_page(bundles, revocations, since, head, limit))
+            })
+        })
+    }
+
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>> {
+        let (territory, sha) = (territory.to_string(), sha256.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let sql = format!(
+                "SELECT f.size FROM bundle_files f JOIN bundle_versions v ON v.bundle_id = f.bundle_id AND v.version = f.version \
+                 WHERE f.sha256 = $2 AND {ENTITLED} AND NOT {REVOKED} LIMIT 1"
+            );
+            let row = c.query_opt(&sql, &[&territory, &sha]).await.map_err(pg_err)?;
+            Ok(row.map(|r| r.get::<_, i64>(0) as u64))
+        })
+    }
+
+    fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>> {
+        let (territory, id) = (territory.to_string(), bundle_id.to_string());
+        let version = version as i64;
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let sql = format!(
+                "SELECT v.zip_sha256, v.zip_size FROM bundle_versions v \
+                 WHERE v.bundle_id = $2 AND v.version = $3 AND {ENTITLED} AND NOT {REVOKED}"
+            );
+            let row = c.query_opt(&sql, &[&territory, &id, &version]).await.map_err(pg_err)?;
+            Ok(row.map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)))
+        })
+    }
+
+    fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
+        let device_id = device_id.to_string();
+        let events = events.to_vec();
+        self.write(move |tx| Box::pin(apply_batch(tx, device_id, events, skew_ms, now)))
+    }
+
+    fn stats(&self) -> Result<HubStats> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT id, rep_id, territory, created_at, last_seen_at, watermark, skew_ms, events_received, duplicates, \
+                         rejected FROM devices ORDER BY created_at, id",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let devices: Vec<DeviceStats> = rows
+                    .iter()
+                    .map(|r| DeviceStats {
+                        device_id: r.get(0),
+                        rep_id: r.get(1),
+                        territory: r.get(2),
+                        created_at: time_text(r.get(3)),
+                        last_seen_at: r.get::<_, Option<DateTime<Utc>>>(4).map(time_text),
+                        watermark: r.get(5),
+                        skew_ms: r.get(6),
+                        events_received: r.get::<_, i64>(7) as u64,
+                        duplicates_absorbed: r.get::<_, i64>(8) as u64,
+                        rejected: r.get::<_, i64>(9) as u64,
+                    })
+                    .collect();
+                let r = tx
+                    .query_one(
+                        "SELECT (SELECT COUNT(*) FROM publishers), (SELECT COUNT(*) FROM bundles), \
+                         (SELECT COUNT(*) FROM bundle_versions), (SELECT COUNT(*) FROM revocations)",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(HubStats {
+                    publishers: r.get::<_, i64>(0) as u64,
+                    bundles: r.get::<_, i64>(1) as u64,
+                    bundle_versions: r.get::<_, i64>(2) as u64,
+                    revocations: r.get::<_, i64>(3) as u64,
+                    events_received: devices.iter().map(|d| d.events_received).sum(),
+                    duplicates_absorbed: devices.iter().map(|d| d.duplicates_absorbed).sum(),
+                    rejected: devices.iter().map(|d| d.rejected).sum(),
+                    devices,
+                    store: "postgres".into(),
+                })
+            })
+        })
+    }
+
+    fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
+        let id = device_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT uuid, seq, call_id, type, recorded_at, session, mono_ms, payload FROM events \
+                         WHERE device_id = $1 ORDER BY seq, uuid",
+                        &[&id],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                rows.iter()
+                    .map(|r| {
+                        let payload: String = r.get(7);
+                        Ok(WireEvent {
+                            uuid: r.get(0),
+                            seq: r.get(1),
+                            call_id: r.get(2),
+                            kind: r.get(3),
+                            recorded_at: r.get(4),
+                            session: r.get(5),
+                            mono_ms: r.get(6),
+                            payload: serde_json::from_str(&payload).map_err(|e| Error::Internal(format!("stored payload: {e}")))?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+}
+
+/// One upload batch in one transaction: the device row is locked first (so the same device's
+/// batches arriving at several hub processes apply one after the other), events go in with one
+/// multi-row insert, and what did not insert is classified as a duplicate of this device's own
+/// event or rejected as another device's uuid.
+async fn apply_batch(
+    tx: &Transaction<'_>,
+    device_id: String,
+    events: Vec<CheckedEvent>,
+    skew_ms: i64,
+    now: DateTime<Utc>,
+) -> Result<BatchOutcome> {
+    let mut watermark: i64 = tx
+        .query_opt("SELECT watermark FROM devices WHERE id = $1 FOR UPDATE", &[&device_id])
+        .await
+        .map_err(pg_err)?
+        .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?
+        .get(0);
+
+    let mut cols = EventColumns::default();
+    for ev in &events {
+        if let CheckedEvent::Valid { event: e, recorded_at_corrected } = ev {
+            cols.push(e, *recorded_at_corrected)?;
+        }
+    }
+    let inserted: HashSet<String> = if cols.uuid.is_empty() {
+        HashSet::new()
+    } else {
+        tx.query(
+            "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, session, mono_ms, \
+             payload, received_at) \
+             SELECT u.uuid, $1, u.seq, u.call_id, u.type, u.recorded_at, u.corrected, u.session, u.mono_ms, u.payload, $2 \
+             FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], \
+                         $10::bigint[], $11::text[]) \
+               AS u(uuid, seq, call_id, type, recorded_at, corrected, session, mono_ms, payload) \
+             ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
+            &[
+                &device_id,
+                &now,
+                &cols.uuid,
+                &cols.seq,
+                &cols.call_id,
+                &cols.kind,
+                &cols.recorded_at,
+                &cols.corrected,
+                &cols.session,
+                &cols.mono_ms,
+                &cols.payload,
+            ],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    // Owners of the uuids that did not insert: this device (a duplicate) or another (rejected).
+    let not_inserted: Vec<String> = cols.uuid.iter().filter(|u| !inserted.contains(*u)).cloned().collect();
+    let owners: HashMap<String, String> = if not_inserted.is_empty() {
+        HashMap::new()
+    } else {
+        tx.query("SELECT uuid, device_id FROM events WHERE uuid = ANY($1)", &[&not_inserted])
+            .await
+            .map_err(pg_err)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+
+    let mut out = BatchOutcome::default();
+    let mut reported: HashSet<&str> = HashSet::new();
+    let (mut rej_uuid, mut rej_seq, mut rej_reason) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seqs = Vec::new();
+    for ev in &events {
+        let seq = match ev {
+            CheckedEvent::Valid { event: e, .. } => {
+                if inserted.contains(&e.uuid) && reported.insert(e.uuid.as_str()) {
+                    out.accepted.push(e.uuid.clone());
+                } else if owners.get(&e.uuid).is_none_or(|o| *o == device_id) {
+                    out.duplicates.push(e.uuid.clone());
+                } else {
+                    rej_uuid.push(e.uuid.clone());
+                    rej_seq.push(e.seq);
+                    rej_reason.push(FOREIGN_UUID.to_string());
+                    out.rejected.push(RejectedEvent { uuid: e.uuid.clone(), reason: FOREIGN_UUID.to_string() });
+                }
+                e.seq
+            }
+            CheckedEvent::Rejected { uuid, seq, reason } => {
+                // Kept for support; a hostile "uuid" may hold NUL, which text columns refuse.
+                rej_uuid.push(uuid.replace('\0', "\u{fffd}"));
+                rej_seq.push(*seq);
+                rej_reason.push(reason.clone());
+                out.rejected.push(RejectedEvent { uuid: uuid.clone(), reason: reason.clone() });
+                *seq
+            }
+        };
+        if seq > watermark {
+            seqs.push(seq);
+        }
+    }
+    let new_rejections = if rej_uuid.is_empty() {
+        0
+    } else {
+        tx.execute(
+            "INSERT INTO rejected_events (uuid, device_id, seq, reason, received_at) \
+             SELECT r.uuid, $1, r.seq, r.reason, $2 FROM UNNEST($3::text[], $4::bigint[], $5::text[]) AS r(uuid, seq, reason) \
+             ON CONFLICT DO NOTHING",
+            &[&device_id, &now, &rej_uuid, &rej_seq, &rej_reason],
+        )
+        .await
+        .map_err(pg_err)? as i64
+    };
+    if !seqs.is_empty() {
+        tx.execute(
+            "INSERT INTO device_seqs (device_id, seq) SELECT $1, s FROM UNNEST($2::bigint[]) AS s ON CONFLICT DO NOTHING",
+            &[&device_id, &seqs],
+        )
+        .await
+        .map_err(pg_err)?;
+    }
+    // Advance over the contiguous run of seen sequence numbers.
+    let rows = tx
+        .query("SELECT seq FROM device_seqs WHERE device_id = $1 AND seq > $2 ORDER BY seq", &[&device_id, &watermark])
+        .await
+        .map_err(pg_err)?;
+    for r in &rows {
+        let s: i64 = r.get(0);
+        if s != watermark + 1 {
+            break;
+        }
+        watermark = s;
+    }
+    tx.execute("DELETE FROM device_seqs WHERE device_id = $1 AND seq <= $2", &[&device_id, &watermark]).await.map_err(pg_err)?;
+    tx.execute(
+        "UPDATE devices SET watermark = $2, skew_ms = $3, last_seen_at = $4, events_received = events_received + $5, \
+         duplicates = duplicates + $6, rejected = rejected + $7 WHERE id = $1",
+        &[&device_id, &watermark, &skew_ms, &now, &(out.accepted.len() as i64), &(out.duplicates.len() as i64), &new_rejections],
+    )
+    .await
+    .map_err(pg_err)?;
+    out.watermark = watermark;
+    Ok(out)
+}
+
+/// Valid events of a batch, column by column (for one `UNNEST` insert).
+#[derive(Default)]
+struct EventColumns {
+    uuid: Vec<String>,
+    seq: Vec<i64>,
+    call_id: Vec<Option<String>>,
+    kind: Vec<String>,
+    recorded_at: Vec<DateTime<Utc>>,
+    corrected: Vec<DateTime<Utc>>,
+    session: Vec<i64>,
+    mono_ms: Vec<i64>,
+    payload: Vec<String>,
+}
+
+impl EventColumns {
+    fn push(&mut self, e: &WireEvent, corrected: DateTime<Utc>) -> Result<()> {
+        self.uuid.push(e.uuid.clone());
+        self.seq.push(e.seq);
+        self.call_id.push(e.call_id.clone());
+        self.kind.push(e.kind.clone());
+        self.recorded_at.push(e.recorded_at);
+        self.corrected.push(corrected);
+        self.session.push(e.session);
+        self.mono_ms.push(e.mono_ms);
+        self.payload.push(serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?);
+        Ok(())
+    }
+}

@@ -1,0 +1,347 @@
+//! One behavioural suite for every `HubStore`: each test runs against SQLite (`sqlite::NAME`)
+//! and against a real PostgreSQL (`postgres::NAME`, a fresh database in the cluster that
+//! `scripts/services` starts). Includes two store instances over one database (two hub
+//! processes) and concurrent writers.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{SubsecRound, Utc};
+use edetail_hub::postgres::PgStore;
+use edetail_hub::sqlite::SqliteStore;
+use edetail_hub::store::{CheckedEvent, FOREIGN_UUID, HubStore, NewBundleVersion};
+use edetail_hub::testkit::TestDatabase;
+use edetail_hub::{Error, Territory};
+use edetail_protocol::WireEvent;
+use serde_json::json;
+
+/// A store under test, and what keeps its database alive.
+struct Subject {
+    store: Arc<dyn HubStore>,
+    /// Opens a second store over the same database (another hub process).
+    reopen: Box<dyn Fn() -> Arc<dyn HubStore>>,
+    _dir: tempfile::TempDir,
+    _db: Option<TestDatabase>,
+}
+
+fn sqlite() -> Subject {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let store: Arc<dyn HubStore> = Arc::new(SqliteStore::open(&path).unwrap());
+    Subject { store, reopen: Box::new(move || Arc::new(SqliteStore::open(&path).unwrap())), _dir: dir, _db: None }
+}
+
+fn postgres() -> Subject {
+    let db = TestDatabase::new();
+    let url = db.url.clone();
+    let store: Arc<dyn HubStore> = Arc::new(PgStore::connect(&url, 8).unwrap());
+    Subject {
+        store,
+        reopen: Box::new(move || Arc::new(PgStore::connect(&url, 8).unwrap())),
+        _dir: tempfile::tempdir().unwrap(),
+        _db: Some(db),
+    }
+}
+
+fn wire(seq: i64) -> WireEvent {
+    WireEvent {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        seq,
+        call_id: if seq % 2 == 0 { Some(format!("call-{}", seq / 10)) } else { None },
+        kind: "slide_view".into(),
+        recorded_at: Utc::now().trunc_subsecs(3),
+        session: 1,
+        mono_ms: seq * 250,
+        payload: json!({"slide": format!("s{seq}"), "dwell_ms": seq * 10, "nested": {"ok": true, "list": [1, 2.5, "x"]}}),
+    }
+}
+
+fn valid(e: &WireEvent) -> CheckedEvent {
+    CheckedEvent::Valid { event: e.clone(), recorded_at_corrected: e.recorded_at }
+}
+
+fn version(id: &str, v: u64, product: &str, territories: &[&str], files: &[(&str, u64)]) -> NewBundleVersion {
+    NewBundleVersion {
+        bundle_id: id.into(),
+        version: v,
+        product: product.into(),
+        manifest: format!("{{\"id\":\"{id}\",\"version\":{v}}}").into_bytes(),
+        signature: vec![1, 2, 3],
+        files: files.iter().map(|(s, n)| (s.to_string(), *n)).collect(),
+        zip_sha256: format!("{:064x}", v + 1000),
+        zip_size: 4242,
+        territories: territories.iter().map(|t| t.to_string()).collect(),
+        publisher: Some("content-team".into()),
+        published_at: Utc::now(),
+    }
+}
+
+fn sha(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+/// The watermark only moves over contiguous sequence numbers; gaps hold it back until filled,
+/// and a rejected event fills its gap.
+fn watermark_advances_over_contiguous_seqs_only(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    let (a, c) = (wire(1), wire(3));
+    let o = st.apply_batch("d1", &[valid(&a), valid(&c)], 0, Utc::now()).unwrap();
+    assert_eq!((o.accepted.len(), o.watermark), (2, 1));
+    let b = CheckedEvent::Rejected { uuid: "b".into(), seq: 2, reason: "bad".into() };
+    let o = st.apply_batch("d1", std::slice::from_ref(&b), 0, Utc::now()).unwrap();
+    assert_eq!((o.rejected.len(), o.watermark), (1, 3));
+    let o = st.apply_batch("d1", &[valid(&a), b], 0, Utc::now()).unwrap();
+    assert_eq!((o.duplicates.len(), o.rejected.len(), o.watermark), (1, 1, 3));
+    let stats = st.stats().unwrap();
+    assert_eq!((stats.events_received, stats.duplicates_absorbed, stats.rejected), (2, 1, 1), "a re-rejection is not counted twice");
+}
+
+/// Stored events read back exactly as sent (payload, optional call id, times, order by seq).
+fn events_round_trip_exactly(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    let events: Vec<WireEvent> = (1..=25).map(wire).collect();
+    let batch: Vec<CheckedEvent> = events.iter().rev().map(valid).collect();
+    let o = st.apply_batch("d1", &batch, 1500, Utc::now()).unwrap();
+    assert_eq!((o.accepted.len(), o.watermark), (25, 25));
+    assert_eq!(st.events_for_device("d1").unwrap(), events);
+    let stats = st.stats().unwrap();
+    assert_eq!(stats.devices[0].skew_ms, 1500);
+    assert!(stats.devices[0].last_seen_at.is_some());
+}
+
+/// Duplicates inside one batch and across batches are absorbed and counted.
+fn duplicates_within_and_across_batches(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    let e1 = wire(1);
+    let e2 = wire(2);
+    let o = st.apply_batch("d1", &[valid(&e1), valid(&e1), valid(&e2)], 0, Utc::now()).unwrap();
+    assert_eq!(o.accepted, vec![e1.uuid.clone(), e2.uuid.clone()]);
+    assert_eq!(o.duplicates, vec![e1.uuid.clone()]);
+    let o = st.apply_batch("d1", &[valid(&e2), valid(&e1)], 0, Utc::now()).unwrap();
+    assert_eq!(o.duplicates, vec![e2.uuid.clone(), e1.uuid.clone()]);
+    assert_eq!(st.events_for_device("d1").unwrap().len(), 2);
+}
+
+/// A device reusing another device's event uuid is rejected with a reason, not absorbed.
+fn another_devices_uuid_is_rejected(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    st.add_device("d2", "rep2", "t", "h2", Utc::now()).unwrap();
+    let e = wire(1);
+    st.apply_batch("d1", &[valid(&e)], 0, Utc::now()).unwrap();
+    let o = st.apply_batch("d2", &[valid(&e)], 0, Utc::now()).unwrap();
+    assert!(o.accepted.is_empty() && o.duplicates.is_empty());
+    assert_eq!(o.rejected.len(), 1);
+    assert_eq!(o.rejected[0].reason, FOREIGN_UUID);
+    assert_eq!(o.watermark, 1, "the rejection still advances d2's watermark");
+    assert!(st.events_for_device("d2").unwrap().is_empty());
+    assert_eq!(st.events_for_device("d1").unwrap(), vec![e]);
+}
+
+fn unknown_device_batch_is_not_found(s: Subject) {
+    let r = s.store.apply_batch("nope", &[valid(&wire(1))], 0, Utc::now());
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+}
+
+/// Tokens find their device or publisher; publishers are unique by name.
+fn tokens_find_devices_and_publishers(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep-7", "north", "tok-hash", Utc::now()).unwrap();
+    let d = st.device_by_token("tok-hash").unwrap().unwrap();
+    assert_eq!((d.id.as_str(), d.rep_id.as_str(), d.territory.as_str(), d.watermark), ("d1", "rep-7", "north", 0));
+    assert!(st.device_by_token("other").unwrap().is_none());
+    st.add_publisher("content", "pub-hash", Utc::now()).unwrap();
+    assert_eq!(st.publisher_by_token("pub-hash").unwrap().as_deref(), Some("content"));
+    assert!(matches!(st.add_publisher("content", "x", Utc::now()), Err(Error::BadRequest(_))));
+    st.touch_device("d1", Utc::now(), Some(-250)).unwrap();
+    assert_eq!(st.device_by_token("tok-hash").unwrap().unwrap().skew_ms, -250);
+    st.touch_device("d1", Utc::now(), None).unwrap();
+    assert_eq!(st.device_by_token("tok-hash").unwrap().unwrap().skew_ms, -250, "no clock sent: skew kept");
+}
+
+/// Versions must increase; the feed offers the latest entitled version per bundle, in feed order.
+fn versions_increase_and_the_feed_offers_the_latest(s: Subject) {
+    let st = &s.store;
+    let s1 = st.insert_bundle_version(&version("a", 1, "cz", &["*"], &[(&sha(1), 10), (&sha(2), 20)])).unwrap();
+    let s2 = st.insert_bundle_version(&version("b", 1, "gl", &["north"], &[(&sha(3), 30)])).unwrap();
+    assert!(s2 > s1);
+    for v in [1, 0] {
+        let r = st.insert_bundle_version(&version("a", v, "cz", &["*"], &[]));
+        assert!(matches!(r, Err(Error::VersionConflict { current: 1, .. })), "{r:?}");
+    }
+    assert_eq!(st.current_version("a").unwrap(), Some(1));
+    assert_eq!(st.current_version("zzz").unwrap(), None);
+    let north = st.changes("north", 0, 100).unwrap();
+    assert_eq!(north.bundles.iter().map(|b| (b.bundle_id.as_str(), b.version)).collect::<Vec<_>>(), vec![("a", 1), ("b", 1)]);
+    assert_eq!(north.bundles[0].total_size, 30);
+    assert_eq!(north.bundles[0].manifest, b"{\"id\":\"a\",\"version\":1}");
+    assert_eq!(north.next_cursor, s2);
+    let south = st.changes("south", 0, 100).unwrap();
+    assert_eq!(south.bundles.len(), 1, "b is north's only");
+    assert_eq!(south.next_cursor, s2, "the head, even when nothing is visible");
+
+    let s3 = st.insert_bundle_version(&version("a", 2, "cz", &["*"], &[(&sha(1), 10), (&sha(4), 40)])).unwrap();
+    let after = st.changes("north", s2, 100).unwrap();
+    assert_eq!(after.bundles.iter().map(|b| (b.bundle_id.as_str(), b.version)).collect::<Vec<_>>(), vec![("a", 2)]);
+    assert_eq!(after.next_cursor, s3);
+    let all = st.changes("north", 0, 100).unwrap();
+    assert_eq!(all.bundles.iter().map(|b| (b.bundle_id.as_str(), b.version)).collect::<Vec<_>>(), vec![("b", 1), ("a", 2)]);
+    let empty = st.changes("north", s3, 100).unwrap();
+    assert!(empty.bundles.is_empty() && !empty.has_more && empty.next_cursor == s3);
+}
+
+/// Pages hold at most `limit` items and their cursors chain without gaps or repeats.
+fn feed_pages_chain(s: Subject) {
+    let st = &s.store;
+    for i in 0..23 {
+        st.insert_bundle_version(&version(&format!("deck{i:02}"), 1, "cz", &["*"], &[(&sha(i), 1)])).unwrap();
+    }
+    st.revoke("deck03", "withdrawn", Utc::now()).unwrap();
+    let (mut cursor, mut seen, mut revoked, mut pages) = (0, Vec::new(), Vec::new(), 0);
+    loop {
+        let p = st.changes("east", cursor, 5).unwrap();
+        assert!(p.bundles.len() + p.revocations.len() <= 5);
+        seen.extend(p.bundles.iter().map(|b| b.bundle_id.clone()));
+        revoked.extend(p.revocations.iter().map(|r| r.revocation.bundle_id.clone()));
+        assert!(p.next_cursor > cursor || !p.has_more);
+        cursor = p.next_cursor;
+        pages += 1;
+        if !p.has_more {
+            break;
+        }
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen.len(), 22, "every unrevoked deck once");
+    assert_eq!(seen.iter().collect::<BTreeSet<_>>().len(), 22);
+    assert!(!seen.contains(&"deck03".to_string()));
+    assert_eq!(revoked, vec!["deck03".to_string()]);
+}
+
+/// Blobs are entitled (with their size) only through an offered, unrevoked version; zips too.
+fn entitlement_follows_territories_and_revocation(s: Subject) {
+    let st = &s.store;
+    st.insert_bundle_version(&version("a", 1, "cz", &["north"], &[(&sha(1), 11)])).unwrap();
+    assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), Some(11));
+    assert_eq!(st.blob_entitled("south", &sha(1)).unwrap(), None);
+    assert_eq!(st.blob_entitled("north", &sha(9)).unwrap(), None);
+    assert_eq!(st.bundle_zip("north", "a", 1).unwrap(), Some((format!("{:064x}", 1001), 4242)));
+    assert_eq!(st.bundle_zip("south", "a", 1).unwrap(), None);
+    assert_eq!(st.bundle_zip("north", "a", 2).unwrap(), None);
+    let seq = st.revoke("a", "MLR withdrawal", Utc::now()).unwrap();
+    assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), None);
+    assert_eq!(st.bundle_zip("north", "a", 1).unwrap(), None);
+    let p = st.changes("north", 0, 100).unwrap();
+    assert!(p.bundles.is_empty());
+    assert_eq!(p.revocations.len(), 1);
+    assert_eq!((p.revocations[0].feed_seq, p.revocations[0].revocation.reason.as_str()), (seq, "MLR withdrawal"));
+    assert!(st.changes("south", 0, 100).unwrap().revocations.is_empty(), "south never had it");
+    assert!(matches!(st.revoke("unknown", "x", Utc::now()), Err(Error::NotFound(_))));
+    // A higher version published after the revocation is offered again.
+    st.insert_bundle_version(&version("a", 2, "cz", &["north"], &[(&sha(1), 11)])).unwrap();
+    assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), Some(11));
+}
+
+/// Territories: created by devices or by operators, with the products they sell.
+fn territories_and_products(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d2", "rep", "north", "h2", Utc::now()).unwrap();
+    st.set_territory("south", &["cardiozen".into(), "glucora".into()], Utc::now()).unwrap();
+    st.set_territory("east", &["cardiozen".into()], Utc::now()).unwrap();
+    let t = st.territories().unwrap();
+    assert_eq!(
+        t,
+        vec![
+            Territory { name: "east".into(), products: vec!["cardiozen".into()], devices: 0 },
+            Territory { name: "north".into(), products: vec![], devices: 2 },
+            Territory { name: "south".into(), products: vec!["cardiozen".into(), "glucora".into()], devices: 0 },
+        ]
+    );
+    assert_eq!(st.territories_for_product("cardiozen").unwrap(), vec!["east".to_string(), "south".to_string()]);
+    st.set_territory("east", &[], Utc::now()).unwrap();
+    assert_eq!(st.territories_for_product("cardiozen").unwrap(), vec!["south".to_string()]);
+    assert!(st.territories_for_product("other").unwrap().is_empty());
+}
+
+/// Two stores over one database (two hub processes) see each other's writes at once, and
+/// concurrent batches of the same events through both store each event exactly once.
+fn two_processes_share_one_database(s: Subject) {
+    let a = s.store.clone();
+    let b = (s.reopen)();
+    a.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    assert!(b.device_by_token("h1").unwrap().is_some());
+    let events: Vec<WireEvent> = (1..=200).map(wire).collect();
+    let batches: Vec<Vec<CheckedEvent>> = events.chunks(50).map(|c| c.iter().map(valid).collect()).collect();
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let batches = batches.clone();
+            std::thread::spawn(move || {
+                let mut order: Vec<usize> = (0..batches.len()).collect();
+                order.rotate_left(i % batches.len());
+                order.iter().map(|&k| store.apply_batch("d1", &batches[k], 0, Utc::now()).unwrap()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let outcomes: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let accepted: usize = outcomes.iter().map(|o| o.accepted.len()).sum();
+    let duplicates: usize = outcomes.iter().map(|o| o.duplicates.len()).sum();
+    assert_eq!((accepted, duplicates), (200, 5 * 200));
+    assert_eq!(b.events_for_device("d1").unwrap(), events);
+    let stats = a.stats().unwrap();
+    assert_eq!((stats.devices[0].watermark, stats.events_received, stats.duplicates_absorbed), (200, 200, 1000));
+
+    // Concurrent publishes through both: distinct, increasing feed numbers; one winner per version.
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+            std::thread::spawn(move || store.insert_bundle_version(&version("race", 1 + (i % 4) as u64, "cz", &["*"], &[])))
+        })
+        .collect();
+    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let won: Vec<i64> = results.iter().filter_map(|r| r.as_ref().ok().copied()).collect();
+    assert!(results.iter().all(|r| matches!(r, Ok(_) | Err(Error::VersionConflict { .. }))), "{results:?}");
+    assert_eq!(won.iter().collect::<BTreeSet<_>>().len(), won.len(), "feed numbers are unique");
+    assert!(!won.is_empty() && won.len() <= 4);
+    let feed = b.changes("x", 0, 100).unwrap();
+    assert_eq!(feed.bundles.len(), 1, "only the latest version is offered");
+    assert_eq!(feed.bundles[0].version, a.current_version("race").unwrap().unwrap());
+}
+
+/// Re-opening a migrated database keeps its data and does not migrate again.
+fn reopening_keeps_everything(s: Subject) {
+    s.store.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    s.store.apply_batch("d1", &[valid(&wire(1))], 0, Utc::now()).unwrap();
+    let again = (s.reopen)();
+    assert_eq!(again.stats().unwrap().events_received, 1);
+    assert_eq!(again.territories().unwrap().len(), 1);
+}
+
+macro_rules! suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $( #[test] fn $name() { super::$name(super::sqlite()) } )*
+        }
+        mod postgres {
+            $( #[test] fn $name() { super::$name(super::postgres()) } )*
+        }
+    };
+}
+
+suite!(
+    watermark_advances_over_contiguous_seqs_only,
+    events_round_trip_exactly,
+    duplicates_within_and_across_batches,
+    another_devices_uuid_is_rejected,
+    unknown_device_batch_is_not_found,
+    tokens_find_devices_and_publishers,
+    versions_increase_and_the_feed_offers_the_latest,
+    feed_pages_chain,
+    entitlement_follows_territories_and_revocation,
+    territories_and_products,
+    two_processes_share_one_database,
+    reopening_keeps_everything,
+);
