@@ -224,7 +224,7 @@ pub fn zip_path(bundle_id: &str, version: u64) -> String {
     format!("{}/bundles/{bundle_id}/{version}.zip", edetail_protocol::PREFIX)
 }
 
-async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<axum::Json<ChangePage>> {
+async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response> {
     let dev = device_auth(&hub, &headers).await?;
     let since = match query_values(query.as_deref(), "since")?.last().map(String::as_str) {
         None | Some("") => 0,
@@ -232,7 +232,7 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
     };
     let store = hub.inner().store.clone();
     let page = blocking(move || store.changes(&dev.territory, since, MAX_PAGE_ITEMS)).await?;
-    Ok(axum::Json(ChangePage {
+    json_maybe_gzip(&headers, &ChangePage {
         next_cursor: page.next_cursor.to_string(),
         has_more: page.has_more,
         bundles: page
@@ -250,7 +250,41 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
         revocations: page.revocations.into_iter().map(|r| r.revocation).collect(),
         plans: Vec::new(),
         hub_time: Utc::now(),
-    }))
+    })
+}
+
+/// JSON bodies at least this large are gzipped for clients that accept it.
+pub const GZIP_MIN_BYTES: usize = 1024;
+
+/// A JSON response, gzipped when the client sends `Accept-Encoding: gzip` and the body is
+/// large enough to gain (change-feed pages carry whole manifests, base64-encoded).
+fn json_maybe_gzip<T: serde::Serialize>(headers: &HeaderMap, value: &T) -> Result<Response> {
+    let body = serde_json::to_vec(value).map_err(|e| Error::Internal(format!("serializing: {e}")))?;
+    let accepts_gzip = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            name.eq_ignore_ascii_case("gzip") && !refused
+        });
+    let mut resp = if accepts_gzip && body.len() >= GZIP_MIN_BYTES {
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &body).map_err(|e| Error::Internal(format!("gzip: {e}")))?;
+        let gz = gz.finish().map_err(|e| Error::Internal(format!("gzip: {e}")))?;
+        let mut r = Body::from(gz).into_response();
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        Body::from(body).into_response()
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(resp)
 }
 
 async fn get_blob(State(hub): State<Hub>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response> {

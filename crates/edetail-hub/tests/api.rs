@@ -421,6 +421,25 @@ async fn tampered_content_under_a_valid_signature_is_refused_and_stores_nothing(
     assert_eq!(f.staged_count(), 0, "staged files are removed");
 }
 
+async fn change_feed_is_gzipped_for_clients_that_accept_it(backend: Backend) {
+    let f = fixture(backend).await;
+    assert_eq!(f.publish(signed_sample(1), "").await.status(), StatusCode::OK);
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let plain = raw.get(format!("{}/v1/changes", f.url)).bearer_auth(&f.dev.token).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain: ChangePage = plain.json().await.unwrap();
+    let r = raw.get(format!("{}/v1/changes", f.url)).bearer_auth(&f.dev.token).header("accept-encoding", "br, gzip").send().await.unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let gz = r.bytes().await.unwrap();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    assert!(gz.len() * 4 < json.len() * 3, "{} gzipped vs {} plain", gz.len(), json.len());
+    let page: ChangePage = serde_json::from_slice(&json).unwrap();
+    assert_eq!(page.bundles, plain.bundles);
+    let refused = raw.get(format!("{}/v1/changes", f.url)).bearer_auth(&f.dev.token).header("accept-encoding", "gzip;q=0").send().await.unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -446,4 +465,5 @@ on_both_backends!(
     change_feed_pages_through_many_bundles,
     concurrent_deliveries_of_one_batch_are_stored_exactly_once,
     tampered_content_under_a_valid_signature_is_refused_and_stores_nothing,
+    change_feed_is_gzipped_for_clients_that_accept_it,
 );
