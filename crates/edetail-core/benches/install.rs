@@ -11,7 +11,6 @@
 mod common;
 
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -21,52 +20,18 @@ use common::*;
 
 const BUNDLE: &str = "com.example.mixed";
 
-/// 55% video, 25% images, 10% PDFs (all stored), 10% HTML/CSS/JS (deflated).
-fn generate(dir: &Path, total_mb: u64) -> u64 {
-    authoring_folder(dir, BUNDLE, 1, 40);
-    let total = total_mb << 20;
-    for i in 0..2 {
-        write_noise_file(&dir.join(format!("media/video-{i}.mp4")), 100 + i, total * 55 / 100 / 2);
-    }
-    for i in 0..200u64 {
-        let ext = if i % 2 == 0 { "jpg" } else { "png" };
-        write_noise_file(&dir.join(format!("slides/s{:03}/img-{i}.{ext}", i % 40)), 1000 + i, total * 25 / 100 / 200);
-    }
-    for i in 0..5 {
-        write_noise_file(&dir.join(format!("media/doc-{i}.pdf")), 5000 + i, total * 10 / 100 / 5);
-    }
-    for i in 0..400u64 {
-        let rel = match i % 3 {
-            0 => format!("slides/s{:03}/slide-{i}.css", i % 40),
-            1 => format!("slides/s{:03}/slide-{i}.js", i % 40),
-            _ => format!("shared/lib-{i}.js"),
-        };
-        fs::write(dir.join(rel), text(9000 + i, (total * 10 / 100 / 400) as usize)).expect("write");
-    }
-    dir_size(dir)
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let mut n = 0;
-    for e in fs::read_dir(dir).expect("readdir") {
-        let p = e.expect("entry").path();
-        n += if p.is_dir() { dir_size(&p) } else if p.file_name().is_some_and(|f| f != "edetail.json") { fs::metadata(&p).expect("meta").len() } else { 0 };
-    }
-    n
-}
-
 fn main() {
     let total_mb = env_usize("EDETAIL_BENCH_MB", 200) as u64;
     let runs = env_usize("EDETAIL_BENCH_RUNS", 3).max(1);
     let tmp = scratch("install");
     let src = tmp.path().join("src");
-    let content = generate(&src, total_mb);
+    let content = generate_mixed(&src, BUNDLE, 1, total_mb);
     let zip = tmp.path().join("mixed.zip");
     pack(&src, &zip);
     fs::remove_dir_all(&src).expect("rm src");
     let zip_size = fs::metadata(&zip).expect("zip").len();
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("install: {:.0} MB of content ({} files), zip {:.0} MB", mb(content), 1 + 40 + 2 + 200 + 5 + 400, mb(zip_size));
+    println!("install: {:.0} MB of content ({} files), zip {:.0} MB", mb(content), MIXED_FILES, mb(zip_size));
     let have_unzip = Command::new("unzip").arg("-v").output().is_ok_and(|o| o.status.success());
     if !have_unzip {
         println!("  unzip is not installed (apt-get install -y unzip): baseline SKIPPED, install figures only");

@@ -57,8 +57,21 @@ fn bearer(headers: &HeaderMap) -> Result<String> {
     Ok(token_hash(token))
 }
 
+/// A device's requests update its last-seen time and skew at most this often (a full install
+/// makes hundreds of blob requests: one database write each would dominate).
+pub const TOUCH_INTERVAL: chrono::Duration = chrono::Duration::seconds(30);
+
+/// How a route records the device's request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Touch {
+    /// Last seen and skew, at most every `TOUCH_INTERVAL`.
+    Throttled,
+    /// Not here: the route records them itself (an upload batch, in its own transaction).
+    ByRoute,
+}
+
 /// Authenticates a device and records the request (last seen, skew from the device-time header).
-async fn device_auth(hub: &Hub, headers: &HeaderMap) -> Result<DeviceRecord> {
+async fn device_auth(hub: &Hub, headers: &HeaderMap, touch: Touch) -> Result<DeviceRecord> {
     let hash = bearer(headers)?;
     let now = Utc::now();
     let skew = headers
@@ -69,7 +82,9 @@ async fn device_auth(hub: &Hub, headers: &HeaderMap) -> Result<DeviceRecord> {
     let store = hub.inner().store.clone();
     blocking(move || {
         let dev = store.device_by_token(&hash)?.ok_or(Error::Unauthorized)?;
-        store.touch_device(&dev.id, now, skew)?;
+        if touch == Touch::Throttled && dev.last_seen_at.is_none_or(|t| now - t >= TOUCH_INTERVAL) {
+            store.touch_device(&dev.id, now, skew)?;
+        }
         Ok(dev)
     })
     .await
@@ -185,7 +200,7 @@ fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
 }
 
 async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> Result<axum::Json<UploadAck>> {
-    let dev = device_auth(&hub, &headers).await?;
+    let dev = device_auth(&hub, &headers, Touch::ByRoute).await?;
     let raw = read_body(&headers, body, MAX_BATCH_BYTES).await?;
     let batch: UploadBatch = serde_json::from_slice(&raw).map_err(|e| Error::BadRequest(format!("malformed batch: {e}")))?;
     if batch.device_id != dev.id {
@@ -225,7 +240,7 @@ pub fn zip_path(bundle_id: &str, version: u64) -> String {
 }
 
 async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query): RawQuery) -> Result<Response> {
-    let dev = device_auth(&hub, &headers).await?;
+    let dev = device_auth(&hub, &headers, Touch::Throttled).await?;
     let since = match query_values(query.as_deref(), "since")?.last().map(String::as_str) {
         None | Some("") => 0,
         Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| Error::BadRequest("invalid cursor".into()))?,
@@ -288,7 +303,7 @@ fn json_maybe_gzip<T: serde::Serialize>(headers: &HeaderMap, value: &T) -> Resul
 }
 
 async fn get_blob(State(hub): State<Hub>, headers: HeaderMap, Path(sha256): Path<String>) -> Result<Response> {
-    let dev = device_auth(&hub, &headers).await?;
+    let dev = device_auth(&hub, &headers, Touch::Throttled).await?;
     let digest = Sha256Digest::from_hex(&sha256).map_err(|_| Error::BadRequest("not a sha256".into()))?;
     let hex = digest.to_hex();
     let store = hub.inner().store.clone();
@@ -304,7 +319,7 @@ async fn get_bundle_zip(
     headers: HeaderMap,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<Response> {
-    let dev = device_auth(&hub, &headers).await?;
+    let dev = device_auth(&hub, &headers, Touch::Throttled).await?;
     let version = file
         .strip_suffix(".zip")
         .and_then(|v| v.parse::<u64>().ok())

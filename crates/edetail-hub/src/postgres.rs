@@ -352,7 +352,7 @@ impl HubStore for PgStore {
         self.run(move |pool| async move {
             let c = pool.get().await?;
             let row = c
-                .query_opt("SELECT id, rep_id, territory, watermark, skew_ms FROM devices WHERE token_sha256 = $1", &[&tok])
+                .query_opt("SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = $1", &[&tok])
                 .await
                 .map_err(pg_err)?;
             Ok(row.map(|r| DeviceRecord {
@@ -361,6 +361,7 @@ impl HubStore for PgStore {
                 territory: r.get(2),
                 watermark: r.get(3),
                 skew_ms: r.get(4),
+                last_seen_at: r.get(5),
             }))
         })
     }

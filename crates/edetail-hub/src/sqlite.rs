@@ -177,7 +177,7 @@ impl HubStore for SqliteStore {
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT id, rep_id, territory, watermark, skew_ms FROM devices WHERE token_sha256 = ?1",
+                "SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = ?1",
                 [token_sha256],
                 |r| {
                     Ok(DeviceRecord {
@@ -186,6 +186,7 @@ impl HubStore for SqliteStore {
                         territory: r.get(2)?,
                         watermark: r.get(3)?,
                         skew_ms: r.get(4)?,
+                        last_seen_at: r.get::<_, Option<String>>(5)?.map(|t| parse_time(&t)).transpose()?,
                     })
                 },
             )

@@ -21,6 +21,9 @@ pub struct DeviceRecord {
     pub territory: String,
     pub watermark: i64,
     pub skew_ms: i64,
+    /// Last authenticated request recorded (requests are recorded at most every
+    /// `TOUCH_INTERVAL`, and every upload batch).
+    pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// A bundle version ready to be recorded (its blobs are already durable).

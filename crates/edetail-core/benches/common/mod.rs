@@ -162,3 +162,41 @@ pub fn cpu_secs() -> f64 {
     let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     tick(11) + tick(12)
 }
+
+/// Files in a [`generate_mixed`] deck besides `edetail.json`.
+pub const MIXED_FILES: usize = 1 + 40 + 2 + 200 + 5 + 400;
+
+/// A mixed deck of about `total_mb`: 55% video, 25% images, 10% PDFs (all stored), 10%
+/// HTML/CSS/JS (deflated), 40 slides. Returns the content size.
+pub fn generate_mixed(dir: &Path, id: &str, version: u64, total_mb: u64) -> u64 {
+    authoring_folder(dir, id, version, 40);
+    let total = total_mb << 20;
+    for i in 0..2 {
+        write_noise_file(&dir.join(format!("media/video-{i}.mp4")), 100 + i, total * 55 / 100 / 2);
+    }
+    for i in 0..200u64 {
+        let ext = if i % 2 == 0 { "jpg" } else { "png" };
+        write_noise_file(&dir.join(format!("slides/s{:03}/img-{i}.{ext}", i % 40)), 1000 + i, total * 25 / 100 / 200);
+    }
+    for i in 0..5 {
+        write_noise_file(&dir.join(format!("media/doc-{i}.pdf")), 5000 + i, total * 10 / 100 / 5);
+    }
+    for i in 0..400u64 {
+        let rel = match i % 3 {
+            0 => format!("slides/s{:03}/slide-{i}.css", i % 40),
+            1 => format!("slides/s{:03}/slide-{i}.js", i % 40),
+            _ => format!("shared/lib-{i}.js"),
+        };
+        fs::write(dir.join(rel), text(9000 + i, (total * 10 / 100 / 400) as usize)).expect("write");
+    }
+    dir_size(dir)
+}
+
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut n = 0;
+    for e in fs::read_dir(dir).expect("readdir") {
+        let p = e.expect("entry").path();
+        n += if p.is_dir() { dir_size(&p) } else if p.file_name().is_some_and(|f| f != "edetail.json") { fs::metadata(&p).expect("meta").len() } else { 0 };
+    }
+    n
+}
