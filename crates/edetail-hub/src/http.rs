@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use edetail_bundle::Sha256Digest;
 use edetail_protocol::{
-    BundleOffer, Base64Bytes, ChangePage, DEVICE_TIME_HEADER, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS,
+    BundleOffer, Base64Bytes, ChangePage, DeviceInfo, DEVICE_TIME_HEADER, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS,
     UploadAck, UploadBatch, WireEvent,
 };
 use futures_util::StreamExt;
@@ -35,6 +35,7 @@ pub(crate) fn router(hub: Hub) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/changes", get(get_changes))
+        .route("/v1/device", get(get_device))
         .route("/v1/blobs/{sha256}", get(get_blob))
         .route("/v1/bundles/{id}/{file}", get(get_bundle_zip))
         .route("/v1/publish", post(post_publish))
@@ -232,6 +233,11 @@ async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> 
         skew_ms,
         hub_time: now,
     }))
+}
+
+async fn get_device(State(hub): State<Hub>, headers: HeaderMap) -> Result<axum::Json<DeviceInfo>> {
+    let dev = device_auth(&hub, &headers, Touch::Throttled).await?;
+    Ok(axum::Json(DeviceInfo { device_id: dev.id, rep_id: dev.rep_id, territory: dev.territory }))
 }
 
 /// The path of a bundle version's zip, as offered in the feed.

@@ -86,6 +86,15 @@ pub struct UploadAck {
     pub hub_time: DateTime<Utc>,
 }
 
+/// `GET /v1/device`: who the presented device token belongs to (lets a freshly provisioned
+/// tablet learn its hub device id from its token alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub device_id: String,
+    pub rep_id: String,
+    pub territory: String,
+}
+
 /// A bundle version the device is entitled to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BundleOffer {

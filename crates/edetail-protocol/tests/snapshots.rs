@@ -86,3 +86,10 @@ fn base64_bytes_are_exact() {
     assert_eq!(serde_json::from_str::<Base64Bytes>(&s).unwrap(), raw);
     assert!(serde_json::from_str::<Base64Bytes>("\"***\"").is_err());
 }
+
+#[test]
+fn device_info() {
+    let v = DeviceInfo { device_id: "dev-1".into(), rep_id: "rep-7".into(), territory: "north".into() };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+}
