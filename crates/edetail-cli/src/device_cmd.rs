@@ -195,7 +195,7 @@ pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
 /// `edetail device sync`: one sync, a summary, exit 1 with the classified reason on failure.
 fn run_sync(device: Arc<Device>, hub: String, token: String, device_id: String, out: &Output) -> anyhow::Result<ExitCode> {
     use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
-    let config = SyncConfig { hub_url: hub, device_id, token_provider: Arc::new(StaticToken(token)) };
+    let config = SyncConfig::new(hub, device_id, Arc::new(StaticToken(token)));
     let engine = SyncEngine::new(device, config)?;
     match engine.sync_now() {
         Ok(r) => {

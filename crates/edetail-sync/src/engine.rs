@@ -34,7 +34,7 @@ use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::http::{HttpFailure, TokenProvider, Transport, content_range_starts_at};
+use crate::http::{HttpFailure, Timeouts, TokenProvider, Transport, content_range_starts_at};
 use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
 use crate::state::SyncStateFile;
 
@@ -51,13 +51,27 @@ pub struct SyncConfig {
     /// The hub-issued device id (bound to the token).
     pub device_id: String,
     pub token_provider: Arc<dyn TokenProvider>,
+    /// Request timeouts ([`Timeouts::default`] in apps; tests shorten them).
+    pub timeouts: Timeouts,
+}
+
+impl SyncConfig {
+    /// A configuration with default [`Timeouts`].
+    pub fn new(hub_url: impl Into<String>, device_id: impl Into<String>, token_provider: Arc<dyn TokenProvider>) -> SyncConfig {
+        SyncConfig { hub_url: hub_url.into(), device_id: device_id.into(), token_provider, timeouts: Timeouts::default() }
+    }
 }
 
 impl fmt::Debug for SyncConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncConfig").field("hub_url", &self.hub_url).field("device_id", &self.device_id).finish_non_exhaustive()
+        f.debug_struct("SyncConfig")
+            .field("hub_url", &self.hub_url)
+            .field("device_id", &self.device_id)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
     }
 }
+
 
 /// Progress, for the app's UI. Delivered on the engine's threads: keep handlers short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -177,7 +191,8 @@ impl SyncEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
-        let transport = Transport::new(&config.hub_url, config.token_provider.clone()).map_err(|f| Error::Engine(f.message))?;
+        let transport =
+            Transport::with_timeouts(&config.hub_url, config.token_provider.clone(), config.timeouts).map_err(|f| Error::Engine(f.message))?;
         let mut st = SyncStateFile::load(device.dir());
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
             st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };

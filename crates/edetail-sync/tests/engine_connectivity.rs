@@ -22,7 +22,7 @@ fn setup() -> (tokio::runtime::Runtime, tempfile::TempDir, Arc<Device>, Arc<Sync
     device.record(None, "custom", json!({"n": 1})).expect("recorded");
     let engine = SyncEngine::new(
         device.clone(),
-        SyncConfig { hub_url: url, device_id: "d1".into(), token_provider: Arc::new(StaticToken("t".into())) },
+        SyncConfig::new(url, "d1", Arc::new(StaticToken("t".into()))),
     )
     .expect("engine");
     (rt, dir, device, Arc::new(engine))

@@ -116,11 +116,7 @@ struct SimDevice {
 
 /// An engine for `device`, pointed at the proxy, with the device's own token.
 fn start_engine(device: &Arc<Device>, hub_url: &str, creds: &DeviceCredentials) -> Arc<SyncEngine> {
-    let config = SyncConfig {
-        hub_url: hub_url.to_string(),
-        device_id: creds.device_id.clone(),
-        token_provider: Arc::new(StaticToken(creds.token.clone())),
-    };
+    let config = SyncConfig::new(hub_url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone())));
     Arc::new(SyncEngine::new(device.clone(), config).expect("engine"))
 }
 

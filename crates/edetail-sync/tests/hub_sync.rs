@@ -82,11 +82,7 @@ impl SyncListener for Recorder {
 fn engine(hub: &TestHub, dev: &TestDevice, creds: &DeviceCredentials, token: &str) -> (SyncEngine, Arc<Recorder>) {
     let e = SyncEngine::new(
         dev.device.clone(),
-        SyncConfig {
-            hub_url: hub.url.clone(),
-            device_id: creds.device_id.clone(),
-            token_provider: Arc::new(StaticToken(token.to_string())),
-        },
+        SyncConfig::new(hub.url.clone(), creds.device_id.clone(), Arc::new(StaticToken(token.to_string()))),
     )
     .expect("engine");
     let rec = Arc::new(Recorder::default());
@@ -319,7 +315,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     let tokens = Arc::new(RotatingToken { good: creds.token.clone(), refreshed: AtomicUsize::new(0) });
     let engine = SyncEngine::new(
         dev.device.clone(),
-        SyncConfig { hub_url: hub.url.clone(), device_id: creds.device_id.clone(), token_provider: tokens.clone() },
+        SyncConfig::new(hub.url.clone(), creds.device_id.clone(), tokens.clone()),
     )
     .expect("engine");
     let r = engine.sync_now().expect("sync after refresh");
