@@ -10,6 +10,8 @@
 //! acknowledged (accepted + duplicates) or parked (rejected, with the hub's reason) only after
 //! the hub's `UploadAck` has been read.
 //!
+//! One sync at a time per data directory: a sync holds `DIR/sync.lock` locked while it runs.
+//!
 //! Download: for each change-feed page, stage every offered manifest (verified by the core
 //! under the device's key policy; `Rollback` = the device already has newer: skip), download
 //! only missing blobs into `DIR/tmp-sync/<sha256>.partial` (resumed with `Range` when a partial
@@ -20,7 +22,6 @@
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,6 +43,10 @@ use crate::state::SyncStateFile;
 pub const RUNTIME_WORKERS: usize = 2;
 /// Directory under the device's data directory holding partial downloads.
 pub const TMP_DIR: &str = "tmp-sync";
+/// File under the device's data directory that a running sync holds locked (`File::try_lock`):
+/// one sync at a time per data directory, whichever engine or process runs it.
+pub const SYNC_LOCK_FILE: &str = "sync.lock";
+
 
 /// How to reach the hub.
 #[derive(Clone)]
@@ -141,7 +146,6 @@ struct Inner {
     transport: Transport,
     policy: Mutex<Policy>,
     listener: Mutex<Option<Arc<dyn SyncListener>>>,
-    running: AtomicBool,
     online: watch::Sender<bool>,
     epoch: Instant,
 }
@@ -172,12 +176,25 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Releases the one-sync-at-a-time flag.
-struct RunningGuard<'a>(&'a AtomicBool);
+/// Held while a sync runs: the locked [`SYNC_LOCK_FILE`] of the data directory. The lock belongs
+/// to this open file, so a second engine on the same directory (or a second sync of the same
+/// engine) is refused, and closing the file on drop releases it, also when a dropped engine's
+/// runtime abandons the sync.
+struct SyncDirLock {
+    _file: std::fs::File,
+}
 
-impl Drop for RunningGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+impl SyncDirLock {
+    /// Takes the lock at once or answers [`Error::AlreadyRunning`]; never waits.
+    fn acquire(dir: &Path) -> Result<SyncDirLock> {
+        let path = dir.join(SYNC_LOCK_FILE);
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(SyncDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyRunning),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
     }
 }
 
@@ -206,7 +223,6 @@ impl SyncEngine {
             transport,
             policy: Mutex::new(Policy::new(Box::new(SplitMix64::new(seed)))),
             listener: Mutex::new(None),
-            running: AtomicBool::new(false),
             online,
             epoch: Instant::now(),
         };
@@ -217,8 +233,9 @@ impl SyncEngine {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
 
-    /// One sync, blocking the calling thread. One sync at a time per engine: a concurrent call
-    /// returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an
+    /// One sync, blocking the calling thread. One sync at a time per data directory (not just per
+    /// engine: two engines over the same `Device` exclude each other through [`SYNC_LOCK_FILE`]):
+    /// a concurrent call returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an
     /// async context ([`Error::BlockingInAsync`]); use [`SyncEngine::sync`] there.
     pub fn sync_now(&self) -> Result<SyncReport> {
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -294,10 +311,7 @@ impl Inner {
     }
 
     async fn run(self: Arc<Self>) -> Result<SyncReport> {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::AlreadyRunning);
-        }
-        let _guard = RunningGuard(&self.running);
+        let _lock = SyncDirLock::acquire(self.device.dir())?;
         let mut report = SyncReport::default();
         let mut last_failure: Option<HttpFailure> = None;
         let mut step = self.input(Input::Start);
