@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edetail_bundle::testkit::SampleBundle;
@@ -39,8 +39,12 @@ const FAULT_RATE: f64 = 0.3;
 const SCRIPT_LEN: usize = 20_000;
 /// Short enough that a hung request costs seconds; long enough for a 500-event batch on a
 /// loaded debug build and for a 120 KB blob under the slowest `Bandwidth` fault.
-const TEST_TIMEOUTS: Timeouts =
-    Timeouts { connect: Duration::from_secs(2), upload: Duration::from_secs(3), changes: Duration::from_secs(3), idle: Duration::from_secs(3) };
+const TEST_TIMEOUTS: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    upload: Duration::from_secs(3),
+    changes: Duration::from_secs(3),
+    idle: Duration::from_secs(3),
+};
 
 /// xorshift64*, seeded; the test's own randomness (fault script, recording shapes).
 struct Rng(u64);

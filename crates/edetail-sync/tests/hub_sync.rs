@@ -316,11 +316,8 @@ fn a_401_refreshes_the_token_once_and_retries() {
     let dev = open_device(&hub.key);
     dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
     let tokens = Arc::new(RotatingToken { good: creds.token.clone(), refreshed: AtomicUsize::new(0) });
-    let engine = SyncEngine::new(
-        dev.device.clone(),
-        SyncConfig::new(hub.url.clone(), creds.device_id.clone(), tokens.clone()),
-    )
-    .expect("engine");
+    let engine =
+        SyncEngine::new(dev.device.clone(), SyncConfig::new(hub.url.clone(), creds.device_id.clone(), tokens.clone())).expect("engine");
     let r = engine.sync_now().expect("sync after refresh");
     assert_eq!(r.events_accepted, 1);
     assert_eq!(tokens.refreshed.load(Ordering::SeqCst), 1);
@@ -338,8 +335,11 @@ fn two_engines_on_one_data_directory_never_sync_at_once() {
     let body = r#"{"code":"unavailable","message":"maintenance","retry_after_ms":60000}"#;
     let (maintenance_url, _, _) = rt.block_on(common::scripted(common::answer("503 Service Unavailable", "", body)));
     let first = Arc::new(
-        SyncEngine::new(dev.device.clone(), SyncConfig::new(maintenance_url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone()))))
-            .expect("engine"),
+        SyncEngine::new(
+            dev.device.clone(),
+            SyncConfig::new(maintenance_url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone()))),
+        )
+        .expect("engine"),
     );
     let (second, _rec) = engine(&hub, &dev, &creds, &creds.token);
     let running = {

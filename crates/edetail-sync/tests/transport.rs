@@ -93,8 +93,12 @@ async fn uploads_are_gzipped_json() {
 
 /// Timeouts short enough for tests; `idle` longer than the totals so that the totals are what
 /// fires for uploads and change pages.
-const SHORT: Timeouts =
-    Timeouts { connect: Duration::from_secs(2), upload: Duration::from_millis(400), changes: Duration::from_millis(400), idle: Duration::from_secs(5) };
+const SHORT: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    upload: Duration::from_millis(400),
+    changes: Duration::from_millis(400),
+    idle: Duration::from_secs(5),
+};
 
 #[tokio::test]
 async fn a_hub_that_never_answers_costs_one_total_timeout_per_request() {
