@@ -8,7 +8,8 @@
 //!
 //! Upload: batches of at most `MAX_BATCH_EVENTS` events / `MAX_BATCH_BYTES` of JSON; events are
 //! acknowledged (accepted + duplicates) or parked (rejected, with the hub's reason) only after
-//! the hub's `UploadAck` has been read.
+//! the hub's `UploadAck` has been read. A 413 halves the batch (down to one event); a single
+//! event over the protocol's limit is parked, never dropped.
 //!
 //! One sync at a time per data directory: a sync holds `DIR/sync.lock` locked while it runs.
 //!
@@ -47,7 +48,6 @@ pub const TMP_DIR: &str = "tmp-sync";
 /// one sync at a time per data directory, whichever engine or process runs it.
 pub const SYNC_LOCK_FILE: &str = "sync.lock";
 
-
 /// How to reach the hub.
 #[derive(Clone)]
 pub struct SyncConfig {
@@ -76,7 +76,6 @@ impl fmt::Debug for SyncConfig {
             .finish_non_exhaustive()
     }
 }
-
 
 /// Progress, for the app's UI. Delivered on the engine's threads: keep handlers short.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -135,6 +134,8 @@ pub struct SyncReport {
     pub bytes_downloaded: u64,
     /// Blobs completed from a partial download (Range).
     pub blobs_resumed: usize,
+    /// Uploads the hub refused as too large (413) and sent again as half the batch.
+    pub batches_split: usize,
     /// Failed attempts retried within this sync.
     pub failed_attempts: u32,
     pub cursor: Option<String>,
@@ -208,8 +209,8 @@ impl SyncEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
-        let transport =
-            Transport::with_timeouts(&config.hub_url, config.token_provider.clone(), config.timeouts).map_err(|f| Error::Engine(f.message))?;
+        let transport = Transport::with_timeouts(&config.hub_url, config.token_provider.clone(), config.timeouts)
+            .map_err(|f| Error::Engine(f.message))?;
         let mut st = SyncStateFile::load(device.dir());
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
             st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
@@ -370,42 +371,53 @@ impl Inner {
         }
     }
 
-    /// Uploads every pending event, batch by batch.
+    /// Uploads every pending event, batch by batch. A 413 halves the events per batch for the
+    /// rest of this sync (down to 1); a single event whose batch is over the protocol's
+    /// `MAX_BATCH_BYTES` is parked with the reason (it can never be accepted), while a smaller one
+    /// refused as too large stops the sync (a limit in front of the hub is below the protocol's:
+    /// compliance data is not parked for that).
     async fn upload_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
         let outbox = self.device.outbox();
+        let mut batch_limit = MAX_BATCH_EVENTS;
         loop {
-            let events = outbox.pending(MAX_BATCH_EVENTS)?;
+            let events = outbox.pending(batch_limit)?;
             if events.is_empty() {
                 return Ok(());
             }
-            let mut batch = UploadBatch {
-                device_id: self.config.device_id.clone(),
-                batch_id: uuid::Uuid::new_v4().to_string(),
-                device_time: chrono::Utc::now(),
-                events: Vec::with_capacity(events.len()),
-            };
-            let envelope = serde_json::to_vec(&batch).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len();
-            let mut size = envelope;
-            for e in events {
-                let w = WireEvent {
-                    uuid: e.uuid,
-                    seq: e.seq,
-                    call_id: e.call_id,
-                    kind: e.kind,
-                    recorded_at: e.recorded_at,
-                    session: e.session,
-                    mono_ms: e.mono_ms,
-                    payload: e.payload,
-                };
-                let n = serde_json::to_vec(&w).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len() + 1;
-                if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
-                    break;
-                }
-                size += n;
-                batch.events.push(w);
-            }
+            let (batch, body_bytes) = self.build_batch(events)?;
             let sent = batch.events.len();
-            let ack = self.transport.upload(&batch).await?;
+            let ack = match self.transport.upload(&batch).await {
+                Ok(ack) => ack,
+                Err(f) if f.status == Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16()) => {
+                    if sent > 1 {
+                        batch_limit = sent / 2;
+                        report.batches_split += 1;
+                        tracing::info!(sent, next = batch_limit, "the hub refused a batch as too large: halving it");
+                        continue;
+                    }
+                    let event = &batch.events[0];
+                    if body_bytes <= MAX_BATCH_BYTES {
+                        return Err(PhaseError::Http(HttpFailure {
+                            class: FailureClass::Permanent,
+                            message: format!(
+                                "event #{} refused as too large ({}) although its batch is {body_bytes} bytes, within the \
+                                 protocol's {MAX_BATCH_BYTES}: a limit in front of the hub is too low",
+                                event.seq, f.message
+                            ),
+                            ..f
+                        }));
+                    }
+                    let reason = format!(
+                        "too large to upload: {body_bytes} bytes as a batch of one, over the protocol's {MAX_BATCH_BYTES} (HTTP 413)"
+                    );
+                    tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload");
+                    outbox.park(&event.uuid, &reason)?;
+                    report.events_parked += 1;
+                    self.emit(SyncProgress::EventsUploaded { accepted: 0, duplicates: 0, parked: 1 });
+                    continue;
+                }
+                Err(f) => return Err(f.into()),
+            };
             // Only now, with the hub's answer read, is anything marked.
             let now = now_ms();
             let mut durable = ack.accepted.clone();
@@ -431,6 +443,37 @@ impl Inner {
                 )));
             }
         }
+    }
+
+    /// A batch of the first `events` that fit in `MAX_BATCH_BYTES` of JSON (always at least one),
+    /// and its size in bytes as the hub will measure it (an upper bound).
+    fn build_batch(&self, events: Vec<edetail_core::Event>) -> Result<(UploadBatch, usize), PhaseError> {
+        let mut batch = UploadBatch {
+            device_id: self.config.device_id.clone(),
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            device_time: chrono::Utc::now(),
+            events: Vec::with_capacity(events.len()),
+        };
+        let mut size = json_len(&batch)?;
+        for e in events {
+            let w = WireEvent {
+                uuid: e.uuid,
+                seq: e.seq,
+                call_id: e.call_id,
+                kind: e.kind,
+                recorded_at: e.recorded_at,
+                session: e.session,
+                mono_ms: e.mono_ms,
+                payload: e.payload,
+            };
+            let n = json_len(&w)? + 1;
+            if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
+                break;
+            }
+            size += n;
+            batch.events.push(w);
+        }
+        Ok((batch, size))
     }
 
     /// Applies change-feed pages until `has_more` is false.
@@ -616,6 +659,11 @@ fn remove(path: &PathBuf) -> Result<(), PhaseError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// Bytes of `v` serialized as JSON, as in a request body.
+fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
+    serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
 fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {
