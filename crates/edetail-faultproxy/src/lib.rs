@@ -20,13 +20,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 
 /// Largest request head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest request body buffered (uploads are at most 1 MiB; bundle zips in publish tests more).
 const MAX_BODY: usize = 512 * 1024 * 1024;
+/// Receive buffer of the connection to the upstream. Small and fixed (no autotuning to tens of
+/// MB), so that a throttled response waits at the upstream rather than here: when a test kills
+/// the upstream mid-response, the client's body is cut about where the proxy had got to.
+const UPSTREAM_RECV_BUFFER: u32 = 64 * 1024;
 
 /// What happens to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -340,7 +344,9 @@ fn with_connection_close(msg: &[u8]) -> Vec<u8> {
 }
 
 async fn exchange(upstream: SocketAddr, request: &[u8]) -> std::io::Result<TcpStream> {
-    let mut up = TcpStream::connect(upstream).await?;
+    let socket = if upstream.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_recv_buffer_size(UPSTREAM_RECV_BUFFER)?;
+    let mut up = socket.connect(upstream).await?;
     up.write_all(request).await?;
     Ok(up)
 }
