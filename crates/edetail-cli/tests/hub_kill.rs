@@ -37,6 +37,9 @@ const DOWNLOAD_KILLS: usize = 2;
 const DOWNLOAD_LINK: u64 = 4 * 1024 * 1024;
 const MEDIA_FILES: usize = 2;
 const MEDIA_BYTES: usize = 8 * 1024 * 1024;
+/// Where in a media file (bytes forwarded by the proxy) the hub is killed: early enough that
+/// more than a full kernel send buffer (`tcp_wmem` max, 4 MB by default) of the file remains.
+const KILL_INTO_MEDIA: (u64, u64) = (256 * 1024, 3 * 1024 * 1024);
 /// What one kill may cost on top of the bundle (see `sync_kill.rs`).
 const BYTES_LOST_PER_KILL: u64 = 256 * 1024;
 /// The whole scenario must end well within this.
@@ -211,12 +214,11 @@ fn hub_killed_mid_batch_and_mid_blob_ends_exactly_once_and_resumes() {
         let device = device.clone();
         sync_until(engine.clone(), started, move || device.content().active_version(common::BUNDLE).expect("active").is_some())
     };
-    let media = (MEDIA_FILES * MEDIA_BYTES) as u64;
     let mut sent_at_kills = Vec::new();
     for k in 0..DOWNLOAD_KILLS {
-        // Somewhere in the k-th share of the media.
-        let share = media / DOWNLOAD_KILLS as u64;
-        let at = k as u64 * share + rng.between(share / 4, share * 3 / 4);
+        // Early in the k-th media file: what the hub had already written to its socket (up to
+        // its 4 MB send buffer) still arrives after the kill, the rest of the file must not.
+        let at = (k * MEDIA_BYTES) as u64 + rng.between(KILL_INTO_MEDIA.0, KILL_INTO_MEDIA.1);
         while proxy.stats().response_bytes.load(Ordering::SeqCst) - bytes_before < at {
             assert!(started.elapsed() < DEADLINE, "the download never reached byte {at}");
             std::thread::sleep(Duration::from_millis(5));
@@ -269,7 +271,8 @@ fn hub_killed_mid_batch_and_mid_blob_ends_exactly_once_and_resumes() {
         hub.starts,
         started.elapsed()
     );
-    assert!(resumed >= 1, "an interrupted blob was resumed");
+    assert!(upload_failed_attempts >= 1, "no kill caught a batch in flight");
+    assert_eq!(resumed, DOWNLOAD_KILLS as u64, "each kill cut a media file, and its download resumed");
     assert!(sent <= bundle_bytes + DOWNLOAD_KILLS as u64 * BYTES_LOST_PER_KILL, "{sent} bytes for a {bundle_bytes}-byte bundle");
     drop(proxy);
     drop(rt);
