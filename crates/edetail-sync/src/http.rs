@@ -3,8 +3,10 @@
 //! Owns: bearer auth from the app's [`TokenProvider`] (on 401 it refreshes once and retries
 //! once), the `x-edetail-device-time` header on every request, gzip request bodies for uploads,
 //! and turning every failure into an [`HttpFailure`] classified for the policy (error bodies
-//! parsed into `edetail_protocol::ErrorBody`, `Retry-After` / `retry_after_ms` extracted).
-//! It makes no retry decisions beyond the single auth refresh: that is `policy`'s job.
+//! parsed into `edetail_protocol::ErrorBody`, `Retry-After` / `retry_after_ms` extracted), and
+//! how long a request may take ([`Timeouts`]: totals for uploads and change pages, an idle limit
+//! for everything, blobs included). It makes no retry decisions beyond the single auth refresh:
+//! that is `policy`'s job.
 
 use std::fmt;
 use std::io::Write as _;
