@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
 use edetail_core::{Device, DeviceConfig};
@@ -62,9 +63,9 @@ enum DeviceCommand {
         /// The device token issued by `edetail hub device add`.
         #[arg(long)]
         token: String,
-        /// The hub-issued device id the token belongs to.
+        /// The hub-issued device id the token belongs to (default: asked from the hub with the token).
         #[arg(long = "device-id")]
-        device_id: String,
+        device_id: Option<String>,
         /// Trusted publisher key(s): offered content signed by other keys is refused.
         #[arg(long = "pubkey")]
         pubkeys: Vec<PathBuf>,
@@ -193,9 +194,15 @@ pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
 }
 
 /// `edetail device sync`: one sync, a summary, exit 1 with the classified reason on failure.
-fn run_sync(device: Arc<Device>, hub: String, token: String, device_id: String, out: &Output) -> anyhow::Result<ExitCode> {
+fn run_sync(device: Arc<Device>, hub: String, token: String, device_id: Option<String>, out: &Output) -> anyhow::Result<ExitCode> {
     use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
-    let config = SyncConfig { hub_url: hub, device_id, token_provider: Arc::new(StaticToken(token)) };
+    let tokens = Arc::new(StaticToken(token));
+    // Asking is one request, and always right for this token (a stored id may be another's).
+    let device_id = match device_id {
+        Some(id) => id,
+        None => SyncEngine::identify(&hub, tokens.clone()).context("asking the hub which device this token belongs to")?.device_id,
+    };
+    let config = SyncConfig::new(hub, device_id, tokens);
     let engine = SyncEngine::new(device, config)?;
     match engine.sync_now() {
         Ok(r) => {

@@ -86,6 +86,15 @@ fn sync(dir: &Path, hub: &Server, creds: &Value, pubkey: &Path) -> Value {
     ok_json(&o)
 }
 
+/// The first sync of a tablet that was given only its token: the hub tells it its device id.
+fn first_sync(dir: &Path, hub: &Server, creds: &Value, pubkey: &Path) -> Value {
+    let token = creds["token"].as_str().unwrap();
+    let o = edetail(&[], &["device", "--data", s(dir), "sync", "--hub", &hub.url, "--token", "not-a-token", "--pubkey", s(pubkey)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("which device"), "{}", String::from_utf8_lossy(&o.stderr));
+    ok_json(&edetail(&[], &["device", "--data", s(dir), "--json", "sync", "--hub", &hub.url, "--token", token, "--pubkey", s(pubkey)]))
+}
+
 #[test]
 fn two_hub_processes_share_postgres_and_s3() {
     let tmp = tempfile::tempdir().unwrap();
@@ -125,7 +134,7 @@ fn two_hub_processes_share_postgres_and_s3() {
     let published = ok_json(&edetail(&[], &["publish", s(&zip), "--hub", &a.url, "--token", token, "--json"]));
     assert_eq!(published["territories"], json!(["north"]));
     let dev = tmp.path().join("tablet");
-    let first = sync(&dev, &b, &creds, &pubkey);
+    let first = first_sync(&dev, &b, &creds, &pubkey);
     assert_eq!(first["sync"]["bundles_activated"], json!(["com.example.sample@1"]), "{first}");
     assert!(first["sync"]["blobs_downloaded"].as_u64().unwrap() >= 5);
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use edetail_faultproxy::{Fault, FaultPlan, FaultProxy};
+use edetail_faultproxy::{Fault, FaultKind, FaultPlan, FaultProxy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -95,6 +95,50 @@ async fn each_fault_behaves_as_documented() {
     let hung = tokio::time::timeout(Duration::from_millis(300), get(&p)).await;
     assert!(hung.is_err(), "a hung request never completes");
     assert!(p.stats().faults.load(Ordering::SeqCst) >= 8);
+
+    // A cut beyond the end of the response changes nothing and is not counted as injected.
+    p.script([Fault::CloseAfter(1_000_000)]);
+    assert!(get(&p).await.unwrap().len() > 100_000);
+    let injected = p.stats().injected_by_kind();
+    let expected = [
+        (FaultKind::Status(503), 1),
+        (FaultKind::Duplicate, 1),
+        (FaultKind::CloseAfter, 1),
+        (FaultKind::ResetAfter, 1),
+        (FaultKind::DropResponse, 1),
+        (FaultKind::Latency, 1),
+        (FaultKind::Bandwidth, 1),
+        (FaultKind::Hang, 1),
+    ];
+    assert_eq!(injected, expected.into_iter().collect(), "each fault counted once, when it took effect");
+    assert_eq!(p.stats().faults.load(Ordering::SeqCst), 9, "chosen faults include the one that did nothing");
+    assert_eq!(FaultKind::Status(429).to_string(), "status_429");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_link_and_a_body_limit_apply_to_every_request() {
+    let (up, hits) = upstream().await;
+    let p = FaultProxy::start(up, FaultPlan::default()).await.unwrap();
+    p.set_link_bandwidth(Some(400_000));
+    let t = Instant::now();
+    let r = get(&p).await.unwrap();
+    assert!(r.starts_with(b"HTTP/1.1 200"));
+    assert!(t.elapsed() >= Duration::from_millis(200), "100 KB at 400 KB/s takes ~250 ms: {:?}", t.elapsed());
+    assert!(p.stats().response_bytes.load(Ordering::SeqCst) >= 100_000);
+    assert!(p.stats().injected_by_kind().is_empty(), "a slow link is not a fault");
+    p.set_link_bandwidth(None);
+
+    // The 5-byte body passes a limit of 5 and is refused under a limit of 4, without reaching
+    // the upstream, even with faults disabled.
+    p.set_faults_enabled(false);
+    p.set_request_body_limit(Some(5));
+    assert!(get(&p).await.unwrap().starts_with(b"HTTP/1.1 200"));
+    p.set_request_body_limit(Some(4));
+    let before = hits.load(Ordering::SeqCst);
+    let r = String::from_utf8(get(&p).await.unwrap()).unwrap();
+    assert!(r.starts_with("HTTP/1.1 413") && r.contains("\"code\":\"too_large\""), "{r}");
+    assert_eq!(hits.load(Ordering::SeqCst), before);
+    assert_eq!(p.stats().injected(FaultKind::BodyTooLarge), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,10 @@
 //!
 //! Upload: batches of at most `MAX_BATCH_EVENTS` events / `MAX_BATCH_BYTES` of JSON; events are
 //! acknowledged (accepted + duplicates) or parked (rejected, with the hub's reason) only after
-//! the hub's `UploadAck` has been read.
+//! the hub's `UploadAck` has been read. A 413 halves the batch (down to one event); a single
+//! event over the protocol's limit is parked, never dropped.
+//!
+//! One sync at a time per data directory: a sync holds `DIR/sync.lock` locked while it runs.
 //!
 //! Download: for each change-feed page, stage every offered manifest (verified by the core
 //! under the device's key policy; `Rollback` = the device already has newer: skip), download
@@ -20,7 +23,6 @@
 use std::fmt;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -34,7 +36,7 @@ use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
-use crate::http::{HttpFailure, TokenProvider, Transport, content_range_starts_at};
+use crate::http::{HttpFailure, Timeouts, TokenProvider, Transport, content_range_starts_at};
 use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
 use crate::state::SyncStateFile;
 
@@ -42,6 +44,9 @@ use crate::state::SyncStateFile;
 pub const RUNTIME_WORKERS: usize = 2;
 /// Directory under the device's data directory holding partial downloads.
 pub const TMP_DIR: &str = "tmp-sync";
+/// File under the device's data directory that a running sync holds locked (`File::try_lock`):
+/// one sync at a time per data directory, whichever engine or process runs it.
+pub const SYNC_LOCK_FILE: &str = "sync.lock";
 
 /// How to reach the hub.
 #[derive(Clone)]
@@ -51,11 +56,24 @@ pub struct SyncConfig {
     /// The hub-issued device id (bound to the token).
     pub device_id: String,
     pub token_provider: Arc<dyn TokenProvider>,
+    /// Request timeouts ([`Timeouts::default`] in apps; tests shorten them).
+    pub timeouts: Timeouts,
+}
+
+impl SyncConfig {
+    /// A configuration with default [`Timeouts`].
+    pub fn new(hub_url: impl Into<String>, device_id: impl Into<String>, token_provider: Arc<dyn TokenProvider>) -> SyncConfig {
+        SyncConfig { hub_url: hub_url.into(), device_id: device_id.into(), token_provider, timeouts: Timeouts::default() }
+    }
 }
 
 impl fmt::Debug for SyncConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SyncConfig").field("hub_url", &self.hub_url).field("device_id", &self.device_id).finish_non_exhaustive()
+        f.debug_struct("SyncConfig")
+            .field("hub_url", &self.hub_url)
+            .field("device_id", &self.device_id)
+            .field("timeouts", &self.timeouts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,6 +134,8 @@ pub struct SyncReport {
     pub bytes_downloaded: u64,
     /// Blobs completed from a partial download (Range).
     pub blobs_resumed: usize,
+    /// Uploads the hub refused as too large (413) and sent again as half the batch.
+    pub batches_split: usize,
     /// Failed attempts retried within this sync.
     pub failed_attempts: u32,
     pub cursor: Option<String>,
@@ -127,7 +147,6 @@ struct Inner {
     transport: Transport,
     policy: Mutex<Policy>,
     listener: Mutex<Option<Arc<dyn SyncListener>>>,
-    running: AtomicBool,
     online: watch::Sender<bool>,
     epoch: Instant,
 }
@@ -158,12 +177,25 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Releases the one-sync-at-a-time flag.
-struct RunningGuard<'a>(&'a AtomicBool);
+/// Held while a sync runs: the locked [`SYNC_LOCK_FILE`] of the data directory. The lock belongs
+/// to this open file, so a second engine on the same directory (or a second sync of the same
+/// engine) is refused, and closing the file on drop releases it, also when a dropped engine's
+/// runtime abandons the sync.
+struct SyncDirLock {
+    _file: std::fs::File,
+}
 
-impl Drop for RunningGuard<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+impl SyncDirLock {
+    /// Takes the lock at once or answers [`Error::AlreadyRunning`]; never waits.
+    fn acquire(dir: &Path) -> Result<SyncDirLock> {
+        let path = dir.join(SYNC_LOCK_FILE);
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(SyncDirLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::AlreadyRunning),
+            Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+        }
     }
 }
 
@@ -177,7 +209,8 @@ impl SyncEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
-        let transport = Transport::new(&config.hub_url, config.token_provider.clone()).map_err(|f| Error::Engine(f.message))?;
+        let transport = Transport::with_timeouts(&config.hub_url, config.token_provider.clone(), config.timeouts)
+            .map_err(|f| Error::Engine(f.message))?;
         let mut st = SyncStateFile::load(device.dir());
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
             st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
@@ -191,7 +224,6 @@ impl SyncEngine {
             transport,
             policy: Mutex::new(Policy::new(Box::new(SplitMix64::new(seed)))),
             listener: Mutex::new(None),
-            running: AtomicBool::new(false),
             online,
             epoch: Instant::now(),
         };
@@ -202,8 +234,9 @@ impl SyncEngine {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
 
-    /// One sync, blocking the calling thread. One sync at a time per engine: a concurrent call
-    /// returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an
+    /// One sync, blocking the calling thread. One sync at a time per data directory (not just per
+    /// engine: two engines over the same `Device` exclude each other through [`SYNC_LOCK_FILE`]):
+    /// a concurrent call returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an
     /// async context ([`Error::BlockingInAsync`]); use [`SyncEngine::sync`] there.
     pub fn sync_now(&self) -> Result<SyncReport> {
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -213,6 +246,17 @@ impl SyncEngine {
         self.runtime()
             .block_on(self.runtime().spawn(async move { inner.run().await }))
             .map_err(|e| Error::Engine(format!("sync task: {e}")))?
+    }
+
+    /// Asks the hub which device a token belongs to (`GET /v1/device`), for a tablet that was
+    /// given only its token. Blocking, one request; not from an async context.
+    pub fn identify(hub_url: &str, token_provider: Arc<dyn TokenProvider>) -> Result<edetail_protocol::DeviceInfo> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::BlockingInAsync);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| Error::Engine(format!("runtime: {e}")))?;
+        let transport = Transport::new(hub_url, token_provider).map_err(|f| Error::Engine(f.message))?;
+        rt.block_on(transport.device()).map_err(|f| Error::Failed { class: f.class, attempts: 1, message: f.to_string() })
     }
 
     /// One sync, for async callers on any executor (the work runs on the engine's runtime).
@@ -279,10 +323,7 @@ impl Inner {
     }
 
     async fn run(self: Arc<Self>) -> Result<SyncReport> {
-        if self.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::AlreadyRunning);
-        }
-        let _guard = RunningGuard(&self.running);
+        let _lock = SyncDirLock::acquire(self.device.dir())?;
         let mut report = SyncReport::default();
         let mut last_failure: Option<HttpFailure> = None;
         let mut step = self.input(Input::Start);
@@ -341,42 +382,53 @@ impl Inner {
         }
     }
 
-    /// Uploads every pending event, batch by batch.
+    /// Uploads every pending event, batch by batch. A 413 halves the events per batch for the
+    /// rest of this sync (down to 1); a single event whose batch is over the protocol's
+    /// `MAX_BATCH_BYTES` is parked with the reason (it can never be accepted), while a smaller one
+    /// refused as too large stops the sync (a limit in front of the hub is below the protocol's:
+    /// compliance data is not parked for that).
     async fn upload_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
         let outbox = self.device.outbox();
+        let mut batch_limit = MAX_BATCH_EVENTS;
         loop {
-            let events = outbox.pending(MAX_BATCH_EVENTS)?;
+            let events = outbox.pending(batch_limit)?;
             if events.is_empty() {
                 return Ok(());
             }
-            let mut batch = UploadBatch {
-                device_id: self.config.device_id.clone(),
-                batch_id: uuid::Uuid::new_v4().to_string(),
-                device_time: chrono::Utc::now(),
-                events: Vec::with_capacity(events.len()),
-            };
-            let envelope = serde_json::to_vec(&batch).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len();
-            let mut size = envelope;
-            for e in events {
-                let w = WireEvent {
-                    uuid: e.uuid,
-                    seq: e.seq,
-                    call_id: e.call_id,
-                    kind: e.kind,
-                    recorded_at: e.recorded_at,
-                    session: e.session,
-                    mono_ms: e.mono_ms,
-                    payload: e.payload,
-                };
-                let n = serde_json::to_vec(&w).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))?.len() + 1;
-                if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
-                    break;
-                }
-                size += n;
-                batch.events.push(w);
-            }
+            let (batch, body_bytes) = self.build_batch(events)?;
             let sent = batch.events.len();
-            let ack = self.transport.upload(&batch).await?;
+            let ack = match self.transport.upload(&batch).await {
+                Ok(ack) => ack,
+                Err(f) if f.status == Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16()) => {
+                    if sent > 1 {
+                        batch_limit = sent / 2;
+                        report.batches_split += 1;
+                        tracing::info!(sent, next = batch_limit, "the hub refused a batch as too large: halving it");
+                        continue;
+                    }
+                    let event = &batch.events[0];
+                    if body_bytes <= MAX_BATCH_BYTES {
+                        return Err(PhaseError::Http(HttpFailure {
+                            class: FailureClass::Permanent,
+                            message: format!(
+                                "event #{} refused as too large ({}) although its batch is {body_bytes} bytes, within the \
+                                 protocol's {MAX_BATCH_BYTES}: a limit in front of the hub is too low",
+                                event.seq, f.message
+                            ),
+                            ..f
+                        }));
+                    }
+                    let reason = format!(
+                        "too large to upload: {body_bytes} bytes as a batch of one, over the protocol's {MAX_BATCH_BYTES} (HTTP 413)"
+                    );
+                    tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload");
+                    outbox.park(&event.uuid, &reason)?;
+                    report.events_parked += 1;
+                    self.emit(SyncProgress::EventsUploaded { accepted: 0, duplicates: 0, parked: 1 });
+                    continue;
+                }
+                Err(f) => return Err(f.into()),
+            };
             // Only now, with the hub's answer read, is anything marked.
             let now = now_ms();
             let mut durable = ack.accepted.clone();
@@ -402,6 +454,37 @@ impl Inner {
                 )));
             }
         }
+    }
+
+    /// A batch of the first `events` that fit in `MAX_BATCH_BYTES` of JSON (always at least one),
+    /// and its size in bytes as the hub will measure it (an upper bound).
+    fn build_batch(&self, events: Vec<edetail_core::Event>) -> Result<(UploadBatch, usize), PhaseError> {
+        let mut batch = UploadBatch {
+            device_id: self.config.device_id.clone(),
+            batch_id: uuid::Uuid::new_v4().to_string(),
+            device_time: chrono::Utc::now(),
+            events: Vec::with_capacity(events.len()),
+        };
+        let mut size = json_len(&batch)?;
+        for e in events {
+            let w = WireEvent {
+                uuid: e.uuid,
+                seq: e.seq,
+                call_id: e.call_id,
+                kind: e.kind,
+                recorded_at: e.recorded_at,
+                session: e.session,
+                mono_ms: e.mono_ms,
+                payload: e.payload,
+            };
+            let n = json_len(&w)? + 1;
+            if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
+                break;
+            }
+            size += n;
+            batch.events.push(w);
+        }
+        Ok((batch, size))
     }
 
     /// Applies change-feed pages until `has_more` is false.
@@ -587,6 +670,11 @@ fn remove(path: &PathBuf) -> Result<(), PhaseError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(path)(e)),
     }
+}
+
+/// Bytes of `v` serialized as JSON, as in a request body.
+fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
+    serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
 fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {

@@ -8,7 +8,8 @@ pub enum Error {
     /// The sync stopped on a failure the policy would not retry now.
     #[error("sync failed ({class}) after {attempts} failed attempt(s): {message}")]
     Failed { class: FailureClass, attempts: u32, message: String },
-    /// Another sync of this engine is running; this call did nothing (see `SyncEngine::sync`).
+    /// Another sync of this data directory is running (this engine's or another's); this call
+    /// did nothing (see `SyncEngine::sync_now`).
     #[error("a sync is already running")]
     AlreadyRunning,
     /// The app reported the device offline; nothing was attempted (or the sync was stopped).

@@ -3,15 +3,17 @@
 //! Owns: bearer auth from the app's [`TokenProvider`] (on 401 it refreshes once and retries
 //! once), the `x-edetail-device-time` header on every request, gzip request bodies for uploads,
 //! and turning every failure into an [`HttpFailure`] classified for the policy (error bodies
-//! parsed into `edetail_protocol::ErrorBody`, `Retry-After` / `retry_after_ms` extracted).
-//! It makes no retry decisions beyond the single auth refresh: that is `policy`'s job.
+//! parsed into `edetail_protocol::ErrorBody`, `Retry-After` / `retry_after_ms` extracted), and
+//! how long a request may take ([`Timeouts`]: totals for uploads and change pages, an idle limit
+//! for everything, blobs included). It makes no retry decisions beyond the single auth refresh:
+//! that is `policy`'s job.
 
 use std::fmt;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use edetail_protocol::{ChangePage, DEVICE_TIME_HEADER, ErrorBody, PREFIX, UploadAck, UploadBatch};
+use edetail_protocol::{ChangePage, DEVICE_TIME_HEADER, DeviceInfo, ErrorBody, PREFIX, UploadAck, UploadBatch};
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RANGE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
@@ -19,8 +21,34 @@ use crate::policy::{FailureClass, classify_status};
 
 /// Connect timeout for every request.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// No bytes for this long on a response body: the request fails as a network error.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// A whole `POST /v1/events`: sending a batch (at most 1 MiB of JSON, gzipped), the hub applying
+/// it, reading the ack. A hub that accepts and never answers costs this much per attempt.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// A whole `GET /v1/changes` (a page carries up to 100 manifests).
+pub const CHANGES_TIMEOUT: Duration = Duration::from_secs(60);
+/// No byte received for this long: the request fails as a network error. Applies to every
+/// request; blob downloads have only this one (a 200 MB blob legitimately takes long and resumes
+/// with `Range` after a failure).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the transport waits; [`Timeouts::default`] uses the constants above. Tests shorten
+/// them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// Total time of one upload request.
+    pub upload: Duration,
+    /// Total time of one change-feed request.
+    pub changes: Duration,
+    /// Longest silence while waiting for a response or reading its body (blobs included).
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: CONNECT_TIMEOUT, upload: UPLOAD_TIMEOUT, changes: CHANGES_TIMEOUT, idle: IDLE_TIMEOUT }
+    }
+}
 
 /// The app's token could not be obtained (signed out, SSO unavailable).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -127,6 +155,7 @@ pub struct Transport {
     client: reqwest::Client,
     base: String,
     tokens: Arc<dyn TokenProvider>,
+    timeouts: Timeouts,
 }
 
 impl fmt::Debug for Transport {
@@ -136,15 +165,20 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// `hub_url` is the hub's base URL (e.g. `https://hub.example.com`), without `/v1`.
+    /// `hub_url` is the hub's base URL (e.g. `https://hub.example.com`), without `/v1`; default
+    /// [`Timeouts`].
     pub fn new(hub_url: &str, tokens: Arc<dyn TokenProvider>) -> Result<Self, HttpFailure> {
+        Self::with_timeouts(hub_url, tokens, Timeouts::default())
+    }
+
+    pub fn with_timeouts(hub_url: &str, tokens: Arc<dyn TokenProvider>, timeouts: Timeouts) -> Result<Self, HttpFailure> {
         let client = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
+            .connect_timeout(timeouts.connect)
+            .read_timeout(timeouts.idle)
             .user_agent(concat!("edetail-sync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| HttpFailure::new(FailureClass::Permanent, format!("HTTP client: {e}")))?;
-        Ok(Transport { client, base: format!("{}{PREFIX}", hub_url.trim_end_matches('/')), tokens })
+        Ok(Transport { client, base: format!("{}{PREFIX}", hub_url.trim_end_matches('/')), tokens, timeouts })
     }
 
     fn url(&self, path: &str) -> String {
@@ -183,13 +217,17 @@ impl Transport {
     /// `POST /v1/events` with a gzip JSON body.
     pub async fn upload(&self, batch: &UploadBatch) -> Result<UploadAck, HttpFailure> {
         let json = serde_json::to_vec(batch).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
-        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::default());
+        let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::fast());
         gz.write_all(&json).and_then(|_| gz.flush()).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
         let body = gz.finish().map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
         let url = self.url("/events");
         let resp = self
             .send(|c| {
-                c.request(Method::POST, &url).header(CONTENT_TYPE, "application/json").header(CONTENT_ENCODING, "gzip").body(body.clone())
+                c.request(Method::POST, &url)
+                    .timeout(self.timeouts.upload)
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_ENCODING, "gzip")
+                    .body(body.clone())
             })
             .await?;
         Self::json(resp).await
@@ -202,12 +240,20 @@ impl Transport {
         if let Some(s) = since {
             url.query_pairs_mut().append_pair("since", s);
         }
-        let resp = self.send(|c| c.get(url.clone())).await?;
+        let resp = self.send(|c| c.get(url.clone()).timeout(self.timeouts.changes)).await?;
+        Self::json(resp).await
+    }
+
+    /// `GET /v1/device`: the device this token belongs to.
+    pub async fn device(&self) -> Result<DeviceInfo, HttpFailure> {
+        let url = self.url("/device");
+        let resp = self.send(|c| c.get(&url).timeout(self.timeouts.upload)).await?;
         Self::json(resp).await
     }
 
     /// `GET /v1/blobs/{sha256}`, from byte `offset` (`Range: bytes=offset-` when > 0).
-    /// The caller checks 200 versus 206 and `Content-Range`.
+    /// The caller checks 200 versus 206 and `Content-Range`. No total timeout, only
+    /// [`Timeouts::idle`].
     pub async fn blob(&self, sha256_hex: &str, offset: u64) -> Result<Response, HttpFailure> {
         let url = self.url(&format!("/blobs/{sha256_hex}"));
         self.send(|c| {

@@ -19,5 +19,5 @@ pub mod state;
 
 pub use engine::{SyncConfig, SyncEngine, SyncListener, SyncProgress, SyncReport};
 pub use error::{Error, Result};
-pub use http::{StaticToken, TokenError, TokenProvider, Transport};
+pub use http::{StaticToken, Timeouts, TokenError, TokenProvider, Transport};
 pub use policy::{FailureClass, Lifecycle, SyncState};

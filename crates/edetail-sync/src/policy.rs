@@ -8,8 +8,9 @@
 
 use std::fmt;
 
-/// First backoff ceiling after one failure (milliseconds). The ceiling doubles per consecutive
-/// failure up to [`MAX_BACKOFF`].
+/// First backoff ceiling after one failure (milliseconds). The ceiling doubles per failure up
+/// to [`MAX_BACKOFF`]: per failed attempt of the current sync for the waits inside it, per
+/// failure since the last completed sync for the suggested next sync ([`Policy::next_sync_at`]).
 pub const BASE_BACKOFF: u64 = 1_000;
 /// Largest backoff ceiling (milliseconds): 5 minutes.
 pub const MAX_BACKOFF: u64 = 5 * 60 * 1_000;
@@ -187,9 +188,10 @@ pub fn backoff_ceiling(failures: u32) -> u64 {
 pub struct Policy {
     state: SyncState,
     online: bool,
-    /// Failed attempts in the current sync.
+    /// Failed attempts in the current sync (drives the backoff waits inside it).
     attempts: u32,
-    /// Failures since the last completed sync (drives the backoff exponent across syncs).
+    /// Failures since the last completed sync (drives only `next_sync_at`, so that a sync right
+    /// after a failed one still retries within seconds).
     consecutive_failures: u32,
     /// When the policy suggests the next sync after one stopped on a failure (ms).
     next_sync_at: Option<u64>,
@@ -281,17 +283,16 @@ impl Policy {
                         Step::Stopped(StopReason::Failed { class, attempts: self.attempts })
                     }
                     FailureClass::Transient | FailureClass::Network => {
-                        let mut delay = self.jittered_backoff(self.consecutive_failures);
-                        if let Some(ra) = retry_after_ms {
-                            delay = delay.max(ra.min(MAX_RETRY_AFTER));
-                        }
+                        let retry_after = retry_after_ms.map_or(0, |ra| ra.min(MAX_RETRY_AFTER));
                         if self.attempts >= MAX_ATTEMPTS_PER_SYNC {
-                            // Stop this sync, but a failed attempt still schedules its retry.
+                            // Stop this sync, but a failed attempt still schedules its retry,
+                            // further away the longer failures have lasted across syncs.
                             self.state = SyncState::Idle;
+                            let delay = self.jittered_backoff(self.consecutive_failures).max(retry_after);
                             self.next_sync_at = Some(now_ms + delay);
                             return Step::Stopped(StopReason::Failed { class, attempts: self.attempts });
                         }
-                        let until_ms = now_ms + delay;
+                        let until_ms = now_ms + self.jittered_backoff(self.attempts).max(retry_after);
                         self.state = SyncState::Waiting { until_ms, resume: phase };
                         Step::Wait { until_ms }
                     }
@@ -475,6 +476,56 @@ mod tests {
         assert_eq!(p.on(Input::PhaseDone, 0), Step::Finished);
         assert_eq!(p.next_sync_at(), None);
         assert_eq!(p.consecutive_failures, 0);
+    }
+
+    /// Fails every attempt of one sync until the policy stops it; answers the time it stopped.
+    fn fail_a_whole_sync(p: &mut Policy, mut now: u64) -> u64 {
+        assert_eq!(p.on(Input::Start, now), Step::Upload);
+        loop {
+            match p.on(transient(), now) {
+                Step::Wait { until_ms } => {
+                    now = until_ms;
+                    assert_eq!(p.on(Input::WaitElapsed, now), Step::Upload);
+                }
+                Step::Stopped(StopReason::Failed { .. }) => return now,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_sync_after_failed_ones_backs_off_from_its_own_attempts() {
+        for seed in 0..200 {
+            let mut p = policy(seed);
+            let mut now = fail_a_whole_sync(&mut p, 0);
+            now = fail_a_whole_sync(&mut p, now);
+            assert_eq!(p.consecutive_failures, 2 * MAX_ATTEMPTS_PER_SYNC);
+            // The next sync's first retries wait like any sync's: 1 s, 2 s, ... ceilings, not
+            // the 5 min the failures across syncs have reached.
+            assert_eq!(p.on(Input::Start, now), Step::Upload);
+            for attempt in 1..MAX_ATTEMPTS_PER_SYNC {
+                let Step::Wait { until_ms } = p.on(transient(), now) else { panic!("expected a wait") };
+                assert!(until_ms - now <= backoff_ceiling(attempt), "seed {seed} attempt {attempt}: waits {} ms", until_ms - now);
+                now = until_ms;
+                p.on(Input::WaitElapsed, now);
+            }
+        }
+    }
+
+    #[test]
+    fn the_suggested_next_sync_backs_off_across_failed_syncs() {
+        let mut longest_after_two = 0;
+        for seed in 0..200 {
+            let mut p = policy(seed);
+            let stopped = fail_a_whole_sync(&mut p, 0);
+            let next = p.next_sync_at().expect("scheduled") - stopped;
+            assert!(next <= backoff_ceiling(MAX_ATTEMPTS_PER_SYNC), "seed {seed}: {next}");
+            let stopped = fail_a_whole_sync(&mut p, stopped);
+            let next = p.next_sync_at().expect("scheduled") - stopped;
+            assert!(next <= backoff_ceiling(2 * MAX_ATTEMPTS_PER_SYNC), "seed {seed}: {next}");
+            longest_after_two = longest_after_two.max(next);
+        }
+        assert!(longest_after_two > backoff_ceiling(MAX_ATTEMPTS_PER_SYNC), "the ceiling grew across syncs: {longest_after_two}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! End-to-end sync against the real reference hub (`edetail_hub::spawn_local`) on loopback:
 //! exactly-once upload, nothing re-sent, install, delta download, resume with Range, revoke,
-//! wrong token.
+//! wrong token, one sync at a time per data directory.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use edetail_bundle::testkit::SampleBundle;
 use edetail_bundle::{SecretKey, Sha256Digest};
@@ -12,6 +13,8 @@ use edetail_hub::{DeviceCredentials, Hub, HubConfig};
 use edetail_sync::engine::TMP_DIR;
 use edetail_sync::{Error, FailureClass, StaticToken, SyncConfig, SyncEngine, SyncListener, SyncProgress, SyncState};
 use serde_json::json;
+
+mod common;
 
 const TERRITORY: &str = "north";
 
@@ -82,11 +85,7 @@ impl SyncListener for Recorder {
 fn engine(hub: &TestHub, dev: &TestDevice, creds: &DeviceCredentials, token: &str) -> (SyncEngine, Arc<Recorder>) {
     let e = SyncEngine::new(
         dev.device.clone(),
-        SyncConfig {
-            hub_url: hub.url.clone(),
-            device_id: creds.device_id.clone(),
-            token_provider: Arc::new(StaticToken(token.to_string())),
-        },
+        SyncConfig::new(hub.url.clone(), creds.device_id.clone(), Arc::new(StaticToken(token.to_string()))),
     )
     .expect("engine");
     let rec = Arc::new(Recorder::default());
@@ -317,12 +316,55 @@ fn a_401_refreshes_the_token_once_and_retries() {
     let dev = open_device(&hub.key);
     dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
     let tokens = Arc::new(RotatingToken { good: creds.token.clone(), refreshed: AtomicUsize::new(0) });
-    let engine = SyncEngine::new(
-        dev.device.clone(),
-        SyncConfig { hub_url: hub.url.clone(), device_id: creds.device_id.clone(), token_provider: tokens.clone() },
-    )
-    .expect("engine");
+    let engine =
+        SyncEngine::new(dev.device.clone(), SyncConfig::new(hub.url.clone(), creds.device_id.clone(), tokens.clone())).expect("engine");
     let r = engine.sync_now().expect("sync after refresh");
     assert_eq!(r.events_accepted, 1);
     assert_eq!(tokens.refreshed.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn two_engines_on_one_data_directory_never_sync_at_once() {
+    let hub = TestHub::start();
+    let creds = hub.device();
+    let dev = open_device(&hub.key);
+    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    // The first engine talks to a hub in maintenance (503, retry in 60 s): its sync stays running,
+    // waiting, until it is told the device went offline.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let body = r#"{"code":"unavailable","message":"maintenance","retry_after_ms":60000}"#;
+    let (maintenance_url, _, _) = rt.block_on(common::scripted(common::answer("503 Service Unavailable", "", body)));
+    let first = Arc::new(
+        SyncEngine::new(
+            dev.device.clone(),
+            SyncConfig::new(maintenance_url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone()))),
+        )
+        .expect("engine"),
+    );
+    let (second, _rec) = engine(&hub, &dev, &creds, &creds.token);
+    let running = {
+        let first = first.clone();
+        std::thread::spawn(move || first.sync_now())
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !matches!(first.state(), SyncState::Waiting { .. }) {
+        assert!(Instant::now() < deadline, "the first sync never reached its wait: {:?}", first.state());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // Another engine over the same Device is refused at once, and so is the first engine itself.
+    let asked = Instant::now();
+    assert!(matches!(second.sync_now(), Err(Error::AlreadyRunning)));
+    assert!(matches!(first.sync_now(), Err(Error::AlreadyRunning)));
+    assert!(asked.elapsed() < Duration::from_secs(1), "refused without waiting: {:?}", asked.elapsed());
+    assert_eq!(second.state(), SyncState::Idle, "the refused sync changed nothing");
+    assert!(hub.hub.events_for_device(&creds.device_id).expect("events").is_empty());
+
+    // Once the first sync has stopped, the second engine syncs.
+    first.set_online(false);
+    assert!(matches!(running.join().expect("thread"), Err(Error::Offline)));
+    let r = second.sync_now().expect("the data directory is free again");
+    assert_eq!(r.events_accepted, 1);
+    assert_eq!(hub.hub.events_for_device(&creds.device_id).expect("events").len(), 1);
+    assert!(dev.device.dir().join(edetail_sync::engine::SYNC_LOCK_FILE).exists());
 }

@@ -1,14 +1,15 @@
 //! The transport against a scripted HTTP server on loopback: error bodies and `Retry-After`
-//! classified, one token refresh per 401, gzip upload bodies.
+//! classified, one token refresh per 401, gzip upload bodies, total and idle timeouts.
 
 use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use edetail_sync::{FailureClass, TokenError, TokenProvider, Transport};
+use edetail_sync::{FailureClass, Timeouts, TokenError, TokenProvider, Transport};
 
 mod common;
-use common::{answer, scripted};
+use common::{answer, scripted, silent, trickle};
 
 struct CountingToken(AtomicUsize);
 
@@ -88,4 +89,70 @@ async fn uploads_are_gzipped_json() {
     flate2::read::GzDecoder::new(&raw[end..]).read_to_string(&mut json).expect("gzip body");
     let back: edetail_protocol::UploadBatch = serde_json::from_str(&json).expect("batch");
     assert_eq!(back, batch);
+}
+
+/// Timeouts short enough for tests; `idle` longer than the totals so that the totals are what
+/// fires for uploads and change pages.
+const SHORT: Timeouts = Timeouts {
+    connect: Duration::from_secs(2),
+    upload: Duration::from_millis(400),
+    changes: Duration::from_millis(400),
+    idle: Duration::from_secs(5),
+};
+
+#[tokio::test]
+async fn a_hub_that_never_answers_costs_one_total_timeout_per_request() {
+    let (url, accepted) = silent().await;
+    let t = Transport::with_timeouts(&url, Arc::new(CountingToken(AtomicUsize::new(0))), SHORT).expect("transport");
+    let batch =
+        edetail_protocol::UploadBatch { device_id: "d1".into(), batch_id: "b1".into(), device_time: chrono::Utc::now(), events: vec![] };
+    let started = Instant::now();
+    let f = t.upload(&batch).await.expect_err("upload times out");
+    let upload_took = started.elapsed();
+    assert_eq!(f.class, FailureClass::Network, "{f}");
+    let started = Instant::now();
+    let f = t.changes(None).await.expect_err("changes time out");
+    let changes_took = started.elapsed();
+    assert_eq!(f.class, FailureClass::Network, "{f}");
+    eprintln!("hung hub: upload failed after {upload_took:.2?}, changes after {changes_took:.2?}");
+    for took in [upload_took, changes_took] {
+        assert!(took >= SHORT.upload && took < SHORT.idle, "the total timeout fires, not the idle one: {took:?}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_blob_has_no_total_timeout_only_an_idle_one() {
+    let timeouts = Timeouts { idle: Duration::from_millis(300), ..SHORT };
+    // Steady: 16 chunks 60 ms apart take ~1 s, longer than the upload and changes totals.
+    let url = trickle(1024, 16, 16, Duration::from_millis(60)).await;
+    let t = Transport::with_timeouts(&url, Arc::new(CountingToken(AtomicUsize::new(0))), timeouts).expect("transport");
+    let started = Instant::now();
+    let mut resp = t.blob(&"ab".repeat(32), 0).await.expect("answered");
+    let mut got = 0;
+    while let Some(c) = resp.chunk().await.expect("a slow but steady body is not cut") {
+        got += c.len();
+    }
+    let steady_took = started.elapsed();
+    assert_eq!(got, 16 * 1024);
+    assert!(steady_took > timeouts.upload, "took {steady_took:?}");
+
+    // Stalled: 4 chunks, then silence with 12 announced chunks missing.
+    let url = trickle(1024, 4, 16, Duration::from_millis(60)).await;
+    let t = Transport::with_timeouts(&url, Arc::new(CountingToken(AtomicUsize::new(0))), timeouts).expect("transport");
+    let mut resp = t.blob(&"ab".repeat(32), 0).await.expect("answered");
+    let mut got = 0;
+    let started = Instant::now();
+    let err = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got += c.len(),
+            Ok(None) => panic!("the body cannot complete"),
+            Err(e) => break e,
+        }
+    };
+    let stalled_took = started.elapsed();
+    eprintln!("blob: steady 16 KiB in {steady_took:.2?}; stalled after {got} bytes, cut after {stalled_took:.2?}");
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(got, 4 * 1024);
+    assert!(stalled_took >= timeouts.idle && stalled_took < Duration::from_secs(3), "{stalled_took:?}");
 }

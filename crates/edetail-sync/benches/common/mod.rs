@@ -75,11 +75,7 @@ pub fn start_hub(rt: &tokio::runtime::Runtime, backend: Backend, name: &str) -> 
 }
 
 pub fn engine(device: &Arc<Device>, hub_url: &str, creds: &DeviceCredentials) -> SyncEngine {
-    let config = SyncConfig {
-        hub_url: hub_url.to_string(),
-        device_id: creds.device_id.clone(),
-        token_provider: Arc::new(StaticToken(creds.token.clone())),
-    };
+    let config = SyncConfig::new(hub_url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone())));
     SyncEngine::new(device.clone(), config).expect("engine")
 }
 

@@ -66,3 +66,71 @@ pub fn answer(status: &str, extra: &str, body: &str) -> &'static str {
         .into_boxed_str(),
     )
 }
+
+/// Reads one request's head from `sock` (bodies are ignored); false when the client left.
+async fn read_head(sock: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match sock.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
+/// A hung hub: accepts connections, reads what arrives and never answers. Returns the base URL
+/// and the number of connections accepted.
+pub async fn silent() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut sink = [0u8; 8192];
+                while matches!(sock.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (url, count)
+}
+
+/// A slow hub: answers every request with 200 and `chunks` chunks of `chunk_len` bytes, one
+/// every `every`, announcing `announced_chunks * chunk_len` bytes (more than sent: the body
+/// then stalls after the last chunk).
+pub async fn trickle(chunk_len: usize, chunks: usize, announced_chunks: usize, every: std::time::Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                if !read_head(&mut sock).await {
+                    return;
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ncontent-length: {}\r\n\r\n",
+                    announced_chunks * chunk_len
+                );
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                for _ in 0..chunks {
+                    tokio::time::sleep(every).await;
+                    if sock.write_all(&vec![b'x'; chunk_len]).await.is_err() {
+                        return;
+                    }
+                }
+                // Stall with the connection open until the client gives up.
+                let mut sink = [0u8; 1];
+                let _ = sock.read(&mut sink).await;
+            });
+        }
+    });
+    url
+}
