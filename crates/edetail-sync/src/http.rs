@@ -244,6 +244,21 @@ impl Transport {
         Self::json(resp).await
     }
 
+    /// A bundle's whole zip at `zip_path` (as offered: `/v1/bundles/ID/VERSION.zip`), from byte
+    /// `offset`. Like [`Transport::blob`]: only the idle timeout.
+    pub async fn zip(&self, zip_path: &str, offset: u64) -> Result<Response, HttpFailure> {
+        let rest = zip_path
+            .strip_prefix(PREFIX)
+            .filter(|r| r.starts_with("/bundles/") && !r.contains(".."))
+            .ok_or_else(|| HttpFailure::new(FailureClass::Permanent, format!("unexpected zip path {zip_path:?}")))?;
+        let url = self.url(rest);
+        self.send(|c| {
+            let r = c.get(&url);
+            if offset > 0 { r.header(RANGE, format!("bytes={offset}-")) } else { r }
+        })
+        .await
+    }
+
     /// `GET /v1/device`: the device this token belongs to.
     pub async fn device(&self) -> Result<DeviceInfo, HttpFailure> {
         let url = self.url("/device");

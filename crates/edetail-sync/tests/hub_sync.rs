@@ -368,3 +368,77 @@ fn two_engines_on_one_data_directory_never_sync_at_once() {
     assert_eq!(hub.hub.events_for_device(&creds.device_id).expect("events").len(), 1);
     assert!(dev.device.dir().join(edetail_sync::engine::SYNC_LOCK_FILE).exists());
 }
+
+/// A deck of many files (a first install of it goes through the whole zip).
+fn many_file_bundle() -> SampleBundle {
+    let mut b = SampleBundle::new();
+    for i in 0..40u32 {
+        let body: Vec<u8> = (0..20_000u32).map(|j| (j.wrapping_mul(2_654_435_761).wrapping_add(i * 97) >> 11) as u8).collect();
+        b.files.insert(format!("shared/media/clip-{i:02}.bin"), body);
+    }
+    b
+}
+
+/// A first install of a deck of many files fetches the signed zip in one resumable request
+/// and installs it in one batch; a partial zip left by an interrupted sync is resumed with
+/// Range, not fetched again.
+#[test]
+fn a_first_install_uses_the_whole_zip_and_resumes_it() {
+    let hub = TestHub::start();
+    let creds = hub.device();
+    let dev = open_device(&hub.key);
+    let b = many_file_bundle();
+    let zip = b.zip(Some(&hub.key));
+    hub.hub.publish_zip(&zip, &[TERRITORY.to_string()]).expect("published");
+    let tmp = dev.device.dir().join(TMP_DIR);
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    let third = zip.len() / 3;
+    let partial = tmp.join("com.example.sample-1.zip.partial");
+    std::fs::write(&partial, &zip[..third]).expect("partial");
+
+    let (engine, rec) = engine(&hub, &dev, &creds, &creds.token);
+    let r = engine.sync_now().expect("sync");
+    assert_eq!((r.bundles_from_zip, r.zips_resumed, r.blobs_downloaded), (1, 1, 0), "{r:?}");
+    assert_eq!(r.bundles_activated, vec!["com.example.sample@1".to_string()]);
+    assert_eq!(r.bytes_downloaded, (zip.len() - third) as u64, "the first third is not fetched again");
+    assert_eq!(rec.bytes.load(Ordering::SeqCst), 0, "zip bytes are reported as zip progress, not blob progress");
+    assert!(!partial.exists(), "the partial zip is consumed");
+    dev.device.check_openable("com.example.sample").expect("installed");
+    for (path, body) in &b.files {
+        assert!(dev.device.content().blobs().exists(&Sha256Digest::of(body)), "{path} stored");
+    }
+    // The next version changes one file: a delta, blob by blob.
+    let mut v2 = b.clone();
+    v2.manifest.version = 2;
+    v2.files.insert("shared/media/clip-07.bin".into(), b"changed".to_vec());
+    hub.publish(&v2);
+    let r = engine.sync_now().expect("delta");
+    assert_eq!((r.bundles_from_zip, r.blobs_downloaded, r.bytes_downloaded), (0, 1, 7), "{r:?}");
+}
+
+/// A partial zip that does not belong to the offered bundle (corrupt, or another version's)
+/// fails the core's verification: it is discarded and the version is fetched blob by blob.
+#[test]
+fn a_corrupt_partial_zip_falls_back_to_blobs() {
+    let hub = TestHub::start();
+    let creds = hub.device();
+    let dev = open_device(&hub.key);
+    let b = many_file_bundle();
+    let zip = b.zip(Some(&hub.key));
+    hub.hub.publish_zip(&zip, &[TERRITORY.to_string()]).expect("published");
+    let tmp = dev.device.dir().join(TMP_DIR);
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    let mut garbage = zip[..zip.len() / 2].to_vec();
+    for x in garbage.iter_mut().step_by(7) {
+        *x ^= 0x5a;
+    }
+    std::fs::write(tmp.join("com.example.sample-1.zip.partial"), &garbage).expect("partial");
+
+    let (engine, _rec) = engine(&hub, &dev, &creds, &creds.token);
+    let r = engine.sync_now().expect("sync completes after the fallback");
+    assert_eq!(r.bundles_from_zip, 0, "{r:?}");
+    assert_eq!(r.blobs_downloaded, b.files.len(), "{r:?}");
+    assert!(r.failed_attempts >= 1, "the refused zip counted as a failed attempt: {r:?}");
+    dev.device.check_openable("com.example.sample").expect("installed");
+    assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0, "nothing left behind");
+}
