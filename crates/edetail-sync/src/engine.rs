@@ -171,6 +171,8 @@ struct Inner {
     listener: Mutex<Option<Arc<dyn SyncListener>>>,
     online: watch::Sender<bool>,
     epoch: Instant,
+    /// The running sync task, for `cancel`.
+    current: Mutex<Vec<tokio::task::AbortHandle>>,
     /// Bundle versions whose zip failed to install: fetched blob by blob from then on.
     zip_refused: Mutex<std::collections::HashSet<(String, u64)>>,
 }
@@ -251,6 +253,7 @@ impl SyncEngine {
             online,
             epoch: Instant::now(),
             zip_refused: Mutex::new(std::collections::HashSet::new()),
+            current: Mutex::new(Vec::new()),
         };
         Ok(SyncEngine { inner: Arc::new(inner), runtime: Some(runtime) })
     }
@@ -267,10 +270,28 @@ impl SyncEngine {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(Error::BlockingInAsync);
         }
+        let task = self.spawn_sync();
+        self.runtime().block_on(task).map_err(join_error)?
+    }
+
+    /// Spawns one sync on the engine's runtime and remembers how to abort it.
+    fn spawn_sync(&self) -> tokio::task::JoinHandle<Result<SyncReport>> {
         let inner = self.inner.clone();
-        self.runtime()
-            .block_on(self.runtime().spawn(async move { inner.run().await }))
-            .map_err(|e| Error::Engine(format!("sync task: {e}")))?
+        let task = self.runtime().spawn(async move { inner.run().await });
+        let mut current = self.inner.current.lock().expect("current lock");
+        current.retain(|h| !h.is_finished());
+        current.push(task.abort_handle());
+        task
+    }
+
+    /// Cancels the sync in progress, if any: it stops at its next await point and its caller
+    /// gets [`Error::Cancelled`]. Safe at any moment (uploads are acknowledged only after the
+    /// hub's answer, the cursor is stored only after a whole page, partial downloads are kept
+    /// for resuming). Foreign futures cannot be cancelled from their side; apps call this.
+    pub fn cancel(&self) {
+        for h in self.inner.current.lock().expect("current lock").drain(..) {
+            h.abort();
+        }
     }
 
     /// Asks the hub which device a token belongs to (`GET /v1/device`), for a tablet that was
@@ -287,8 +308,7 @@ impl SyncEngine {
     /// One sync, for async callers on any executor (the work runs on the engine's runtime).
     /// Same rules as [`SyncEngine::sync_now`]: a concurrent call gets `AlreadyRunning`.
     pub async fn sync(&self) -> Result<SyncReport> {
-        let inner = self.inner.clone();
-        self.runtime().spawn(async move { inner.run().await }).await.map_err(|e| Error::Engine(format!("sync task: {e}")))?
+        self.spawn_sync().await.map_err(join_error)?
     }
 
     /// Connectivity as the app sees it. Going offline stops a sync at its next step (or its
@@ -349,6 +369,8 @@ impl Inner {
 
     async fn run(self: Arc<Self>) -> Result<SyncReport> {
         let _lock = SyncDirLock::acquire(self.device.dir())?;
+        // Dropped mid-sync (cancelled): the policy must not think a sync still runs.
+        let _reset = PolicyReset(&self);
         let mut report = SyncReport::default();
         let mut last_failure: Option<HttpFailure> = None;
         let mut step = self.input(Input::Start);
@@ -767,6 +789,19 @@ impl Inner {
             });
         }
     }
+}
+
+/// Tells the policy a sync ended without finishing (a no-op after a finished or stopped sync).
+struct PolicyReset<'a>(&'a Inner);
+
+impl Drop for PolicyReset<'_> {
+    fn drop(&mut self) {
+        self.0.input(Input::Cancelled);
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    if e.is_cancelled() { Error::Cancelled } else { Error::Engine(format!("sync task: {e}")) }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PhaseError + '_ {

@@ -22,6 +22,10 @@ pub enum Error {
     /// `sync_now` was called from inside an async runtime; use `sync().await` there.
     #[error("sync_now() blocks and cannot be called from an async context; use sync().await")]
     BlockingInAsync,
+    /// The app cancelled the sync (`SyncEngine::cancel`); everything done so far is kept and the
+    /// next sync continues from there.
+    #[error("sync cancelled")]
+    Cancelled,
     #[error("device: {0}")]
     Core(#[from] edetail_core::Error),
     #[error("{path}: {source}")]

@@ -118,6 +118,8 @@ pub enum Input {
         online: bool,
     },
     Lifecycle(Lifecycle),
+    /// The app cancelled the running sync; its task is gone.
+    Cancelled,
 }
 
 /// Why a sync stopped without completing.
@@ -338,6 +340,12 @@ impl Policy {
                 _ => Step::Nothing,
             },
             Input::Lifecycle(Lifecycle::Foreground) => Step::Nothing,
+            Input::Cancelled => {
+                if self.state.is_active() {
+                    self.state = SyncState::Idle;
+                }
+                Step::Nothing
+            }
         }
     }
 }
@@ -377,6 +385,23 @@ mod tests {
         assert_eq!(p.state(), SyncState::Done);
         // A new sync may start from Done.
         assert_eq!(p.on(Input::Start, 3), Step::Upload);
+    }
+
+    #[test]
+    fn a_cancelled_sync_leaves_the_policy_ready_for_the_next() {
+        let mut p = policy(1);
+        p.on(Input::Start, 0);
+        p.on(Input::PhaseDone, 1);
+        assert_eq!(p.on(Input::Cancelled, 2), Step::Nothing);
+        assert_eq!(p.state(), SyncState::Idle);
+        assert_eq!(p.on(Input::Start, 3), Step::Upload);
+        // Cancelling when nothing runs changes nothing.
+        let mut q = policy(2);
+        q.on(Input::Start, 0);
+        q.on(Input::PhaseDone, 1);
+        q.on(Input::PhaseDone, 2);
+        q.on(Input::Cancelled, 3);
+        assert_eq!(q.state(), SyncState::Done);
     }
 
     #[test]

@@ -442,3 +442,40 @@ fn a_corrupt_partial_zip_falls_back_to_blobs() {
     dev.device.check_openable("com.example.sample").expect("installed");
     assert_eq!(std::fs::read_dir(&tmp).expect("tmp").count(), 0, "nothing left behind");
 }
+
+/// `cancel` stops a sync stuck on a hub that never answers: the caller gets `Cancelled` at
+/// once, the policy and the data directory's sync lock are free again, and the next sync runs.
+#[test]
+fn cancel_stops_a_stuck_sync_and_the_next_one_runs() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for c in silent.incoming().flatten() {
+            keep.lock().expect("held").push(c); // accept, never answer
+        }
+    });
+    let key = SecretKey::from_seed(&[7u8; 32]);
+    let dev = open_device(&key);
+    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    let engine = Arc::new(
+        SyncEngine::new(dev.device.clone(), SyncConfig::new(url, "dev-x", Arc::new(StaticToken("t".into())))).expect("engine"),
+    );
+    for round in 0..2 {
+        let e = engine.clone();
+        let t0 = Instant::now();
+        let worker = std::thread::spawn(move || e.sync_now());
+        while !engine.state().is_active() {
+            assert!(t0.elapsed() < Duration::from_secs(5), "the sync never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        engine.cancel();
+        let r = worker.join().expect("worker");
+        assert!(matches!(r, Err(Error::Cancelled)), "round {round}: {r:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "cancel took {:?}", t0.elapsed());
+        assert!(!engine.state().is_active(), "round {round}: {:?}", engine.state());
+    }
+    assert_eq!(dev.device.outbox().stats().expect("stats").pending, 1, "nothing acknowledged without an answer");
+}
