@@ -30,4 +30,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::{Device, DeviceConfig, NavAction, NavTarget, StartCall};
 pub use error::{Error, Result};
 pub use outbox::{Event, OutboxStats};
-pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob};
+pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob, PendingDownload};

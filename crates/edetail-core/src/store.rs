@@ -39,6 +39,20 @@ pub struct MissingBlob {
     pub size: u64,
 }
 
+/// A bundle version the device has accepted (manifest verified) but not yet activated: a
+/// download in progress or interrupted, resumed by the next sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingDownload {
+    pub bundle_id: String,
+    pub version: u64,
+    pub title: String,
+    /// The version currently presented, if any (None: a first install).
+    pub active_version: Option<u64>,
+    pub missing_files: u64,
+    pub missing_bytes: u64,
+    pub total_size: u64,
+}
+
 /// One installed bundle as the app lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstalledBundle {
@@ -395,6 +409,36 @@ impl ContentStore {
                     key_id: r.get(7)?,
                     revoked: r.get(8)?,
                     total_size: r.get::<_, i64>(9)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Staged versions above the active one (or of bundles not installed yet), with what they
+    /// still lack: the app's "downloading" state.
+    pub fn pending_downloads(&self) -> Result<Vec<PendingDownload>> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT v.bundle_id, v.version, v.title, b.active_version, v.total_size,
+                        (SELECT COUNT(*) FROM (SELECT DISTINCT f.sha256 FROM bundle_files f LEFT JOIN blobs x ON x.sha256 = f.sha256
+                          WHERE f.bundle_id = v.bundle_id AND f.version = v.version AND x.sha256 IS NULL)),
+                        (SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT f.sha256, f.size FROM bundle_files f
+                          LEFT JOIN blobs x ON x.sha256 = f.sha256
+                          WHERE f.bundle_id = v.bundle_id AND f.version = v.version AND x.sha256 IS NULL))
+                 FROM bundle_versions v LEFT JOIN bundles b ON b.bundle_id = v.bundle_id
+                 WHERE b.active_version IS NULL OR v.version > b.active_version
+                 ORDER BY v.bundle_id, v.version",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(PendingDownload {
+                    bundle_id: r.get(0)?,
+                    version: r.get::<_, i64>(1)? as u64,
+                    title: r.get(2)?,
+                    active_version: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                    total_size: r.get::<_, i64>(4)? as u64,
+                    missing_files: r.get::<_, i64>(5)? as u64,
+                    missing_bytes: r.get::<_, i64>(6)? as u64,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

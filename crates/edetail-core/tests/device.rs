@@ -184,6 +184,10 @@ fn blob_by_blob_install_activates_only_when_complete() {
     let sig = key().sign_manifest(&bytes);
     let (_, missing) = d.content().stage_manifest(&bytes, Some(&sig), 0).unwrap();
     assert_eq!(missing.len(), b.files.len());
+    let pending = d.content().pending_downloads().unwrap();
+    let all_bytes: u64 = missing.iter().map(|m| m.size).sum();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].version, pending[0].active_version, pending[0].missing_files, pending[0].missing_bytes), (1, None, missing.len() as u64, all_bytes));
     // A blob whose content does not match is refused.
     let first = &missing[0];
     assert!(matches!(d.content().add_blob(&first.sha256, &mut &b"evil"[..], 0), Err(Error::BlobMismatch { .. })));
@@ -194,8 +198,10 @@ fn blob_by_blob_install_activates_only_when_complete() {
         d.content().add_blob(&digest, &mut &f[..], 0).unwrap();
     }
     assert!(d.content().missing_blobs(&m.id, m.version).unwrap().is_empty());
+    assert_eq!(d.content().pending_downloads().unwrap()[0].missing_files, 0, "complete, not yet active");
     d.content().activate(&m.id, m.version, 0).unwrap();
     assert_eq!(d.content().list().unwrap()[0].active_version, 1);
+    assert!(d.content().pending_downloads().unwrap().is_empty(), "nothing pending once active");
     // A tampered manifest is refused before anything is staged.
     let mut tampered = bytes.clone();
     let pos = tampered.windows(6).position(|w| w == b"Sample").unwrap();
