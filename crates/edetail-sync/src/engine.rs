@@ -336,6 +336,12 @@ impl SyncEngine {
         self.inner.policy.lock().expect("policy lock").next_sync_at()
     }
 
+    /// The engine's clock (milliseconds since it was created): the time base of
+    /// `SyncState::Waiting::until_ms` and [`SyncEngine::next_sync_at_ms`].
+    pub fn clock_ms(&self) -> u64 {
+        self.inner.clock_ms()
+    }
+
     pub fn set_listener(&self, l: Arc<dyn SyncListener>) {
         *self.inner.listener.lock().expect("listener lock") = Some(l);
     }

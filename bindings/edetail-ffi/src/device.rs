@@ -1,0 +1,348 @@
+//! `EdetailDevice`: the object an app holds per signed-in rep. Each method is a thin delegation
+//! to edetail-core (content, assets, calls, the slide bridge) or edetail-sync (sync). Every
+//! method is safe from any thread. Methods marked "I/O" touch storage or the network: call
+//! them off the UI thread (recording calls are short SQLite transactions, fine on a background
+//! executor; `sync_now` is `suspend`/`async`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use edetail_bundle::PublicKey;
+use edetail_core::validity::Unopenable;
+use edetail_core::{Device, DeviceConfig, NavSource, StartCall};
+use edetail_sync::{Lifecycle, SyncConfig, SyncEngine};
+
+use crate::assets::AssetResponse;
+use crate::error::{ApiError, ApiResult};
+use crate::sync::{AppLifecycle, ForeignListener, ForeignTokens, SyncListener, SyncStatus, SyncSummary, TokenProvider, status_of};
+use crate::types::*;
+
+/// One rep's data directory: content, calls, recording and sync.
+#[derive(uniffi::Object)]
+pub struct EdetailDevice {
+    device: Arc<Device>,
+    engine: Mutex<Option<Arc<SyncEngine>>>,
+    listener: Mutex<Option<Arc<dyn SyncListener>>>,
+    online: Mutex<bool>,
+}
+
+impl std::fmt::Debug for EdetailDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdetailDevice").field("dir", &self.device.dir()).finish_non_exhaustive()
+    }
+}
+
+fn status_of_unopenable(u: &Unopenable) -> ContentStatus {
+    match u {
+        Unopenable::NotYetValid { .. } => ContentStatus::NotYetValid,
+        Unopenable::Expired { .. } => ContentStatus::Expired,
+        Unopenable::Revoked => ContentStatus::Revoked,
+        Unopenable::SyncRequired { .. } => ContentStatus::SyncRequired,
+    }
+}
+
+fn non_empty(what: &str, v: &str) -> ApiResult<()> {
+    if v.trim().is_empty() {
+        return Err(ApiError::InvalidInput { reason: format!("{what} must not be empty") });
+    }
+    Ok(())
+}
+
+impl EdetailDevice {
+    fn engine(&self) -> ApiResult<Arc<SyncEngine>> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(ApiError::SyncNotConfigured)
+    }
+
+    fn attach_listener(&self, engine: &Arc<SyncEngine>, listener: Arc<dyn SyncListener>) {
+        let clock_engine = Arc::downgrade(engine);
+        let clock = Arc::new(move || clock_engine.upgrade().map_or(0, |e| e.clock_ms()));
+        engine.set_listener(Arc::new(ForeignListener { listener, clock }));
+    }
+}
+
+#[uniffi::export]
+impl EdetailDevice {
+    /// Opens (creating when needed) a rep's data directory. I/O. Fails with `InUse` when it is
+    /// already open, `InvalidInput` for a malformed publisher key.
+    #[uniffi::constructor]
+    pub fn open(options: DeviceOptions) -> ApiResult<Arc<EdetailDevice>> {
+        non_empty("data_dir", &options.data_dir)?;
+        non_empty("rep_id", &options.rep_id)?;
+        let trusted_keys = options
+            .publisher_keys
+            .iter()
+            .map(|k| PublicKey::from_file_text(k).map_err(|e| ApiError::InvalidInput { reason: format!("publisher key: {e}") }))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let config = DeviceConfig {
+            trusted_keys,
+            allow_unsigned: options.allow_unsigned,
+            max_offline: options.max_offline_hours.map(|h| Duration::from_secs(u64::from(h) * 3600)),
+            ..DeviceConfig::new(options.rep_id)
+        };
+        let device = Device::open(&PathBuf::from(options.data_dir), config)?;
+        Ok(Arc::new(EdetailDevice { device: Arc::new(device), engine: Mutex::new(None), listener: Mutex::new(None), online: Mutex::new(true) }))
+    }
+
+    // ---- content ---------------------------------------------------------------------------
+
+    /// Installed bundles with their decks, slides, thumbnails, validity and any download in
+    /// progress. I/O (a few small reads).
+    pub fn bundles(&self) -> ApiResult<Vec<BundleInfo>> {
+        let content = self.device.content();
+        let mut pending = content.pending_downloads()?;
+        let mut out = Vec::new();
+        for b in content.list()? {
+            let active = content.active(&b.bundle_id)?;
+            let m = &active.manifest;
+            let reason = self.device.unopenable_reason(&b.bundle_id)?;
+            let slide_url = |path: &str| format!("/{}/{path}", b.bundle_id);
+            let update = pending.iter().position(|p| p.bundle_id == b.bundle_id).map(|i| pending.remove(i).into());
+            out.push(BundleInfo {
+                bundle_id: b.bundle_id.clone(),
+                version: b.active_version,
+                title: b.title,
+                product: b.product,
+                approval_code: m.approval_code.clone(),
+                valid_from_ms: b.valid_from.timestamp_millis(),
+                valid_until_ms: b.valid_until.timestamp_millis(),
+                status: reason.as_ref().map_or(ContentStatus::Ready, status_of_unopenable),
+                status_reason: reason.map(|r| r.to_string()),
+                total_bytes: b.total_size,
+                presentations: m
+                    .presentations
+                    .iter()
+                    .map(|p| PresentationInfo { id: p.id.clone(), title: p.title.clone(), hidden: p.hidden, slide_ids: p.slides.clone() })
+                    .collect(),
+                slides: m
+                    .slides
+                    .iter()
+                    .map(|s| SlideInfo {
+                        id: s.id.clone(),
+                        title: s.title.clone(),
+                        url: slide_url(s.entry.as_str()),
+                        thumbnail_url: s.thumbnail.as_ref().map(|t| slide_url(t.as_str())),
+                        key_message: s.key_message.clone(),
+                        topics: s.topics.clone(),
+                        hidden: s.hidden,
+                    })
+                    .collect(),
+                update,
+            });
+        }
+        Ok(out)
+    }
+
+    /// First installs still downloading (bundles not yet presentable). I/O.
+    pub fn downloads(&self) -> ApiResult<Vec<DownloadInfo>> {
+        Ok(self.device.content().pending_downloads()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Installs a bundle zip from a file (side-loading, demos, tests). Atomic: until it
+    /// completes, the previous version stays active. I/O.
+    pub fn install_bundle_file(&self, path: String) -> ApiResult<InstallResult> {
+        let o = self.device.install_zip(&PathBuf::from(path))?;
+        Ok(InstallResult {
+            bundle_id: o.bundle_id,
+            version: o.version,
+            activated: o.activated,
+            files_written: o.blobs_written as u64,
+            files_reused: o.blobs_reused as u64,
+        })
+    }
+
+    /// Answers a WebView request for `url_path` (`/<bundle-id>/<path>` or `/_edetail/…`, query
+    /// stripped) with an optional `Range` header value. Never throws for a bad request: the
+    /// status says 404/403/416. The body streams through `AssetResponse::read`. I/O.
+    pub fn resolve_asset(&self, url_path: String, range: Option<String>) -> Arc<AssetResponse> {
+        Arc::new(AssetResponse::from_result(self.device.assets().resolve_url_path(&url_path, range.as_deref())))
+    }
+
+    // ---- calls -----------------------------------------------------------------------------
+
+    /// Starts a call on an openable bundle and enters its first slide; `suggested_slides` is
+    /// the plan for this HCP. Fails with `NotOpenable` for expired or revoked content. I/O.
+    pub fn start_call(
+        &self,
+        hcp_id: Option<String>,
+        channel: CallChannel,
+        bundle_id: String,
+        presentation_id: Option<String>,
+    ) -> ApiResult<CallStart> {
+        let suggested_slides = match &hcp_id {
+            Some(h) => self.device.suggested_order(h, &bundle_id)?,
+            None => Vec::new(),
+        };
+        let (call_id, first) = self.device.start_call(StartCall {
+            hcp_id,
+            channel: channel.into(),
+            bundle_id,
+            presentation_id,
+            location: None,
+        })?;
+        Ok(CallStart { call_id, first: first.into(), suggested_slides })
+    }
+
+    /// Moves within the call's bundle (swipe, arrows, overview); records the slide change. I/O.
+    pub fn navigate(&self, call_id: String, to: Navigation, hcp_led: bool) -> ApiResult<SlideTarget> {
+        let source = match to {
+            Navigation::Next | Navigation::Previous => NavSource::Swipe,
+            Navigation::ToSlide { .. } | Navigation::ToPresentation { .. } => NavSource::Overview,
+        };
+        Ok(self.device.navigate(&call_id, &to.into(), source, hcp_led)?.into())
+    }
+
+    /// The HCP's reaction to the current slide. I/O.
+    pub fn react(&self, call_id: String, reaction: ReactionKind) -> ApiResult<Recorded> {
+        Ok(self.device.react(&call_id, reaction.into())?.into())
+    }
+
+    /// A rep's note on the call (kept on the device and synced; never logged). I/O.
+    pub fn note(&self, call_id: String, text: String) -> ApiResult<Recorded> {
+        Ok(self.device.note(&call_id, &text)?.into())
+    }
+
+    /// The HCP asked for a follow-up on a topic. I/O.
+    pub fn follow_up(&self, call_id: String, topic: String, note: Option<String>) -> ApiResult<Recorded> {
+        Ok(self.device.follow_up(&call_id, &topic, note.as_deref())?.into())
+    }
+
+    /// Any other interaction, with a JSON object payload. I/O.
+    pub fn record(&self, call_id: Option<String>, kind: String, payload_json: String) -> ApiResult<Recorded> {
+        non_empty("kind", &kind)?;
+        let payload: serde_json::Value = serde_json::from_str(&payload_json)?;
+        Ok(self.device.record(call_id.as_deref(), &kind, payload)?.into())
+    }
+
+    /// Ends the call (closing the current slide's dwell). I/O.
+    pub fn end_call(&self, call_id: String) -> ApiResult<()> {
+        Ok(self.device.end_call(&call_id)?)
+    }
+
+    /// The call left open by a crash or a killed app, if any (it is recovered as interrupted
+    /// when the directory is opened; this is the one still open now).
+    pub fn open_call(&self) -> ApiResult<Option<String>> {
+        Ok(self.device.open_call()?)
+    }
+
+    /// Every call on this device, oldest first. I/O.
+    pub fn calls(&self) -> ApiResult<Vec<CallInfo>> {
+        Ok(self.device.calls()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` (from earlier
+    /// calls here; the hub's plans arrive through sync). I/O.
+    pub fn suggested_slides(&self, hcp_id: String, bundle_id: String) -> ApiResult<Vec<String>> {
+        Ok(self.device.suggested_order(&hcp_id, &bundle_id)?)
+    }
+
+    /// The one entry point of the slide bridge: forward every string a slide posts (edetail.js
+    /// or the Veeva shim) and post the answer back to the page. Never throws: errors are
+    /// answered in the bridge's own JSON format. I/O.
+    pub fn handle_bridge_message(&self, message: String) -> String {
+        self.device.handle_bridge_message(&message)
+    }
+
+    /// Recorded events not yet on the hub, for a badge. I/O.
+    pub fn outbox_status(&self) -> ApiResult<OutboxStatus> {
+        let s = self.device.outbox().stats()?;
+        Ok(OutboxStatus { pending: s.pending as u64, parked: s.parked as u64, acknowledged: s.acked as u64 })
+    }
+
+    // ---- lifecycle and connectivity --------------------------------------------------------
+
+    /// The app moved to the foreground or background: dwell pauses in the background, and a
+    /// sync's backoff wait is abandoned there. I/O (one small write).
+    pub fn set_lifecycle(&self, lifecycle: AppLifecycle) -> ApiResult<()> {
+        match lifecycle {
+            AppLifecycle::Foreground => self.device.app_foreground()?,
+            AppLifecycle::Background => self.device.app_background()?,
+        }
+        if let Ok(e) = self.engine() {
+            e.set_lifecycle(match lifecycle {
+                AppLifecycle::Foreground => Lifecycle::Foreground,
+                AppLifecycle::Background => Lifecycle::Background,
+            });
+        }
+        Ok(())
+    }
+
+    /// Connectivity as the platform reports it. Offline stops a sync at its next step.
+    pub fn set_online(&self, online: bool) {
+        *self.online.lock().unwrap_or_else(|p| p.into_inner()) = online;
+        if let Ok(e) = self.engine() {
+            e.set_online(online);
+        }
+    }
+
+    /// Call every few seconds while presenting: a crash then closes dwell at the last
+    /// heartbeat. I/O (one small write).
+    pub fn heartbeat(&self) -> ApiResult<()> {
+        Ok(self.device.heartbeat()?)
+    }
+
+    // ---- sync ------------------------------------------------------------------------------
+
+    /// Where and as whom to sync. `device_id` is the hub-issued id the token belongs to.
+    /// Replaces an earlier configuration (a sync running on it is cancelled).
+    pub fn configure_sync(&self, hub_url: String, device_id: String, tokens: Arc<dyn TokenProvider>) -> ApiResult<()> {
+        non_empty("hub_url", &hub_url)?;
+        non_empty("device_id", &device_id)?;
+        let config = SyncConfig::new(hub_url, device_id, Arc::new(ForeignTokens(tokens)));
+        let engine = Arc::new(SyncEngine::new(self.device.clone(), config)?);
+        engine.set_online(*self.online.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(l) = self.listener.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            self.attach_listener(&engine, l);
+        }
+        if let Some(old) = self.engine.lock().unwrap_or_else(|p| p.into_inner()).replace(engine) {
+            old.cancel();
+        }
+        Ok(())
+    }
+
+    /// Receives sync status and events (replaces an earlier listener).
+    pub fn set_sync_listener(&self, listener: Arc<dyn SyncListener>) {
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(listener.clone());
+        if let Ok(e) = self.engine() {
+            self.attach_listener(&e, listener);
+        }
+    }
+
+    /// One sync: upload the outbox, then install what changed. Presenting and recording never
+    /// wait for it. Cancel with `cancel_sync` (a cancelled coroutine/Task does not stop it).
+    /// Errors: `Offline`, `AlreadySyncing`, `AuthRequired`, `SyncFailed`, `SyncCancelled`.
+    pub async fn sync_now(&self) -> ApiResult<SyncSummary> {
+        let engine = self.engine()?;
+        Ok(engine.sync().await?.into())
+    }
+
+    /// `sync_now`, blocking the calling thread (for WorkManager `Worker`s and BGTasks that run
+    /// on their own thread). Never on the UI thread.
+    pub fn sync_blocking(&self) -> ApiResult<SyncSummary> {
+        let engine = self.engine()?;
+        Ok(engine.sync_now()?.into())
+    }
+
+    /// Cancels the running sync, if any; it answers `SyncCancelled`. Everything done so far is
+    /// kept (acknowledged events, verified files, partial downloads) and resumed next time.
+    pub fn cancel_sync(&self) {
+        if let Ok(e) = self.engine() {
+            e.cancel();
+        }
+    }
+
+    /// The sync engine's status now (`Idle` when sync is not configured).
+    pub fn sync_status(&self) -> SyncStatus {
+        match self.engine() {
+            Ok(e) => status_of(e.state(), e.clock_ms()),
+            Err(_) => SyncStatus::Idle,
+        }
+    }
+
+    /// Milliseconds until the engine suggests syncing again after a failed sync (None: no
+    /// failure pending). Schedule the next background sync from it.
+    pub fn next_sync_in_ms(&self) -> Option<u64> {
+        let e = self.engine().ok()?;
+        e.next_sync_at_ms().map(|at| at.saturating_sub(e.clock_ms()))
+    }
+}

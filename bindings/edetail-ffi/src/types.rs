@@ -1,0 +1,241 @@
+//! Records and enums that cross the FFI (become Kotlin data classes, Swift structs, Python
+//! dataclasses), and their conversions from the core's types. Times are milliseconds since the
+//! Unix epoch (UTC), which every platform converts without a date library.
+
+use edetail_core::{Channel, NavAction, NavTarget, Reaction};
+
+/// How to open a rep's data directory.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DeviceOptions {
+    /// The rep's own data directory (one per signed-in rep; never shared between reps).
+    pub data_dir: String,
+    /// The signed-in rep's id (an id, never a name).
+    pub rep_id: String,
+    /// Trusted publisher public keys, each the text of an `edetail key new` `.pub` file.
+    pub publisher_keys: Vec<String>,
+    /// Accept unsigned bundles (preview and authoring builds only).
+    #[uniffi(default = false)]
+    pub allow_unsigned: bool,
+    /// Refuse to open content when the last sync is older than this many hours (None: no limit).
+    #[uniffi(default = None)]
+    pub max_offline_hours: Option<u32>,
+}
+
+/// Whether a bundle can be presented now.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ContentStatus {
+    Ready,
+    NotYetValid,
+    Expired,
+    Revoked,
+    /// The device must sync before presenting again (offline too long).
+    SyncRequired,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct SlideInfo {
+    pub id: String,
+    pub title: String,
+    /// URL path of the slide's page under the shell's origin (`/<bundle>/<entry>`).
+    pub url: String,
+    /// URL path of the thumbnail, when the slide has one.
+    pub thumbnail_url: Option<String>,
+    pub key_message: Option<String>,
+    pub topics: Vec<String>,
+    pub hidden: bool,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct PresentationInfo {
+    pub id: String,
+    pub title: String,
+    /// Jump targets only (e.g. prescribing information): not in the deck picker.
+    pub hidden: bool,
+    pub slide_ids: Vec<String>,
+}
+
+/// An installed bundle as the app lists it.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct BundleInfo {
+    pub bundle_id: String,
+    pub version: u64,
+    pub title: String,
+    pub product: String,
+    pub approval_code: String,
+    pub valid_from_ms: i64,
+    pub valid_until_ms: i64,
+    pub status: ContentStatus,
+    /// Why it cannot be opened (for the UI), when `status` is not `Ready`.
+    pub status_reason: Option<String>,
+    pub total_bytes: u64,
+    pub presentations: Vec<PresentationInfo>,
+    pub slides: Vec<SlideInfo>,
+    /// A newer version being downloaded, if any.
+    pub update: Option<DownloadInfo>,
+}
+
+/// A version the device has accepted and is downloading (or will resume downloading).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct DownloadInfo {
+    pub bundle_id: String,
+    pub version: u64,
+    pub title: String,
+    pub missing_files: u64,
+    pub missing_bytes: u64,
+    pub total_bytes: u64,
+}
+
+impl From<edetail_core::PendingDownload> for DownloadInfo {
+    fn from(p: edetail_core::PendingDownload) -> Self {
+        DownloadInfo {
+            bundle_id: p.bundle_id,
+            version: p.version,
+            title: p.title,
+            missing_files: p.missing_files,
+            missing_bytes: p.missing_bytes,
+            total_bytes: p.total_size,
+        }
+    }
+}
+
+/// The result of installing a bundle zip.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct InstallResult {
+    pub bundle_id: String,
+    pub version: u64,
+    /// False when this exact version was already active.
+    pub activated: bool,
+    pub files_written: u64,
+    pub files_reused: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CallChannel {
+    FaceToFace,
+    Remote,
+}
+
+impl From<CallChannel> for Channel {
+    fn from(c: CallChannel) -> Self {
+        match c {
+            CallChannel::FaceToFace => Channel::FaceToFace,
+            CallChannel::Remote => Channel::Remote,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ReactionKind {
+    Positive,
+    Neutral,
+    Negative,
+}
+
+impl From<ReactionKind> for Reaction {
+    fn from(r: ReactionKind) -> Self {
+        match r {
+            ReactionKind::Positive => Reaction::Positive,
+            ReactionKind::Neutral => Reaction::Neutral,
+            ReactionKind::Negative => Reaction::Negative,
+        }
+    }
+}
+
+/// A navigation the shell asks for (swipes, arrows, the overview).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Navigation {
+    Next,
+    Previous,
+    ToSlide { slide_id: String },
+    ToPresentation { presentation_id: String },
+}
+
+impl From<Navigation> for NavAction {
+    fn from(n: Navigation) -> Self {
+        match n {
+            Navigation::Next => NavAction::Next,
+            Navigation::Previous => NavAction::Previous,
+            Navigation::ToSlide { slide_id } => NavAction::Goto { slide: Some(slide_id), presentation: None, key_message: None },
+            Navigation::ToPresentation { presentation_id } => {
+                NavAction::Goto { slide: None, presentation: Some(presentation_id), key_message: None }
+            }
+        }
+    }
+}
+
+/// Where navigation landed: the shell loads `url` (a path under its origin).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SlideTarget {
+    pub slide_id: String,
+    pub presentation_id: String,
+    pub url: String,
+}
+
+impl From<NavTarget> for SlideTarget {
+    fn from(t: NavTarget) -> Self {
+        SlideTarget { slide_id: t.slide, presentation_id: t.presentation, url: t.url }
+    }
+}
+
+/// A call just started, and the first slide to show.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CallStart {
+    pub call_id: String,
+    pub first: SlideTarget,
+    /// What to present to this HCP, best first: the hub's plan for this HCP when the device has
+    /// one, else the local suggestion from earlier calls on this device (slide ids).
+    pub suggested_slides: Vec<String>,
+}
+
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CallInfo {
+    pub call_id: String,
+    pub hcp_id: Option<String>,
+    pub channel: String,
+    /// open, completed, interrupted.
+    pub status: String,
+    pub bundle_id: Option<String>,
+    pub started_at_ms: i64,
+    pub ended_at_ms: Option<i64>,
+    pub current_slide_id: Option<String>,
+}
+
+impl From<edetail_core::Call> for CallInfo {
+    fn from(c: edetail_core::Call) -> Self {
+        CallInfo {
+            call_id: c.id,
+            hcp_id: c.hcp_id,
+            channel: c.channel,
+            status: c.status,
+            bundle_id: c.bundle_id,
+            started_at_ms: c.started_at.timestamp_millis(),
+            ended_at_ms: c.ended_at.map(|t| t.timestamp_millis()),
+            current_slide_id: c.slide_id,
+        }
+    }
+}
+
+/// What a recorded interaction was given (for the app's own bookkeeping).
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Recorded {
+    /// Device sequence number.
+    pub seq: i64,
+    /// The event's idempotency key.
+    pub uuid: String,
+}
+
+impl From<(i64, String)> for Recorded {
+    fn from((seq, uuid): (i64, String)) -> Self {
+        Recorded { seq, uuid }
+    }
+}
+
+/// The outbox, for a "not yet synced" badge.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct OutboxStatus {
+    /// Recorded, not yet acknowledged by the hub.
+    pub pending: u64,
+    /// Refused by the hub permanently, kept with the reason (support can see them).
+    pub parked: u64,
+    pub acknowledged: u64,
+}
