@@ -54,6 +54,9 @@ pub const ZIP_INSTALL_MIN_FILES: usize = 32;
 /// ...and the missing bytes are at least this share of the bundle (little is shared with
 /// bundles already on the device, so the zip re-sends almost nothing).
 pub const ZIP_INSTALL_MIN_SHARE: f64 = 0.9;
+/// Event type of the stub uploaded in place of an event too large for any batch (the original
+/// stays parked on the device with the reason).
+pub const OVERSIZED_STUB_TYPE: &str = "oversized_event";
 /// Directory under the device's data directory holding partial downloads.
 pub const TMP_DIR: &str = "tmp-sync";
 /// File under the device's data directory that a running sync holds locked (`File::try_lock`):
@@ -474,7 +477,22 @@ impl Inner {
                     let reason = format!(
                         "too large to upload: {body_bytes} bytes as a batch of one, over the protocol's {MAX_BATCH_BYTES} (HTTP 413)"
                     );
-                    tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload");
+                    // The hub still learns that this sequence number exists (a small stub with the
+                    // same uuid and seq), so its watermark for the device moves past it instead of
+                    // holding every later number open.
+                    let stub = UploadBatch {
+                        events: vec![WireEvent {
+                            kind: OVERSIZED_STUB_TYPE.to_string(),
+                            payload: serde_json::json!({"original_type_bytes": event.kind.len(), "batch_bytes": body_bytes, "reason": reason}),
+                            ..event.clone()
+                        }],
+                        ..batch.clone()
+                    };
+                    let ack = self.transport.upload(&stub).await?;
+                    if !ack.accepted.contains(&event.uuid) && !ack.duplicates.contains(&event.uuid) {
+                        tracing::warn!(seq = event.seq, "the hub did not take the stub of an oversized event");
+                    }
+                    tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload (stub sent)");
                     outbox.park(&event.uuid, &reason)?;
                     report.events_parked += 1;
                     self.emit(SyncProgress::EventsUploaded { accepted: 0, duplicates: 0, parked: 1 });

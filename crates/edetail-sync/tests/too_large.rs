@@ -48,6 +48,20 @@ impl Setup {
         SyncEngine::new(self.device.clone(), config).expect("engine")
     }
 
+    /// Appends an event to the device's outbox with plain SQL, as an older app version could
+    /// have; returns (seq, uuid).
+    fn insert_raw_event(&self, kind: &str) -> (i64, String) {
+        let conn = rusqlite::Connection::open(self.device.dir().join("edetail.sqlite3")).expect("device db");
+        conn.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
+        let uuid = uuid::Uuid::new_v4().to_string();
+        conn.execute(
+            "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload) VALUES (?1, NULL, ?2, ?3, 1, 0, '{}')",
+            rusqlite::params![uuid, kind, chrono::Utc::now().timestamp_millis()],
+        )
+        .expect("raw insert");
+        (conn.last_insert_rowid(), uuid)
+    }
+
     fn stored_uuids(&self) -> Vec<String> {
         self.hub.events_for_device(&self.creds.device_id).expect("events").into_iter().map(|e| e.uuid).collect()
     }
@@ -73,10 +87,12 @@ fn an_event_over_the_protocols_batch_limit_is_parked_and_the_rest_uploaded() {
     for i in 0..30 {
         small.push(s.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
-    // The core limits payloads to 64 KiB but not the type: an event can be recorded that no batch
-    // can carry. The real hub answers its batch of one with 413.
+    // The core refuses such an event today (type <= 128 bytes, payload <= 64 KiB), but an outbox
+    // written by an older app may hold one that no batch can carry: write it as such an app did.
+    // The real hub answers its batch of one with 413.
     let huge_type = format!("custom.{}", noise(1, MAX_BATCH_BYTES + 1_000));
-    let (huge_seq, huge_uuid) = s.device.record(None, &huge_type, json!({})).expect("recorded");
+    assert!(s.device.record(None, &huge_type, json!({})).is_err(), "the core refuses an oversized type");
+    let (huge_seq, huge_uuid) = s.insert_raw_event(&huge_type);
     for i in 30..60 {
         small.push(s.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
@@ -92,8 +108,15 @@ fn an_event_over_the_protocols_batch_limit_is_parked_and_the_rest_uploaded() {
     assert!(reason.contains("too large") && reason.contains("413"), "{reason}");
     assert!(reason.len() < 200, "the reason names sizes, not content: {reason}");
 
-    let stored: BTreeSet<String> = s.stored_uuids().into_iter().collect();
-    assert_eq!(stored, small.iter().cloned().collect(), "the hub holds every small event once, not the huge one");
+    // The hub holds every small event once, and a stub (same uuid and seq, no content) for the
+    // huge one, so its watermark for this device is not held back.
+    let events = s.hub.events_for_device(&s.creds.device_id).expect("events");
+    let stub = events.iter().find(|e| e.uuid == huge_uuid).expect("a stub for the huge event");
+    assert_eq!((stub.seq, stub.kind.as_str()), (huge_seq, edetail_sync::engine::OVERSIZED_STUB_TYPE));
+    let stored: BTreeSet<String> = events.iter().filter(|e| e.uuid != huge_uuid).map(|e| e.uuid.clone()).collect();
+    assert_eq!(stored, small.iter().cloned().collect(), "the hub holds every small event once");
+    let watermark = s.hub.stats().expect("stats").devices[0].watermark;
+    assert_eq!(watermark, 61, "the hub's watermark passes the parked event");
     let stats = s.device.outbox().stats().expect("stats");
     assert_eq!((stats.pending, stats.acked, stats.parked), (0, 60, 1));
 
