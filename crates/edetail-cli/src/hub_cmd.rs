@@ -133,7 +133,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: no --publisher-key given: every publish will be refused");
             }
             let hub = open(storage, keys)?;
-            eprintln!("hub: store {}, blobs {}", hub.stats()?.store, hub.blob_store_description());
+            eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
