@@ -73,12 +73,23 @@ pub struct SyncConfig {
     pub token_provider: Arc<dyn TokenProvider>,
     /// Request timeouts ([`Timeouts::default`] in apps; tests shorten them).
     pub timeouts: Timeouts,
+    /// Trusted root certificates (DER) for HTTPS to the hub. Empty: the platform's verifier
+    /// (iOS, Linux, Windows, macOS). On Android it must be given (the app passes the certificates
+    /// of its `AndroidCAStore`, which includes those its device management installed): the
+    /// platform verifier there needs JVM initialisation this library does not do.
+    pub trust_roots: Vec<Vec<u8>>,
 }
 
 impl SyncConfig {
     /// A configuration with default [`Timeouts`].
     pub fn new(hub_url: impl Into<String>, device_id: impl Into<String>, token_provider: Arc<dyn TokenProvider>) -> SyncConfig {
-        SyncConfig { hub_url: hub_url.into(), device_id: device_id.into(), token_provider, timeouts: Timeouts::default() }
+        SyncConfig {
+            hub_url: hub_url.into(),
+            device_id: device_id.into(),
+            token_provider,
+            timeouts: Timeouts::default(),
+            trust_roots: Vec::new(),
+        }
     }
 }
 
@@ -238,7 +249,7 @@ impl SyncEngine {
             .enable_all()
             .build()
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
-        let transport = Transport::with_timeouts(&config.hub_url, config.token_provider.clone(), config.timeouts)
+        let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
             .map_err(|f| Error::Engine(f.message))?;
         let mut st = SyncStateFile::load(device.dir());
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {

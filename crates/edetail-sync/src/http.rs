@@ -172,12 +172,35 @@ impl Transport {
     }
 
     pub fn with_timeouts(hub_url: &str, tokens: Arc<dyn TokenProvider>, timeouts: Timeouts) -> Result<Self, HttpFailure> {
-        let client = reqwest::Client::builder()
+        Self::with_options(hub_url, tokens, timeouts, &[])
+    }
+
+    /// With explicit trust roots (DER certificates) for HTTPS: when given, only they are
+    /// trusted; when empty, the platform's verifier (not available on Android: see
+    /// `SyncConfig::trust_roots`).
+    pub fn with_options(hub_url: &str, tokens: Arc<dyn TokenProvider>, timeouts: Timeouts, trust_roots: &[Vec<u8>]) -> Result<Self, HttpFailure> {
+        let permanent = |m: String| HttpFailure::new(FailureClass::Permanent, m);
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
             .read_timeout(timeouts.idle)
-            .user_agent(concat!("edetail-sync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| HttpFailure::new(FailureClass::Permanent, format!("HTTP client: {e}")))?;
+            .user_agent(concat!("edetail-sync/", env!("CARGO_PKG_VERSION")));
+        if !trust_roots.is_empty() {
+            let certs = trust_roots
+                .iter()
+                .enumerate()
+                .map(|(i, der)| reqwest::Certificate::from_der(der).map_err(|e| permanent(format!("trust root #{i} is not a DER certificate: {e}"))))
+                .collect::<Result<Vec<_>, _>>()?;
+            builder = builder.tls_certs_only(certs);
+        } else if cfg!(target_os = "android") && hub_url.starts_with("https:") {
+            return Err(permanent(
+                "on Android, pass the trusted root certificates (the AndroidCAStore's) to the sync configuration".into(),
+            ));
+        }
+        let client = builder.build().map_err(|e| {
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            let hint = if trust_roots.is_empty() { "" } else { " (check the trust roots: each must be a DER certificate)" };
+            permanent(format!("HTTP client: {e}{cause}{hint}"))
+        })?;
         Ok(Transport { client, base: format!("{}{PREFIX}", hub_url.trim_end_matches('/')), tokens, timeouts })
     }
 
@@ -292,6 +315,17 @@ pub fn content_range_starts_at(value: &str, offset: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trust_roots_must_be_certificates() {
+        let tokens: Arc<dyn TokenProvider> = Arc::new(StaticToken("t".into()));
+        let e = Transport::with_options("https://hub.example", tokens.clone(), Timeouts::default(), &[b"not a certificate".to_vec()])
+            .err()
+            .expect("garbage is refused");
+        assert_eq!(e.class, FailureClass::Permanent);
+        assert!(e.message.contains("trust root"), "{}", e.message);
+        assert!(Transport::with_options("https://hub.example", tokens, Timeouts::default(), &[]).is_ok(), "the platform verifier off Android");
+    }
 
     #[test]
     fn content_range_start_is_checked() {
