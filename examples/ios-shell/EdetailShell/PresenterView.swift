@@ -79,8 +79,10 @@ final class SlideBridge: NSObject, WKScriptMessageHandler {
         }
     }
 
+    /// Loads a slide: the library's URL paths are plain paths, so percent-encode them ("50% off.html").
     private func load(_ path: String) {
-        webView?.load(URLRequest(url: URL(string: origin + path)!))
+        let encoded = path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+        if let url = URL(string: origin + encoded) { webView?.load(URLRequest(url: url)) }
     }
 
     /// The URL path to load when the message was a `navigate` the library accepted, else nil.

@@ -72,8 +72,8 @@ class EdetailApp : Application() {
         device.configureSync(session.hubUrl, session.deviceId, SessionTokens(session))
         device.setOnline(false) // until the system reports a validated network (a captive portal is not online)
         getSystemService(ConnectivityManager::class.java).registerDefaultNetworkCallback(object : ConnectivityManager.NetworkCallback() {
-            override fun onCapabilitiesChanged(network: Network, caps: NetworkCapabilities) =
-                device.setOnline(caps.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED))
+            override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) =
+                device.setOnline(networkCapabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED))
 
             override fun onLost(network: Network) = device.setOnline(false)
         })

@@ -6,6 +6,7 @@
 package com.example.edetailshell
 
 import android.annotation.SuppressLint
+import android.net.Uri
 import android.os.Bundle
 import android.webkit.JavascriptInterface
 import android.webkit.WebView
@@ -46,7 +47,7 @@ class PresenterActivity : ComponentActivity() {
             // A real app lets the rep pick the HCP and the deck; the shell presents the first one.
             val bundle = device.bundles().firstOrNull { it.status == ContentStatus.READY } ?: return@onDevice
             val call = device.startCall(null, CallChannel.FACE_TO_FACE, bundle.bundleId, null)
-            runOnUiThread { webView.loadUrl(ORIGIN + call.first.url) }
+            show(call.first.url)
         }
         // While visible, a heartbeat every few seconds: after a crash, dwell ends at the last one.
         lifecycleScope.launch {
@@ -70,6 +71,9 @@ class PresenterActivity : ComponentActivity() {
         super.onDestroy()
     }
 
+    /** Loads a slide: the library's URL paths are plain paths, so percent-encode them ("50% off.html"). */
+    private fun show(path: String) = runOnUiThread { webView.loadUrl(ORIGIN + Uri.encode(path, "/")) }
+
     /** Called by edetail.js on the WebView's JavaBridge thread; the page waits until we return. */
     inner class Bridge {
         @JavascriptInterface
@@ -78,7 +82,7 @@ class PresenterActivity : ComponentActivity() {
             val next = navigationTarget(message, reply)
             runOnUiThread {
                 webView.evaluateJavascript("window.edetail && window.edetail._receive(${JSONObject.quote(reply)})", null)
-                next?.let { webView.loadUrl(ORIGIN + it) }
+                next?.let { show(it) }
             }
         }
     }

@@ -66,6 +66,6 @@ class AssetStream(private val asset: AssetResponse) : InputStream() {
     override fun close() = asset.destroy()
 
     private companion object {
-        const val CHUNK: UInt = 256u * 1024u
+        const val CHUNK: UInt = 262_144u // 256 KiB per read
     }
 }
