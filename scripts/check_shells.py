@@ -206,7 +206,7 @@ def load_kotlin_api(path: Path) -> dict[str, LibType]:
                 params = re.findall(r"va[lr] `(\w+)`", inner)
                 ptypes = [bare_type(x) for x in re.findall(r"va[lr] `\w+`\s*:\s*([^,\n]+)", inner)]
             vt = api[f"{t.name}.{v.group(1)}"] = LibType(f"{t.name}.{v.group(1)}", "variant")
-            for p, pt in zip(params, ptypes):
+            for p, pt in zip(params, ptypes, strict=False):
                 vt.members[p] = Member("field", [], 0, pt)
             t.members[v.group(1)] = Member("variant", params, len(params), vt.name, ptypes)
             t.variants.append(vt.name)
@@ -438,7 +438,7 @@ class ApiChecker:
                 lm = re.match(rf"({IDENT})\s*:(?!:)", a)
                 labels.append(lm.group(1) if lm else "_")
             # Defaulted parameters may be left out; the rest must appear, labelled, in order.
-            it = iter(zip(m.params, range(len(m.params))))
+            it = iter(zip(m.params, range(len(m.params)), strict=True))
             ok = True
             for lab in labels:
                 for p, idx in it:
@@ -455,8 +455,8 @@ class ApiChecker:
                 consumed = [p for p in m.params if p in labels]
                 ok = all(p in consumed for p in m.params[: m.required])
             if not ok:
-                problems.append(f"labels ({', '.join(l + ':' for l in labels)}), expected ({', '.join(p + ':' for p in m.params)})")
-            for a, lab in zip(args, labels):  # `.faceToFace` for a library enum parameter
+                problems.append(f"labels ({', '.join(x + ':' for x in labels)}), expected ({', '.join(p + ':' for p in m.params)})")
+            for a, lab in zip(args, labels, strict=True):  # `.faceToFace` for a library enum parameter
                 case = re.fullmatch(rf"(?:{IDENT}\s*:\s*)?\.({IDENT})", a)
                 if case and lab in m.params:
                     enum = self.lib(m.param_types[m.params.index(lab)] if m.param_types else None)
@@ -681,7 +681,7 @@ def shells(root: Path) -> list[Shell]:
     return [Shell("android", root / "examples/android-shell", KOTLIN), Shell("ios", root / "examples/ios-shell", SWIFT)]
 
 
-def check(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path, verbose: bool = True) -> Results:
+def check(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path) -> Results:
     res = Results()
     js = js_contract(js_path.read_text())
     for shell in shells(root):
@@ -703,9 +703,10 @@ def check(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path, verbos
         for s in sources:
             errs = syntax_errors(s)
             res.add(not errs, f"syntax {shell.name}: {s.path.relative_to(shell.dir)} parses ({shell.lang.name})", "; ".join(errs[:5]))
-        uses = ApiChecker(shell.lang, apis[shell.lang.name], sources).run()
+        checker = ApiChecker(shell.lang, apis[shell.lang.name], sources)
+        uses = checker.run()
         for key in sorted(uses):
-            res.add(not uses[key], f"api {shell.name}: {key}", "; ".join(uses[key]))
+            res.add(not uses[key], f"api {shell.name}: {key}", "; ".join(uses[key]) or "used at " + ", ".join(checker.where[key]))
         res.add(len(uses) >= 15, f"api {shell.name}: {len(uses)} distinct library uses found",
                 "too few: the extraction itself is broken" if len(uses) < 15 else "")
         check_bridge(res, shell.name, sources, js)
@@ -737,16 +738,21 @@ MUTATIONS = [
 README_COUNT = "README.md states the count"
 
 
+def mutation_applies(old: str | None, text: str) -> bool:
+    if old is None:
+        return True
+    return re.search(old[3:], text) is not None if old.startswith("re:") else old in text
+
+
 def self_test(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path) -> Results:
     res = Results()
     with tempfile.TemporaryDirectory(prefix="check-shells-") as tmp:
-        for i, (what, shell, glob, old, new, expect) in enumerate(MUTATIONS + [("a shell grown past 200 code lines", "android", "**/SyncWorker.kt", None, None, "size android")]):
+        grown = ("a shell grown past 200 code lines", "android", "**/SyncWorker.kt", None, None, "size android")
+        for i, (what, shell, glob, old, new, expect) in enumerate([*MUTATIONS, grown]):
             copy = Path(tmp) / str(i)
             shutil.copytree(root / "examples", copy / "examples")
-            def applies(text: str) -> bool:
-                return old is None or (re.search(old[3:], text) is not None if old.startswith("re:") else old in text)
-
-            target = next((p for p in sorted((copy / "examples" / f"{shell}-shell").glob(glob)) if applies(p.read_text())), None)
+            candidates = sorted((copy / "examples" / f"{shell}-shell").glob(glob))
+            target = next((p for p in candidates if mutation_applies(old, p.read_text())), None)
             if target is None:
                 res.add(False, f"self: {what} is caught", f"nothing to doctor: {old!r} not in {glob}")
                 continue
