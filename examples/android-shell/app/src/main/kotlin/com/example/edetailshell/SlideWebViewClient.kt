@@ -1,6 +1,6 @@
 // Asset serving: every request to the shell's one origin is answered by the library
 // (resolveAsset), streamed in chunks, with the WebView's Range header passed through so
-// video seeking works. Everything else a slide tries to open is refused: decks run offline.
+// video seeking works. Links out of the deck are refused: the rep is presenting, offline.
 package com.example.edetailshell
 
 import android.webkit.WebResourceRequest
@@ -14,7 +14,7 @@ import uniffi.edetail_ffi.AssetResponse
 import uniffi.edetail_ffi.EdetailDevice
 
 /** One stable origin for every bundle, so localStorage and `../shared/` paths keep working. */
-const val HOST = "appassets.androidplatform.net" // reserved by Android: never resolves on a network
+const val HOST = "appassets.androidplatform.net" // the unused domain Android reserves for app-served content
 const val ORIGIN = "https://$HOST"
 
 class SlideWebViewClient(private val device: EdetailDevice) : WebViewClient() {
@@ -34,7 +34,7 @@ class SlideWebViewClient(private val device: EdetailDevice) : WebViewClient() {
         )
     }
 
-    // Links out of the deck (a reference's website) stay closed: the rep is presenting.
+    // A link out of the deck (a reference's website) stays closed.
     override fun shouldOverrideUrlLoading(view: WebView, request: WebResourceRequest) = request.url.host != HOST
 }
 
