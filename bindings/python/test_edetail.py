@@ -520,15 +520,12 @@ class SyncTest(TempDirTest):
     @classmethod
     def setUpClass(cls):
         cls._hub_tmp = tempfile.TemporaryDirectory(prefix="edetail-py-hub-")
+        cls.addClassCleanup(cls._hub_tmp.cleanup)
         cls.hub = Hub(cls._hub_tmp.name)
+        cls.addClassCleanup(cls.hub.stop)  # also when what follows fails
         # The hub offers Cardiozen v2 (the device has v1 from a file) and another deck.
         assert cls.hub.publish(V2)["version"] == 2
         assert cls.hub.publish(GLUCORA)["bundle_id"] == GLUCORA_ID
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.hub.stop()
-        cls._hub_tmp.cleanup()
 
     def present_a_call(self, d):
         slide = Slide(d)

@@ -60,9 +60,9 @@ class EdetailDeviceTest {
         }
 
         @AfterClass @JvmStatic
-        fun stopHub() {
-            hub.close()
-            hubRoot.deleteRecursively()
+        fun stopHub() { // runs even when startHub failed
+            if (::hub.isInitialized) hub.close()
+            if (::hubRoot.isInitialized) hubRoot.deleteRecursively()
         }
     }
 
