@@ -46,7 +46,8 @@ impl AssetResponse {
             header("Content-Type", a.mime.clone()),
             header("Content-Length", a.length.to_string()),
             header("Accept-Ranges", "bytes"),
-            header("ETag", format!("\"{}\"", a.etag)),
+            // The core's etag is already a quoted entity-tag (`"<sha256>"`).
+            header("ETag", a.etag),
             // Content is immutable per version; the shell's origin is per device, not shared.
             header("Cache-Control", "no-cache"),
         ];
@@ -142,8 +143,10 @@ impl AssetResponse {
         Ok(out)
     }
 
-    /// Releases the file early (a cancelled request); dropping the object does the same.
-    pub fn close(&self) {
+    /// Releases the file early (the WebView cancelled the request); dropping the object does
+    /// the same. Not named `close`: uniffi's Kotlin objects are `AutoCloseable`, whose `close()`
+    /// already means "destroy", and a second `close()` does not compile.
+    pub fn cancel(&self) {
         self.reader.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 }

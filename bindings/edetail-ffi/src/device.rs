@@ -207,10 +207,14 @@ impl EdetailDevice {
         Ok(self.device.follow_up(&call_id, &topic, note.as_deref())?.into())
     }
 
-    /// Any other interaction, with a JSON object payload. I/O.
+    /// Any other interaction, with a JSON object payload (anything else is `InvalidInput`:
+    /// the hub refuses it, so it could never be uploaded). I/O.
     pub fn record(&self, call_id: Option<String>, kind: String, payload_json: String) -> ApiResult<Recorded> {
         non_empty("kind", &kind)?;
         let payload: serde_json::Value = serde_json::from_str(&payload_json)?;
+        if !payload.is_object() {
+            return Err(ApiError::InvalidInput { reason: "payload must be a JSON object".into() });
+        }
         Ok(self.device.record(call_id.as_deref(), &kind, payload)?.into())
     }
 
