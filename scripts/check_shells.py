@@ -156,8 +156,9 @@ def load_kotlin_api(path: Path) -> dict[str, LibType]:
 
     def fun_member(kind: str, params: str, ret: str | None) -> Member:
         names = re.findall(r"`(\w+)`\s*:", params)
-        types = [bare_type(t) for t in re.findall(r"`\w+`\s*:\s*([^,]+)", params)]
-        return Member(kind, names, len(names), bare_type(ret) if ret else None, types)
+        types = [bare_type(t.split("=")[0]) for t in re.findall(r"`\w+`\s*:\s*([^,]+)", params)]
+        required = sum(1 for p in split_top(params) if p.strip() and "=" not in p)
+        return Member(kind, names, required, bare_type(ret) if ret else None, types)
 
     fun_re = re.compile(r"(?:suspend\s+)?fun\s+`(\w+)`\(([^)]*)\)\s*(?::\s*([\w.<>?, ]+?))?\s*(?:\{|=|$)", re.M)
     for m in re.finditer(r"(?m)^public interface (\w+) \{", text):
@@ -242,6 +243,11 @@ def load_swift_api(path: Path) -> dict[str, LibType]:
             t.members[f.group(1)] = Member("method", labels, req, bare_type(f.group(3)) if f.group(3) else None, types)
     for m in re.finditer(r"(?m)^open class (\w+)\s*:", text):
         t = api.setdefault(m.group(1), LibType(m.group(1), "object"))
+        # The class repeats the protocol's methods with their default arguments.
+        for f in re.finditer(r"open func\s+`?(\w+)`?\s*\(([^)]*)\)", block_after(text, m.start())):
+            known = t.members.get(f.group(1))
+            if known is not None:
+                known.required = min(known.required, swift_params(f.group(2))[1])
         for f in re.finditer(r"public static func\s+`?(\w+)`?\s*\(([^)]*)\)\s*(?:async\s*)?(?:throws\s*)?->\s*(\w+)", block_after(text, m.start())):
             labels, req, types = swift_params(f.group(2))
             t.members[f.group(1)] = Member("static", labels, req, f.group(3), types)

@@ -96,7 +96,7 @@ impl EdetailDevice {
             let active = content.active(&b.bundle_id)?;
             let m = &active.manifest;
             let reason = self.device.unopenable_reason(&b.bundle_id)?;
-            let slide_url = |path: &str| format!("/{}/{path}", b.bundle_id);
+            let slide_url = |path: &str| edetail_core::assets::asset_url(&b.bundle_id, path);
             let update = pending.iter().position(|p| p.bundle_id == b.bundle_id).map(|i| pending.remove(i).into());
             out.push(BundleInfo {
                 bundle_id: b.bundle_id.clone(),
@@ -162,6 +162,7 @@ impl EdetailDevice {
 
     /// Starts a call on an openable bundle and enters its first slide; `suggested_slides` is
     /// the plan for this HCP. Fails with `NotOpenable` for expired or revoked content. I/O.
+    #[uniffi::method(default(hcp_id = None, presentation_id = None))]
     pub fn start_call(
         &self,
         hcp_id: Option<String>,
@@ -183,7 +184,9 @@ impl EdetailDevice {
         Ok(CallStart { call_id, first: first.into(), suggested_slides })
     }
 
-    /// Moves within the call's bundle (swipe, arrows, overview); records the slide change. I/O.
+    /// Moves within the call's bundle (swipe, arrows, overview); records the slide change.
+    /// `hcp_led`: the doctor, not the rep, asked for it. I/O.
+    #[uniffi::method(default(hcp_led = false))]
     pub fn navigate(&self, call_id: String, to: Navigation, hcp_led: bool) -> ApiResult<SlideTarget> {
         let source = match to {
             Navigation::Next | Navigation::Previous => NavSource::Swipe,
@@ -256,11 +259,16 @@ impl EdetailDevice {
     // ---- lifecycle and connectivity --------------------------------------------------------
 
     /// The app moved to the foreground or background: dwell pauses in the background, and a
-    /// sync's backoff wait is abandoned there. I/O (one small write).
-    pub fn set_lifecycle(&self, lifecycle: AppLifecycle) -> ApiResult<()> {
-        match lifecycle {
-            AppLifecycle::Foreground => self.device.app_foreground()?,
-            AppLifecycle::Background => self.device.app_background()?,
+    /// sync's backoff wait is abandoned there. I/O (one small write). Never throws: a failed
+    /// write (storage full) is logged and the dwell of the open slide is closed at the next
+    /// heartbeat instead.
+    pub fn set_lifecycle(&self, lifecycle: AppLifecycle) {
+        let r = match lifecycle {
+            AppLifecycle::Foreground => self.device.app_foreground(),
+            AppLifecycle::Background => self.device.app_background(),
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "recording the app lifecycle change failed");
         }
         if let Ok(e) = self.engine() {
             e.set_lifecycle(match lifecycle {
@@ -268,7 +276,6 @@ impl EdetailDevice {
                 AppLifecycle::Background => Lifecycle::Background,
             });
         }
-        Ok(())
     }
 
     /// Connectivity as the platform reports it. Offline stops a sync at its next step.
@@ -288,11 +295,23 @@ impl EdetailDevice {
     // ---- sync ------------------------------------------------------------------------------
 
     /// Where and as whom to sync. `device_id` is the hub-issued id the token belongs to.
-    /// Replaces an earlier configuration (a sync running on it is cancelled).
-    pub fn configure_sync(&self, hub_url: String, device_id: String, tokens: Arc<dyn TokenProvider>) -> ApiResult<()> {
+    /// `trust_roots`: DER certificates trusted for HTTPS to the hub, only they. Leave empty on
+    /// iOS (the system's trust store is used); on Android pass the certificates of the
+    /// `AndroidCAStore` key store (system and device-management CAs): without them an `https`
+    /// hub is refused with `InvalidInput`. Replaces an earlier configuration (a sync running
+    /// on it is cancelled).
+    #[uniffi::method(default(trust_roots = []))]
+    pub fn configure_sync(
+        &self,
+        hub_url: String,
+        device_id: String,
+        tokens: Arc<dyn TokenProvider>,
+        trust_roots: Vec<Vec<u8>>,
+    ) -> ApiResult<()> {
         non_empty("hub_url", &hub_url)?;
         non_empty("device_id", &device_id)?;
-        let config = SyncConfig::new(hub_url, device_id, Arc::new(ForeignTokens(tokens)));
+        let mut config = SyncConfig::new(hub_url, device_id, Arc::new(ForeignTokens(tokens)));
+        config.trust_roots = trust_roots;
         let engine = Arc::new(SyncEngine::new(self.device.clone(), config)?);
         engine.set_online(*self.online.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(l) = self.listener.lock().unwrap_or_else(|p| p.into_inner()).clone() {

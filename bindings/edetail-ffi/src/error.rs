@@ -90,6 +90,7 @@ impl From<edetail_sync::Error> for ApiError {
             E::Offline => ApiError::Offline,
             E::Suspended | E::Cancelled => ApiError::SyncCancelled { reason },
             E::Core(c) => return c.into(),
+            E::Config(_) => ApiError::InvalidInput { reason },
             E::BlockingInAsync | E::Io { .. } | E::Engine(_) => ApiError::Internal { reason },
         };
         if matches!(api, ApiError::Internal { .. }) {

@@ -97,6 +97,24 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// The URL path of a bundle file under the shell's origin: `/<bundle-id>/<path>`, every byte
+/// outside RFC 3986's unreserved set (and `/` between segments) percent-encoded, so names with
+/// spaces, `%`, `#` or `?` reach [`AssetResolver::resolve_url_path`] intact.
+pub fn asset_url(bundle_id: &str, path: &str) -> String {
+    let mut out = String::with_capacity(bundle_id.len() + path.len() + 8);
+    for segment in std::iter::once(bundle_id).chain(path.split('/')) {
+        out.push('/');
+        for &b in segment.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// Resolves assets for one data directory.
 #[derive(Debug, Clone, Copy)]
 pub struct AssetResolver<'a> {
@@ -179,5 +197,8 @@ mod tests {
         assert_eq!(percent_decode("a%20b/c.html").as_deref(), Some("a b/c.html"));
         assert_eq!(percent_decode("%2e%2e/x").as_deref(), Some("../x"));
         assert_eq!(percent_decode("bad%zz"), None);
+        let url = asset_url("com.x.deck", "slides/50% off #1/index.html");
+        assert_eq!(url, "/com.x.deck/slides/50%25%20off%20%231/index.html");
+        assert_eq!(percent_decode(&url[1..]).as_deref(), Some("com.x.deck/slides/50% off #1/index.html"));
     }
 }

@@ -526,7 +526,7 @@ pub(crate) fn presentation_of(m: &Manifest, slide: &str) -> Option<String> {
 
 pub(crate) fn slide_url(bundle_id: &str, m: &Manifest, slide: &str) -> String {
     let entry = m.slide(slide).map(|s| s.entry.as_str().to_string()).unwrap_or_default();
-    format!("/{bundle_id}/{entry}")
+    crate::assets::asset_url(bundle_id, &entry)
 }
 
 /// Finds a slide by CRM key message, accepting Veeva's forms: the key message itself, its zip

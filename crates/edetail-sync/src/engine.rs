@@ -250,7 +250,7 @@ impl SyncEngine {
             .build()
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
         let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
-            .map_err(|f| Error::Engine(f.message))?;
+            .map_err(|f| Error::Config(f.message))?;
         let mut st = SyncStateFile::load(device.dir());
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
             st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };

@@ -30,6 +30,10 @@ pub enum Error {
     Core(#[from] edetail_core::Error),
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    /// The sync configuration cannot work (a malformed hub URL or trust root, or none on
+    /// Android); fix the configuration.
+    #[error("sync configuration: {0}")]
+    Config(String),
     #[error("sync engine: {0}")]
     Engine(String),
 }

@@ -50,6 +50,10 @@ impl Default for Timeouts {
     }
 }
 
+/// The app's token provider must answer within this (SSO may need the network; a provider
+/// that never answers must not hang the sync).
+pub const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The app's token could not be obtained (signed out, SSO unavailable).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("token unavailable: {0}")]
@@ -213,7 +217,10 @@ impl Transport {
     async fn send(&self, build: impl Fn(&reqwest::Client) -> RequestBuilder) -> Result<Response, HttpFailure> {
         let mut refreshed = false;
         loop {
-            let token = self.tokens.token().await.map_err(|e| HttpFailure::new(FailureClass::Auth, e.to_string()))?;
+            let token = tokio::time::timeout(TOKEN_TIMEOUT, self.tokens.token())
+                .await
+                .map_err(|_| HttpFailure::new(FailureClass::Auth, format!("the app's token provider did not answer within {TOKEN_TIMEOUT:?}")))?
+                .map_err(|e| HttpFailure::new(FailureClass::Auth, e.to_string()))?;
             let resp = build(&self.client)
                 .header(AUTHORIZATION, format!("Bearer {token}"))
                 .header(DEVICE_TIME_HEADER, chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -222,7 +229,7 @@ impl Transport {
                 .map_err(HttpFailure::from_reqwest)?;
             if resp.status() == StatusCode::UNAUTHORIZED && !refreshed {
                 refreshed = true;
-                self.tokens.refresh().await;
+                let _ = tokio::time::timeout(TOKEN_TIMEOUT, self.tokens.refresh()).await;
                 continue;
             }
             if resp.status().is_success() {

@@ -22,7 +22,7 @@ final class AssetSchemeHandler: NSObject, WKURLSchemeHandler {
         let range = task.request.value(forHTTPHeaderField: "Range")
         queue.async { [self] in
             let asset = device.resolveAsset(urlPath: path, range: range)
-            defer { asset.close() } // also when the task was stopped: releases the file at once
+            defer { asset.cancel() } // also when the task was stopped: releases the file at once
             let headers = Dictionary(asset.headers().map { ($0.name, $0.value) }, uniquingKeysWith: { _, last in last })
             let response = HTTPURLResponse(url: url, statusCode: Int(asset.status()), httpVersion: "HTTP/1.1", headerFields: headers)!
             guard deliver(id, { task.didReceive(response) }) else { return }

@@ -66,7 +66,7 @@ struct EdetailShellApp: App {
         WindowGroup { PresenterView(device: device) }
             .onChange(of: scenePhase) { _, phase in
                 let lifecycle: AppLifecycle = phase == .background ? .background : .foreground
-                deviceQueue.async { try? device.setLifecycle(lifecycle: lifecycle) }
+                deviceQueue.async { device.setLifecycle(lifecycle: lifecycle) }
                 if phase == .active { Task.detached { _ = try? await device.syncNow() } }
                 if phase == .background { BackgroundSync.schedule(afterMs: 0) }
             }

@@ -69,7 +69,10 @@ class EdetailApp : Application() {
             repId = session.repId,
             publisherKeys = listOf(assets.open("edetail/publisher.pub").bufferedReader().use { it.readText() }),
         ))
-        device.configureSync(session.hubUrl, session.deviceId, SessionTokens(session))
+        // HTTPS trust: the system and device-management CAs (Rust's TLS cannot read Android's store itself).
+        val cas = java.security.KeyStore.getInstance("AndroidCAStore").apply { load(null) }
+        val roots = cas.aliases().toList().mapNotNull { cas.getCertificate(it)?.encoded }
+        device.configureSync(session.hubUrl, session.deviceId, SessionTokens(session), roots)
         device.setOnline(false) // until the system reports a validated network (a captive portal is not online)
         getSystemService(ConnectivityManager::class.java).registerDefaultNetworkCallback(object : ConnectivityManager.NetworkCallback() {
             override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) =
