@@ -160,7 +160,7 @@ def load_kotlin_api(path: Path) -> dict[str, LibType]:
         required = sum(1 for p in split_top(params) if p.strip() and "=" not in p)
         return Member(kind, names, required, bare_type(ret) if ret else None, types)
 
-    fun_re = re.compile(r"(?:suspend\s+)?fun\s+`(\w+)`\(([^)]*)\)\s*(?::\s*([\w.<>?, ]+?))?\s*(?:\{|=|$)", re.M)
+    fun_re = re.compile(r"(?:suspend\s+)?fun\s+`(\w+)`\(((?:[^()]|\([^()]*\))*)\)\s*(?::\s*([\w.<>?, ]+?))?\s*(?:\{|=|$)", re.M)
     for m in re.finditer(r"(?m)^public interface (\w+) \{", text):
         name = m.group(1)
         body = block_after(text, m.start())
@@ -211,7 +211,7 @@ def load_kotlin_api(path: Path) -> dict[str, LibType]:
                 vt.members[p] = Member("field", [], 0, pt)
             t.members[v.group(1)] = Member("variant", params, len(params), vt.name, ptypes)
             t.variants.append(vt.name)
-    for m in re.finditer(r"(?m)^(?:\s*\*/)?\s*fun `(\w+)`\(([^)]*)\)\s*(?::\s*([\w.<>?]+))?", text):
+    for m in re.finditer(r"(?m)^(?:\s*\*/)?\s*fun `(\w+)`\(((?:[^()]|\([^()]*\))*)\)\s*(?::\s*([\w.<>?]+))?", text):
         if m.group(0).startswith(" ") and "*/" not in m.group(0):
             continue
         api.setdefault("<top>", LibType("<top>", "top")).members[m.group(1)] = fun_member("static", m.group(2), m.group(3))
@@ -233,7 +233,7 @@ def swift_params(params: str) -> tuple[list[str], int, list[str]]:
 def load_swift_api(path: Path) -> dict[str, LibType]:
     text = strip_doc_comments(path.read_text())
     api: dict[str, LibType] = {}
-    func_re = re.compile(r"func\s+`?(\w+)`?\s*\(([^)]*)\)\s*(?:async\s*)?(?:throws\s*)?(?:->\s*([\w\[\]?.]+))?")
+    func_re = re.compile(r"func\s+`?(\w+)`?\s*\(((?:[^()]|\([^()]*\))*)\)\s*(?:async\s*)?(?:throws\s*)?(?:->\s*([\w\[\]?.]+))?")
     for m in re.finditer(r"(?m)^public protocol (\w+)\s*:", text):
         name = m.group(1)
         owner = name[: -len("Protocol")] if name.endswith("Protocol") else name
@@ -244,11 +244,11 @@ def load_swift_api(path: Path) -> dict[str, LibType]:
     for m in re.finditer(r"(?m)^open class (\w+)\s*:", text):
         t = api.setdefault(m.group(1), LibType(m.group(1), "object"))
         # The class repeats the protocol's methods with their default arguments.
-        for f in re.finditer(r"open func\s+`?(\w+)`?\s*\(([^)]*)\)", block_after(text, m.start())):
+        for f in re.finditer(r"open func\s+`?(\w+)`?\s*\(((?:[^()]|\([^()]*\))*)\)", block_after(text, m.start())):
             known = t.members.get(f.group(1))
             if known is not None:
                 known.required = min(known.required, swift_params(f.group(2))[1])
-        for f in re.finditer(r"public static func\s+`?(\w+)`?\s*\(([^)]*)\)\s*(?:async\s*)?(?:throws\s*)?->\s*(\w+)", block_after(text, m.start())):
+        for f in re.finditer(r"public static func\s+`?(\w+)`?\s*\(((?:[^()]|\([^()]*\))*)\)\s*(?:async\s*)?(?:throws\s*)?->\s*(\w+)", block_after(text, m.start())):
             labels, req, types = swift_params(f.group(2))
             t.members[f.group(1)] = Member("static", labels, req, f.group(3), types)
     for m in re.finditer(r"(?m)^public struct (\w+)\s*:\s*Equatable", text):
@@ -272,7 +272,7 @@ def load_swift_api(path: Path) -> dict[str, LibType]:
             else:
                 labels, req, types = [], 0, []
             t.members[c.group(1)] = Member("case", labels, req, t.name, types)
-    for m in re.finditer(r"(?m)^public func\s+(\w+)\s*\(([^)]*)\)\s*(?:async\s*)?(?:throws\s*)?(?:->\s*([\w\[\]?.]+))?", text):
+    for m in re.finditer(r"(?m)^public func\s+(\w+)\s*\(((?:[^()]|\([^()]*\))*)\)\s*(?:async\s*)?(?:throws\s*)?(?:->\s*([\w\[\]?.]+))?", text):
         labels, req, types = swift_params(m.group(2))
         api.setdefault("<top>", LibType("<top>", "top")).members[m.group(1)] = Member("static", labels, req, m.group(3), types)
     return api

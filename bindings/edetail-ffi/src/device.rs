@@ -162,7 +162,7 @@ impl EdetailDevice {
 
     /// Starts a call on an openable bundle and enters its first slide; `suggested_slides` is
     /// the plan for this HCP. Fails with `NotOpenable` for expired or revoked content. I/O.
-    #[uniffi::method(default(hcp_id = None, presentation_id = None))]
+    #[uniffi::method(default(presentation_id = None))]
     pub fn start_call(
         &self,
         hcp_id: Option<String>,
