@@ -127,10 +127,61 @@ pub struct ChangePage {
     pub has_more: bool,
     pub bundles: Vec<BundleOffer>,
     pub revocations: Vec<Revocation>,
-    /// Per-HCP plans (issue 6); opaque here.
+    /// Per-HCP plans for the next call, signed by the hub. Newer plans for the same
+    /// `(hcp_id, bundle_id)` replace older ones on the device.
     #[serde(default)]
-    pub plans: Vec<Value>,
+    pub plans: Vec<SignedPlan>,
     pub hub_time: DateTime<Utc>,
+}
+
+/// A plan travelling in the change feed: the exact bytes of a JSON [`Plan`] and a detached
+/// ed25519 signature over them (the same signature format as `manifest.sig`, made with the
+/// hub's plan key, which the device must trust like a publisher key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPlan {
+    pub plan: Base64Bytes,
+    pub signature: Base64Bytes,
+}
+
+/// The hub's answer to one HCP for the next call on one bundle: which approved slides, in what
+/// order, and why. A plan only selects and orders slides of an approved bundle by id; it never
+/// carries or alters content. The device ignores a plan naming a slide its active version of
+/// the bundle lacks, and falls back to its local suggestion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Unique per generated plan.
+    pub plan_id: String,
+    pub hcp_id: String,
+    pub territory: String,
+    pub product: String,
+    pub bundle_id: String,
+    /// The bundle version the plan was made against (slide ids are stable across versions).
+    pub bundle_version: u64,
+    /// Adoption stage of this HCP for `product`: unaware, aware, educated, convinced, advocate.
+    pub stage: String,
+    pub generated_at: DateTime<Utc>,
+    /// After this the device stops offering the plan.
+    pub valid_until: DateTime<Utc>,
+    /// Slides to show, in order.
+    pub items: Vec<PlanItem>,
+    /// Slides deliberately left out, with why (e.g. awareness slides for an educated HCP).
+    #[serde(default)]
+    pub skipped: Vec<PlanItem>,
+    /// One line per reason behind the plan as a whole (stage, strongest interests).
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// One slide of a plan and why it is there (or left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanItem {
+    pub slide_id: String,
+    pub presentation_id: String,
+    pub reason: String,
+    /// Short descriptions of the evidence behind the reason (no personal data, no free text
+    /// the HCP said: topics, counts, event kinds).
+    #[serde(default)]
+    pub evidence: Vec<String>,
 }
 
 /// `POST /v1/publish` answer.

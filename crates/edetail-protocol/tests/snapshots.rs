@@ -61,8 +61,37 @@ fn change_page() {
             zip_path: "/v1/bundles/com.example.cardiozen.launch/3.zip".into(),
         }],
         revocations: vec![Revocation { bundle_id: "com.example.old".into(), reason: "withdrawn".into(), revoked_at: t() }],
-        plans: vec![],
+        plans: vec![SignedPlan { plan: Base64Bytes(b"{\"plan_id\":\"p1\"}".to_vec()), signature: Base64Bytes(b"{\"algorithm\":\"ed25519\"}".to_vec()) }],
         hub_time: t(),
+    };
+    round_trip(&v);
+    insta::assert_json_snapshot!(v);
+}
+
+#[test]
+fn plan() {
+    let item = |slide: &str, reason: &str, evidence: &[&str]| PlanItem {
+        slide_id: slide.into(),
+        presentation_id: "main".into(),
+        reason: reason.into(),
+        evidence: evidence.iter().map(|e| e.to_string()).collect(),
+    };
+    let v = Plan {
+        plan_id: "0b9e7f7c-5a43-4d0e-9a51-2b7c9d1e3f00".into(),
+        hcp_id: "hcp-0042".into(),
+        territory: "uk-north".into(),
+        product: "cardiozen".into(),
+        bundle_id: "com.example.cardiozen.launch".into(),
+        bundle_version: 3,
+        stage: "educated".into(),
+        generated_at: t(),
+        valid_until: t() + chrono::Duration::days(30),
+        items: vec![
+            item("safety-overview", "strongest interest: safety (score 3.4)", &["safety: 2 views at 2.6x typical dwell", "1 positive reaction"]),
+            item("dosing-calculator", "open question on dosing", &["survey answer: dosing"]),
+        ],
+        skipped: vec![item("disease-burden", "awareness slide: the HCP is already educated", &[])],
+        reasons: vec!["stage educated for cardiozen".into(), "interest: safety > dosing > efficacy".into()],
     };
     round_trip(&v);
     insta::assert_json_snapshot!(v);
