@@ -38,6 +38,9 @@ pub enum Error {
     /// A dependency (the database, the object store) is unreachable or overloaded: retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Optimistic concurrency: another writer changed the state read; the caller retries.
+    #[error("a concurrent writer changed this state")]
+    Conflict,
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -62,7 +65,7 @@ impl Error {
             Error::VersionConflict { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),
             Error::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle),
             Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BadRequest),
-            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
+            Error::Unavailable(_) | Error::Conflict => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             Error::SchemaTooNew { .. } | Error::Sqlite(_) | Error::Io { .. } | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
             }
@@ -80,7 +83,7 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let retry_after_ms = matches!(self, Error::Unavailable(_)).then_some(UNAVAILABLE_RETRY_AFTER_MS);
+        let retry_after_ms = matches!(self, Error::Unavailable(_) | Error::Conflict).then_some(UNAVAILABLE_RETRY_AFTER_MS);
         let mut resp = (status, axum::Json(ErrorBody { code, message, retry_after_ms })).into_response();
         if matches!(self, Error::TooLarge(_)) {
             // The body was refused unread: the connection cannot be reused, and saying so keeps

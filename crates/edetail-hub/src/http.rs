@@ -269,7 +269,11 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
             })
             .collect(),
         revocations: page.revocations.into_iter().map(|r| r.revocation).collect(),
-        plans: Vec::new(),
+        plans: page
+            .plans
+            .into_iter()
+            .map(|p| edetail_protocol::SignedPlan { plan: Base64Bytes(p.plan), signature: Base64Bytes(p.signature) })
+            .collect(),
         hub_time: Utc::now(),
     })
 }

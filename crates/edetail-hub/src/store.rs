@@ -62,11 +62,20 @@ pub struct FeedRevocation {
     pub revocation: Revocation,
 }
 
+/// A signed plan in the change feed.
+#[derive(Debug, Clone)]
+pub struct FeedPlan {
+    pub feed_seq: i64,
+    pub plan: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
 /// One page of a territory's change feed, items in feed order.
 #[derive(Debug, Clone)]
 pub struct FeedPage {
     pub bundles: Vec<FeedBundle>,
     pub revocations: Vec<FeedRevocation>,
+    pub plans: Vec<FeedPlan>,
     /// Cursor after this page (feed sequence number).
     pub next_cursor: i64,
     pub has_more: bool,
@@ -127,6 +136,99 @@ pub struct HubStats {
     pub store: String,
 }
 
+/// The pseudo-device under which the hub records microsite visits (a call per visit).
+pub const MICROSITE_DEVICE: &str = "microsite";
+/// A call whose analysis failed this many times stays queued with its error, skipped.
+pub const MAX_ANALYSIS_ATTEMPTS: i64 = 5;
+
+/// A finished call waiting for analysis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedCall {
+    pub queue_id: i64,
+    pub device_id: String,
+    pub call_id: String,
+    /// The territory of the device (for a microsite visit: the microsite's).
+    pub territory: String,
+    pub attempts: i64,
+}
+
+/// A stored event as analysis reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub uuid: String,
+    pub seq: i64,
+    pub kind: String,
+    pub recorded_at_corrected: DateTime<Utc>,
+    pub payload: serde_json::Value,
+}
+
+/// A derived-state document and the version it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Doc {
+    pub kind: String,
+    pub key: String,
+    pub doc: serde_json::Value,
+    pub version: i64,
+}
+
+/// A document to write: `expected_version` is the version read (0: it did not exist).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocWrite {
+    pub kind: String,
+    pub key: String,
+    pub doc: serde_json::Value,
+    pub expected_version: i64,
+}
+
+/// A signed plan to put in a territory's change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlan {
+    pub territory: String,
+    pub hcp_id: String,
+    pub bundle_id: String,
+    pub plan_id: String,
+    pub stage: String,
+    pub plan: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// A follow-up microsite (the token itself is never stored).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Microsite {
+    pub id: String,
+    #[serde(skip)]
+    pub token_sha256: String,
+    pub hcp_id: String,
+    pub territory: String,
+    pub bundle_id: String,
+    pub bundle_version: u64,
+    pub slides: Vec<String>,
+    pub topics: Vec<String>,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub views: u64,
+}
+
+/// Everything one call's analysis writes, in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisCommit {
+    pub queue_id: i64,
+    pub docs: Vec<DocWrite>,
+    pub plans: Vec<NewPlan>,
+    pub microsites: Vec<Microsite>,
+    pub now: DateTime<Utc>,
+}
+
+/// Prescriptions of one HCP for one product in one period (`YYYY-MM`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Prescription {
+    pub hcp_id: String,
+    pub product: String,
+    pub period: String,
+    pub count: u64,
+}
+
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
 pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Registers a device (and its territory when new, unrestricted).
@@ -164,11 +266,59 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn stats(&self) -> Result<HubStats>;
     /// Stored events of a device, by seq.
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
+
+    // ---- the closed loop: analysis queue, derived documents, plans, microsites ------------
+
+    /// Queued finished calls, oldest first, skipping those that failed
+    /// `MAX_ANALYSIS_ATTEMPTS` times.
+    fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
+    /// Calls waiting for analysis (including failed ones).
+    fn pending_call_count(&self) -> Result<u64>;
+    /// A call's stored events, by seq.
+    fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
+    /// The documents at these `(kind, key)`s, `None` where absent.
+    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>>;
+    /// Every document of a kind, by key.
+    fn list_docs(&self, kind: &str) -> Result<Vec<Doc>>;
+    /// Writes one call's analysis and removes its queue row, atomically. `Ok(false)` when
+    /// someone else analysed it first or a document moved since it was read: nothing written.
+    fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool>;
+    /// Records a failed analysis attempt (the error names no personal data).
+    fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()>;
+    /// Manifest bytes of a published version.
+    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
+    /// The latest plan of an HCP on a bundle (plan bytes, signature).
+    fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
+    /// Creates or replaces prescription counts; returns how many rows.
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;
+    fn microsite_by_token(&self, token_sha256: &str) -> Result<Option<Microsite>>;
+    fn microsites_for(&self, hcp_id: &str) -> Result<Vec<Microsite>>;
+    /// Records a whole hub-side call (a microsite visit) under `MICROSITE_DEVICE`: assigns
+    /// sequence numbers, stores the events, counts the visit on the microsite and queues the
+    /// call for analysis, in one transaction.
+    fn record_microsite_visit(&self, microsite_id: &str, call_id: &str, events: &[(String, serde_json::Value)], now: DateTime<Utc>) -> Result<()>;
 }
 
-/// Merges bundle offers and revocations (each fetched `limit + 1` deep) into one page in feed order.
-pub(crate) fn merge_page(bundles: Vec<FeedBundle>, revocations: Vec<FeedRevocation>, since: i64, head: i64, limit: usize) -> FeedPage {
-    let mut seqs: Vec<i64> = bundles.iter().map(|b| b.feed_seq).chain(revocations.iter().map(|r| r.feed_seq)).collect();
+/// Merges bundle offers, revocations and plans (each fetched `limit + 1` deep) into one page in
+/// feed order.
+pub(crate) fn merge_page(
+    bundles: Vec<FeedBundle>,
+    revocations: Vec<FeedRevocation>,
+    plans: Vec<FeedPlan>,
+    since: i64,
+    head: i64,
+    limit: usize,
+) -> FeedPage {
+    let mut seqs: Vec<i64> = bundles
+        .iter()
+        .map(|b| b.feed_seq)
+        .chain(revocations.iter().map(|r| r.feed_seq))
+        .chain(plans.iter().map(|p| p.feed_seq))
+        .collect();
     seqs.sort_unstable();
     let has_more = seqs.len() > limit;
     let next_cursor = if has_more { seqs[limit - 1] } else { head.max(since) };
@@ -176,6 +326,7 @@ pub(crate) fn merge_page(bundles: Vec<FeedBundle>, revocations: Vec<FeedRevocati
     FeedPage {
         bundles: bundles.into_iter().filter(|b| keep(b.feed_seq)).collect(),
         revocations: revocations.into_iter().filter(|r| keep(r.feed_seq)).collect(),
+        plans: plans.into_iter().filter(|p| keep(p.feed_seq)).collect(),
         next_cursor,
         has_more,
     }

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
-use edetail_hub::store::{CheckedEvent, FOREIGN_UUID, HubStore, NewBundleVersion};
+use edetail_hub::store::{
+    AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
+    Prescription,
+};
 use edetail_hub::testkit::TestDatabase;
 use edetail_hub::{Error, Territory};
 use edetail_protocol::WireEvent;
@@ -320,6 +323,229 @@ fn reopening_keeps_everything(s: Subject) {
     assert_eq!(again.territories().unwrap().len(), 1);
 }
 
+fn call_event(seq: i64, call: &str, kind: &str) -> WireEvent {
+    WireEvent {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        seq,
+        call_id: Some(call.into()),
+        kind: kind.into(),
+        recorded_at: Utc::now().trunc_subsecs(3),
+        session: 1,
+        mono_ms: seq * 1000,
+        payload: json!({"hcp_id": "hcp-1", "bundle_id": "b", "bundle_version": 1, "channel": "face_to_face"}),
+    }
+}
+
+fn commit(queue_id: i64, docs: Vec<DocWrite>) -> AnalysisCommit {
+    AnalysisCommit { queue_id, docs, plans: vec![], microsites: vec![], now: Utc::now() }
+}
+
+fn doc(kind: &str, key: &str, v: serde_json::Value, expected_version: i64) -> DocWrite {
+    DocWrite { kind: kind.into(), key: key.into(), doc: v, expected_version }
+}
+
+/// A call is queued for analysis when its end is stored, once: a duplicate delivery, and a
+/// later second terminal event for the same call, queue nothing more.
+fn finished_calls_are_queued_once(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    let start = call_event(1, "c1", "call_started");
+    let end = call_event(2, "c1", "call_ended");
+    st.apply_batch("d1", &[valid(&start)], 0, Utc::now()).unwrap();
+    assert!(st.pending_calls(10).unwrap().is_empty(), "an open call is not analysed");
+    st.apply_batch("d1", &[valid(&end)], 0, Utc::now()).unwrap();
+    st.apply_batch("d1", &[valid(&start), valid(&end)], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!((q[0].device_id.as_str(), q[0].call_id.as_str(), q[0].territory.as_str()), ("d1", "c1", "north"));
+    assert_eq!(st.pending_call_count().unwrap(), 1);
+    let events = st.call_events("d1", "c1").unwrap();
+    assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["call_started", "call_ended"]);
+    assert_eq!(events[0].payload["hcp_id"], "hcp-1");
+    assert!(st.commit_analysis(&commit(q[0].queue_id, vec![])).unwrap());
+    assert_eq!(st.pending_call_count().unwrap(), 0);
+    st.apply_batch("d1", &[valid(&call_event(3, "c1", "call_interrupted"))], 0, Utc::now()).unwrap();
+    assert!(st.pending_calls(10).unwrap().is_empty(), "a call is analysed once");
+    // A failing call is retried a bounded number of times, then left aside with its error.
+    st.apply_batch("d1", &[valid(&call_event(4, "c2", "call_ended"))], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    for _ in 0..edetail_hub::store::MAX_ANALYSIS_ATTEMPTS {
+        st.analysis_failed(q[0].queue_id, "deck manifest missing").unwrap();
+    }
+    assert!(st.pending_calls(10).unwrap().is_empty());
+    assert_eq!(st.pending_call_count().unwrap(), 1, "still counted as pending for operators");
+}
+
+/// Derived documents are written with optimistic versions: a writer that read a stale
+/// version, or a second analysis of the same call, writes nothing.
+fn analysis_commits_are_optimistic(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    for (i, c) in ["c1", "c2", "c3"].iter().enumerate() {
+        st.apply_batch("d1", &[valid(&call_event(i as i64 + 1, c, "call_ended"))], 0, Utc::now()).unwrap();
+    }
+    let q = st.pending_calls(10).unwrap();
+    assert_eq!(q.len(), 3);
+    let keys = vec![("hcp".to_string(), "hcp-1".to_string())];
+    assert_eq!(st.load_docs(&keys).unwrap(), vec![None]);
+    assert!(st.commit_analysis(&commit(q[0].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 1}), 0)])).unwrap());
+    // Someone else created the document meanwhile: a create loses.
+    assert!(!st.commit_analysis(&commit(q[1].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 99}), 0)])).unwrap());
+    let d = st.load_docs(&keys).unwrap().pop().unwrap().unwrap();
+    assert_eq!((d.doc.clone(), d.version), (json!({"calls": 1}), 1));
+    assert_eq!(st.pending_calls(10).unwrap().len(), 2, "the losing call stays queued");
+    // Stale version loses; the current one wins.
+    assert!(!st.commit_analysis(&commit(q[1].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 99}), 7)])).unwrap());
+    assert!(st.commit_analysis(&commit(q[1].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 2}), 1)])).unwrap());
+    // The same call twice: the second commit writes nothing.
+    assert!(!st.commit_analysis(&commit(q[1].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 3}), 2)])).unwrap());
+    let all = st.list_docs("hcp").unwrap();
+    assert_eq!((all.len(), all[0].doc.clone(), all[0].version), (1, json!({"calls": 2}), 2));
+    assert!(st.list_docs("deck").unwrap().is_empty());
+}
+
+/// Two hub processes race to analyse the same calls: each call is committed exactly once.
+fn concurrent_analysers_commit_each_call_once(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    let n = 12;
+    for i in 0..n {
+        st.apply_batch("d1", &[valid(&call_event(i + 1, &format!("c{i}"), "call_ended"))], 0, Utc::now()).unwrap();
+    }
+    let (a, b) = (s.store.clone(), (s.reopen)());
+    let workers: Vec<_> = [a, b]
+        .into_iter()
+        .map(|store| {
+            std::thread::spawn(move || {
+                let mut wins = 0;
+                loop {
+                    let q = store.pending_calls(4).unwrap();
+                    if q.is_empty() {
+                        return wins;
+                    }
+                    for c in q {
+                        let keys = vec![("deck".to_string(), "b".to_string())];
+                        let cur = store.load_docs(&keys).unwrap().pop().unwrap();
+                        let (count, version) = cur.map(|d| (d.doc["calls"].as_i64().unwrap(), d.version)).unwrap_or((0, 0));
+                        if store.commit_analysis(&commit(c.queue_id, vec![doc("deck", "b", json!({"calls": count + 1}), version)])).unwrap() {
+                            wins += 1;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let wins: i64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(wins, n, "every call committed once");
+    let d = st.load_docs(&[("deck".to_string(), "b".to_string())]).unwrap().pop().unwrap().unwrap();
+    assert_eq!(d.doc["calls"], n, "no lost update");
+}
+
+fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
+    NewPlan {
+        territory: territory.into(),
+        hcp_id: hcp.into(),
+        bundle_id: "b".into(),
+        plan_id: id.into(),
+        stage: "aware".into(),
+        plan: format!("{{\"plan_id\":\"{id}\"}}").into_bytes(),
+        signature: vec![9, 9],
+    }
+}
+
+/// Plans take feed numbers and travel only in their territory's feed, after the cursor.
+fn plans_travel_in_their_territory_feed(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.insert_bundle_version(&version("b", 1, "cz", &["*"], &[])).unwrap();
+    st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended")), valid(&call_event(2, "c2", "call_ended"))], 0, Utc::now())
+        .unwrap();
+    let q = st.pending_calls(10).unwrap();
+    let mut c = commit(q[0].queue_id, vec![]);
+    c.plans = vec![new_plan("north", "hcp-1", "p1"), new_plan("south", "hcp-9", "p9")];
+    assert!(st.commit_analysis(&c).unwrap());
+    let north = st.changes("north", 0, 100).unwrap();
+    assert_eq!((north.bundles.len(), north.plans.len()), (1, 1));
+    assert_eq!(north.plans[0].plan, b"{\"plan_id\":\"p1\"}".to_vec());
+    assert_eq!(north.plans[0].signature, vec![9, 9]);
+    assert!(north.plans[0].feed_seq > north.bundles[0].feed_seq);
+    assert_eq!(north.next_cursor, north.plans[0].feed_seq.max(st.changes("south", 0, 100).unwrap().plans[0].feed_seq));
+    let mut c = commit(q[1].queue_id, vec![]);
+    c.plans = vec![new_plan("north", "hcp-1", "p2")];
+    assert!(st.commit_analysis(&c).unwrap());
+    let after = st.changes("north", north.next_cursor, 100).unwrap();
+    assert_eq!((after.bundles.len(), after.plans.len()), (0, 1), "only the new plan after the cursor");
+    let one = st.changes("north", 0, 1).unwrap();
+    assert!(one.has_more && one.plans.is_empty() && one.bundles.len() == 1, "pages chain over plans too");
+    assert_eq!(st.latest_plan("hcp-1", "b").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec());
+    assert_eq!(st.latest_plan("hcp-9", "other").unwrap(), None);
+}
+
+/// A microsite is found by its token's hash only; a visit is stored as a whole call of the
+/// hub's microsite pseudo-device, counted and queued for analysis with the microsite's territory.
+fn microsite_visits_are_recorded_and_queued(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended"))], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    let now = Utc::now().trunc_subsecs(0);
+    let m = Microsite {
+        id: "ms-1".into(),
+        token_sha256: sha(77),
+        hcp_id: "hcp-1".into(),
+        territory: "north".into(),
+        bundle_id: "b".into(),
+        bundle_version: 3,
+        slides: vec!["safety-ae".into(), "tolerability".into()],
+        topics: vec!["safety".into()],
+        reason: "follow-up request: safety".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::days(14),
+        views: 0,
+    };
+    let mut c = commit(q[0].queue_id, vec![]);
+    c.microsites = vec![m.clone()];
+    assert!(st.commit_analysis(&c).unwrap());
+    assert_eq!(st.microsite_by_token(&sha(77)).unwrap(), Some(m.clone()));
+    assert_eq!(st.microsite_by_token(&sha(78)).unwrap(), None);
+    assert_eq!(st.microsites_for("hcp-1").unwrap(), vec![m.clone()]);
+    assert!(st.microsites_for("hcp-2").unwrap().is_empty());
+    let events = vec![
+        ("call_started".to_string(), json!({"hcp_id": "hcp-1", "channel": "microsite", "bundle_id": "b", "bundle_version": 3, "microsite_id": "ms-1"})),
+        ("slide_enter".to_string(), json!({"slide": "safety-ae"})),
+        ("slide_exit".to_string(), json!({"slide": "safety-ae", "dwell_ms": 12000})),
+        ("call_ended".to_string(), json!({})),
+    ];
+    st.record_microsite_visit("ms-1", "visit-1", &events, Utc::now()).unwrap();
+    st.record_microsite_visit("ms-1", "visit-2", &events[..1], Utc::now()).unwrap();
+    assert!(matches!(st.record_microsite_visit("nope", "visit-3", &events, Utc::now()), Err(Error::NotFound(_))));
+    assert_eq!(st.microsite_by_token(&sha(77)).unwrap().unwrap().views, 2);
+    let stored = st.call_events(MICROSITE_DEVICE, "visit-1").unwrap();
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(stored[2].payload["dwell_ms"], 12000);
+    let q = st.pending_calls(10).unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!((q[0].device_id.as_str(), q[0].call_id.as_str(), q[0].territory.as_str()), (MICROSITE_DEVICE, "visit-1", "north"));
+    assert_eq!(st.call_events(MICROSITE_DEVICE, "visit-2").unwrap()[0].seq, 5, "sequence numbers continue across visits");
+    assert!(st.stats().unwrap().devices.iter().all(|d| d.device_id != MICROSITE_DEVICE), "stats list real devices only");
+    assert_eq!(st.device_by_token("none:microsite").unwrap().map(|d| d.id), Some(MICROSITE_DEVICE.to_string()),
+        "the pseudo-device row exists; its token hash is not hex, so no bearer token can hash to it");
+}
+
+/// HCP segments and prescriptions are upserted and read back.
+fn segments_and_prescriptions(s: Subject) {
+    let st = &s.store;
+    assert_eq!(st.set_hcp_segments(&[("h1".into(), "cardiology".into()), ("h2".into(), "gp".into())], Utc::now()).unwrap(), 2);
+    st.set_hcp_segments(&[("h2".into(), "diabetology".into())], Utc::now()).unwrap();
+    assert_eq!(st.hcp_segment("h2").unwrap().as_deref(), Some("diabetology"));
+    assert_eq!(st.hcp_segment("h3").unwrap(), None);
+    let rx = |p: &str, n: u64| Prescription { hcp_id: "h1".into(), product: "cardiozen".into(), period: p.into(), count: n };
+    st.import_prescriptions(&[rx("2026-10", 3), rx("2026-11", 5)]).unwrap();
+    st.import_prescriptions(&[rx("2026-11", 6)]).unwrap();
+    assert_eq!(st.prescriptions("h1").unwrap(), vec![rx("2026-10", 3), rx("2026-11", 6)]);
+    assert!(st.prescriptions("h2").unwrap().is_empty());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -344,4 +570,10 @@ suite!(
     territories_and_products,
     two_processes_share_one_database,
     reopening_keeps_everything,
+    finished_calls_are_queued_once,
+    analysis_commits_are_optimistic,
+    concurrent_analysers_commit_each_call_once,
+    plans_travel_in_their_territory_feed,
+    microsite_visits_are_recorded_and_queued,
+    segments_and_prescriptions,
 );
