@@ -30,6 +30,13 @@ pub struct StorageArgs {
     /// credentials from AWS_* variables) instead of DATA/blobs.
     #[arg(long, env = "EDETAIL_HUB_BLOB_STORE")]
     blob_store: Option<String>,
+    /// The key that signs per-HCP plans and derives microsite links (default DATA/plan.key,
+    /// created on first use; hub processes sharing a database must share it).
+    #[arg(long, env = "EDETAIL_HUB_PLAN_KEY")]
+    plan_key: Option<PathBuf>,
+    /// Adoption-stage rules as JSON (docs/analytics.md); the built-in rules when absent.
+    #[arg(long)]
+    stage_rules: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +68,41 @@ pub enum HubCommand {
     Stats {
         #[command(flatten)]
         storage: StorageArgs,
+    },
+    /// Analyse every finished call waiting in the queue now (a serving hub does it in the
+    /// background): profiles, stages, deck statistics, plans, microsites.
+    Analyze {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Print the public key devices must trust for this hub's plans (a publisher-key file).
+    PlanKey {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Import HCP segments (CSV with header hcp_id,segment): deck statistics split by segment.
+    Hcps {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// The CSV file.
+        csv: PathBuf,
+    },
+    /// Import prescriptions (CSV with header hcp_id,product,period,count; period YYYY-MM),
+    /// shown beside engagement on the dashboard.
+    Prescriptions {
+        #[command(flatten)]
+        storage: StorageArgs,
+        csv: PathBuf,
+    },
+    /// An HCP's follow-up microsites with their links (to send through an approved channel).
+    Microsites {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        hcp: String,
+        /// The hub's public base URL for the links.
+        #[arg(long, default_value = "http://127.0.0.1:8787")]
+        base_url: String,
     },
 }
 
@@ -114,8 +156,14 @@ fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<
         // Never the URLs themselves: they may carry passwords.
         _ => format!("hub storage (data directory {}, --database/--blob-store as given)", storage.data.display()),
     };
-    let config =
-        HubConfig { data_dir: storage.data, publisher_keys, database: storage.database, blob_store: storage.blob_store };
+    let config = HubConfig {
+        data_dir: storage.data,
+        publisher_keys,
+        database: storage.database,
+        blob_store: storage.blob_store,
+        plan_key: storage.plan_key,
+        stage_rules: storage.stage_rules,
+    };
     Hub::open(config).with_context(|| format!("opening {shown}"))
 }
 
@@ -170,6 +218,50 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        HubCommand::Analyze { storage } => {
+            let report = open(storage, vec![])?.analyze_pending()?;
+            out.emit(&report, || {
+                format!(
+                    "analysed {} call(s) ({} skipped, {} failed), {} plan(s), {} microsite(s)\n",
+                    report.calls_analysed, report.calls_skipped, report.calls_failed, report.plans, report.microsites
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::PlanKey { storage } => {
+            let key = open(storage, vec![])?.plan_public_key();
+            print!("{}", key.to_file_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Hcps { storage, csv } => {
+            let n = open(storage, vec![])?.import_hcp_segments(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
+            out.emit(&serde_json::json!({"imported": n}), || format!("imported {n} HCP segment(s)\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Prescriptions { storage, csv } => {
+            let n = open(storage, vec![])?.import_prescriptions(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
+            out.emit(&serde_json::json!({"imported": n}), || format!("imported {n} prescription row(s)\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Microsites { storage, hcp, base_url } => {
+            let hub = open(storage, vec![])?;
+            let base = base_url.trim_end_matches('/');
+            let list: Vec<serde_json::Value> = hub
+                .microsites_for(&hcp)?
+                .into_iter()
+                .map(|m| {
+                    let mut v = serde_json::to_value(&m).unwrap_or_default();
+                    v["link"] = format!("{base}{}", hub.microsite_path(&m.id)).into();
+                    v
+                })
+                .collect();
+            out.emit(&list, || {
+                list.iter()
+                    .map(|m| format!("{}  topics {}  expires {}  views {}\n  {}\n", m["id"], m["topics"], m["expires_at"], m["views"], m["link"].as_str().unwrap_or("")))
+                    .collect()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         HubCommand::Stats { storage } => {
             let stats = open(storage, vec![])?.stats()?;
             out.emit(&stats, || {
@@ -203,6 +295,10 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn read_csv(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
 fn products_text(products: &[String]) -> String {

@@ -379,7 +379,7 @@ fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>> {
 }
 
 /// Streams a blob (never loaded into memory), honouring a single `Range`.
-async fn serve_blob(hub: &Hub, digest: Sha256Digest, len: u64, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
+pub(crate) async fn serve_blob(hub: &Hub, digest: Sha256Digest, len: u64, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
     let range = parse_range(headers, len)?;
     let (status, start, count) = match range {
         None => (StatusCode::OK, 0, len),

@@ -5,9 +5,12 @@
 //!
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
+pub mod analytics;
 pub mod blobs;
+pub mod closed_loop;
 pub mod error;
 mod http;
+pub mod microsite;
 pub mod postgres;
 pub mod publish;
 pub mod sqlite;
@@ -20,10 +23,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
-use edetail_bundle::{PublicKey, Sha256Digest};
+use edetail_bundle::{PublicKey, SecretKey, Sha256Digest};
 use edetail_protocol::{PublishResult, WireEvent};
 
+use crate::analytics::StageRules;
 use crate::blobs::BlobStore;
+pub use crate::closed_loop::{AnalysisReport, Analyzer, AnalyzerConfig};
 pub use crate::error::{Error, Result};
 use crate::sqlite::SqliteStore;
 pub use crate::store::{DeviceStats, HubStats, HubStore, Territory};
@@ -40,7 +45,15 @@ pub struct HubConfig {
     pub database: Option<String>,
     /// `s3://BUCKET[/PREFIX]?endpoint=…` (or `file:DIR`) to keep blobs elsewhere than `DATA/blobs`.
     pub blob_store: Option<String>,
+    /// The key that signs plans (and derives microsite links). Default `DATA/plan.key`, created
+    /// on first start; hub processes sharing one database must share this file.
+    pub plan_key: Option<PathBuf>,
+    /// Adoption-stage rules (JSON, `analytics::StageRules`); the built-in rules when absent.
+    pub stage_rules: Option<PathBuf>,
 }
+
+/// File name of the plan key inside the data directory (its public half: `plan.pub`).
+pub const PLAN_KEY_FILE: &str = "plan.key";
 
 impl HubConfig {
     /// The zero-setup configuration: SQLite and blobs under `data_dir`.
@@ -67,6 +80,27 @@ pub(crate) struct HubInner {
     pub(crate) store: Arc<dyn HubStore>,
     pub(crate) blobs: BlobStore,
     pub(crate) publisher_keys: Vec<PublicKey>,
+    pub(crate) analyzer: Analyzer,
+    /// Wakes the analysis worker (a call ended, a microsite visit arrived).
+    pub(crate) analysis_wake: tokio::sync::Notify,
+}
+
+/// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
+fn load_or_create_plan_key(path: &std::path::Path) -> Result<SecretKey> {
+    if path.exists() {
+        return SecretKey::load(path).map_err(|e| Error::BadRequest(format!("plan key: {e}")));
+    }
+    let key = SecretKey::generate().map_err(|e| Error::Internal(format!("generating the plan key: {e}")))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(Error::io(path))?;
+    std::io::Write::write_all(&mut f, key.to_file_text().as_bytes()).map_err(Error::io(path))?;
+    f.sync_all().map_err(Error::io(path))?;
+    let public = path.with_extension("pub");
+    std::fs::write(&public, key.public().to_file_text()).map_err(Error::io(&public))?;
+    Ok(key)
 }
 
 /// A new random token: 32 bytes from the OS, hex.
@@ -101,31 +135,116 @@ impl Hub {
             None => BlobStore::open_local(&config.data_dir)?,
             Some(url) => BlobStore::new(&config.data_dir, blobs::backend_from_url(url)?)?,
         };
-        Ok(Hub::with_store(store, blobs, config.publisher_keys))
+        let plan_key = load_or_create_plan_key(&config.plan_key.clone().unwrap_or_else(|| config.data_dir.join(PLAN_KEY_FILE)))?;
+        let rules = match &config.stage_rules {
+            None => StageRules::default(),
+            Some(p) => {
+                let text = std::fs::read(p).map_err(Error::io(p))?;
+                serde_json::from_slice(&text).map_err(|e| Error::BadRequest(format!("stage rules {}: {e}", p.display())))?
+            }
+        };
+        Ok(Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules }))
     }
 
     /// A hub over any store and blob store.
-    pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>) -> Hub {
-        Hub { inner: Arc::new(HubInner { store, blobs, publisher_keys }) }
+    pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>, analysis: AnalyzerConfig) -> Hub {
+        let analyzer = Analyzer::new(store.clone(), analysis);
+        Hub { inner: Arc::new(HubInner { store, blobs, publisher_keys, analyzer, analysis_wake: tokio::sync::Notify::new() }) }
+    }
+
+    /// Asks the analysis worker to look at the queue now.
+    pub(crate) fn wake_analysis(&self) {
+        self.inner.analysis_wake.notify_one();
+    }
+
+    /// Analyses every queued finished call now, on this thread (the serving hub also does it
+    /// in the background). Blocking: call it from a plain thread or `spawn_blocking`.
+    pub fn analyze_pending(&self) -> Result<AnalysisReport> {
+        self.inner.analyzer.run()
+    }
+
+    /// The public key devices must trust for this hub's plans.
+    pub fn plan_public_key(&self) -> PublicKey {
+        self.inner.analyzer.plan_public_key()
+    }
+
+    /// The path of a microsite's link (`/m/TOKEN`), for operators who send it.
+    pub fn microsite_path(&self, microsite_id: &str) -> String {
+        format!("/m/{}", self.inner.analyzer.microsite_token(microsite_id))
+    }
+
+    /// An HCP's microsites, oldest first.
+    pub fn microsites_for(&self, hcp_id: &str) -> Result<Vec<store::Microsite>> {
+        self.inner.store.microsites_for(hcp_id)
+    }
+
+    /// Imports HCP segments from CSV with a header `hcp_id,segment`. Returns the row count.
+    /// Rejects the whole file on the first bad line, naming the line (never its content).
+    pub fn import_hcp_segments(&self, csv: &str) -> Result<usize> {
+        let rows = parse_csv(csv, &["hcp_id", "segment"])?
+            .into_iter()
+            .map(|mut r| (std::mem::take(&mut r[0]), std::mem::take(&mut r[1])))
+            .collect::<Vec<_>>();
+        self.inner.store.set_hcp_segments(&rows, Utc::now())
+    }
+
+    /// Imports prescriptions from CSV with a header `hcp_id,product,period,count` (period
+    /// `YYYY-MM`). Returns the row count; the whole file or nothing.
+    pub fn import_prescriptions(&self, csv: &str) -> Result<usize> {
+        let mut rows = Vec::new();
+        for (i, r) in parse_csv(csv, &["hcp_id", "product", "period", "count"])?.into_iter().enumerate() {
+            let line = i + 2;
+            let p = &r[2];
+            let valid_period = p.len() == 7
+                && p.as_bytes()[4] == b'-'
+                && p[..4].bytes().all(|b| b.is_ascii_digit())
+                && matches!(p[5..].parse::<u32>(), Ok(1..=12));
+            if !valid_period {
+                return Err(Error::BadRequest(format!("line {line}: period must be YYYY-MM")));
+            }
+            let count = r[3].parse::<u64>().map_err(|_| Error::BadRequest(format!("line {line}: count must be a whole number")))?;
+            rows.push(store::Prescription { hcp_id: r[0].clone(), product: r[1].clone(), period: r[2].clone(), count });
+        }
+        self.inner.store.import_prescriptions(&rows)
     }
 
     pub(crate) fn inner(&self) -> &HubInner {
         &self.inner
     }
 
-    /// Every `/v1` route, with this hub as state.
+    /// Every `/v1` route and the microsite pages (`/m/…`), with this hub as state.
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone())
+        http::router(self.clone()).merge(microsite::router(self.clone()))
+    }
+
+    /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.
+    pub async fn analysis_worker(self) {
+        loop {
+            let hub = self.clone();
+            match tokio::task::spawn_blocking(move || hub.analyze_pending()).await {
+                Ok(Ok(r)) if r != AnalysisReport::default() => tracing::info!(?r, "analysis"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "analysis run failed; retrying later"),
+                Err(e) => tracing::error!(error = %e, "analysis task failed"),
+            }
+            tokio::select! {
+                _ = self.inner.analysis_wake.notified() => {}
+                _ = tokio::time::sleep(ANALYSIS_INTERVAL) => {}
+            }
+        }
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
         tracing::info!(%addr, "hub listening");
-        axum::serve(listener, self.router())
+        let worker = tokio::spawn(self.clone().analysis_worker());
+        let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(|e| Error::Internal(format!("server: {e}")))
+            .map_err(|e| Error::Internal(format!("server: {e}")));
+        worker.abort();
+        served
     }
 
     /// Registers a device for a rep and territory; returns its id and (only now) its token.
@@ -205,6 +324,30 @@ impl Hub {
     pub fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
         self.inner.store.events_for_device(device_id)
     }
+}
+
+/// The analysis worker looks at the queue at least this often.
+pub const ANALYSIS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Parses a small CSV file with exactly these header columns (no quoting needed for ids;
+/// fields may be wrapped in double quotes). Errors name the line, never its content.
+fn parse_csv(text: &str, header: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let field = |f: &str| f.trim().trim_matches('"').trim().to_string();
+    let (_, first) = lines.next().ok_or_else(|| Error::BadRequest("the CSV file is empty".into()))?;
+    let got: Vec<String> = first.trim_start_matches('\u{feff}').split(',').map(field).collect();
+    if got.iter().map(String::as_str).ne(header.iter().copied()) {
+        return Err(Error::BadRequest(format!("the CSV header must be exactly: {}", header.join(","))));
+    }
+    let mut rows = Vec::new();
+    for (i, l) in lines {
+        let r: Vec<String> = l.split(',').map(field).collect();
+        if r.len() != header.len() || r.iter().any(|f| f.is_empty() || f.len() > 200) {
+            return Err(Error::BadRequest(format!("line {}: expected {} non-empty fields", i + 1, header.len())));
+        }
+        rows.push(r);
+    }
+    Ok(rows)
 }
 
 /// Test helper: a hub on 127.0.0.1:0 in a background tokio task; returns its base URL

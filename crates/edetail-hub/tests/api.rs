@@ -49,7 +49,7 @@ async fn fixture(backend: Backend) -> Fixture {
             let db = TestDatabase::new();
             let store = PgStore::connect(&db.url, 8).unwrap();
             let blobs = BlobStore::new(&data, Arc::new(S3Blobs::new(fresh_bucket()).unwrap())).unwrap();
-            (Hub::with_store(Arc::new(store), blobs, vec![key.public()]), Some(db))
+            (Hub::with_store(Arc::new(store), blobs, vec![key.public()], edetail_hub::AnalyzerConfig::generated().unwrap()), Some(db))
         }
     };
     let (url, task) = serve_local(hub.clone()).await.unwrap();

@@ -69,7 +69,7 @@ pub struct BenchHub {
 pub fn start_hub(rt: &tokio::runtime::Runtime, backend: Backend, name: &str) -> BenchHub {
     let store = fresh_store(backend, name);
     let blobs = BlobStore::open_local(&store.dir).expect("blobs");
-    let hub = Hub::with_store(store.store.clone(), blobs, vec![key().public()]);
+    let hub = Hub::with_store(store.store.clone(), blobs, vec![key().public()], edetail_hub::AnalyzerConfig::generated().unwrap());
     let (url, task) = rt.block_on(edetail_hub::serve_local(hub.clone())).expect("serve");
     BenchHub { hub, url, _store: store, _task: task }
 }

@@ -1,0 +1,306 @@
+//! The closed loop on the hub: the worker that analyses each finished call once (deck and HCP
+//! documents through `analytics`), answers the HCP with a signed plan for the next call, and
+//! opens a follow-up microsite when the HCP asked for one or showed strong interest.
+//!
+//! Exactly once per call: the store queues a call in the ingest transaction that stored its
+//! end, and `commit_analysis` marks it done in the same transaction as the documents, plans and
+//! microsites it produced, with optimistic versions on the documents. A worker that loses a
+//! race (another hub process, a concurrent call of the same HCP) writes nothing and retries
+//! from fresh reads. Several hub processes may run this worker on one PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use edetail_bundle::{Manifest, SecretKey, Sha256Digest};
+use edetail_protocol::Plan;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::analytics::{self, AnalyzedEvent, CallInput, DeckMeta, DeckStats, HcpProfile, StageRules};
+use crate::error::{Error, Result};
+use crate::store::{AnalysisCommit, Doc, DocWrite, HubStore, Microsite, NewPlan, QueuedCall};
+
+/// Document kinds in the store.
+pub const DOC_HCP: &str = "hcp";
+pub const DOC_DECK: &str = "deck";
+/// A plan is offered on devices for this long after it was made.
+pub const PLAN_VALIDITY: Duration = Duration::days(30);
+/// A microsite link works for this long.
+pub const MICROSITE_VALIDITY: Duration = Duration::days(14);
+/// At most this many slides on a microsite.
+pub const MICROSITE_MAX_SLIDES: usize = 6;
+/// Calls analysed per store round trip.
+pub const BATCH: usize = 50;
+/// Optimistic retries of one call within one run before leaving it for the next run.
+pub const MAX_CONFLICT_RETRIES: usize = 8;
+
+/// What the analyser needs besides the store.
+#[derive(Debug)]
+pub struct AnalyzerConfig {
+    /// Signs plans; devices trust its public key like a publisher key.
+    pub plan_key: SecretKey,
+    pub rules: StageRules,
+}
+
+/// What one run did (for logs, the CLI and tests; no personal data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AnalysisReport {
+    pub calls_analysed: u64,
+    /// Calls with nothing to analyse (no `call_started`, a preview): marked done.
+    pub calls_skipped: u64,
+    pub conflicts_retried: u64,
+    pub calls_failed: u64,
+    pub plans: u64,
+    pub microsites: u64,
+}
+
+/// The analysis worker over one store.
+#[derive(Debug, Clone)]
+pub struct Analyzer {
+    store: Arc<dyn HubStore>,
+    config: Arc<AnalyzerConfig>,
+    link_key: [u8; 32],
+}
+
+impl Analyzer {
+    pub fn new(store: Arc<dyn HubStore>, config: AnalyzerConfig) -> Analyzer {
+        let link_key = Sha256Digest::of(format!("edetail microsite links\n{}", config.plan_key.to_file_text()).as_bytes()).0;
+        Analyzer { store, config: Arc::new(config), link_key }
+    }
+
+    /// The plan key's public half, for devices.
+    pub fn plan_public_key(&self) -> edetail_bundle::PublicKey {
+        self.config.plan_key.public()
+    }
+
+    /// The secret token of a microsite's link. Derived from the hub's key and the microsite id
+    /// (keyed hash in the HMAC shape), so the hub can show an operator the link again while its
+    /// database holds only the token's SHA-256.
+    pub fn microsite_token(&self, microsite_id: &str) -> String {
+        let inner = Sha256Digest::of(&[&self.link_key[..], microsite_id.as_bytes()].concat());
+        Sha256Digest::of(&[&self.link_key[..], &inner.0[..]].concat()).to_hex()
+    }
+
+    /// Analyses every queued call (until the queue is empty or only failing calls remain).
+    pub fn run(&self) -> Result<AnalysisReport> {
+        let mut report = AnalysisReport::default();
+        loop {
+            let queued = self.store.pending_calls(BATCH)?;
+            if queued.is_empty() {
+                return Ok(report);
+            }
+            let mut progressed = false;
+            for call in &queued {
+                match self.analyse_with_retries(call, &mut report) {
+                    Ok(true) => progressed = true,
+                    Ok(false) => {}
+                    Err(e) => {
+                        // Never the payloads: the error names the call and what failed.
+                        tracing::warn!(device = %call.device_id, call = %call.call_id, error = %e, "call analysis failed");
+                        report.calls_failed += 1;
+                        self.store.analysis_failed(call.queue_id, &e.to_string())?;
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(report);
+            }
+        }
+    }
+
+    fn analyse_with_retries(&self, call: &QueuedCall, report: &mut AnalysisReport) -> Result<bool> {
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            if self.analyse(call, report)? {
+                return Ok(true);
+            }
+            report.conflicts_retried += 1;
+        }
+        Ok(false)
+    }
+
+    /// One attempt: reads, computes, commits. `Ok(false)` on an optimistic conflict.
+    fn analyse(&self, call: &QueuedCall, report: &mut AnalysisReport) -> Result<bool> {
+        let now = Utc::now();
+        let events = self.store.call_events(&call.device_id, &call.call_id)?;
+        let input = CallInput {
+            call_key: format!("{}/{}", call.device_id, call.call_id),
+            device_id: call.device_id.clone(),
+            territory: call.territory.clone(),
+            events: events
+                .into_iter()
+                .map(|e| AnalyzedEvent { uuid: e.uuid, kind: e.kind, at: e.recorded_at_corrected, payload: e.payload })
+                .collect(),
+        };
+        let skip = |report: &mut AnalysisReport| -> Result<bool> {
+            let done = self.store.commit_analysis(&AnalysisCommit {
+                queue_id: call.queue_id,
+                docs: vec![],
+                plans: vec![],
+                microsites: vec![],
+                now,
+            })?;
+            if done {
+                report.calls_skipped += 1;
+            }
+            Ok(done)
+        };
+        let Some(header) = analytics::call_header(&input) else { return skip(report) };
+        if header.channel == "preview" {
+            return skip(report);
+        }
+        let manifest = match self.manifest(&header.bundle_id, header.bundle_version)? {
+            Some(m) => m,
+            // A bundle this hub never published (content side-loaded for a test): nothing to fold into.
+            None => return skip(report),
+        };
+        let deck = DeckMeta::from_manifest(&manifest);
+
+        let mut keys = vec![(DOC_DECK.to_string(), header.bundle_id.clone())];
+        if let Some(h) = &header.hcp_id {
+            keys.push((DOC_HCP.to_string(), h.clone()));
+        }
+        let docs = self.store.load_docs(&keys)?;
+        let (mut stats, deck_version): (DeckStats, i64) = parse_doc(docs[0].as_ref())?;
+        let mut profile: Option<(HcpProfile, i64)> = match &header.hcp_id {
+            Some(h) => {
+                let (p, v): (Option<HcpProfile>, i64) = match docs.get(1).and_then(Option::as_ref) {
+                    Some(d) => (Some(from_doc(d)?), d.version),
+                    None => (None, 0),
+                };
+                Some((p.unwrap_or_else(|| HcpProfile::new(h)), v))
+            }
+            None => None,
+        };
+        let segment = match &header.hcp_id {
+            Some(h) => self.store.hcp_segment(h)?,
+            None => None,
+        };
+        let outcome =
+            analytics::analyze_call(&input, &deck, &mut stats, profile.as_mut().map(|(p, _)| p), segment.as_deref(), &self.config.rules);
+
+        let mut commit = AnalysisCommit {
+            queue_id: call.queue_id,
+            docs: vec![DocWrite { kind: DOC_DECK.into(), key: header.bundle_id.clone(), doc: to_doc(&stats)?, expected_version: deck_version }],
+            plans: vec![],
+            microsites: vec![],
+            now,
+        };
+        if let Some((profile, version)) = &profile {
+            commit.docs.push(DocWrite { kind: DOC_HCP.into(), key: profile_key(profile), doc: to_doc(profile)?, expected_version: *version });
+            // Plans go to the territory the HCP was met in; a microsite visit answers in the
+            // microsite's territory.
+            if !call.territory.is_empty() && call.territory != crate::publish::ALL_TERRITORIES {
+                let plan = self.plan_for(profile, &header.bundle_id, &manifest, &deck, &stats, &call.territory, now)?;
+                commit.plans.push(plan);
+                if header.channel != "microsite"
+                    && let Some(want) = &outcome.wants_microsite
+                {
+                    let slides = analytics::microsite_slides(profile, &deck, &want.topics, MICROSITE_MAX_SLIDES);
+                    if !slides.is_empty() {
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let token = self.microsite_token(&id);
+                        commit.microsites.push(Microsite {
+                            token_sha256: Sha256Digest::of(token.as_bytes()).to_hex(),
+                            id,
+                            hcp_id: profile_key(profile),
+                            territory: call.territory.clone(),
+                            bundle_id: header.bundle_id.clone(),
+                            bundle_version: manifest.version,
+                            slides,
+                            topics: want.topics.clone(),
+                            reason: want.why.join("; "),
+                            created_at: now,
+                            expires_at: now + MICROSITE_VALIDITY,
+                            views: 0,
+                        });
+                    }
+                }
+            }
+        }
+        let (plans, microsites) = (commit.plans.len() as u64, commit.microsites.len() as u64);
+        if self.store.commit_analysis(&commit)? {
+            report.calls_analysed += 1;
+            report.plans += plans;
+            report.microsites += microsites;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// The manifest a call was made on, or the current one when that version is unknown here.
+    fn manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Manifest>> {
+        let bytes = match self.store.bundle_manifest(bundle_id, version)? {
+            Some(b) => Some(b),
+            None => match self.store.current_version(bundle_id)? {
+                Some(v) => self.store.bundle_manifest(bundle_id, v)?,
+                None => None,
+            },
+        };
+        bytes
+            .map(|b| Manifest::from_slice(&b).map_err(|e| Error::Internal(format!("stored manifest of {bundle_id}: {e}"))))
+            .transpose()
+    }
+
+    /// The next-call plan on the newest published version of the bundle, signed.
+    #[allow(clippy::too_many_arguments)]
+    fn plan_for(
+        &self,
+        profile: &HcpProfile,
+        bundle_id: &str,
+        call_manifest: &Manifest,
+        call_deck: &DeckMeta,
+        stats: &DeckStats,
+        territory: &str,
+        now: DateTime<Utc>,
+    ) -> Result<NewPlan> {
+        let current = match self.store.current_version(bundle_id)? {
+            Some(v) if v != call_manifest.version => self.manifest(bundle_id, v)?,
+            _ => None,
+        };
+        let deck = current.as_ref().map(DeckMeta::from_manifest);
+        let deck = deck.as_ref().unwrap_or(call_deck);
+        let plan_id = uuid::Uuid::new_v4().to_string();
+        let plan: Plan = analytics::build_plan(profile, deck, stats, territory, &plan_id, now, PLAN_VALIDITY);
+        let bytes = serde_json::to_vec(&plan).map_err(|e| Error::Internal(format!("serializing a plan: {e}")))?;
+        let signature = self.config.plan_key.sign_manifest(&bytes);
+        Ok(NewPlan {
+            territory: territory.to_string(),
+            hcp_id: plan.hcp_id.clone(),
+            bundle_id: bundle_id.to_string(),
+            plan_id,
+            stage: plan.stage.clone(),
+            plan: bytes,
+            signature,
+        })
+    }
+}
+
+fn profile_key(p: &HcpProfile) -> String {
+    p.hcp_id.clone()
+}
+
+fn to_doc<T: Serialize>(v: &T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(format!("serializing a document: {e}")))
+}
+
+fn from_doc<T: serde::de::DeserializeOwned>(d: &Doc) -> Result<T> {
+    serde_json::from_value(d.doc.clone()).map_err(|e| Error::Internal(format!("stored {} document {}: {e}", d.kind, d.key)))
+}
+
+/// A document and its version, or the default at version 0 when absent.
+fn parse_doc<T: serde::de::DeserializeOwned + Default>(d: Option<&Doc>) -> Result<(T, i64)> {
+    match d {
+        Some(d) => Ok((from_doc(d)?, d.version)),
+        None => Ok((T::default(), 0)),
+    }
+}
+
+impl AnalyzerConfig {
+    /// A fresh random plan key and the built-in rules (tests, benchmarks, throwaway hubs).
+    pub fn generated() -> Result<AnalyzerConfig> {
+        let plan_key = SecretKey::generate().map_err(|e| Error::Internal(format!("generating a plan key: {e}")))?;
+        Ok(AnalyzerConfig { plan_key, rules: StageRules::default() })
+    }
+}

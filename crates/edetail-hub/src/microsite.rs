@@ -1,0 +1,292 @@
+//! Follow-up microsites: an HCP-specific page of approved slides behind an expiring tokenized
+//! link (`/m/{token}`), the second channel of the loop. Views are measured on the page and sent
+//! once per visit; the hub stores each visit as a call of channel `microsite` (same event kinds
+//! as a tablet's), which the same analysis folds into the HCP's profile.
+//!
+//! What a link reveals: the approved slides chosen for it and the bundle's title and approval
+//! code. Never an HCP id, a rep or another HCP's page; an unknown token and a wrong one look
+//! the same (404); an expired link answers 410 and serves nothing more.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use edetail_bundle::{BundlePath, Manifest, Sha256Digest};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::Hub;
+use crate::error::{Error, Result};
+use crate::store::{MICROSITE_DEVICE, Microsite};
+
+/// Largest accepted visit report.
+pub const MAX_VISIT_BYTES: usize = 16 * 1024;
+/// Most slide views in one visit report.
+pub const MAX_VISIT_VIEWS: usize = 50;
+/// A single view's dwell is capped at one hour (a tab left open).
+pub const MAX_VIEW_DWELL_MS: i64 = 3_600_000;
+
+pub(crate) fn router(hub: Hub) -> Router {
+    Router::new()
+        .route("/m/{token}", get(page))
+        .route("/m/{token}/visit", post(visit))
+        .route("/m/{token}/a/{*path}", get(asset))
+        .with_state(hub)
+}
+
+/// The page's answer when a link is unknown or expired (plain, no details).
+fn gone(status: StatusCode, text: &str) -> Response {
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><title>Link unavailable</title>\
+         <body style=\"font-family:system-ui;margin:3rem;color:#333\"><h1>{text}</h1>\
+         <p>Please ask your representative for a new link.</p></body>"
+    );
+    (status, Html(body)).into_response()
+}
+
+enum Lookup {
+    Valid(Microsite),
+    Expired,
+    Unknown,
+}
+
+async fn lookup(hub: &Hub, token: &str) -> Result<Lookup> {
+    // Tokens are 64 hex characters; anything else cannot match and is not looked up.
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Lookup::Unknown);
+    }
+    let hash = Sha256Digest::of(token.to_ascii_lowercase().as_bytes()).to_hex();
+    let store = hub.inner().store.clone();
+    let found = tokio::task::spawn_blocking(move || store.microsite_by_token(&hash))
+        .await
+        .map_err(|e| Error::Internal(format!("task failed: {e}")))??;
+    Ok(match found {
+        None => Lookup::Unknown,
+        Some(m) if m.expires_at <= Utc::now() => Lookup::Expired,
+        Some(m) => Lookup::Valid(m),
+    })
+}
+
+async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
+    let store = hub.inner().store.clone();
+    let (b, v) = (m.bundle_id.clone(), m.bundle_version);
+    let bytes = tokio::task::spawn_blocking(move || store.bundle_manifest(&b, v))
+        .await
+        .map_err(|e| Error::Internal(format!("task failed: {e}")))??
+        .ok_or_else(|| Error::NotFound("content".into()))?;
+    Manifest::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
+}
+
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encodes a bundle path for a URL (segments kept).
+fn url_path(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for b in p.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn page(State(hub): State<Hub>, Path(token): Path<String>) -> Result<Response> {
+    let m = match lookup(&hub, &token).await? {
+        Lookup::Valid(m) => m,
+        Lookup::Expired => return Ok(gone(StatusCode::GONE, "This link has expired.")),
+        Lookup::Unknown => return Ok(gone(StatusCode::NOT_FOUND, "This link is not valid.")),
+    };
+    let manifest = manifest_of(&hub, &m).await?;
+    let mut sections = String::new();
+    for id in &m.slides {
+        let Some(slide) = manifest.slide(id) else { continue };
+        sections.push_str(&format!(
+            "<section class=slide data-slide=\"{id}\"><h2>{title}</h2>\
+             <iframe src=\"/m/{token}/a/{entry}\" title=\"{title}\" loading=lazy sandbox=\"allow-scripts\"></iframe></section>\n",
+            id = esc(id),
+            title = esc(&slide.title),
+            token = esc(&token),
+            entry = esc(&url_path(slide.entry.as_str())),
+        ));
+    }
+    let body = format!(
+        r#"<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
+<title>{title}</title>
+<style>
+body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#f4f6f8;color:#1d2733}}
+header{{background:#123b5d;color:#fff;padding:1.2rem 2rem}} header p{{margin:.3rem 0 0;opacity:.8;font-size:.9rem}}
+main{{max-width:1100px;margin:0 auto;padding:1rem 2rem}}
+.slide{{background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002;margin:1.2rem 0;padding:1rem}}
+.slide h2{{font-size:1.1rem;margin:.2rem 0 .8rem}}
+iframe{{width:100%;aspect-ratio:4/3;border:0;background:#fff}}
+footer{{font-size:.8rem;color:#566;padding:1rem 2rem 2rem;text-align:center}}
+</style></head>
+<body><header><h1>{title}</h1><p>Prepared for you after your conversation with your representative. Valid until {expires}.</p></header>
+<main>
+{sections}</main>
+<footer>Approval code {approval} &middot; {product}</footer>
+<script>
+(function () {{
+  var started = Date.now(), shown = {{}}, total = {{}}, sent = false;
+  var visit = (self.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2) + String(started);
+  function now() {{ return Date.now(); }}
+  function stop(id) {{ if (shown[id]) {{ total[id] = (total[id] || 0) + (now() - shown[id]); shown[id] = 0; }} }}
+  var io = new IntersectionObserver(function (entries) {{
+    entries.forEach(function (e) {{
+      var id = e.target.getAttribute('data-slide');
+      if (e.intersectionRatio >= 0.5) {{ if (!shown[id]) shown[id] = now(); }} else {{ stop(id); }}
+    }});
+  }}, {{ threshold: [0, 0.5, 1] }});
+  document.querySelectorAll('section[data-slide]').forEach(function (s) {{ io.observe(s); }});
+  function send() {{
+    if (sent) return; sent = true;
+    Object.keys(shown).forEach(stop);
+    var views = Object.keys(total).map(function (k) {{ return {{ slide: k, dwell_ms: total[k] }}; }});
+    var body = JSON.stringify({{ visit_id: visit, duration_ms: now() - started, views: views }});
+    var url = location.pathname.replace(/\/$/, '') + '/visit';
+    if (!(navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], {{ type: 'application/json' }})))) {{
+      fetch(url, {{ method: 'POST', body: body, headers: {{ 'content-type': 'application/json' }}, keepalive: true }});
+    }}
+  }}
+  document.addEventListener('visibilitychange', function () {{ if (document.visibilityState === 'hidden') send(); }});
+  window.addEventListener('pagehide', send);
+  window.edetailMicrositeSend = send;
+}})();
+</script></body></html>"#,
+        lang = esc(&manifest.locale),
+        title = esc(&manifest.title),
+        expires = m.expires_at.format("%Y-%m-%d"),
+        approval = esc(&manifest.approval_code),
+        product = esc(&manifest.product),
+    );
+    let mut resp = Html(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
+    );
+    Ok(resp)
+}
+
+async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String)>, headers: HeaderMap) -> Result<Response> {
+    let m = match lookup(&hub, &token).await? {
+        Lookup::Valid(m) => m,
+        Lookup::Expired => return Ok(gone(StatusCode::GONE, "This link has expired.")),
+        Lookup::Unknown => return Ok(gone(StatusCode::NOT_FOUND, "This link is not valid.")),
+    };
+    let manifest = manifest_of(&hub, &m).await?;
+    // Only files the approved manifest lists; the path is checked like a bundle entry name.
+    let bp = BundlePath::parse(&path).map_err(|_| Error::NotFound("asset".into()))?;
+    let entry = manifest.files.get(&bp).ok_or_else(|| Error::NotFound("asset".into()))?;
+    let mime = HeaderValue::from_str(&entry.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut resp = crate::http::serve_blob(&hub, entry.sha256, entry.size, &headers, "application/octet-stream").await?;
+    resp.headers_mut().insert(header::CONTENT_TYPE, mime);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    Ok(resp)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VisitReport {
+    visit_id: String,
+    #[serde(default)]
+    duration_ms: i64,
+    views: Vec<ViewReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewReport {
+    slide: String,
+    dwell_ms: i64,
+}
+
+async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) -> Result<Response> {
+    let m = match lookup(&hub, &token).await? {
+        Lookup::Valid(m) => m,
+        Lookup::Expired => return Err(Error::Forbidden("this link has expired".into())),
+        Lookup::Unknown => return Err(Error::NotFound("microsite".into())),
+    };
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_VISIT_BYTES)
+        .await
+        .map_err(|_| Error::TooLarge(format!("a visit report is at most {MAX_VISIT_BYTES} bytes")))?;
+    let report: VisitReport = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("visit report: {e}")))?;
+    if report.visit_id.is_empty() || report.visit_id.len() > 64 || !report.visit_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(Error::BadRequest("visit_id must be 1-64 letters, digits or '-'".into()));
+    }
+    if report.views.len() > MAX_VISIT_VIEWS {
+        return Err(Error::BadRequest(format!("at most {MAX_VISIT_VIEWS} views per visit")));
+    }
+    for v in &report.views {
+        if !m.slides.contains(&v.slide) {
+            return Err(Error::BadRequest("a view names a slide that is not on this page".into()));
+        }
+    }
+    let manifest = manifest_of(&hub, &m).await?;
+    let presentation = |slide: &str| {
+        manifest.presentations.iter().find(|p| p.slides.iter().any(|s| s == slide)).map(|p| p.id.clone())
+    };
+    let mut events = vec![(
+        "call_started".to_string(),
+        json!({"hcp_id": m.hcp_id, "channel": "microsite", "bundle_id": m.bundle_id, "bundle_version": m.bundle_version,
+               "microsite_id": m.id}),
+    )];
+    for v in report.views.iter().filter(|v| v.dwell_ms > 0) {
+        let dwell = v.dwell_ms.min(MAX_VIEW_DWELL_MS);
+        let p = presentation(&v.slide);
+        events.push((
+            "slide_enter".into(),
+            json!({"slide": v.slide, "presentation": p, "source": "microsite", "hcp_led": true, "bundle_version": m.bundle_version}),
+        ));
+        events.push(("slide_exit".into(), json!({"slide": v.slide, "presentation": p, "dwell_ms": dwell, "closed_by": "microsite"})));
+    }
+    events.push(("call_ended".into(), json!({"duration_ms": report.duration_ms.clamp(0, 24 * MAX_VIEW_DWELL_MS)})));
+    let call_id = format!("ms-{}", report.visit_id);
+    let store = hub.inner().store.clone();
+    let recorded = tokio::task::spawn_blocking(move || -> Result<bool> {
+        // A repeated report of the same visit (a retried beacon) is absorbed.
+        if !store.call_events(MICROSITE_DEVICE, &call_id)?.is_empty() {
+            return Ok(false);
+        }
+        store.record_microsite_visit(&m.id, &call_id, &events, Utc::now())?;
+        Ok(true)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("task failed: {e}")))??;
+    if recorded {
+        hub.wake_analysis();
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_url_paths() {
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(url_path("slides/a b/index.html"), "slides/a%20b/index.html");
+        assert_eq!(url_path("é?#"), "%C3%A9%3F%23");
+    }
+}
