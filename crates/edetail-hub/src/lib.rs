@@ -5,6 +5,7 @@
 //!
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
+pub mod analytics;
 pub mod blobs;
 pub mod error;
 mod http;
