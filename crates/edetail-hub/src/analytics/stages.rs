@@ -1,0 +1,272 @@
+//! Adoption stages (unaware -> aware -> educated -> convinced -> advocate) and the
+//! configurable evidence rules that advance them. Stages only advance; a rule may jump several
+//! stages (one change recorded). Pure; evaluated on the facts accumulated in the profile.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::deck::DeckMeta;
+use super::profile::{HcpProfile, ProductFacts};
+
+/// Adoption stage of an HCP for a product, in order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    #[default]
+    Unaware,
+    Aware,
+    Educated,
+    Convinced,
+    Advocate,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Unaware, Stage::Aware, Stage::Educated, Stage::Convinced, Stage::Advocate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Unaware => "unaware",
+            Stage::Aware => "aware",
+            Stage::Educated => "educated",
+            Stage::Convinced => "convinced",
+            Stage::Advocate => "advocate",
+        }
+    }
+
+    pub fn next(self) -> Option<Stage> {
+        Stage::ALL.iter().copied().find(|s| *s > self)
+    }
+}
+
+/// One recorded stage change.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StageChange {
+    pub hcp_id: String,
+    pub product: String,
+    pub from: Stage,
+    pub to: Stage,
+    pub at: Option<DateTime<Utc>>,
+    pub call_key: String,
+    pub rule_id: String,
+    pub rule_description: String,
+    /// The events that satisfied the rule's conditions.
+    pub event_uuids: Vec<String>,
+}
+
+/// A condition on the facts of one HCP and product. All string matches ignore ASCII case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Condition {
+    /// A counted view of any slide of the product's deck.
+    SawAnySlide,
+    /// A counted view of a slide with this topic.
+    SawAnySlideWithTopic { topic: String },
+    /// Every visible slide of the deck with this topic viewed with at least `min_dwell_ms`
+    /// (in one view). False when the deck has no such slide.
+    SawAllSlidesWithTopic { topic: String, min_dwell_ms: i64 },
+    /// A survey answer whose slide has a topic containing the text, or whose question id does.
+    AnsweredQuestion { topic_or_text_contains: String },
+    /// A follow-up request whose topic contains the text.
+    FollowUpRequested { topic_contains: String },
+    /// A reaction with this value on a slide with this topic.
+    Reaction { topic: String, value: String },
+    /// At least `n` calls on the product.
+    MinCalls { n: u64 },
+    /// The HCP's interest in the topic (all products) at least `score` points.
+    TopicScoreAtLeast { topic: String, score: f64 },
+}
+
+/// One rule: when all conditions hold, the HCP is at least `stage` for the product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRule {
+    pub id: String,
+    pub description: String,
+    /// `"*"` (every product) or one product.
+    #[serde(default = "any_product")]
+    pub product: String,
+    pub stage: Stage,
+    pub all_of: Vec<Condition>,
+}
+
+fn any_product() -> String {
+    "*".into()
+}
+
+/// The rule set; operators pass it as JSON (`{"rules": [...]}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRules {
+    pub rules: Vec<StageRule>,
+}
+
+/// Minimum single-view dwell on each mechanism-of-action slide for "educated" (default rules).
+pub const DEFAULT_MOA_MIN_DWELL_MS: i64 = 5_000;
+
+impl Default for StageRules {
+    /// aware: saw any slide; educated: saw every `moa` slide for at least 5 s; convinced:
+    /// answered a question about dosing; advocate: asked for samples.
+    fn default() -> StageRules {
+        let rule = |id: &str, description: &str, stage, all_of| StageRule {
+            id: id.into(),
+            description: description.into(),
+            product: any_product(),
+            stage,
+            all_of,
+        };
+        StageRules {
+            rules: vec![
+                rule("aware-saw-slide", "saw a slide of the product", Stage::Aware, vec![Condition::SawAnySlide]),
+                rule(
+                    "educated-moa",
+                    "saw every mechanism-of-action slide for at least 5 s",
+                    Stage::Educated,
+                    vec![Condition::SawAllSlidesWithTopic { topic: "moa".into(), min_dwell_ms: DEFAULT_MOA_MIN_DWELL_MS }],
+                ),
+                rule(
+                    "convinced-dosing-question",
+                    "answered a question about dosing",
+                    Stage::Convinced,
+                    vec![Condition::AnsweredQuestion { topic_or_text_contains: "dosing".into() }],
+                ),
+                rule(
+                    "advocate-samples",
+                    "asked for samples",
+                    Stage::Advocate,
+                    vec![Condition::FollowUpRequested { topic_contains: "sample".into() }],
+                ),
+            ],
+        }
+    }
+}
+
+fn contains(haystack: &str, needle: &str) -> bool {
+    haystack.to_ascii_lowercase().contains(&needle.to_ascii_lowercase())
+}
+
+impl StageRules {
+    pub fn from_json(json: &str) -> serde_json::Result<StageRules> {
+        serde_json::from_str(json)
+    }
+
+    /// Topics that the rules for `stage` look at (plans offer unseen slides on them as the
+    /// next step).
+    pub fn topics_for(&self, stage: Stage, product: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in self.rules.iter().filter(|r| r.stage == stage && (r.product == "*" || r.product == product)) {
+            for c in &r.all_of {
+                let t = match c {
+                    Condition::SawAnySlideWithTopic { topic }
+                    | Condition::SawAllSlidesWithTopic { topic, .. }
+                    | Condition::Reaction { topic, .. }
+                    | Condition::TopicScoreAtLeast { topic, .. } => topic,
+                    Condition::AnsweredQuestion { topic_or_text_contains } => topic_or_text_contains,
+                    _ => continue,
+                };
+                if !out.contains(t) {
+                    out.push(t.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// The change the rules call for now, if any: among rules met whose stage is beyond the
+    /// current one, the highest stage wins (first in file order on ties).
+    pub(crate) fn evaluate(&self, profile: &HcpProfile, deck: &DeckMeta, at: Option<DateTime<Utc>>, call_key: &str) -> Option<StageChange> {
+        let product = deck.product.as_str();
+        let facts = profile.products.get(product)?;
+        let mut best: Option<(&StageRule, Vec<String>)> = None;
+        for r in &self.rules {
+            if !(r.product == "*" || r.product == product) || r.stage <= facts.stage {
+                continue;
+            }
+            if best.as_ref().is_some_and(|(b, _)| b.stage >= r.stage) {
+                continue;
+            }
+            let mut uuids = Vec::new();
+            let mut met = !r.all_of.is_empty();
+            for c in &r.all_of {
+                match condition_met(c, profile, facts, deck) {
+                    Some(u) => uuids.extend(u),
+                    None => {
+                        met = false;
+                        break;
+                    }
+                }
+            }
+            if met {
+                uuids.dedup();
+                best = Some((r, uuids));
+            }
+        }
+        let (rule, event_uuids) = best?;
+        Some(StageChange {
+            hcp_id: profile.hcp_id.clone(),
+            product: product.to_string(),
+            from: facts.stage,
+            to: rule.stage,
+            at,
+            call_key: call_key.to_string(),
+            rule_id: rule.id.clone(),
+            rule_description: rule.description.clone(),
+            event_uuids,
+        })
+    }
+}
+
+/// The uuids of the events that satisfy the condition, or `None` when it does not hold.
+fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck: &DeckMeta) -> Option<Vec<String>> {
+    match c {
+        Condition::SawAnySlide => {
+            let first = facts.slides_seen.values().filter(|s| s.views > 0).min_by_key(|s| s.first_seen_at)?;
+            Some(vec![first.max_dwell_uuid.clone()])
+        }
+        Condition::SawAnySlideWithTopic { topic } => {
+            let u: Vec<String> = deck
+                .slides
+                .iter()
+                .filter(|s| s.has_topic(topic))
+                .filter_map(|s| facts.slides_seen.get(&s.id).filter(|f| f.views > 0))
+                .map(|f| f.max_dwell_uuid.clone())
+                .collect();
+            (!u.is_empty()).then_some(u)
+        }
+        Condition::SawAllSlidesWithTopic { topic, min_dwell_ms } => {
+            let slides: Vec<_> = deck.slides.iter().filter(|s| !s.hidden && s.has_topic(topic)).collect();
+            if slides.is_empty() {
+                return None;
+            }
+            slides
+                .iter()
+                .map(|s| facts.slides_seen.get(&s.id).filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms).map(|f| f.max_dwell_uuid.clone()))
+                .collect()
+        }
+        Condition::AnsweredQuestion { topic_or_text_contains: t } => {
+            let u: Vec<String> = facts
+                .questions
+                .iter()
+                .filter(|q| contains(&q.question, t) || q.slide_topics.iter().any(|st| contains(st, t)))
+                .map(|q| q.uuid.clone())
+                .collect();
+            (!u.is_empty()).then_some(u)
+        }
+        Condition::FollowUpRequested { topic_contains } => {
+            let u: Vec<String> = facts.follow_ups.iter().filter(|f| contains(&f.topic, topic_contains)).map(|f| f.uuid.clone()).collect();
+            (!u.is_empty()).then_some(u)
+        }
+        Condition::Reaction { topic, value } => {
+            let u: Vec<String> = facts
+                .reactions
+                .iter()
+                .filter(|r| r.value.eq_ignore_ascii_case(value) && r.slide_topics.iter().any(|t| t.eq_ignore_ascii_case(topic)))
+                .map(|r| r.uuid.clone())
+                .collect();
+            (!u.is_empty()).then_some(u)
+        }
+        Condition::MinCalls { n } => (facts.calls >= *n).then(|| facts.last_call_uuid.iter().cloned().collect()),
+        Condition::TopicScoreAtLeast { topic, score } => {
+            let i = profile.topics.get(topic)?;
+            (i.score() >= *score).then(|| i.evidence.iter().rev().take(5).map(|e| e.uuid.clone()).collect())
+        }
+    }
+}
