@@ -173,6 +173,36 @@ impl Hub {
         format!("/m/{}", self.inner.analyzer.microsite_token(microsite_id))
     }
 
+    /// An HCP's analysed profile (interest with evidence, stages per product), if any call
+    /// with them was analysed.
+    pub fn hcp_profile(&self, hcp_id: &str) -> Result<Option<analytics::HcpProfile>> {
+        let docs = self.inner.store.load_docs(&[(closed_loop::DOC_HCP.to_string(), hcp_id.to_string())])?;
+        docs.into_iter()
+            .flatten()
+            .next()
+            .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored profile: {e}"))))
+            .transpose()
+    }
+
+    /// A deck's statistics (views, dwell, drop-off, reactions by segment).
+    pub fn deck_stats(&self, bundle_id: &str) -> Result<Option<analytics::DeckStats>> {
+        let docs = self.inner.store.load_docs(&[(closed_loop::DOC_DECK.to_string(), bundle_id.to_string())])?;
+        docs.into_iter()
+            .flatten()
+            .next()
+            .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored deck statistics: {e}"))))
+            .transpose()
+    }
+
+    /// The latest plan made for an HCP on a bundle, as devices receive it.
+    pub fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<edetail_protocol::Plan>> {
+        self.inner
+            .store
+            .latest_plan(hcp_id, bundle_id)?
+            .map(|(bytes, _)| serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored plan: {e}"))))
+            .transpose()
+    }
+
     /// An HCP's microsites, oldest first.
     pub fn microsites_for(&self, hcp_id: &str) -> Result<Vec<store::Microsite>> {
         self.inner.store.microsites_for(hcp_id)

@@ -1,0 +1,365 @@
+//! The closed-loop field-day demo: a hub on embedded SQLite, the sample decks published, two
+//! reps' tablets provisioned, a simulated day of offline calls with HCPs who behave
+//! differently, then the tablets come online, the hub analyses, and the personalized plans come
+//! back to the tablets; a follow-up microsite closes the loop on a second channel.
+//!
+//! Everything real: SQLite files under `target/field-day/`, HTTP on loopback, signed content
+//! and signed plans. The tablets' clocks are simulated (a day passes in seconds), nothing else.
+//!
+//!     cargo run -p edetail-field-day [-- --serve] [--out DIR]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use edetail_bundle::SecretKey;
+use edetail_core::plans::{Suggestion, SuggestionSource};
+use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, Reaction, StartCall};
+use edetail_hub::{Hub, HubConfig};
+use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+
+const CARDIOZEN: &str = "com.example.cardiozen.launch";
+const GLUCORA: &str = "com.example.glucora.brief";
+
+/// One thing that happens in a call.
+enum Step {
+    /// Go to a slide and stay this many seconds.
+    Show(&'static str, u64),
+    /// The HCP asks to go to a slide (HCP-led navigation) and stays.
+    HcpAsks(&'static str, u64),
+    /// Swipe to the next slide and stay.
+    Swipe(u64),
+    React(Reaction),
+    Answer(&'static str, &'static str),
+    FollowUp(&'static str),
+}
+use Step::*;
+
+struct Tablet {
+    rep: &'static str,
+    device: Arc<Device>,
+    clock: Arc<ManualClock>,
+    engine: SyncEngine,
+}
+
+struct Visit {
+    tablet: usize,
+    hcp: &'static str,
+    behaviour: &'static str,
+    bundle: &'static str,
+    steps: Vec<Step>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut serve = false;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
+    let mut out = root.join("target/field-day");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--serve" => serve = true,
+            "--out" => out = PathBuf::from(args.next().context("--out needs a directory")?),
+            "-h" | "--help" => {
+                println!("usage: field-day [--serve] [--out DIR]\n  --serve  keep the hub and its dashboard running after the day (Ctrl-C stops)");
+                return Ok(());
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing {}", out.display()))?;
+    }
+    std::fs::create_dir_all(&out)?;
+
+    // ---- the content team -------------------------------------------------------------
+    section("content team: sign and publish the approved decks");
+    let content_key = SecretKey::generate()?;
+    std::fs::write(out.join("content.pub"), content_key.public().to_file_text())?;
+    let mut zips = Vec::new();
+    for deck in ["cardiozen-launch", "glucora-brief"] {
+        let zip = out.join(format!("{deck}.zip"));
+        let m = edetail_bundle::pack::pack_dir(&root.join("presentations").join(deck), &zip, Some(&content_key), &mut |_| {})
+            .with_context(|| format!("packing presentations/{deck}"))?;
+        println!("  {:<34} v{}  {} slides  approval {}", m.id, m.version, m.slides.len(), m.approval_code);
+        zips.push(zip);
+    }
+
+    // ---- the hub ----------------------------------------------------------------------
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let hub = Hub::open(HubConfig::local(out.join("hub"), vec![content_key.public()]))?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(hub.clone().serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    println!("  hub on embedded SQLite: {url}  (data {})", out.join("hub").display());
+    for zip in &zips {
+        let r = hub.publish_zip(&std::fs::read(zip)?, &[])?;
+        println!("  published {} v{} to {:?} ({} blobs new)", r.bundle_id, r.version, r.territories, r.blobs_new);
+    }
+    hub.import_hcp_segments(
+        "hcp_id,segment\nhcp-0101,cardiology\nhcp-0102,cardiology\nhcp-0203,general-practice\nhcp-0204,diabetology\n",
+    )?;
+    hub.import_prescriptions(
+        "hcp_id,product,period,count\n\
+         hcp-0101,cardiozen,2026-10,2\nhcp-0101,cardiozen,2026-11,3\n\
+         hcp-0102,cardiozen,2026-10,4\nhcp-0102,cardiozen,2026-11,9\n\
+         hcp-0203,cardiozen,2026-10,1\nhcp-0203,cardiozen,2026-11,1\n\
+         hcp-0204,glucora,2026-10,5\nhcp-0204,glucora,2026-11,6\n",
+    )?;
+    println!("  HCP segments and last months' prescriptions imported (CSV)");
+
+    // ---- two reps' tablets --------------------------------------------------------------
+    section("two reps' tablets: provisioned, trusting the content key and the hub's plan key, synced at 08:00");
+    let day_start = Utc::now() - chrono::Duration::hours(10);
+    let mut tablets = Vec::new();
+    for (rep, territory) in [("rep-anna", "north"), ("rep-ben", "south")] {
+        let creds = hub.add_device(rep, territory)?;
+        let clock = Arc::new(ManualClock::new(day_start));
+        let config = DeviceConfig {
+            trusted_keys: vec![content_key.public(), hub.plan_public_key()],
+            clock: clock.clone(),
+            ..DeviceConfig::new(rep)
+        };
+        let device = Arc::new(Device::open(&out.join("tablets").join(rep), config)?);
+        let engine = SyncEngine::new(
+            device.clone(),
+            SyncConfig::new(url.clone(), creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone()))),
+        )?;
+        let r = engine.sync_now().context("morning sync")?;
+        println!(
+            "  {rep} ({territory}, {}): installed {:?}, {:.1} MB",
+            creds.device_id,
+            r.bundles_activated,
+            r.bytes_downloaded as f64 / 1e6
+        );
+        tablets.push(Tablet { rep, device, clock, engine });
+    }
+
+    // ---- the day, offline ---------------------------------------------------------------
+    section("the day: offline calls in hospital basements (tablet clocks simulated)");
+    let visits = vec![
+        Visit {
+            tablet: 0,
+            hcp: "hcp-0101",
+            behaviour: "lingers on safety",
+            bundle: CARDIOZEN,
+            steps: vec![
+                Swipe(4),
+                Swipe(3),
+                Show("moa-overview", 9),
+                Show("efficacy-primary", 8),
+                HcpAsks("safety-ae", 55),
+                React(Reaction::Positive),
+                Show("tolerability", 48),
+                Show("dosing", 4),
+                HcpAsks("safety-ae", 30),
+                FollowUp("safety data in renal impairment"),
+            ],
+        },
+        Visit {
+            tablet: 0,
+            hcp: "hcp-0102",
+            behaviour: "works through the mechanism, then dosing; asks for samples",
+            bundle: CARDIOZEN,
+            steps: vec![
+                Swipe(6),
+                Swipe(5),
+                Show("moa-overview", 14),
+                Show("moa-diagram", 16),
+                Show("moa-video", 22),
+                Show("efficacy-primary", 12),
+                Show("dosing", 60),
+                Answer("dosing-titration-clear", "yes"),
+                React(Reaction::Positive),
+                HcpAsks("patient-profile", 20),
+                FollowUp("samples"),
+            ],
+        },
+        Visit {
+            tablet: 1,
+            hcp: "hcp-0203",
+            behaviour: "skips through",
+            bundle: CARDIOZEN,
+            steps: (0..10).map(|_| Swipe(1)).collect(),
+        },
+        Visit {
+            tablet: 1,
+            hcp: "hcp-0204",
+            behaviour: "interested in efficacy (Glucora)",
+            bundle: GLUCORA,
+            steps: vec![Swipe(5), Show("hba1c-efficacy", 50), React(Reaction::Positive), Show("safety-profile", 10), Show("dosing-guide", 6)],
+        },
+    ];
+    for v in &visits {
+        let t = &tablets[v.tablet];
+        t.clock.advance(Duration::from_secs(47 * 60));
+        let started = t.device.start_call_with_suggestion(StartCall {
+            hcp_id: Some(v.hcp.into()),
+            channel: Channel::FaceToFace,
+            bundle_id: v.bundle.into(),
+            presentation_id: None,
+            location: None,
+        })?;
+        let call = started.call_id.clone();
+        t.clock.advance(Duration::from_secs(3));
+        for step in &v.steps {
+            match step {
+                Show(slide, secs) | HcpAsks(slide, secs) => {
+                    let goto = NavAction::Goto { slide: Some(slide.to_string()), presentation: None, key_message: None };
+                    t.device.navigate(&call, &goto, NavSource::Overview, matches!(step, HcpAsks(..)))?;
+                    t.clock.advance(Duration::from_secs(*secs));
+                }
+                Swipe(secs) => {
+                    t.device.navigate(&call, &NavAction::Next, NavSource::Swipe, false)?;
+                    t.clock.advance(Duration::from_secs(*secs));
+                }
+                React(r) => {
+                    t.device.react(&call, *r)?;
+                }
+                Answer(q, a) => {
+                    t.device.answer(&call, q, &[a.to_string()], None)?;
+                }
+                FollowUp(topic) => {
+                    t.device.follow_up(&call, topic, None)?;
+                }
+            }
+        }
+        t.device.end_call(&call)?;
+        let views = t.device.slide_views(&call)?.len();
+        println!(
+            "  {} {}  {} with {} ({}): {} slide views, offered {}",
+            clock_time(&t.clock),
+            t.rep,
+            short(v.bundle),
+            v.hcp,
+            v.behaviour,
+            views,
+            suggestion_source(started.suggestion.as_ref())
+        );
+    }
+
+    // ---- back online ------------------------------------------------------------------
+    section("back online: the tablets upload the day, exactly once");
+    for t in &tablets {
+        t.clock.set_wall(Utc::now());
+        let r = t.engine.sync_now().context("evening sync")?;
+        println!("  {}: {} events accepted, {} duplicates, {} parked", t.rep, r.events_accepted, r.events_duplicates, r.events_parked);
+    }
+    let analysed = hub.analyze_pending()?;
+    println!(
+        "  hub analysed {} call(s): {} plan(s) signed, {} follow-up microsite(s) opened",
+        analysed.calls_analysed, analysed.plans, analysed.microsites
+    );
+    for t in &tablets {
+        let r = t.engine.sync_now().context("plan sync")?;
+        println!("  {} pulled {} plan(s)", t.rep, r.plans_stored);
+    }
+
+    // ---- what the loop answers, per HCP ----------------------------------------------------
+    section("per HCP: what was seen, the adoption stage, the next-call plan (as the tablet offers it)");
+    for v in &visits {
+        let t = &tablets[v.tablet];
+        let profile = hub.hcp_profile(v.hcp)?.context("profile missing")?;
+        let product = if v.bundle == CARDIOZEN { "cardiozen" } else { "glucora" };
+        let facts = profile.products.get(product);
+        println!("\n  {} ({}), {}", v.hcp, v.behaviour, product);
+        let seen: Vec<String> = facts
+            .map(|f| f.slides_seen.iter().map(|(s, x)| format!("{s} {}s", x.max_dwell_ms / 1000)).collect())
+            .unwrap_or_default();
+        println!("    seen: {}", if seen.is_empty() { "nothing counted (no slide held 2 s)".into() } else { seen.join(", ") });
+        let top: Vec<String> = profile.top_topics().into_iter().take(3).map(|(t, s)| format!("{t} {s:.2}")).collect();
+        println!("    interest: {}", if top.is_empty() { "none yet".into() } else { top.join(", ") });
+        let stage = profile.stage(product);
+        match facts.and_then(|f| f.stage_history.last()) {
+            Some(c) => println!("    stage: {} (rule {}: {}; {} event(s))", stage.as_str(), c.rule_id, c.rule_description, c.event_uuids.len()),
+            None => println!("    stage: {}", stage.as_str()),
+        }
+        let offered = t.device.suggestion(v.hcp, v.bundle)?;
+        println!("    next call, offered by the tablet: {}", suggestion_source(Some(&offered)));
+        for (i, s) in offered.slides.iter().take(6).enumerate() {
+            println!("      {}. {:<18} {}", i + 1, s.slide_id, s.reason);
+        }
+        if offered.slides.len() > 6 {
+            println!("      … {} more", offered.slides.len() - 6);
+        }
+        for r in &offered.reasons {
+            println!("      why: {r}");
+        }
+    }
+
+    // ---- the second channel -------------------------------------------------------------
+    section("second channel: follow-up microsites (tokenized, expiring)");
+    let client = reqwest::Client::new();
+    let mut visited = 0;
+    for v in &visits {
+        for m in hub.microsites_for(v.hcp)? {
+            let link = format!("{url}{}", hub.microsite_path(&m.id));
+            println!("  {}: {} slide(s) on {:?}, expires {}  {}", v.hcp, m.slides.len(), m.topics, m.expires_at.format("%Y-%m-%d"), link);
+            let page = rt.block_on(async { client.get(&link).send().await?.error_for_status()?.text().await })?;
+            if page.contains(v.hcp) {
+                bail!("the microsite page shows the HCP id");
+            }
+            // The doctor opens the link and reads the first slide for 40 s.
+            let visit = serde_json::json!({
+                "visit_id": format!("demo-{}", m.id),
+                "duration_ms": 45_000,
+                "views": [{"slide": m.slides[0], "dwell_ms": 40_000}],
+            });
+            let status = rt.block_on(async { client.post(format!("{link}/visit")).json(&visit).send().await.map(|r| r.status()) })?;
+            if !status.is_success() {
+                bail!("recording the microsite visit answered {status}");
+            }
+            visited += 1;
+        }
+    }
+    let r = hub.analyze_pending()?;
+    println!("  {visited} microsite visit(s) recorded as channel \"microsite\"; analysed {} more call(s), {} new plan(s)", r.calls_analysed, r.plans);
+    for v in visits.iter().filter(|v| v.hcp == "hcp-0102") {
+        if let Some(p) = hub.hcp_profile(v.hcp)? {
+            let channels = p.products.get("cardiozen").map(|f| format!("{:?}", f.channels)).unwrap_or_default();
+            println!("  {} now: channels {channels}", v.hcp);
+        }
+    }
+
+    section("done");
+    println!("  dashboard: {url}/dashboard");
+    println!("  field day took {:.1} s (tablets and hub data in {})", started.elapsed().as_secs_f64(), out.display());
+    if serve {
+        println!("  serving until Ctrl-C");
+        rt.block_on(async {
+            let _ = tokio::signal::ctrl_c().await;
+        });
+    }
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(server);
+    Ok(())
+}
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}
+
+fn short(bundle: &str) -> &str {
+    bundle.rsplit('.').nth(1).unwrap_or(bundle)
+}
+
+fn clock_time(c: &ManualClock) -> String {
+    use edetail_core::Clock;
+    c.now_utc().format("%H:%M").to_string()
+}
+
+fn suggestion_source(s: Option<&Suggestion>) -> String {
+    match s {
+        None => "no suggestion".into(),
+        Some(Suggestion { source: SuggestionSource::Hub { plan_id, stage }, .. }) => {
+            format!("the hub's signed plan {} (stage {stage})", &plan_id[..8.min(plan_id.len())])
+        }
+        Some(s) if s.slides.is_empty() => "the local suggestion (no history yet)".into(),
+        Some(_) => "the local suggestion".into(),
+    }
+}
