@@ -343,11 +343,38 @@ class CallTest(TempDirTest):
         self.assertTrue(suggested and set(suggested) <= {s.id for s in d.bundles()[0].slides}, suggested)
         self.assertEqual(d.start_call("hcp-test-1", ef.CallChannel.REMOTE, CARDIOZEN, None).suggested_slides, suggested)
 
+    def test_call_plan_is_local_with_reasons_for_an_hcp_with_history(self):
+        d = self.installed_device()
+        # No HCP: no plan. An HCP without history: local, authored order, said so.
+        anonymous = d.start_call(None, ef.CallChannel.FACE_TO_FACE, CARDIOZEN, None)
+        self.assertIsNone(anonymous.plan)
+        d.end_call(anonymous.call_id)
+        first = d.start_call("hcp-plan-1", ef.CallChannel.FACE_TO_FACE, CARDIOZEN, None)
+        self.assertEqual(first.plan.source, ef.PlanSource.LOCAL)
+        self.assertIsNone(first.plan.plan_id)
+        self.assertIn("no earlier calls", first.plan.reasons[0])
+        d.follow_up(first.call_id, "efficacy", None)
+        d.end_call(first.call_id)
+
+        # With history: still local (no hub plan synced), with reasons naming the interest.
+        shown = d.plan_for("hcp-plan-1", CARDIOZEN)
+        self.assertEqual(shown.source, ef.PlanSource.LOCAL)
+        self.assertIsNone(shown.stage)
+        self.assertTrue(any("efficacy" in r for r in shown.reasons), shown.reasons)
+        self.assertTrue(all(isinstance(s, ef.PlanSlide) and s.reason for s in shown.slides))
+        second = d.start_call("hcp-plan-1", ef.CallChannel.REMOTE, CARDIOZEN, None)
+        self.assertEqual(second.plan, shown)
+        self.assertEqual(second.suggested_slides, [s.slide_id for s in second.plan.slides])
+        self.assertEqual(second.suggested_slides, d.suggested_slides("hcp-plan-1", CARDIOZEN))
+        d.end_call(second.call_id)
+        self.assertIsNone(d.plan_for("hcp-plan-1", "com.example.unknown"))
+
     def test_lifecycle_and_second_call(self):
         d = self.installed_device()
         first = d.start_call(None, ef.CallChannel.REMOTE, CARDIOZEN, "isi")
         self.assertEqual(first.first.slide_id, "isi-1")
         self.assertEqual(first.suggested_slides, [])
+        self.assertIsNone(first.plan)
         d.set_lifecycle(ef.AppLifecycle.BACKGROUND)
         d.set_lifecycle(ef.AppLifecycle.FOREGROUND)
         d.end_call(first.call_id)

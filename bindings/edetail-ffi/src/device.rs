@@ -160,8 +160,10 @@ impl EdetailDevice {
 
     // ---- calls -----------------------------------------------------------------------------
 
-    /// Starts a call on an openable bundle and enters its first slide; `suggested_slides` is
-    /// the plan for this HCP. Fails with `NotOpenable` for expired or revoked content. I/O.
+    /// Starts a call on an openable bundle and enters its first slide. With an HCP, `plan` is
+    /// what to present: the hub's plan for this HCP when valid (source `Hub`, its id recorded
+    /// in `call_started`), else the local suggestion (`Local`); `suggested_slides` lists the
+    /// same slide ids. Fails with `NotOpenable` for expired or revoked content. I/O.
     #[uniffi::method(default(presentation_id = None))]
     pub fn start_call(
         &self,
@@ -170,18 +172,15 @@ impl EdetailDevice {
         bundle_id: String,
         presentation_id: Option<String>,
     ) -> ApiResult<CallStart> {
-        let suggested_slides = match &hcp_id {
-            Some(h) => self.device.suggested_order(h, &bundle_id)?,
-            None => Vec::new(),
-        };
-        let (call_id, first) = self.device.start_call(StartCall {
+        let started = self.device.start_call_with_suggestion(StartCall {
             hcp_id,
             channel: channel.into(),
             bundle_id,
             presentation_id,
             location: None,
         })?;
-        Ok(CallStart { call_id, first: first.into(), suggested_slides })
+        let suggested_slides = started.suggestion.as_ref().map(|s| s.slide_ids()).unwrap_or_default();
+        Ok(CallStart { call_id: started.call_id, first: started.first.into(), suggested_slides, plan: started.suggestion.map(Into::into) })
     }
 
     /// Moves within the call's bundle (swipe, arrows, overview); records the slide change.
@@ -237,8 +236,19 @@ impl EdetailDevice {
         Ok(self.device.calls()?.into_iter().map(Into::into).collect())
     }
 
-    /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` (from earlier
-    /// calls here; the hub's plans arrive through sync). I/O.
+    /// What `start_call` would offer `hcp_id` on `bundle_id` now, to show before the call: the
+    /// hub's plan when valid (source `Hub`), else the local suggestion (`Local`). `None` when
+    /// the bundle is not installed or cannot be presented now (expired, revoked). I/O.
+    pub fn plan_for(&self, hcp_id: String, bundle_id: String) -> ApiResult<Option<CallPlan>> {
+        match self.device.check_openable(&bundle_id) {
+            Ok(()) => Ok(Some(self.device.suggestion(&hcp_id, &bundle_id)?.into())),
+            Err(edetail_core::Error::NotOpenable { .. } | edetail_core::Error::UnknownBundle(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` from earlier
+    /// calls here (local only; `plan_for` prefers the hub's plan). I/O.
     pub fn suggested_slides(&self, hcp_id: String, bundle_id: String) -> ApiResult<Vec<String>> {
         Ok(self.device.suggested_order(&hcp_id, &bundle_id)?)
     }

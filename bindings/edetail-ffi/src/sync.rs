@@ -127,6 +127,10 @@ pub struct SyncSummary {
     pub bundles_activated: Vec<String>,
     pub bundles_refused: Vec<String>,
     pub revocations: u64,
+    /// Hub plans for HCPs verified and stored.
+    pub plans_stored: u64,
+    /// Hub plans refused (wrong or untrusted signature, unreadable); they never block a sync.
+    pub plans_refused: u64,
     pub files_downloaded: u64,
     pub bytes_downloaded: u64,
     pub downloads_resumed: u64,
@@ -143,6 +147,8 @@ impl From<SyncReport> for SyncSummary {
             bundles_activated: r.bundles_activated,
             bundles_refused: r.bundles_rejected,
             revocations: r.revocations as u64,
+            plans_stored: r.plans_stored as u64,
+            plans_refused: r.plans_refused as u64,
             files_downloaded: r.blobs_downloaded as u64,
             bytes_downloaded: r.bytes_downloaded,
             downloads_resumed: (r.blobs_resumed + r.zips_resumed) as u64,

@@ -2,7 +2,7 @@
 //! dataclasses), and their conversions from the core's types. Times are milliseconds since the
 //! Unix epoch (UTC), which every platform converts without a date library.
 
-use edetail_core::{Channel, NavAction, NavTarget, Reaction};
+use edetail_core::{Channel, NavAction, NavTarget, Reaction, Suggestion, SuggestionSource};
 
 /// How to open a rep's data directory.
 #[derive(Debug, Clone, uniffi::Record)]
@@ -11,7 +11,8 @@ pub struct DeviceOptions {
     pub data_dir: String,
     /// The signed-in rep's id (an id, never a name).
     pub rep_id: String,
-    /// Trusted publisher public keys, each the text of an `edetail key new` `.pub` file.
+    /// Trusted publisher public keys, each the text of an `edetail key new` `.pub` file. Include
+    /// the hub's plan key: per-HCP plans signed by any other key are refused.
     pub publisher_keys: Vec<String>,
     /// Accept unsigned bundles (preview and authoring builds only).
     #[uniffi(default = false)]
@@ -183,8 +184,63 @@ pub struct CallStart {
     pub call_id: String,
     pub first: SlideTarget,
     /// What to present to this HCP, best first: the hub's plan for this HCP when the device has
-    /// one, else the local suggestion from earlier calls on this device (slide ids).
+    /// a valid one, else the local suggestion from earlier calls on this device (slide ids;
+    /// empty without an HCP). The same slides as `plan.slides`.
     pub suggested_slides: Vec<String>,
+    /// The suggestion with its source and reasons; `None` when the call has no HCP.
+    pub plan: Option<CallPlan>,
+}
+
+/// Where a call's suggested order comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PlanSource {
+    /// The hub's signed plan for this HCP (valid now, every slide in the installed version).
+    Hub,
+    /// This device's own history with the HCP (works offline; the fallback).
+    Local,
+}
+
+/// What to present to an HCP, in order, and why.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CallPlan {
+    pub source: PlanSource,
+    /// The hub plan's id (`None` for a local suggestion); recorded in the call's `call_started`.
+    pub plan_id: Option<String>,
+    /// The HCP's adoption stage per the hub: unaware, aware, educated, convinced, advocate
+    /// (`None` for a local suggestion).
+    pub stage: Option<String>,
+    /// One line per reason behind the plan as a whole (stage, strongest interests).
+    pub reasons: Vec<String>,
+    /// Slides to present, in order.
+    pub slides: Vec<PlanSlide>,
+}
+
+/// One slide of a plan and why it is there.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PlanSlide {
+    pub slide_id: String,
+    pub presentation_id: String,
+    pub reason: String,
+}
+
+impl From<Suggestion> for CallPlan {
+    fn from(s: Suggestion) -> Self {
+        let (source, plan_id, stage) = match s.source {
+            SuggestionSource::Hub { plan_id, stage } => (PlanSource::Hub, Some(plan_id), Some(stage)),
+            SuggestionSource::Local => (PlanSource::Local, None, None),
+        };
+        CallPlan {
+            source,
+            plan_id,
+            stage,
+            reasons: s.reasons,
+            slides: s
+                .slides
+                .into_iter()
+                .map(|x| PlanSlide { slide_id: x.slide_id, presentation_id: x.presentation_id, reason: x.reason })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, uniffi::Record)]

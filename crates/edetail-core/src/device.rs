@@ -19,6 +19,7 @@ use crate::clock::{Clock, SystemClock, from_ms, to_ms};
 use crate::db::Databases;
 use crate::error::{Error, Result};
 use crate::outbox::{Outbox, Stamp};
+use crate::plans::Suggestion;
 use crate::store::{ContentStore, InstallOutcome};
 use crate::validity::{TimeState, TrustedClock, Unopenable, check_openable};
 
@@ -57,6 +58,15 @@ pub struct StartCall {
     /// Presentation to start in (default: the first visible one).
     pub presentation_id: Option<String>,
     pub location: Option<String>,
+}
+
+/// A call just started: its id, the first slide, and what to offer the HCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStarted {
+    pub call_id: String,
+    pub first: NavTarget,
+    /// `None` when the call has no HCP.
+    pub suggestion: Option<Suggestion>,
 }
 
 /// A navigation request.
@@ -137,6 +147,10 @@ impl Device {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub(crate) fn config(&self) -> &DeviceConfig {
+        &self.config
     }
 
     pub fn rep_id(&self) -> &str {
@@ -220,8 +234,31 @@ impl Device {
     // ---- calls -------------------------------------------------------------------------
 
     /// Starts a call on an openable bundle and enters its first slide. Returns the call id.
+    /// `call_started` names the hub plan offered for the HCP (`plan_id`, null when none).
     pub fn start_call(&self, start: StartCall) -> Result<(String, NavTarget)> {
         self.check_openable(&start.bundle_id)?;
+        let plan_id = match &start.hcp_id {
+            Some(h) => self.plan_for(h, &start.bundle_id)?.map(|p| p.plan_id),
+            None => None,
+        };
+        self.begin_call(start, plan_id)
+    }
+
+    /// [`Device::start_call`], also answering what to offer the HCP: the hub's plan when valid,
+    /// else the local suggestion (`None` without an HCP). The offered plan's id is recorded in
+    /// `call_started` so the hub can measure whether plans are followed.
+    pub fn start_call_with_suggestion(&self, start: StartCall) -> Result<CallStarted> {
+        self.check_openable(&start.bundle_id)?;
+        let suggestion = match &start.hcp_id {
+            Some(h) => Some(self.suggestion(h, &start.bundle_id)?),
+            None => None,
+        };
+        let plan_id = suggestion.as_ref().and_then(|s| s.plan_id().map(str::to_string));
+        let (call_id, first) = self.begin_call(start, plan_id)?;
+        Ok(CallStarted { call_id, first, suggestion })
+    }
+
+    fn begin_call(&self, start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
         let active = self.store.active(&start.bundle_id)?;
         let m = &active.manifest;
         let deck = match &start.presentation_id {
@@ -243,7 +280,7 @@ impl Device {
                 Some(&id),
                 "call_started",
                 json!({"rep_id": rep, "hcp_id": start.hcp_id, "channel": start.channel, "bundle_id": start.bundle_id,
-                       "bundle_version": active.version, "location": start.location}),
+                       "bundle_version": active.version, "location": start.location, "plan_id": plan_id}),
                 stamp,
             )?;
             calls::enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)

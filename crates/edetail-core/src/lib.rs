@@ -8,6 +8,7 @@
 //! - [`calls`], [`outbox`]: calls, slide views, dwell, and the durable append-only event log.
 //! - [`bridge`]: the slide bridge protocol (`handle_bridge_message`), including the Veeva shim.
 //! - [`profile`]: local interest profile and suggested order per HCP.
+//! - [`plans`]: the hub's signed per-HCP plans, and which suggestion a call offers.
 //! - [`device`]: the `Device` facade over all of it.
 //!
 //! No tokio, no HTTP client: the sync engine (edetail-sync) drives network I/O on top.
@@ -21,13 +22,15 @@ pub mod db;
 pub mod device;
 pub mod error;
 pub mod outbox;
+pub mod plans;
 pub mod profile;
 pub mod store;
 pub mod validity;
 
 pub use calls::{Call, CallStatus, Channel, NavSource, Reaction, SlideView};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use device::{Device, DeviceConfig, NavAction, NavTarget, StartCall};
+pub use device::{CallStarted, Device, DeviceConfig, NavAction, NavTarget, StartCall};
 pub use error::{Error, Result};
 pub use outbox::{Event, OutboxStats};
+pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, SuggestedSlide, Suggestion, SuggestionSource};
 pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob, PendingDownload};

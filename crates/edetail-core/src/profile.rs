@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::calls::derive_views;
 use crate::device::Device;
 use crate::error::Result;
+use crate::plans::{SuggestedSlide, Suggestion, SuggestionSource};
 
 /// Weights, named so they can be tuned and explained.
 pub const WEIGHT_REVISIT: f64 = 0.5;
@@ -20,6 +21,8 @@ pub const WEIGHT_POSITIVE: f64 = 1.0;
 pub const WEIGHT_NEGATIVE: f64 = -0.5;
 pub const WEIGHT_ANSWER: f64 = 1.0;
 pub const WEIGHT_FOLLOW_UP: f64 = 2.0;
+/// How many of the strongest topics a local suggestion names among its reasons.
+pub const SUGGESTION_TOP_TOPICS: usize = 3;
 /// Relative dwell is capped so one forgotten tablet does not dominate.
 pub const MAX_RELATIVE_DWELL: f64 = 4.0;
 
@@ -116,20 +119,60 @@ impl Device {
     /// call with this HCP: the opening slide stays first, then slides by the HCP's interest in
     /// their topics (stable for ties, so an HCP without history gets the authored order).
     pub fn suggested_order(&self, hcp_id: &str, bundle_id: &str) -> Result<Vec<String>> {
+        Ok(self.local_suggestion(hcp_id, bundle_id)?.slide_ids())
+    }
+
+    /// The local suggestion ([`Device::suggested_order`]) with its reasons: per slide the topic
+    /// interest that placed it, and overall the calls and strongest topics it rests on.
+    pub fn local_suggestion(&self, hcp_id: &str, bundle_id: &str) -> Result<Suggestion> {
         let profile = self.interest_profile(hcp_id)?;
         let interest: BTreeMap<&str, f64> = profile.topics.iter().map(|t| (t.topic.as_str(), t.score)).collect();
         let active = self.content().active(bundle_id)?;
         let m = &active.manifest;
-        let Some(deck) = m.presentations.iter().find(|p| !p.hidden) else { return Ok(Vec::new()) };
-        let mut slides: Vec<(usize, &str, f64)> = deck
+        let mut reasons = Vec::new();
+        if profile.calls == 0 {
+            reasons.push("no earlier calls with this HCP on this device: authored order".to_string());
+        } else {
+            reasons.push(format!("{} earlier call(s) with this HCP on this device", profile.calls));
+            for t in profile.topics.iter().filter(|t| t.score > 0.0).take(SUGGESTION_TOP_TOPICS) {
+                reasons.push(format!("interest in {}: {} over {} view(s)", t.topic, t.score, t.views));
+            }
+        }
+        let Some(deck) = m.presentations.iter().find(|p| !p.hidden) else {
+            return Ok(Suggestion { source: SuggestionSource::Local, slides: Vec::new(), reasons });
+        };
+        // (authored position, slide, best interest, the topic that gave it)
+        let mut slides: Vec<(usize, &str, f64, Option<&str>)> = deck
             .slides
             .iter()
             .enumerate()
-            .filter_map(|(i, id)| m.slide(id).filter(|s| !s.hidden).map(|s| (i, s.id.as_str(), s.topics.iter().map(|t| interest.get(t.as_str()).copied().unwrap_or(0.0)).fold(0.0, f64::max))))
+            .filter_map(|(i, id)| {
+                m.slide(id).filter(|s| !s.hidden).map(|s| {
+                    let best = s
+                        .topics
+                        .iter()
+                        .map(|t| (interest.get(t.as_str()).copied().unwrap_or(0.0), t.as_str()))
+                        .fold((0.0, None), |acc, (v, t)| if v > acc.0 { (v, Some(t)) } else { acc });
+                    (i, s.id.as_str(), best.0, best.1)
+                })
+            })
             .collect();
         if slides.len() > 1 {
             slides[1..].sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
         }
-        Ok(slides.into_iter().map(|(_, id, _)| id.to_string()).collect())
+        let slides = slides
+            .into_iter()
+            .enumerate()
+            .map(|(pos, (_, id, score, topic))| SuggestedSlide {
+                slide_id: id.to_string(),
+                presentation_id: deck.id.clone(),
+                reason: match topic {
+                    _ if pos == 0 => "opening slide".to_string(),
+                    Some(t) => format!("interest in {t} ({score:.2})"),
+                    None => "authored order".to_string(),
+                },
+            })
+            .collect();
+        Ok(Suggestion { source: SuggestionSource::Local, slides, reasons })
     }
 }

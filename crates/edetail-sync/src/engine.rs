@@ -17,7 +17,8 @@
 //! under the device's key policy; `Rollback` = the device already has newer: skip), download
 //! only missing blobs into `DIR/tmp-sync/<sha256>.partial` (resumed with `Range` when a partial
 //! exists; only a 206 whose `Content-Range` starts at the partial's length is appended, anything
-//! else restarts from 0), verify SHA-256, `add_blob`, activate, apply revocations, observe the
+//! else restarts from 0), verify SHA-256, `add_blob`, activate, apply revocations, store the
+//! hub's signed plans (refused ones counted, never blocking the page), observe the
 //! hub's time, and only then store `next_cursor`.
 //!
 //! First installs: when a bundle has no version on the device and nearly all of it is missing
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use edetail_bundle::Sha256Digest;
-use edetail_core::Device;
+use edetail_core::{Device, PlanOutcome};
 use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
@@ -161,6 +162,11 @@ pub struct SyncReport {
     /// Offers whose manifest failed verification under the device's key policy.
     pub bundles_rejected: Vec<String>,
     pub revocations: usize,
+    /// Hub plans verified and stored (new, or newer than the one the device had).
+    pub plans_stored: usize,
+    /// Hub plans refused (wrong or untrusted signature, unreadable): logged by plan id, never
+    /// stored, and they do not block the page.
+    pub plans_refused: usize,
     pub blobs_downloaded: usize,
     /// Bytes received from the network for blobs.
     pub bytes_downloaded: u64,
@@ -644,6 +650,9 @@ impl Inner {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Plans last, so a plan for a bundle offered in this page meets its new version. A
+        // refused plan is reported, never retried: the page still completes.
+        apply_plans(&self.device, &page.plans, report)?;
         Ok(())
     }
 
@@ -827,6 +836,22 @@ impl Inner {
 }
 
 /// Tells the policy a sync ended without finishing (a no-op after a finished or stopped sync).
+/// Stores a page's plans through core (which verifies each signature against the device's
+/// trusted keys) and counts the outcome. Fails only when the device cannot store anything.
+fn apply_plans(device: &Device, plans: &[edetail_protocol::SignedPlan], report: &mut SyncReport) -> edetail_core::Result<()> {
+    if plans.is_empty() {
+        return Ok(());
+    }
+    for r in device.store_plans(plans)? {
+        match r.outcome {
+            PlanOutcome::Stored => report.plans_stored += 1,
+            PlanOutcome::Refused { .. } => report.plans_refused += 1,
+            PlanOutcome::AlreadyStored | PlanOutcome::Outdated => {}
+        }
+    }
+    Ok(())
+}
+
 struct PolicyReset<'a>(&'a Inner);
 
 impl Drop for PolicyReset<'_> {

@@ -225,6 +225,34 @@ class EdetailDeviceTest {
         assertEquals("no_call", slide.error("track", mapOf("event" to "late", "data" to emptyMap<String, Any?>())))
     }
 
+    // ---- what a call offers ----------------------------------------------------------------
+
+    @Test
+    fun callPlanIsLocalWithReasonsForAnHcpWithHistory() {
+        val d = device()
+        val anonymous = d.startCall(null, CallChannel.FACE_TO_FACE, CARDIOZEN, null)
+        assertNull(anonymous.plan)
+        assertEquals(emptyList<String>(), anonymous.suggestedSlides)
+        d.endCall(anonymous.callId)
+
+        val first = d.startCall("hcp-plan-kt", CallChannel.FACE_TO_FACE, CARDIOZEN, null)
+        assertEquals(PlanSource.LOCAL, first.plan!!.source)
+        assertTrue(first.plan!!.reasons.first().contains("no earlier calls"))
+        d.followUp(first.callId, "efficacy", null)
+        d.endCall(first.callId)
+
+        val shown = d.planFor("hcp-plan-kt", CARDIOZEN)!!
+        assertEquals(PlanSource.LOCAL, shown.source)
+        assertNull(shown.planId)
+        assertNull(shown.stage)
+        assertTrue(shown.reasons.toString(), shown.reasons.any { it.contains("efficacy") })
+        val second = d.startCall("hcp-plan-kt", CallChannel.REMOTE, CARDIOZEN, null)
+        assertEquals(shown, second.plan)
+        assertEquals(second.plan!!.slides.map { it.slideId }, second.suggestedSlides)
+        d.endCall(second.callId)
+        assertNull(d.planFor("hcp-plan-kt", "com.example.unknown"))
+    }
+
     // ---- errors --------------------------------------------------------------------------
 
     @Test

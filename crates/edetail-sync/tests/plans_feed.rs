@@ -1,0 +1,85 @@
+//! Plans in the change feed, against a scripted server on loopback serving one page: the engine
+//! stores the hub-signed plans through core before the cursor advances, counts refused ones
+//! (wrong or untrusted signature) without blocking the page, and re-applying the page is
+//! harmless. The end-to-end test against the real hub comes with the hub side.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use edetail_bundle::SecretKey;
+use edetail_bundle::testkit::SampleBundle;
+use edetail_core::{Device, DeviceConfig};
+use edetail_protocol::{Base64Bytes, ChangePage, Plan, PlanItem, SignedPlan};
+use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+
+mod common;
+use common::{answer, scripted};
+
+const BUNDLE: &str = "com.example.sample";
+
+fn publisher() -> SecretKey {
+    SecretKey::from_seed(&[11; 32])
+}
+
+fn hub_key() -> SecretKey {
+    SecretKey::from_seed(&[42; 32])
+}
+
+fn signed(id: &str, hcp: &str, key: &SecretKey) -> SignedPlan {
+    let now = Utc::now();
+    let plan = Plan {
+        plan_id: id.into(),
+        hcp_id: hcp.into(),
+        territory: "t-1".into(),
+        product: "Sample".into(),
+        bundle_id: BUNDLE.into(),
+        bundle_version: 1,
+        stage: "aware".into(),
+        generated_at: now,
+        valid_until: now + chrono::Duration::days(14),
+        items: vec![PlanItem { slide_id: "efficacy".into(), presentation_id: "main".into(), reason: "interest".into(), evidence: vec![] }],
+        skipped: vec![],
+        reasons: vec!["stage aware".into()],
+    };
+    let bytes = serde_json::to_vec(&plan).expect("json");
+    SignedPlan { signature: Base64Bytes(key.sign_manifest(&bytes)), plan: Base64Bytes(bytes) }
+}
+
+#[test]
+fn a_page_with_plans_stores_the_good_ones_counts_the_refused_and_advances_the_cursor() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let mut tampered = signed("p-tampered", "hcp-3", &hub_key());
+    tampered.plan.0.extend_from_slice(b" ");
+    let page = ChangePage {
+        next_cursor: "c-1".into(),
+        has_more: false,
+        bundles: vec![],
+        revocations: vec![],
+        plans: vec![signed("p-good", "hcp-1", &hub_key()), signed("p-untrusted", "hcp-2", &SecretKey::from_seed(&[99; 32])), tampered],
+        hub_time: Utc::now(),
+    };
+    let body = serde_json::to_string(&page).expect("json");
+    let (url, count, _) = rt.block_on(scripted(answer("200 OK", "", &body)));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = DeviceConfig { trusted_keys: vec![publisher().public(), hub_key().public()], ..DeviceConfig::new("rep-1") };
+    let device = Arc::new(Device::open(&dir.path().join("data"), config).expect("device"));
+    let zip = dir.path().join("deck.zip");
+    std::fs::write(&zip, SampleBundle::new().zip(Some(&publisher()))).expect("zip");
+    device.install_zip(&zip).expect("installed");
+    let engine = SyncEngine::new(device.clone(), SyncConfig::new(url, "d1", Arc::new(StaticToken("t".into())))).expect("engine");
+
+    let report = rt.block_on(engine.sync()).expect("sync");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "one page, no upload");
+    assert_eq!((report.plans_stored, report.plans_refused), (1, 2), "{report:?}");
+    assert_eq!(report.cursor.as_deref(), Some("c-1"));
+    assert_eq!(device.plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
+    assert!(device.plan_for("hcp-2", BUNDLE).expect("read").is_none());
+    assert!(device.plan_for("hcp-3", BUNDLE).expect("read").is_none());
+
+    // The same page again (e.g. a lost cursor): nothing new, nothing broken.
+    std::fs::remove_file(dir.path().join("data").join(edetail_sync::state::STATE_FILE)).expect("state file");
+    let again = rt.block_on(engine.sync()).expect("sync again");
+    assert_eq!((again.plans_stored, again.plans_refused), (0, 2), "{again:?}");
+    assert_eq!(device.plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
+}
