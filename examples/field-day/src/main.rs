@@ -115,7 +115,8 @@ fn main() -> anyhow::Result<()> {
 
     // ---- two reps' tablets --------------------------------------------------------------
     section("two reps' tablets: provisioned, trusting the content key and the hub's plan key, synced at 08:00");
-    let day_start = Utc::now() - chrono::Duration::hours(10);
+    // The field day: yesterday from 08:00 UTC, on the tablets' (simulated) clocks.
+    let day_start = (Utc::now() - chrono::Duration::days(1)).date_naive().and_hms_opt(8, 0, 0).context("08:00")?.and_utc();
     let mut tablets = Vec::new();
     for (rep, territory) in [("rep-anna", "north"), ("rep-ben", "south")] {
         let creds = hub.add_device(rep, territory)?;
@@ -158,7 +159,7 @@ fn main() -> anyhow::Result<()> {
                 Show("tolerability", 48),
                 Show("dosing", 4),
                 HcpAsks("safety-ae", 30),
-                FollowUp("safety data in renal impairment"),
+                FollowUp("safety"),
             ],
         },
         Visit {
@@ -206,7 +207,7 @@ fn main() -> anyhow::Result<()> {
             location: None,
         })?;
         let call = started.call_id.clone();
-        t.clock.advance(Duration::from_secs(3));
+        t.clock.advance(Duration::from_secs(1));
         for step in &v.steps {
             match step {
                 Show(slide, secs) | HcpAsks(slide, secs) => {
@@ -232,7 +233,7 @@ fn main() -> anyhow::Result<()> {
         t.device.end_call(&call)?;
         let views = t.device.slide_views(&call)?.len();
         println!(
-            "  {} {}  {} with {} ({}): {} slide views, offered {}",
+            "  {} {}  {} with {} ({}): {} slides shown, offered {}",
             clock_time(&t.clock),
             t.rep,
             short(v.bundle),
@@ -317,12 +318,17 @@ fn main() -> anyhow::Result<()> {
             visited += 1;
         }
     }
-    let r = hub.analyze_pending()?;
-    println!("  {visited} microsite visit(s) recorded as channel \"microsite\"; analysed {} more call(s), {} new plan(s)", r.calls_analysed, r.plans);
-    for v in visits.iter().filter(|v| v.hcp == "hcp-0102") {
-        if let Some(p) = hub.hcp_profile(v.hcp)? {
-            let channels = p.products.get("cardiozen").map(|f| format!("{:?}", f.channels)).unwrap_or_default();
-            println!("  {} now: channels {channels}", v.hcp);
+    // The serving hub's worker analyses visits as they arrive; this settles whatever is left.
+    hub.analyze_pending()?;
+    println!("  {visited} microsite visit(s) recorded as calls of channel \"microsite\" and analysed like tablet calls");
+    for v in &visits {
+        let product = if v.bundle == CARDIOZEN { "cardiozen" } else { "glucora" };
+        if let Some(p) = hub.hcp_profile(v.hcp)?
+            && let Some(f) = p.products.get(product)
+            && f.channels.contains_key("microsite")
+        {
+            let channels: Vec<String> = f.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            println!("  {}: calls by channel: {}; stage {}", v.hcp, channels.join(", "), f.stage.as_str());
         }
     }
 
