@@ -1,0 +1,242 @@
+//! The closed loop end to end, on the real sample deck: tablets record calls offline, upload
+//! them through the sync engine to a real hub on loopback, the hub analyses them and signs a
+//! plan per HCP, the plans come back through the change feed and the tablet offers them at the
+//! next call (recording which plan it offered); a follow-up microsite serves only its HCP's
+//! approved slides, records visits as the `microsite` channel, and stops at expiry.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use edetail_bundle::{SecretKey, Sha256Digest};
+use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, Reaction, StartCall, SuggestionSource};
+use edetail_hub::store::{AnalysisCommit, CheckedEvent, Microsite};
+use edetail_hub::{Hub, HubConfig};
+use edetail_protocol::WireEvent;
+use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+use serde_json::json;
+
+const CARDIOZEN: &str = "com.example.cardiozen.launch";
+
+struct World {
+    url: String,
+    hub: Hub,
+    key: SecretKey,
+    rt: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SecretKey::from_seed(&[11u8; 32]);
+    let zip = dir.path().join("cardiozen.zip");
+    let deck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presentations/cardiozen-launch");
+    edetail_bundle::pack::pack_dir(&deck, &zip, Some(&key), &mut |_| {}).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()]))).unwrap();
+    hub.publish_zip(&std::fs::read(&zip).unwrap(), &[]).unwrap();
+    World { url, hub, key, rt, dir }
+}
+
+struct Tablet {
+    device: Arc<Device>,
+    clock: Arc<ManualClock>,
+    engine: SyncEngine,
+}
+
+fn tablet(w: &World, name: &str, trust_plans: bool) -> Tablet {
+    let creds = w.hub.add_device(name, "north").unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(6)));
+    let mut keys = vec![w.key.public()];
+    if trust_plans {
+        keys.push(w.hub.plan_public_key());
+    }
+    let config = DeviceConfig { trusted_keys: keys, clock: clock.clone(), ..DeviceConfig::new(name) };
+    let device = Arc::new(Device::open(&w.dir.path().join(name), config).unwrap());
+    let engine =
+        SyncEngine::new(device.clone(), SyncConfig::new(w.url.clone(), creds.device_id, Arc::new(StaticToken(creds.token)))).unwrap();
+    engine.sync_now().unwrap();
+    Tablet { device, clock, engine }
+}
+
+fn start(t: &Tablet, hcp: &str) -> edetail_core::CallStarted {
+    t.device
+        .start_call_with_suggestion(StartCall {
+            hcp_id: Some(hcp.into()),
+            channel: Channel::FaceToFace,
+            bundle_id: CARDIOZEN.into(),
+            presentation_id: None,
+            location: None,
+        })
+        .unwrap()
+}
+
+fn show(t: &Tablet, call: &str, slide: &str, secs: u64) {
+    let goto = NavAction::Goto { slide: Some(slide.into()), presentation: None, key_message: None };
+    t.device.navigate(call, &goto, NavSource::Overview, false).unwrap();
+    t.clock.advance(Duration::from_secs(secs));
+}
+
+/// hcp-safety lingers on safety; hcp-samples works through the mechanism and dosing, answers
+/// the dosing question and asks for samples. Returns the follow-up event's uuid.
+fn record_day(t: &Tablet) -> String {
+    let c = start(t, "hcp-safety").call_id;
+    for (s, secs) in [("moa-overview", 6), ("efficacy-primary", 6), ("safety-ae", 50), ("tolerability", 45), ("dosing", 3)] {
+        show(t, &c, s, secs);
+    }
+    t.device.react(&c, Reaction::Positive).unwrap();
+    t.device.end_call(&c).unwrap();
+
+    let c = start(t, "hcp-samples").call_id;
+    for (s, secs) in [("moa-overview", 12), ("moa-diagram", 14), ("moa-video", 20), ("dosing", 40)] {
+        show(t, &c, s, secs);
+    }
+    t.device.answer(&c, "dosing-titration-clear", &["yes".into()], Some("free text that must never reach a plan")).unwrap();
+    let (_, follow_up) = t.device.follow_up(&c, "samples", Some("a note")).unwrap();
+    t.device.end_call(&c).unwrap();
+    follow_up
+}
+
+#[test]
+fn plans_close_the_loop_back_to_the_tablet() {
+    let w = world();
+    let t = tablet(&w, "rep-1", true);
+    let untrusting = tablet(&w, "rep-2", false);
+    let follow_up_uuid = record_day(&t);
+    assert!(matches!(start(&t, "hcp-safety").suggestion.unwrap().source, SuggestionSource::Local), "no hub plan yet");
+    t.device.end_call(&t.device.open_call().unwrap().unwrap()).unwrap();
+
+    t.clock.set_wall(Utc::now());
+    let up = t.engine.sync_now().unwrap();
+    assert!(up.events_accepted > 20);
+    let report = w.hub.analyze_pending().unwrap();
+    assert_eq!(report.calls_failed, 0);
+    assert_eq!(w.hub.store().pending_call_count().unwrap(), 0, "every finished call analysed (worker or this run)");
+
+    // The hub's view: interest with evidence, the stage and the rule and events that moved it.
+    let safety = w.hub.hcp_profile("hcp-safety").unwrap().unwrap();
+    assert_eq!(safety.top_topics()[0].0, "safety");
+    assert!(!safety.topics["safety"].evidence.is_empty());
+    let samples = w.hub.hcp_profile("hcp-samples").unwrap().unwrap();
+    let facts = &samples.products["cardiozen"];
+    assert_eq!(facts.stage.as_str(), "advocate");
+    let change = facts.stage_history.last().unwrap();
+    assert!(change.event_uuids.contains(&follow_up_uuid), "the stage change names the follow-up request");
+    let plan = w.hub.latest_plan("hcp-samples", CARDIOZEN).unwrap().unwrap();
+    let plan_text = serde_json::to_string(&plan).unwrap();
+    assert!(!plan_text.contains("free text") && !plan_text.contains("a note"), "no free text in plans");
+    assert!(plan.skipped.iter().any(|s| s.slide_id == "intro"), "awareness slides skipped for an advocate");
+
+    // Back on the tablet: the signed plans arrive and the next call offers them.
+    let pulled = t.engine.sync_now().unwrap();
+    assert!(pulled.plans_stored >= 2, "{pulled:?}");
+    let next = start(&t, "hcp-safety");
+    let suggestion = next.suggestion.unwrap();
+    let SuggestionSource::Hub { plan_id, stage } = &suggestion.source else { panic!("expected the hub plan, got {suggestion:?}") };
+    assert_eq!(stage, "aware");
+    let first_topical = suggestion.slides.iter().find(|s| s.slide_id != "intro" && s.slide_id != "burden").unwrap();
+    assert_eq!(first_topical.slide_id, "safety-ae", "safety first for the HCP who lingered on it");
+    let started = t.device.outbox().for_call(&next.call_id).unwrap().into_iter().find(|e| e.kind == "call_started").unwrap();
+    assert_eq!(started.payload["plan_id"], json!(plan_id), "the call records which plan it offered");
+    t.device.end_call(&next.call_id).unwrap();
+
+    // A tablet that does not trust the hub's plan key refuses its plans and stays local.
+    let refused = untrusting.engine.sync_now().unwrap();
+    assert!(refused.plans_refused >= 2 && refused.plans_stored == 0, "{refused:?}");
+    let local = start(&untrusting, "hcp-safety").suggestion.unwrap();
+    assert!(matches!(local.source, SuggestionSource::Local));
+}
+
+fn get(w: &World, path: &str) -> (u16, String) {
+    w.rt.block_on(async {
+        let r = reqwest::get(format!("{}{path}", w.url)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+fn post(w: &World, path: &str, body: serde_json::Value) -> u16 {
+    w.rt.block_on(async { reqwest::Client::new().post(format!("{}{path}", w.url)).json(&body).send().await.unwrap().status().as_u16() })
+}
+
+/// The `data-slide` ids a microsite page shows, in order.
+fn page_slides(html: &str) -> Vec<String> {
+    html.split("data-slide=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
+}
+
+#[test]
+fn microsites_serve_only_their_hcp_and_expire() {
+    let w = world();
+    let t = tablet(&w, "rep-1", true);
+    record_day(&t);
+    t.clock.set_wall(Utc::now());
+    t.engine.sync_now().unwrap();
+    w.hub.analyze_pending().unwrap();
+
+    let mine = w.hub.microsites_for("hcp-samples").unwrap();
+    assert_eq!(mine.len(), 1, "the follow-up request opened one microsite");
+    let m = &mine[0];
+    let others = w.hub.microsites_for("hcp-safety").unwrap();
+    let path = w.hub.microsite_path(&m.id);
+    let (status, html) = get(&w, &path);
+    assert_eq!(status, 200);
+    assert_eq!(page_slides(&html), m.slides, "exactly this HCP's approved slides");
+    assert!(!html.contains("hcp-samples") && !html.contains("rep-1"), "no HCP or rep id on the page");
+    for o in &others {
+        let (_, other_html) = get(&w, &w.hub.microsite_path(&o.id));
+        assert_eq!(page_slides(&other_html), o.slides, "another HCP's link shows only theirs");
+    }
+    // Assets: only files of the approved manifest.
+    let manifest = edetail_bundle::Manifest::from_slice(&w.hub.store().bundle_manifest(CARDIOZEN, 1).unwrap().unwrap()).unwrap();
+    let entry = manifest.slide(&m.slides[0]).unwrap().entry.as_str().to_string();
+    assert_eq!(get(&w, &format!("{path}/a/{entry}")).0, 200);
+    assert_eq!(get(&w, &format!("{path}/a/../../hub.sqlite3")).0, 404);
+    assert_eq!(get(&w, &format!("{path}/a/manifest.json")).0, 404);
+    // Unknown, malformed and guessed tokens look the same.
+    assert_eq!(get(&w, &format!("/m/{}", "0".repeat(64))).0, 404);
+    assert_eq!(get(&w, "/m/not-a-token").0, 404);
+
+    // Visits: validated, recorded once, analysed as the microsite channel.
+    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": "v1", "views": [{"slide": "not-on-page", "dwell_ms": 5000}]})), 400);
+    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": "v1", "views": [], "hcp_id": "x"})), 400, "unknown fields refused");
+    let visit = json!({"visit_id": "v1", "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
+    assert_eq!(post(&w, &format!("{path}/visit"), visit.clone()), 204);
+    assert_eq!(post(&w, &format!("{path}/visit"), visit), 204, "a retried beacon is absorbed");
+    w.hub.analyze_pending().unwrap();
+    assert_eq!(w.hub.microsites_for("hcp-samples").unwrap()[0].views, 1);
+    let p = w.hub.hcp_profile("hcp-samples").unwrap().unwrap();
+    assert_eq!(p.products["cardiozen"].channels.get("microsite"), Some(&1));
+
+    // An expired link answers 410 and serves nothing.
+    let store = w.hub.store().clone();
+    let dev = w.hub.add_device("rep-9", "north").unwrap();
+    let ended = WireEvent {
+        uuid: uuid_like(),
+        seq: 1,
+        call_id: Some("c-expired".into()),
+        kind: "call_ended".into(),
+        recorded_at: Utc::now(),
+        session: 1,
+        mono_ms: 0,
+        payload: json!({}),
+    };
+    store.apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now()).unwrap();
+    let queued = store.pending_calls(10).unwrap().into_iter().find(|q| q.call_id == "c-expired").unwrap();
+    let token = "ab".repeat(32);
+    let expired = Microsite {
+        id: "ms-expired".into(),
+        token_sha256: Sha256Digest::of(token.as_bytes()).to_hex(),
+        expires_at: Utc::now() - chrono::Duration::minutes(1),
+        created_at: Utc::now() - chrono::Duration::days(15),
+        ..m.clone()
+    };
+    assert!(store.commit_analysis(&AnalysisCommit { queue_id: queued.queue_id, docs: vec![], plans: vec![], microsites: vec![expired], now: Utc::now() }).unwrap());
+    assert_eq!(get(&w, &format!("/m/{token}")).0, 410);
+    assert_eq!(get(&w, &format!("/m/{token}/a/{entry}")).0, 410);
+    assert_eq!(post(&w, &format!("/m/{token}/visit"), json!({"visit_id": "v2", "views": []})), 403);
+}
+
+fn uuid_like() -> String {
+    let n: u128 = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128;
+    format!("{:08x}-0000-4000-8000-{:012x}", (n >> 48) as u32, n & 0xffff_ffff_ffff)
+}
