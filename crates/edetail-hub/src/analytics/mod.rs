@@ -290,7 +290,7 @@ fn fold_profile(
 
     for e in &input.events {
         let p = &e.payload;
-        let Some(slide) = str_field(p, "slide").and_then(|s| deck.slide(s)) else { continue };
+        let Some(slide) = derived.slide_of(e).and_then(|s| deck.slide(s)) else { continue };
         match e.kind.as_str() {
             "reaction" => {
                 let value = str_field(p, "value").unwrap_or("neutral");
@@ -421,7 +421,7 @@ fn fold_stats(
             st.slides.entry(last.to_string()).or_default().drop_offs += 1;
         }
         for e in events.iter().filter(|e| e.kind == "reaction") {
-            if let Some(slide) = str_field(&e.payload, "slide").and_then(|s| deck.slide(s)) {
+            if let Some(slide) = derived.slide_of(e).and_then(|s| deck.slide(s)) {
                 st.slides.entry(slide.id.clone()).or_default().reactions.add(str_field(&e.payload, "value").unwrap_or("neutral"));
             }
         }
