@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Value};
 
-use super::deck::{dwell_bucket_bounds, DwellHistogram};
+use super::deck::{DwellHistogram, DWELL_BUCKET_BOUNDS_MS};
 use super::*;
 
 fn t0() -> DateTime<Utc> {
@@ -121,7 +121,7 @@ fn call_header_reads_call_started_and_is_none_without_it() {
 
 #[test]
 fn histogram_buckets_and_median_by_hand() {
-    let b = dwell_bucket_bounds();
+    let b = DWELL_BUCKET_BOUNDS_MS;
     assert_eq!(b.len(), 41);
     assert_eq!(&b[..6], &[0, 1000, 1250, 1500, 2000, 2500]);
     assert_eq!(b[40], 8_000_000);
@@ -649,4 +649,23 @@ fn documents_stay_readable_when_fields_are_missing() {
     assert_eq!(StageRules::from_json(&serde_json::to_string(&r).unwrap()).unwrap(), r);
     let rule: StageRule = serde_json::from_str(r#"{"id": "r", "description": "d", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]}"#).unwrap();
     assert_eq!(rule.product, "*");
+}
+
+#[test]
+fn a_call_folded_twice_changes_the_profile_once() {
+    let deck = cardiozen();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    let mut p = HcpProfile::new("hcp-t");
+    let mut c = Call::start("dev-1/t1", t0(), Some("hcp-t"), "face_to_face", &deck.bundle_id);
+    c.view("dosing", 20_000);
+    let call = c.end();
+    let first = analyze(&call, &deck, &mut stats, Some(&mut p), None);
+    assert!(!first.already_in_profile);
+    let after_first = p.clone();
+    let again = analyze(&call, &deck, &mut stats, Some(&mut p), None);
+    assert!(again.already_in_profile);
+    assert!(again.stage_changes.is_empty() && again.wants_microsite.is_none());
+    assert_eq!(p, after_first);
+    assert_eq!(p.recent_call_keys, ["dev-1/t1"]);
+    assert_eq!(stats.slide("all", "dosing").unwrap().views, 2, "deck stats keep no call keys");
 }
