@@ -6,6 +6,7 @@
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
 pub mod blobs;
+pub mod dashboard;
 pub mod error;
 mod http;
 pub mod postgres;
