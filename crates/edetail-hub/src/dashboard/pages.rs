@@ -82,7 +82,7 @@ pub fn layout(page: &str, title: &str, nav: Nav, body: &str) -> String {
         format!(r#"<a href="{href}" data-nav="{label}"{}>{label}</a>"#, if me == nav { r#" class="active""# } else { "" })
     };
     format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{t} · edetail dashboard</title><style>{CSS}</style></head><body data-page="{page}"><header class="top"><a class="brand" href="/dashboard">edetail<span>closed-loop dashboard</span></a><nav>{a}{b}{c}{d}{f}</nav></header><main>{body}</main><footer>HCPs are shown by pseudonymous id only. Numbers as of page load.</footer></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{t} · edetail dashboard</title><style>{CSS}</style></head><body data-page="{page}"><header class="top"><a class="brand" href="/dashboard">edetail<span>closed-loop dashboard</span></a><nav>{a}{b}{c}{d}{f}</nav></header><main>{body}</main><footer>HCPs are shown by pseudonymous id only. Numbers as of page load.</footer></body></html>"#,
         t = e(title),
         page = e(page),
         a = link("/dashboard", "Overview", Nav::Overview),
