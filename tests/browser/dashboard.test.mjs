@@ -246,7 +246,8 @@ function scenarios(ctx) {
     check(topics.every((t, i) => t["data-topic"] === h.topics[i].topic && near(t["data-score"], h.topics[i].score, 0.0051) && Number(t["data-views"]) === h.topics[i].views), "interest scores in profile order", topics.map((t) => [t["data-topic"], t["data-score"]]));
     const widths = await page.$$eval('svg[data-chart="interest-profile"] g[data-topic] rect', (rs) => rs.map((r) => Number(r.getAttribute("width"))));
     const maxScore = Math.max(...h.topics.map((t) => t.score));
-    check(widths.every((w, i) => near(w / 400, h.topics[i].score / maxScore, 0.002)), "interest bar lengths proportional to score", widths);
+    const maxW = Math.max(...widths);
+    check(widths.every((w, i) => near(w / maxW, h.topics[i].score / maxScore, 0.002)), "interest bar lengths proportional to score", widths);
     for (const t of h.topics) {
       const ev = await page.$$eval(`[data-topic-evidence=${q(t.topic)}] li`, (lis) => lis.map((li) => li.textContent));
       check(same(ev, t.evidence), "evidence for " + t.topic);

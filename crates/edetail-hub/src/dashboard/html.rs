@@ -82,3 +82,8 @@ pub fn truncate(s: &str, max_chars: usize) -> String {
 pub fn finite(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
 }
+
+/// `1 call`, `2 calls`.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, url_segment as u};
+use super::html::{plural, fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, url_segment as u};
 use super::model::*;
 use super::svg::{self, Bar, Part, Stack};
 
@@ -19,7 +19,7 @@ header.top nav a{color:#d5e2f0;text-decoration:none;margin-right:20px;padding:16
 header.top nav a.active,header.top nav a:hover{color:#fff;border-bottom-color:#6fa8e6}
 main{max-width:1180px;margin:0 auto;padding:22px 28px 40px}
 .crumbs{color:var(--muted);font-size:13px;margin-bottom:6px}.crumbs a{color:var(--muted)}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:16px;margin:0 0 12px}
+h1{font-size:24px;margin:0 0 4px}h1 .id{font-size:21px}h2{font-size:16px;margin:0 0 12px}
 .sub{color:var(--muted);margin:0 0 18px}
 a{color:var(--accent)}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:18px 20px;margin-bottom:18px;overflow-x:auto}
@@ -141,7 +141,7 @@ fn channel_bars(rows: &[ChannelRow]) -> String {
         .map(|r| Bar {
             label: r.channel.clone(),
             value: r.calls as f64,
-            value_label: format!("{} calls", r.calls),
+            value_label: plural(r.calls, "call"),
             tooltip: format!("{}: {} calls, {} slide views, {} HCPs reached", r.channel, r.calls, r.views, r.hcps_reached),
             attrs: vec![("channel", r.channel.clone()), ("calls", r.calls.to_string()), ("views", r.views.to_string()), ("hcps", r.hcps_reached.to_string())],
         })
@@ -206,8 +206,8 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
     let with_rejects = sync.devices.iter().filter(|d| d.rejected > 0).count();
     let _ = write!(
         b,
-        r#"<p>{n} devices; last sync {last}; <span class="badge {cls}">{with_rejects} with rejected events</span> <span class="badge {pcls}">{pending} events pending analysis</span></p><p><a href="/dashboard/sync" data-link="sync">Device details →</a></p></div>"#,
-        n = sync.devices.len(),
+        r#"<p>{n}; last sync {last}; <span class="badge {cls}">{with_rejects} with rejected events</span> <span class="badge {pcls}">{pending} events pending analysis</span></p><p><a href="/dashboard/sync" data-link="sync">Device details →</a></p></div>"#,
+        n = plural(sync.devices.len() as u64, "device"),
         last = e(&fmt_opt_time(&last)),
         cls = if with_rejects > 0 { "bad" } else { "ok" },
         pcls = if pending > 0 { "warn" } else { "ok" },
@@ -226,12 +226,13 @@ pub fn deck(d: &DeckView) -> String {
     let mut b = String::new();
     let _ = write!(
         b,
-        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / <a href="/dashboard/decks">Decks</a> / {t}</div><h1 data-deck="{id}">{t}</h1><p class="sub"><span class="id">{id}</span> · {p} · version {v} · <span data-calls="{c}">{c} calls</span> · {seg}</p>"#,
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / <a href="/dashboard/decks">Decks</a> / {t}</div><h1 data-deck="{id}">{t}</h1><p class="sub"><span class="id">{id}</span> · {p} · version {v} · <span data-calls="{c}">{pc}</span> · {seg}</p>"#,
         t = e(&d.title),
         id = e(&d.bundle_id),
         p = e(&d.product),
         v = d.version,
         c = d.calls,
+        pc = plural(d.calls, "call"),
         seg = match &d.segment {
             None => "all HCPs".to_string(),
             Some(s) => format!("segment {}", e(s)),
@@ -310,7 +311,7 @@ pub fn deck(d: &DeckView) -> String {
     if !d.channels.is_empty() {
         b.push_str(r#"<div class="card"><h2>Channels</h2><p>"#);
         for c in &d.channels {
-            let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {n} calls</span>"#, ch = e(&c.channel), n = c.calls);
+            let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#, ch = e(&c.channel), n = c.calls, pl = plural(c.calls, "call"));
         }
         b.push_str("</p></div>");
     }
@@ -369,7 +370,7 @@ pub fn hcp(h: &HcpView) -> String {
         b.push_str("no calls yet");
     }
     for c in &h.calls_by_channel {
-        let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {n} calls</span>"#, ch = e(&c.channel), n = c.calls);
+        let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#, ch = e(&c.channel), n = c.calls, pl = plural(c.calls, "call"));
     }
     b.push_str("</p>");
 

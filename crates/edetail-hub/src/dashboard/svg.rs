@@ -123,8 +123,8 @@ pub struct Stack {
 /// Horizontal stacked bars. `normalize`: each bar fills the width (a mix); otherwise bars are
 /// scaled to the largest total. Each part is `<rect data-part="NAME" data-count="N">`.
 pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> String {
-    let (label_w, bar_w, row_h, gap) = (210.0, 420.0, 22.0, 10.0);
-    let w = label_w + bar_w + 90.0;
+    let (label_w, bar_w, row_h, gap) = (190.0, 320.0, 22.0, 10.0);
+    let w = label_w + bar_w + 50.0;
     let h = (rows.len().max(1) as f64) * (row_h + gap);
     let max_total = rows.iter().map(|r| r.parts.iter().map(|p| p.count).sum::<u64>()).max().unwrap_or(0);
     let mut out = String::new();
@@ -142,7 +142,7 @@ pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> Str
             tip = e(&r.tooltip),
             lx = label_w - 10.0,
             ty = y + 15.0,
-            label = e(&truncate(&r.label, 30)),
+            label = e(&truncate(&r.label, 28)),
         );
         let scale = if normalize { total } else { max_total };
         let mut x = label_w;
@@ -178,8 +178,8 @@ pub struct Bar {
 
 /// Horizontal bars scaled to the largest value; each bar is a `<g>` carrying `attrs`.
 pub fn hbars(chart: &str, title: &str, bars: &[Bar]) -> String {
-    let (label_w, bar_w, row_h, gap) = (170.0, 400.0, 22.0, 10.0);
-    let w = label_w + bar_w + 80.0;
+    let (label_w, bar_w, row_h, gap) = (130.0, 320.0, 22.0, 10.0);
+    let w = label_w + bar_w + 70.0;
     let h = (bars.len().max(1) as f64) * (row_h + gap);
     let max = bars.iter().map(|b| finite(b.value)).fold(0.0, f64::max);
     let mut out = String::new();
@@ -197,7 +197,7 @@ pub fn hbars(chart: &str, title: &str, bars: &[Bar]) -> String {
             tip = e(&b.tooltip),
             lx = label_w - 10.0,
             ty = y + 15.0,
-            label = e(&truncate(&b.label, 24)),
+            label = e(&truncate(&b.label, 18)),
             vx = label_w + bw + 8.0,
             vl = e(&b.value_label),
         );
