@@ -282,6 +282,7 @@ pub fn deck(d: &DeckView) -> String {
                     Part { class: "neu", name: "neutral", count: s.reactions_neutral },
                     Part { class: "neg", name: "negative", count: s.reactions_negative },
                 ],
+                value_label: None,
             })
             .collect();
         b.push_str(&svg::stacked("reactions", "Reaction mix per slide", &rows, true));
@@ -541,7 +542,7 @@ pub fn sync(s: &SyncHealthView) -> String {
         b.push_str(r#"<p class="empty" data-empty="devices">No devices registered.</p></div>"#);
         return layout("sync", "Sync health", Nav::Sync, &b);
     }
-    b.push_str(r#"<h2>Events per device</h2><p class="legend"><span><i class="okc"></i>received</span><span><i class="dup"></i>duplicates</span><span><i class="rej"></i>rejected</span><span><i class="pend"></i>pending analysis</span></p>"#);
+    b.push_str(r#"<h2>Events per device</h2><p class="legend"><span><i class="okc"></i>stored, analysed</span><span><i class="pend"></i>stored, pending analysis</span><span><i class="dup"></i>duplicates (not stored again)</span><span><i class="rej"></i>rejected</span></p>"#);
     let rows: Vec<Stack> = s
         .devices
         .iter()
@@ -556,11 +557,12 @@ pub fn sync(s: &SyncHealthView) -> String {
                 ("pending", d.pending_analysis.to_string()),
             ],
             parts: vec![
-                Part { class: "ok", name: "received", count: d.events_received.saturating_sub(d.pending_analysis) },
+                Part { class: "ok", name: "analysed", count: d.events_received.saturating_sub(d.pending_analysis) },
                 Part { class: "pend", name: "pending", count: d.pending_analysis.min(d.events_received) },
                 Part { class: "dup", name: "duplicates", count: d.duplicates },
                 Part { class: "rej", name: "rejected", count: d.rejected },
             ],
+            value_label: Some(format!("{} stored", d.events_received)),
         })
         .collect();
     b.push_str(&svg::stacked("sync-events", "Events per device", &rows, false));

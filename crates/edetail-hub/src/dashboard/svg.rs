@@ -118,13 +118,15 @@ pub struct Stack {
     pub tooltip: String,
     pub attrs: Vec<(&'static str, String)>,
     pub parts: Vec<Part>,
+    /// Text after the bar; `None`: the total.
+    pub value_label: Option<String>,
 }
 
 /// Horizontal stacked bars. `normalize`: each bar fills the width (a mix); otherwise bars are
 /// scaled to the largest total. Each part is `<rect data-part="NAME" data-count="N">`.
 pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> String {
     let (label_w, bar_w, row_h, gap) = (190.0, 320.0, 22.0, 10.0);
-    let w = label_w + bar_w + 50.0;
+    let w = label_w + bar_w + 110.0;
     let h = (rows.len().max(1) as f64) * (row_h + gap);
     let max_total = rows.iter().map(|r| r.parts.iter().map(|p| p.count).sum::<u64>()).max().unwrap_or(0);
     let mut out = String::new();
@@ -142,7 +144,7 @@ pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> Str
             tip = e(&r.tooltip),
             lx = label_w - 10.0,
             ty = y + 15.0,
-            label = e(&truncate(&r.label, 28)),
+            label = e(&truncate(&r.label, 25)),
         );
         let scale = if normalize { total } else { max_total };
         let mut x = label_w;
@@ -160,7 +162,8 @@ pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> Str
             );
             x += pw;
         }
-        let _ = write!(out, r#"<text class="value" x="{vx:.1}" y="{ty}">{total}</text></g>"#, vx = x + 8.0, ty = y + 15.0);
+        let vl = r.value_label.clone().unwrap_or_else(|| total.to_string());
+        let _ = write!(out, r#"<text class="value" x="{vx:.1}" y="{ty}">{vl}</text></g>"#, vx = x + 8.0, ty = y + 15.0, vl = e(&vl));
     }
     out.push_str("</svg>");
     out
