@@ -289,12 +289,31 @@ impl Device {
     }
 }
 
-/// The stored plan rows, for support tools and tests: `(hcp_id, bundle_id, plan_id,
-/// generated_at)`. Personal ids: never log the result.
-pub fn stored_plans(device: &Device) -> Result<Vec<(String, String, String, DateTime<Utc>)>> {
+/// One stored plan row, for support tools and tests. `hcp_id` is a personal id: never log it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPlan {
+    pub hcp_id: String,
+    pub bundle_id: String,
+    pub plan_id: String,
+    pub generated_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Every stored plan, by HCP and bundle.
+pub fn stored_plans(device: &Device) -> Result<Vec<StoredPlan>> {
     device.databases().read(|c| {
-        let mut st = c.prepare_cached("SELECT hcp_id, bundle_id, plan_id, generated_at FROM plans ORDER BY hcp_id, bundle_id")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, from_ms(r.get(3)?))))?;
+        let mut st = c.prepare_cached(
+            "SELECT hcp_id, bundle_id, plan_id, generated_at, received_at FROM plans ORDER BY hcp_id, bundle_id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(StoredPlan {
+                hcp_id: r.get(0)?,
+                bundle_id: r.get(1)?,
+                plan_id: r.get(2)?,
+                generated_at: from_ms(r.get(3)?),
+                received_at: from_ms(r.get(4)?),
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     })
 }

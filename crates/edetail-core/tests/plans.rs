@@ -105,7 +105,7 @@ fn bad_untrusted_and_unsigned_plans_are_refused_and_the_others_stored() {
             assert!(!reason.to_string().contains("hcp-"), "{reason}");
         }
     }
-    let stored: Vec<String> = stored_plans(&d).unwrap().into_iter().map(|r| r.2).collect();
+    let stored: Vec<String> = stored_plans(&d).unwrap().into_iter().map(|r| r.plan_id).collect();
     assert_eq!(stored, vec!["p-good", "p-good-2"]);
     assert!(d.plan_for("hcp-3", BUNDLE).unwrap().is_none());
     assert!(d.plan_for("hcp-4", BUNDLE).unwrap().is_none());
@@ -116,8 +116,8 @@ fn newer_plans_replace_older_ones_never_the_reverse_and_reapplying_is_harmless()
     let (_tmp, _c, d) = setup();
     let old = sign(&plan("p-old", "hcp-1", t0() - chrono::Duration::hours(2)), &hub_key());
     let new = sign(&plan("p-new", "hcp-1", t0() - chrono::Duration::hours(1)), &hub_key());
-    assert_eq!(d.store_plans(&[new.clone()]).unwrap()[0].outcome, PlanOutcome::Stored);
-    assert_eq!(d.store_plans(&[old.clone()]).unwrap()[0].outcome, PlanOutcome::Outdated);
+    assert_eq!(d.store_plans(std::slice::from_ref(&new)).unwrap()[0].outcome, PlanOutcome::Stored);
+    assert_eq!(d.store_plans(std::slice::from_ref(&old)).unwrap()[0].outcome, PlanOutcome::Outdated);
     assert_eq!(d.plan_for("hcp-1", BUNDLE).unwrap().unwrap().plan_id, "p-new");
     // The same page again: nothing changes.
     let again = d.store_plans(&[old, new.clone()]).unwrap();

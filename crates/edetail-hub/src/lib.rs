@@ -8,6 +8,7 @@
 pub mod analytics;
 pub mod blobs;
 pub mod closed_loop;
+pub mod dashboard;
 pub mod error;
 mod http;
 pub mod microsite;

@@ -109,20 +109,28 @@ fn slide_meta(s: &edetail_bundle::manifest::Slide, presentation: &str, hidden: b
 /// Bucket lower bounds of the dwell histogram, in ms: `[0, 1 s)` then ten buckets per decade
 /// (1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 8 × 10^k s) from 1 s to 8,000 s; the last bucket is open.
 /// Fixed forever: changing it would make stored histograms meaningless.
-pub fn dwell_bucket_bounds() -> Vec<i64> {
+pub const DWELL_BUCKET_BOUNDS_MS: [i64; 41] = {
     const MANTISSAS: [i64; 10] = [1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000];
-    let mut b = vec![0];
-    for k in 0..4 {
-        b.extend(MANTISSAS.iter().map(|m| m * 10i64.pow(k)));
+    let mut b = [0i64; 41];
+    let mut k = 0;
+    let mut scale = 1;
+    while k < 4 {
+        let mut m = 0;
+        while m < 10 {
+            b[1 + k * 10 + m] = MANTISSAS[m] * scale;
+            m += 1;
+        }
+        scale *= 10;
+        k += 1;
     }
     b
-}
+};
 
 /// Counts of dwells per fixed log-scale bucket, so the median is incremental.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DwellHistogram {
-    /// `counts[i]` = dwells in `[bounds[i], bounds[i+1])` (see [`dwell_bucket_bounds`]);
+    /// `counts[i]` = dwells in `[bounds[i], bounds[i+1])` (see [`DWELL_BUCKET_BOUNDS_MS`]);
     /// trailing empty buckets may be absent.
     pub counts: Vec<u64>,
     pub total: u64,
@@ -131,7 +139,7 @@ pub struct DwellHistogram {
 
 impl DwellHistogram {
     pub fn add(&mut self, dwell_ms: i64) {
-        let bounds = dwell_bucket_bounds();
+        let bounds = &DWELL_BUCKET_BOUNDS_MS;
         let i = bounds.iter().rposition(|b| *b <= dwell_ms.max(0)).unwrap_or(0);
         if self.counts.len() <= i {
             self.counts.resize(i + 1, 0);
@@ -148,7 +156,7 @@ impl DwellHistogram {
             return None;
         }
         let target = (self.total - 1) / 2;
-        let bounds = dwell_bucket_bounds();
+        let bounds = &DWELL_BUCKET_BOUNDS_MS;
         let mut seen = 0;
         for (i, c) in self.counts.iter().enumerate() {
             seen += c;

@@ -144,6 +144,9 @@ pub struct CallOutcome {
     pub views_counted: u64,
     /// Topic points earned in this call, strongest first.
     pub topic_points: Vec<(String, f64)>,
+    /// The profile already had this call (see `HcpProfile::recent_call_keys`); the deck
+    /// stats were still folded (they keep no call keys: the worker must not fold a call twice).
+    pub already_in_profile: bool,
     /// Odd input that was tolerated (missing call_started, unknown slides, orphan exits, ...).
     pub notes: Vec<String>,
 }
@@ -189,6 +192,9 @@ pub fn analyze_call(
             out.notes.push("preview call: not credited to the HCP".into());
         } else if out.hcp_id.as_deref().is_some_and(|h| h != profile.hcp_id) {
             out.notes.push("the call's HCP is not the profile's: profile left alone".into());
+        } else if profile.recent_call_keys.contains(&input.call_key) {
+            out.already_in_profile = true;
+            out.notes.push("call already folded into the profile: profile left alone".into());
         } else {
             let call_points = fold_profile(input, &out.channel, deck, stats, profile, &derived, at);
             if let Some(change) = rules.evaluate(profile, deck, at, &input.call_key) {
@@ -222,6 +228,11 @@ fn fold_profile(
     let call_key = input.call_key.as_str();
     let mut call_points: BTreeMap<String, i64> = BTreeMap::new();
     profile.calls += 1;
+    profile.recent_call_keys.push(call_key.to_string());
+    if profile.recent_call_keys.len() > profile::RECENT_CALL_KEYS {
+        let extra = profile.recent_call_keys.len() - profile::RECENT_CALL_KEYS;
+        profile.recent_call_keys.drain(..extra);
+    }
     if profile.last_call_at.is_none_or(|t| at.is_some_and(|a| a > t)) {
         profile.last_call_at = at;
     }
@@ -282,6 +293,7 @@ fn fold_profile(
         }
         if seen.first_seen_at.is_none_or(|t| v.at < t) {
             seen.first_seen_at = Some(v.at);
+            seen.first_uuid = v.enter_uuid.clone();
         }
         if seen.last_seen_at.is_none_or(|t| v.at > t) {
             seen.last_seen_at = Some(v.at);
@@ -290,7 +302,7 @@ fn fold_profile(
 
     for e in &input.events {
         let p = &e.payload;
-        let Some(slide) = str_field(p, "slide").and_then(|s| deck.slide(s)) else { continue };
+        let Some(slide) = derived.slide_of(e).and_then(|s| deck.slide(s)) else { continue };
         match e.kind.as_str() {
             "reaction" => {
                 let value = str_field(p, "value").unwrap_or("neutral");
@@ -421,7 +433,7 @@ fn fold_stats(
             st.slides.entry(last.to_string()).or_default().drop_offs += 1;
         }
         for e in events.iter().filter(|e| e.kind == "reaction") {
-            if let Some(slide) = str_field(&e.payload, "slide").and_then(|s| deck.slide(s)) {
+            if let Some(slide) = derived.slide_of(e).and_then(|s| deck.slide(s)) {
                 st.slides.entry(slide.id.clone()).or_default().reactions.add(str_field(&e.payload, "value").unwrap_or("neutral"));
             }
         }

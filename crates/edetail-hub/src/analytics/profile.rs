@@ -24,6 +24,8 @@ pub const POINTS_REACTION_NEGATIVE: i64 = -500;
 pub const POINTS_ANSWER: i64 = 1000;
 /// A follow-up request on the slide (credited to the slide's topics and the request's topic).
 pub const POINTS_FOLLOW_UP: i64 = 2000;
+/// Call keys remembered per profile to ignore a call folded in twice.
+pub const RECENT_CALL_KEYS: usize = 200;
 /// Evidence kept per topic or key message (newest); totals count everything.
 pub const EVIDENCE_PER_INTEREST: usize = 20;
 /// Per-product fact lists (questions, follow-ups, reactions) keep this many newest entries.
@@ -88,6 +90,8 @@ pub struct SlideSeen {
     pub max_dwell_ms: i64,
     /// The `slide_enter` uuid of the longest view.
     pub max_dwell_uuid: String,
+    /// The `slide_enter` uuid of the earliest view.
+    pub first_uuid: String,
     pub first_seen_at: Option<DateTime<Utc>>,
     pub last_seen_at: Option<DateTime<Utc>>,
 }
@@ -149,6 +153,8 @@ pub struct HcpProfile {
     /// Calls folded in (every product).
     pub calls: u64,
     pub last_call_at: Option<DateTime<Utc>>,
+    /// The newest [`RECENT_CALL_KEYS`] calls folded in, oldest first (re-delivery guard).
+    pub recent_call_keys: Vec<String>,
     pub topics: BTreeMap<String, Interest>,
     pub key_messages: BTreeMap<String, Interest>,
     pub products: BTreeMap<String, ProductFacts>,

@@ -219,7 +219,7 @@ fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck
     match c {
         Condition::SawAnySlide => {
             let first = facts.slides_seen.values().filter(|s| s.views > 0).min_by_key(|s| s.first_seen_at)?;
-            Some(vec![first.max_dwell_uuid.clone()])
+            Some(vec![if first.first_uuid.is_empty() { first.max_dwell_uuid.clone() } else { first.first_uuid.clone() }])
         }
         Condition::SawAnySlideWithTopic { topic } => {
             let u: Vec<String> = deck

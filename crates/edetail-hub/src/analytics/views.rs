@@ -32,6 +32,15 @@ pub struct DerivedViews {
     pub views: Vec<CallView>,
     /// `slide_exit` events with no matching open view.
     pub orphan_exits: u32,
+    /// Reactions without a `slide`, by uuid: the slide of the view open at the time.
+    pub reaction_slides: std::collections::BTreeMap<String, String>,
+}
+
+impl DerivedViews {
+    /// The slide an event is about: its `slide`, or for a reaction without one, the open view's.
+    pub fn slide_of<'a>(&'a self, e: &'a AnalyzedEvent) -> Option<&'a str> {
+        str_field(&e.payload, "slide").or_else(|| self.reaction_slides.get(&e.uuid).map(String::as_str))
+    }
 }
 
 pub(crate) fn str_field<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
@@ -88,6 +97,9 @@ pub fn derive_views(events: &[AnalyzedEvent]) -> DerivedViews {
             "reaction" => {
                 if let (Some(i), Some(value)) = (open, str_field(p, "value")) {
                     let slide = str_field(p, "slide");
+                    if slide.is_none() {
+                        out.reaction_slides.insert(e.uuid.clone(), out.views[i].slide.clone());
+                    }
                     if slide.is_none() || slide == Some(out.views[i].slide.as_str()) {
                         out.views[i].reactions.push(value.to_string());
                     }

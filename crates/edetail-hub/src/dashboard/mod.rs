@@ -1,0 +1,143 @@
+//! The hub's dashboard (closed-loop marketing, "see it"): deck performance (slide dwell heat
+//! map, drop-off, reactions), HCP views (interest profile, adoption stage history, the plan
+//! and its reasons), channels and sync health, as server-rendered HTML with inline SVG charts.
+//!
+//! The numbers come from a [`DashboardSource`] (the analytics engine over the hub's store
+//! implements it); this module only renders. Pages need nothing from the internet: no
+//! scripts, no external URLs, and a Content-Security-Policy that forbids loading anything.
+//! Every chart is `<svg data-chart="…">` and each mark carries its data in `data-*`
+//! attributes, which the browser test (`scripts/dashboard-test`) asserts.
+//!
+//! Routes (all GET): `/dashboard`, `/dashboard/decks`, `/dashboard/decks/{bundle_id}?segment=S`,
+//! `/dashboard/hcps`, `/dashboard/hcps/{hcp_id}`, `/dashboard/channels`, `/dashboard/sync`.
+//! Unknown ids answer a 404 page; source errors a 500 page (details in the log only).
+
+pub mod html;
+pub mod model;
+mod pages;
+mod svg;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::error::{Error, Result};
+pub use html::{html_escape, url_segment};
+pub use model::*;
+
+/// Where the dashboard's numbers come from. Methods are synchronous (the hub's store is);
+/// handlers call them on the blocking pool.
+pub trait DashboardSource: Send + Sync + 'static {
+    /// Every published deck.
+    fn decks(&self) -> Result<Vec<DeckSummary>>;
+    /// One deck's slide-level performance, for every HCP (`segment` None) or one segment;
+    /// `None` when the deck is unknown.
+    fn deck(&self, bundle_id: &str, segment: Option<&str>) -> Result<Option<DeckView>>;
+    /// Every HCP seen in events.
+    fn hcps(&self) -> Result<Vec<HcpRow>>;
+    /// One HCP; `None` when unknown.
+    fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>>;
+    fn channels(&self) -> Result<ChannelsView>;
+    fn sync_health(&self) -> Result<SyncHealthView>;
+}
+
+type Source = Arc<dyn DashboardSource>;
+
+/// The dashboard's routes, to merge into the hub's router (or serve alone).
+pub fn router(source: Arc<dyn DashboardSource>) -> Router {
+    Router::new()
+        .route("/dashboard", get(overview))
+        .route("/dashboard/", get(overview))
+        .route("/dashboard/decks", get(decks))
+        .route("/dashboard/decks/{bundle_id}", get(deck))
+        .route("/dashboard/hcps", get(hcps))
+        .route("/dashboard/hcps/{hcp_id}", get(hcp))
+        .route("/dashboard/channels", get(channels))
+        .route("/dashboard/sync", get(sync))
+        .route("/dashboard/{*rest}", get(|| async { page(StatusCode::NOT_FOUND, pages::not_found("No such dashboard page.")) }))
+        .with_state(source)
+}
+
+/// Security headers: nothing may be loaded from anywhere (styles and SVG are inline).
+fn page(status: StatusCode, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
+}
+
+/// Runs `load` on the blocking pool and renders its result; `Ok(None)` is a 404 saying `missing`.
+async fn render<T: Send + 'static>(
+    load: impl FnOnce() -> Result<Option<T>> + Send + 'static,
+    missing: impl FnOnce() -> String,
+    view: impl FnOnce(&T) -> String,
+) -> Response {
+    let loaded = tokio::task::spawn_blocking(load).await.map_err(|e| Error::Internal(format!("dashboard task failed: {e}")));
+    match loaded {
+        Ok(Ok(Some(v))) => page(StatusCode::OK, view(&v)),
+        Ok(Ok(None)) | Ok(Err(Error::NotFound(_))) => page(StatusCode::NOT_FOUND, pages::not_found(&missing())),
+        Ok(Err(e)) | Err(e) => {
+            tracing::error!(error = %e, "dashboard page failed");
+            page(StatusCode::INTERNAL_SERVER_ERROR, pages::error())
+        }
+    }
+}
+
+async fn overview(State(src): State<Source>) -> Response {
+    render(
+        move || Ok(Some((src.decks()?, src.hcps()?, src.channels()?, src.sync_health()?))),
+        String::new,
+        |(d, h, c, s)| pages::overview(d, h, c, s),
+    )
+    .await
+}
+
+async fn decks(State(src): State<Source>) -> Response {
+    render(move || Ok(Some(src.decks()?)), String::new, |d| pages::decks(d)).await
+}
+
+async fn deck(State(src): State<Source>, Path(bundle_id): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let segment = q.get("segment").filter(|s| !s.is_empty()).cloned();
+    let id = bundle_id.clone();
+    let seg = segment.clone();
+    render(
+        move || src.deck(&id, seg.as_deref()),
+        move || match segment {
+            None => format!("No deck {bundle_id}."),
+            Some(s) => format!("No deck {bundle_id} (segment {s})."),
+        },
+        pages::deck,
+    )
+    .await
+}
+
+async fn hcps(State(src): State<Source>) -> Response {
+    render(move || Ok(Some(src.hcps()?)), String::new, |h| pages::hcps(h)).await
+}
+
+async fn hcp(State(src): State<Source>, Path(hcp_id): Path<String>) -> Response {
+    let id = hcp_id.clone();
+    render(move || src.hcp(&id), move || format!("No HCP {hcp_id}."), pages::hcp).await
+}
+
+async fn channels(State(src): State<Source>) -> Response {
+    render(move || Ok(Some(src.channels()?)), String::new, pages::channels).await
+}
+
+async fn sync(State(src): State<Source>) -> Response {
+    render(move || Ok(Some(src.sync_health()?)), String::new, pages::sync).await
+}

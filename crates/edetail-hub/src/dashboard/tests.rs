@@ -1,0 +1,270 @@
+//! Rendering and routing tests of the dashboard over a small in-memory source.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use edetail_protocol::{Plan, PlanItem};
+
+use super::*;
+
+const HOSTILE: &str = r#"<script>alert("x")</script>&'"#;
+
+fn slide(id: &str, title: &str, views: u64, dwell: u64, drop: f64) -> SlideRow {
+    SlideRow {
+        slide_id: id.into(),
+        title: title.into(),
+        presentation_id: "main".into(),
+        topics: vec!["efficacy".into()],
+        views,
+        median_dwell_ms: dwell,
+        drop_off: drop,
+        reactions_positive: 3,
+        reactions_neutral: 2,
+        reactions_negative: 1,
+        hcp_led: 1,
+    }
+}
+
+fn deck_view(id: &str) -> DeckView {
+    DeckView {
+        bundle_id: id.into(),
+        title: "Cardiozen launch".into(),
+        product: "cardiozen".into(),
+        version: 2,
+        segments: vec!["cardiology".into()],
+        segment: None,
+        calls: 10,
+        slides: vec![slide("home", "Home", 10, 4000, 0.0), slide("efficacy-primary", "Efficacy", 9, 8000, 0.25), slide(HOSTILE, HOSTILE, 3, 2000, 1.0)],
+        channels: vec![ChannelCount { channel: "remote".into(), calls: 10 }],
+    }
+}
+
+fn plan() -> Plan {
+    let at = Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap();
+    let item = |s: &str, r: &str| PlanItem { slide_id: s.into(), presentation_id: "main".into(), reason: r.into(), evidence: vec!["2 follow-ups".into()] };
+    Plan {
+        plan_id: "p1".into(),
+        hcp_id: "h1".into(),
+        territory: "north".into(),
+        product: "cardiozen".into(),
+        bundle_id: "cz".into(),
+        bundle_version: 2,
+        stage: "educated".into(),
+        generated_at: at,
+        valid_until: at,
+        items: vec![item("safety-overview", "interest: safety"), item("dosing", "next stage"), item(HOSTILE, HOSTILE)],
+        skipped: vec![item("home", "awareness slide")],
+        reasons: vec!["stage educated".into()],
+    }
+}
+
+fn hcp_view(id: &str, with_plan: bool) -> HcpView {
+    let at = Utc.with_ymd_and_hms(2026, 10, 14, 11, 0, 0).unwrap();
+    HcpView {
+        hcp_id: id.into(),
+        segment: Some("cardiology".into()),
+        calls_by_channel: vec![ChannelCount { channel: "face-to-face".into(), calls: 4 }],
+        topics: vec![
+            TopicRow { topic: "safety".into(), score: 3.4, views: 7, evidence: vec![HOSTILE.into()] },
+            TopicRow { topic: "efficacy".into(), score: 1.256, views: 3, evidence: vec![] },
+        ],
+        key_messages: vec![],
+        stages: vec![StageView {
+            product: "cardiozen".into(),
+            stage: "educated".into(),
+            history: vec![StageStep { at, from: "aware".into(), to: "educated".into(), rule: "key-messages-covered".into(), evidence: vec![] }],
+        }],
+        plan: with_plan.then(plan),
+        microsites: vec![],
+        prescriptions: vec![RxRow { period: "2026-10".into(), product: "cardiozen".into(), count: 5 }],
+        engagement_by_period: vec![EngagementRow { period: "2026-10".into(), calls: 2, views: 12 }],
+    }
+}
+
+#[derive(Debug, Default)]
+struct Mem {
+    decks: Vec<DeckSummary>,
+    fail: bool,
+}
+
+impl DashboardSource for Mem {
+    fn decks(&self) -> Result<Vec<DeckSummary>> {
+        if self.fail {
+            return Err(Error::Internal("secret database path /var/lib/x".into()));
+        }
+        Ok(self.decks.clone())
+    }
+    fn deck(&self, bundle_id: &str, segment: Option<&str>) -> Result<Option<DeckView>> {
+        Ok(self.decks.iter().any(|d| d.bundle_id == bundle_id).then(|| DeckView { segment: segment.map(str::to_string), ..deck_view(bundle_id) }))
+    }
+    fn hcps(&self) -> Result<Vec<HcpRow>> {
+        Ok(vec![])
+    }
+    fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>> {
+        Ok((hcp_id == "h1" || hcp_id == HOSTILE).then(|| hcp_view(hcp_id, true)))
+    }
+    fn channels(&self) -> Result<ChannelsView> {
+        Ok(ChannelsView { rows: vec![] })
+    }
+    fn sync_health(&self) -> Result<SyncHealthView> {
+        Ok(SyncHealthView { devices: vec![] })
+    }
+}
+
+fn summary(id: &str) -> DeckSummary {
+    DeckSummary { bundle_id: id.into(), title: "Cardiozen launch".into(), product: "cardiozen".into(), version: 2, calls: 10, views: 22 }
+}
+
+/// No raw markup from data: the only `<script` would be an injected one.
+fn assert_no_injection(html: &str) {
+    assert!(!html.contains("<script"), "unescaped markup in page");
+    assert!(!html.contains("alert(\"x\")"), "unescaped quotes in page");
+}
+
+#[test]
+fn html_escape_neutralizes_markup_and_quotes() {
+    assert_eq!(html_escape(HOSTILE), "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;");
+    assert_eq!(html_escape("plain-id_1.2"), "plain-id_1.2");
+    assert_eq!(html_escape(""), "");
+}
+
+#[test]
+fn url_segment_encodes_everything_but_unreserved() {
+    assert_eq!(url_segment("com.example.cz-1_~"), "com.example.cz-1_~");
+    assert_eq!(url_segment("a/b c?d#e%f<g>\"é"), "a%2Fb%20c%3Fd%23e%25f%3Cg%3E%22%C3%A9");
+}
+
+#[test]
+fn deck_page_carries_the_numbers_in_attributes() {
+    let html = pages::deck(&deck_view("cz"));
+    assert!(html.contains(r#"<svg data-chart="dwell-heatmap""#));
+    assert!(html.contains(r#"data-slide="efficacy-primary" data-median-dwell-ms="8000" data-views="9" data-intensity="1.000""#), "{html}");
+    assert!(html.contains(r#"data-slide="home" data-median-dwell-ms="4000" data-views="10" data-intensity="0.500""#));
+    assert!(html.contains(r#"data-slide="efficacy-primary" data-drop-off="0.250""#));
+    assert!(html.contains(r#"data-slide="efficacy-primary" data-positive="3" data-neutral="2" data-negative="1""#));
+    assert_eq!(html.matches("data-median-dwell-ms=").count(), 3, "one heat-map cell per slide");
+    assert_eq!(html.matches("data-drop-off=").count(), 3, "one drop-off bar per slide");
+    assert!(html.contains("8.0 s"));
+    // Segment selector: all HCPs selected, the segment link percent-encoded.
+    assert!(html.contains(r#"href="/dashboard/decks/cz?segment=cardiology" data-segment="cardiology""#));
+    assert!(html.contains(r#"data-segment="" class="active""#));
+    assert_no_injection(&html);
+    assert!(html.contains("data-slide=\"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;\""));
+}
+
+#[test]
+fn hostile_ids_are_escaped_and_encoded_in_links() {
+    let html = pages::overview(&[summary(HOSTILE)], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![] });
+    assert_no_injection(&html);
+    assert!(html.contains(r#"href="/dashboard/decks/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E%26%27""#), "{html}");
+    let html = pages::hcp(&hcp_view(HOSTILE, true));
+    assert_no_injection(&html);
+    let html = pages::deck(&DeckView { bundle_id: HOSTILE.into(), segments: vec![HOSTILE.into()], ..deck_view(HOSTILE) });
+    assert_no_injection(&html);
+}
+
+#[test]
+fn hcp_page_shows_interests_stages_and_plan_in_order() {
+    let html = pages::hcp(&hcp_view("h1", true));
+    assert!(html.contains(r#"<svg data-chart="interest-profile""#));
+    assert!(html.contains(r#"data-topic="safety" data-score="3.40" data-views="7""#));
+    assert!(html.contains(r#"data-topic="efficacy" data-score="1.26""#));
+    assert!(html.contains(r#"data-stage="educated" data-from="aware" data-at="2026-10-14T11:00:00Z" data-rule="key-messages-covered""#));
+    let a = html.find(r#"<li data-slide="safety-overview""#).expect("first item");
+    let b = html.find(r#"<li data-slide="dosing""#).expect("second item");
+    assert!(a < b, "plan items in plan order");
+    assert!(html.contains(r#"data-list="plan-skipped"><li data-slide="home""#));
+    assert!(html.contains(r#"data-period="2026-10" data-calls="2" data-views="12""#));
+    assert!(html.contains(r#"data-period="2026-10" data-product="cardiozen" data-rx="5""#));
+    assert!(!html.contains(r#"data-empty="plan""#));
+}
+
+#[test]
+fn empty_states() {
+    let html = pages::overview(&[], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![] });
+    for what in ["decks", "hcps", "channels"] {
+        assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
+    }
+    assert!(html.contains(r#"data-stat="decks" data-value="0""#));
+    let html = pages::hcp(&HcpView { topics: vec![], stages: vec![], prescriptions: vec![], engagement_by_period: vec![], ..hcp_view("h2", false) });
+    for what in ["plan", "topics", "stages", "rx", "microsites", "key-messages"] {
+        assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
+    }
+    let html = pages::deck(&DeckView { slides: vec![], ..deck_view("cz") });
+    assert!(html.contains(r#"data-empty="slides""#));
+    assert!(!html.contains("data-chart="));
+    assert!(pages::sync(&SyncHealthView { devices: vec![] }).contains(r#"data-empty="devices""#));
+    assert!(pages::decks(&[]).contains(r#"data-empty="decks""#));
+    assert!(pages::hcps(&[]).contains(r#"data-empty="hcps""#));
+}
+
+#[test]
+fn sync_page_flags_rejected_events() {
+    let d = |id: &str, rejected, pending| DeviceRow {
+        device_id: id.into(),
+        rep_id: "rep-1".into(),
+        territory: "north".into(),
+        last_seen_at: None,
+        watermark: 10,
+        events_received: 10,
+        duplicates: 1,
+        rejected,
+        pending_analysis: pending,
+    };
+    let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)] });
+    assert!(html.contains(r#"data-stat="rejected" data-value="3""#));
+    assert!(html.contains(r#"<tr data-device="b" data-watermark="10" data-received="10" data-duplicates="1" data-rejected="3" data-pending="2""#));
+    assert!(html.contains(r#"data-status="rejected""#));
+    assert!(html.contains(r#"data-device="a""#) && html.contains(r#"data-status="never-synced""#));
+}
+
+async fn serve(src: Mem) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router(Arc::new(src))).await.unwrap();
+    });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test]
+async fn routes_statuses_and_headers() {
+    let (url, task) = serve(Mem { decks: vec![summary("cz"), summary(HOSTILE)], fail: false }).await;
+    let get = |p: String| async move { reqwest::get(p).await.unwrap() };
+
+    let r = get(format!("{url}/dashboard")).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().starts_with("default-src 'none'"));
+    assert!(r.text().await.unwrap().contains(r#"data-page="overview""#));
+
+    let r = get(format!("{url}/dashboard/decks/cz?segment=cardiology")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains(r#"data-selected-segment="cardiology""#));
+
+    // A percent-encoded hostile id reaches the source decoded.
+    let r = get(format!("{url}/dashboard/decks/{}", url_segment(HOSTILE))).await;
+    assert_eq!(r.status(), 200);
+    assert_no_injection(&r.text().await.unwrap());
+    let r = get(format!("{url}/dashboard/hcps/{}", url_segment(HOSTILE))).await;
+    assert_eq!(r.status(), 200);
+
+    for p in ["/dashboard/decks/nope", "/dashboard/hcps/nope", "/dashboard/nowhere/at/all"] {
+        let r = get(format!("{url}{p}")).await;
+        assert_eq!(r.status(), 404, "{p}");
+        assert!(r.text().await.unwrap().contains(r#"data-page="not-found""#), "{p}");
+    }
+    let r = get(format!("{url}/dashboard/hcps/{}", url_segment("<img src=x>"))).await;
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("No HCP &lt;img src=x&gt;.") && !body.contains("<img"), "{body}");
+    task.abort();
+
+    // Source failures: a 500 page without the error's details.
+    let (url, task) = serve(Mem { decks: vec![], fail: true }).await;
+    let r = get(format!("{url}/dashboard")).await;
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert!(body.contains(r#"data-page="error""#) && !body.contains("secret"));
+    task.abort();
+}
