@@ -240,11 +240,7 @@ impl EdetailDevice {
     /// hub's plan when valid (source `Hub`), else the local suggestion (`Local`). `None` when
     /// the bundle is not installed or cannot be presented now (expired, revoked). I/O.
     pub fn plan_for(&self, hcp_id: String, bundle_id: String) -> ApiResult<Option<CallPlan>> {
-        match self.device.check_openable(&bundle_id) {
-            Ok(()) => Ok(Some(self.device.suggestion(&hcp_id, &bundle_id)?.into())),
-            Err(edetail_core::Error::NotOpenable { .. } | edetail_core::Error::UnknownBundle(_)) => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.device.suggestion_if_presentable(&hcp_id, &bundle_id)?.map(Into::into))
     }
 
     /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` from earlier

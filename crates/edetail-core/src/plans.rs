@@ -279,6 +279,16 @@ impl Device {
         }))
     }
 
+    /// What a call on this bundle would offer this HCP now ([`Device::suggestion`]); `None` when
+    /// the bundle is not installed or cannot be presented now (expired, revoked, sync required).
+    pub fn suggestion_if_presentable(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<Suggestion>> {
+        match self.check_openable(bundle_id) {
+            Ok(()) => Ok(Some(self.suggestion(hcp_id, bundle_id)?)),
+            Err(Error::NotOpenable { .. } | Error::UnknownBundle(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// What to offer for this HCP on this bundle: the hub's plan when [`Device::plan_for`]
     /// offers one, else the local suggestion ([`Device::local_suggestion`]).
     pub fn suggestion(&self, hcp_id: &str, bundle_id: &str) -> Result<Suggestion> {
@@ -286,6 +296,25 @@ impl Device {
             Some(p) => Ok(Suggestion::from_plan(p)),
             None => self.local_suggestion(hcp_id, bundle_id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_plan_is_refused_without_quoting_its_content() {
+        let bytes = br#"{"plan_id":"p","hcp_id":"Dr Secret","territory":"t","product":"x","bundle_id":"b",
+            "bundle_version":"Dr Secret","stage":"aware","generated_at":"2026-01-01T00:00:00Z",
+            "valid_until":"2026-02-01T00:00:00Z","items":[]}"#;
+        let e = parse_plan(bytes).expect_err("bundle_version is not a number");
+        assert!(matches!(e, PlanRefusal::Unparseable { .. }));
+        assert!(!e.to_string().contains("Secret"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        let empty = br#"{"plan_id":"p","hcp_id":"","territory":"t","product":"x","bundle_id":"b","bundle_version":1,
+            "stage":"aware","generated_at":"2026-01-01T00:00:00Z","valid_until":"2026-02-01T00:00:00Z","items":[]}"#;
+        assert_eq!(parse_plan(empty).expect_err("empty hcp_id").to_string(), "plan unreadable: empty hcp_id");
     }
 }
 

@@ -174,6 +174,8 @@ fn a_plan_for_a_revoked_expired_or_missing_bundle_is_not_offered() {
     assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_some());
     d.content().revoke(BUNDLE, "withdrawn", 0).unwrap();
     assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.suggestion_if_presentable("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.suggestion_if_presentable("hcp-1", "com.example.other").unwrap().is_none());
 
     // Expired content while the plan itself is still valid.
     let tmp = tempfile::tempdir().unwrap();
