@@ -11,6 +11,7 @@ pub mod closed_loop;
 pub mod dashboard;
 pub mod error;
 mod http;
+pub mod insights;
 pub mod microsite;
 pub mod postgres;
 pub mod publish;
@@ -243,9 +244,12 @@ impl Hub {
         &self.inner
     }
 
-    /// Every `/v1` route and the microsite pages (`/m/…`), with this hub as state.
+    /// Every `/v1` route, the microsite pages (`/m/…`) and the dashboard (`/dashboard`).
+    /// The dashboard has no login yet (issue 7 adds an operator role): the hub listens on
+    /// loopback unless told otherwise.
     pub fn router(&self) -> axum::Router {
-        http::router(self.clone()).merge(microsite::router(self.clone()))
+        let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
+        http::router(self.clone()).merge(microsite::router(self.clone())).merge(dashboard::router(insights))
     }
 
     /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.

@@ -55,6 +55,7 @@ struct Visit {
 fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut serve = false;
+    let mut expect: Option<PathBuf> = None;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
     let mut out = root.join("target/field-day");
     let mut args = std::env::args().skip(1);
@@ -62,8 +63,11 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--serve" => serve = true,
             "--out" => out = PathBuf::from(args.next().context("--out needs a directory")?),
+            "--expect" => expect = Some(PathBuf::from(args.next().context("--expect needs a file")?)),
             "-h" | "--help" => {
-                println!("usage: field-day [--serve] [--out DIR]\n  --serve  keep the hub and its dashboard running after the day (Ctrl-C stops)");
+                println!(
+                    "usage: field-day [--serve] [--out DIR] [--expect FILE]\n  --serve   keep the hub and its dashboard running after the day (Ctrl-C stops)\n  --expect  write the dashboard's view models as JSON (for scripts/dashboard-test)"
+                );
                 return Ok(());
             }
             other => bail!("unknown argument {other:?} (try --help)"),
@@ -330,6 +334,21 @@ fn main() -> anyhow::Result<()> {
             let channels: Vec<String> = f.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
             println!("  {}: calls by channel: {}; stage {}", v.hcp, channels.join(", "), f.stage.as_str());
         }
+    }
+
+    if let Some(path) = &expect {
+        use edetail_hub::dashboard::DashboardSource;
+        let src = edetail_hub::insights::HubInsights::new(hub.clone());
+        let x = serde_json::json!({
+            "decks": src.decks()?,
+            "hcps": src.hcps()?,
+            "channels": src.channels()?,
+            "sync_health": src.sync_health()?,
+            "deck": src.deck(CARDIOZEN, None)?,
+            "deck_segment": src.deck(CARDIOZEN, Some("cardiology"))?,
+            "hcp": src.hcp("hcp-0102")?,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&x)?)?;
     }
 
     section("done");

@@ -68,7 +68,7 @@ use serde_json::Value;
 
 pub use self::deck::{DeckMeta, DeckStats, SlideMeta, SlideStats, SEGMENT_ALL};
 pub use self::plan::{build_plan, build_plan_with_rules, microsite_slides};
-pub use self::profile::{Evidence, HcpProfile, Interest, ProductFacts};
+pub use self::profile::{Evidence, HcpProfile, Interest, PeriodEngagement, ProductFacts};
 pub use self::stages::{Condition, Stage, StageChange, StageRule, StageRules};
 use self::profile::{FollowUpFact, QuestionFact, ReactionFact, POINTS_ANSWER, POINTS_FOLLOW_UP, POINTS_HCP_LED, POINTS_REACTION_NEGATIVE, POINTS_REACTION_POSITIVE, POINTS_REVISIT};
 use self::views::str_field;
@@ -235,6 +235,16 @@ fn fold_profile(
     }
     if profile.last_call_at.is_none_or(|t| at.is_some_and(|a| a > t)) {
         profile.last_call_at = at;
+    }
+    if let Some(at) = at {
+        let period = profile.periods.entry(at.format("%Y-%m").to_string()).or_default();
+        period.calls += 1;
+        period.views += derived.views.iter().filter(|v| v.counts).count() as u64;
+    }
+    for v in derived.views.iter().filter(|v| v.counts) {
+        if let Some(km) = deck.slide(&v.slide).and_then(|s| s.key_message.as_deref()) {
+            *profile.key_message_dwell_ms.entry(km.to_string()).or_default() += v.dwell_ms.max(0) as u64;
+        }
     }
     {
         let facts = profile.products.entry(deck.product.clone()).or_default();

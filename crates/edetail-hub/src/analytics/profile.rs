@@ -146,6 +146,14 @@ pub struct ProductFacts {
 }
 
 /// One HCP's persisted analytics profile.
+/// Engagement in one month.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PeriodEngagement {
+    pub calls: u64,
+    pub views: u64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HcpProfile {
@@ -158,6 +166,10 @@ pub struct HcpProfile {
     pub topics: BTreeMap<String, Interest>,
     pub key_messages: BTreeMap<String, Interest>,
     pub products: BTreeMap<String, ProductFacts>,
+    /// Total counted dwell per key message (the dashboard's "time on message").
+    pub key_message_dwell_ms: BTreeMap<String, u64>,
+    /// Calls and counted views per month (`YYYY-MM`), for engagement beside prescribing.
+    pub periods: BTreeMap<String, PeriodEngagement>,
 }
 
 impl HcpProfile {

@@ -241,7 +241,7 @@ pub fn stage_timeline(stage: &StageView) -> String {
             r#"<g class="step" data-stage="{to}" data-from="{from}" data-at="{at}" data-rule="{rule}"><title>{from} → {to} on {when} ({rule})</title><circle cx="{nx}" cy="{y}" r="6"/><text class="axis" x="{nx}" y="{dy}" text-anchor="middle">{date}</text></g>"#,
             to = e(&st.to),
             from = e(&st.from),
-            at = st.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            at = st.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             rule = e(&st.rule),
             when = fmt_time(&st.at),
             dy = h - 8.0,

@@ -1,0 +1,281 @@
+//! The dashboard's data source over a hub: turns the analysis documents (deck statistics, HCP
+//! profiles), plans, microsites, prescriptions and device figures into the dashboard's view
+//! models. Reads only; every number comes from the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+use edetail_bundle::Manifest;
+
+use crate::Hub;
+use crate::analytics::{DeckMeta, DeckStats, HcpProfile, SEGMENT_ALL};
+use crate::closed_loop::{DOC_DECK, DOC_HCP};
+use crate::dashboard::DashboardSource;
+use crate::dashboard::model::*;
+use crate::error::{Error, Result};
+
+/// Evidence lines shown per topic.
+const EVIDENCE_SHOWN: usize = 6;
+
+/// [`DashboardSource`] over a hub's store.
+#[derive(Debug, Clone)]
+pub struct HubInsights {
+    hub: Hub,
+}
+
+impl HubInsights {
+    pub fn new(hub: Hub) -> HubInsights {
+        HubInsights { hub }
+    }
+
+    fn store(&self) -> &std::sync::Arc<dyn crate::store::HubStore> {
+        self.hub.store()
+    }
+
+    fn decks_stats(&self) -> Result<Vec<DeckStats>> {
+        self.store()
+            .list_docs(DOC_DECK)?
+            .into_iter()
+            .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored deck statistics: {e}"))))
+            .collect()
+    }
+
+    fn profiles(&self) -> Result<Vec<HcpProfile>> {
+        self.store()
+            .list_docs(DOC_HCP)?
+            .into_iter()
+            .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored profile: {e}"))))
+            .collect()
+    }
+
+    /// The current published manifest of a bundle.
+    fn manifest(&self, bundle_id: &str) -> Result<Option<Manifest>> {
+        let Some(v) = self.store().current_version(bundle_id)? else { return Ok(None) };
+        self.store()
+            .bundle_manifest(bundle_id, v)?
+            .map(|b| Manifest::from_slice(&b).map_err(|e| Error::Internal(format!("stored manifest: {e}"))))
+            .transpose()
+    }
+}
+
+fn ms(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+impl DashboardSource for HubInsights {
+    fn decks(&self) -> Result<Vec<DeckSummary>> {
+        let mut out = Vec::new();
+        for stats in self.decks_stats()? {
+            let Some(m) = self.manifest(&stats.bundle_id)? else { continue };
+            let views = stats.segments.get(SEGMENT_ALL).map_or(0, |s| s.slides.values().map(|x| x.views).sum());
+            out.push(DeckSummary {
+                bundle_id: stats.bundle_id.clone(),
+                title: m.title.clone(),
+                product: m.product.clone(),
+                version: m.version,
+                calls: stats.calls,
+                views,
+            });
+        }
+        Ok(out)
+    }
+
+    fn deck(&self, bundle_id: &str, segment: Option<&str>) -> Result<Option<DeckView>> {
+        let Some(m) = self.manifest(bundle_id)? else { return Ok(None) };
+        let stats = self.hub.deck_stats(bundle_id)?.unwrap_or_else(|| DeckStats::new(bundle_id));
+        let meta = DeckMeta::from_manifest(&m);
+        let key = segment.unwrap_or(SEGMENT_ALL);
+        let empty = Default::default();
+        let seg = stats.segments.get(key).unwrap_or(&empty);
+        let slides = meta
+            .slides
+            .iter()
+            .filter(|s| !s.hidden)
+            .map(|s| {
+                let st = seg.slides.get(&s.id).cloned().unwrap_or_default();
+                SlideRow {
+                    slide_id: s.id.clone(),
+                    title: s.title.clone(),
+                    presentation_id: s.presentation.clone(),
+                    topics: s.topics.clone(),
+                    views: st.views,
+                    median_dwell_ms: ms(st.median_dwell_ms().unwrap_or(0)),
+                    drop_off: st.drop_off_rate(),
+                    reactions_positive: st.reactions.positive,
+                    reactions_neutral: st.reactions.neutral,
+                    reactions_negative: st.reactions.negative,
+                    hcp_led: st.hcp_led_views,
+                }
+            })
+            .collect();
+        Ok(Some(DeckView {
+            bundle_id: bundle_id.to_string(),
+            title: m.title.clone(),
+            product: m.product.clone(),
+            version: m.version,
+            segments: stats.segments.keys().filter(|k| k.as_str() != SEGMENT_ALL).cloned().collect(),
+            segment: segment.map(str::to_string),
+            calls: seg.calls,
+            slides,
+            channels: stats.channels.iter().map(|(c, s)| ChannelCount { channel: c.clone(), calls: s.calls }).collect(),
+        }))
+    }
+
+    fn hcps(&self) -> Result<Vec<HcpRow>> {
+        let mut out = Vec::new();
+        for p in self.profiles()? {
+            out.push(HcpRow {
+                segment: self.store().hcp_segment(&p.hcp_id)?,
+                calls: p.calls,
+                last_call_at: p.last_call_at,
+                stages: p.products.iter().map(|(prod, f)| ProductStage { product: prod.clone(), stage: f.stage.as_str().into() }).collect(),
+                top_topic: p.top_topics().first().map(|(t, _)| t.to_string()),
+                hcp_id: p.hcp_id,
+            });
+        }
+        Ok(out)
+    }
+
+    fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>> {
+        let Some(p) = self.hub.hcp_profile(hcp_id)? else { return Ok(None) };
+        let mut channels: BTreeMap<String, u64> = BTreeMap::new();
+        for f in p.products.values() {
+            for (c, n) in &f.channels {
+                *channels.entry(c.clone()).or_default() += n;
+            }
+        }
+        let topics = p
+            .top_topics()
+            .into_iter()
+            .map(|(t, score)| {
+                let i = &p.topics[t];
+                TopicRow {
+                    topic: t.to_string(),
+                    score,
+                    views: i.views,
+                    evidence: i.evidence.iter().rev().take(EVIDENCE_SHOWN).map(|e| e.description.clone()).collect(),
+                }
+            })
+            .collect();
+        let key_messages = p
+            .key_messages
+            .iter()
+            .map(|(k, i)| KeyMessageRow {
+                key_message: k.clone(),
+                views: i.views,
+                dwell_ms: p.key_message_dwell_ms.get(k).copied().unwrap_or(0),
+                last_at: i.last_at,
+            })
+            .collect();
+        let stages = p
+            .products
+            .iter()
+            .map(|(prod, f)| StageView {
+                product: prod.clone(),
+                stage: f.stage.as_str().into(),
+                history: f
+                    .stage_history
+                    .iter()
+                    .map(|c| StageStep {
+                        at: c.at.unwrap_or_else(Utc::now),
+                        from: c.from.as_str().into(),
+                        to: c.to.as_str().into(),
+                        rule: format!("{}: {}", c.rule_id, c.rule_description),
+                        evidence: c.event_uuids.iter().map(|u| format!("event {}", &u[..8.min(u.len())])).collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        // The newest plan across the decks of the HCP's products.
+        let products: BTreeSet<&str> = p.products.keys().map(String::as_str).collect();
+        let mut plan: Option<edetail_protocol::Plan> = None;
+        for stats in self.decks_stats()? {
+            let Some(m) = self.manifest(&stats.bundle_id)? else { continue };
+            if !products.contains(m.product.as_str()) {
+                continue;
+            }
+            if let Some(candidate) = self.hub.latest_plan(hcp_id, &stats.bundle_id)?
+                && plan.as_ref().is_none_or(|p| candidate.generated_at > p.generated_at)
+            {
+                plan = Some(candidate);
+            }
+        }
+        let microsites = self
+            .store()
+            .microsites_for(hcp_id)?
+            .into_iter()
+            .map(|m| MicrositeRow { created_at: m.created_at, expires_at: m.expires_at, topics: m.topics, views: m.views })
+            .collect();
+        let prescriptions: Vec<RxRow> = self
+            .store()
+            .prescriptions(hcp_id)?
+            .into_iter()
+            .map(|r| RxRow { period: r.period, product: r.product, count: r.count })
+            .collect();
+        let mut periods: BTreeSet<String> = prescriptions.iter().map(|r| r.period.clone()).collect();
+        periods.extend(p.periods.keys().cloned());
+        let engagement_by_period = periods
+            .into_iter()
+            .map(|period| {
+                let e = p.periods.get(&period).copied().unwrap_or_default();
+                EngagementRow { period, calls: e.calls, views: e.views }
+            })
+            .collect();
+        Ok(Some(HcpView {
+            segment: self.store().hcp_segment(hcp_id)?,
+            hcp_id: p.hcp_id.clone(),
+            calls_by_channel: channels.into_iter().map(|(channel, calls)| ChannelCount { channel, calls }).collect(),
+            topics,
+            key_messages,
+            stages,
+            plan,
+            microsites,
+            prescriptions,
+            engagement_by_period,
+        }))
+    }
+
+    fn channels(&self) -> Result<ChannelsView> {
+        let mut rows: BTreeMap<String, ChannelRow> = BTreeMap::new();
+        for stats in self.decks_stats()? {
+            for (c, s) in &stats.channels {
+                let r = rows.entry(c.clone()).or_insert_with(|| ChannelRow { channel: c.clone(), calls: 0, views: 0, hcps_reached: 0 });
+                r.calls += s.calls;
+                r.views += s.views;
+            }
+        }
+        for p in self.profiles()? {
+            let reached: BTreeSet<&String> = p.products.values().flat_map(|f| f.channels.keys()).collect();
+            for c in reached {
+                let r = rows.entry(c.clone()).or_insert_with(|| ChannelRow { channel: c.clone(), calls: 0, views: 0, hcps_reached: 0 });
+                r.hcps_reached += 1;
+            }
+        }
+        Ok(ChannelsView { rows: rows.into_values().collect() })
+    }
+
+    fn sync_health(&self) -> Result<SyncHealthView> {
+        let mut pending: BTreeMap<String, u64> = BTreeMap::new();
+        for q in self.store().pending_calls(100_000)? {
+            *pending.entry(q.device_id).or_default() += 1;
+        }
+        let devices = self
+            .hub
+            .stats()?
+            .devices
+            .into_iter()
+            .map(|d| DeviceRow {
+                last_seen_at: d.last_seen_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)),
+                watermark: d.watermark.max(0) as u64,
+                events_received: d.events_received,
+                duplicates: d.duplicates_absorbed,
+                rejected: d.rejected,
+                pending_analysis: pending.get(&d.device_id).copied().unwrap_or(0),
+                rep_id: d.rep_id,
+                territory: d.territory,
+                device_id: d.device_id,
+            })
+            .collect();
+        Ok(SyncHealthView { devices })
+    }
+}
