@@ -355,10 +355,15 @@ fn main() -> anyhow::Result<()> {
     println!("  dashboard: {url}/dashboard");
     println!("  field day took {:.1} s (tablets and hub data in {})", started.elapsed().as_secs_f64(), out.display());
     if serve {
-        println!("  serving until Ctrl-C");
+        println!("  serving until Ctrl-C (or SIGTERM)");
         rt.block_on(async {
-            let _ = tokio::signal::ctrl_c().await;
-        });
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            anyhow::Ok(())
+        })?;
     }
     let _ = stop_tx.send(());
     let _ = rt.block_on(server);
