@@ -669,3 +669,32 @@ fn a_call_folded_twice_changes_the_profile_once() {
     assert_eq!(p.recent_call_keys, ["dev-1/t1"]);
     assert_eq!(stats.slide("all", "dosing").unwrap().views, 2, "deck stats keep no call keys");
 }
+
+/// One call on the small deck, for the document snapshots.
+fn snapshot_docs() -> (DeckStats, HcpProfile, CallOutcome) {
+    let deck = small_deck();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    let mut p = HcpProfile::new("hcp-s");
+    let mut c = Call::start("dev-1/n1", t0(), Some("hcp-s"), "remote", &deck.bundle_id);
+    c.view("a", 3_000);
+    c.push("reaction", json!({"slide": "a", "value": "positive"}));
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), Some("gp"));
+    (stats, p, out)
+}
+
+/// The persisted documents' shape: a format change is a visible diff in `snapshots/`.
+#[test]
+fn documents_match_their_snapshots() {
+    let (stats, profile, outcome) = snapshot_docs();
+    let cases = [
+        ("deck_stats", serde_json::to_value(&stats).unwrap(), include_str!("snapshots/deck_stats.json")),
+        ("hcp_profile", serde_json::to_value(&profile).unwrap(), include_str!("snapshots/hcp_profile.json")),
+        ("call_outcome", serde_json::to_value(&outcome).unwrap(), include_str!("snapshots/call_outcome.json")),
+    ];
+    for (name, actual, expected) in cases {
+        let expected: Value = serde_json::from_str(expected).unwrap();
+        assert!(actual == expected, "snapshots/{name}.json differs; now:\n{}", serde_json::to_string_pretty(&actual).unwrap());
+    }
+    assert_eq!(serde_json::from_value::<DeckStats>(serde_json::from_str(include_str!("snapshots/deck_stats.json")).unwrap()).unwrap(), stats);
+    assert_eq!(serde_json::from_value::<HcpProfile>(serde_json::from_str(include_str!("snapshots/hcp_profile.json")).unwrap()).unwrap(), profile);
+}
