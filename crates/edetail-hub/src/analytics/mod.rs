@@ -50,7 +50,8 @@
 //!
 //! # Microsite
 //! [`CallOutcome::wants_microsite`] is set for a call with an HCP that has a follow-up request,
-//! or in which some topic earned at least [`MICROSITE_TOPIC_POINTS`].
+//! or in which some topic earned at least [`MICROSITE_TOPIC_POINTS`] (not for a microsite visit
+//! itself: strong interest there does not ask for another microsite).
 
 pub mod deck;
 mod plan;
@@ -206,7 +207,8 @@ pub fn analyze_call(
             let mut tp: Vec<(String, f64)> = call_points.into_iter().map(|(t, m)| (t, profile::points(m))).collect();
             tp.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             out.topic_points = tp;
-            out.wants_microsite = microsite_request(input, deck, &out.topic_points);
+            let strong = if out.channel == "microsite" { &[][..] } else { &out.topic_points[..] };
+            out.wants_microsite = microsite_request(input, deck, strong);
         }
     }
 

@@ -591,8 +591,11 @@ fn microsite_slides_are_visible_topic_slides_in_deck_order() {
     let mut stats = DeckStats::new(&deck.bundle_id);
     let mut p = HcpProfile::new("hcp-m");
     let mut c = Call::start("dev-1/m1", t0(), Some("hcp-m"), "microsite", &deck.bundle_id);
-    c.view("dosing", 30_000);
-    analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    c.view("dosing", 60_000);
+    c.view("dosing", 60_000);
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    assert_eq!(p.topics["dosing"].score_milli, 4000 + 4000 + 500);
+    assert!(out.wants_microsite.is_none(), "strong interest on a microsite does not ask for another");
     assert_eq!(microsite_slides(&p, &deck, &topics, 2), ["safety-ae", "dosing"]);
     assert!(microsite_slides(&p, &deck, &["prescribing-information".to_string()], 5).is_empty());
     assert_eq!(stats.channels["microsite"].calls, 1);
@@ -634,7 +637,18 @@ fn rules_from_json_jump_stages_and_never_go_back() {
     let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
     assert!(out.stage_changes.is_empty());
     assert_eq!(p.stage("cardiozen"), Stage::Convinced);
-    assert!(StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": []}]}"#).is_err());
+    assert!(StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": [{"kind": "saw_any_slide"}]}]}"#).is_err());
+    let typo = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_all_slides_with_topic", "topic": "moa", "min_dwel_ms": 1}]}]}"#;
+    assert!(StageRules::from_json(typo).is_err());
+    let extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}], "stages": "advocate"}]}"#;
+    assert!(StageRules::from_json(extra).unwrap_err().contains("unknown field"));
+    let twice = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]},
+                              {"id": "x", "description": "", "stage": "educated", "all_of": [{"kind": "min_calls", "n": 3}]}]}"#;
+    assert_eq!(StageRules::from_json(twice).unwrap_err(), "stage rule id \"x\" appears twice");
+    let cond_extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "min_calls", "n": 2, "topic": "moa"}]}]}"#;
+    assert!(StageRules::from_json(cond_extra).unwrap_err().contains("unknown field"));
+    let empty = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": []}]}"#;
+    assert_eq!(StageRules::from_json(empty).unwrap_err(), "stage rule \"x\" has no conditions");
 }
 
 #[test]
