@@ -248,11 +248,12 @@ fn fold_profile(
         }
     }
     let mut credit = |profile: &mut HcpProfile, slide: &SlideMeta, extra_topic: Option<&str>, ev: Evidence, milli: i64, is_view: bool| {
-        let mut topics = slide.topics.clone();
-        if let Some(t) = extra_topic {
-            topics.push(t.to_string());
+        let mut topics: Vec<String> = Vec::new();
+        for t in slide.topics.iter().map(String::as_str).chain(extra_topic) {
+            if !topics.iter().any(|x| x == t) {
+                topics.push(t.to_string());
+            }
         }
-        topics.dedup();
         for t in &topics {
             *call_points.entry(t.clone()).or_default() += milli;
         }

@@ -712,3 +712,21 @@ fn documents_match_their_snapshots() {
     assert_eq!(serde_json::from_value::<DeckStats>(serde_json::from_str(include_str!("snapshots/deck_stats.json")).unwrap()).unwrap(), stats);
     assert_eq!(serde_json::from_value::<HcpProfile>(serde_json::from_str(include_str!("snapshots/hcp_profile.json")).unwrap()).unwrap(), profile);
 }
+
+#[test]
+fn a_follow_up_on_one_of_the_slides_topics_is_credited_once() {
+    let deck = cardiozen();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    let mut p = HcpProfile::new("hcp-f");
+    let mut c = Call::start("dev-1/f1", t0(), Some("hcp-f"), "face_to_face", &deck.bundle_id);
+    c.view("summary", 1_000); // not counted
+    c.push("follow_up_request", json!({"slide": "summary", "topic": "summary", "note": "n"}));
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    assert_eq!(p.topics["summary"].score_milli, 2000);
+    assert_eq!(p.topics["follow-up"].score_milli, 2000);
+    assert_eq!(p.topics.len(), 2);
+    assert_eq!(out.topic_points, [("follow-up".to_string(), 2.0), ("summary".to_string(), 2.0)]);
+    assert_eq!(out.wants_microsite.unwrap().topics, ["summary", "follow-up"]);
+    // A follow-up alone (no counted view) is not "saw a slide".
+    assert_eq!(p.stage("cardiozen"), Stage::Unaware);
+}
