@@ -154,6 +154,10 @@ pub struct CallOutcome {
 
 /// Folds one finished call into the deck's stats and (when the call has an HCP) the HCP's
 /// profile; evaluates the stage rules.
+///
+/// `profile` is used as given (the worker picks it from [`call_header`]); it is left alone for
+/// a preview call, a call naming another HCP, or a call it already has. `segment` adds a
+/// segment besides `"all"`. Never panics on odd input; what was odd is in `notes`.
 pub fn analyze_call(
     input: &CallInput,
     deck: &DeckMeta,
