@@ -268,3 +268,19 @@ async fn routes_statuses_and_headers() {
     assert!(body.contains(r#"data-page="error""#) && !body.contains("secret"));
     task.abort();
 }
+
+#[tokio::test]
+async fn merges_into_the_hub_router() {
+    // The hub's `/v1` router has a fallback; the dashboard's must not (axum refuses to merge
+    // two), so its unknown pages come from a `/dashboard/{*rest}` route instead.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = crate::Hub::open(crate::HubConfig::local(dir.path(), vec![])).unwrap();
+    let app = hub.router().merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    assert_eq!(reqwest::get(format!("{url}/dashboard/decks/cz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{url}/dashboard/nope")).await.unwrap().status(), 404);
+    assert_eq!(reqwest::get(format!("{url}/v1/device")).await.unwrap().status(), 401);
+    task.abort();
+}
