@@ -77,16 +77,29 @@ async function startFixture(expectPath) {
   return { url, child };
 }
 
-// Deliberately wrong expectations: every scenario that checks data should now fail.
+// Deliberately wrong expectations: every scenario whose data is corrupted must now fail.
+// Returns how many scenarios were corrupted (the self-check requires at least that many failures).
 function corrupt(x) {
-  if (x.deck && x.deck.slides.length) x.deck.slides[0].median_dwell_ms += 1000;
-  if (x.deck_segment && x.deck_segment.slides.length) x.deck_segment.slides[1].drop_off += 0.1;
-  if (x.hcp && x.hcp.plan && x.hcp.plan.items.length > 1) x.hcp.plan.items.reverse();
-  if (x.hcp && x.hcp.topics.length) x.hcp.topics[0].score += 0.5;
-  if (x.channels.rows.length) x.channels.rows[0].calls += 1;
-  if (x.sync_health.devices.length) x.sync_health.devices[0].rejected += 2;
+  let n = 1;
   x.decks.push({ bundle_id: "not.a.deck", title: "Missing", product: "none", version: 1, calls: 0, views: 0 });
-  return x;
+  if (x.deck && x.deck.slides.length) {
+    x.deck.slides[0].median_dwell_ms += 1000;
+    n++;
+  }
+  if (x.hcp && x.hcp.topics.length) {
+    x.hcp.topics[0].score += 0.5;
+    if (x.hcp.plan && x.hcp.plan.items.length > 1) x.hcp.plan.items.reverse();
+    n++;
+  }
+  if (x.channels.rows.length) {
+    x.channels.rows[0].calls += 1;
+    n++;
+  }
+  if (x.sync_health.devices.length) {
+    x.sync_health.devices[0].rejected += 2;
+    n++;
+  }
+  return n;
 }
 
 // ------------------------------------------------------------------ page helpers
@@ -366,9 +379,10 @@ async function main() {
     console.log("fixture: " + base);
   }
   let x = JSON.parse(fs.readFileSync(expectPath, "utf8"));
+  let corrupted = 0;
   if (mutate) {
-    x = corrupt(x);
-    console.log("(expectations deliberately corrupted: this run must fail)");
+    corrupted = corrupt(x);
+    console.log(`(expectations of ${corrupted} scenarios deliberately corrupted: they must fail)`);
   }
   const host = new URL(base).host;
   check(["127.0.0.1", "localhost", "[::1]"].includes(new URL(base).hostname), "dashboard is on loopback", base);
@@ -394,7 +408,8 @@ async function main() {
     await browser.close().catch(() => {});
     if (fixture) fixture.child.kill("SIGTERM");
   }
-  console.log(`${passed} passed, ${failed} failed`);
+  // Under --mutate the last line also says how many scenarios must have failed.
+  console.log(`${passed} passed, ${failed} failed` + (mutate ? ` (${corrupted} corrupted)` : ""));
   process.exit(failed ? 1 : 0);
 }
 

@@ -5,7 +5,7 @@
 //! Serves `edetail_hub::dashboard::router()` on loopback, prints
 //! `dashboard: http://127.0.0.1:PORT/dashboard` on stdout, and writes the values the pages
 //! must show as JSON (the same view models, serialized) to the `--expect` path:
-//! `{decks, hcps, channels, sync_health, deck, deck_segment, hcp, hcp_without_plan, hostile_hcp}`.
+//! `edetail_hub::dashboard::expectations()` plus `hostile_hcp`.
 //!
 //! Two decks, three HCPs (a safety-minded cardiologist at "educated" with a plan, an advocate,
 //! an unaware HCP whose id is deliberately hostile: markup and URL metacharacters), three
@@ -299,20 +299,6 @@ impl Fixture {
         };
         Fixture { decks, deck_views, hcps, hcp_views, channels, sync }
     }
-
-    fn expectations(&self) -> serde_json::Value {
-        serde_json::json!({
-            "decks": self.decks,
-            "hcps": self.hcps,
-            "channels": self.channels,
-            "sync_health": self.sync,
-            "deck": cardiozen(None),
-            "deck_segment": cardiozen(Some("cardiology")),
-            "hcp": hcp_safety(),
-            "hcp_without_plan": hcp_advocate(),
-            "hostile_hcp": hcp_hostile(),
-        })
-    }
 }
 
 impl DashboardSource for Fixture {
@@ -355,7 +341,10 @@ async fn main() -> Result<()> {
     }
     let fixture = Fixture::new();
     if let Some(path) = expect {
-        let json = serde_json::to_vec_pretty(&fixture.expectations()).map_err(|e| Error::Internal(e.to_string()))?;
+        // What any source's dashboard must show, plus the HCP whose id is hostile.
+        let mut x = expectations(&fixture)?;
+        x["hostile_hcp"] = serde_json::to_value(hcp_hostile()).map_err(|e| Error::Internal(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&x).map_err(|e| Error::Internal(e.to_string()))?;
         if let Some(dir) = std::path::Path::new(&path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
         }

@@ -50,7 +50,8 @@
 //!
 //! # Microsite
 //! [`CallOutcome::wants_microsite`] is set for a call with an HCP that has a follow-up request,
-//! or in which some topic earned at least [`MICROSITE_TOPIC_POINTS`].
+//! or in which some topic earned at least [`MICROSITE_TOPIC_POINTS`] (not for a microsite visit
+//! itself: strong interest there does not ask for another microsite).
 
 pub mod deck;
 mod plan;
@@ -153,6 +154,10 @@ pub struct CallOutcome {
 
 /// Folds one finished call into the deck's stats and (when the call has an HCP) the HCP's
 /// profile; evaluates the stage rules.
+///
+/// `profile` is used as given (the worker picks it from [`call_header`]); it is left alone for
+/// a preview call, a call naming another HCP, or a call it already has. `segment` adds a
+/// segment besides `"all"`. Never panics on odd input; what was odd is in `notes`.
 pub fn analyze_call(
     input: &CallInput,
     deck: &DeckMeta,
@@ -206,7 +211,8 @@ pub fn analyze_call(
             let mut tp: Vec<(String, f64)> = call_points.into_iter().map(|(t, m)| (t, profile::points(m))).collect();
             tp.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             out.topic_points = tp;
-            out.wants_microsite = microsite_request(input, deck, &out.topic_points);
+            let strong = if out.channel == "microsite" { &[][..] } else { &out.topic_points[..] };
+            out.wants_microsite = microsite_request(input, deck, strong);
         }
     }
 
@@ -256,11 +262,12 @@ fn fold_profile(
         }
     }
     let mut credit = |profile: &mut HcpProfile, slide: &SlideMeta, extra_topic: Option<&str>, ev: Evidence, milli: i64, is_view: bool| {
-        let mut topics = slide.topics.clone();
-        if let Some(t) = extra_topic {
-            topics.push(t.to_string());
+        let mut topics: Vec<String> = Vec::new();
+        for t in slide.topics.iter().map(String::as_str).chain(extra_topic) {
+            if !topics.iter().any(|x| x == t) {
+                topics.push(t.to_string());
+            }
         }
-        topics.dedup();
         for t in &topics {
             *call_points.entry(t.clone()).or_default() += milli;
         }

@@ -75,7 +75,7 @@ pub fn build_plan_with_rules(
         let (score, source) = slide_interest(profile, slide);
         let mut evidence = vec![format!("stage {}", stage.as_str())];
         if let Some(s) = facts.and_then(|f| f.slides_seen.get(&slide.id)) {
-            evidence.push(format!("seen {} times, longest {:.1} s", s.views, s.max_dwell_ms as f64 / 1000.0));
+            evidence.push(format!("counted views {}, longest {:.1} s", s.views, s.max_dwell_ms as f64 / 1000.0));
         } else {
             evidence.push("never seen".into());
         }

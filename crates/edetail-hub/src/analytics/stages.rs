@@ -56,7 +56,7 @@ pub struct StageChange {
 
 /// A condition on the facts of one HCP and product. All string matches ignore ASCII case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Condition {
     /// A counted view of any slide of the product's deck.
     SawAnySlide,
@@ -77,8 +77,11 @@ pub enum Condition {
     TopicScoreAtLeast { topic: String, score: f64 },
 }
 
-/// One rule: when all conditions hold, the HCP is at least `stage` for the product.
+/// One rule: when all conditions hold, the HCP is at least `stage` for the product. A rule
+/// without conditions never fires. Unknown fields are refused (a typo in an operator's file
+/// must not silently weaken a rule).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageRule {
     pub id: String,
     pub description: String,
@@ -95,6 +98,7 @@ fn any_product() -> String {
 
 /// The rule set; operators pass it as JSON (`{"rules": [...]}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StageRules {
     pub rules: Vec<StageRule>,
 }
@@ -144,8 +148,27 @@ fn contains(haystack: &str, needle: &str) -> bool {
 }
 
 impl StageRules {
-    pub fn from_json(json: &str) -> serde_json::Result<StageRules> {
-        serde_json::from_str(json)
+    /// Parses and checks an operator's rules file.
+    pub fn from_json(json: &str) -> Result<StageRules, String> {
+        let rules: StageRules = serde_json::from_str(json).map_err(|e| format!("stage rules: {e}"))?;
+        rules.check()?;
+        Ok(rules)
+    }
+
+    /// Ids non-empty and unique, every rule with at least one condition.
+    pub fn check(&self) -> Result<(), String> {
+        for (i, r) in self.rules.iter().enumerate() {
+            if r.id.trim().is_empty() {
+                return Err(format!("stage rule #{} has no id", i + 1));
+            }
+            if self.rules[..i].iter().any(|o| o.id == r.id) {
+                return Err(format!("stage rule id {:?} appears twice", r.id));
+            }
+            if r.all_of.is_empty() {
+                return Err(format!("stage rule {:?} has no conditions", r.id));
+            }
+        }
+        Ok(())
     }
 
     /// Topics that the rules for `stage` look at (plans offer unseen slides on them as the

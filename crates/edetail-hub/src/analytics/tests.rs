@@ -591,8 +591,11 @@ fn microsite_slides_are_visible_topic_slides_in_deck_order() {
     let mut stats = DeckStats::new(&deck.bundle_id);
     let mut p = HcpProfile::new("hcp-m");
     let mut c = Call::start("dev-1/m1", t0(), Some("hcp-m"), "microsite", &deck.bundle_id);
-    c.view("dosing", 30_000);
-    analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    c.view("dosing", 60_000);
+    c.view("dosing", 60_000);
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    assert_eq!(p.topics["dosing"].score_milli, 4000 + 4000 + 500);
+    assert!(out.wants_microsite.is_none(), "strong interest on a microsite does not ask for another");
     assert_eq!(microsite_slides(&p, &deck, &topics, 2), ["safety-ae", "dosing"]);
     assert!(microsite_slides(&p, &deck, &["prescribing-information".to_string()], 5).is_empty());
     assert_eq!(stats.channels["microsite"].calls, 1);
@@ -634,7 +637,18 @@ fn rules_from_json_jump_stages_and_never_go_back() {
     let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
     assert!(out.stage_changes.is_empty());
     assert_eq!(p.stage("cardiozen"), Stage::Convinced);
-    assert!(StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": []}]}"#).is_err());
+    assert!(StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": [{"kind": "saw_any_slide"}]}]}"#).is_err());
+    let typo = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_all_slides_with_topic", "topic": "moa", "min_dwel_ms": 1}]}]}"#;
+    assert!(StageRules::from_json(typo).is_err());
+    let extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}], "stages": "advocate"}]}"#;
+    assert!(StageRules::from_json(extra).unwrap_err().contains("unknown field"));
+    let twice = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]},
+                              {"id": "x", "description": "", "stage": "educated", "all_of": [{"kind": "min_calls", "n": 3}]}]}"#;
+    assert_eq!(StageRules::from_json(twice).unwrap_err(), "stage rule id \"x\" appears twice");
+    let cond_extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "min_calls", "n": 2, "topic": "moa"}]}]}"#;
+    assert!(StageRules::from_json(cond_extra).unwrap_err().contains("unknown field"));
+    let empty = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": []}]}"#;
+    assert_eq!(StageRules::from_json(empty).unwrap_err(), "stage rule \"x\" has no conditions");
 }
 
 #[test]
@@ -668,4 +682,51 @@ fn a_call_folded_twice_changes_the_profile_once() {
     assert_eq!(p, after_first);
     assert_eq!(p.recent_call_keys, ["dev-1/t1"]);
     assert_eq!(stats.slide("all", "dosing").unwrap().views, 2, "deck stats keep no call keys");
+}
+
+/// One call on the small deck, for the document snapshots.
+fn snapshot_docs() -> (DeckStats, HcpProfile, CallOutcome) {
+    let deck = small_deck();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    let mut p = HcpProfile::new("hcp-s");
+    let mut c = Call::start("dev-1/n1", t0(), Some("hcp-s"), "remote", &deck.bundle_id);
+    c.view("a", 3_000);
+    c.push("reaction", json!({"slide": "a", "value": "positive"}));
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), Some("gp"));
+    (stats, p, out)
+}
+
+/// The persisted documents' shape: a format change is a visible diff in `snapshots/`.
+#[test]
+fn documents_match_their_snapshots() {
+    let (stats, profile, outcome) = snapshot_docs();
+    let cases = [
+        ("deck_stats", serde_json::to_value(&stats).unwrap(), include_str!("snapshots/deck_stats.json")),
+        ("hcp_profile", serde_json::to_value(&profile).unwrap(), include_str!("snapshots/hcp_profile.json")),
+        ("call_outcome", serde_json::to_value(&outcome).unwrap(), include_str!("snapshots/call_outcome.json")),
+    ];
+    for (name, actual, expected) in cases {
+        let expected: Value = serde_json::from_str(expected).unwrap();
+        assert!(actual == expected, "snapshots/{name}.json differs; now:\n{}", serde_json::to_string_pretty(&actual).unwrap());
+    }
+    assert_eq!(serde_json::from_value::<DeckStats>(serde_json::from_str(include_str!("snapshots/deck_stats.json")).unwrap()).unwrap(), stats);
+    assert_eq!(serde_json::from_value::<HcpProfile>(serde_json::from_str(include_str!("snapshots/hcp_profile.json")).unwrap()).unwrap(), profile);
+}
+
+#[test]
+fn a_follow_up_on_one_of_the_slides_topics_is_credited_once() {
+    let deck = cardiozen();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    let mut p = HcpProfile::new("hcp-f");
+    let mut c = Call::start("dev-1/f1", t0(), Some("hcp-f"), "face_to_face", &deck.bundle_id);
+    c.view("summary", 1_000); // not counted
+    c.push("follow_up_request", json!({"slide": "summary", "topic": "summary", "note": "n"}));
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    assert_eq!(p.topics["summary"].score_milli, 2000);
+    assert_eq!(p.topics["follow-up"].score_milli, 2000);
+    assert_eq!(p.topics.len(), 2);
+    assert_eq!(out.topic_points, [("follow-up".to_string(), 2.0), ("summary".to_string(), 2.0)]);
+    assert_eq!(out.wants_microsite.unwrap().topics, ["summary", "follow-up"]);
+    // A follow-up alone (no counted view) is not "saw a slide".
+    assert_eq!(p.stage("cardiozen"), Stage::Unaware);
 }

@@ -11,6 +11,14 @@
 //! Routes (all GET): `/dashboard`, `/dashboard/decks`, `/dashboard/decks/{bundle_id}?segment=S`,
 //! `/dashboard/hcps`, `/dashboard/hcps/{hcp_id}`, `/dashboard/channels`, `/dashboard/sync`.
 //! Unknown ids answer a 404 page; source errors a 500 page (details in the log only).
+//!
+//! Mounting: `hub.router().merge(dashboard::router(Arc::new(source)))` (this router has no
+//! fallback, so it merges with the `/v1` one). The dashboard has no authentication of its
+//! own: serve it only where operators are (loopback, an internal network, behind the
+//! operator's reverse proxy).
+//!
+//! Testing against any source: [`expectations`] serializes what the pages must show, in the
+//! format `scripts/dashboard-test URL EXPECT_JSON` reads.
 
 pub mod html;
 pub mod model;
@@ -49,6 +57,54 @@ pub trait DashboardSource: Send + Sync + 'static {
 }
 
 type Source = Arc<dyn DashboardSource>;
+
+/// What the dashboard must show for `source`, as the browser test reads it:
+/// `{decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
+/// `deck` is the first deck with slide data (and `deck_segment` its first segment's view),
+/// `hcp` the first HCP with a plan (else the first HCP) and `hcp_without_plan` the first other
+/// HCP without one. Keys without a candidate are left out (the test skips their scenarios).
+pub fn expectations(source: &dyn DashboardSource) -> Result<serde_json::Value> {
+    let decks = source.decks()?;
+    let hcps = source.hcps()?;
+    let mut x = serde_json::json!({
+        "decks": decks,
+        "hcps": hcps,
+        "channels": source.channels()?,
+        "sync_health": source.sync_health()?,
+    });
+    for d in &decks {
+        let Some(view) = source.deck(&d.bundle_id, None)? else { continue };
+        if view.slides.is_empty() {
+            continue;
+        }
+        if let Some(seg) = view.segments.first()
+            && let Some(sv) = source.deck(&d.bundle_id, Some(seg))?
+            && !sv.slides.is_empty()
+        {
+            x["deck_segment"] = to_json(&sv)?;
+        }
+        x["deck"] = to_json(&view)?;
+        break;
+    }
+    let mut views = Vec::new();
+    for h in &hcps {
+        if let Some(v) = source.hcp(&h.hcp_id)? {
+            views.push(v);
+        }
+    }
+    let with_plan = views.iter().position(|v| v.plan.is_some()).or((!views.is_empty()).then_some(0));
+    if let Some(i) = with_plan {
+        x["hcp"] = to_json(&views[i])?;
+        if let Some(other) = views.iter().enumerate().find(|(j, v)| *j != i && v.plan.is_none()) {
+            x["hcp_without_plan"] = to_json(other.1)?;
+        }
+    }
+    Ok(x)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| Error::Internal(format!("dashboard expectations: {e}")))
+}
 
 /// The dashboard's routes, to merge into the hub's router (or serve alone).
 pub fn router(source: Arc<dyn DashboardSource>) -> Router {

@@ -268,3 +268,62 @@ async fn routes_statuses_and_headers() {
     assert!(body.contains(r#"data-page="error""#) && !body.contains("secret"));
     task.abort();
 }
+
+#[tokio::test]
+async fn merges_into_the_hub_router() {
+    // The hub's `/v1` router has a fallback; the dashboard's must not (axum refuses to merge
+    // two), so its unknown pages come from a `/dashboard/{*rest}` route instead.
+    let dir = tempfile::tempdir().unwrap();
+    let hub = crate::Hub::open(crate::HubConfig::local(dir.path(), vec![])).unwrap();
+    let app = hub.router().merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    assert_eq!(reqwest::get(format!("{url}/dashboard/decks/cz")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{url}/dashboard/nope")).await.unwrap().status(), 404);
+    assert_eq!(reqwest::get(format!("{url}/v1/device")).await.unwrap().status(), 401);
+    task.abort();
+}
+
+#[test]
+fn expectations_pick_a_deck_and_hcps_with_and_without_plan() {
+    #[derive(Debug)]
+    struct Two(Mem);
+    impl DashboardSource for Two {
+        fn decks(&self) -> Result<Vec<DeckSummary>> {
+            self.0.decks()
+        }
+        fn deck(&self, id: &str, seg: Option<&str>) -> Result<Option<DeckView>> {
+            self.0.deck(id, seg)
+        }
+        fn hcps(&self) -> Result<Vec<HcpRow>> {
+            let row = |id: &str| HcpRow { hcp_id: id.into(), segment: None, calls: 1, last_call_at: None, stages: vec![], top_topic: None };
+            Ok(vec![row("h0"), row("h1"), row("gone")])
+        }
+        fn hcp(&self, id: &str) -> Result<Option<HcpView>> {
+            Ok(match id {
+                "h0" => Some(hcp_view("h0", false)),
+                "h1" => Some(hcp_view("h1", true)),
+                _ => None,
+            })
+        }
+        fn channels(&self) -> Result<ChannelsView> {
+            self.0.channels()
+        }
+        fn sync_health(&self) -> Result<SyncHealthView> {
+            self.0.sync_health()
+        }
+    }
+    let x = expectations(&Two(Mem { decks: vec![summary("cz")], fail: false })).unwrap();
+    assert_eq!(x["deck"]["bundle_id"], "cz");
+    assert_eq!(x["deck"]["slides"].as_array().unwrap().len(), 3);
+    assert_eq!(x["deck_segment"]["segment"], "cardiology");
+    assert_eq!(x["hcp"]["hcp_id"], "h1");
+    assert_eq!(x["hcp"]["plan"]["items"][0]["slide_id"], "safety-overview");
+    assert_eq!(x["hcp_without_plan"]["hcp_id"], "h0");
+    assert_eq!(x["hcps"].as_array().unwrap().len(), 3);
+    // An empty source: only the lists.
+    let x = expectations(&Mem::default()).unwrap();
+    assert!(x.get("deck").is_none() && x.get("hcp").is_none());
+    assert_eq!(x["decks"], serde_json::json!([]));
+}
