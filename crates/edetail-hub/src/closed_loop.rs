@@ -262,7 +262,8 @@ impl Analyzer {
         let deck = current.as_ref().map(DeckMeta::from_manifest);
         let deck = deck.as_ref().unwrap_or(call_deck);
         let plan_id = uuid::Uuid::new_v4().to_string();
-        let plan: Plan = analytics::build_plan(profile, deck, stats, territory, &plan_id, now, PLAN_VALIDITY);
+        let plan: Plan =
+            analytics::build_plan_with_rules(profile, deck, stats, territory, &plan_id, now, PLAN_VALIDITY, &self.config.rules);
         let bytes = serde_json::to_vec(&plan).map_err(|e| Error::Internal(format!("serializing a plan: {e}")))?;
         let signature = self.config.plan_key.sign_manifest(&bytes);
         Ok(NewPlan {

@@ -141,8 +141,8 @@ impl Hub {
         let rules = match &config.stage_rules {
             None => StageRules::default(),
             Some(p) => {
-                let text = std::fs::read(p).map_err(Error::io(p))?;
-                serde_json::from_slice(&text).map_err(|e| Error::BadRequest(format!("stage rules {}: {e}", p.display())))?
+                let text = std::fs::read_to_string(p).map_err(Error::io(p))?;
+                StageRules::from_json(&text).map_err(|e| Error::BadRequest(format!("stage rules {}: {e}", p.display())))?
             }
         };
         Ok(Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules }))
@@ -359,6 +359,12 @@ impl Hub {
     pub fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
         self.inner.store.events_for_device(device_id)
     }
+}
+
+/// The `/v1` routes alone (the dashboard's tests merge their own dashboard into them).
+#[cfg(test)]
+pub(crate) fn http_router_for_tests(hub: &Hub) -> axum::Router {
+    http::router(hub.clone())
 }
 
 /// The analysis worker looks at the queue at least this often.

@@ -275,7 +275,12 @@ async fn merges_into_the_hub_router() {
     // two), so its unknown pages come from a `/dashboard/{*rest}` route instead.
     let dir = tempfile::tempdir().unwrap();
     let hub = crate::Hub::open(crate::HubConfig::local(dir.path(), vec![])).unwrap();
-    let app = hub.router().merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
+    // The hub's router already serves its own dashboard (an empty hub: no decks yet).
+    let (hub_url, hub_task) = crate::serve_local(hub.clone()).await.unwrap();
+    assert_eq!(reqwest::get(format!("{hub_url}/dashboard")).await.unwrap().status(), 200);
+    assert_eq!(reqwest::get(format!("{hub_url}/dashboard/decks/cz")).await.unwrap().status(), 404);
+    hub_task.abort();
+    let app = crate::http_router_for_tests(&hub).merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
