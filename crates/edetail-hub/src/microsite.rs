@@ -48,7 +48,7 @@ fn gone(status: StatusCode, text: &str) -> Response {
 }
 
 enum Lookup {
-    Valid(Microsite),
+    Valid(Box<Microsite>),
     Expired,
     Unknown,
 }
@@ -66,7 +66,7 @@ async fn lookup(hub: &Hub, token: &str) -> Result<Lookup> {
     Ok(match found {
         None => Lookup::Unknown,
         Some(m) if m.expires_at <= Utc::now() => Lookup::Expired,
-        Some(m) => Lookup::Valid(m),
+        Some(m) => Lookup::Valid(Box::new(m)),
     })
 }
 

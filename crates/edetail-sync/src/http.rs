@@ -326,9 +326,10 @@ mod tests {
     #[test]
     fn trust_roots_must_be_certificates() {
         let tokens: Arc<dyn TokenProvider> = Arc::new(StaticToken("t".into()));
-        let e = Transport::with_options("https://hub.example", tokens.clone(), Timeouts::default(), &[b"not a certificate".to_vec()])
-            .err()
-            .expect("garbage is refused");
+        let Err(e) = Transport::with_options("https://hub.example", tokens.clone(), Timeouts::default(), &[b"not a certificate".to_vec()])
+        else {
+            panic!("garbage is refused")
+        };
         assert_eq!(e.class, FailureClass::Permanent);
         assert!(e.message.contains("trust root"), "{}", e.message);
         assert!(Transport::with_options("https://hub.example", tokens, Timeouts::default(), &[]).is_ok(), "the platform verifier off Android");

@@ -155,8 +155,7 @@ impl CountingProxy {
                         let _ = sw.shutdown().await;
                     });
                     let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let Ok(n) = sr.read(&mut buf).await else { break };
+                    while let Ok(n) = sr.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
