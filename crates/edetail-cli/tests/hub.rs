@@ -90,3 +90,49 @@ fn serve_publish_and_stats() {
         assert!(status.success(), "{status:?}");
     }
 }
+
+/// The closed-loop admin commands: CSV imports with errors that name the line (never its
+/// content), the plan key for devices, analysis on demand, microsites of an HCP.
+#[test]
+fn closed_loop_admin_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let csv = tmp.path().join("in.csv");
+
+    std::fs::write(&csv, "hcp_id,segment\nhcp-1,cardiology\nhcp-2,gp\n").unwrap();
+    let o = ok_json(&edetail(&["hub", "hcps", "--data", s(&data), s(&csv), "--json"]));
+    assert_eq!(o["imported"], 2);
+    std::fs::write(&csv, "hcp_id,segment\nhcp-1,cardiology\nDr Secret Name\n").unwrap();
+    let o = edetail(&["hub", "hcps", "--data", s(&data), s(&csv)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("line 3") && !err.contains("Secret"), "{err}");
+    std::fs::write(&csv, "id,segment\nhcp-1,gp\n").unwrap();
+    let err = String::from_utf8_lossy(&edetail(&["hub", "hcps", "--data", s(&data), s(&csv)]).stderr).to_string();
+    assert!(err.contains("hcp_id,segment"), "the expected header is named: {err}");
+
+    std::fs::write(&csv, "hcp_id,product,period,count\nhcp-1,cardiozen,2026-10,3\nhcp-1,cardiozen,2026-11,5\n").unwrap();
+    assert_eq!(ok_json(&edetail(&["hub", "prescriptions", "--data", s(&data), s(&csv), "--json"]))["imported"], 2);
+    std::fs::write(&csv, "hcp_id,product,period,count\nhcp-1,cardiozen,2026-13,3\n").unwrap();
+    let err = String::from_utf8_lossy(&edetail(&["hub", "prescriptions", "--data", s(&data), s(&csv)]).stderr).to_string();
+    assert!(err.contains("line 2") && err.contains("YYYY-MM"), "{err}");
+
+    // The plan key is created once and stays the same.
+    let k1 = edetail(&["hub", "plan-key", "--data", s(&data)]);
+    let k2 = edetail(&["hub", "plan-key", "--data", s(&data)]);
+    assert!(k1.status.success());
+    assert_eq!(k1.stdout, k2.stdout);
+    let text = String::from_utf8_lossy(&k1.stdout);
+    assert!(text.contains("ed25519-public") || text.contains("\"key\""), "{text}");
+    assert!(data.join("plan.key").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(data.join("plan.key")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let o = ok_json(&edetail(&["hub", "analyze", "--data", s(&data), "--json"]));
+    assert_eq!(o["calls_analysed"], 0);
+    let o = ok_json(&edetail(&["hub", "microsites", "--data", s(&data), "--hcp", "hcp-1", "--json"]));
+    assert_eq!(o, serde_json::json!([]));
+}
