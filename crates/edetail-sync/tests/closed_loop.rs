@@ -25,18 +25,29 @@ struct World {
     key: SecretKey,
     rt: tokio::runtime::Runtime,
     dir: tempfile::TempDir,
+    _db: Option<edetail_hub::testkit::TestDatabase>,
 }
 
 fn world() -> World {
+    world_on(None)
+}
+
+/// The same hub on PostgreSQL (a fresh database in the cluster `scripts/services` starts).
+fn world_on_postgres() -> World {
+    world_on(Some(edetail_hub::testkit::TestDatabase::new()))
+}
+
+fn world_on(db: Option<edetail_hub::testkit::TestDatabase>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let key = SecretKey::from_seed(&[11u8; 32]);
     let zip = dir.path().join("cardiozen.zip");
     let deck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presentations/cardiozen-launch");
     edetail_bundle::pack::pack_dir(&deck, &zip, Some(&key), &mut |_| {}).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()]))).unwrap();
+    let config = HubConfig { database: db.as_ref().map(|d| d.url.clone()), ..HubConfig::local(dir.path().join("hub"), vec![key.public()]) };
+    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(config)).unwrap();
     hub.publish_zip(&std::fs::read(&zip).unwrap(), &[]).unwrap();
-    World { url, hub, key, rt, dir }
+    World { url, hub, key, rt, dir, _db: db }
 }
 
 struct Tablet {
@@ -100,7 +111,15 @@ fn record_day(t: &Tablet) -> String {
 
 #[test]
 fn plans_close_the_loop_back_to_the_tablet() {
-    let w = world();
+    closes_the_loop(world());
+}
+
+#[test]
+fn plans_close_the_loop_back_to_the_tablet_on_postgres() {
+    closes_the_loop(world_on_postgres());
+}
+
+fn closes_the_loop(w: World) {
     let t = tablet(&w, "rep-1", true);
     let untrusting = tablet(&w, "rep-2", false);
     let follow_up_uuid = record_day(&t);
