@@ -19,6 +19,7 @@ pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -269,8 +270,29 @@ impl Hub {
         }
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves plain HTTP until `shutdown` completes, then finishes in-flight requests.
+    /// Meant for loopback (or behind a TLS-terminating proxy): see [`Hub::serve_tls`].
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// Serves HTTPS (HTTP/1.1 over rustls, `tls` from [`tls::TlsFiles::load`]) until
+    /// `shutdown` completes, then finishes in-flight requests. Same routes and background
+    /// analysis as [`Hub::serve`].
+    pub async fn serve_tls(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Arc<tls::ServerConfig>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::Internal(format!("listener: {e}")))?;
+        self.serve_on(listener, shutdown).await
+    }
+
+    async fn serve_on<L>(self, listener: L, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()>
+    where
+        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    {
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
         tracing::info!(%addr, "hub listening");
         let worker = tokio::spawn(self.clone().analysis_worker());
@@ -412,4 +434,19 @@ pub async fn serve_local(hub: Hub) -> Result<(String, tokio::task::JoinHandle<()
         }
     });
     Ok((format!("http://{addr}"), task))
+}
+
+/// Test helper: serves `hub` over HTTPS (`tls` from [`tls::TlsFiles::load`]) on 127.0.0.1:0
+/// in a background tokio task; returns its base URL (`"https://127.0.0.1:PORT"`) and the task.
+pub async fn serve_local_tls(hub: Hub, tls: Arc<tls::ServerConfig>) -> Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = hub.serve_tls(listener, tls, std::future::pending()).await {
+            tracing::error!(error = %e, "local hub stopped");
+        }
+    });
+    Ok((format!("https://{addr}"), task))
 }

@@ -129,3 +129,49 @@ pub fn fresh_bucket() -> S3Config {
         secret_access_key: Some("testing".into()),
     }
 }
+
+/// Test certificates: a fresh CA and a server certificate it signed for `127.0.0.1` and
+/// `localhost`, written as PEM files for `edetail hub serve --tls-cert/--tls-key` and
+/// [`crate::tls::TlsFiles`].
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA certificate (DER): the trust root clients are given.
+    pub ca_der: Vec<u8>,
+    /// The CA certificate (PEM).
+    pub ca_pem: String,
+    /// The server's PEM files.
+    pub files: crate::tls::TlsFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    /// A new CA and server certificate, in a new temporary directory.
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "edetail test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key")).expect("CA certificate");
+        let server_key = KeyPair::generate().expect("server key");
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("server params");
+        params.distinguished_name.push(DnType::CommonName, "edetail test hub");
+        let server = params.signed_by(&server_key, &ca).expect("server certificate");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = crate::tls::TlsFiles { cert: dir.path().join("hub.crt"), key: dir.path().join("hub.key") };
+        std::fs::write(&files.cert, server.pem()).expect("write certificate");
+        std::fs::write(&files.key, server_key.serialize_pem()).expect("write key");
+        TestCa { ca_der: ca.der().to_vec(), ca_pem: ca.pem(), files, _dir: dir }
+    }
+
+    /// The directory holding the PEM files (for further test files).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> TestCa {
+        TestCa::new()
+    }
+}

@@ -1,0 +1,186 @@
+//! HTTPS for the hub: loads a certificate chain and its private key from PEM files into a
+//! rustls `ServerConfig` (the aws-lc-rs provider, the one reqwest already links: no second
+//! crypto library), and [`TlsListener`], an `axum::serve` listener that completes TLS
+//! handshakes off the accept loop, so `Hub::serve_tls` serves exactly what `Hub::serve` serves.
+//!
+//! Errors name the file and the problem, never its content (a key file is a secret).
+//! Certificate reload is not supported: restart the hub to pick up a renewed certificate.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+pub use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::{self, crypto::aws_lc_rs};
+use tokio_rustls::server::TlsStream;
+
+/// A client must finish its handshake within this time, or the connection is dropped.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many handshakes in progress; further connections wait in the kernel's backlog.
+pub const MAX_PENDING_HANDSHAKES: usize = 256;
+
+/// Why the TLS certificate or key could not be used. Never carries key material.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    #[error("cannot read the TLS {what} file {}: {source}", path.display())]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the TLS certificate file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("the TLS {what} file {} is not valid PEM ({problem})", path.display())]
+    BadPem { what: &'static str, path: PathBuf, problem: &'static str },
+    #[error("the TLS key file {} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)", path.display())]
+    NoKey { path: PathBuf },
+    #[error("the TLS key {} does not match the certificate {}", key.display(), cert.display())]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("the TLS certificate {} and key {} cannot be used: {reason}", cert.display(), key.display())]
+    Rejected { cert: PathBuf, key: PathBuf, reason: String },
+}
+
+/// The PEM files of a hub's HTTPS identity: the certificate chain (leaf first) and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Reads both files and checks that the key belongs to the leaf certificate.
+    /// Offers HTTP/1.1 only (ALPN `http/1.1`).
+    pub fn load(&self) -> Result<Arc<ServerConfig>, TlsConfigError> {
+        let cert_pem = read(&self.cert, "certificate")?;
+        let key_pem = read(&self.key, "key")?;
+        let certs = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad_pem("certificate", &self.cert, &e))?;
+        if certs.is_empty() {
+            return Err(TlsConfigError::NoCertificate { path: self.cert.clone() });
+        }
+        let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+            Ok(k) => k,
+            Err(rustls::pki_types::pem::Error::NoItemsFound) => return Err(TlsConfigError::NoKey { path: self.key.clone() }),
+            Err(e) => return Err(bad_pem("key", &self.key, &e)),
+        };
+        let provider = Arc::new(aws_lc_rs::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| self.rejected(e.to_string()))?
+            .with_no_client_auth();
+        let mut config = builder.with_single_cert(certs, key).map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => TlsConfigError::KeyMismatch { cert: self.cert.clone(), key: self.key.clone() },
+            other => self.rejected(other.to_string()),
+        })?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    fn rejected(&self, reason: String) -> TlsConfigError {
+        TlsConfigError::Rejected { cert: self.cert.clone(), key: self.key.clone(), reason }
+    }
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsConfigError> {
+    std::fs::read(path).map_err(|source| TlsConfigError::Read { what, path: path.to_path_buf(), source })
+}
+
+/// The kind of PEM problem only: the parser's own messages may quote the file's bytes.
+fn bad_pem(what: &'static str, path: &Path, e: &rustls::pki_types::pem::Error) -> TlsConfigError {
+    use rustls::pki_types::pem::Error as E;
+    let problem = match e {
+        E::MissingSectionEnd { .. } => "a section has no END line",
+        E::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        E::Base64Decode(_) => "a section is not valid base64",
+        E::Io(_) => "unreadable",
+        E::NoItemsFound => "no PEM section",
+        E::SectionTooLarge => "a section is too large",
+        _ => "unrecognised content",
+    };
+    TlsConfigError::BadPem { what, path: path.to_path_buf(), problem }
+}
+
+/// An `axum::serve` listener yielding TLS streams. A background task accepts TCP connections
+/// and runs each handshake in its own task (bounded by [`HANDSHAKE_TIMEOUT`] and
+/// [`MAX_PENDING_HANDSHAKES`]), so a slow or hostile client never stalls other connections.
+/// Failed handshakes (wrong CA, plain HTTP) are logged at debug level and dropped.
+/// Dropping the listener stops accepting.
+#[derive(Debug)]
+pub struct TlsListener {
+    local_addr: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    acceptor: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    /// Must be called inside a tokio runtime.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
+        let local_addr = listener.local_addr()?;
+        let (tx, ready) = mpsc::channel(64);
+        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
+        Ok(TlsListener { local_addr, ready, acceptor })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>) {
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
+    loop {
+        let Ok(permit) = pending.clone().acquire_owned().await else { return };
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // As axum does for plain TCP: resource exhaustion (EMFILE) passes; back off.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+            drop(permit);
+            match handshake {
+                Ok(Ok(tls)) => {
+                    // Fails only when the server has stopped accepting: the connection closes.
+                    let _ = ready.send((tls, peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept task only ends when aborted (on drop), so this cannot happen while
+            // `self` is alive; wait forever rather than invent a connection.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
