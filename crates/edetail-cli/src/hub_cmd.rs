@@ -2,6 +2,9 @@
 //! `territory set|list`, `stats`). Every subcommand takes the same storage options: `--data DIR`
 //! alone is the zero-setup SQLite hub; `--database postgres://…` and `--blob-store s3://…` point
 //! at shared storage. Tokens are printed once and stored hashed.
+//!
+//! `serve` speaks HTTPS with `--tls-cert/--tls-key`; plain HTTP only on a loopback address
+//! unless `--allow-insecure-http` says otherwise (a TLS-terminating proxy in front).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -11,6 +14,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
+use edetail_hub::tls::TlsFiles;
 use edetail_hub::{Hub, HubConfig};
 
 use crate::output::Output;
@@ -51,8 +55,19 @@ pub enum HubCommand {
         /// Publisher public key(s) whose signatures the hub accepts when publishing.
         #[arg(long = "publisher-key")]
         publisher_keys: Vec<PathBuf>,
-        /// Allow listening on a non-loopback address (put TLS in front of it).
-        #[arg(long)]
+        /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+        #[arg(long, requires = "tls_key", value_name = "CERT.pem")]
+        tls_cert: Option<PathBuf>,
+        /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+        #[arg(long, requires = "tls_cert", value_name = "KEY.pem")]
+        tls_key: Option<PathBuf>,
+        /// Allow plain HTTP on a non-loopback address (only behind a TLS-terminating proxy
+        /// on a trusted network: tokens and HCP data cross it).
+        #[arg(long, conflicts_with = "tls_cert")]
+        allow_insecure_http: bool,
+        /// No longer enough for plain HTTP on a non-loopback address (see
+        /// --allow-insecure-http); kept so old scripts get a clear message.
+        #[arg(long, hide = true)]
         allow_remote: bool,
     },
     /// Manage devices.
@@ -169,10 +184,11 @@ fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<
 
 pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        HubCommand::Serve { storage, listen, publisher_keys, allow_remote } => {
-            if !listen.ip().is_loopback() && !allow_remote {
-                bail!("refusing to listen on non-loopback address {listen} without --allow-remote");
-            }
+        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote } => {
+            let tls_files = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
+            check_listen_policy(listen, tls_files.is_some(), allow_insecure_http, allow_remote)?;
+            // Before opening storage: a bad certificate or key fails fast, naming the file.
+            let tls = tls_files.as_ref().map(TlsFiles::load).transpose()?;
             let keys = publisher_keys
                 .iter()
                 .map(|p| PublicKey::load(p).with_context(|| format!("loading publisher key {}", p.display())))
@@ -186,9 +202,13 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("listening on {listen}"))?;
                 let addr = listener.local_addr()?;
-                println!("hub: http://{addr}/");
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                println!("hub: {scheme}://{addr}/");
                 std::io::stdout().flush()?;
-                hub.serve(listener, crate::output::shutdown_signal()).await?;
+                match tls {
+                    Some(config) => hub.serve_tls(listener, config, crate::output::shutdown_signal()).await?,
+                    None => hub.serve(listener, crate::output::shutdown_signal()).await?,
+                }
                 eprintln!("hub: stopped");
                 anyhow::Ok(())
             })?;
@@ -295,6 +315,25 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Plain HTTP only on loopback: elsewhere TLS, or the operator's explicit
+/// `--allow-insecure-http`.
+fn check_listen_policy(listen: SocketAddr, tls: bool, allow_insecure_http: bool, allow_remote: bool) -> anyhow::Result<()> {
+    if allow_remote {
+        eprintln!("warning: --allow-remote is obsolete: a non-loopback address needs --tls-cert/--tls-key or --allow-insecure-http");
+    }
+    if tls || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if !allow_insecure_http {
+        bail!(
+            "refusing plain HTTP on non-loopback address {listen}: give --tls-cert and --tls-key, \
+             or --allow-insecure-http if a TLS-terminating proxy is in front"
+        );
+    }
+    eprintln!("warning: serving plain HTTP on non-loopback address {listen} (--allow-insecure-http)");
+    Ok(())
 }
 
 fn read_csv(path: &std::path::Path) -> anyhow::Result<String> {

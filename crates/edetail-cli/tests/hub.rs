@@ -41,10 +41,14 @@ fn serve_publish_and_stats() {
     let o = edetail(&["bundle", "pack", s(&deck), "-o", s(&zip), "--key", s(&key.with_extension("key"))]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    // A non-loopback address needs --allow-remote.
-    let o = edetail(&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-remote"));
+    // Plain HTTP on a non-loopback address needs TLS or --allow-insecure-http (not the old
+    // --allow-remote).
+    for extra in [&[][..], &["--allow-remote"][..]] {
+        let o = edetail(&[&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0"][..], extra].concat());
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("--allow-insecure-http") && err.contains("--tls-cert"), "{err}");
+    }
 
     let child = Command::new(env!("CARGO_BIN_EXE_edetail"))
         .args(["hub", "serve", "--data", s(&data), "--listen", "127.0.0.1:0", "--publisher-key", s(&key.with_extension("pub"))])
@@ -135,4 +139,83 @@ fn closed_loop_admin_commands() {
     assert_eq!(o["calls_analysed"], 0);
     let o = ok_json(&edetail(&["hub", "microsites", "--data", s(&data), "--hcp", "hcp-1", "--json"]));
     assert_eq!(o, serde_json::json!([]));
+}
+
+/// Starts `edetail hub serve ARGS` and returns it with its first stdout line's URL.
+fn serve(args: &[&str]) -> (Server, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_edetail")).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut server = Server(child);
+    let mut first = String::new();
+    BufReader::new(server.0.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().strip_prefix("hub: ").unwrap_or_else(|| panic!("first line: {first:?}")).trim_end_matches('/').to_string();
+    (server, url)
+}
+
+/// `--tls-cert/--tls-key`: HTTPS, allowed on a non-loopback address without further flags;
+/// a client trusting the CA gets answers, plain HTTP does not.
+#[test]
+fn serve_over_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let ca = edetail_hub::testkit::TestCa::new();
+    let (server, url) =
+        serve(&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0", "--tls-cert", s(&ca.files.cert), "--tls-key", s(&ca.files.key)]);
+    let port = url.strip_prefix("https://0.0.0.0:").unwrap_or_else(|| panic!("{url}"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let trusting = reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_der(&ca.ca_der).unwrap()])
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let resp = trusting.get(format!("https://127.0.0.1:{port}/v1/device")).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::UNAUTHORIZED);
+        let resp = trusting.get(format!("https://localhost:{port}/dashboard")).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+        assert!(reqwest::Client::new().get(format!("http://127.0.0.1:{port}/v1/device")).send().await.is_err());
+    });
+    drop(server);
+
+    // --allow-insecure-http: plain HTTP on a non-loopback address, said out loud.
+    let (_server, url) = serve(&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0", "--allow-insecure-http"]);
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+}
+
+/// Bad certificate/key files: exit 1 before serving, the file and the problem named, the key
+/// never quoted.
+#[test]
+fn serve_refuses_bad_tls_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let ca = edetail_hub::testkit::TestCa::new();
+    let other = edetail_hub::testkit::TestCa::new();
+    let missing = tmp.path().join("missing.pem");
+    let (cert, key, other_key) = (s(&ca.files.cert), s(&ca.files.key), s(&other.files.key));
+    let key_lines: Vec<String> = [&ca.files.key, &other.files.key]
+        .iter()
+        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().filter(|l| !l.starts_with("-----")).map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (s(&missing), key, &["certificate file", "missing.pem"]),
+        (cert, s(&missing), &["key file", "missing.pem"]),
+        (cert, other_key, &["does not match the certificate"]),
+        (key, key, &["no PEM certificate"]),
+        (cert, cert, &["no PEM private key"]),
+    ];
+    for (c, k, wanted) in cases {
+        let o = edetail(&["hub", "serve", "--data", s(&data), "--tls-cert", c, "--tls-key", k]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{c} {k}: {err}");
+        assert!(o.stdout.is_empty(), "nothing served: {}", String::from_utf8_lossy(&o.stdout));
+        for w in wanted {
+            assert!(err.contains(w), "{c} {k}: wanted {w:?} in {err}");
+        }
+        for l in &key_lines {
+            assert!(!err.contains(l.as_str()), "key material in: {err}");
+        }
+    }
+    // Half a pair is a usage error.
+    let o = edetail(&["hub", "serve", "--data", s(&data), "--tls-cert", cert]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tls-key"));
 }

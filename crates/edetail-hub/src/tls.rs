@@ -29,13 +29,9 @@ pub const MAX_PENDING_HANDSHAKES: usize = 256;
 /// Why the TLS certificate or key could not be used. Never carries key material.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
-    #[error("cannot read the TLS {what} file {}: {source}", path.display())]
-    Read {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// The reason is in the message (not a `source`), so that one line says it all.
+    #[error("cannot read the TLS {what} file {}: {cause}", path.display())]
+    Read { what: &'static str, path: PathBuf, cause: io::Error },
     #[error("the TLS certificate file {} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())]
     NoCertificate { path: PathBuf },
     #[error("the TLS {what} file {} is not valid PEM ({problem})", path.display())]
@@ -91,7 +87,7 @@ impl TlsFiles {
 }
 
 fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsConfigError> {
-    std::fs::read(path).map_err(|source| TlsConfigError::Read { what, path: path.to_path_buf(), source })
+    std::fs::read(path).map_err(|cause| TlsConfigError::Read { what, path: path.to_path_buf(), cause })
 }
 
 /// The kind of PEM problem only: the parser's own messages may quote the file's bytes.
