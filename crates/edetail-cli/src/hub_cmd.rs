@@ -343,3 +343,33 @@ fn read_csv(path: &std::path::Path) -> anyhow::Result<String> {
 fn products_text(products: &[String]) -> String {
     if products.is_empty() { "every product".to_string() } else { products.join(", ") }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_listen_policy;
+
+    #[test]
+    fn plain_http_only_on_loopback_unless_explicitly_allowed() {
+        let addr = |s: &str| s.parse().unwrap();
+        // (listen, tls, allow_insecure_http) -> allowed
+        let cases = [
+            ("127.0.0.1:8787", false, false, true),
+            ("[::1]:8787", false, false, true),
+            ("0.0.0.0:8787", false, false, false),
+            ("[::]:8787", false, false, false),
+            ("10.1.2.3:8443", false, false, false),
+            ("10.1.2.3:8443", true, false, true),
+            ("10.1.2.3:8080", false, true, true),
+            ("127.0.0.1:8443", true, false, true),
+        ];
+        for (listen, tls, insecure, allowed) in cases {
+            let r = check_listen_policy(addr(listen), tls, insecure, false);
+            assert_eq!(r.is_ok(), allowed, "{listen} tls={tls} insecure={insecure}: {r:?}");
+            if let Err(e) = r {
+                assert!(e.to_string().contains("--allow-insecure-http"), "{e}");
+            }
+        }
+        // The obsolete flag allows nothing.
+        assert!(check_listen_policy(addr("0.0.0.0:8787"), false, false, true).is_err());
+    }
+}
