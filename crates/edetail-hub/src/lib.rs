@@ -119,7 +119,7 @@ fn new_token() -> Result<String> {
 }
 
 /// What the hub stores for a token.
-pub(crate) fn token_hash(token: &str) -> String {
+pub fn token_hash(token: &str) -> String {
     Sha256Digest::of(token.as_bytes()).to_hex()
 }
 
@@ -405,6 +405,11 @@ impl Hub {
     /// The audit trail, oldest first.
     pub fn audit_log(&self) -> Result<Vec<store::AuditEntry>> {
         self.inner.store.audit_log()
+    }
+
+    /// Requests this process refused with 429 so far.
+    pub fn rate_limited_total(&self) -> u64 {
+        self.inner.limits.refused()
     }
 
     /// Marks dashboard session cookies `Secure` (call when serving over TLS).

@@ -37,6 +37,8 @@ struct Bucket {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// Requests refused since the process started (tests assert normal sync never hits it).
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl RateLimiter {
@@ -55,8 +57,14 @@ impl RateLimiter {
             b.tokens -= 1.0;
             Ok(())
         } else {
+            self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Err(Duration::from_secs_f64((1.0 - b.tokens) / rate_per_sec))
         }
+    }
+
+    /// Requests refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
