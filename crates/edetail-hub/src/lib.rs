@@ -264,10 +264,15 @@ impl Hub {
     /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
-        let dashboard = dashboard::router(insights)
+        http::router(self.clone()).merge(microsite::router(self.clone())).merge(self.dashboard_router(insights))
+    }
+
+    /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,
+    /// bearer operator tokens or a session cookie). The browser test's fixture uses it.
+    pub fn dashboard_router(&self, source: Arc<dyn dashboard::DashboardSource>) -> axum::Router {
+        dashboard::router(source)
             .merge(auth::login_router(self.clone()))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate));
-        http::router(self.clone()).merge(microsite::router(self.clone())).merge(dashboard)
+            .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate))
     }
 
     /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.
