@@ -21,13 +21,16 @@ use edetail_hub::{Error, Territory};
 use edetail_protocol::WireEvent;
 use serde_json::json;
 
+/// Runs one SQL statement around the store: rows changed, or the server's error.
+type RawSql = dyn Fn(&str) -> Result<u64, String>;
+
 /// A store under test, and what keeps its database alive.
 struct Subject {
     store: Arc<dyn HubStore>,
     /// Opens a second store over the same database (another hub process).
     reopen: Box<dyn Fn() -> Arc<dyn HubStore>>,
     /// Runs raw SQL on the store's database, around the store (the server's error on failure).
-    sql: Box<dyn Fn(&str) -> Result<u64, String>>,
+    sql: Box<RawSql>,
     _dir: tempfile::TempDir,
     _db: Option<Arc<TestDatabase>>,
 }
