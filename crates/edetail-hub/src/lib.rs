@@ -496,7 +496,13 @@ pub(crate) fn http_router_for_tests(hub: &Hub) -> axum::Router {
 
 /// The audit actor of CLI admin commands: `cli:<os user>`.
 pub fn cli_actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_default();
+    let user = ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+    #[cfg(unix)]
+    let user = user.or_else(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| format!("uid{}", m.uid()))
+    });
+    let user = user.unwrap_or_default();
     let user: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(64).collect();
     format!("cli:{}", if user.is_empty() { "unknown" } else { &user })
 }
