@@ -2,6 +2,7 @@
 // Run through scripts/dashboard-test, which installs what is missing and builds the fixture.
 //
 //   node tests/browser/dashboard.test.mjs [DASHBOARD_URL EXPECT_JSON] [--mutate]
+//   (against a running hub, DASHBOARD_TOKEN holds an operator token; the fixture prints its own)
 //
 // With a URL and an expectations file (the dashboard's view models serialized as JSON:
 // {decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?,
@@ -50,9 +51,11 @@ const near = (a, b, tol) => Math.abs(Number(a) - Number(b)) <= tol;
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
+// The operator session cookie ("name=value") once logged in; sent by rawGet too.
+let sessionCookie = "";
 function rawGet(url) {
   return new Promise((resolve, reject) => {
-    http.get(url, (res) => {
+    http.get(url, { headers: sessionCookie ? { cookie: sessionCookie } : {} }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
       res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString("utf8") }));
@@ -69,12 +72,25 @@ async function startFixture(expectPath) {
     const timer = setTimeout(() => reject(new Error("fixture did not print its URL within 30 s: " + stderr)), 30000);
     child.stdout.on("data", (d) => {
       stdout += d;
-      const m = /^dashboard: (http:\/\/\S+)\n/.exec(stdout);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      const m = /^dashboard: (http:\/\/\S+)\noperator-token: (\S+)\n/.exec(stdout);
+      if (m) { clearTimeout(timer); resolve({ url: m[1], token: m[2] }); }
     });
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error("fixture exited (" + code + "): " + stderr.trim())); });
   });
-  return { url, child };
+  return { url: url.url, token: url.token, child };
+}
+
+// The dashboard needs an operator: without a session it sends the browser to the login form;
+// typing the operator token there sets an HttpOnly, SameSite=Strict session cookie.
+async function login(page, base, token) {
+  await page.goto(base, { waitUntil: "load" });
+  check(new URL(page.url()).pathname === "/dashboard/login", "without a session the dashboard shows the login form", page.url());
+  await page.type("#token", token);
+  await Promise.all([page.waitForNavigation({ waitUntil: "load" }), page.click("#login")]);
+  check(new URL(page.url()).pathname === "/dashboard", "logged in: the overview", page.url());
+  const c = (await page.cookies()).find((k) => k.name === "edetail_session");
+  check(c && c.httpOnly && c.sameSite === "Strict", "session cookie is HttpOnly and SameSite=Strict", c);
+  sessionCookie = c.name + "=" + c.value;
 }
 
 // Deliberately wrong expectations: every scenario whose data is corrupted must now fail.
@@ -369,13 +385,15 @@ function scenarios(ctx) {
 // ------------------------------------------------------------------ main
 
 async function main() {
-  let fixture = null, base, expectPath;
+  let fixture = null, base, expectPath, token = process.env.DASHBOARD_TOKEN || "";
   if (positional.length === 2) {
     [base, expectPath] = positional;
+    if (!token) throw new Error("set DASHBOARD_TOKEN to an operator token (edetail hub operator add) to test a running hub");
   } else {
     expectPath = path.join(root, "target/dashboard-expect.json");
     fixture = await startFixture(expectPath);
     base = fixture.url;
+    token = fixture.token;
     console.log("fixture: " + base);
   }
   let x = JSON.parse(fs.readFileSync(expectPath, "utf8"));
@@ -392,6 +410,7 @@ async function main() {
     const page = await browser.newPage();
     await page.setViewport({ width: 1280, height: 900 });
     const log = watch(page, host);
+    await login(page, base, token);
     for (const s of scenarios({ base, x, log, page })) {
       console.log("# " + s.name);
       try {

@@ -1,5 +1,6 @@
-//! `edetail hub`: run a hub (`serve`) and administer its store (`device add`, `publisher add`,
-//! `territory set|list`, `stats`). Every subcommand takes the same storage options: `--data DIR`
+//! `edetail hub`: run a hub (`serve`) and administer its store (`device add|rotate|revoke`,
+//! `publisher add|rotate|revoke`, `operator add|rotate|revoke`, `audit`, `territory set|list`,
+//! `stats`). Admin commands are audited as `cli:<os user>`. Every subcommand takes the same storage options: `--data DIR`
 //! alone is the zero-setup SQLite hub; `--database postgres://…` and `--blob-store s3://…` point
 //! at shared storage. Tokens are printed once and stored hashed.
 //!
@@ -15,6 +16,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
 use edetail_hub::tls::TlsFiles;
+use edetail_hub::store::TokenRole;
 use edetail_hub::{Hub, HubConfig};
 
 use crate::output::Output;
@@ -76,6 +78,14 @@ pub enum HubCommand {
     /// Manage publishers.
     #[command(subcommand)]
     Publisher(PublisherCommand),
+    /// Manage operators (dashboard access).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// The audit trail: publishing, revocations, token changes, consent changes and erasures.
+    Audit {
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Manage territories and the products they sell.
     #[command(subcommand)]
     Territory(TerritoryCommand),
@@ -151,6 +161,58 @@ pub enum DeviceCommand {
         rep: String,
         #[arg(long)]
         territory: String,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = edetail_hub::store::DEFAULT_DEVICE_TOKEN_DAYS)]
+        token_days: i64,
+    },
+    /// Issue a new token for the same device (shown once); the old one keeps working for the
+    /// grace period so a tablet's queued uploads still go through.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        device_id: String,
+        /// Hours the old token keeps working.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+        /// Days until the new token expires.
+        #[arg(long, default_value_t = edetail_hub::store::DEFAULT_DEVICE_TOKEN_DAYS)]
+        token_days: i64,
+    },
+    /// Revoke every token of a device (its next request answers 401).
+    Revoke {
+        #[command(flatten)]
+        storage: StorageArgs,
+        device_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Register an operator (dashboard access); prints its token (shown once).
+    Add {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long)]
+        name: String,
+        /// Days until the token expires.
+        #[arg(long, default_value_t = edetail_hub::store::DEFAULT_OPERATOR_TOKEN_DAYS)]
+        token_days: i64,
+    },
+    /// Issue a new token for an operator (shown once); the old one works for the grace period.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        grace_hours: i64,
+        #[arg(long, default_value_t = edetail_hub::store::DEFAULT_OPERATOR_TOKEN_DAYS)]
+        token_days: i64,
+    },
+    /// Revoke every token and dashboard session of an operator.
+    Revoke {
+        #[command(flatten)]
+        storage: StorageArgs,
+        name: String,
     },
 }
 
@@ -163,6 +225,42 @@ pub enum PublisherCommand {
         #[arg(long)]
         name: String,
     },
+    /// Issue a new token for a publisher (shown once); the old one works for the grace period.
+    Rotate {
+        #[command(flatten)]
+        storage: StorageArgs,
+        name: String,
+        #[arg(long, default_value_t = 24)]
+        grace_hours: i64,
+        #[arg(long, default_value_t = edetail_hub::store::DEFAULT_PUBLISHER_TOKEN_DAYS)]
+        token_days: i64,
+    },
+    /// Revoke every token of a publisher.
+    Revoke {
+        #[command(flatten)]
+        storage: StorageArgs,
+        name: String,
+    },
+}
+
+fn rotate(storage: StorageArgs, role: TokenRole, subject: &str, grace_hours: i64, token_days: i64, out: &Output) -> anyhow::Result<ExitCode> {
+    if !(0..=720).contains(&grace_hours) {
+        bail!("--grace-hours must be between 0 and 720");
+    }
+    let hub = open(storage, vec![])?;
+    let token = hub.rotate_token(role, subject, chrono::Duration::hours(grace_hours), token_days, &edetail_hub::cli_actor())?;
+    out.emit(&serde_json::json!({"role": role, "subject": subject, "token": token, "old_tokens_valid_hours": grace_hours}), || {
+        format!("{token}\n")
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke(storage: StorageArgs, role: TokenRole, subject: &str, out: &Output) -> anyhow::Result<ExitCode> {
+    let n = open(storage, vec![])?.revoke_tokens(role, subject, &edetail_hub::cli_actor())?;
+    out.emit(&serde_json::json!({"role": role, "subject": subject, "revoked": n}), || {
+        format!("{} {subject}: {n} token(s) revoked\n", role.as_str())
+    });
+    Ok(ExitCode::SUCCESS)
 }
 
 fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<Hub> {
@@ -197,6 +295,8 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: no --publisher-key given: every publish will be refused");
             }
             let hub = open(storage, keys)?;
+            // Dashboard session cookies are marked Secure when the hub itself speaks HTTPS.
+            hub.set_secure_cookies(tls.is_some());
             eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {
@@ -214,14 +314,50 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        HubCommand::Device(DeviceCommand::Add { storage, rep, territory }) => {
-            let creds = open(storage, vec![])?.add_device(&rep, &territory)?;
+        HubCommand::Device(DeviceCommand::Add { storage, rep, territory, token_days }) => {
+            let creds = open(storage, vec![])?.add_device_with(&rep, &territory, token_days, &edetail_hub::cli_actor())?;
             out.emit(&creds, || format!("device: {}\ntoken: {}\n", creds.device_id, creds.token));
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Publisher(PublisherCommand::Add { storage, name }) => {
             let token = open(storage, vec![])?.add_publisher(&name)?;
             out.emit(&serde_json::json!({"name": name, "token": token}), || format!("{token}\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Device(DeviceCommand::Rotate { storage, device_id, grace_hours, token_days }) => {
+            rotate(storage, TokenRole::Device, &device_id, grace_hours, token_days, out)
+        }
+        HubCommand::Device(DeviceCommand::Revoke { storage, device_id }) => revoke(storage, TokenRole::Device, &device_id, out),
+        HubCommand::Publisher(PublisherCommand::Rotate { storage, name, grace_hours, token_days }) => {
+            rotate(storage, TokenRole::Publisher, &name, grace_hours, token_days, out)
+        }
+        HubCommand::Publisher(PublisherCommand::Revoke { storage, name }) => revoke(storage, TokenRole::Publisher, &name, out),
+        HubCommand::Operator(OperatorCommand::Add { storage, name, token_days }) => {
+            let token = open(storage, vec![])?.add_operator(&name, token_days, &edetail_hub::cli_actor())?;
+            out.emit(&serde_json::json!({"name": name, "token": token}), || format!("{token}\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Operator(OperatorCommand::Rotate { storage, name, grace_hours, token_days }) => {
+            rotate(storage, TokenRole::Operator, &name, grace_hours, token_days, out)
+        }
+        HubCommand::Operator(OperatorCommand::Revoke { storage, name }) => revoke(storage, TokenRole::Operator, &name, out),
+        HubCommand::Audit { storage } => {
+            let log = open(storage, vec![])?.audit_log()?;
+            out.emit(&log, || {
+                log.iter()
+                    .map(|e| {
+                        format!(
+                            "{} {} {} {} {} {}\n",
+                            e.id,
+                            e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            e.actor,
+                            e.action,
+                            e.subject,
+                            e.details
+                        )
+                    })
+                    .collect()
+            });
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Territory(TerritoryCommand::Set { storage, name, products }) => {

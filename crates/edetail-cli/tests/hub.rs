@@ -219,3 +219,59 @@ fn serve_refuses_bad_tls_files() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--tls-key"));
 }
+
+/// Token administration from the CLI: expiry, rotation (same device id), revocation, operators,
+/// and the audit trail listing each action with the `cli:<os user>` actor.
+#[test]
+fn token_admin_commands_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let d = s(&data);
+    let added = ok_json(&edetail(&["--json", "hub", "device", "add", "--data", d, "--rep", "r1", "--territory", "north", "--token-days", "7"]));
+    let id = added["device_id"].as_str().unwrap().to_string();
+    let old = added["token"].as_str().unwrap().to_string();
+    let rotated = ok_json(&edetail(&["--json", "hub", "device", "rotate", "--data", d, &id, "--grace-hours", "2"]));
+    assert_eq!(rotated["subject"], id.as_str(), "same device id");
+    let new = rotated["token"].as_str().unwrap();
+    assert!(new.len() == 64 && new != old);
+    assert_eq!(ok_json(&edetail(&["--json", "hub", "device", "revoke", "--data", d, &id]))["revoked"], 2);
+
+    let bad = edetail(&["hub", "device", "revoke", "--data", d, "dev-nope"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("not found"));
+    let bad = edetail(&["hub", "device", "add", "--data", d, "--rep", "r", "--territory", "north", "--token-days", "0"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("token lifetime"));
+    let bad = edetail(&["hub", "device", "rotate", "--data", d, &id, "--grace-hours", "-1"]);
+    assert!(!bad.status.success());
+
+    let op = ok_json(&edetail(&["--json", "hub", "operator", "add", "--data", d, "--name", "ops"]));
+    assert_eq!(op["token"].as_str().unwrap().len(), 64);
+    ok_json(&edetail(&["--json", "hub", "operator", "revoke", "--data", d, "ops"]));
+    ok_json(&edetail(&["--json", "hub", "publisher", "add", "--data", d, "--name", "content"]));
+    ok_json(&edetail(&["--json", "hub", "publisher", "revoke", "--data", d, "content"]));
+
+    let log = ok_json(&edetail(&["--json", "hub", "audit", "--data", d]));
+    let got: Vec<(String, String)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap().to_string(), e["subject"].as_str().unwrap().to_string()))
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("device.add", id.as_str()),
+        ("device.rotate", id.as_str()),
+        ("device.revoke", id.as_str()),
+        ("operator.add", "ops"),
+        ("operator.revoke", "ops"),
+        ("publisher.add", "content"),
+        ("publisher.revoke", "content"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert!(log.as_array().unwrap().iter().all(|e| e["actor"].as_str().unwrap().starts_with("cli:")));
+    let text = log.to_string();
+    assert!(!text.contains(&old) && !text.contains(new) && !text.contains("\"r1\""), "no tokens or rep ids in the audit trail");
+    let human = edetail(&["hub", "audit", "--data", d]);
+    assert!(human.status.success() && String::from_utf8_lossy(&human.stdout).lines().count() == 7);
+}

@@ -2,8 +2,9 @@
 //!
 //!     cargo run -p edetail-hub --example dashboard_fixture -- --listen 127.0.0.1:0 --expect target/dashboard-expect.json
 //!
-//! Serves `edetail_hub::dashboard::router()` on loopback, prints
-//! `dashboard: http://127.0.0.1:PORT/dashboard` on stdout, and writes the values the pages
+//! Serves `edetail_hub::dashboard::router()` on loopback behind the operator login
+//! (`Hub::dashboard_router`), prints `dashboard: http://127.0.0.1:PORT/dashboard` and
+//! `operator-token: TOKEN` on stdout, and writes the values the pages
 //! must show as JSON (the same view models, serialized) to the `--expect` path:
 //! `edetail_hub::dashboard::expectations()` plus `hostile_hcp`.
 //!
@@ -352,10 +353,16 @@ async fn main() -> Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(&listen).await.map_err(|e| Error::Internal(format!("bind {listen}: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+    // The pages sit behind the operator login, as on a real hub: a throwaway hub in a temp
+    // directory holds the operator, whose token the test types into the login form.
+    let auth_dir = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
+    let hub = edetail_hub::Hub::open(edetail_hub::HubConfig::local(auth_dir.path(), vec![]))?;
+    let token = hub.add_operator("fixture", 1, "fixture")?;
     println!("dashboard: http://{addr}/dashboard");
+    println!("operator-token: {token}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, router(Arc::new(fixture)))
+    axum::serve(listener, hub.dashboard_router(Arc::new(fixture)))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

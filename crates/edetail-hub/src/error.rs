@@ -9,8 +9,15 @@ use edetail_protocol::{ErrorBody, ErrorCode};
 /// Everything that can go wrong in the hub. Messages never contain tokens or event payloads.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("missing or unknown token")]
+    /// Missing, unknown or revoked token, or one of another role (indistinguishable on purpose).
+    #[error("missing, unknown or revoked token")]
     Unauthorized,
+    /// A token that was valid and has expired (its holder knows it existed; nothing leaks).
+    #[error("token expired: ask the hub operator for a new one")]
+    TokenExpired,
+    /// Too many requests from this device, token or form: retry after the given time.
+    #[error("rate limited: retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
     #[error("forbidden: {0}")]
     Forbidden(String),
     #[error("not found: {0}")]
@@ -57,7 +64,8 @@ impl Error {
     /// The HTTP status and protocol error code of this error.
     pub fn status_and_code(&self) -> (StatusCode, ErrorCode) {
         match self {
-            Error::Unauthorized => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Error::Unauthorized | Error::TokenExpired => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
@@ -83,7 +91,11 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        let retry_after_ms = matches!(self, Error::Unavailable(_) | Error::Conflict).then_some(UNAVAILABLE_RETRY_AFTER_MS);
+        let retry_after_ms = match self {
+            Error::Unavailable(_) | Error::Conflict => Some(UNAVAILABLE_RETRY_AFTER_MS),
+            Error::RateLimited { retry_after_ms } => Some(retry_after_ms.max(1)),
+            _ => None,
+        };
         let mut resp = (status, axum::Json(ErrorBody { code, message, retry_after_ms })).into_response();
         if matches!(self, Error::TooLarge(_)) {
             // The body was refused unread: the connection cannot be reused, and saying so keeps

@@ -21,8 +21,8 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
-use crate::store::{CheckedEvent, DeviceRecord};
-use crate::{Hub, token_hash};
+use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
+use crate::Hub;
 
 /// Largest accepted event payload (serialized JSON).
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -49,15 +49,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
 
-fn bearer(headers: &HeaderMap) -> Result<String> {
-    let v = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(Error::Unauthorized)?;
-    let token = v.strip_prefix("Bearer ").ok_or(Error::Unauthorized)?.trim();
-    if token.is_empty() {
-        return Err(Error::Unauthorized);
-    }
-    Ok(token_hash(token))
-}
-
 /// A device's requests update its last-seen time and skew at most this often (a full install
 /// makes hundreds of blob requests: one database write each would dominate).
 pub const TOUCH_INTERVAL: chrono::Duration = chrono::Duration::seconds(30);
@@ -73,7 +64,7 @@ enum Touch {
 
 /// Authenticates a device and records the request (last seen, skew from the device-time header).
 async fn device_auth(hub: &Hub, headers: &HeaderMap, touch: Touch) -> Result<DeviceRecord> {
-    let hash = bearer(headers)?;
+    let hash = crate::auth::bearer_hash(headers)?;
     let now = Utc::now();
     let skew = headers
         .get(DEVICE_TIME_HEADER)
@@ -81,20 +72,22 @@ async fn device_auth(hub: &Hub, headers: &HeaderMap, touch: Touch) -> Result<Dev
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
         .map(|t| (t.with_timezone(&Utc) - now).num_milliseconds());
     let store = hub.inner().store.clone();
-    blocking(move || {
+    let h = hub.clone();
+    let dev = blocking(move || {
+        crate::auth::check_credential(&h, &hash, &[TokenRole::Device])?;
         let dev = store.device_by_token(&hash)?.ok_or(Error::Unauthorized)?;
         if touch == Touch::Throttled && dev.last_seen_at.is_none_or(|t| now - t >= TOUCH_INTERVAL) {
             store.touch_device(&dev.id, now, skew)?;
         }
         Ok(dev)
     })
-    .await
+    .await?;
+    crate::auth::rate_check(hub, TokenRole::Device, &dev.id, &crate::auth::bearer_hash(headers)?)?;
+    Ok(dev)
 }
 
 async fn publisher_auth(hub: &Hub, headers: &HeaderMap) -> Result<String> {
-    let hash = bearer(headers)?;
-    let store = hub.inner().store.clone();
-    blocking(move || store.publisher_by_token(&hash)?.ok_or(Error::Unauthorized)).await
+    crate::auth::authenticate(hub, headers, TokenRole::Publisher).await
 }
 
 /// Reads a request body of at most `limit` bytes (after gzip decoding when sent gzipped).
@@ -130,6 +123,11 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         }
         Some(other) => Err(Error::BadRequest(format!("unsupported content-encoding {other:?}"))),
     }
+}
+
+/// The first value of `key` in an `application/x-www-form-urlencoded` body.
+pub(crate) fn form_value(body: &str, key: &str) -> Result<Option<String>> {
+    Ok(query_values(Some(body), key)?.into_iter().next())
 }
 
 /// Values of `key` in a query string (`a=1&a=2`), percent-decoded.
@@ -437,6 +435,11 @@ async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query
     let territories = query_values(query.as_deref(), "territory")?;
     let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
-    let result = blocking(move || crate::publish::publish(h.inner(), zip, &territories, Some(&publisher))).await?;
+    let result = blocking(move || {
+        let r = crate::publish::publish(h.inner(), zip, &territories, Some(&publisher))?;
+        crate::publish::audit_publish(&h, &publisher, &r)?;
+        Ok(r)
+    })
+    .await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())
 }

@@ -6,6 +6,7 @@
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
 pub mod analytics;
+pub mod auth;
 pub mod blobs;
 pub mod closed_loop;
 pub mod dashboard;
@@ -15,6 +16,7 @@ pub mod insights;
 pub mod microsite;
 pub mod postgres;
 pub mod publish;
+pub mod ratelimit;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -86,6 +88,10 @@ pub(crate) struct HubInner {
     pub(crate) analyzer: Analyzer,
     /// Wakes the analysis worker (a call ended, a microsite visit arrived).
     pub(crate) analysis_wake: tokio::sync::Notify,
+    /// Request rate limits of this process (`ratelimit`).
+    pub(crate) limits: ratelimit::RateLimiter,
+    /// Dashboard session cookies carry `Secure` (set when the hub is reached over TLS).
+    pub(crate) secure_cookies: std::sync::atomic::AtomicBool,
 }
 
 /// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
@@ -114,7 +120,7 @@ fn new_token() -> Result<String> {
 }
 
 /// What the hub stores for a token.
-pub(crate) fn token_hash(token: &str) -> String {
+pub fn token_hash(token: &str) -> String {
     Sha256Digest::of(token.as_bytes()).to_hex()
 }
 
@@ -152,7 +158,17 @@ impl Hub {
     /// A hub over any store and blob store.
     pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>, analysis: AnalyzerConfig) -> Hub {
         let analyzer = Analyzer::new(store.clone(), analysis);
-        Hub { inner: Arc::new(HubInner { store, blobs, publisher_keys, analyzer, analysis_wake: tokio::sync::Notify::new() }) }
+        Hub {
+            inner: Arc::new(HubInner {
+                store,
+                blobs,
+                publisher_keys,
+                analyzer,
+                analysis_wake: tokio::sync::Notify::new(),
+                limits: ratelimit::RateLimiter::default(),
+                secure_cookies: std::sync::atomic::AtomicBool::new(false),
+            }),
+        }
     }
 
     /// Asks the analysis worker to look at the queue now.
@@ -246,11 +262,18 @@ impl Hub {
     }
 
     /// Every `/v1` route, the microsite pages (`/m/…`) and the dashboard (`/dashboard`).
-    /// The dashboard has no login yet (issue 7 adds an operator role): the hub listens on
-    /// loopback unless told otherwise.
+    /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
-        http::router(self.clone()).merge(microsite::router(self.clone())).merge(dashboard::router(insights))
+        http::router(self.clone()).merge(microsite::router(self.clone())).merge(self.dashboard_router(insights))
+    }
+
+    /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,
+    /// bearer operator tokens or a session cookie). The browser test's fixture uses it.
+    pub fn dashboard_router(&self, source: Arc<dyn dashboard::DashboardSource>) -> axum::Router {
+        dashboard::router(source)
+            .merge(auth::login_router(self.clone()))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate))
     }
 
     /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.
@@ -304,33 +327,130 @@ impl Hub {
         served
     }
 
-    /// Registers a device for a rep and territory; returns its id and (only now) its token.
+    /// Registers a device for a rep and territory; returns its id and (only now) its token,
+    /// valid for `DEFAULT_DEVICE_TOKEN_DAYS`. Audited as the CLI user.
     pub fn add_device(&self, rep_id: &str, territory: &str) -> Result<DeviceCredentials> {
+        self.add_device_with(rep_id, territory, store::DEFAULT_DEVICE_TOKEN_DAYS, &cli_actor())
+    }
+
+    /// Registers a device whose token expires after `token_days` days; audited as `actor`.
+    pub fn add_device_with(&self, rep_id: &str, territory: &str, token_days: i64, actor: &str) -> Result<DeviceCredentials> {
         if rep_id.trim().is_empty() || territory == publish::ALL_TERRITORIES {
             return Err(Error::BadRequest("rep and territory must be non-empty (and the territory not \"*\")".into()));
         }
         publish::check_name("territory", territory)?;
+        let expires_at = token_expiry(token_days)?;
         let device_id = format!("dev-{}", uuid::Uuid::new_v4().simple());
         let token = new_token()?;
-        self.inner.store.add_device(&device_id, rep_id, territory, &token_hash(&token), Utc::now())?;
+        let hash = token_hash(&token);
+        let now = Utc::now();
+        self.inner.store.add_device(&device_id, rep_id, territory, &hash, now)?;
+        if token_days != store::DEFAULT_DEVICE_TOKEN_DAYS {
+            self.inner.store.set_credential_expiry(&hash, Some(expires_at))?;
+        }
+        // The rep id stays out of the audit trail (it names a person).
+        self.audit(actor, "device.add", &device_id, serde_json::json!({"territory": territory, "expires_at": expires_at}))?;
         Ok(DeviceCredentials { device_id, token })
     }
 
-    /// Registers a publisher; returns its token (shown once).
+    /// Registers a publisher; returns its token (shown once). Audited as the CLI user.
     pub fn add_publisher(&self, name: &str) -> Result<String> {
+        self.add_publisher_as(name, &cli_actor())
+    }
+
+    pub fn add_publisher_as(&self, name: &str, actor: &str) -> Result<String> {
         if name.trim().is_empty() {
             return Err(Error::BadRequest("publisher name must be non-empty".into()));
         }
         let token = new_token()?;
         self.inner.store.add_publisher(name, &token_hash(&token), Utc::now())?;
+        self.audit(actor, "publisher.add", name, serde_json::json!({}))?;
         Ok(token)
+    }
+
+    /// Registers an operator (dashboard access); returns its token (shown once).
+    pub fn add_operator(&self, name: &str, token_days: i64, actor: &str) -> Result<String> {
+        publish::check_name("operator", name)?;
+        let expires_at = token_expiry(token_days)?;
+        let token = new_token()?;
+        self.inner.store.add_operator(name, &token_hash(&token), Utc::now(), Some(expires_at))?;
+        self.audit(actor, "operator.add", name, serde_json::json!({"expires_at": expires_at}))?;
+        Ok(token)
+    }
+
+    /// Issues a new token for the same device, publisher or operator (printed once by the
+    /// CLI). The subject's older tokens keep working for `grace`, then expire: a tablet with a
+    /// queued outbox can still upload with its old token meanwhile. Everything else (events,
+    /// watermark, feed cursor) belongs to the subject, not the token, and is untouched.
+    pub fn rotate_token(&self, role: store::TokenRole, subject: &str, grace: chrono::Duration, token_days: i64, actor: &str) -> Result<String> {
+        if role == store::TokenRole::Session {
+            return Err(Error::BadRequest("sessions are not rotated".into()));
+        }
+        if grace < chrono::Duration::zero() || grace > chrono::Duration::days(30) {
+            return Err(Error::BadRequest("the grace period must be between 0 and 30 days".into()));
+        }
+        let expires_at = token_expiry(token_days)?;
+        let now = Utc::now();
+        let token = new_token()?;
+        self.inner.store.issue_credential(&store::NewCredential {
+            token_sha256: token_hash(&token),
+            role,
+            subject: subject.to_string(),
+            created_at: now,
+            expires_at: Some(expires_at),
+            others_expire_by: Some(now + grace),
+        })?;
+        self.audit(
+            actor,
+            &format!("{}.rotate", role.as_str()),
+            subject,
+            serde_json::json!({"grace_seconds": grace.num_seconds(), "expires_at": expires_at}),
+        )?;
+        Ok(token)
+    }
+
+    /// Revokes every token of a device, publisher or operator (an operator's dashboard
+    /// sessions too); returns how many. Takes effect on the next request.
+    pub fn revoke_tokens(&self, role: store::TokenRole, subject: &str, actor: &str) -> Result<u64> {
+        let n = self.inner.store.revoke_credentials(role, subject, Utc::now())?;
+        self.audit(actor, &format!("{}.revoke", role.as_str()), subject, serde_json::json!({"tokens": n}))?;
+        Ok(n)
+    }
+
+    /// Appends an audit entry now. `details` must name no person (ids only). For the
+    /// erasure and consent work: `hub.audit(actor, "hcp.erase", hcp_id, json!({..}))`.
+    pub fn audit(&self, actor: &str, action: &str, subject: &str, details: serde_json::Value) -> Result<i64> {
+        self.inner.store.append_audit(&store::NewAuditEntry {
+            at: Utc::now(),
+            actor: actor.to_string(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            details,
+        })
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<store::AuditEntry>> {
+        self.inner.store.audit_log()
+    }
+
+    /// Requests this process refused with 429 so far.
+    pub fn rate_limited_total(&self) -> u64 {
+        self.inner.limits.refused()
+    }
+
+    /// Marks dashboard session cookies `Secure` (call when serving over TLS).
+    pub fn set_secure_cookies(&self, secure: bool) {
+        self.inner.secure_cookies.store(secure, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Publishes a bundle zip exactly as `POST /v1/publish` does. Empty `territories` means
     /// the territories listing the bundle's product, or every territory (`"*"`) when none does.
     pub fn publish_zip(&self, zip: &[u8], territories: &[String]) -> Result<PublishResult> {
         let file = publish::spool_bytes(&self.inner, zip)?;
-        publish::publish(&self.inner, file, territories, None)
+        let result = publish::publish(&self.inner, file, territories, None)?;
+        publish::audit_publish(self, &cli_actor(), &result)?;
+        Ok(result)
     }
 
     /// Creates or updates a territory with the products it sells (empty: every product).
@@ -370,7 +490,14 @@ impl Hub {
 
     /// Withdraws every published version of a bundle; devices see it in their change feed.
     pub fn revoke(&self, bundle_id: &str, reason: &str) -> Result<()> {
-        self.inner.store.revoke(bundle_id, reason, Utc::now()).map(|_| ())
+        self.revoke_as(bundle_id, reason, &cli_actor())
+    }
+
+    /// Revokes a bundle, audited as `actor`.
+    pub fn revoke_as(&self, bundle_id: &str, reason: &str, actor: &str) -> Result<()> {
+        let feed_seq = self.inner.store.revoke(bundle_id, reason, Utc::now())?;
+        self.audit(actor, "bundle.revoke", bundle_id, serde_json::json!({"reason": reason, "feed_seq": feed_seq}))?;
+        Ok(())
     }
 
     pub fn stats(&self) -> Result<HubStats> {
@@ -387,6 +514,29 @@ impl Hub {
 #[cfg(test)]
 pub(crate) fn http_router_for_tests(hub: &Hub) -> axum::Router {
     http::router(hub.clone())
+}
+
+/// The audit actor of CLI admin commands: `cli:<os user>`.
+pub fn cli_actor() -> String {
+    let user = ["USER", "LOGNAME", "USERNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()));
+    #[cfg(unix)]
+    let user = user.or_else(|| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| format!("uid{}", m.uid()))
+    });
+    let user = user.unwrap_or_default();
+    let user: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c)).take(64).collect();
+    format!("cli:{}", if user.is_empty() { "unknown" } else { &user })
+}
+
+/// Longest token lifetime accepted (`--token-days`).
+pub const MAX_TOKEN_DAYS: i64 = 3650;
+
+fn token_expiry(days: i64) -> Result<chrono::DateTime<Utc>> {
+    if !(1..=MAX_TOKEN_DAYS).contains(&days) {
+        return Err(Error::BadRequest(format!("token lifetime must be 1 to {MAX_TOKEN_DAYS} days")));
+    }
+    Ok(Utc::now() + chrono::Duration::days(days))
 }
 
 /// The analysis worker looks at the queue at least this often.

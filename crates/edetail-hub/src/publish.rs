@@ -128,3 +128,9 @@ pub(crate) fn publish(hub: &HubInner, zip_file: NamedTempFile, territories: &[St
     tracing::info!(bundle = %manifest.id, version = manifest.version, blobs_new, blobs_existing, "published");
     Ok(PublishResult { bundle_id: manifest.id, version: manifest.version, blobs_new, blobs_existing, territories })
 }
+
+/// Records a publish in the audit trail (bundle id and version, territories; no content).
+pub(crate) fn audit_publish(hub: &crate::Hub, actor: &str, r: &PublishResult) -> Result<()> {
+    hub.audit(actor, "bundle.publish", &r.bundle_id, serde_json::json!({"version": r.version, "territories": r.territories}))
+        .map(|_| ())
+}

@@ -15,12 +15,16 @@ use crate::store::{
     FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
     QueuedCall, StoredEvent, Territory,
 };
+use crate::store::{
+    AuditEntry, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
+};
 
 /// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_initial.sql"),
     include_str!("../migrations/002_territories.sql"),
     include_str!("../migrations/003_closed_loop.sql"),
+    include_str!("../migrations/004_security.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -162,6 +166,11 @@ impl HubStore for SqliteStore {
                 "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![device_id, rep_id, territory, token_sha256, time_text(now)],
             )?;
+            let expires = now + chrono::Duration::days(DEFAULT_DEVICE_TOKEN_DAYS);
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'device', ?2, ?3, ?4)",
+                params![token_sha256, device_id, time_text(now), time_text(expires)],
+            )?;
             Ok(())
         })
     }
@@ -211,6 +220,11 @@ impl HubStore for SqliteStore {
             if n == 0 {
                 return Err(Error::BadRequest(format!("publisher {name:?} already exists")));
             }
+            let expires = now + chrono::Duration::days(DEFAULT_PUBLISHER_TOKEN_DAYS);
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'publisher', ?2, ?3, ?4)",
+                params![token_sha256, name, time_text(now), time_text(expires)],
+            )?;
             Ok(())
         })
     }
@@ -218,7 +232,8 @@ impl HubStore for SqliteStore {
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = ?1",
+                "SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = ?1 \
+                 OR id = (SELECT subject FROM credentials WHERE token_sha256 = ?1 AND role = 'device')",
                 [token_sha256],
                 |r| {
                     Ok(DeviceRecord {
@@ -237,7 +252,8 @@ impl HubStore for SqliteStore {
 
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
         self.read(|c| {
-            Ok(c.query_row("SELECT name FROM publishers WHERE token_sha256 = ?1", [token_sha256], |r| r.get(0)).optional()?)
+            Ok(c.query_row("SELECT name FROM publishers WHERE token_sha256 = ?1 \
+                 OR name = (SELECT subject FROM credentials WHERE token_sha256 = ?1 AND role = 'publisher')", [token_sha256], |r| r.get(0)).optional()?)
         })
     }
 
@@ -812,6 +828,167 @@ impl HubStore for SqliteStore {
             Ok(())
         })
     }
+
+    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
+        self.read(|c| {
+            Ok(c.query_row(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = ?1"), [token_sha256], credential_row)
+                .optional()?)
+        })
+    }
+
+    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = ?1 AND subject = ?2 ORDER BY created_at, rowid"
+            ))?;
+            Ok(st.query_map(params![role.as_str(), subject], credential_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn issue_credential(&self, n: &NewCredential) -> Result<()> {
+        self.write(|tx| {
+            let exists: bool = match n.role {
+                TokenRole::Device => tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)", [&n.subject], |r| r.get(0))?,
+                TokenRole::Publisher => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM publishers WHERE name = ?1)", [&n.subject], |r| r.get(0))?
+                }
+                TokenRole::Operator | TokenRole::Session => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [&n.subject], |r| r.get(0))?
+                }
+            };
+            if !exists || n.subject == crate::store::MICROSITE_DEVICE && n.role == TokenRole::Device {
+                return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
+            }
+            if let Some(by) = n.others_expire_by {
+                let mut st = tx.prepare(
+                    "SELECT token_sha256, expires_at FROM credentials WHERE role = ?1 AND subject = ?2 AND revoked_at IS NULL",
+                )?;
+                let rows = st
+                    .query_map(params![n.role.as_str(), n.subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for (hash, expires) in rows {
+                    let expires = expires.map(|t| parse_time(&t)).transpose()?;
+                    if expires.is_none_or(|t| t > by) {
+                        tx.execute("UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1", params![hash, time_text(by)])?;
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![n.token_sha256, n.role.as_str(), n.subject, time_text(n.created_at), n.expires_at.map(time_text)],
+            )?;
+            match n.role {
+                TokenRole::Device => {
+                    tx.execute("UPDATE devices SET token_sha256 = ?2 WHERE id = ?1", params![n.subject, n.token_sha256])?;
+                }
+                TokenRole::Publisher => {
+                    tx.execute("UPDATE publishers SET token_sha256 = ?2 WHERE name = ?1", params![n.subject, n.token_sha256])?;
+                }
+                TokenRole::Operator | TokenRole::Session => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1",
+                params![token_sha256, expires_at.map(time_text)],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound("token".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
+        self.write(|tx| {
+            let held: i64 =
+                tx.query_row("SELECT COUNT(*) FROM credentials WHERE role = ?1 AND subject = ?2", params![role.as_str(), subject], |r| {
+                    r.get(0)
+                })?;
+            if held == 0 {
+                return Err(Error::NotFound(format!("{} {subject}", role.as_str())));
+            }
+            let n = tx.execute(
+                "UPDATE credentials SET revoked_at = ?3 WHERE subject = ?2 AND revoked_at IS NULL \
+                 AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
+                params![role.as_str(), subject, time_text(now)],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE credentials SET revoked_at = ?2 WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+                params![token_sha256, time_text(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute("INSERT OR IGNORE INTO operators (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
+            if n == 0 {
+                return Err(Error::BadRequest(format!("operator {name:?} already exists")));
+            }
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'operator', ?2, ?3, ?4)",
+                params![token_sha256, name, time_text(now), expires_at.map(time_text)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
+        let details = json_text(&e.details)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![time_text(e.at), e.actor, e.action, e.subject, details],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id")?;
+            Ok(st
+                .query_map([], |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: parse_time(&r.get::<_, String>(1)?)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        details: json_value(&r.get::<_, String>(5)?)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
+
+const CREDENTIAL_COLUMNS: &str = "role, subject, created_at, expires_at, revoked_at";
+
+fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
+    let role: String = r.get(0)?;
+    let time = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> { r.get::<_, Option<String>>(i)?.map(|t| parse_time(&t)).transpose() };
+    Ok(Credential {
+        role: TokenRole::parse(&role).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, format!("unknown role {role:?}").into())
+        })?,
+        subject: r.get(1)?,
+        created_at: parse_time(&r.get::<_, String>(2)?)?,
+        expires_at: time(3)?,
+        revoked_at: time(4)?,
+    })
 }
 
 #[cfg(test)]

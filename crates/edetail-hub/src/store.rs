@@ -229,6 +229,99 @@ pub struct Prescription {
     pub count: u64,
 }
 
+/// What a bearer token opens. Each role opens only its own routes: a device token never opens
+/// the dashboard, an operator token never uploads or publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenRole {
+    Device,
+    Publisher,
+    Operator,
+    /// A dashboard login session (its subject is the operator).
+    Session,
+}
+
+impl TokenRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Device => "device",
+            TokenRole::Publisher => "publisher",
+            TokenRole::Operator => "operator",
+            TokenRole::Session => "session",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TokenRole> {
+        Some(match s {
+            "device" => TokenRole::Device,
+            "publisher" => TokenRole::Publisher,
+            "operator" => TokenRole::Operator,
+            "session" => TokenRole::Session,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored credential (the token itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub role: TokenRole,
+    /// Device id, publisher name or operator name.
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Credential {
+    /// Neither revoked nor expired at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| now < t)
+    }
+}
+
+/// A token to record for an existing subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCredential {
+    pub token_sha256: String,
+    pub role: TokenRole,
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Rotation: the subject's other live tokens of this role expire at this time at the latest
+    /// (the grace period). `None`: they are left alone.
+    pub others_expire_by: Option<DateTime<Utc>>,
+}
+
+/// An audit entry to append. `details` is a JSON object that names no person (ids only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAuditEntry {
+    pub at: DateTime<Utc>,
+    /// Operator or publisher name, a device id, or `cli:<os user>` for CLI admin commands.
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
+/// A recorded audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub details: serde_json::Value,
+}
+
+/// Default lifetime of a device token.
+pub const DEFAULT_DEVICE_TOKEN_DAYS: i64 = 90;
+/// Default lifetime of a publisher token.
+pub const DEFAULT_PUBLISHER_TOKEN_DAYS: i64 = 365;
+/// Default lifetime of an operator token.
+pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
+
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
 pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Registers a device (and its territory when new, unrestricted).
@@ -301,6 +394,29 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// sequence numbers, stores the events, counts the visit on the microsite and queues the
     /// call for analysis, in one transaction.
     fn record_microsite_visit(&self, microsite_id: &str, call_id: &str, events: &[(String, serde_json::Value)], now: DateTime<Utc>) -> Result<()>;
+
+    // ---- credentials, operators and the audit trail (issue 7) ------------------------------
+
+    /// The credential with this token hash, live or not.
+    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>>;
+    /// Every credential of a subject in a role, oldest first.
+    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>>;
+    /// Records a token for an existing device, publisher or operator (`NotFound` when the
+    /// subject does not exist); with `others_expire_by`, caps the subject's other tokens.
+    fn issue_credential(&self, c: &NewCredential) -> Result<()>;
+    /// Sets the expiry of one token.
+    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()>;
+    /// Revokes every unrevoked token of a subject in a role (for an operator, also its
+    /// dashboard sessions); returns how many. `NotFound` when the subject holds no token.
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64>;
+    /// Revokes one token (a dashboard logout); no error when unknown.
+    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Registers an operator with its first token (`BadRequest` when the name is taken).
+    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()>;
+    /// Appends to the audit trail (there is no update or delete: the database refuses both).
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
+    /// The audit trail, oldest first.
+    fn audit_log(&self) -> Result<Vec<AuditEntry>>;
 }
 
 /// Merges bundle offers, revocations and plans (each fetched `limit + 1` deep) into one page in

@@ -90,6 +90,20 @@ impl TestDatabase {
         };
         TestDatabase { url, name }
     }
+
+    /// Runs one SQL statement on this database (tests that go around the store, e.g. to
+    /// prove the audit trail refuses UPDATE and DELETE); the server's error text on failure.
+    pub fn execute(&self, sql: &str) -> Result<u64, String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.map_err(|e| e.to_string())?;
+            let task = tokio::spawn(conn);
+            let r = client.execute(sql, &[]).await.map_err(|e| e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string()));
+            drop(client);
+            let _ = task.await;
+            r
+        })
+    }
 }
 
 impl Default for TestDatabase {

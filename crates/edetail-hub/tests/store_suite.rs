@@ -10,6 +10,9 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
+    NewAuditEntry, NewCredential, TokenRole,
+};
+use edetail_hub::store::{
     AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
     Prescription,
 };
@@ -18,28 +21,41 @@ use edetail_hub::{Error, Territory};
 use edetail_protocol::WireEvent;
 use serde_json::json;
 
+/// Runs one SQL statement around the store: rows changed, or the server's error.
+type RawSql = dyn Fn(&str) -> Result<u64, String>;
+
 /// A store under test, and what keeps its database alive.
 struct Subject {
     store: Arc<dyn HubStore>,
     /// Opens a second store over the same database (another hub process).
     reopen: Box<dyn Fn() -> Arc<dyn HubStore>>,
+    /// Runs raw SQL on the store's database, around the store (the server's error on failure).
+    sql: Box<RawSql>,
     _dir: tempfile::TempDir,
-    _db: Option<TestDatabase>,
+    _db: Option<Arc<TestDatabase>>,
 }
 
 fn sqlite() -> Subject {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();
     let store: Arc<dyn HubStore> = Arc::new(SqliteStore::open(&path).unwrap());
-    Subject { store, reopen: Box::new(move || Arc::new(SqliteStore::open(&path).unwrap())), _dir: dir, _db: None }
+    let db_path = path.join(edetail_hub::sqlite::DB_FILE);
+    let sql = Box::new(move |q: &str| {
+        let c = rusqlite::Connection::open(&db_path).map_err(|e| e.to_string())?;
+        c.execute(q, []).map(|n| n as u64).map_err(|e| e.to_string())
+    });
+    Subject { store, reopen: Box::new(move || Arc::new(SqliteStore::open(&path).unwrap())), sql, _dir: dir, _db: None }
 }
 
 fn postgres() -> Subject {
     let db = TestDatabase::new();
     let url = db.url.clone();
     let store: Arc<dyn HubStore> = Arc::new(PgStore::connect(&url, 8).unwrap());
+    let db = Arc::new(db);
+    let for_sql = db.clone();
     Subject {
         store,
+        sql: Box::new(move |q: &str| for_sql.execute(q)),
         reopen: Box::new(move || Arc::new(PgStore::connect(&url, 8).unwrap())),
         _dir: tempfile::tempdir().unwrap(),
         _db: Some(db),
@@ -546,6 +562,105 @@ fn segments_and_prescriptions(s: Subject) {
     assert!(st.prescriptions("h2").unwrap().is_empty());
 }
 
+/// Credentials: devices and publishers get an expiring token on creation; rotation keeps the
+/// old token for the grace period and moves the device's current token; revocation covers all
+/// of a subject's tokens (an operator's sessions too) and answers NotFound for unknown subjects.
+fn credentials_expire_rotate_and_revoke(s: Subject) {
+    let st = &s.store;
+    let now = Utc::now().trunc_subsecs(3);
+    st.add_device("d1", "rep-7", "north", "old-hash", now).unwrap();
+    let c = st.credential("old-hash").unwrap().unwrap();
+    assert_eq!((c.role, c.subject.as_str()), (TokenRole::Device, "d1"));
+    let days = (c.expires_at.unwrap() - now).num_days();
+    assert_eq!(days, edetail_hub::store::DEFAULT_DEVICE_TOKEN_DAYS);
+    assert!(c.is_live(now) && !c.is_live(c.expires_at.unwrap()));
+    assert!(st.credential("nobody").unwrap().is_none());
+
+    let grace_end = now + chrono::Duration::hours(24);
+    st.issue_credential(&NewCredential {
+        token_sha256: "new-hash".into(),
+        role: TokenRole::Device,
+        subject: "d1".into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::days(90)),
+        others_expire_by: Some(grace_end),
+    })
+    .unwrap();
+    assert_eq!(st.credential("old-hash").unwrap().unwrap().expires_at, Some(grace_end), "old token: grace period");
+    assert_eq!(st.device_by_token("old-hash").unwrap().unwrap().id, "d1");
+    assert_eq!(st.device_by_token("new-hash").unwrap().unwrap().id, "d1", "same device under the new token");
+    assert_eq!(st.credentials_of(TokenRole::Device, "d1").unwrap().len(), 2);
+    let unknown = NewCredential { subject: "ghost".into(), token_sha256: "g".into(), ..new_cred("x", TokenRole::Device, now) };
+    assert!(matches!(st.issue_credential(&unknown), Err(Error::NotFound(_))));
+    assert!(
+        matches!(st.issue_credential(&new_cred("m", TokenRole::Device, now)), Err(Error::NotFound(_))),
+        "the microsite pseudo-device never gets a token"
+    );
+
+    st.set_credential_expiry("new-hash", Some(now + chrono::Duration::days(3))).unwrap();
+    assert_eq!(st.credential("new-hash").unwrap().unwrap().expires_at, Some(now + chrono::Duration::days(3)));
+    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now).unwrap(), 2);
+    assert!(st.credentials_of(TokenRole::Device, "d1").unwrap().iter().all(|c| c.revoked_at.is_some() && !c.is_live(now)));
+    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now).unwrap(), 0, "already revoked");
+    assert!(matches!(st.revoke_credentials(TokenRole::Device, "nope", now), Err(Error::NotFound(_))));
+    assert!(matches!(st.revoke_credentials(TokenRole::Publisher, "d1", now), Err(Error::NotFound(_))), "roles are separate");
+
+    st.add_publisher("content", "pub-hash", now).unwrap();
+    assert_eq!(st.credential("pub-hash").unwrap().unwrap().role, TokenRole::Publisher);
+
+    st.add_operator("ops", "op-hash", now, Some(now + chrono::Duration::days(90))).unwrap();
+    assert!(matches!(st.add_operator("ops", "op-2", now, None), Err(Error::BadRequest(_))));
+    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-hash", TokenRole::Session, now) }).unwrap();
+    assert_eq!(st.credential("sess-hash").unwrap().unwrap().subject, "ops");
+    st.revoke_credential("sess-hash", now).unwrap();
+    assert!(st.credential("sess-hash").unwrap().unwrap().revoked_at.is_some());
+    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-2", TokenRole::Session, now) }).unwrap();
+    assert_eq!(st.revoke_credentials(TokenRole::Operator, "ops", now).unwrap(), 2, "operator token and its live session");
+    assert!(st.credential("sess-2").unwrap().unwrap().revoked_at.is_some());
+    let reopened = (s.reopen)();
+    assert!(reopened.credential("op-hash").unwrap().unwrap().revoked_at.is_some());
+}
+
+fn new_cred(hash: &str, role: TokenRole, now: chrono::DateTime<Utc>) -> NewCredential {
+    NewCredential {
+        token_sha256: hash.into(),
+        role,
+        subject: MICROSITE_DEVICE.into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::hours(1)),
+        others_expire_by: None,
+    }
+}
+
+/// The audit trail appends and lists in order; the database itself refuses UPDATE and DELETE.
+fn audit_log_is_append_only(s: Subject) {
+    let st = &s.store;
+    let at = Utc::now().trunc_subsecs(3);
+    let e = |action: &str, subject: &str| NewAuditEntry {
+        at,
+        actor: "cli:ops".into(),
+        action: action.into(),
+        subject: subject.into(),
+        details: json!({"version": 3}),
+    };
+    let a = st.append_audit(&e("bundle.publish", "deck-a")).unwrap();
+    let b = st.append_audit(&e("device.revoke", "dev-1")).unwrap();
+    assert!(b > a);
+    let log = st.audit_log().unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!((log[0].actor.as_str(), log[0].action.as_str(), log[0].subject.as_str()), ("cli:ops", "bundle.publish", "deck-a"));
+    assert_eq!((log[0].at, &log[0].details), (at, &json!({"version": 3})));
+    assert_eq!(log[1].action, "device.revoke");
+
+    let upd = (s.sql)("UPDATE audit_log SET actor = 'someone else'");
+    assert!(upd.as_ref().is_err_and(|e| e.contains("append-only")), "{upd:?}");
+    let del = (s.sql)("DELETE FROM audit_log");
+    assert!(del.as_ref().is_err_and(|e| e.contains("append-only")), "{del:?}");
+    assert_eq!(st.audit_log().unwrap(), log, "nothing changed");
+    // The raw SQL path works at all (the refusals above are the triggers, not a broken helper).
+    assert_eq!((s.sql)("INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-01-01T00:00:00Z', 'x', 'y', 'z')"), Ok(1));
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -564,6 +679,8 @@ suite!(
     another_devices_uuid_is_rejected,
     unknown_device_batch_is_not_found,
     tokens_find_devices_and_publishers,
+    credentials_expire_rotate_and_revoke,
+    audit_log_is_append_only,
     versions_increase_and_the_feed_offers_the_latest,
     feed_pages_chain,
     entitlement_follows_territories_and_revocation,

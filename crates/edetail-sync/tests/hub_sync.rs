@@ -137,6 +137,7 @@ fn uploads_every_event_exactly_once_and_resends_nothing() {
     let again = engine.sync_now().expect("second sync");
     assert_eq!((again.batches, again.events_accepted, again.events_duplicates), (0, 0, 0));
     assert_eq!(hub.hub.events_for_device(&creds.device_id).expect("events").len(), 1_200);
+    assert_eq!(hub.hub.rate_limited_total(), 0, "a full upload never hits the rate limits");
 }
 
 #[test]
@@ -177,6 +178,7 @@ fn installs_v1_then_downloads_only_the_changed_blob_of_v2_then_revocation_closes
     let r4 = engine.sync_now().expect("sync revocation");
     assert_eq!(r4.revocations, 1);
     assert!(dev.device.check_openable("com.example.sample").is_err(), "revoked content does not open");
+    assert_eq!(hub.hub.rate_limited_total(), 0, "full content installs never hit the rate limits");
 }
 
 #[test]

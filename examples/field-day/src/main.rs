@@ -355,6 +355,9 @@ fn main() -> anyhow::Result<()> {
     println!("  dashboard: {url}/dashboard");
     println!("  field day took {:.1} s (tablets and hub data in {})", started.elapsed().as_secs_f64(), out.display());
     if serve {
+        // The dashboard needs an operator (issue 7): a token for this run, typed at the login form.
+        let operator = hub.add_operator("field-day", 1, &edetail_hub::cli_actor())?;
+        println!("  dashboard login: {url}/dashboard/login  operator token (valid 1 day): {operator}");
         println!("  serving until Ctrl-C (or SIGTERM)");
         rt.block_on(async {
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

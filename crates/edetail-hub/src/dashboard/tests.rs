@@ -275,10 +275,16 @@ async fn merges_into_the_hub_router() {
     // two), so its unknown pages come from a `/dashboard/{*rest}` route instead.
     let dir = tempfile::tempdir().unwrap();
     let hub = crate::Hub::open(crate::HubConfig::local(dir.path(), vec![])).unwrap();
-    // The hub's router already serves its own dashboard (an empty hub: no decks yet).
+    // The hub's router already serves its own dashboard (an empty hub: no decks yet), to
+    // operators only.
     let (hub_url, hub_task) = crate::serve_local(hub.clone()).await.unwrap();
-    assert_eq!(reqwest::get(format!("{hub_url}/dashboard")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(format!("{hub_url}/dashboard/decks/cz")).await.unwrap().status(), 404);
+    let h = hub.clone();
+    let operator = tokio::task::spawn_blocking(move || h.add_operator("ops", 1, "cli:test")).await.unwrap().unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let as_operator = |path: &str| http.get(format!("{hub_url}{path}")).bearer_auth(&operator).send();
+    assert_eq!(as_operator("/dashboard").await.unwrap().status(), 200);
+    assert_eq!(as_operator("/dashboard/decks/cz").await.unwrap().status(), 404);
+    assert_eq!(http.get(format!("{hub_url}/dashboard")).send().await.unwrap().status(), 303, "no operator: to the login form");
     hub_task.abort();
     let app = crate::http_router_for_tests(&hub).merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
