@@ -33,6 +33,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use device::{CallStarted, Device, DeviceConfig, NavAction, NavTarget, StartCall};
 pub use error::{Error, Result};
 pub use outbox::{Event, OutboxStats};
+pub use edetail_protocol::Tracking;
 pub use privacy::{ERASED_EVENT, LocalErasure};
 pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, SuggestedSlide, Suggestion, SuggestionSource};
 pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob, PendingDownload};
