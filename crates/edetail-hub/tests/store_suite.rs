@@ -561,8 +561,8 @@ fn erasure_removes_an_hcp_everywhere(s: Subject) {
     st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
     st.add_device("d2", "rep2", "south", "h2", Utc::now()).unwrap();
     // hcp-1's call c1 (ended), hcp-10's call c2 (an id with hcp-1 as prefix), hcp-1 on d2 too.
-    let c1 = vec![started(1, "c1", "hcp-1"), call_event(2, "c1", "slide_view"), call_event(3, "c1", "call_ended")];
-    let c2 = vec![started(4, "c2", "hcp-10"), call_event(5, "c2", "call_ended")];
+    let c1 = [started(1, "c1", "hcp-1"), call_event(2, "c1", "slide_view"), call_event(3, "c1", "call_ended")];
+    let c2 = [started(4, "c2", "hcp-10"), call_event(5, "c2", "call_ended")];
     let all: Vec<CheckedEvent> = c1.iter().chain(&c2).map(valid).collect();
     assert_eq!(st.apply_batch("d1", &all, 0, Utc::now()).unwrap().watermark, 5);
     st.apply_batch("d2", &[valid(&started(1, "c9", "hcp-1"))], 0, Utc::now()).unwrap();
