@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use edetail_bundle::{Manifest, PublicKey, ReadOptions};
+use edetail_protocol::Tracking;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
-use edetail_protocol::Tracking;
 use serde_json::{Value, json};
 
 use crate::assets::AssetResolver;
