@@ -343,6 +343,15 @@ class CallTest(TempDirTest):
         self.assertTrue(suggested and set(suggested) <= {s.id for s in d.bundles()[0].slides}, suggested)
         self.assertEqual(d.start_call("hcp-test-1", ef.CallChannel.REMOTE, CARDIOZEN, None).suggested_slides, suggested)
 
+    def test_consent_is_full_without_a_record(self):
+        d = self.installed_device()
+        # No consent record from the hub: full tracking (Tracking::DEFAULT), the call names the HCP.
+        self.assertEqual(d.consent_for("hcp-consent-1"), ef.ConsentLevel.FULL)
+        start = d.start_call("hcp-consent-1", ef.CallChannel.FACE_TO_FACE, CARDIOZEN, None)
+        self.assertIsNotNone(start.plan)
+        d.end_call(start.call_id)
+        self.assertIn("hcp-consent-1", [c.hcp_id for c in d.calls()])
+
     def test_call_plan_is_local_with_reasons_for_an_hcp_with_history(self):
         d = self.installed_device()
         # No HCP: no plan. An HCP without history: local, authored order, said so.

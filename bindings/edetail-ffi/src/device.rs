@@ -163,7 +163,9 @@ impl EdetailDevice {
     /// Starts a call on an openable bundle and enters its first slide. With an HCP, `plan` is
     /// what to present: the hub's plan for this HCP when valid (source `Hub`, its id recorded
     /// in `call_started`), else the local suggestion (`Local`); `suggested_slides` lists the
-    /// same slide ids. Fails with `NotOpenable` for expired or revoked content. I/O.
+    /// same slide ids. Follows the HCP's consent (`consent_for`): `Anonymous` records the call
+    /// without the HCP id and offers no plan; `Off` opens the content but records nothing.
+    /// Fails with `NotOpenable` for expired or revoked content. I/O.
     #[uniffi::method(default(presentation_id = None))]
     pub fn start_call(
         &self,
@@ -240,7 +242,15 @@ impl EdetailDevice {
     /// hub's plan when valid (source `Hub`), else the local suggestion (`Local`). `None` when
     /// the bundle is not installed or cannot be presented now (expired, revoked). I/O.
     pub fn plan_for(&self, hcp_id: String, bundle_id: String) -> ApiResult<Option<CallPlan>> {
+        if self.device.consent_for(&hcp_id)? != edetail_core::Tracking::Full {
+            return Ok(None);
+        }
         Ok(self.device.suggestion_if_presentable(&hcp_id, &bundle_id)?.map(Into::into))
+    }
+
+    /// The HCP's tracking consent as last received from the hub (`Full` without a record). I/O.
+    pub fn consent_for(&self, hcp_id: String) -> ApiResult<ConsentLevel> {
+        Ok(self.device.consent_for(&hcp_id)?.into())
     }
 
     /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` from earlier

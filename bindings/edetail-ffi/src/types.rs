@@ -110,6 +110,28 @@ pub struct InstallResult {
     pub files_reused: u64,
 }
 
+/// How much of a call with an HCP is recorded, as the hub's consent record says (no record:
+/// `Full`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ConsentLevel {
+    /// Recorded and uploaded with the HCP id.
+    Full,
+    /// Recorded and uploaded without the HCP id; no plan or suggestion for the HCP.
+    Anonymous,
+    /// Nothing recorded; content still opens and displays.
+    Off,
+}
+
+impl From<edetail_core::Tracking> for ConsentLevel {
+    fn from(t: edetail_core::Tracking) -> Self {
+        match t {
+            edetail_core::Tracking::Full => ConsentLevel::Full,
+            edetail_core::Tracking::Anonymous => ConsentLevel::Anonymous,
+            edetail_core::Tracking::Off => ConsentLevel::Off,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum CallChannel {
     FaceToFace,

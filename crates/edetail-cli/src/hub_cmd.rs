@@ -129,6 +129,42 @@ pub enum HubCommand {
         #[arg(long, default_value = "http://127.0.0.1:8787")]
         base_url: String,
     },
+    /// HCP data protection: right to erasure.
+    #[command(subcommand)]
+    Hcp(HcpCommand),
+    /// HCP tracking consent (full, anonymous, off).
+    #[command(subcommand)]
+    Consent(ConsentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HcpCommand {
+    /// Erase an HCP: their calls' events, microsite visits, analysis, plans, microsites,
+    /// segment and prescriptions leave the hub, and every device deletes what it holds about
+    /// them at its next sync. Audited; idempotent.
+    Erase {
+        #[command(flatten)]
+        storage: StorageArgs,
+        /// Who asks (recorded in the audit entry).
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        hcp_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// Set an HCP's tracking: full (as recorded), anonymous (no HCP id leaves the device) or
+    /// off (nothing recorded; content still displays). Without a record devices use full.
+    Set {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long, env = "USER", default_value = "cli")]
+        actor: String,
+        hcp_id: String,
+        #[arg(value_parser = ["full", "anonymous", "off"])]
+        tracking: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -416,6 +452,22 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                     .map(|m| format!("{}  topics {}  expires {}  views {}\n  {}\n", m["id"], m["topics"], m["expires_at"], m["views"], m["link"].as_str().unwrap_or("")))
                     .collect()
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Hcp(HcpCommand::Erase { storage, actor, hcp_id }) => {
+            let report = open(storage, vec![])?.erase_hcp(&hcp_id, &actor)?;
+            out.emit(&report, || {
+                format!(
+                    "erased: {} call(s), {} event(s), {} plan(s), {} microsite(s), {} analysis document(s); devices delete it at their next sync\n",
+                    report.calls, report.events, report.plans, report.microsites, report.docs
+                )
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Consent(ConsentCommand::Set { storage, actor, hcp_id, tracking }) => {
+            let t = edetail_protocol::Tracking::parse(&tracking).context("tracking must be full, anonymous or off")?;
+            open(storage, vec![])?.set_consent(&hcp_id, t, &actor)?;
+            out.emit(&serde_json::json!({"tracking": t}), || format!("consent set to {}\n", t.as_str()));
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Stats { storage } => {

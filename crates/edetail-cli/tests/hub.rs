@@ -275,3 +275,25 @@ fn token_admin_commands_are_audited() {
     let human = edetail(&["hub", "audit", "--data", d]);
     assert!(human.status.success() && String::from_utf8_lossy(&human.stdout).lines().count() == 7);
 }
+
+/// `hub hcp erase` and `hub consent set`: counts only on output, idempotent, bad levels refused.
+#[test]
+fn erasure_and_consent_commands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let csv = tmp.path().join("in.csv");
+    std::fs::write(&csv, "hcp_id,segment\nhcp-1,cardiology\nhcp-2,gp\n").unwrap();
+    ok_json(&edetail(&["hub", "hcps", "--data", s(&data), s(&csv), "--json"]));
+
+    let o = ok_json(&edetail(&["hub", "hcp", "erase", "--data", s(&data), "--actor", "dpo", "hcp-1", "--json"]));
+    assert_eq!((o["segments"].as_u64(), o["fed"].as_bool()), (Some(1), Some(true)), "{o}");
+    let o = ok_json(&edetail(&["hub", "hcp", "erase", "--data", s(&data), "--actor", "dpo", "hcp-1", "--json"]));
+    assert_eq!((o["segments"].as_u64(), o["fed"].as_bool()), (Some(0), Some(false)), "idempotent: {o}");
+    let text = edetail(&["hub", "hcp", "erase", "--data", s(&data), "hcp-2"]);
+    assert!(text.status.success() && !String::from_utf8_lossy(&text.stdout).contains("hcp-2"));
+
+    let o = ok_json(&edetail(&["hub", "consent", "set", "--data", s(&data), "hcp-3", "anonymous", "--json"]));
+    assert_eq!(o["tracking"], "anonymous");
+    let bad = edetail(&["hub", "consent", "set", "--data", s(&data), "hcp-3", "partial"]);
+    assert!(!bad.status.success());
+}

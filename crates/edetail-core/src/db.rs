@@ -9,7 +9,11 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_initial.sql"), include_str!("../migrations/002_plans.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/001_initial.sql"),
+    include_str!("../migrations/002_plans.sql"),
+    include_str!("../migrations/003_privacy.sql"),
+];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use edetail_bundle::{Manifest, PublicKey, ReadOptions};
+use edetail_protocol::Tracking;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -237,9 +238,9 @@ impl Device {
     /// `call_started` names the hub plan offered for the HCP (`plan_id`, null when none).
     pub fn start_call(&self, start: StartCall) -> Result<(String, NavTarget)> {
         self.check_openable(&start.bundle_id)?;
-        let plan_id = match &start.hcp_id {
-            Some(h) => self.plan_for(h, &start.bundle_id)?.map(|p| p.plan_id),
-            None => None,
+        let plan_id = match (&start.hcp_id, self.tracking_for(&start)?) {
+            (Some(h), Tracking::Full) => self.plan_for(h, &start.bundle_id)?.map(|p| p.plan_id),
+            _ => None,
         };
         self.begin_call(start, plan_id)
     }
@@ -249,16 +250,31 @@ impl Device {
     /// `call_started` so the hub can measure whether plans are followed.
     pub fn start_call_with_suggestion(&self, start: StartCall) -> Result<CallStarted> {
         self.check_openable(&start.bundle_id)?;
-        let suggestion = match &start.hcp_id {
-            Some(h) => Some(self.suggestion(h, &start.bundle_id)?),
-            None => None,
+        // No per-HCP plan or profile unless the HCP consents to full tracking.
+        let suggestion = match (&start.hcp_id, self.tracking_for(&start)?) {
+            (Some(h), Tracking::Full) => Some(self.suggestion(h, &start.bundle_id)?),
+            _ => None,
         };
         let plan_id = suggestion.as_ref().and_then(|s| s.plan_id().map(str::to_string));
         let (call_id, first) = self.begin_call(start, plan_id)?;
         Ok(CallStarted { call_id, first, suggestion })
     }
 
-    fn begin_call(&self, start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
+    /// The tracking a call with `start.hcp_id` gets (full without an HCP).
+    fn tracking_for(&self, start: &StartCall) -> Result<Tracking> {
+        match &start.hcp_id {
+            Some(h) => self.consent_for(h),
+            None => Ok(Tracking::Full),
+        }
+    }
+
+    fn begin_call(&self, mut start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
+        let tracking = self.tracking_for(&start)?;
+        if tracking != Tracking::Full {
+            // Anonymous: recorded without the HCP id. Off: navigation state only, the outbox
+            // refuses the call's events (see `outbox::append`).
+            start.hcp_id = None;
+        }
         let active = self.store.active(&start.bundle_id)?;
         let m = &active.manifest;
         let deck = match &start.presentation_id {
@@ -271,9 +287,9 @@ impl Device {
         let rep = self.config.rep_id.clone();
         self.db.write(|tx| {
             tx.execute(
-                "INSERT INTO calls (id, rep_id, hcp_id, channel, status, bundle_id, location, started_at)
-                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7)",
-                params![id, rep, start.hcp_id, start.channel.as_str(), start.bundle_id, start.location, stamp.wall_ms],
+                "INSERT INTO calls (id, rep_id, hcp_id, channel, status, bundle_id, location, started_at, tracking)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8)",
+                params![id, rep, start.hcp_id, start.channel.as_str(), start.bundle_id, start.location, stamp.wall_ms, tracking.as_str()],
             )?;
             calls::record(
                 tx,
@@ -474,6 +490,11 @@ impl Device {
                 stamp,
             )?;
             tx.execute("UPDATE calls SET status = 'completed', ended_at = ?2 WHERE id = ?1", params![call_id, stamp.wall_ms])?;
+            if crate::privacy::call_tracking(tx, call_id)? == Tracking::Off {
+                // Nothing of an untracked call is kept once it ends.
+                tx.execute("DELETE FROM call_state WHERE call_id = ?1", [call_id])?;
+                tx.execute("DELETE FROM calls WHERE id = ?1", [call_id])?;
+            }
             Ok(())
         })
     }

@@ -63,6 +63,12 @@ pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
     }
+    if let Some(call_id) = e.call_id
+        && crate::privacy::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
+    {
+        // Consent off (ADR 0011): nothing of the call is recorded.
+        return Ok((0, String::new()));
+    }
     let uuid = uuid::Uuid::new_v4().to_string();
     tx.prepare_cached(
         "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

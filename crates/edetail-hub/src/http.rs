@@ -278,6 +278,8 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
             .into_iter()
             .map(|p| edetail_protocol::SignedPlan { plan: Base64Bytes(p.plan), signature: Base64Bytes(p.signature) })
             .collect(),
+        erasures: page.erasures.into_iter().map(|e| e.erasure).collect(),
+        consents: page.consents.into_iter().map(|c| c.consent).collect(),
         hub_time: Utc::now(),
     })
 }

@@ -7,6 +7,7 @@
 
 pub mod analytics;
 pub mod auth;
+pub mod audit;
 pub mod blobs;
 pub mod closed_loop;
 pub mod dashboard;
@@ -36,7 +37,7 @@ use crate::blobs::BlobStore;
 pub use crate::closed_loop::{AnalysisReport, Analyzer, AnalyzerConfig};
 pub use crate::error::{Error, Result};
 use crate::sqlite::SqliteStore;
-pub use crate::store::{DeviceStats, HubStats, HubStore, Territory};
+pub use crate::store::{DeviceStats, ErasureReport, HubStats, HubStore, Territory};
 
 /// Where the hub keeps its state and whose signatures it trusts.
 #[derive(Debug, Clone, Default)]
@@ -502,6 +503,29 @@ impl Hub {
 
     pub fn stats(&self) -> Result<HubStats> {
         self.inner.store.stats()
+    }
+
+    /// Right to erasure: removes everything the hub holds about an HCP (events of their calls
+    /// and microsite visits, analysis, plans, microsites, segment, prescriptions) in one
+    /// transaction and sends the erasure to every device through the change feed. Idempotent.
+    /// Audited as "hcp erased" with `actor` and the counts (never the HCP id).
+    pub fn erase_hcp(&self, hcp_id: &str, actor: &str) -> Result<ErasureReport> {
+        let report = self.inner.store.erase_hcp(hcp_id, Utc::now())?;
+        audit::record_audit(&*self.inner.store, audit::HCP_ERASED, actor, &serde_json::to_value(&report).unwrap_or_default())?;
+        Ok(report)
+    }
+
+    /// Sets an HCP's tracking consent; devices receive it through the change feed. Audited as
+    /// "consent changed" with `actor` and the new tracking (never the HCP id).
+    pub fn set_consent(&self, hcp_id: &str, tracking: edetail_protocol::Tracking, actor: &str) -> Result<()> {
+        self.inner.store.set_consent(hcp_id, tracking, Utc::now())?;
+        audit::record_audit(&*self.inner.store, audit::CONSENT_CHANGED, actor, &serde_json::json!({"tracking": tracking}))?;
+        Ok(())
+    }
+
+    /// The tracking an HCP's devices apply (`Tracking::DEFAULT` without a consent record).
+    pub fn consent_for(&self, hcp_id: &str) -> Result<edetail_protocol::Tracking> {
+        Ok(self.inner.store.consent(hcp_id)?.map_or(edetail_protocol::Tracking::DEFAULT, |c| c.tracking))
     }
 
     /// Stored events of one device, by sequence number (tests and analytics).

@@ -17,15 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use crate::error::{Error, Result};
 use crate::sqlite::time_text;
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, FOREIGN_UUID, FeedBundle, FeedPage, FeedPlan,
-    FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
+    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FOREIGN_UUID, FeedBundle,
+    FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
     QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/001_initial.sql"),
     include_str!("../migrations/postgres/002_closed_loop.sql"),
     include_str!("../migrations/postgres/003_security.sql"),
+    include_str!("../migrations/postgres/004_erasure_consent.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -287,6 +288,12 @@ fn microsite_row(r: &tokio_postgres::Row) -> Result<Microsite> {
         expires_at: r.get(10),
         views: r.get::<_, i64>(11) as u64,
     })
+}
+
+fn consent_row(r: &tokio_postgres::Row) -> Result<FeedConsent> {
+    let tracking: String = r.get(2);
+    let tracking = Tracking::parse(&tracking).ok_or_else(|| Error::Internal(format!("stored tracking {tracking:?}")))?;
+    Ok(FeedConsent { feed_seq: r.get(0), consent: ConsentRecord { hcp_id: r.get(1), tracking, updated_at: r.get(3) } })
 }
 
 async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
@@ -587,8 +594,30 @@ impl HubStore for PgStore {
                     .iter()
                     .map(|r| FeedPlan { feed_seq: r.get(0), plan: r.get(1), signature: r.get(2) })
                     .collect();
+                // Erasures and consents concern HCPs, not territories: every device gets them.
+                let erasures = tx
+                    .query(
+                        "SELECT feed_seq, hcp_id, erased_at FROM erasures WHERE feed_seq > $1 ORDER BY feed_seq LIMIT $2",
+                        &[&since, &fetch],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .map(|r| FeedErasure { feed_seq: r.get(0), erasure: Erasure { hcp_id: r.get(1), erased_at: r.get(2) } })
+                    .collect();
+                let consents = tx
+                    .query(
+                        "SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE feed_seq > $1 ORDER BY feed_seq LIMIT $2",
+                        &[&since, &fetch],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .map(consent_row)
+                    .collect::<Result<Vec<_>>>()?;
                 let head: i64 = tx.query_one("SELECT value FROM feed_counter WHERE id = 1", &[]).await.map_err(pg_err)?.get(0);
-                Ok(crate::store::merge_page(bundles, revocations, plans, since, head, limit))
+                let items = FeedPage { bundles, revocations, plans, erasures, consents, ..FeedPage::default() };
+                Ok(crate::store::merge_page(items, since, head, limit))
             })
         })
     }
@@ -1226,6 +1255,110 @@ impl HubStore for PgStore {
                 .collect()
         })
     }
+
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
+        let hcp = hcp_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                // Serialize erasures (and order the feed item) on the feed counter row first.
+                let seq = next_feed_seq(tx).await?;
+                let calls: Vec<(String, String)> = tx
+                    .query("SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL", &[])
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .filter(|r| crate::store::payload_names_hcp(r.get(2), &hcp))
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+                let mut report = ErasureReport { calls: calls.len() as u64, ..ErasureReport::default() };
+                if !calls.is_empty() {
+                    let devices: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
+                    let ids: Vec<&str> = calls.iter().map(|c| c.1.as_str()).collect();
+                    const SEL: &str = "FROM events e JOIN UNNEST($1::text[], $2::text[]) AS c(d, i) ON e.device_id = c.d AND e.call_id = c.i";
+                    tx.execute(
+                        &format!("INSERT INTO erased_events (uuid, device_id) SELECT e.uuid, e.device_id {SEL} ON CONFLICT DO NOTHING"),
+                        &[&devices, &ids],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    tx.execute(
+                        "INSERT INTO erased_calls (device_id, call_id) SELECT d, i FROM UNNEST($1::text[], $2::text[]) AS c(d, i) \
+                         ON CONFLICT DO NOTHING",
+                        &[&devices, &ids],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    report.events = tx
+                        .execute(
+                            "DELETE FROM events e USING UNNEST($1::text[], $2::text[]) AS c(d, i) WHERE e.device_id = c.d AND e.call_id = c.i",
+                            &[&devices, &ids],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    tx.execute(
+                        "DELETE FROM analysis_queue q USING UNNEST($1::text[], $2::text[]) AS c(d, i) WHERE q.device_id = c.d AND q.call_id = c.i",
+                        &[&devices, &ids],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
+                let del = |sql: &'static str| {
+                    let hcp = hcp.clone();
+                    async move { tx.execute(sql, &[&hcp]).await.map_err(pg_err) }
+                };
+                report.docs = del("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = $1").await?;
+                report.plans = del("DELETE FROM plans WHERE hcp_id = $1").await?;
+                report.microsites = del("DELETE FROM microsites WHERE hcp_id = $1").await?;
+                report.segments = del("DELETE FROM hcps WHERE id = $1").await?;
+                report.prescriptions = del("DELETE FROM prescriptions WHERE hcp_id = $1").await?;
+                del("DELETE FROM consents WHERE hcp_id = $1").await?;
+                let already: bool = tx
+                    .query_one("SELECT EXISTS (SELECT 1 FROM erasures WHERE hcp_id = $1)", &[&hcp])
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                if report.removed_anything() || !already {
+                    tx.execute("INSERT INTO erasures (feed_seq, hcp_id, erased_at) VALUES ($1, $2, $3)", &[&seq, &hcp, &now])
+                        .await
+                        .map_err(pg_err)?;
+                    report.fed = true;
+                }
+                // Otherwise the taken feed number stays unused: the feed tolerates gaps.
+                Ok(report)
+            })
+        })
+    }
+
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
+        let hcp = hcp_id.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let seq = next_feed_seq(tx).await?;
+                tx.execute(
+                    "INSERT INTO consents (hcp_id, tracking, updated_at, feed_seq) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (hcp_id) DO UPDATE SET tracking = excluded.tracking, updated_at = excluded.updated_at, \
+                     feed_seq = excluded.feed_seq",
+                    &[&hcp, &tracking.as_str(), &now, &seq],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(seq)
+            })
+        })
+    }
+
+    fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>> {
+        let hcp = hcp_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query_opt("SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE hcp_id = $1", &[&hcp])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| consent_row(&r).map(|f| f.consent))
+                    .transpose()
+            })
+        })
+    }
 }
 
 const CREDENTIAL_COLUMNS: &str = "role, subject, created_at, expires_at, revoked_at";
@@ -1275,6 +1408,8 @@ async fn apply_batch(
              FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], \
                          $10::bigint[], $11::text[]) \
                AS u(uuid, seq, call_id, type, recorded_at, corrected, session, mono_ms, payload) \
+             WHERE NOT EXISTS (SELECT 1 FROM erased_events x WHERE x.uuid = u.uuid) \
+               AND NOT EXISTS (SELECT 1 FROM erased_calls y WHERE y.device_id = $1 AND y.call_id = u.call_id) \
              ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
             &[
                 &device_id,

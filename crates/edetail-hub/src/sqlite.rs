@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, FeedBundle, FeedPage, FeedPlan,
-    FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
+    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent,
+    FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
     QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/002_territories.sql"),
     include_str!("../migrations/003_closed_loop.sql"),
     include_str!("../migrations/004_security.sql"),
+    include_str!("../migrations/005_erasure_consent.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -144,6 +145,17 @@ fn microsite_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Microsite> {
 
 const MICROSITE_COLUMNS: &str =
     "id, token_sha256, hcp_id, territory, bundle_id, bundle_version, slides, topics, reason, created_at, expires_at, views";
+
+fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedConsent> {
+    let tracking: String = r.get(2)?;
+    let tracking = Tracking::parse(&tracking).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, format!("tracking {tracking:?}").into())
+    })?;
+    Ok(FeedConsent {
+        feed_seq: r.get(0)?,
+        consent: ConsentRecord { hcp_id: r.get(1)?, tracking, updated_at: parse_time(&r.get::<_, String>(3)?)? },
+    })
+}
 
 fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx.query_row("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", [], |r| r.get(0))?)
@@ -391,8 +403,26 @@ impl HubStore for SqliteStore {
                     Ok(FeedPlan { feed_seq: r.get(0)?, plan: r.get(1)?, signature: r.get(2)? })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
+            // Erasures and consents concern HCPs, who are not bound to a territory: every
+            // territory's devices receive them.
+            let mut st = c.prepare_cached("SELECT feed_seq, hcp_id, erased_at FROM erasures WHERE feed_seq > ?1 ORDER BY feed_seq LIMIT ?2")?;
+            let erasures = st
+                .query_map(params![since, fetch], |r| {
+                    Ok(FeedErasure {
+                        feed_seq: r.get(0)?,
+                        erasure: Erasure { hcp_id: r.get(1)?, erased_at: parse_time(&r.get::<_, String>(2)?)? },
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare_cached(
+                "SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE feed_seq > ?1 ORDER BY feed_seq LIMIT ?2",
+            )?;
+            let consents = st
+                .query_map(params![since, fetch], consent_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
             let head: i64 = c.query_row("SELECT value FROM feed_counter WHERE id = 1", [], |r| r.get(0))?;
-            Ok(crate::store::merge_page(bundles, revocations, plans, since, head, limit))
+            let items = FeedPage { bundles, revocations, plans, erasures, consents, ..FeedPage::default() };
+            Ok(crate::store::merge_page(items, since, head, limit))
         })
     }
 
@@ -434,6 +464,10 @@ impl HubStore for SqliteStore {
                  session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             let mut owner_of = tx.prepare_cached("SELECT device_id FROM events WHERE uuid = ?1")?;
+            let mut erased = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM erased_events WHERE uuid = ?1) \
+                 OR EXISTS (SELECT 1 FROM erased_calls WHERE device_id = ?2 AND call_id = ?3)",
+            )?;
             let mut enqueue = tx.prepare_cached(
                 "INSERT OR IGNORE INTO analysis_queue (device_id, call_id, queued_at) VALUES (?1, ?2, ?3)",
             )?;
@@ -443,6 +477,13 @@ impl HubStore for SqliteStore {
             )?;
             for ev in events {
                 let seq = match ev {
+                    CheckedEvent::Valid { event: e, .. }
+                        if erased.query_row(params![e.uuid, device_id, e.call_id], |r| r.get::<_, bool>(0))? =>
+                    {
+                        // Erased (ADR 0011): acknowledged like a duplicate, never stored again.
+                        out.duplicates.push(e.uuid.clone());
+                        e.seq
+                    }
                     CheckedEvent::Valid { event: e, recorded_at_corrected } => {
                         let payload = serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?;
                         let n = insert_event.execute(params![
@@ -971,6 +1012,75 @@ impl HubStore for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
+        self.write(|tx| {
+            // The hub keeps payloads as JSON text: collect the calls first (parsed in Rust, the
+            // same on both backends), then delete by (device, call).
+            let mut calls = Vec::new();
+            {
+                let mut st = tx.prepare(
+                    "SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL",
+                )?;
+                let mut rows = st.query([])?;
+                while let Some(r) = rows.next()? {
+                    let payload: String = r.get(2)?;
+                    if crate::store::payload_names_hcp(&payload, hcp_id) {
+                        calls.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
+                    }
+                }
+            }
+            let mut report = ErasureReport { calls: calls.len() as u64, ..ErasureReport::default() };
+            for (device, call) in &calls {
+                tx.execute(
+                    "INSERT OR IGNORE INTO erased_events (uuid, device_id) SELECT uuid, device_id FROM events \
+                     WHERE device_id = ?1 AND call_id = ?2",
+                    params![device, call],
+                )?;
+                tx.execute("INSERT OR IGNORE INTO erased_calls (device_id, call_id) VALUES (?1, ?2)", params![device, call])?;
+                report.events += tx.execute("DELETE FROM events WHERE device_id = ?1 AND call_id = ?2", params![device, call])? as u64;
+                tx.execute("DELETE FROM analysis_queue WHERE device_id = ?1 AND call_id = ?2", params![device, call])?;
+            }
+            report.docs = tx.execute("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = ?1", [hcp_id])? as u64;
+            report.plans = tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])? as u64;
+            report.microsites = tx.execute("DELETE FROM microsites WHERE hcp_id = ?1", [hcp_id])? as u64;
+            report.segments = tx.execute("DELETE FROM hcps WHERE id = ?1", [hcp_id])? as u64;
+            report.prescriptions = tx.execute("DELETE FROM prescriptions WHERE hcp_id = ?1", [hcp_id])? as u64;
+            tx.execute("DELETE FROM consents WHERE hcp_id = ?1", [hcp_id])?;
+            let already: bool =
+                tx.query_row("SELECT EXISTS (SELECT 1 FROM erasures WHERE hcp_id = ?1)", [hcp_id], |r| r.get(0))?;
+            if report.removed_anything() || !already {
+                let seq = next_feed_seq(tx)?;
+                tx.execute(
+                    "INSERT INTO erasures (feed_seq, hcp_id, erased_at) VALUES (?1, ?2, ?3)",
+                    params![seq, hcp_id, time_text(now)],
+                )?;
+                report.fed = true;
+            }
+            Ok(report)
+        })
+    }
+
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
+        self.write(|tx| {
+            let seq = next_feed_seq(tx)?;
+            tx.execute(
+                "INSERT INTO consents (hcp_id, tracking, updated_at, feed_seq) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (hcp_id) DO UPDATE SET tracking = excluded.tracking, updated_at = excluded.updated_at, \
+                 feed_seq = excluded.feed_seq",
+                params![hcp_id, tracking.as_str(), time_text(now), seq],
+            )?;
+            Ok(seq)
+        })
+    }
+
+    fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE hcp_id = ?1", [hcp_id], consent_row)
+                .optional()?
+                .map(|f| f.consent))
         })
     }
 }

@@ -5,7 +5,7 @@
 //! against both.
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{RejectedEvent, Revocation, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
 use serde::Serialize;
 
 use crate::error::Result;
@@ -70,12 +70,59 @@ pub struct FeedPlan {
     pub signature: Vec<u8>,
 }
 
+/// An erased HCP in the change feed (every territory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedErasure {
+    pub feed_seq: i64,
+    pub erasure: Erasure,
+}
+
+/// A consent record in the change feed (every territory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedConsent {
+    pub feed_seq: i64,
+    pub consent: ConsentRecord,
+}
+
+/// What an erasure removed from the hub (counts only: safe to log and audit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ErasureReport {
+    /// Calls (device calls and microsite visits) whose events were removed.
+    pub calls: u64,
+    pub events: u64,
+    pub docs: u64,
+    pub plans: u64,
+    pub microsites: u64,
+    pub segments: u64,
+    pub prescriptions: u64,
+    /// A new erasure went into the change feed (false: the HCP was already erased and nothing
+    /// new was found, so the earlier feed item stands).
+    pub fed: bool,
+}
+
+impl ErasureReport {
+    pub fn removed_anything(&self) -> bool {
+        self.calls + self.events + self.docs + self.plans + self.microsites + self.segments + self.prescriptions > 0
+    }
+}
+
+/// Whether a stored `call_started` payload (JSON text) names `hcp_id`. Parsed, never matched
+/// as text, so ids that are prefixes of others or need JSON escaping are exact on both backends.
+pub(crate) fn payload_names_hcp(payload: &str, hcp_id: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("hcp_id").and_then(|h| h.as_str().map(|h| h == hcp_id)))
+        .unwrap_or(false)
+}
+
 /// One page of a territory's change feed, items in feed order.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct FeedPage {
     pub bundles: Vec<FeedBundle>,
     pub revocations: Vec<FeedRevocation>,
     pub plans: Vec<FeedPlan>,
+    pub erasures: Vec<FeedErasure>,
+    pub consents: Vec<FeedConsent>,
     /// Cursor after this page (feed sequence number).
     pub next_cursor: i64,
     pub has_more: bool,
@@ -417,23 +464,32 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
     /// The audit trail, oldest first.
     fn audit_log(&self) -> Result<Vec<AuditEntry>>;
+
+    // ---- privacy: right to erasure and tracking consent (ADR 0011) -----------------------
+
+    /// Removes, in one transaction, the events of every call whose `call_started` names the
+    /// HCP (device calls and microsite visits), leaving tombstones so re-sent events are never
+    /// stored again; the HCP's analysis document, plans, microsites, segment and
+    /// prescriptions; and puts an erasure in every territory's feed. Device watermarks are
+    /// untouched. Idempotent: erasing again removes nothing and adds no feed item.
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport>;
+    /// Sets an HCP's tracking consent and puts it in every territory's feed.
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64>;
+    /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
+    fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
 }
 
-/// Merges bundle offers, revocations and plans (each fetched `limit + 1` deep) into one page in
-/// feed order.
-pub(crate) fn merge_page(
-    bundles: Vec<FeedBundle>,
-    revocations: Vec<FeedRevocation>,
-    plans: Vec<FeedPlan>,
-    since: i64,
-    head: i64,
-    limit: usize,
-) -> FeedPage {
+/// Merges bundle offers, revocations, plans, erasures and consents (each fetched `limit + 1`
+/// deep, given in `items`) into one page in feed order.
+pub(crate) fn merge_page(items: FeedPage, since: i64, head: i64, limit: usize) -> FeedPage {
+    let FeedPage { bundles, revocations, plans, erasures, consents, .. } = items;
     let mut seqs: Vec<i64> = bundles
         .iter()
         .map(|b| b.feed_seq)
         .chain(revocations.iter().map(|r| r.feed_seq))
         .chain(plans.iter().map(|p| p.feed_seq))
+        .chain(erasures.iter().map(|e| e.feed_seq))
+        .chain(consents.iter().map(|c| c.feed_seq))
         .collect();
     seqs.sort_unstable();
     let has_more = seqs.len() > limit;
@@ -443,6 +499,8 @@ pub(crate) fn merge_page(
         bundles: bundles.into_iter().filter(|b| keep(b.feed_seq)).collect(),
         revocations: revocations.into_iter().filter(|r| keep(r.feed_seq)).collect(),
         plans: plans.into_iter().filter(|p| keep(p.feed_seq)).collect(),
+        erasures: erasures.into_iter().filter(|e| keep(e.feed_seq)).collect(),
+        consents: consents.into_iter().filter(|c| keep(c.feed_seq)).collect(),
         next_cursor,
         has_more,
     }

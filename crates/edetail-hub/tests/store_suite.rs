@@ -661,6 +661,100 @@ fn audit_log_is_append_only(s: Subject) {
     assert_eq!((s.sql)("INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-01-01T00:00:00Z', 'x', 'y', 'z')"), Ok(1));
 }
 
+fn started(seq: i64, call: &str, hcp: &str) -> WireEvent {
+    let mut e = call_event(seq, call, "call_started");
+    e.payload = json!({"hcp_id": hcp, "bundle_id": "b", "bundle_version": 1, "channel": "face_to_face"});
+    e
+}
+
+/// Erasure removes the HCP's calls (device calls and microsite visits), analysis document,
+/// plans, microsites, segment and prescriptions in one go; other HCPs and deck statistics stay;
+/// the watermark stays; re-sent erased events and late events of an erased call are absorbed,
+/// never stored again; the erasure reaches every territory's feed once; erasing again is a no-op.
+fn erasure_removes_an_hcp_everywhere(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d2", "rep2", "south", "h2", Utc::now()).unwrap();
+    // hcp-1's call c1 (ended), hcp-10's call c2 (an id with hcp-1 as prefix), hcp-1 on d2 too.
+    let c1 = [started(1, "c1", "hcp-1"), call_event(2, "c1", "slide_view"), call_event(3, "c1", "call_ended")];
+    let c2 = [started(4, "c2", "hcp-10"), call_event(5, "c2", "call_ended")];
+    let all: Vec<CheckedEvent> = c1.iter().chain(&c2).map(valid).collect();
+    assert_eq!(st.apply_batch("d1", &all, 0, Utc::now()).unwrap().watermark, 5);
+    st.apply_batch("d2", &[valid(&started(1, "c9", "hcp-1"))], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    let mut c = commit(q[0].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 1}), 0), doc("hcp", "hcp-10", json!({"calls": 1}), 0), doc("deck", "b", json!({"calls": 2}), 0)]);
+    c.plans = vec![new_plan("north", "hcp-1", "p1"), new_plan("north", "hcp-10", "p10")];
+    let now = Utc::now().trunc_subsecs(0);
+    let site = |id: &str, hcp: &str, n: u64| Microsite {
+        id: id.into(), token_sha256: sha(n), hcp_id: hcp.into(), territory: "north".into(), bundle_id: "b".into(),
+        bundle_version: 1, slides: vec!["s1".into()], topics: vec![], reason: "r".into(), created_at: now,
+        expires_at: now + chrono::Duration::days(1), views: 0,
+    };
+    c.microsites = vec![site("ms-1", "hcp-1", 1), site("ms-10", "hcp-10", 2)];
+    assert!(st.commit_analysis(&c).unwrap());
+    st.record_microsite_visit("ms-1", "visit-1", &[("call_started".into(), json!({"hcp_id": "hcp-1"})), ("call_ended".into(), json!({}))], Utc::now()).unwrap();
+    st.set_hcp_segments(&[("hcp-1".into(), "gp".into()), ("hcp-10".into(), "gp".into())], Utc::now()).unwrap();
+    let rx = |h: &str| Prescription { hcp_id: h.into(), product: "cz".into(), period: "2026-11".into(), count: 2 };
+    st.import_prescriptions(&[rx("hcp-1"), rx("hcp-10")]).unwrap();
+    let before = st.changes("south", 0, 100).unwrap().next_cursor;
+
+    let r = st.erase_hcp("hcp-1", Utc::now()).unwrap();
+    assert_eq!((r.calls, r.events, r.docs, r.plans, r.microsites, r.segments, r.prescriptions), (3, 6, 1, 1, 1, 1, 1));
+    assert!(r.fed);
+    assert!(st.call_events("d1", "c1").unwrap().is_empty());
+    assert!(st.call_events("d2", "c9").unwrap().is_empty());
+    assert!(st.call_events(MICROSITE_DEVICE, "visit-1").unwrap().is_empty());
+    assert_eq!(st.call_events("d1", "c2").unwrap().len(), 2, "another HCP (even a prefix-sharing id) untouched");
+    let keys = |k: &str, h: &str| (k.to_string(), h.to_string());
+    let docs = st.load_docs(&[keys("hcp", "hcp-1"), keys("hcp", "hcp-10"), keys("deck", "b")]).unwrap();
+    assert!(docs[0].is_none() && docs[1].is_some() && docs[2].is_some(), "deck statistics stay");
+    assert_eq!(st.latest_plan("hcp-1", "b").unwrap(), None);
+    assert!(st.latest_plan("hcp-10", "b").unwrap().is_some());
+    assert!(st.microsites_for("hcp-1").unwrap().is_empty() && st.microsite_by_token(&sha(1)).unwrap().is_none());
+    assert_eq!(st.microsites_for("hcp-10").unwrap().len(), 1);
+    assert_eq!((st.hcp_segment("hcp-1").unwrap(), st.hcp_segment("hcp-10").unwrap().as_deref()), (None, Some("gp")));
+    assert!(st.prescriptions("hcp-1").unwrap().is_empty() && st.prescriptions("hcp-10").unwrap().len() == 1);
+    assert!(st.pending_calls(10).unwrap().iter().all(|q| q.call_id != "c1" && q.call_id != "visit-1"));
+
+    // Every territory's feed carries the erasure after the cursor, plans of the HCP are gone.
+    for t in ["north", "south", "nowhere"] {
+        let page = st.changes(t, before, 100).unwrap();
+        assert_eq!(page.erasures.iter().map(|e| e.erasure.hcp_id.as_str()).collect::<Vec<_>>(), ["hcp-1"], "{t}");
+    }
+    assert!(st.changes("north", 0, 100).unwrap().plans.iter().all(|p| p.plan != b"{\"plan_id\":\"p1\"}".to_vec()));
+
+    // The watermark stays; a re-sent erased event and a late event of the erased call are
+    // acknowledged as duplicates and not stored; new events continue the watermark.
+    let late = call_event(6, "c1", "custom");
+    let out = st.apply_batch("d1", &[valid(&c1[1]), valid(&late), valid(&wire(7))], 0, Utc::now()).unwrap();
+    assert_eq!(out.duplicates, vec![c1[1].uuid.clone(), late.uuid.clone()]);
+    assert_eq!(out.accepted.len(), 1);
+    assert_eq!(out.watermark, 7);
+    assert!(st.call_events("d1", "c1").unwrap().is_empty());
+
+    // Idempotent: nothing more removed, no second feed item.
+    let head = st.changes("north", 0, 100).unwrap().next_cursor;
+    let again = st.erase_hcp("hcp-1", Utc::now()).unwrap();
+    assert!(!again.removed_anything() && !again.fed);
+    assert!(st.changes("north", head, 100).unwrap().erasures.is_empty());
+}
+
+/// Consent records upsert, travel to every territory, newest replacing older in the feed.
+fn consent_records_travel_in_every_feed(s: Subject) {
+    use edetail_protocol::Tracking;
+    let st = &s.store;
+    assert_eq!(st.consent("hcp-1").unwrap(), None);
+    st.set_consent("hcp-1", Tracking::Anonymous, Utc::now()).unwrap();
+    let p = st.changes("south", 0, 100).unwrap();
+    assert_eq!(p.consents.len(), 1);
+    assert_eq!((p.consents[0].consent.hcp_id.as_str(), p.consents[0].consent.tracking), ("hcp-1", Tracking::Anonymous));
+    st.set_consent("hcp-1", Tracking::Off, Utc::now()).unwrap();
+    let after = st.changes("north", p.next_cursor, 100).unwrap();
+    assert_eq!(after.consents.iter().map(|c| c.consent.tracking).collect::<Vec<_>>(), [Tracking::Off]);
+    assert_eq!(st.consent("hcp-1").unwrap().unwrap().tracking, Tracking::Off);
+    assert_eq!(st.changes("north", 0, 100).unwrap().consents.len(), 1, "one record per HCP");
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -693,4 +787,6 @@ suite!(
     plans_travel_in_their_territory_feed,
     microsite_visits_are_recorded_and_queued,
     segments_and_prescriptions,
+    erasure_removes_an_hcp_everywhere,
+    consent_records_travel_in_every_feed,
 );

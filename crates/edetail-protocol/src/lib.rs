@@ -131,7 +131,63 @@ pub struct ChangePage {
     /// `(hcp_id, bundle_id)` replace older ones on the device.
     #[serde(default)]
     pub plans: Vec<SignedPlan>,
+    /// HCPs erased on the hub (right to erasure): the device deletes everything it holds about
+    /// them, including events not yet uploaded. Sent to every territory.
+    #[serde(default)]
+    pub erasures: Vec<Erasure>,
+    /// Tracking consent per HCP, sent to every territory; the newest `updated_at` wins.
+    #[serde(default)]
+    pub consents: Vec<ConsentRecord>,
     pub hub_time: DateTime<Utc>,
+}
+
+/// An HCP erased on the hub: devices delete their calls, events, plans and profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Erasure {
+    pub hcp_id: String,
+    pub erased_at: DateTime<Utc>,
+}
+
+/// How much of a call with an HCP a device may record and upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tracking {
+    /// Everything, with the HCP id.
+    Full,
+    /// Recorded and uploaded without the HCP id (no per-HCP plan or profile).
+    Anonymous,
+    /// Nothing of the call is recorded; content still displays.
+    Off,
+}
+
+impl Tracking {
+    /// Tracking for an HCP the hub has no consent record for.
+    pub const DEFAULT: Tracking = Tracking::Full;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tracking::Full => "full",
+            Tracking::Anonymous => "anonymous",
+            Tracking::Off => "off",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Tracking> {
+        match s {
+            "full" => Some(Tracking::Full),
+            "anonymous" => Some(Tracking::Anonymous),
+            "off" => Some(Tracking::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The hub's consent record for one HCP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    pub hcp_id: String,
+    pub tracking: Tracking,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A plan travelling in the change feed: the exact bytes of a JSON [`Plan`] and a detached

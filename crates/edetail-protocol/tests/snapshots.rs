@@ -62,6 +62,8 @@ fn change_page() {
         }],
         revocations: vec![Revocation { bundle_id: "com.example.old".into(), reason: "withdrawn".into(), revoked_at: t() }],
         plans: vec![SignedPlan { plan: Base64Bytes(b"{\"plan_id\":\"p1\"}".to_vec()), signature: Base64Bytes(b"{\"algorithm\":\"ed25519\"}".to_vec()) }],
+        erasures: vec![Erasure { hcp_id: "hcp-0099".into(), erased_at: t() }],
+        consents: vec![ConsentRecord { hcp_id: "hcp-0042".into(), tracking: Tracking::Anonymous, updated_at: t() }],
         hub_time: t(),
     };
     round_trip(&v);

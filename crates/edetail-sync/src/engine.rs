@@ -167,6 +167,10 @@ pub struct SyncReport {
     /// Hub plans refused (wrong or untrusted signature, unreadable): logged by plan id, never
     /// stored, and they do not block the page.
     pub plans_refused: usize,
+    /// HCP erasures applied (ADR 0011).
+    pub erasures: usize,
+    /// Consent records that changed an HCP's tracking here.
+    pub consents_changed: usize,
     pub blobs_downloaded: usize,
     /// Bytes received from the network for blobs.
     pub bytes_downloaded: u64,
@@ -463,6 +467,9 @@ impl Inner {
     async fn upload_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
         let outbox = self.device.outbox();
         let mut batch_limit = MAX_BATCH_EVENTS;
+        if !outbox.pending(1)?.is_empty() {
+            self.apply_privacy_ahead(report).await?;
+        }
         loop {
             let events = outbox.pending(batch_limit)?;
             if events.is_empty() {
@@ -575,6 +582,22 @@ impl Inner {
         Ok((batch, size))
     }
 
+    /// Before uploading, reads the change feed from the stored cursor and applies only its
+    /// erasures and consents (ADR 0011): an HCP erased or switched to anonymous since the last
+    /// sync is never uploaded with their id. The cursor is not stored here; the download phase
+    /// reads the same pages and applies them whole (erasures and consents are idempotent).
+    async fn apply_privacy_ahead(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let mut cursor = SyncStateFile::load(self.device.dir()).cursor;
+        loop {
+            let page = self.transport.changes(cursor.as_deref()).await?;
+            apply_privacy(&self.device, &page, report)?;
+            if !page.has_more {
+                return Ok(());
+            }
+            cursor = Some(page.next_cursor);
+        }
+    }
+
     /// Applies change-feed pages until `has_more` is false.
     async fn download_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
         let dir = self.device.dir().to_path_buf();
@@ -595,6 +618,9 @@ impl Inner {
     }
 
     async fn apply_page(&self, page: &ChangePage, report: &mut SyncReport) -> Result<(), PhaseError> {
+        // Privacy first: erasures and consents apply before anything else of the page, and
+        // before the cursor moves past them.
+        apply_privacy(&self.device, page, report)?;
         let content = self.device.content();
         for offer in &page.bundles {
             if content.active_version(&offer.bundle_id)?.is_some_and(|v| v >= offer.version) {
@@ -836,6 +862,17 @@ impl Inner {
 }
 
 /// Tells the policy a sync ended without finishing (a no-op after a finished or stopped sync).
+/// Applies a page's erasures and consents (both idempotent).
+fn apply_privacy(device: &Device, page: &ChangePage, report: &mut SyncReport) -> edetail_core::Result<()> {
+    if !page.erasures.is_empty() {
+        report.erasures += device.apply_erasures(&page.erasures)?;
+    }
+    if !page.consents.is_empty() {
+        report.consents_changed += device.apply_consents(&page.consents)?;
+    }
+    Ok(())
+}
+
 /// Stores a page's plans through core (which verifies each signature against the device's
 /// trusted keys) and counts the outcome. Fails only when the device cannot store anything.
 fn apply_plans(device: &Device, plans: &[edetail_protocol::SignedPlan], report: &mut SyncReport) -> edetail_core::Result<()> {

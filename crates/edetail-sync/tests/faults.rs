@@ -233,8 +233,10 @@ fn devices_sync_every_event_exactly_once_and_install_v2_through_faults() {
 
     // Deterministic start: device 1's first upload is applied by the hub but its answer is
     // lost, and the engine's retry is delivered twice. Every other request of this first sync
-    // goes through untouched (the plan's fault_rate is 0 while the script is empty).
-    let opening = [Fault::DropResponse, Fault::Duplicate];
+    // goes through untouched (the plan's fault_rate is 0 while the script is empty). Each
+    // upload attempt first reads the change feed for erasures and consents (ADR 0011): those
+    // reads pass untouched.
+    let opening = [Fault::None, Fault::DropResponse, Fault::None, Fault::Duplicate];
     proxy.script(opening.clone());
     {
         let d = &devices[0];

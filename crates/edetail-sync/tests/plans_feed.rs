@@ -56,6 +56,8 @@ fn a_page_with_plans_stores_the_good_ones_counts_the_refused_and_advances_the_cu
         bundles: vec![],
         revocations: vec![],
         plans: vec![signed("p-good", "hcp-1", &hub_key()), signed("p-untrusted", "hcp-2", &SecretKey::from_seed(&[99; 32])), tampered],
+        erasures: vec![],
+        consents: vec![],
         hub_time: Utc::now(),
     };
     let body = serde_json::to_string(&page).expect("json");

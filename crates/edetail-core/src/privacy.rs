@@ -1,0 +1,150 @@
+//! Privacy on the device (ADR 0011): the hub's erasures and tracking consents, as they arrive
+//! in the change feed.
+//!
+//! * Erasure: every call with the HCP goes (an open one is dropped), with its slide state and
+//!   plans (the local profile is derived from calls, so it goes too). Outbox events already
+//!   acknowledged are deleted; events not yet uploaded are *blanked* in place (type
+//!   [`ERASED_EVENT`], no call, empty payload): their seq and uuid stay, so the hub's
+//!   contiguous watermark keeps advancing and nothing of the HCP is ever uploaded.
+//! * Consent: `full` as before; `anonymous` calls record no HCP id (`call_started.hcp_id` null,
+//!   no plan, no local profile); `off` calls record nothing at all, navigation still works.
+//!   Switching an HCP to anonymous (or off) strips the HCP id from their queued events and from
+//!   their local calls before anything else is uploaded.
+
+use chrono::{DateTime, Utc};
+use edetail_protocol::{ConsentRecord, Erasure, Tracking};
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+use crate::device::Device;
+use crate::error::Result;
+
+/// Type of an outbox event blanked by an erasure before it was uploaded.
+pub const ERASED_EVENT: &str = "erased";
+
+/// What an erasure removed here (counts only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LocalErasure {
+    pub calls: usize,
+    /// Acknowledged (or parked) events deleted.
+    pub events_deleted: usize,
+    /// Queued events blanked (uploaded as content-free placeholders).
+    pub events_blanked: usize,
+    pub plans: usize,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// Ids of the local calls with this HCP.
+fn calls_of(tx: &Transaction<'_>, hcp_id: &str) -> Result<Vec<String>> {
+    let mut st = tx.prepare_cached("SELECT id FROM calls WHERE hcp_id = ?1")?;
+    let rows = st.query_map([hcp_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+}
+
+/// Erases an HCP inside a write transaction. Idempotent.
+pub(crate) fn erase(tx: &Transaction<'_>, hcp_id: &str) -> Result<LocalErasure> {
+    let calls = calls_of(tx, hcp_id)?;
+    let mut out = LocalErasure { calls: calls.len(), ..LocalErasure::default() };
+    for id in &calls {
+        out.events_blanked += tx.execute(
+            "UPDATE events SET type = ?2, call_id = NULL, payload = '{}' \
+             WHERE call_id = ?1 AND acked_at IS NULL AND parked_reason IS NULL",
+            params![id, ERASED_EVENT],
+        )?;
+        out.events_deleted += tx.execute("DELETE FROM events WHERE call_id = ?1", [id])?;
+        tx.execute("DELETE FROM call_state WHERE call_id = ?1", [id])?;
+        tx.execute("DELETE FROM calls WHERE id = ?1", [id])?;
+    }
+    out.plans = tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
+    tx.execute("DELETE FROM consents WHERE hcp_id = ?1", [hcp_id])?;
+    Ok(out)
+}
+
+/// Stores a consent record when it is newer than the one held; anonymises the HCP's local
+/// calls and queued events when it is not `full`. Returns whether it was applied.
+pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<bool> {
+    let held: Option<i64> =
+        tx.query_row("SELECT updated_at FROM consents WHERE hcp_id = ?1", [&c.hcp_id], |r| r.get(0)).optional()?;
+    if held.is_some_and(|h| h > ms(c.updated_at)) {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO consents (hcp_id, tracking, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (hcp_id) DO UPDATE SET tracking = excluded.tracking, updated_at = excluded.updated_at",
+        params![c.hcp_id, c.tracking.as_str(), ms(c.updated_at)],
+    )?;
+    if c.tracking != Tracking::Full {
+        anonymise(tx, &c.hcp_id)?;
+    }
+    Ok(true)
+}
+
+/// Strips the HCP id from the HCP's local calls, plans and outbox events (queued ones before
+/// upload; acknowledged ones too, they only serve local history now).
+fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+    for id in calls_of(tx, hcp_id)? {
+        let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = 'call_started'")?;
+        let rows: Vec<(i64, String)> =
+            st.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        for (seq, payload) in rows {
+            let mut v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_else(|_| serde_json::json!({}));
+            if let Some(o) = v.as_object_mut() {
+                o.insert("hcp_id".into(), serde_json::Value::Null);
+                o.insert("plan_id".into(), serde_json::Value::Null);
+            }
+            tx.execute("UPDATE events SET payload = ?2 WHERE seq = ?1", params![seq, v.to_string()])?;
+        }
+        tx.execute("UPDATE calls SET hcp_id = NULL, tracking = 'anonymous' WHERE id = ?1", [&id])?;
+    }
+    tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
+    Ok(())
+}
+
+/// The tracking level of a call (`full` for calls without an HCP).
+pub(crate) fn call_tracking(tx: &Transaction<'_>, call_id: &str) -> Result<Tracking> {
+    let t: Option<String> = tx.query_row("SELECT tracking FROM calls WHERE id = ?1", [call_id], |r| r.get(0)).optional()?;
+    Ok(t.as_deref().and_then(Tracking::parse).unwrap_or(Tracking::Full))
+}
+
+impl Device {
+    /// Erases everything this device holds about an HCP (an erasure from the hub's feed):
+    /// calls (an open one is dropped), slide state, plans, profile, and outbox events, those
+    /// not yet uploaded included (blanked, never uploaded with content). Idempotent.
+    pub fn erase_hcp(&self, hcp_id: &str) -> Result<LocalErasure> {
+        let out = self.databases().write(|tx| erase(tx, hcp_id))?;
+        tracing::info!(calls = out.calls, events_blanked = out.events_blanked, "hcp erased on device");
+        Ok(out)
+    }
+
+    /// Applies the erasures of a change-feed page.
+    pub fn apply_erasures(&self, erasures: &[Erasure]) -> Result<usize> {
+        for e in erasures {
+            self.erase_hcp(&e.hcp_id)?;
+        }
+        Ok(erasures.len())
+    }
+
+    /// Applies consent records (newest `updated_at` per HCP wins); returns how many changed.
+    pub fn apply_consents(&self, consents: &[ConsentRecord]) -> Result<usize> {
+        self.databases().write(|tx| {
+            let mut n = 0;
+            for c in consents {
+                n += usize::from(apply_consent(tx, c)?);
+            }
+            Ok(n)
+        })
+    }
+
+    /// The tracking level for calls with this HCP ([`Tracking::DEFAULT`], full, without a
+    /// consent record).
+    pub fn consent_for(&self, hcp_id: &str) -> Result<Tracking> {
+        self.databases().read(|c| {
+            let t: Option<String> =
+                c.query_row("SELECT tracking FROM consents WHERE hcp_id = ?1", [hcp_id], |r| r.get(0)).optional()?;
+            Ok(t.as_deref().and_then(Tracking::parse).unwrap_or(Tracking::DEFAULT))
+        })
+    }
+}
