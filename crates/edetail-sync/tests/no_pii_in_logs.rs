@@ -149,6 +149,9 @@ fn a_full_run_logs_no_hcp_notes_answers_or_ids() {
     drop(engine);
 
     let logs = capture.buf.lock().unwrap().clone();
+    if let Ok(path) = std::env::var("EDETAIL_LOG_DUMP") {
+        std::fs::write(path, &logs).unwrap();
+    }
     assert!(logs.lines().count() > 10, "the capture works: {logs}");
     let leaks: Vec<&str> = logs.lines().filter(|l| [NOTE, ANSWER, FOLLOW_UP, "MARKER", HCP].iter().any(|m| l.contains(m))).collect();
     assert!(leaks.is_empty(), "personal data in the logs:\n{}", leaks.join("\n"));
