@@ -27,6 +27,15 @@ missing=()
 for t in "${targets[@]}"; do grep -qx "$t" <<< "$installed" || missing+=("$t"); done
 [ ${#missing[@]} -eq 0 ] || die "missing Rust targets: rustup target add ${missing[*]}"
 
+# SQLCipher (docs/adr/0012-encryption-at-rest.md) links libcrypto: Android has no public system
+# OpenSSL, so each ABI needs an OpenSSL built for Android (static libcrypto.a + headers), given
+# as <TARGET>_OPENSSL_DIR (e.g. AARCH64_LINUX_ANDROID_OPENSSL_DIR=/opt/openssl-android/arm64-v8a).
+# Not verified here (no NDK on the CI machines).
+for t in "${targets[@]}"; do
+  v="$(tr '[:lower:]-' '[:upper:]_' <<< "$t")_OPENSSL_DIR"
+  [ -n "${!v:-}" ] || die "$v is not set: point it at OpenSSL built for $t (include/ and lib/libcrypto.a) for SQLCipher."
+done
+
 min_sdk=26 # as examples/android-shell
 module=target/android/edetail-ffi
 rm -rf "$module" && mkdir -p "$module/src/main/kotlin" "$module/src/main/jniLibs"

@@ -408,6 +408,23 @@ class ErrorTest(TempDirTest):
         gc.collect()
         self.assertEqual(open_device(path).bundles(), [])
 
+    def test_database_key(self):
+        path = os.path.join(self.tmp, "encrypted")
+        key = bytes(range(32))
+        d = open_device(path, db_key=key)
+        d.record(None, "custom", '{"k": 1}')
+        del d
+        gc.collect()
+        with self.assertRaises(ef.ApiError.DatabaseKey) as e:
+            open_device(path, db_key=bytes(32))
+        self.assertIn("wrong key", e.exception.reason)
+        self.assertNotIn(key.hex(), str(e.exception))
+        with self.assertRaises(ef.ApiError.DatabaseKey):
+            open_device(path)
+        self.assertEqual(open_device(path, db_key=key).outbox_status().pending, 1, "intact after the failed opens")
+        with self.assertRaises(ef.ApiError.InvalidInput):
+            open_device(os.path.join(self.tmp, "shortkey"), db_key=b"short")
+
     def test_not_found(self):
         d = self.installed_device()
         with self.assertRaises(ef.ApiError.NotFound):

@@ -73,6 +73,7 @@ fn main() {
         publisher_keys: vec![key],
         allow_unsigned: false,
         max_offline_hours: None,
+        db_key: None,
     })
     .expect("open");
     assert_eq!(device.install_bundle_file(zip.display().to_string()).expect("install").bundle_id, BUNDLE);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use edetail_bundle::PublicKey;
 use edetail_core::validity::Unopenable;
-use edetail_core::{Device, DeviceConfig, NavSource, StartCall};
+use edetail_core::{DbKey, Device, DeviceConfig, NavSource, StartCall};
 use edetail_sync::{Lifecycle, SyncConfig, SyncEngine};
 
 use crate::assets::AssetResponse;
@@ -74,7 +74,9 @@ impl EdetailDevice {
             .iter()
             .map(|k| PublicKey::from_file_text(k).map_err(|e| ApiError::InvalidInput { reason: format!("publisher key: {e}") }))
             .collect::<ApiResult<Vec<_>>>()?;
+        let db_key = options.db_key.as_deref().map(DbKey::from_slice).transpose()?;
         let config = DeviceConfig {
+            db_key,
             trusted_keys,
             allow_unsigned: options.allow_unsigned,
             max_offline: options.max_offline_hours.map(|h| Duration::from_secs(u64::from(h) * 3600)),

@@ -14,6 +14,11 @@ pub enum ApiError {
     /// The data directory is open elsewhere (another `EdetailDevice` in this or another process).
     #[error("data directory in use: {reason}")]
     InUse { reason: String },
+    /// The database cannot be opened with the key given: a wrong key, no key for an encrypted
+    /// database, or a key for one not yet encrypted (`reason` says which). Nothing was changed:
+    /// do not delete the data directory; fetch the rep's key from the keystore and open again.
+    #[error("database key problem: {reason}")]
+    DatabaseKey { reason: String },
     /// The content cannot be presented now (expired, not yet valid, revoked, or the device must
     /// sync first). Show the reason; syncing may fix it.
     #[error("content not openable: {reason}")]
@@ -67,7 +72,10 @@ impl From<edetail_core::Error> for ApiError {
             | E::UnknownCall(_)
             | E::UnknownSlide { .. } => ApiError::NotFound { reason },
             E::Invalid(_) | E::BadRange { .. } => ApiError::InvalidInput { reason },
-            E::Bundle(_) | E::Rollback { .. } | E::BlobMismatch { .. } | E::Incomplete { .. } => ApiError::BundleRejected { reason },
+            E::WrongKey(_) | E::KeyRequired(_) | E::NotEncrypted(_) => ApiError::DatabaseKey { reason },
+            E::Bundle(_) | E::Rollback { .. } | E::BlobMismatch { .. } | E::BlobCorrupt { .. } | E::Incomplete { .. } => {
+                ApiError::BundleRejected { reason }
+            }
             E::Io { .. } | E::Sql(_) | E::SchemaTooNew { .. } => ApiError::Internal { reason },
         };
         if matches!(api, ApiError::Internal { .. } | ApiError::StorageFull { .. }) {

@@ -5,7 +5,7 @@
 use edetail_core::{Channel, NavAction, NavTarget, Reaction, Suggestion, SuggestionSource};
 
 /// How to open a rep's data directory.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Clone, uniffi::Record)]
 pub struct DeviceOptions {
     /// The rep's own data directory (one per signed-in rep; never shared between reps).
     pub data_dir: String,
@@ -20,6 +20,23 @@ pub struct DeviceOptions {
     /// Refuse to open content when the last sync is older than this many hours (None: no limit).
     #[uniffi(default = None)]
     pub max_offline_hours: Option<u32>,
+    /// The 32-byte SQLCipher key of the rep's database, from the platform keystore (Android
+    /// Keystore-wrapped / iOS Keychain). None: an unencrypted database. Never logged.
+    #[uniffi(default = None)]
+    pub db_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for DeviceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceOptions")
+            .field("data_dir", &self.data_dir)
+            .field("rep_id", &self.rep_id)
+            .field("publisher_keys", &self.publisher_keys.len())
+            .field("allow_unsigned", &self.allow_unsigned)
+            .field("max_offline_hours", &self.max_offline_hours)
+            .field("db_key", &self.db_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Whether a bundle can be presented now.

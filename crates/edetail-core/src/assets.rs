@@ -7,7 +7,7 @@
 //! for the runtime's own scripts. Because every bundle lives under the same origin,
 //! localStorage is shared and `../shared/...` references resolve inside the bundle folder.
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 
 use edetail_bundle::{BundlePath, Sha256Digest};
 
@@ -140,15 +140,14 @@ impl AssetResolver<'_> {
         // Only manifest paths are ever looked up; a hostile path never reaches the filesystem.
         let path = BundlePath::parse(path).map_err(|_| not_found())?;
         let (sha256, size, mime) = self.store.active_file(bundle_id, &path)?.ok_or_else(not_found)?;
-        let mut file = self.store.blobs().open_blob(&sha256)?;
         let etag = format!("\"{}\"", sha256.to_hex());
+        let blobs = self.store.blobs();
         match range {
-            None => Ok(Asset { mime, total_size: size, range: None, length: size, etag, reader: Box::new(file.take(size)) }),
+            None => Ok(Asset { mime, total_size: size, range: None, length: size, etag, reader: blobs.open_checked(&sha256, size, None)? }),
             Some(h) => {
                 let r = parse_range(h, size, path.as_str())?;
-                file.seek(SeekFrom::Start(r.start)).map_err(Error::io(self.store.blobs().path_of(&sha256)))?;
-                let length = r.end - r.start + 1;
-                Ok(Asset { mime, total_size: size, range: Some(r), length, etag, reader: Box::new(file.take(length)) })
+                let reader = blobs.open_checked(&sha256, size, Some((r.start, r.end)))?;
+                Ok(Asset { mime, total_size: size, range: Some(r), length: r.end - r.start + 1, etag, reader })
             }
         }
     }

@@ -1,5 +1,7 @@
 //! SQLite: opening with fixed pragmas, numbered migrations under one version constant, and the
-//! writer/reader split (one writer connection behind a mutex, one reader connection).
+//! writer/reader split (one writer connection behind a mutex, one reader connection), and
+//! SQLCipher keying: with a [`DbKey`] both connections are keyed before anything else touches
+//! the file (see docs/adr/0012-encryption-at-rest.md).
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -20,6 +22,115 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Durability of the outbox: FULL makes a commit survive power loss, not just an app kill.
 /// Detailing records are compliance data (see docs/adr/0004-outbox-durability.md).
 pub const SYNCHRONOUS: &str = "FULL";
+
+/// A raw 256-bit SQLCipher key, supplied by the app from the platform keystore. Applied as
+/// `PRAGMA key = "x'HEX'"`: a raw key skips SQLCipher's PBKDF2 derivation on every open.
+/// Never shown: `Debug` prints `DbKey(<redacted>)` and no error message contains it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbKey([u8; 32]);
+
+impl DbKey {
+    pub const LEN: usize = 32;
+
+    pub fn new(bytes: [u8; 32]) -> Self {
+        DbKey(bytes)
+    }
+
+    /// A key from a byte slice; exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::Invalid(format!("a database key is {} bytes, got {}", Self::LEN, bytes.len())))?;
+        Ok(DbKey(arr))
+    }
+
+    /// SQLCipher's raw-key text: `x'<64 hex>'`.
+    fn raw_key_text(&self) -> String {
+        format!("x'{}'", hex::encode(self.0))
+    }
+
+    /// The raw key as a `PRAGMA key` value: `"x'<64 hex>'"`.
+    fn sql_literal(&self) -> String {
+        format!("\"{}\"", self.raw_key_text())
+    }
+}
+
+impl std::fmt::Debug for DbKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DbKey(<redacted>)")
+    }
+}
+
+/// The first 16 bytes of every plain SQLite database file.
+const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Keys a fresh connection (first statement on it) and proves the key by reading the schema.
+/// A wrong key, a key for a plain file and no key for an encrypted file are distinct errors;
+/// none of them lets the caller go on to create an empty database over the data.
+fn apply_key(conn: &Connection, path: &Path, key: Option<&DbKey>) -> Result<()> {
+    // SQLCipher's own stderr log (a wrong key logs HMAC failures); errors come back as codes.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    if let Some(k) = key {
+        // The error, if any, is replaced: it must not carry the statement (and so the key).
+        conn.execute_batch(&format!("PRAGMA key = {};", k.sql_literal()))
+            .map_err(|_| Error::Invalid("the database key could not be applied (is this SQLCipher?)".into()))?;
+    }
+    match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::NotADatabase => {
+            let plain = std::fs::File::open(path)
+                .and_then(|mut f| {
+                    let mut h = [0u8; 16];
+                    std::io::Read::read_exact(&mut f, &mut h).map(|_| &h == PLAIN_HEADER)
+                })
+                .unwrap_or(false);
+            Err(match (key.is_some(), plain) {
+                (true, true) => Error::NotEncrypted(path.to_path_buf()),
+                (true, false) => Error::WrongKey(path.to_path_buf()),
+                (false, _) => Error::KeyRequired(path.to_path_buf()),
+            })
+        }
+        Err(e) => Err(Error::from_sql(e)),
+    }
+}
+
+/// Rewrites the plain database at `path` encrypted with `key` (see
+/// [`crate::Device::encrypt_existing`]): checkpoint, `sqlcipher_export` into `<path>.encrypting`,
+/// verify it opens with the key, then rename over the original. A crash before the rename
+/// leaves the plain database intact (the partial file is removed on the next attempt).
+pub fn encrypt_plain(path: &Path, key: &DbKey) -> Result<()> {
+    let tmp = path.with_extension("sqlite3.encrypting");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        if !path.is_file() {
+            return Err(Error::Invalid(format!("no database at {} to encrypt", path.display())));
+        }
+        // CREATE: ATTACH creates the encrypted copy with the main connection's flags.
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        apply_key(&conn, path, None)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let tmp_str = tmp.to_str().ok_or_else(|| Error::Invalid("the data directory path is not UTF-8".into()))?;
+        // The key is a bound parameter: it never appears in SQL text.
+        conn.execute("ATTACH DATABASE ?1 AS encrypted KEY ?2", [tmp_str, key.raw_key_text().as_str()])
+            .map_err(|_| Error::Invalid("the encrypted copy could not be attached".into()))?;
+        conn.query_row("SELECT sqlcipher_export('encrypted')", [], |_| Ok(()))?;
+        conn.execute_batch(&format!("PRAGMA encrypted.user_version = {version}; DETACH DATABASE encrypted;"))?;
+    }
+    {
+        let check = Connection::open(&tmp)?;
+        apply_key(&check, &tmp, Some(key))?;
+    }
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(Error::io(&tmp))?;
+    for ext in ["sqlite3-wal", "sqlite3-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(ext));
+    }
+    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io(dir))?;
+    }
+    Ok(())
+}
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -48,16 +159,21 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 /// The writer and reader connections of one data directory.
 #[derive(Debug)]
 pub struct Databases {
-    writer: Mutex<Connection>,
+    // Dropped in declaration order: the reader first, so the writer is the last connection to
+    // close and checkpoints the WAL into the main file (a clean close leaves one file).
     reader: Mutex<Connection>,
+    writer: Mutex<Connection>,
 }
 
 impl Databases {
-    pub fn open(path: &Path) -> Result<Self> {
+    /// Opens (creating if missing) the database at `path`, keyed with `key` when given.
+    pub fn open(path: &Path, key: Option<&DbKey>) -> Result<Self> {
         let mut writer = Connection::open(path).map_err(Error::from_sql)?;
+        apply_key(&writer, path, key)?;
         configure(&writer)?;
         migrate(&mut writer)?;
         let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        apply_key(&reader, path, key)?;
         reader.pragma_update(None, "busy_timeout", 5000)?;
         reader.pragma_update(None, "temp_store", "MEMORY")?;
         Ok(Databases { writer: Mutex::new(writer), reader: Mutex::new(reader) })

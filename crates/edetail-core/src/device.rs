@@ -17,7 +17,7 @@ use crate::assets::AssetResolver;
 use crate::blobs::BlobStore;
 use crate::calls::{self, Call, Channel, NavSource, Reaction, SlideView};
 use crate::clock::{Clock, SystemClock, from_ms, to_ms};
-use crate::db::Databases;
+use crate::db::{Databases, DbKey};
 use crate::error::{Error, Result};
 use crate::outbox::{Outbox, Stamp};
 use crate::plans::Suggestion;
@@ -36,6 +36,9 @@ pub struct DeviceConfig {
     /// Refuse to open content when the last sync is older than this (None: no limit).
     pub max_offline: Option<Duration>,
     pub clock: Arc<dyn Clock>,
+    /// The SQLCipher key of the database (from the platform keystore). `None`: a plain
+    /// database. Never logged (`Debug` redacts it).
+    pub db_key: Option<DbKey>,
 }
 
 impl DeviceConfig {
@@ -46,6 +49,7 @@ impl DeviceConfig {
             allow_unsigned: false,
             max_offline: None,
             clock: Arc::new(SystemClock::new()),
+            db_key: None,
         }
     }
 }
@@ -105,6 +109,8 @@ const META_SESSION: &str = "session";
 const META_TIME_FLOOR: &str = "time_floor_ms";
 const META_LAST_HUB_SYNC: &str = "last_hub_sync_ms";
 const META_DEVICE_ID: &str = "device_id";
+/// The database file inside a data directory.
+pub const DB_FILE: &str = "edetail.sqlite3";
 
 impl Device {
     /// Opens (creating if needed) a rep's data directory. Calls left open by a crash are marked
@@ -114,7 +120,7 @@ impl Device {
         let lock_path = dir.join("lock");
         let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(Error::io(&lock_path))?;
         lock.try_lock().map_err(|_| Error::Locked(dir.to_path_buf()))?;
-        let db = Arc::new(Databases::open(&dir.join("edetail.sqlite3"))?);
+        let db = Arc::new(Databases::open(&dir.join(DB_FILE), config.db_key.as_ref())?);
         let blobs = BlobStore::open(dir)?;
         blobs.clear_tmp()?;
         let (session, state) = db.write(|tx| {
@@ -144,6 +150,16 @@ impl Device {
             tracing::info!(count = recovered.len(), "recovered interrupted calls");
         }
         Ok(device)
+    }
+
+    /// Encrypts the plain database of a data directory (not open by any `Device`) with `key`,
+    /// through `sqlcipher_export` into a new file that then replaces the old one. Opening a plain
+    /// database with a key is an error, never a silent migration: the app calls this once.
+    pub fn encrypt_existing(dir: &Path, key: &DbKey) -> Result<()> {
+        let lock_path = dir.join("lock");
+        let lock = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(Error::io(&lock_path))?;
+        lock.try_lock().map_err(|_| Error::Locked(dir.to_path_buf()))?;
+        crate::db::encrypt_plain(&dir.join(DB_FILE), key)
     }
 
     pub fn dir(&self) -> &Path {

@@ -13,6 +13,12 @@ pub enum Error {
     },
     #[error("data directory {} is in use by another Device (one open at a time per directory)", .0.display())]
     Locked(PathBuf),
+    #[error("database {} cannot be decrypted with this key (wrong key); nothing was changed", .0.display())]
+    WrongKey(PathBuf),
+    #[error("database {} is encrypted (or not a database); a key is required to open it", .0.display())]
+    KeyRequired(PathBuf),
+    #[error("database {} is not encrypted but a key was given; migrate it with Device::encrypt_existing", .0.display())]
+    NotEncrypted(PathBuf),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the device is out of storage space; free space and try again (nothing already recorded was lost)")]
@@ -31,6 +37,8 @@ pub enum Error {
     Incomplete { bundle_id: String, version: u64, missing: usize },
     #[error("blob {expected} does not match its content (got {actual}, {size} bytes)")]
     BlobMismatch { expected: String, actual: String, size: u64 },
+    #[error("blob {sha256} on disk no longer matches its digest (tampered or corrupted); reinstall the bundle")]
+    BlobCorrupt { sha256: String },
     #[error("bundle {bundle_id} cannot be opened: {reason}")]
     NotOpenable { bundle_id: String, reason: crate::validity::Unopenable },
     #[error("{path:?} is not part of bundle {bundle_id}")]

@@ -30,6 +30,7 @@ pub mod validity;
 
 pub use calls::{Call, CallStatus, Channel, NavSource, Reaction, SlideView};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use db::DbKey;
 pub use device::{CallStarted, Device, DeviceConfig, NavAction, NavTarget, StartCall};
 pub use error::{Error, Result};
 pub use outbox::{Event, OutboxStats};

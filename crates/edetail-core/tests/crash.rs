@@ -41,7 +41,8 @@ fn key() -> SecretKey {
 }
 
 fn config() -> DeviceConfig {
-    DeviceConfig { trusted_keys: vec![key().public()], ..DeviceConfig::new("rep-crash") }
+    // Encrypted: crash safety must hold under SQLCipher (the deployed configuration).
+    DeviceConfig { trusted_keys: vec![key().public()], db_key: Some(edetail_core::DbKey::new([5; 32])), ..DeviceConfig::new("rep-crash") }
 }
 
 /// splitmix64: small, seedable, good enough for delays and test data.
