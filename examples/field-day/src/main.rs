@@ -118,16 +118,20 @@ fn main() -> anyhow::Result<()> {
     println!("  HCP segments and last months' prescriptions imported (CSV)");
 
     // ---- two reps' tablets --------------------------------------------------------------
-    section("two reps' tablets: provisioned, trusting the content key and the hub's plan key, synced at 08:00");
+    section("two reps' tablets: encrypted data directories, trusting the content key and the hub's plan key, synced at 08:00");
     // The field day: yesterday from 08:00 UTC, on the tablets' (simulated) clocks.
     let day_start = (Utc::now() - chrono::Duration::days(1)).date_naive().and_hms_opt(8, 0, 0).context("08:00")?.and_utc();
     let mut tablets = Vec::new();
     for (rep, territory) in [("rep-anna", "north"), ("rep-ben", "south")] {
         let creds = hub.add_device(rep, territory)?;
         let clock = Arc::new(ManualClock::new(day_start));
+        // Each rep's database is encrypted with that rep's key (a real app keeps it in the
+        // platform keystore; here a fresh random key per run).
+        let db_key = edetail_core::DbKey::new(SecretKey::generate()?.public().to_bytes());
         let config = DeviceConfig {
             trusted_keys: vec![content_key.public(), hub.plan_public_key()],
             clock: clock.clone(),
+            db_key: Some(db_key),
             ..DeviceConfig::new(rep)
         };
         let device = Arc::new(Device::open(&out.join("tablets").join(rep), config)?);
