@@ -80,19 +80,9 @@ async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
     Manifest::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
 }
 
+/// HTML escaping shared with the dashboard.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::dashboard::html_escape(s)
 }
 
 /// Percent-encodes a bundle path for a URL (segments kept).
