@@ -254,19 +254,34 @@ fn main() -> anyhow::Result<()> {
 
     // ---- back online ------------------------------------------------------------------
     section("back online: the tablets upload the day, exactly once");
+    // The hub's worker analyses calls as they arrive, so some plans may already come down in
+    // the download phase of this sync; count them with the ones the next sync pulls.
+    let mut early_plans = Vec::new();
     for t in &tablets {
         t.clock.set_wall(Utc::now());
         let r = t.engine.sync_now().context("evening sync")?;
         println!("  {}: {} events accepted, {} duplicates, {} parked", t.rep, r.events_accepted, r.events_duplicates, r.events_parked);
+        early_plans.push(r.plans_stored);
     }
+    // The ingest worker analyses calls as their batches arrive; this run catches up on any left.
     let analysed = hub.analyze_pending()?;
+    let mut hcps: Vec<&str> = visits.iter().map(|v| v.hcp).collect();
+    hcps.sort_unstable();
+    hcps.dedup();
+    let mut microsites = 0;
+    for h in &hcps {
+        microsites += hub.microsites_for(h)?.len();
+    }
     println!(
-        "  hub analysed {} call(s): {} plan(s) signed, {} follow-up microsite(s) opened",
-        analysed.calls_analysed, analysed.plans, analysed.microsites
+        "  hub analysis caught up ({} call(s) pending; {} analysed by this run, the rest by the ingest worker): \
+         {} follow-up microsite(s) open",
+        hub.store().pending_call_count()?,
+        analysed.calls_analysed,
+        microsites
     );
-    for t in &tablets {
+    for (t, early) in tablets.iter().zip(early_plans) {
         let r = t.engine.sync_now().context("plan sync")?;
-        println!("  {} pulled {} plan(s)", t.rep, r.plans_stored);
+        println!("  {} pulled {} plan(s)", t.rep, early + r.plans_stored);
     }
 
     // ---- what the loop answers, per HCP ----------------------------------------------------
