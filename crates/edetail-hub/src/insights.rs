@@ -186,20 +186,8 @@ impl DashboardSource for HubInsights {
                     .collect(),
             })
             .collect();
-        // The newest plan across the decks of the HCP's products.
-        let products: BTreeSet<&str> = p.products.keys().map(String::as_str).collect();
-        let mut plan: Option<edetail_protocol::Plan> = None;
-        for stats in self.decks_stats()? {
-            let Some(m) = self.manifest(&stats.bundle_id)? else { continue };
-            if !products.contains(m.product.as_str()) {
-                continue;
-            }
-            if let Some(candidate) = self.hub.latest_plan(hcp_id, &stats.bundle_id)?
-                && plan.as_ref().is_none_or(|p| candidate.generated_at > p.generated_at)
-            {
-                plan = Some(candidate);
-            }
-        }
+        // The newest plan on any deck (plans only exist for decks the HCP was shown).
+        let plan = self.hub.newest_plan(hcp_id)?;
         let microsites = self
             .store()
             .microsites_for(hcp_id)?
@@ -255,10 +243,7 @@ impl DashboardSource for HubInsights {
     }
 
     fn sync_health(&self) -> Result<SyncHealthView> {
-        let mut pending: BTreeMap<String, u64> = BTreeMap::new();
-        for q in self.store().pending_calls(100_000)? {
-            *pending.entry(q.device_id).or_default() += 1;
-        }
+        let pending: BTreeMap<String, u64> = self.store().pending_calls_by_device()?.into_iter().collect();
         let devices = self
             .hub
             .stats()?

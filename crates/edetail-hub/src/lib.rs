@@ -223,6 +223,15 @@ impl Hub {
             .transpose()
     }
 
+    /// The newest plan of an HCP on any bundle.
+    pub fn newest_plan(&self, hcp_id: &str) -> Result<Option<edetail_protocol::Plan>> {
+        self.inner
+            .store
+            .newest_plan_of_hcp(hcp_id)?
+            .map(|(bytes, _)| serde_json::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored plan: {e}"))))
+            .transpose()
+    }
+
     /// An HCP's microsites, oldest first.
     pub fn microsites_for(&self, hcp_id: &str) -> Result<Vec<store::Microsite>> {
         self.inner.store.microsites_for(hcp_id)

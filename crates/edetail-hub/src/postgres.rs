@@ -772,6 +772,21 @@ impl HubStore for PgStore {
         })
     }
 
+    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+            })
+        })
+    }
+
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
         let (d, c) = (device_id.to_string(), call_id.to_string());
         self.read(move |tx| {
@@ -942,6 +957,19 @@ impl HubStore for PgStore {
                         "SELECT plan, signature FROM plans WHERE hcp_id = $1 AND bundle_id = $2 ORDER BY feed_seq DESC LIMIT 1",
                         &[&h, &b],
                     )
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| (r.get(0), r.get(1))))
+            })
+        })
+    }
+
+    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let h = hcp_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                Ok(tx
+                    .query_opt("SELECT plan, signature FROM plans WHERE hcp_id = $1 ORDER BY feed_seq DESC LIMIT 1", &[&h])
                     .await
                     .map_err(pg_err)?
                     .map(|r| (r.get(0), r.get(1))))

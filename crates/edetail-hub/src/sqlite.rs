@@ -647,6 +647,16 @@ impl HubStore for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64))
     }
 
+    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id",
+            )?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
         self.read(|c| {
             let mut st = c.prepare(
@@ -777,6 +787,17 @@ impl HubStore for SqliteStore {
             Ok(c.query_row(
                 "SELECT plan, signature FROM plans WHERE hcp_id = ?1 AND bundle_id = ?2 ORDER BY feed_seq DESC LIMIT 1",
                 params![hcp_id, bundle_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+        })
+    }
+
+    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT plan, signature FROM plans WHERE hcp_id = ?1 ORDER BY feed_seq DESC LIMIT 1",
+                params![hcp_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?)

@@ -414,6 +414,9 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
     /// Calls waiting for analysis (including failed ones).
     fn pending_call_count(&self) -> Result<u64>;
+    /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by
+    /// device id; devices with none are absent.
+    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>>;
     /// A call's stored events, by seq.
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
     /// The documents at these `(kind, key)`s, `None` where absent.
@@ -429,6 +432,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
     /// The latest plan of an HCP on a bundle (plan bytes, signature).
     fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// The newest plan of an HCP on any bundle (plan bytes, signature).
+    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
     /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
     fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
     fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;

@@ -375,11 +375,13 @@ fn finished_calls_are_queued_once(s: Subject) {
     assert_eq!(q.len(), 1);
     assert_eq!((q[0].device_id.as_str(), q[0].call_id.as_str(), q[0].territory.as_str()), ("d1", "c1", "north"));
     assert_eq!(st.pending_call_count().unwrap(), 1);
+    assert_eq!(st.pending_calls_by_device().unwrap(), [("d1".to_string(), 1)]);
     let events = st.call_events("d1", "c1").unwrap();
     assert_eq!(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(), ["call_started", "call_ended"]);
     assert_eq!(events[0].payload["hcp_id"], "hcp-1");
     assert!(st.commit_analysis(&commit(q[0].queue_id, vec![])).unwrap());
     assert_eq!(st.pending_call_count().unwrap(), 0);
+    assert!(st.pending_calls_by_device().unwrap().is_empty());
     st.apply_batch("d1", &[valid(&call_event(3, "c1", "call_interrupted"))], 0, Utc::now()).unwrap();
     assert!(st.pending_calls(10).unwrap().is_empty(), "a call is analysed once");
     // A failing call is retried a bounded number of times, then left aside with its error.
@@ -390,6 +392,11 @@ fn finished_calls_are_queued_once(s: Subject) {
     }
     assert!(st.pending_calls(10).unwrap().is_empty());
     assert_eq!(st.pending_call_count().unwrap(), 1, "still counted as pending for operators");
+    // Per device, for the dashboard's sync health.
+    st.add_device("d2", "rep", "north", "h2", Utc::now()).unwrap();
+    let (e1, e2) = (call_event(1, "x1", "call_ended"), call_event(2, "x2", "call_ended"));
+    st.apply_batch("d2", &[valid(&e1), valid(&e2)], 0, Utc::now()).unwrap();
+    assert_eq!(st.pending_calls_by_device().unwrap(), [("d1".to_string(), 1), ("d2".to_string(), 2)]);
 }
 
 /// Derived documents are written with optimistic versions: a writer that read a stale
@@ -495,6 +502,16 @@ fn plans_travel_in_their_territory_feed(s: Subject) {
     assert!(one.has_more && one.plans.is_empty() && one.bundles.len() == 1, "pages chain over plans too");
     assert_eq!(st.latest_plan("hcp-1", "b").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec());
     assert_eq!(st.latest_plan("hcp-9", "other").unwrap(), None);
+    // The newest plan of an HCP across bundles.
+    assert_eq!(st.newest_plan_of_hcp("hcp-1").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec());
+    st.apply_batch("d1", &[valid(&call_event(3, "c3", "call_ended"))], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    let mut c = commit(q[0].queue_id, vec![]);
+    c.plans = vec![NewPlan { bundle_id: "other".into(), ..new_plan("north", "hcp-1", "p3") }];
+    assert!(st.commit_analysis(&c).unwrap());
+    assert_eq!(st.newest_plan_of_hcp("hcp-1").unwrap().unwrap().0, b"{\"plan_id\":\"p3\"}".to_vec());
+    assert_eq!(st.latest_plan("hcp-1", "b").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec(), "per bundle unchanged");
+    assert_eq!(st.newest_plan_of_hcp("hcp-7").unwrap(), None);
 }
 
 /// A microsite is found by its token's hash only; a visit is stored as a whole call of the
@@ -709,6 +726,7 @@ fn erasure_removes_an_hcp_everywhere(s: Subject) {
     let docs = st.load_docs(&[keys("hcp", "hcp-1"), keys("hcp", "hcp-10"), keys("deck", "b")]).unwrap();
     assert!(docs[0].is_none() && docs[1].is_some() && docs[2].is_some(), "deck statistics stay");
     assert_eq!(st.latest_plan("hcp-1", "b").unwrap(), None);
+    assert_eq!(st.newest_plan_of_hcp("hcp-1").unwrap(), None, "no plan of an erased HCP on any bundle");
     assert!(st.latest_plan("hcp-10", "b").unwrap().is_some());
     assert!(st.microsites_for("hcp-1").unwrap().is_empty() && st.microsite_by_token(&sha(1)).unwrap().is_none());
     assert_eq!(st.microsites_for("hcp-10").unwrap().len(), 1);

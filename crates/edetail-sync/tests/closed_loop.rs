@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 use edetail_bundle::{SecretKey, Sha256Digest};
 use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, Reaction, StartCall, SuggestionSource};
+use edetail_hub::dashboard::DashboardSource;
 use edetail_hub::store::{AnalysisCommit, CheckedEvent, Microsite};
 use edetail_hub::{Hub, HubConfig};
 use edetail_protocol::WireEvent;
@@ -146,6 +147,12 @@ fn closes_the_loop(w: World) {
     let plan_text = serde_json::to_string(&plan).unwrap();
     assert!(!plan_text.contains("free text") && !plan_text.contains("a note"), "no free text in plans");
     assert!(plan.skipped.iter().any(|s| s.slide_id == "intro"), "awareness slides skipped for an advocate");
+    // The dashboard's source shows that newest plan and nothing pending for any device.
+    let insights = edetail_hub::insights::HubInsights::new(w.hub.clone());
+    let page = insights.hcp("hcp-samples").unwrap().unwrap();
+    assert_eq!(page.plan.map(|p| p.plan_id), Some(plan.plan_id.clone()), "the HCP page shows the newest plan");
+    let health = insights.sync_health().unwrap();
+    assert!(health.devices.len() >= 2 && health.devices.iter().all(|d| d.pending_analysis == 0), "{health:?}");
 
     // Back on the tablet: the signed plans arrive and the next call offers them.
     // The hub's worker analyses calls as their ends arrive, so the plans may already have come
