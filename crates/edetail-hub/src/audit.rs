@@ -1,29 +1,35 @@
 //! The audit hook of erasure and consent changes.
 //!
-//! Entries go to the append-only `audit_log` (`HubStore::append_audit`, ADR 0010) with subject
-//! `hcp`, and to the log as one `tracing::info!` under the `edetail_audit` target.
+//! Entries go to the append-only `audit_log` (ADR 0010) with subject `hcp`, in the same
+//! transaction as the change (`HubStore::erase_hcp_audited`, `set_consent_audited`), and to the
+//! log as one `tracing::info!` under the `edetail_audit` target once it committed.
 //!
 //! Details never carry personal data: no HCP id and no hash of it either (HCP ids come from a
 //! small, enumerable space, so a hash would identify the HCP just as well). Erasures record
 //! what was removed as counts; consent changes record the new tracking level.
 
-use crate::error::Result;
-use crate::store::{HubStore, NewAuditEntry};
+use crate::store::{Audited, ErasureReport};
 
 /// Action of `Hub::erase_hcp`.
 pub const HCP_ERASED: &str = "hcp erased";
 /// Action of `Hub::set_consent`.
 pub const CONSENT_CHANGED: &str = "consent changed";
 
-/// Records an audit entry: who did what, with details free of personal data.
-pub fn record_audit(store: &dyn HubStore, action: &str, actor: &str, details: &serde_json::Value) -> Result<()> {
+/// The audit entry of an erasure by `actor`: subject `hcp`, the counts of what was removed
+/// (added by the store from its report, in the erasure's transaction).
+pub fn hcp_erased(actor: &str) -> Audited<ErasureReport> {
+    Audited {
+        entry: crate::audit_entry(actor, HCP_ERASED, "hcp", serde_json::json!({})),
+        outcome: |report| serde_json::to_value(report).unwrap_or_default(),
+    }
+}
+
+/// The audit entry of a consent change by `actor` (details: the new tracking level).
+pub fn consent_changed(actor: &str, details: serde_json::Value) -> Audited<i64> {
+    Audited::plain(crate::audit_entry(actor, CONSENT_CHANGED, "hcp", details))
+}
+
+/// The log line of an audited privacy change (after it committed).
+pub fn log(action: &str, actor: &str, details: &serde_json::Value) {
     tracing::info!(target: "edetail_audit", action, actor, details = %details, "audit");
-    store.append_audit(&NewAuditEntry {
-        at: chrono::Utc::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        subject: "hcp".to_string(),
-        details: details.clone(),
-    })?;
-    Ok(())
 }

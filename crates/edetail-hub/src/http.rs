@@ -438,9 +438,7 @@ async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query
     let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
     let result = blocking(move || {
-        let r = crate::publish::publish(h.inner(), zip, &territories, Some(&publisher))?;
-        crate::publish::audit_publish(&h, &publisher, &r)?;
-        Ok(r)
+        crate::publish::publish(h.inner(), zip, &territories, Some(&publisher), &publisher)
     })
     .await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())

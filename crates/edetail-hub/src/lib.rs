@@ -354,12 +354,9 @@ impl Hub {
         let token = new_token()?;
         let hash = token_hash(&token);
         let now = Utc::now();
-        self.inner.store.add_device(&device_id, rep_id, territory, &hash, now)?;
-        if token_days != store::DEFAULT_DEVICE_TOKEN_DAYS {
-            self.inner.store.set_credential_expiry(&hash, Some(expires_at))?;
-        }
         // The rep id stays out of the audit trail (it names a person).
-        self.audit(actor, "device.add", &device_id, serde_json::json!({"territory": territory, "expires_at": expires_at}))?;
+        let audit = store::Audited::plain(audit_entry(actor, "device.add", &device_id, serde_json::json!({"territory": territory, "expires_at": expires_at})));
+        self.inner.store.add_device_audited(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
         Ok(DeviceCredentials { device_id, token })
     }
 
@@ -373,8 +370,8 @@ impl Hub {
             return Err(Error::BadRequest("publisher name must be non-empty".into()));
         }
         let token = new_token()?;
-        self.inner.store.add_publisher(name, &token_hash(&token), Utc::now())?;
-        self.audit(actor, "publisher.add", name, serde_json::json!({}))?;
+        let audit = store::Audited::plain(audit_entry(actor, "publisher.add", name, serde_json::json!({})));
+        self.inner.store.add_publisher_audited(name, &token_hash(&token), Utc::now(), Some(&audit))?;
         Ok(token)
     }
 
@@ -383,8 +380,8 @@ impl Hub {
         publish::check_name("operator", name)?;
         let expires_at = token_expiry(token_days)?;
         let token = new_token()?;
-        self.inner.store.add_operator(name, &token_hash(&token), Utc::now(), Some(expires_at))?;
-        self.audit(actor, "operator.add", name, serde_json::json!({"expires_at": expires_at}))?;
+        let audit = store::Audited::plain(audit_entry(actor, "operator.add", name, serde_json::json!({"expires_at": expires_at})));
+        self.inner.store.add_operator_audited(name, &token_hash(&token), Utc::now(), Some(expires_at), Some(&audit))?;
         Ok(token)
     }
 
@@ -402,19 +399,22 @@ impl Hub {
         let expires_at = token_expiry(token_days)?;
         let now = Utc::now();
         let token = new_token()?;
-        self.inner.store.issue_credential(&store::NewCredential {
-            token_sha256: token_hash(&token),
-            role,
-            subject: subject.to_string(),
-            created_at: now,
-            expires_at: Some(expires_at),
-            others_expire_by: Some(now + grace),
-        })?;
-        self.audit(
+        let audit = store::Audited::plain(audit_entry(
             actor,
             &format!("{}.rotate", role.as_str()),
             subject,
             serde_json::json!({"grace_seconds": grace.num_seconds(), "expires_at": expires_at}),
+        ));
+        self.inner.store.issue_credential_audited(
+            &store::NewCredential {
+                token_sha256: token_hash(&token),
+                role,
+                subject: subject.to_string(),
+                created_at: now,
+                expires_at: Some(expires_at),
+                others_expire_by: Some(now + grace),
+            },
+            Some(&audit),
         )?;
         Ok(token)
     }
@@ -422,21 +422,17 @@ impl Hub {
     /// Revokes every token of a device, publisher or operator (an operator's dashboard
     /// sessions too); returns how many. Takes effect on the next request.
     pub fn revoke_tokens(&self, role: store::TokenRole, subject: &str, actor: &str) -> Result<u64> {
-        let n = self.inner.store.revoke_credentials(role, subject, Utc::now())?;
-        self.audit(actor, &format!("{}.revoke", role.as_str()), subject, serde_json::json!({"tokens": n}))?;
-        Ok(n)
+        let audit = store::Audited {
+            entry: audit_entry(actor, &format!("{}.revoke", role.as_str()), subject, serde_json::json!({})),
+            outcome: |n| serde_json::json!({"tokens": n}),
+        };
+        self.inner.store.revoke_credentials_audited(role, subject, Utc::now(), Some(&audit))
     }
 
-    /// Appends an audit entry now. `details` must name no person (ids only). For the
-    /// erasure and consent work: `hub.audit(actor, "hcp.erase", hcp_id, json!({..}))`.
+    /// Appends an audit entry now, on its own. `details` must name no person (ids only). The
+    /// hub's own audited changes write their entries in the change's transaction instead.
     pub fn audit(&self, actor: &str, action: &str, subject: &str, details: serde_json::Value) -> Result<i64> {
-        self.inner.store.append_audit(&store::NewAuditEntry {
-            at: Utc::now(),
-            actor: actor.to_string(),
-            action: action.to_string(),
-            subject: subject.to_string(),
-            details,
-        })
+        self.inner.store.append_audit(&audit_entry(actor, action, subject, details))
     }
 
     /// The audit trail, oldest first.
@@ -458,9 +454,7 @@ impl Hub {
     /// the territories listing the bundle's product, or every territory (`"*"`) when none does.
     pub fn publish_zip(&self, zip: &[u8], territories: &[String]) -> Result<PublishResult> {
         let file = publish::spool_bytes(&self.inner, zip)?;
-        let result = publish::publish(&self.inner, file, territories, None)?;
-        publish::audit_publish(self, &cli_actor(), &result)?;
-        Ok(result)
+        publish::publish(&self.inner, file, territories, None, &cli_actor())
     }
 
     /// Creates or updates a territory with the products it sells (empty: every product).
@@ -505,8 +499,11 @@ impl Hub {
 
     /// Revokes a bundle, audited as `actor`.
     pub fn revoke_as(&self, bundle_id: &str, reason: &str, actor: &str) -> Result<()> {
-        let feed_seq = self.inner.store.revoke(bundle_id, reason, Utc::now())?;
-        self.audit(actor, "bundle.revoke", bundle_id, serde_json::json!({"reason": reason, "feed_seq": feed_seq}))?;
+        let audit = store::Audited {
+            entry: audit_entry(actor, "bundle.revoke", bundle_id, serde_json::json!({"reason": reason})),
+            outcome: |feed_seq| serde_json::json!({"feed_seq": feed_seq}),
+        };
+        self.inner.store.revoke_audited(bundle_id, reason, Utc::now(), Some(&audit))?;
         Ok(())
     }
 
@@ -519,16 +516,17 @@ impl Hub {
     /// transaction and sends the erasure to every device through the change feed. Idempotent.
     /// Audited as "hcp erased" with `actor` and the counts (never the HCP id).
     pub fn erase_hcp(&self, hcp_id: &str, actor: &str) -> Result<ErasureReport> {
-        let report = self.inner.store.erase_hcp(hcp_id, Utc::now())?;
-        audit::record_audit(&*self.inner.store, audit::HCP_ERASED, actor, &serde_json::to_value(&report).unwrap_or_default())?;
+        let report = self.inner.store.erase_hcp_audited(hcp_id, Utc::now(), Some(&audit::hcp_erased(actor)))?;
+        audit::log(audit::HCP_ERASED, actor, &serde_json::to_value(&report).unwrap_or_default());
         Ok(report)
     }
 
     /// Sets an HCP's tracking consent; devices receive it through the change feed. Audited as
     /// "consent changed" with `actor` and the new tracking (never the HCP id).
     pub fn set_consent(&self, hcp_id: &str, tracking: edetail_protocol::Tracking, actor: &str) -> Result<()> {
-        self.inner.store.set_consent(hcp_id, tracking, Utc::now())?;
-        audit::record_audit(&*self.inner.store, audit::CONSENT_CHANGED, actor, &serde_json::json!({"tracking": tracking}))?;
+        let details = serde_json::json!({"tracking": tracking});
+        self.inner.store.set_consent_audited(hcp_id, tracking, Utc::now(), Some(&audit::consent_changed(actor, details.clone())))?;
+        audit::log(audit::CONSENT_CHANGED, actor, &details);
         Ok(())
     }
 
@@ -547,6 +545,11 @@ impl Hub {
 #[cfg(test)]
 pub(crate) fn http_router_for_tests(hub: &Hub) -> axum::Router {
     http::router(hub.clone())
+}
+
+/// An audit entry made now. `details` must name no person (ids only).
+pub(crate) fn audit_entry(actor: &str, action: &str, subject: &str, details: serde_json::Value) -> store::NewAuditEntry {
+    store::NewAuditEntry { at: Utc::now(), actor: actor.to_string(), action: action.to_string(), subject: subject.to_string(), details }
 }
 
 /// The audit actor of CLI admin commands: `cli:<os user>`.

@@ -29,7 +29,7 @@ use crate::store::{
     QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
-    AuditEntry, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
+    AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
 };
 
 /// Connections a hub process keeps at most.
@@ -202,6 +202,24 @@ impl PgStore {
         })
     }
 
+    /// `write`, appending `audit` (with `f`'s outcome) in the same transaction.
+    fn write_audited<T, F>(&self, audit: Option<&Audited<T>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        let audit = audit.cloned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let v = f(tx).await?;
+                if let Some(a) = audit {
+                    insert_audit(tx, &a.entry_for(&v)).await?;
+                }
+                Ok(v)
+            })
+        })
+    }
+
     /// Runs `f` in a read-only repeatable-read transaction (one consistent snapshot).
     fn read<T, F>(&self, f: F) -> Result<T>
     where
@@ -225,6 +243,19 @@ impl PgStore {
 }
 
 type BoxFut<'t, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
+
+/// Appends one audit entry inside `tx`.
+async fn insert_audit(tx: &Transaction<'_>, e: &NewAuditEntry) -> Result<i64> {
+    let details = json_text(&e.details)?;
+    let row = tx
+        .query_one(
+            "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&e.at, &e.actor, &e.action, &e.subject, &details],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(row.get(0))
+}
 
 /// Brings the database to [`SCHEMA_VERSION`]; concurrent hubs wait on the advisory lock.
 async fn migrate(c: &mut Client) -> Result<()> {
@@ -302,9 +333,18 @@ async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
 }
 
 impl HubStore for PgStore {
-    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+    fn add_device_audited(
+        &self,
+        device_id: &str,
+        rep_id: &str,
+        territory: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        token_expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
         let (id, rep, ter, tok) = (device_id.to_string(), rep_id.to_string(), territory.to_string(), token_sha256.to_string());
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 tx.execute("INSERT INTO territories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&ter, &now])
                     .await
@@ -315,7 +355,7 @@ impl HubStore for PgStore {
                 )
                 .await
                 .map_err(pg_err)?;
-                let expires = now + chrono::Duration::days(DEFAULT_DEVICE_TOKEN_DAYS);
+                let expires = token_expires_at.unwrap_or(now + chrono::Duration::days(DEFAULT_DEVICE_TOKEN_DAYS));
                 tx.execute(
                     "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES ($1, 'device', $2, $3, $4)",
                     &[&tok, &id, &now, &expires],
@@ -379,9 +419,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
         let (name, tok) = (name.to_string(), token_sha256.to_string());
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let n = tx
                     .execute(
@@ -461,10 +501,10 @@ impl HubStore for PgStore {
         })
     }
 
-    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
+    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
         let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
         let v = v.clone();
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let seq = next_feed_seq(tx).await?;
                 let current: Option<i64> = tx
@@ -523,9 +563,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
+    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         let (id, reason) = (bundle_id.to_string(), reason.to_string());
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let seq = next_feed_seq(tx).await?;
                 if tx.query_opt("SELECT id FROM bundles WHERE id = $1", &[&id]).await.map_err(pg_err)?.is_none() {
@@ -1132,9 +1172,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn issue_credential(&self, n: &NewCredential) -> Result<()> {
+    fn issue_credential_audited(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
         let n = n.clone();
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let exists_sql = match n.role {
                     TokenRole::Device => "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 FOR UPDATE)",
@@ -1189,9 +1229,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
+    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
         let subject = subject.to_string();
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let held: i64 = tx
                     .query_one("SELECT COUNT(*) FROM credentials WHERE role = $1 AND subject = $2", &[&role.as_str(), &subject])
@@ -1226,9 +1266,16 @@ impl HubStore for PgStore {
         })
     }
 
-    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+    fn add_operator_audited(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
         let (name, tok) = (name.to_string(), token_sha256.to_string());
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let n = tx
                     .execute("INSERT INTO operators (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &now])
@@ -1249,20 +1296,8 @@ impl HubStore for PgStore {
     }
 
     fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
-        let details = json_text(&e.details)?;
         let e = e.clone();
-        self.write(move |tx| {
-            Box::pin(async move {
-                let row = tx
-                    .query_one(
-                        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-                        &[&e.at, &e.actor, &e.action, &e.subject, &details],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.get(0))
-            })
-        })
+        self.write(move |tx| Box::pin(async move { insert_audit(tx, &e).await }))
     }
 
     fn audit_log(&self) -> Result<Vec<AuditEntry>> {
@@ -1284,9 +1319,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
+    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         let hcp = hcp_id.to_string();
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 // Serialize erasures (and order the feed item) on the feed counter row first.
                 let seq = next_feed_seq(tx).await?;
@@ -1357,9 +1392,9 @@ impl HubStore for PgStore {
         })
     }
 
-    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
+    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         let hcp = hcp_id.to_string();
-        self.write(move |tx| {
+        self.write_audited(audit, move |tx| {
             Box::pin(async move {
                 let seq = next_feed_seq(tx).await?;
                 tx.execute(

@@ -59,7 +59,15 @@ pub(crate) fn spool_bytes(hub: &HubInner, zip: &[u8]) -> Result<NamedTempFile> {
 /// Publishes the zip in `zip_file` (a temp file in the staging directory, consumed).
 /// Territories: the explicit ones; none given, the territories that list the bundle's product;
 /// none lists it, every territory (`*`).
-pub(crate) fn publish(hub: &HubInner, zip_file: NamedTempFile, territories: &[String], publisher: Option<&str>) -> Result<PublishResult> {
+/// The audit entry (bundle id, version, territories and the feed number; no content) is
+/// written in the same transaction as the version, as `actor`.
+pub(crate) fn publish(
+    hub: &HubInner,
+    zip_file: NamedTempFile,
+    territories: &[String],
+    publisher: Option<&str>,
+    actor: &str,
+) -> Result<PublishResult> {
     let explicit = normalize_territories(territories)?;
     let opts = ReadOptions::signed_by(hub.publisher_keys.clone());
     let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
@@ -124,13 +132,11 @@ pub(crate) fn publish(hub: &HubInner, zip_file: NamedTempFile, territories: &[St
         publisher: publisher.map(str::to_string),
         published_at: Utc::now(),
     };
-    hub.store.insert_bundle_version(&v)?;
+    let audit = crate::store::Audited {
+        entry: crate::audit_entry(actor, "bundle.publish", &v.bundle_id, serde_json::json!({"version": v.version, "territories": v.territories})),
+        outcome: |seq| serde_json::json!({"feed_seq": seq}),
+    };
+    hub.store.insert_bundle_version_audited(&v, Some(&audit))?;
     tracing::info!(bundle = %manifest.id, version = manifest.version, blobs_new, blobs_existing, "published");
     Ok(PublishResult { bundle_id: manifest.id, version: manifest.version, blobs_new, blobs_existing, territories })
-}
-
-/// Records a publish in the audit trail (bundle id and version, territories; no content).
-pub(crate) fn audit_publish(hub: &crate::Hub, actor: &str, r: &PublishResult) -> Result<()> {
-    hub.audit(actor, "bundle.publish", &r.bundle_id, serde_json::json!({"version": r.version, "territories": r.territories}))
-        .map(|_| ())
 }

@@ -16,7 +16,7 @@ use crate::store::{
     QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
-    AuditEntry, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
+    AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
 };
 
 /// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
@@ -99,6 +99,17 @@ impl SqliteStore {
         Ok(v)
     }
 
+    /// `write`, appending `audit` (with `f`'s outcome) in the same transaction.
+    fn write_audited<T>(&self, audit: Option<&Audited<T>>, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            let v = f(tx)?;
+            if let Some(a) = audit {
+                insert_audit(tx, &a.entry_for(&v))?;
+            }
+            Ok(v)
+        })
+    }
+
     /// Runs `f` in a read transaction (one consistent snapshot).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = lock(&self.reader);
@@ -168,8 +179,17 @@ const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundl
 const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
 
 impl HubStore for SqliteStore {
-    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.write(|tx| {
+    fn add_device_audited(
+        &self,
+        device_id: &str,
+        rep_id: &str,
+        territory: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        token_expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
+        self.write_audited(audit, |tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)",
                 params![territory, time_text(now)],
@@ -178,7 +198,7 @@ impl HubStore for SqliteStore {
                 "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![device_id, rep_id, territory, token_sha256, time_text(now)],
             )?;
-            let expires = now + chrono::Duration::days(DEFAULT_DEVICE_TOKEN_DAYS);
+            let expires = token_expires_at.unwrap_or(now + chrono::Duration::days(DEFAULT_DEVICE_TOKEN_DAYS));
             tx.execute(
                 "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'device', ?2, ?3, ?4)",
                 params![token_sha256, device_id, time_text(now), time_text(expires)],
@@ -223,8 +243,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.write(|tx| {
+    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
+        self.write_audited(audit, |tx| {
             let n = tx.execute(
                 "INSERT OR IGNORE INTO publishers (name, token_sha256, created_at) VALUES (?1, ?2, ?3)",
                 params![name, token_sha256, time_text(now)],
@@ -287,9 +307,9 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
+    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
         let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
-        self.write(|tx| {
+        self.write_audited(audit, |tx| {
             let current: Option<i64> =
                 tx.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [&v.bundle_id], |r| r.get(0))?;
             if let Some(cur) = current
@@ -336,8 +356,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
-        self.write(|tx| {
+    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+        self.write_audited(audit, |tx| {
             let known: Option<String> =
                 tx.query_row("SELECT id FROM bundles WHERE id = ?1", [bundle_id], |r| r.get(0)).optional()?;
             if known.is_none() {
@@ -907,8 +927,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn issue_credential(&self, n: &NewCredential) -> Result<()> {
-        self.write(|tx| {
+    fn issue_credential_audited(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
+        self.write_audited(audit, |tx| {
             let exists: bool = match n.role {
                 TokenRole::Device => tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)", [&n.subject], |r| r.get(0))?,
                 TokenRole::Publisher => {
@@ -965,8 +985,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
-        self.write(|tx| {
+    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
+        self.write_audited(audit, |tx| {
             let held: i64 =
                 tx.query_row("SELECT COUNT(*) FROM credentials WHERE role = ?1 AND subject = ?2", params![role.as_str(), subject], |r| {
                     r.get(0)
@@ -993,8 +1013,15 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
-        self.write(|tx| {
+    fn add_operator_audited(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
+        self.write_audited(audit, |tx| {
             let n = tx.execute("INSERT OR IGNORE INTO operators (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
             if n == 0 {
                 return Err(Error::BadRequest(format!("operator {name:?} already exists")));
@@ -1008,14 +1035,7 @@ impl HubStore for SqliteStore {
     }
 
     fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
-        let details = json_text(&e.details)?;
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![time_text(e.at), e.actor, e.action, e.subject, details],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.write(|tx| insert_audit(tx, e))
     }
 
     fn audit_log(&self) -> Result<Vec<AuditEntry>> {
@@ -1036,8 +1056,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
-        self.write(|tx| {
+    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
+        self.write_audited(audit, |tx| {
             // The hub keeps payloads as JSON text: collect the calls first (parsed in Rust, the
             // same on both backends), then delete by (device, call).
             let mut calls = Vec::new();
@@ -1084,8 +1104,8 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
-        self.write(|tx| {
+    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+        self.write_audited(audit, |tx| {
             let seq = next_feed_seq(tx)?;
             tx.execute(
                 "INSERT INTO consents (hcp_id, tracking, updated_at, feed_seq) VALUES (?1, ?2, ?3, ?4) \
@@ -1104,6 +1124,15 @@ impl HubStore for SqliteStore {
                 .map(|f| f.consent))
         })
     }
+}
+
+/// Appends one audit entry inside `tx`.
+fn insert_audit(tx: &Transaction<'_>, e: &NewAuditEntry) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![time_text(e.at), e.actor, e.action, e.subject, json_text(&e.details)?],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
 
 const CREDENTIAL_COLUMNS: &str = "role, subject, created_at, expires_at, revoked_at";

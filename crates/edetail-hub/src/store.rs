@@ -351,6 +351,47 @@ pub struct NewAuditEntry {
     pub details: serde_json::Value,
 }
 
+/// An audit entry written in the same transaction as the change it records, so the trail can
+/// never miss a change that happened (nor record one that rolled back). `outcome` adds what
+/// only the transaction knows (a feed number, how many tokens, what an erasure removed) to the
+/// entry's details.
+pub struct Audited<T> {
+    pub entry: NewAuditEntry,
+    pub outcome: fn(&T) -> serde_json::Value,
+}
+
+impl<T> Audited<T> {
+    /// Audits `entry` as it is (the change's result adds nothing).
+    pub fn plain(entry: NewAuditEntry) -> Audited<T> {
+        Audited { entry, outcome: |_| serde_json::Value::Null }
+    }
+
+    /// The entry to append once the change gave `result`: the outcome's fields are added to
+    /// the details (an outcome that is not an object replaces empty details, else is ignored).
+    pub fn entry_for(&self, result: &T) -> NewAuditEntry {
+        let mut entry = self.entry.clone();
+        match ((self.outcome)(result), &mut entry.details) {
+            (serde_json::Value::Object(extra), serde_json::Value::Object(details)) => details.extend(extra),
+            (serde_json::Value::Null, _) => {}
+            (other, details) if details.is_null() || details.as_object().is_some_and(|d| d.is_empty()) => *details = other,
+            _ => {}
+        }
+        entry
+    }
+}
+
+impl<T> Clone for Audited<T> {
+    fn clone(&self) -> Self {
+        Audited { entry: self.entry.clone(), outcome: self.outcome }
+    }
+}
+
+impl<T> std::fmt::Debug for Audited<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audited").field("entry", &self.entry).finish_non_exhaustive()
+    }
+}
+
 /// A recorded audit entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
@@ -371,15 +412,34 @@ pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
 pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
-    /// Registers a device (and its territory when new, unrestricted).
-    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Registers a device (and its territory when new, unrestricted) with a token valid for
+    /// `DEFAULT_DEVICE_TOKEN_DAYS`.
+    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.add_device_audited(device_id, rep_id, territory, token_sha256, now, None, None)
+    }
+    /// `add_device` with the token's expiry (`None`: the default) and an audit entry, in one
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn add_device_audited(
+        &self,
+        device_id: &str,
+        rep_id: &str,
+        territory: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        token_expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()>;
     /// Creates or updates a territory with exactly these products (empty: unrestricted).
     fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
     /// Every territory, by name.
     fn territories(&self) -> Result<Vec<Territory>>;
     /// Territories that list `product`, by name.
     fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
-    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.add_publisher_audited(name, token_sha256, now, None)
+    }
+    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
     /// The publisher's name.
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
@@ -389,9 +449,17 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
     /// Records a published version; fails with `VersionConflict` unless it is higher than the
     /// current one (checked inside the transaction). Returns its feed sequence number.
-    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64>;
+    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
+        self.insert_bundle_version_audited(v, None)
+    }
+    /// `insert_bundle_version` and its audit entry (outcome: the feed number), in one transaction.
+    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Revokes every published version of `bundle_id` (`NotFound` when never published).
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64>;
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
+        self.revoke_audited(bundle_id, reason, now, None)
+    }
+    /// `revoke` and its audit entry (outcome: the feed number), in one transaction.
+    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
     fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
     /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
@@ -455,16 +523,34 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>>;
     /// Records a token for an existing device, publisher or operator (`NotFound` when the
     /// subject does not exist); with `others_expire_by`, caps the subject's other tokens.
-    fn issue_credential(&self, c: &NewCredential) -> Result<()>;
+    fn issue_credential(&self, c: &NewCredential) -> Result<()> {
+        self.issue_credential_audited(c, None)
+    }
+    /// `issue_credential` and its audit entry, in one transaction.
+    fn issue_credential_audited(&self, c: &NewCredential, audit: Option<&Audited<()>>) -> Result<()>;
     /// Sets the expiry of one token.
     fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()>;
     /// Revokes every unrevoked token of a subject in a role (for an operator, also its
     /// dashboard sessions); returns how many. `NotFound` when the subject holds no token.
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64>;
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
+        self.revoke_credentials_audited(role, subject, now, None)
+    }
+    /// `revoke_credentials` and its audit entry (outcome: how many), in one transaction.
+    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64>;
     /// Revokes one token (a dashboard logout); no error when unknown.
     fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
     /// Registers an operator with its first token (`BadRequest` when the name is taken).
-    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()>;
+    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.add_operator_audited(name, token_sha256, now, expires_at, None)
+    }
+    fn add_operator_audited(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()>;
     /// Appends to the audit trail (there is no update or delete: the database refuses both).
     fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
     /// The audit trail, oldest first.
@@ -477,9 +563,17 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// stored again; the HCP's analysis document, plans, microsites, segment and
     /// prescriptions; and puts an erasure in every territory's feed. Device watermarks are
     /// untouched. Idempotent: erasing again removes nothing and adds no feed item.
-    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport>;
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
+        self.erase_hcp_audited(hcp_id, now, None)
+    }
+    /// `erase_hcp` and its audit entry (outcome: the report's counts), in one transaction.
+    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport>;
     /// Sets an HCP's tracking consent and puts it in every territory's feed.
-    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64>;
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
+        self.set_consent_audited(hcp_id, tracking, now, None)
+    }
+    /// `set_consent` and its audit entry, in one transaction.
+    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
     fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
 }

@@ -10,7 +10,7 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
-    NewAuditEntry, NewCredential, TokenRole,
+    Audited, NewAuditEntry, NewCredential, TokenRole,
 };
 use edetail_hub::store::{
     AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
@@ -678,6 +678,68 @@ fn audit_log_is_append_only(s: Subject) {
     assert_eq!((s.sql)("INSERT INTO audit_log (at, actor, action, subject) VALUES ('2026-01-01T00:00:00Z', 'x', 'y', 'z')"), Ok(1));
 }
 
+/// An audited change and its audit entry commit together: a change that fails writes no entry,
+/// and an entry that cannot be written undoes the change (nothing changes unaudited).
+fn audited_changes_commit_with_their_entry(s: Subject) {
+    let st = &s.store;
+    let entry = |action: &str, subject: &str, details: serde_json::Value| NewAuditEntry {
+        at: Utc::now().trunc_subsecs(3),
+        actor: "cli:ops".into(),
+        action: action.into(),
+        subject: subject.into(),
+        details,
+    };
+    let feed = |f: fn(&i64) -> serde_json::Value, e: NewAuditEntry| Audited { entry: e, outcome: f };
+    let seq_outcome: fn(&i64) -> serde_json::Value = |seq| json!({"feed_seq": seq});
+
+    // Refused changes leave no entry.
+    let r = st.revoke_audited("never-published", "x", Utc::now(), Some(&feed(seq_outcome, entry("bundle.revoke", "never-published", json!({})))));
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    let seq = st
+        .insert_bundle_version_audited(&version("b", 2, "cz", &["*"], &[]), Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({"version": 2})))))
+        .unwrap();
+    let r = st.insert_bundle_version_audited(&version("b", 1, "cz", &["*"], &[]), Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({})))));
+    assert!(matches!(r, Err(Error::VersionConflict { .. })), "{r:?}");
+    let log = st.audit_log().unwrap();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert_eq!(log[0].details, json!({"version": 2, "feed_seq": seq}), "the outcome joins the details");
+
+    // A device with its token's expiry and its entry; a second device with the same id is refused.
+    let expires = (Utc::now() + chrono::Duration::days(3)).trunc_subsecs(0);
+    let add = Audited::plain(entry("device.add", "d1", json!({"territory": "north"})));
+    st.add_device_audited("d1", "rep", "north", "h1", Utc::now(), Some(expires), Some(&add)).unwrap();
+    assert_eq!(st.credential("h1").unwrap().unwrap().expires_at, Some(expires));
+    assert!(st.add_device_audited("d1", "rep", "north", "h2", Utc::now(), None, Some(&add)).is_err());
+    let revoke = Audited { entry: entry("device.revoke", "d1", json!({})), outcome: |n: &u64| json!({"tokens": n}) };
+    assert_eq!(st.revoke_credentials_audited(TokenRole::Device, "d1", Utc::now(), Some(&revoke)).unwrap(), 1);
+    let actions: Vec<(String, serde_json::Value)> = st.audit_log().unwrap().into_iter().map(|e| (e.action, e.details)).collect();
+    assert_eq!(actions[1..], [("device.add".to_string(), json!({"territory": "north"})), ("device.revoke".to_string(), json!({"tokens": 1}))]);
+
+    // An entry the database refuses (a trigger/constraint added for the test) undoes its change.
+    let refuse = if s._db.is_some() {
+        "ALTER TABLE audit_log ADD CONSTRAINT no_boom CHECK (action <> 'boom')"
+    } else {
+        "CREATE TRIGGER no_boom BEFORE INSERT ON audit_log WHEN NEW.action = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
+    };
+    (s.sql)(refuse).unwrap();
+    let r = st.revoke_audited("b", "recall", Utc::now(), Some(&feed(seq_outcome, entry("boom", "b", json!({})))));
+    assert!(r.is_err(), "{r:?}");
+    let page = st.changes("north", 0, 100).unwrap();
+    assert!(page.revocations.is_empty() && page.bundles.len() == 1, "the revocation rolled back with its entry");
+    st.apply_batch("d1", &[valid(&started(1, "c1", "hcp-1")), valid(&call_event(2, "c1", "call_ended"))], 0, Utc::now()).unwrap();
+    let before = st.audit_log().unwrap();
+    let boom = Audited { entry: entry("boom", "hcp", json!({})), outcome: |r: &edetail_hub::store::ErasureReport| json!(r) };
+    assert!(st.erase_hcp_audited("hcp-1", Utc::now(), Some(&boom)).is_err());
+    assert_eq!(st.call_events("d1", "c1").unwrap().len(), 2, "the HCP's events are still there");
+    assert_eq!(st.audit_log().unwrap(), before, "nothing appended");
+    assert!(st.changes("north", 0, 100).unwrap().erasures.is_empty(), "the erasure rolled back with its entry");
+    // The same change with an acceptable entry goes through, with the report as details.
+    let ok = Audited { entry: entry("hcp erased", "hcp", json!({})), outcome: |r: &edetail_hub::store::ErasureReport| json!(r) };
+    let report = st.erase_hcp_audited("hcp-1", Utc::now(), Some(&ok)).unwrap();
+    assert!(report.fed);
+    assert_eq!(st.audit_log().unwrap().last().unwrap().details, json!(report));
+}
+
 fn started(seq: i64, call: &str, hcp: &str) -> WireEvent {
     let mut e = call_event(seq, call, "call_started");
     e.payload = json!({"hcp_id": hcp, "bundle_id": "b", "bundle_version": 1, "channel": "face_to_face"});
@@ -793,6 +855,7 @@ suite!(
     tokens_find_devices_and_publishers,
     credentials_expire_rotate_and_revoke,
     audit_log_is_append_only,
+    audited_changes_commit_with_their_entry,
     versions_increase_and_the_feed_offers_the_latest,
     feed_pages_chain,
     entitlement_follows_territories_and_revocation,
