@@ -49,6 +49,13 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Advisory lock key held while migrating ("edetail" in ASCII).
 const MIGRATION_LOCK: i64 = 0x0065_6465_7461_696c;
+/// Advisory lock key ("erasure" in ASCII) ordering erasures against event writes: every
+/// transaction that stores events (an upload batch, a microsite visit) holds it shared, an
+/// erasure holds it exclusively, each as its first statement. Without it, on read committed, a
+/// batch in flight when an erasure starts (its events not yet visible to the erasure, the
+/// erasure's tombstones not yet visible to it) would commit the erased HCP's events after the
+/// erasure. Shared holders do not wait for each other, so concurrent ingest is unaffected.
+pub const ERASURE_LOCK: i64 = 0x0065_7261_7375_7265;
 
 /// Maps a PostgreSQL failure: lost connections, deadlocks and serialization failures are
 /// transient (503, the device retries); anything else is an internal error (details logged,
@@ -692,7 +699,12 @@ impl HubStore for PgStore {
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         let device_id = device_id.to_string();
         let events = events.to_vec();
-        self.write(move |tx| Box::pin(apply_batch(tx, device_id, events, skew_ms, now)))
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
+                apply_batch(tx, device_id, events, skew_ms, now).await
+            })
+        })
     }
 
     fn stats(&self) -> Result<HubStats> {
@@ -1108,6 +1120,7 @@ impl HubStore for PgStore {
         let (m, c, events) = (microsite_id.to_string(), call_id.to_string(), events.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
+                tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
                 let n = tx.execute("UPDATE microsites SET views = views + 1 WHERE id = $1", &[&m]).await.map_err(pg_err)?;
                 if n != 1 {
                     return Err(Error::NotFound("microsite".into()));
@@ -1323,7 +1336,9 @@ impl HubStore for PgStore {
         let hcp = hcp_id.to_string();
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
-                // Serialize erasures (and order the feed item) on the feed counter row first.
+                // Wait for event writes in flight and keep new ones out until this commits
+                // (`ERASURE_LOCK`), then order the feed item on the feed counter row.
+                tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
                 let seq = next_feed_seq(tx).await?;
                 let calls: Vec<(String, String)> = tx
                     .query("SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL", &[])

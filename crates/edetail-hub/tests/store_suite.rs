@@ -871,3 +871,47 @@ suite!(
     erasure_removes_an_hcp_everywhere,
     consent_records_travel_in_every_feed,
 );
+
+/// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight
+/// (a transaction holding the ingest side of `ERASURE_LOCK`, as an upload batch does), and an
+/// upload waits for an erasure in flight; so an erased HCP's events can never be committed
+/// behind the erasure's back.
+#[test]
+fn postgres_erasure_and_event_writes_are_ordered() {
+    use edetail_hub::postgres::ERASURE_LOCK;
+    use std::time::Duration;
+    let db = TestDatabase::new();
+    let st: Arc<dyn HubStore> = Arc::new(PgStore::connect(&db.url, 8).unwrap());
+    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.apply_batch("d1", &[valid(&started(1, "c1", "hcp-1")), valid(&call_event(2, "c1", "call_ended"))], 0, Utc::now()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (mut client, conn) = rt.block_on(tokio_postgres::connect(&db.url, tokio_postgres::NoTls)).unwrap();
+    rt.spawn(conn);
+
+    // A batch in flight: the erasure cannot finish until it commits.
+    let tx = rt.block_on(client.transaction()).unwrap();
+    rt.block_on(tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK])).unwrap();
+    let eraser = {
+        let st = st.clone();
+        std::thread::spawn(move || st.erase_hcp("hcp-1", Utc::now()))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!eraser.is_finished(), "the erasure waits for the event write in flight");
+    rt.block_on(tx.commit()).unwrap();
+    let report = eraser.join().unwrap().unwrap();
+    assert_eq!((report.calls, report.events), (1, 2));
+
+    // An erasure in flight: an upload waits for it, then its tombstoned events are absorbed.
+    let tx = rt.block_on(client.transaction()).unwrap();
+    rt.block_on(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ERASURE_LOCK])).unwrap();
+    let uploader = {
+        let st = st.clone();
+        std::thread::spawn(move || st.apply_batch("d1", &[valid(&call_event(3, "c1", "slide_view"))], 0, Utc::now()))
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!uploader.is_finished(), "the upload waits for the erasure in flight");
+    rt.block_on(tx.commit()).unwrap();
+    let outcome = uploader.join().unwrap().unwrap();
+    assert_eq!(outcome.watermark, 3);
+    assert!(st.call_events("d1", "c1").unwrap().is_empty(), "a late event of an erased call is not stored");
+}
