@@ -66,7 +66,7 @@ impl EdetailDevice {
     /// Opens (creating when needed) a rep's data directory. I/O. Fails with `InUse` when it is
     /// already open, `InvalidInput` for a malformed publisher key.
     #[uniffi::constructor]
-    pub fn open(options: DeviceOptions) -> ApiResult<Arc<EdetailDevice>> {
+    pub fn open(mut options: DeviceOptions) -> ApiResult<Arc<EdetailDevice>> {
         non_empty("data_dir", &options.data_dir)?;
         non_empty("rep_id", &options.rep_id)?;
         let trusted_keys = options
@@ -74,7 +74,12 @@ impl EdetailDevice {
             .iter()
             .map(|k| PublicKey::from_file_text(k).map_err(|e| ApiError::InvalidInput { reason: format!("publisher key: {e}") }))
             .collect::<ApiResult<Vec<_>>>()?;
-        let db_key = options.db_key.as_deref().map(DbKey::from_slice).transpose()?;
+        // The app's copy of the key bytes is wiped once it is a DbKey (or refused).
+        let db_key = options.db_key.as_deref().map(DbKey::from_slice).transpose();
+        if let Some(bytes) = options.db_key.as_mut() {
+            zeroize::Zeroize::zeroize(bytes);
+        }
+        let db_key = db_key?;
         let config = DeviceConfig {
             db_key,
             trusted_keys,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
 
@@ -44,14 +45,36 @@ impl DbKey {
         Ok(DbKey(arr))
     }
 
-    /// SQLCipher's raw-key text: `x'<64 hex>'`.
-    fn raw_key_text(&self) -> String {
-        format!("x'{}'", hex::encode(self.0))
+    /// SQLCipher's raw-key text: `x'<64 hex>'`, wiped when dropped.
+    fn raw_key_text(&self) -> Zeroizing<String> {
+        let mut text = Zeroizing::new(String::with_capacity(3 + 2 * Self::LEN));
+        text.push_str("x'");
+        for b in self.0 {
+            for nibble in [b >> 4, b & 0x0f] {
+                text.push(char::from_digit(u32::from(nibble), 16).expect("a nibble is a hex digit"));
+            }
+        }
+        text.push('\'');
+        text
     }
 
-    /// The raw key as a `PRAGMA key` value: `"x'<64 hex>'"`.
-    fn sql_literal(&self) -> String {
-        format!("\"{}\"", self.raw_key_text())
+    /// The statement that keys a connection: `PRAGMA key = "x'<64 hex>'";`, wiped when dropped.
+    /// Built in a buffer of its final size, so no reallocation leaves a copy behind.
+    fn pragma_statement(&self) -> Zeroizing<String> {
+        let raw = self.raw_key_text();
+        let mut sql = Zeroizing::new(String::with_capacity(raw.len() + 16));
+        sql.push_str("PRAGMA key = \"");
+        sql.push_str(&raw);
+        sql.push_str("\";");
+        sql
+    }
+}
+
+/// The key bytes are wiped when a `DbKey` (or a clone of it) is dropped. SQLCipher keeps its
+/// own copy while a connection is open; that one is out of our reach.
+impl Drop for DbKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
     }
 }
 
@@ -72,7 +95,7 @@ fn apply_key(conn: &Connection, path: &Path, key: Option<&DbKey>) -> Result<()> 
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
     if let Some(k) = key {
         // The error, if any, is replaced: it must not carry the statement (and so the key).
-        conn.execute_batch(&format!("PRAGMA key = {};", k.sql_literal()))
+        conn.execute_batch(&k.pragma_statement())
             .map_err(|_| Error::Invalid("the database key could not be applied (is this SQLCipher?)".into()))?;
     }
     match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
@@ -210,6 +233,16 @@ impl Databases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_statement_is_the_raw_key_in_hex() {
+        let key = DbKey::new(std::array::from_fn(|i| (i as u8) * 8 + 7));
+        let hex: String = (0..32u8).map(|i| format!("{:02x}", i * 8 + 7)).collect();
+        assert_eq!(key.raw_key_text().as_str(), format!("x'{hex}'"));
+        assert_eq!(key.pragma_statement().as_str(), format!("PRAGMA key = \"x'{hex}'\";"));
+        let statement = key.pragma_statement();
+        assert_eq!(statement.capacity(), statement.len(), "built in place: no reallocation left a copy");
+    }
 
     fn schema(conn: &Connection) -> Vec<(String, String)> {
         let mut st = conn
