@@ -88,7 +88,12 @@ impl EdetailDevice {
             ..DeviceConfig::new(options.rep_id)
         };
         let device = Device::open(&PathBuf::from(options.data_dir), config)?;
-        Ok(Arc::new(EdetailDevice { device: Arc::new(device), engine: Mutex::new(None), listener: Mutex::new(None), online: Mutex::new(true) }))
+        Ok(Arc::new(EdetailDevice {
+            device: Arc::new(device),
+            engine: Mutex::new(None),
+            listener: Mutex::new(None),
+            online: Mutex::new(true),
+        }))
     }
 
     // ---- content ---------------------------------------------------------------------------

@@ -50,7 +50,9 @@ pub enum SyncStatus {
     Uploading,
     Downloading,
     /// Backing off after a failure; retries by itself within this sync.
-    Waiting { retry_in_ms: u64 },
+    Waiting {
+        retry_in_ms: u64,
+    },
     Offline,
     Done,
 }

@@ -30,7 +30,23 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 
 /// Text that compresses like real HTML/CSS/JS (~4-6x).
 fn text(seed: u64, len: usize) -> Vec<u8> {
-    let words = ["slide", "efficacy", "<div class=\"panel\">", "</div>", "margin:0 auto;", "function track(e){", "return", "hazard ratio", "0.78", "95% CI", "dose", "titration", "eGFR", "color:#1a4b8c;", "\n"];
+    let words = [
+        "slide",
+        "efficacy",
+        "<div class=\"panel\">",
+        "</div>",
+        "margin:0 auto;",
+        "function track(e){",
+        "return",
+        "hazard ratio",
+        "0.78",
+        "95% CI",
+        "dose",
+        "titration",
+        "eGFR",
+        "color:#1a4b8c;",
+        "\n",
+    ];
     let mut x = seed | 1;
     let mut out = Vec::with_capacity(len + 32);
     while out.len() < len {

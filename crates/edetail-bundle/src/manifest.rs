@@ -163,9 +163,7 @@ pub enum ManifestError {
     MissingFormatVersion,
     #[error("format_version {0:?} is not of the form MAJOR.MINOR")]
     BadFormatVersion(String),
-    #[error(
-        "bundle format {found} is newer than this edetail supports ({FORMAT_MAJOR}.x); update edetail"
-    )]
+    #[error("bundle format {found} is newer than this edetail supports ({FORMAT_MAJOR}.x); update edetail")]
     UnsupportedFormat { found: String },
     #[error("manifest.json does not match format {FORMAT_MAJOR}: {0}")]
     Schema(String),
@@ -184,8 +182,7 @@ impl Manifest {
         struct Probe {
             format_version: Option<Value>,
         }
-        let probe: Probe =
-            serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|e| ManifestError::Json(e.to_string()))?;
         let version = match probe.format_version {
             None => return Err(ManifestError::MissingFormatVersion),
             Some(Value::String(s)) => s,

@@ -39,9 +39,20 @@ pub fn mime_for_extension(ext: Option<&str>) -> &'static str {
 pub fn is_precompressed(mime: &str) -> bool {
     matches!(
         mime,
-        "image/png" | "image/jpeg" | "image/gif" | "image/webp" | "image/avif"
-            | "video/mp4" | "video/webm" | "video/quicktime"
-            | "audio/mpeg" | "audio/mp4" | "audio/ogg"
-            | "application/pdf" | "font/woff" | "font/woff2" | "application/zip"
+        "image/png"
+            | "image/jpeg"
+            | "image/gif"
+            | "image/webp"
+            | "image/avif"
+            | "video/mp4"
+            | "video/webm"
+            | "video/quicktime"
+            | "audio/mpeg"
+            | "audio/mp4"
+            | "audio/ogg"
+            | "application/pdf"
+            | "font/woff"
+            | "font/woff2"
+            | "application/zip"
     )
 }

@@ -60,10 +60,7 @@ pub fn collect_files(dir: &Path) -> Result<Vec<BundleFile>> {
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<BundleFile>) -> Result<()> {
-    let mut entries: Vec<_> = fs::read_dir(dir)
-        .map_err(Error::io(dir))?
-        .collect::<std::io::Result<_>>()
-        .map_err(Error::io(dir))?;
+    let mut entries: Vec<_> = fs::read_dir(dir).map_err(Error::io(dir))?.collect::<std::io::Result<_>>().map_err(Error::io(dir))?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name();
@@ -90,12 +87,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<BundleFile>) -> Result<()> {
 }
 
 /// Packs an authoring folder into `out`. Returns the written manifest.
-pub fn pack_to<W: Write + Seek>(
-    dir: &Path,
-    out: W,
-    signer: Option<&SecretKey>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<(Manifest, W)> {
+pub fn pack_to<W: Write + Seek>(dir: &Path, out: W, signer: Option<&SecretKey>, progress: &mut dyn FnMut(u64)) -> Result<(Manifest, W)> {
     let manifest = read_source_manifest(dir)?;
     let files = collect_files(dir)?;
     write_bundle(out, manifest, files, signer, progress)

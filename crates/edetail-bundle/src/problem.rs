@@ -105,9 +105,7 @@ impl ProblemKind {
     /// The stable code used in `--json` output.
     pub fn code(&self) -> String {
         match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(m)) => {
-                m.get("code").and_then(|c| c.as_str()).unwrap_or("unknown").to_string()
-            }
+            Ok(serde_json::Value::Object(m)) => m.get("code").and_then(|c| c.as_str()).unwrap_or("unknown").to_string(),
             _ => "unknown".to_string(),
         }
     }

@@ -157,17 +157,17 @@ impl<R: Read + Seek> BundleArchive<R> {
     /// soon as the content exceeds a limit or its manifest size, and at end of stream unless
     /// size and SHA-256 match the manifest. Callers must read to the end before using the data.
     pub fn read_file(&mut self, path: &BundlePath) -> Result<VerifyingReader<'_, R>> {
-        let expected = self.manifest.files.get(path).ok_or_else(|| {
-            Error::Rejected(Problems(vec![Problem::error(Some(path.as_str()), ProblemKind::MissingFile)]))
-        })?;
-        let idx = *self.index.get(path).ok_or_else(|| {
-            Error::Rejected(Problems(vec![Problem::error(Some(path.as_str()), ProblemKind::MissingFile)]))
-        })?;
+        let expected = self
+            .manifest
+            .files
+            .get(path)
+            .ok_or_else(|| Error::Rejected(Problems(vec![Problem::error(Some(path.as_str()), ProblemKind::MissingFile)])))?;
+        let idx = *self
+            .index
+            .get(path)
+            .ok_or_else(|| Error::Rejected(Problems(vec![Problem::error(Some(path.as_str()), ProblemKind::MissingFile)])))?;
         let zf = self.zip.by_index(idx).map_err(|e| {
-            Error::Rejected(Problems(vec![Problem::error(
-                Some(path.as_str()),
-                ProblemKind::CorruptEntry { detail: e.to_string() },
-            )]))
+            Error::Rejected(Problems(vec![Problem::error(Some(path.as_str()), ProblemKind::CorruptEntry { detail: e.to_string() })]))
         })?;
         let declared = zf.size();
         let ceiling = self.limits.ratio_ceiling(zf.compressed_size());
@@ -364,12 +364,7 @@ pub fn check<R: Read + Seek>(reader: R, opts: &ReadOptions, progress: &mut dyn F
     // every finding at once. (Strict opening never gets this far.)
     let mut found = archive.verify_all(progress);
     problems.append(&mut found);
-    CheckReport {
-        bytes_verified: archive.total_read,
-        manifest: Some(archive.manifest),
-        signature: archive.signature,
-        problems,
-    }
+    CheckReport { bytes_verified: archive.total_read, manifest: Some(archive.manifest), signature: archive.signature, problems }
 }
 
 /// [`check`] on a file path. Fails only when the file cannot be opened.
@@ -397,12 +392,7 @@ fn err(problems: &mut Vec<Problem>, entry: Option<&str>, kind: ProblemKind) {
 
 /// The shared inspection behind `open` and `check`. Returns `None` when it could not get as far
 /// as a parsed manifest.
-fn inspect<R: Read + Seek>(
-    mut reader: R,
-    opts: &ReadOptions,
-    mode: Mode,
-    problems: &mut Vec<Problem>,
-) -> Option<BundleArchive<R>> {
+fn inspect<R: Read + Seek>(mut reader: R, opts: &ReadOptions, mode: Mode, problems: &mut Vec<Problem>) -> Option<BundleArchive<R>> {
     let limits = opts.limits;
     let stop = |problems: &Vec<Problem>| mode == Mode::Strict && problems.iter().any(Problem::is_error);
 
@@ -447,9 +437,10 @@ fn inspect<R: Read + Seek>(
         Err(e) => err(problems, None, ProblemKind::CorruptArchive { detail: e.to_string() }),
     }
     if !zip.has_duplicate_names()
-        && let Err(e) = zip.validate_header_consistency() {
-            err(problems, None, ProblemKind::CorruptArchive { detail: e.to_string() });
-        }
+        && let Err(e) = zip.validate_header_consistency()
+    {
+        err(problems, None, ProblemKind::CorruptArchive { detail: e.to_string() });
+    }
     if stop(problems) {
         return None;
     }
@@ -487,9 +478,10 @@ fn inspect<R: Read + Seek>(
             continue;
         }
         if let Some(other) = folded.insert(path.case_fold_key(), path.to_string())
-            && other != path.as_str() {
-                err(problems, Some(&shown), ProblemKind::CaseCollision { other });
-            }
+            && other != path.as_str()
+        {
+            err(problems, Some(&shown), ProblemKind::CaseCollision { other });
+        }
         if e.encrypted() {
             err(problems, Some(&shown), ProblemKind::Encrypted);
             continue;
@@ -554,10 +546,11 @@ fn inspect<R: Read + Seek>(
             None => err(problems, Some(path.as_str()), ProblemKind::NotInManifest),
             Some(f) => {
                 if let Ok(e) = zip.by_index_data(i)
-                    && e.size() != f.size {
-                        let k = ProblemKind::SizeMismatch { expected: f.size, actual: e.size() };
-                        err(problems, Some(path.as_str()), k);
-                    }
+                    && e.size() != f.size
+                {
+                    let k = ProblemKind::SizeMismatch { expected: f.size, actual: e.size() };
+                    err(problems, Some(path.as_str()), k);
+                }
             }
         }
     }
@@ -637,13 +630,10 @@ pub struct VerifiedManifest {
 }
 
 /// Verifies detached `manifest.json` bytes and optional `manifest.sig` bytes.
-pub fn verify_detached_manifest(
-    manifest_bytes: &[u8],
-    signature_bytes: Option<&[u8]>,
-    opts: &ReadOptions,
-) -> Result<VerifiedManifest> {
+pub fn verify_detached_manifest(manifest_bytes: &[u8], signature_bytes: Option<&[u8]>, opts: &ReadOptions) -> Result<VerifiedManifest> {
     if manifest_bytes.len() as u64 > MAX_MANIFEST_BYTES {
-        let p = Problem::error(Some(MANIFEST_NAME), ProblemKind::ManifestInvalid { detail: format!("larger than {MAX_MANIFEST_BYTES} bytes") });
+        let p =
+            Problem::error(Some(MANIFEST_NAME), ProblemKind::ManifestInvalid { detail: format!("larger than {MAX_MANIFEST_BYTES} bytes") });
         return Err(Error::Rejected(Problems(vec![p])));
     }
     let mut problems = Vec::new();
@@ -657,11 +647,7 @@ pub fn verify_detached_manifest(
 
 impl Problem {
     fn new_for_signature(required: bool, kind: ProblemKind) -> Problem {
-        if required {
-            Problem::error(Some(SIGNATURE_NAME), kind)
-        } else {
-            Problem::warning(Some(SIGNATURE_NAME), kind)
-        }
+        if required { Problem::error(Some(SIGNATURE_NAME), kind) } else { Problem::warning(Some(SIGNATURE_NAME), kind) }
     }
 }
 

@@ -116,11 +116,7 @@ impl SecretKey {
     }
 
     pub fn to_file_text(&self) -> String {
-        let kf = KeyFile {
-            kind: "ed25519-secret".into(),
-            key_id: self.public().key_id(),
-            key: hex::encode(self.0.to_bytes()),
-        };
+        let kf = KeyFile { kind: "ed25519-secret".into(), key_id: self.public().key_id(), key: hex::encode(self.0.to_bytes()) };
         serde_json::to_string_pretty(&kf).expect("serializes") + "\n"
     }
 
@@ -132,11 +128,7 @@ impl SecretKey {
     /// Signs the exact manifest bytes; returns the contents of `manifest.sig`.
     pub fn sign_manifest(&self, manifest_bytes: &[u8]) -> Vec<u8> {
         let sig: Signature = self.0.sign(manifest_bytes);
-        let file = SignatureFile {
-            algorithm: ALGORITHM.into(),
-            key_id: self.public().key_id(),
-            signature: hex::encode(sig.to_bytes()),
-        };
+        let file = SignatureFile { algorithm: ALGORITHM.into(), key_id: self.public().key_id(), signature: hex::encode(sig.to_bytes()) };
         let mut out = serde_json::to_vec_pretty(&file).expect("serializes");
         out.push(b'\n');
         out
@@ -145,24 +137,17 @@ impl SecretKey {
 
 /// Verifies `manifest.sig` bytes over `manifest_bytes` against the trusted keys.
 /// Returns the key id that verified.
-pub fn verify_manifest(
-    manifest_bytes: &[u8],
-    sig_bytes: &[u8],
-    trusted: &[PublicKey],
-) -> std::result::Result<String, ProblemKind> {
+pub fn verify_manifest(manifest_bytes: &[u8], sig_bytes: &[u8], trusted: &[PublicKey]) -> std::result::Result<String, ProblemKind> {
     let malformed = |detail: String| ProblemKind::SignatureMalformed { detail };
     let file: SignatureFile = serde_json::from_slice(sig_bytes).map_err(|e| malformed(e.to_string()))?;
     if file.algorithm != ALGORITHM {
         return Err(malformed(format!("unsupported algorithm {:?}", file.algorithm)));
     }
     let mut raw = [0u8; 64];
-    hex::decode_to_slice(&file.signature, &mut raw)
-        .map_err(|_| malformed("signature is not 128 hex characters".into()))?;
+    hex::decode_to_slice(&file.signature, &mut raw).map_err(|_| malformed("signature is not 128 hex characters".into()))?;
     let sig = Signature::from_bytes(&raw);
-    let key = trusted
-        .iter()
-        .find(|k| k.key_id() == file.key_id)
-        .ok_or_else(|| ProblemKind::UnknownSigningKey { key_id: file.key_id.clone() })?;
+    let key =
+        trusted.iter().find(|k| k.key_id() == file.key_id).ok_or_else(|| ProblemKind::UnknownSigningKey { key_id: file.key_id.clone() })?;
     key.0.verify_strict(manifest_bytes, &sig).map_err(|_| ProblemKind::BadSignature)?;
     Ok(file.key_id)
 }

@@ -50,12 +50,7 @@ impl RawEntry {
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(data).expect("in-memory write");
         let payload = enc.finish().expect("in-memory write");
-        RawEntry {
-            compressed_size: payload.len() as u32,
-            payload,
-            method: 8,
-            ..RawEntry::stored(name, data)
-        }
+        RawEntry { compressed_size: payload.len() as u32, payload, method: 8, ..RawEntry::stored(name, data) }
     }
 
     pub fn symlink(name: impl AsRef<[u8]>, target: &str) -> Self {
@@ -147,7 +142,10 @@ impl SampleBundle {
     pub fn new() -> Self {
         let mut files = BTreeMap::new();
         for (path, body) in [
-            ("slides/intro/index.html", "<!doctype html><title>Intro</title><link rel=stylesheet href=../../shared/deck.css><h1>Intro</h1>"),
+            (
+                "slides/intro/index.html",
+                "<!doctype html><title>Intro</title><link rel=stylesheet href=../../shared/deck.css><h1>Intro</h1>",
+            ),
             ("slides/intro/thumb.png", "\u{89}PNG fake thumbnail"),
             ("slides/efficacy/index.html", "<!doctype html><title>Efficacy</title><h1>HR 0.78</h1>"),
             ("slides/pi/index.html", "<!doctype html><title>PI</title><p>Prescribing information</p>"),
@@ -180,7 +178,13 @@ impl SampleBundle {
             valid_until: Utc.with_ymd_and_hms(2099, 1, 1, 0, 0, 0).single().expect("valid date"),
             approval_code: "TEST-0001".into(),
             presentations: vec![
-                Presentation { id: "main".into(), title: "Main".into(), hidden: false, slides: vec!["intro".into(), "efficacy".into()], extra: Default::default() },
+                Presentation {
+                    id: "main".into(),
+                    title: "Main".into(),
+                    hidden: false,
+                    slides: vec!["intro".into(), "efficacy".into()],
+                    extra: Default::default(),
+                },
                 Presentation { id: "pi".into(), title: "PI".into(), hidden: true, slides: vec!["pi".into()], extra: Default::default() },
             ],
             slides: vec![

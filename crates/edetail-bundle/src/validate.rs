@@ -13,9 +13,7 @@ fn invalid(problems: &mut Vec<Problem>, entry: &str, detail: impl Into<String>) 
 }
 
 fn is_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// Every problem with the manifest's content, independent of any archive.
@@ -92,11 +90,8 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
 
     // Slides: files present, sub-presentations known and not self-referencing.
     for s in &m.slides {
-        let field_missing = |field: &str, path: &str| ProblemKind::SlideFileMissing {
-            slide: s.id.clone(),
-            field: field.into(),
-            path: path.into(),
-        };
+        let field_missing =
+            |field: &str, path: &str| ProblemKind::SlideFileMissing { slide: s.id.clone(), field: field.into(), path: path.into() };
         match m.files.get(&s.entry) {
             None => p.push(Problem::error(Some(s.entry.as_str()), field_missing("entry", s.entry.as_str()))),
             Some(f) if f.mime != "text/html" => p.push(Problem::warning(
@@ -106,9 +101,10 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
             Some(_) => {}
         }
         if let Some(t) = &s.thumbnail
-            && !m.files.contains_key(t) {
-                p.push(Problem::error(Some(t.as_str()), field_missing("thumbnail", t.as_str())));
-            }
+            && !m.files.contains_key(t)
+        {
+            p.push(Problem::error(Some(t.as_str()), field_missing("thumbnail", t.as_str())));
+        }
         if let Some(sub) = &s.sub_presentation {
             match m.presentation(sub) {
                 None => p.push(Problem::error(

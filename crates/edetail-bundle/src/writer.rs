@@ -62,11 +62,7 @@ impl BundleFile {
 }
 
 fn entry_options(mime: &str, size: u64) -> SimpleFileOptions {
-    let method = if mime::is_precompressed(mime) || size == 0 {
-        CompressionMethod::Stored
-    } else {
-        CompressionMethod::Deflated
-    };
+    let method = if mime::is_precompressed(mime) || size == 0 { CompressionMethod::Stored } else { CompressionMethod::Deflated };
     SimpleFileOptions::default()
         .compression_method(method)
         .last_modified_time(DateTime::DEFAULT)

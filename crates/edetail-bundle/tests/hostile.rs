@@ -4,9 +4,7 @@
 use std::io::{Cursor, Read};
 
 use edetail_bundle::testkit::{RawEntry, RawZip, SampleBundle};
-use edetail_bundle::{
-    BundleArchive, BundlePath, Error, Limits, PathError, ProblemKind, ReadOptions, SecretKey, check,
-};
+use edetail_bundle::{BundleArchive, BundlePath, Error, Limits, PathError, ProblemKind, ReadOptions, SecretKey, check};
 
 fn opts() -> ReadOptions {
     ReadOptions::allow_unsigned()
@@ -86,9 +84,12 @@ fn duplicate_names_are_rejected_by_name() {
 #[test]
 fn case_insensitive_duplicates_are_rejected() {
     let zip = with_extra_entry(RawEntry::stored("shared/Deck.css", b"x"));
-    assert_rejected(&zip, &opts(), Some("shared/Deck.css"), |k| {
-        matches!(k, ProblemKind::CaseCollision { other } if other == "shared/deck.css")
-    });
+    assert_rejected(
+        &zip,
+        &opts(),
+        Some("shared/Deck.css"),
+        |k| matches!(k, ProblemKind::CaseCollision { other } if other == "shared/deck.css"),
+    );
 }
 
 #[test]
@@ -233,9 +234,7 @@ fn overlapping_entries_are_rejected() {
     bytes[eocd + 8..eocd + 10].copy_from_slice(&count.to_le_bytes());
     bytes[eocd + 10..eocd + 12].copy_from_slice(&count.to_le_bytes());
     bytes[eocd + 12..eocd + 16].copy_from_slice(&((cd_size + dup.len()) as u32).to_le_bytes());
-    assert_rejected(&bytes, &opts(), None, |k| {
-        matches!(k, ProblemKind::OverlappingEntries | ProblemKind::CorruptArchive { .. })
-    });
+    assert_rejected(&bytes, &opts(), None, |k| matches!(k, ProblemKind::OverlappingEntries | ProblemKind::CorruptArchive { .. }));
 }
 
 #[test]
@@ -254,9 +253,12 @@ fn manifest_problems_are_rejected() {
     let mut m: serde_json::Value = serde_json::from_slice(&b.computed_manifest().to_bytes()).unwrap();
     m["format_version"] = "2.0".into();
     let newer = b.raw_with_manifest(&serde_json::to_vec(&m).unwrap(), None).build();
-    assert_rejected(&newer, &opts(), Some("manifest.json"), |k| {
-        matches!(k, ProblemKind::UnsupportedFormat { detail } if detail.contains("2.0") && detail.contains("update edetail"))
-    });
+    assert_rejected(
+        &newer,
+        &opts(),
+        Some("manifest.json"),
+        |k| matches!(k, ProblemKind::UnsupportedFormat { detail } if detail.contains("2.0") && detail.contains("update edetail")),
+    );
 }
 
 #[test]
@@ -271,7 +273,10 @@ fn slide_references_are_checked() {
     assert!(kinds.iter().any(|k| matches!(k, ProblemKind::SlideFileMissing { field, .. } if field == "thumbnail")), "{kinds:#?}");
     assert!(kinds.iter().any(|k| matches!(k, ProblemKind::SlideFileMissing { field, .. } if field == "entry")), "{kinds:#?}");
     assert!(kinds.iter().any(|k| matches!(k, ProblemKind::UnknownSlide { slide, .. } if slide == "ghost")), "{kinds:#?}");
-    assert!(kinds.iter().any(|k| matches!(k, ProblemKind::UnknownPresentation { presentation, .. } if presentation == "nowhere")), "{kinds:#?}");
+    assert!(
+        kinds.iter().any(|k| matches!(k, ProblemKind::UnknownPresentation { presentation, .. } if presentation == "nowhere")),
+        "{kinds:#?}"
+    );
     // check reports every problem, not only the first.
     assert!(report.errors().count() >= 4);
 }
@@ -289,9 +294,7 @@ fn signatures_are_enforced() {
     assert!(matches!(a.signature(), edetail_bundle::SignatureStatus::Verified { .. }));
 
     assert_rejected(&b.zip(None), &required, Some("manifest.sig"), |k| k == &ProblemKind::Unsigned);
-    assert_rejected(&b.zip(Some(&other)), &required, Some("manifest.sig"), |k| {
-        matches!(k, ProblemKind::UnknownSigningKey { .. })
-    });
+    assert_rejected(&b.zip(Some(&other)), &required, Some("manifest.sig"), |k| matches!(k, ProblemKind::UnknownSigningKey { .. }));
     // Tampered manifest with the original signature: the version is bumped after signing.
     let mut m = b.computed_manifest();
     let sig = key.sign_manifest(&m.to_bytes());

@@ -10,9 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use edetail_bundle::import::agnitio::{AgnitioOptions, import_agnitio};
 use edetail_bundle::import::veeva::{VeevaOptions, import_veeva};
 use edetail_bundle::import::{ImportMeta, ImportReport};
-use edetail_bundle::{
-    Bridge, BundleArchive, BundlePath, Gesture, Manifest, ReadOptions, check_path,
-};
+use edetail_bundle::{Bridge, BundleArchive, BundlePath, Gesture, Manifest, ReadOptions, check_path};
 use zip::write::SimpleFileOptions;
 
 fn samples() -> PathBuf {
@@ -20,28 +18,19 @@ fn samples() -> PathBuf {
 }
 
 fn date(y: i32, m: u32, d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0)
-        .single()
-        .expect("valid date")
+    Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single().expect("valid date")
 }
 
 /// Every file under `dir`, as (relative path with `/`, absolute path), sorted.
 fn files_under(dir: &Path) -> Vec<(String, PathBuf)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry").path())
-            .collect();
+        let mut entries: Vec<_> = fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry").path()).collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .expect("under root")
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
                 out.push((rel, p));
             }
         }
@@ -62,8 +51,7 @@ fn zip_options() -> SimpleFileOptions {
 fn zip_entries(dest: &Path, entries: &[(String, Vec<u8>)]) -> PathBuf {
     let mut w = zip::ZipWriter::new(fs::File::create(dest).expect("create zip"));
     for (name, bytes) in entries {
-        w.start_file(name.as_str(), zip_options())
-            .expect("start_file");
+        w.start_file(name.as_str(), zip_options()).expect("start_file");
         w.write_all(bytes).expect("write");
     }
     w.finish().expect("finish zip");
@@ -72,10 +60,8 @@ fn zip_entries(dest: &Path, entries: &[(String, Vec<u8>)]) -> PathBuf {
 
 /// Zips a folder deterministically (sorted, fixed timestamps), every entry under `prefix`.
 fn zip_folder(src: &Path, dest: &Path, prefix: &str) -> PathBuf {
-    let entries: Vec<(String, Vec<u8>)> = files_under(src)
-        .into_iter()
-        .map(|(rel, p)| (format!("{prefix}{rel}"), fs::read(p).expect("read")))
-        .collect();
+    let entries: Vec<(String, Vec<u8>)> =
+        files_under(src).into_iter().map(|(rel, p)| (format!("{prefix}{rel}"), fs::read(p).expect("read"))).collect();
     zip_entries(dest, &entries)
 }
 
@@ -84,11 +70,7 @@ fn zip_folder(src: &Path, dest: &Path, prefix: &str) -> PathBuf {
 fn legacy_zips(dir: &Path) -> PathBuf {
     let src = samples().join("veeva-legacy");
     for km in ["CZ_Home_01", "CZ_Efficacy_01", "CZ_Safety_01"] {
-        zip_folder(
-            &src.join(km),
-            &dir.join(format!("{km}.zip")),
-            &format!("{km}/"),
-        );
+        zip_folder(&src.join(km), &dir.join(format!("{km}.zip")), &format!("{km}/"));
     }
     zip_folder(&src.join("CZ_PI_01"), &dir.join("CZ_PI_01.zip"), "");
     zip_folder(&src.join("shared"), &dir.join("shared.zip"), "");
@@ -109,18 +91,14 @@ fn cli_meta() -> ImportMeta {
 
 /// Checks a bundle as the runtime would (unsigned allowed) and returns its manifest.
 fn assert_valid_bundle(path: &Path) -> Manifest {
-    let report =
-        check_path(path, &ReadOptions::allow_unsigned(), &mut |_| {}).expect("bundle opens");
+    let report = check_path(path, &ReadOptions::allow_unsigned(), &mut |_| {}).expect("bundle opens");
     let errors: Vec<String> = report.errors().map(|p| p.to_string()).collect();
     assert!(errors.is_empty(), "bundle has errors: {errors:#?}");
     report.manifest.expect("manifest")
 }
 
 fn presentation_slides(m: &Manifest, id: &str) -> Vec<String> {
-    m.presentation(id)
-        .unwrap_or_else(|| panic!("presentation {id} in {:?}", m.presentations))
-        .slides
-        .clone()
+    m.presentation(id).unwrap_or_else(|| panic!("presentation {id} in {:?}", m.presentations)).slides.clone()
 }
 
 /// `src`/`href` values in HTML that start with `prefix`.
@@ -142,23 +120,14 @@ fn html_refs(html: &str, prefix: &str) -> Vec<String> {
 /// Asserts that every `prefix` reference of every slide entry page resolves to a bundle file,
 /// and that there is at least one.
 fn assert_refs_resolve(bundle: &Path, prefix: &str) {
-    let mut archive =
-        BundleArchive::open_path(bundle, &ReadOptions::allow_unsigned()).expect("open");
+    let mut archive = BundleArchive::open_path(bundle, &ReadOptions::allow_unsigned()).expect("open");
     let m = archive.manifest().clone();
     let mut checked = 0;
     for s in &m.slides {
-        let html = String::from_utf8(archive.read_file_to_vec(&s.entry).expect("entry readable"))
-            .expect("utf-8");
+        let html = String::from_utf8(archive.read_file_to_vec(&s.entry).expect("entry readable")).expect("utf-8");
         for r in html_refs(&html, prefix) {
-            let target = s
-                .entry
-                .join_relative(&r)
-                .unwrap_or_else(|| panic!("{r} leaves the bundle"));
-            assert!(
-                m.files.contains_key(&target),
-                "{} references {r} -> {target}, not in the bundle",
-                s.entry
-            );
+            let target = s.entry.join_relative(&r).unwrap_or_else(|| panic!("{r} leaves the bundle"));
+            assert!(m.files.contains_key(&target), "{} references {r} -> {target}, not in the bundle", s.entry);
             checked += 1;
         }
     }
@@ -166,10 +135,7 @@ fn assert_refs_resolve(bundle: &Path, prefix: &str) {
 }
 
 fn unmapped_has(report: &ImportReport, source_part: &str, reason_part: &str) -> bool {
-    report
-        .unmapped
-        .iter()
-        .any(|u| u.source.contains(source_part) && u.reason.contains(reason_part))
+    report.unmapped.iter().any(|u| u.source.contains(source_part) && u.reason.contains(reason_part))
 }
 
 #[test]
@@ -177,10 +143,7 @@ fn veeva_legacy_with_loader_csv() {
     let tmp = tempfile::tempdir().expect("tmp");
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
     let out = tmp.path().join("legacy.edetail");
-    let opts = VeevaOptions {
-        loader_csv: Some(samples().join("veeva-legacy/loader.csv")),
-        ..Default::default()
-    };
+    let opts = VeevaOptions { loader_csv: Some(samples().join("veeva-legacy/loader.csv")), ..Default::default() };
     let report = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect("import");
     let m = assert_valid_bundle(&out);
     assert_eq!(m, report.manifest);
@@ -193,37 +156,21 @@ fn veeva_legacy_with_loader_csv() {
     assert_eq!(m.locale, "en-GB");
     assert_eq!(m.approval_code, "CZ-UK-2026-0042");
     assert_eq!(m.valid_from, date(2026, 1, 1));
-    assert_eq!(
-        m.valid_until,
-        date(2028, 1, 1),
-        "end date 2027-12-31 is inclusive"
-    );
+    assert_eq!(m.valid_until, date(2028, 1, 1), "end date 2027-12-31 is inclusive");
     assert_eq!(m.version, 1);
 
     // CSV order (not file order), hidden PI deck, sub-presentation.
     assert_eq!(m.presentations.len(), 2);
     assert!(!m.presentations[0].hidden);
-    assert_eq!(
-        presentation_slides(&m, "cz-launch-2026"),
-        ["cz-home-01", "cz-efficacy-01", "cz-safety-01"]
-    );
+    assert_eq!(presentation_slides(&m, "cz-launch-2026"), ["cz-home-01", "cz-efficacy-01", "cz-safety-01"]);
     assert!(m.presentation("cz-pi-2026").expect("pi").hidden);
     assert_eq!(presentation_slides(&m, "cz-pi-2026"), ["cz-pi-01"]);
     let safety = m.slide("cz-safety-01").expect("safety");
     assert_eq!(safety.sub_presentation.as_deref(), Some("cz-pi-2026"));
-    assert_eq!(
-        safety.disabled_gestures,
-        [Gesture::SwipeNext, Gesture::SwipePrevious, Gesture::Rotate]
-    );
+    assert_eq!(safety.disabled_gestures, [Gesture::SwipeNext, Gesture::SwipePrevious, Gesture::Rotate]);
     assert_eq!(safety.title, "Safety and tolerability");
-    assert_eq!(
-        m.slide("cz-home-01").expect("home").disabled_gestures,
-        [Gesture::PinchExit]
-    );
-    assert_eq!(
-        m.slide("cz-efficacy-01").expect("eff").disabled_gestures,
-        [Gesture::PinchZoom, Gesture::Overview]
-    );
+    assert_eq!(m.slide("cz-home-01").expect("home").disabled_gestures, [Gesture::PinchExit]);
+    assert_eq!(m.slide("cz-efficacy-01").expect("eff").disabled_gestures, [Gesture::PinchZoom, Gesture::Overview]);
 
     for s in &m.slides {
         assert_eq!(s.bridge, Bridge::Veeva, "{}", s.id);
@@ -232,48 +179,20 @@ fn veeva_legacy_with_loader_csv() {
     let home = m.slide("cz-home-01").expect("home");
     assert_eq!(home.key_message.as_deref(), Some("CZ_Home_01"));
     assert_eq!(home.entry.as_str(), "CZ_Home_01/CZ_Home_01.html");
-    assert_eq!(
-        home.thumbnail.as_ref().map(BundlePath::as_str),
-        Some("CZ_Home_01/CZ_Home_01-thumb.jpg")
-    );
+    assert_eq!(home.thumbnail.as_ref().map(BundlePath::as_str), Some("CZ_Home_01/CZ_Home_01-thumb.jpg"));
     // Zipped without its top folder, still lands in its own folder.
-    assert_eq!(
-        m.slide("cz-pi-01").expect("pi").entry.as_str(),
-        "CZ_PI_01/CZ_PI_01.html"
-    );
+    assert_eq!(m.slide("cz-pi-01").expect("pi").entry.as_str(), "CZ_PI_01/CZ_PI_01.html");
 
     assert_eq!(m.shared_resources, ["shared/"]);
-    assert!(
-        m.files
-            .keys()
-            .any(|p| p.as_str() == "shared/js/veeva-library.js")
-    );
-    assert!(
-        m.files
-            .keys()
-            .any(|p| p.as_str() == "CZ_Home_01/CZ_Home_01-full.jpg"),
-        "poster carried"
-    );
+    assert!(m.files.keys().any(|p| p.as_str() == "shared/js/veeva-library.js"));
+    assert!(m.files.keys().any(|p| p.as_str() == "CZ_Home_01/CZ_Home_01-full.jpg"), "poster carried");
     assert_refs_resolve(&out, "../shared/");
 
     assert!(unmapped_has(&report, "CZ_Home_01-full.jpg", "poster"));
     assert!(unmapped_has(&report, "topics", "no slide topics"));
-    assert!(unmapped_has(
-        &report,
-        "slide.crm_custom_reaction__c",
-        "not used"
-    ));
-    assert!(unmapped_has(
-        &report,
-        "pres.country__v.name__v",
-        "Vault field"
-    ));
-    assert!(
-        report
-            .mapped
-            .iter()
-            .any(|x| x.source == "shared.zip" && x.target == "shared resources shared/")
-    );
+    assert!(unmapped_has(&report, "slide.crm_custom_reaction__c", "not used"));
+    assert!(unmapped_has(&report, "pres.country__v.name__v", "Vault field"));
+    assert!(report.mapped.iter().any(|x| x.source == "shared.zip" && x.target == "shared resources shared/"));
     assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
     assert!(report.summary().contains("4 slides in 2 presentations"));
 }
@@ -285,26 +204,10 @@ fn veeva_legacy_with_ctl_files_only() {
     let out = tmp.path().join("ctl.edetail");
     let ctl = samples().join("veeva-legacy/ctl");
     // Given out of order: Display_Order_vod__c decides.
-    let ctl_files = [
-        "CZ_Safety_01",
-        "shared",
-        "CZ_PI_01",
-        "CZ_Home_01",
-        "CZ_Efficacy_01",
-    ]
-    .iter()
-    .map(|n| ctl.join(format!("{n}.ctl")))
-    .collect();
-    let meta = ImportMeta {
-        product: None,
-        locale: None,
-        ..cli_meta()
-    };
-    let opts = VeevaOptions {
-        meta,
-        ctl_files,
-        ..Default::default()
-    };
+    let ctl_files =
+        ["CZ_Safety_01", "shared", "CZ_PI_01", "CZ_Home_01", "CZ_Efficacy_01"].iter().map(|n| ctl.join(format!("{n}.ctl"))).collect();
+    let meta = ImportMeta { product: None, locale: None, ..cli_meta() };
+    let opts = VeevaOptions { meta, ctl_files, ..Default::default() };
     let report = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect("import");
     let m = assert_valid_bundle(&out);
 
@@ -313,38 +216,17 @@ fn veeva_legacy_with_ctl_files_only() {
     assert_eq!(m.locale, "en-GB", "from Language_vod__c");
     assert_eq!(m.valid_from, date(2000, 1, 1), "documented default");
     assert_eq!(m.presentations.len(), 1);
-    assert_eq!(
-        presentation_slides(&m, "main"),
-        ["cz-home-01", "cz-efficacy-01", "cz-safety-01", "cz-pi-01"]
-    );
+    assert_eq!(presentation_slides(&m, "main"), ["cz-home-01", "cz-efficacy-01", "cz-safety-01", "cz-pi-01"]);
     let eff = m.slide("cz-efficacy-01").expect("eff");
     assert_eq!(eff.title, "Efficacy: 24-hour control");
-    assert_eq!(
-        eff.disabled_gestures,
-        [Gesture::PinchZoom, Gesture::Overview]
-    );
-    assert_eq!(
-        m.slide("cz-safety-01").expect("s").disabled_gestures,
-        [Gesture::SwipeNext, Gesture::SwipePrevious, Gesture::Rotate]
-    );
+    assert_eq!(eff.disabled_gestures, [Gesture::PinchZoom, Gesture::Overview]);
+    assert_eq!(m.slide("cz-safety-01").expect("s").disabled_gestures, [Gesture::SwipeNext, Gesture::SwipePrevious, Gesture::Rotate]);
     assert_eq!(m.shared_resources, ["shared/"]);
     assert_refs_resolve(&out, "../shared/");
 
-    assert!(unmapped_has(
-        &report,
-        "CZ_Home_01.ctl: PASSWORD",
-        "credential dropped"
-    ));
-    assert!(unmapped_has(
-        &report,
-        "CZ_Home_01.ctl: USER",
-        "credential dropped"
-    ));
-    assert!(unmapped_has(
-        &report,
-        "CZ_Home_01.ctl: CLM_ID_vod__c",
-        "ignored"
-    ));
+    assert!(unmapped_has(&report, "CZ_Home_01.ctl: PASSWORD", "credential dropped"));
+    assert!(unmapped_has(&report, "CZ_Home_01.ctl: USER", "credential dropped"));
+    assert!(unmapped_has(&report, "CZ_Home_01.ctl: CLM_ID_vod__c", "ignored"));
     // .ctl files carry no deck title: the id stands in, with a warning.
     assert_eq!(m.title, "com.cardiozen.import-test");
     assert_eq!(report.warnings.len(), 1, "{:#?}", report.warnings);
@@ -358,42 +240,25 @@ fn ctl_credentials_never_reach_the_bundle_or_the_report() {
     let out = tmp.path().join("ctl.edetail");
     let ctl = samples().join("veeva-legacy/ctl");
     let ctl_files = files_under(&ctl).into_iter().map(|(_, p)| p).collect();
-    let opts = VeevaOptions {
-        meta: cli_meta(),
-        ctl_files,
-        ..Default::default()
-    };
+    let opts = VeevaOptions { meta: cli_meta(), ctl_files, ..Default::default() };
     let report = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect("import");
 
-    let secrets = [
-        "Fict1onal-Pa55word!",
-        "cz.clm.uploader",
-        "clm-team@cardiozen.invalid",
-    ];
+    let secrets = ["Fict1onal-Pa55word!", "cz.clm.uploader", "clm-team@cardiozen.invalid"];
     // Sanity: the samples really hold them.
     let ctl_text = fs::read_to_string(ctl.join("CZ_Home_01.ctl")).expect("ctl");
     assert!(secrets.iter().all(|s| ctl_text.contains(s)));
 
-    let mut haystacks = vec![
-        fs::read(&out).expect("bundle bytes"),
-        serde_json::to_vec(&report).expect("json"),
-    ];
+    let mut haystacks = vec![fs::read(&out).expect("bundle bytes"), serde_json::to_vec(&report).expect("json")];
     haystacks.push(report.summary().into_bytes());
     let mut z = zip::ZipArchive::new(fs::File::open(&out).expect("open")).expect("zip");
     for i in 0..z.len() {
         let mut buf = Vec::new();
-        z.by_index(i)
-            .expect("entry")
-            .read_to_end(&mut buf)
-            .expect("read");
+        z.by_index(i).expect("entry").read_to_end(&mut buf).expect("read");
         haystacks.push(buf);
     }
     for h in &haystacks {
         for s in secrets {
-            assert!(
-                !h.windows(s.len()).any(|w| w == s.as_bytes()),
-                "credential {s:?} leaked"
-            );
+            assert!(!h.windows(s.len()).any(|w| w == s.as_bytes()), "credential {s:?} leaked");
         }
     }
 }
@@ -403,13 +268,7 @@ fn veeva_legacy_without_metadata_uses_file_order() {
     let tmp = tempfile::tempdir().expect("tmp");
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
     let out = tmp.path().join("plain.edetail");
-    let opts = VeevaOptions {
-        meta: ImportMeta {
-            title: Some("Cardiozen".into()),
-            ..cli_meta()
-        },
-        ..Default::default()
-    };
+    let opts = VeevaOptions { meta: ImportMeta { title: Some("Cardiozen".into()), ..cli_meta() }, ..Default::default() };
     let report = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect("import");
     let m = assert_valid_bundle(&out);
 
@@ -417,20 +276,10 @@ fn veeva_legacy_without_metadata_uses_file_order() {
     assert_eq!(m.presentations.len(), 1);
     assert_eq!(m.presentations[0].title, "Cardiozen");
     // Folder inputs are taken in file-name order; shared.zip is recognized by its name.
-    assert_eq!(
-        presentation_slides(&m, "main"),
-        ["cz-efficacy-01", "cz-home-01", "cz-pi-01", "cz-safety-01"]
-    );
+    assert_eq!(presentation_slides(&m, "main"), ["cz-efficacy-01", "cz-home-01", "cz-pi-01", "cz-safety-01"]);
     // Without metadata, titles come from the HTML <title>.
-    assert_eq!(
-        m.slide("cz-home-01").expect("home").title,
-        "Cardiozen at a glance"
-    );
-    assert!(
-        m.slides
-            .iter()
-            .all(|s| s.disabled_gestures.is_empty() && !s.hidden && s.bridge == Bridge::Veeva)
-    );
+    assert_eq!(m.slide("cz-home-01").expect("home").title, "Cardiozen at a glance");
+    assert!(m.slides.iter().all(|s| s.disabled_gestures.is_empty() && !s.hidden && s.bridge == Bridge::Veeva));
     assert_eq!(m.shared_resources, ["shared/"]);
     assert_refs_resolve(&out, "../shared/");
     assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
@@ -440,10 +289,7 @@ fn veeva_legacy_without_metadata_uses_file_order() {
 fn veeva_import_is_deterministic() {
     let tmp = tempfile::tempdir().expect("tmp");
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
-    let opts = VeevaOptions {
-        loader_csv: Some(samples().join("veeva-legacy/loader.csv")),
-        ..Default::default()
-    };
+    let opts = VeevaOptions { loader_csv: Some(samples().join("veeva-legacy/loader.csv")), ..Default::default() };
     let (a, b) = (tmp.path().join("a.edetail"), tmp.path().join("b.edetail"));
     import_veeva(std::slice::from_ref(&zips), &opts, &a, &mut |_| {}).expect("a");
     import_veeva(&[zips], &opts, &b, &mut |_| {}).expect("b");
@@ -454,48 +300,21 @@ fn veeva_import_is_deterministic() {
 fn veeva_vault_with_common_shared_resource() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = samples().join("veeva-vault");
-    let intro = zip_folder(
-        &src.join("CZ_Vault_Intro"),
-        &tmp.path().join("CZ_Vault_Intro.zip"),
-        "",
-    );
+    let intro = zip_folder(&src.join("CZ_Vault_Intro"), &tmp.path().join("CZ_Vault_Intro.zip"), "");
     // Some Vault packages keep a single top folder.
-    let dosing = zip_folder(
-        &src.join("CZ_Vault_Dosing"),
-        &tmp.path().join("CZ_Vault_Dosing.zip"),
-        "CZ_Vault_Dosing/",
-    );
-    let summary = zip_folder(
-        &src.join("CZ_Vault_Summary"),
-        &tmp.path().join("CZ_Vault_Summary.zip"),
-        "",
-    );
+    let dosing = zip_folder(&src.join("CZ_Vault_Dosing"), &tmp.path().join("CZ_Vault_Dosing.zip"), "CZ_Vault_Dosing/");
+    let summary = zip_folder(&src.join("CZ_Vault_Summary"), &tmp.path().join("CZ_Vault_Summary.zip"), "");
     // Not named like a shared resource and no metadata: found because slides reference its files.
-    let assets = zip_folder(
-        &src.join("common"),
-        &tmp.path().join("cz_brand_assets.zip"),
-        "",
-    );
+    let assets = zip_folder(&src.join("common"), &tmp.path().join("cz_brand_assets.zip"), "");
     let out = tmp.path().join("vault.edetail");
-    let opts = VeevaOptions {
-        meta: cli_meta(),
-        ..Default::default()
-    };
-    let report =
-        import_veeva(&[intro, dosing, summary, assets], &opts, &out, &mut |_| {}).expect("import");
+    let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
+    let report = import_veeva(&[intro, dosing, summary, assets], &opts, &out, &mut |_| {}).expect("import");
     let m = assert_valid_bundle(&out);
 
-    assert_eq!(
-        presentation_slides(&m, "main"),
-        ["cz-vault-intro", "cz-vault-dosing", "cz-vault-summary"],
-        "input order"
-    );
+    assert_eq!(presentation_slides(&m, "main"), ["cz-vault-intro", "cz-vault-dosing", "cz-vault-summary"], "input order");
     let dosing = m.slide("cz-vault-dosing").expect("dosing");
     assert_eq!(dosing.entry.as_str(), "CZ_Vault_Dosing/index.html");
-    assert_eq!(
-        dosing.thumbnail.as_ref().map(BundlePath::as_str),
-        Some("CZ_Vault_Dosing/thumb.png")
-    );
+    assert_eq!(dosing.thumbnail.as_ref().map(BundlePath::as_str), Some("CZ_Vault_Dosing/thumb.png"));
     assert_eq!(dosing.title, "Simple once-daily dosing");
     assert_eq!(dosing.key_message.as_deref(), Some("CZ_Vault_Dosing"));
     assert!(m.slides.iter().all(|s| s.bridge == Bridge::Veeva));
@@ -503,18 +322,8 @@ fn veeva_vault_with_common_shared_resource() {
     assert!(m.files.keys().any(|p| p.as_str() == "common/css/brand.css"));
     assert_refs_resolve(&out, "../common/");
     assert!(unmapped_has(&report, "poster.png", "poster"));
-    assert!(
-        report
-            .mapped
-            .iter()
-            .any(|x| x.source == "cz_brand_assets.zip" && x.target == "shared resources common/")
-    );
-    assert_eq!(
-        report.warnings.len(),
-        1,
-        "only the title default: {:#?}",
-        report.warnings
-    );
+    assert!(report.mapped.iter().any(|x| x.source == "cz_brand_assets.zip" && x.target == "shared resources common/"));
+    assert_eq!(report.warnings.len(), 1, "only the title default: {:#?}", report.warnings);
     assert!(report.warnings[0].contains("no title"));
 }
 
@@ -523,63 +332,31 @@ fn veeva_reports_references_to_missing_shared_files() {
     let tmp = tempfile::tempdir().expect("tmp");
     let html = br#"<html><head><title>X</title><link rel="stylesheet" href="../shared/css/gone.css">
         <script src="../shared/js/app.js"></script></head><body><script>com.veeva.clm.gotoSlide('CZ_Nowhere.zip', '')</script></body></html>"#;
-    let km = zip_entries(
-        &tmp.path().join("CZ_X_01.zip"),
-        &[("CZ_X_01/CZ_X_01.html".into(), html.to_vec())],
-    );
-    let shared = zip_entries(
-        &tmp.path().join("shared.zip"),
-        &[("js/app.js".into(), b"// app".to_vec())],
-    );
+    let km = zip_entries(&tmp.path().join("CZ_X_01.zip"), &[("CZ_X_01/CZ_X_01.html".into(), html.to_vec())]);
+    let shared = zip_entries(&tmp.path().join("shared.zip"), &[("js/app.js".into(), b"// app".to_vec())]);
     let out = tmp.path().join("x.edetail");
-    let opts = VeevaOptions {
-        meta: cli_meta(),
-        ..Default::default()
-    };
+    let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
     let report = import_veeva(&[km, shared], &opts, &out, &mut |_| {}).expect("import");
     assert_valid_bundle(&out);
     assert!(
         report
             .warnings
             .iter()
-            .any(|w| w.contains("CZ_X_01/CZ_X_01.html")
-                && w.contains("shared/css/gone.css")
-                && w.contains("not in the shared resource")),
+            .any(|w| w.contains("CZ_X_01/CZ_X_01.html") && w.contains("shared/css/gone.css") && w.contains("not in the shared resource")),
         "{:#?}",
         report.warnings
     );
-    assert!(
-        !report.warnings.iter().any(|w| w.contains("app.js")),
-        "{:#?}",
-        report.warnings
-    );
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("gotoSlide('CZ_Nowhere.zip')")),
-        "{:#?}",
-        report.warnings
-    );
+    assert!(!report.warnings.iter().any(|w| w.contains("app.js")), "{:#?}", report.warnings);
+    assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('CZ_Nowhere.zip')")), "{:#?}", report.warnings);
 }
 
 #[test]
 fn agnitio_storyboard_and_hidden_structure() {
     let tmp = tempfile::tempdir().expect("tmp");
     let out = tmp.path().join("agnitio.edetail");
-    let meta = ImportMeta {
-        approval_code: Some("CZ-OCE-0007".into()),
-        valid_until: Some(date(2027, 6, 30)),
-        ..Default::default()
-    };
+    let meta = ImportMeta { approval_code: Some("CZ-OCE-0007".into()), valid_until: Some(date(2027, 6, 30)), ..Default::default() };
     let opts = AgnitioOptions { meta };
-    let report = import_agnitio(
-        &samples().join("agnitio/cardiozen-oce"),
-        &opts,
-        &out,
-        &mut |_| {},
-    )
-    .expect("import");
+    let report = import_agnitio(&samples().join("agnitio/cardiozen-oce"), &opts, &out, &mut |_| {}).expect("import");
     let m = assert_valid_bundle(&out);
     println!("{}", report.summary());
 
@@ -587,81 +364,32 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert_eq!(m.title, "Cardiozen core detail");
     assert_eq!(m.version, 1);
     assert_eq!(m.version_label.as_deref(), Some("2.1.0"));
-    assert_eq!(
-        (m.product.as_str(), m.locale.as_str()),
-        ("Cardiozen", "en-GB")
-    );
+    assert_eq!((m.product.as_str(), m.locale.as_str()), ("Cardiozen", "en-GB"));
     assert_eq!(m.presentations.len(), 2);
     assert_eq!(m.presentations[0].id, "core");
     assert!(!m.presentations[0].hidden);
     assert_eq!(m.presentations[0].title, "Cardiozen core story");
-    assert_eq!(
-        presentation_slides(&m, "core"),
-        [
-            "cz-intro",
-            "cz-mechanism",
-            "cz-efficacy-overview",
-            "cz-dosing"
-        ]
-    );
-    assert!(
-        m.presentation("appendix").expect("appendix").hidden,
-        "structure outside the storyboard is hidden"
-    );
+    assert_eq!(presentation_slides(&m, "core"), ["cz-intro", "cz-mechanism", "cz-efficacy-overview", "cz-dosing"]);
+    assert!(m.presentation("appendix").expect("appendix").hidden, "structure outside the storyboard is hidden");
     assert_eq!(presentation_slides(&m, "appendix"), ["cz-references"]);
-    assert!(
-        m.slides
-            .iter()
-            .all(|s| s.bridge == Bridge::Agnitio && s.key_message.is_none())
-    );
+    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio && s.key_message.is_none()));
 
     let eff = m.slide("cz-efficacy-overview").expect("eff");
-    assert_eq!(
-        eff.entry.as_str(),
-        "slides/cz_efficacyOverview/cz_efficacyOverview.html"
-    );
-    assert_eq!(
-        eff.thumbnail.as_ref().map(BundlePath::as_str),
-        Some("slides/cz_efficacyOverview/cz_efficacyOverview.png")
-    );
+    assert_eq!(eff.entry.as_str(), "slides/cz_efficacyOverview/cz_efficacyOverview.html");
+    assert_eq!(eff.thumbnail.as_ref().map(BundlePath::as_str), Some("slides/cz_efficacyOverview/cz_efficacyOverview.png"));
     assert_eq!(eff.topics, ["efficacy"]);
     assert_eq!(eff.title, "Efficacy overview");
     let dosing = m.slide("cz-dosing").expect("dosing");
-    assert_eq!(
-        dosing.thumbnail.as_ref().map(BundlePath::as_str),
-        Some("thumbnails/cz_dosing.png")
-    );
+    assert_eq!(dosing.thumbnail.as_ref().map(BundlePath::as_str), Some("thumbnails/cz_dosing.png"));
     assert_eq!(m.shared_resources, ["shared/", "modules/", "_vendor/"]);
     assert!(m.files.keys().any(|p| p.as_str() == "presentation.json"));
     assert_refs_resolve(&out, "../../shared/");
 
-    assert!(unmapped_has(
-        &report,
-        "_vendor/tap.js",
-        "carried, not referenced"
-    ));
-    assert!(unmapped_has(
-        &report,
-        "shared/img/unused-banner.png",
-        "carried, not referenced"
-    ));
-    assert!(
-        !report
-            .unmapped
-            .iter()
-            .any(|u| u.source == "shared/css/oce-deck.css")
-    );
-    assert!(
-        !report
-            .unmapped
-            .iter()
-            .any(|u| u.source == "modules/references/references.js")
-    );
-    assert!(unmapped_has(
-        &report,
-        "presentation.json: modules",
-        "no bundle equivalent"
-    ));
+    assert!(unmapped_has(&report, "_vendor/tap.js", "carried, not referenced"));
+    assert!(unmapped_has(&report, "shared/img/unused-banner.png", "carried, not referenced"));
+    assert!(!report.unmapped.iter().any(|u| u.source == "shared/css/oce-deck.css"));
+    assert!(!report.unmapped.iter().any(|u| u.source == "modules/references/references.js"));
+    assert!(unmapped_has(&report, "presentation.json: modules", "no bundle equivalent"));
     assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
 }
 
@@ -669,22 +397,11 @@ fn agnitio_storyboard_and_hidden_structure() {
 fn agnitio_zip_gives_the_same_bundle_as_the_folder() {
     let tmp = tempfile::tempdir().expect("tmp");
     let src = samples().join("agnitio/cardiozen-oce");
-    let zip = zip_folder(
-        &src,
-        &tmp.path().join("cardiozen-oce.zip"),
-        "cardiozen-oce/",
-    );
+    let zip = zip_folder(&src, &tmp.path().join("cardiozen-oce.zip"), "cardiozen-oce/");
     let opts = AgnitioOptions {
-        meta: ImportMeta {
-            approval_code: Some("CZ-OCE-0007".into()),
-            valid_until: Some(date(2027, 6, 30)),
-            ..Default::default()
-        },
+        meta: ImportMeta { approval_code: Some("CZ-OCE-0007".into()), valid_until: Some(date(2027, 6, 30)), ..Default::default() },
     };
-    let (a, b) = (
-        tmp.path().join("folder.edetail"),
-        tmp.path().join("zip.edetail"),
-    );
+    let (a, b) = (tmp.path().join("folder.edetail"), tmp.path().join("zip.edetail"));
     import_agnitio(&src, &opts, &a, &mut |_| {}).expect("folder");
     import_agnitio(&zip, &opts, &b, &mut |_| {}).expect("zip");
     assert_valid_bundle(&b);
@@ -692,10 +409,7 @@ fn agnitio_zip_gives_the_same_bundle_as_the_folder() {
 }
 
 fn import_err(inputs: &[PathBuf], out: &Path) -> String {
-    let opts = VeevaOptions {
-        meta: cli_meta(),
-        ..Default::default()
-    };
+    let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
     match import_veeva(inputs, &opts, out, &mut |_| {}) {
         Ok(_) => panic!("import should fail"),
         Err(e) => {
@@ -710,19 +424,10 @@ fn hostile_zip_with_traversal_entry_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let evil = zip_entries(
         &tmp.path().join("CZ_Evil_01.zip"),
-        &[
-            (
-                "CZ_Evil_01/CZ_Evil_01.html".into(),
-                b"<html></html>".to_vec(),
-            ),
-            ("../evil.html".into(), b"x".to_vec()),
-        ],
+        &[("CZ_Evil_01/CZ_Evil_01.html".into(), b"<html></html>".to_vec()), ("../evil.html".into(), b"x".to_vec())],
     );
     let msg = import_err(&[evil], &tmp.path().join("out.edetail"));
-    assert!(
-        msg.contains("CZ_Evil_01.zip") && msg.contains("../evil.html") && msg.contains(".."),
-        "{msg}"
-    );
+    assert!(msg.contains("CZ_Evil_01.zip") && msg.contains("../evil.html") && msg.contains(".."), "{msg}");
 }
 
 #[test]
@@ -730,34 +435,21 @@ fn hostile_zip_with_symlink_entry_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = tmp.path().join("CZ_Link_01.zip");
     let mut w = zip::ZipWriter::new(fs::File::create(&path).expect("create"));
-    w.start_file("CZ_Link_01/CZ_Link_01.html", zip_options())
-        .expect("start");
+    w.start_file("CZ_Link_01/CZ_Link_01.html", zip_options()).expect("start");
     w.write_all(b"<html></html>").expect("write");
-    w.add_symlink("CZ_Link_01/secrets.txt", "/etc/passwd", zip_options())
-        .expect("symlink");
+    w.add_symlink("CZ_Link_01/secrets.txt", "/etc/passwd", zip_options()).expect("symlink");
     w.finish().expect("finish");
     let msg = import_err(&[path], &tmp.path().join("out.edetail"));
-    assert!(
-        msg.contains("CZ_Link_01.zip")
-            && msg.contains("CZ_Link_01/secrets.txt")
-            && msg.contains("symbolic link"),
-        "{msg}"
-    );
+    assert!(msg.contains("CZ_Link_01.zip") && msg.contains("CZ_Link_01/secrets.txt") && msg.contains("symbolic link"), "{msg}");
 }
 
 #[test]
 fn zip_without_html_is_refused() {
     let tmp = tempfile::tempdir().expect("tmp");
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
-    let broken = zip_entries(
-        &tmp.path().join("CZ_Broken_01.zip"),
-        &[("CZ_Broken_01/img/chart.png".into(), b"png".to_vec())],
-    );
+    let broken = zip_entries(&tmp.path().join("CZ_Broken_01.zip"), &[("CZ_Broken_01/img/chart.png".into(), b"png".to_vec())]);
     let msg = import_err(&[zips, broken], &tmp.path().join("out.edetail"));
-    assert!(
-        msg.contains("CZ_Broken_01.zip") && msg.contains("CZ_Broken_01/CZ_Broken_01.html"),
-        "{msg}"
-    );
+    assert!(msg.contains("CZ_Broken_01.zip") && msg.contains("CZ_Broken_01/CZ_Broken_01.html"), "{msg}");
 }
 
 #[test]
@@ -765,41 +457,15 @@ fn missing_approval_code_is_a_clear_error() {
     let tmp = tempfile::tempdir().expect("tmp");
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
     let out = tmp.path().join("out.edetail");
-    let opts = VeevaOptions {
-        meta: ImportMeta {
-            approval_code: None,
-            ..cli_meta()
-        },
-        ..Default::default()
-    };
-    let msg = import_veeva(&[zips], &opts, &out, &mut |_| {})
-        .expect_err("needs approval code")
-        .to_string();
+    let opts = VeevaOptions { meta: ImportMeta { approval_code: None, ..cli_meta() }, ..Default::default() };
+    let msg = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect_err("needs approval code").to_string();
     assert!(msg.contains("--approval-code"), "{msg}");
-    assert!(
-        !msg.contains("--valid-until"),
-        "only what is missing: {msg}"
-    );
+    assert!(!msg.contains("--valid-until"), "only what is missing: {msg}");
     assert!(!out.exists());
 
-    let opts = AgnitioOptions {
-        meta: ImportMeta {
-            approval_code: Some("X".into()),
-            ..Default::default()
-        },
-    };
-    let msg = import_agnitio(
-        &samples().join("agnitio/cardiozen-oce"),
-        &opts,
-        &out,
-        &mut |_| {},
-    )
-    .expect_err("needs end")
-    .to_string();
-    assert!(
-        msg.contains("--valid-until") && !msg.contains("--approval-code"),
-        "{msg}"
-    );
+    let opts = AgnitioOptions { meta: ImportMeta { approval_code: Some("X".into()), ..Default::default() } };
+    let msg = import_agnitio(&samples().join("agnitio/cardiozen-oce"), &opts, &out, &mut |_| {}).expect_err("needs end").to_string();
+    assert!(msg.contains("--valid-until") && !msg.contains("--approval-code"), "{msg}");
 }
 
 #[test]
@@ -808,17 +474,9 @@ fn loader_csv_naming_a_missing_zip_is_refused() {
     let zips = legacy_zips(&tmp.path().join("zips").tap_mkdir());
     fs::remove_file(zips.join("CZ_Safety_01.zip")).expect("rm");
     let out = tmp.path().join("out.edetail");
-    let opts = VeevaOptions {
-        loader_csv: Some(samples().join("veeva-legacy/loader.csv")),
-        ..Default::default()
-    };
-    let msg = import_veeva(&[zips], &opts, &out, &mut |_| {})
-        .expect_err("missing zip")
-        .to_string();
-    assert!(
-        msg.contains("loader.csv row 6") && msg.contains("cz_safety_01.zip"),
-        "{msg}"
-    );
+    let opts = VeevaOptions { loader_csv: Some(samples().join("veeva-legacy/loader.csv")), ..Default::default() };
+    let msg = import_veeva(&[zips], &opts, &out, &mut |_| {}).expect_err("missing zip").to_string();
+    assert!(msg.contains("loader.csv row 6") && msg.contains("cz_safety_01.zip"), "{msg}");
 }
 
 /// Small helper: create a folder and return it.

@@ -160,9 +160,7 @@ pub fn run(cmd: BundleCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 Ok(())
             })?;
             let key_id = key.public().key_id();
-            out.emit(&json!({"ok": true, "output": dest, "key_id": key_id}), || {
-                format!("Signed {} with key {key_id}\n", dest.display())
-            });
+            out.emit(&json!({"ok": true, "output": dest, "key_id": key_id}), || format!("Signed {} with key {key_id}\n", dest.display()));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -248,10 +246,9 @@ fn signature_human(sig: &SignatureStatus) -> String {
     match sig {
         SignatureStatus::Unsigned => "unsigned".into(),
         SignatureStatus::Verified { key_id } => format!("verified (key {key_id})"),
-        SignatureStatus::NotChecked { key_id } => format!(
-            "signed by key {}, not verified (pass --pubkey to verify)",
-            key_id.as_deref().unwrap_or("?")
-        ),
+        SignatureStatus::NotChecked { key_id } => {
+            format!("signed by key {}, not verified (pass --pubkey to verify)", key_id.as_deref().unwrap_or("?"))
+        }
         SignatureStatus::Invalid => "INVALID".into(),
     }
 }

@@ -162,7 +162,13 @@ pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
                 events
                     .iter()
                     .map(|e| {
-                        let state = if e.parked_reason.is_some() { "parked" } else if e.acked_at.is_some() { "acked" } else { "pending" };
+                        let state = if e.parked_reason.is_some() {
+                            "parked"
+                        } else if e.acked_at.is_some() {
+                            "acked"
+                        } else {
+                            "pending"
+                        };
                         format!("{:>8} {} {:<20} {:<8} {}\n", e.seq, e.recorded_at.format("%H:%M:%S%.3f"), e.kind, state, e.payload)
                     })
                     .collect()

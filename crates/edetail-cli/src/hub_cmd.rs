@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use edetail_bundle::PublicKey;
-use edetail_hub::tls::TlsFiles;
 use edetail_hub::store::TokenRole;
+use edetail_hub::tls::TlsFiles;
 use edetail_hub::{Hub, HubConfig};
 
 use crate::output::Output;
@@ -279,7 +279,14 @@ pub enum PublisherCommand {
     },
 }
 
-fn rotate(storage: StorageArgs, role: TokenRole, subject: &str, grace_hours: i64, token_days: i64, out: &Output) -> anyhow::Result<ExitCode> {
+fn rotate(
+    storage: StorageArgs,
+    role: TokenRole,
+    subject: &str,
+    grace_hours: i64,
+    token_days: i64,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
     if !(0..=720).contains(&grace_hours) {
         bail!("--grace-hours must be between 0 and 720");
     }
@@ -431,7 +438,8 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Prescriptions { storage, csv } => {
-            let n = open(storage, vec![])?.import_prescriptions(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
+            let n =
+                open(storage, vec![])?.import_prescriptions(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
             out.emit(&serde_json::json!({"imported": n}), || format!("imported {n} prescription row(s)\n"));
             Ok(ExitCode::SUCCESS)
         }
@@ -449,7 +457,16 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 .collect();
             out.emit(&list, || {
                 list.iter()
-                    .map(|m| format!("{}  topics {}  expires {}  views {}\n  {}\n", m["id"], m["topics"], m["expires_at"], m["views"], m["link"].as_str().unwrap_or("")))
+                    .map(|m| {
+                        format!(
+                            "{}  topics {}  expires {}  views {}\n  {}\n",
+                            m["id"],
+                            m["topics"],
+                            m["expires_at"],
+                            m["views"],
+                            m["link"].as_str().unwrap_or("")
+                        )
+                    })
                     .collect()
             });
             Ok(ExitCode::SUCCESS)

@@ -34,16 +34,13 @@ pub fn run(cmd: KeyCommand, out: &Output) -> anyhow::Result<ExitCode> {
             write_new(&secret_path, key.to_file_text().as_bytes(), 0o600)?;
             write_new(&public_path, key.public().to_file_text().as_bytes(), 0o644)?;
             let key_id = key.public().key_id();
-            out.emit(
-                &serde_json::json!({"ok": true, "key_id": key_id, "secret_key": secret_path, "public_key": public_path}),
-                || {
-                    format!(
-                        "Created key {key_id}\n  secret: {} (keep it safe; never commit it)\n  public: {} (give it to devices and the hub)\n",
-                        secret_path.display(),
-                        public_path.display()
-                    )
-                },
-            );
+            out.emit(&serde_json::json!({"ok": true, "key_id": key_id, "secret_key": secret_path, "public_key": public_path}), || {
+                format!(
+                    "Created key {key_id}\n  secret: {} (keep it safe; never commit it)\n  public: {} (give it to devices and the hub)\n",
+                    secret_path.display(),
+                    public_path.display()
+                )
+            });
             Ok(ExitCode::SUCCESS)
         }
     }

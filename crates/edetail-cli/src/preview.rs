@@ -34,8 +34,8 @@ use axum::routing::{get, post};
 use clap::Args;
 use edetail_bundle::reader::check_path;
 use edetail_bundle::{Bridge, Manifest, ReadOptions, SignatureStatus};
-use edetail_core::assets::percent_decode;
 use edetail_core::assets::Asset;
+use edetail_core::assets::percent_decode;
 use edetail_core::{Channel, Device, DeviceConfig, NavAction, NavSource, StartCall};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -111,10 +111,16 @@ pub fn run(args: PreviewArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let addr = SocketAddr::new(args.listen, args.port);
     let listener = std::net::TcpListener::bind(addr).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => {
-            anyhow::anyhow!("port {} on {} is already in use: choose another with --port, or --port 0 for a free one", args.port, args.listen)
+            anyhow::anyhow!(
+                "port {} on {} is already in use: choose another with --port, or --port 0 for a free one",
+                args.port,
+                args.listen
+            )
         }
         std::io::ErrorKind::AddrNotAvailable => anyhow::anyhow!("cannot listen on {}: no such local address (--listen)", args.listen),
-        std::io::ErrorKind::PermissionDenied => anyhow::anyhow!("not allowed to listen on port {} (ports below 1024 need privileges)", args.port),
+        std::io::ErrorKind::PermissionDenied => {
+            anyhow::anyhow!("not allowed to listen on port {} (ports below 1024 need privileges)", args.port)
+        }
         _ => anyhow::Error::new(e).context(format!("cannot listen on {addr}")),
     })?;
     listener.set_nonblocking(true).context("configuring the listening socket")?;
@@ -321,7 +327,6 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result
     }
 }
 
-
 async fn heartbeat_loop(app: Arc<App>) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -413,7 +418,9 @@ async fn nav(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
     let (action, source) = match req.get("action").and_then(Value::as_str) {
         Some("next") => (NavAction::Next, NavSource::Swipe),
         Some("prev") | Some("previous") => (NavAction::Previous, NavSource::Swipe),
-        Some("goto") => (NavAction::Goto { slide: text("slide"), presentation: text("presentation"), key_message: None }, NavSource::Overview),
+        Some("goto") => {
+            (NavAction::Goto { slide: text("slide"), presentation: text("presentation"), key_message: None }, NavSource::Overview)
+        }
         _ => return json_error(StatusCode::BAD_REQUEST, "\"action\" must be next, prev or goto"),
     };
     let result = blocking(&app, move |a| a.device.navigate(&a.call_id, &action, source, false)).await;
@@ -453,7 +460,9 @@ async fn bridge(State(app): State<Arc<App>>, req: Request) -> Response {
         return json_response(StatusCode::FORBIDDEN, &bridge_error("malformed", "cross-origin bridge request refused"));
     }
     let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    let too_large = || json_response(StatusCode::PAYLOAD_TOO_LARGE, &bridge_error("malformed", &format!("message larger than {MAX_BRIDGE_BYTES} bytes")));
+    let too_large = || {
+        json_response(StatusCode::PAYLOAD_TOO_LARGE, &bridge_error("malformed", &format!("message larger than {MAX_BRIDGE_BYTES} bytes")))
+    };
     if declared.is_some_and(|n| n > MAX_BRIDGE_DRAIN) {
         return too_large();
     }
@@ -489,9 +498,16 @@ async fn bridge(State(app): State<Arc<App>>, req: Request) -> Response {
 enum Resolved {
     Stream(Asset),
     /// A page with the runtime's scripts injected (served whole, Range ignored).
-    Injected { mime: String, etag: String, body: Vec<u8> },
+    Injected {
+        mime: String,
+        etag: String,
+        body: Vec<u8>,
+    },
     NotFound,
-    BadRange { total: Option<u64>, detail: String },
+    BadRange {
+        total: Option<u64>,
+        detail: String,
+    },
     Failed(String),
 }
 
@@ -519,7 +535,8 @@ async fn asset(State(app): State<Arc<App>>, req: Request) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{msg}\n")).into_response()
         }
         Resolved::BadRange { total, detail } => {
-            let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{detail}\n")).into_response();
+            let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{detail}\n"))
+                .into_response();
             if let Some(t) = total.and_then(|t| HeaderValue::from_str(&format!("bytes */{t}")).ok()) {
                 r.headers_mut().insert(header::CONTENT_RANGE, t);
             }
@@ -639,7 +656,6 @@ fn inject_scripts(html: &[u8], scripts: &str) -> Vec<u8> {
     out
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -647,7 +663,10 @@ mod tests {
     #[test]
     fn injects_before_head_end_or_after_body_start() {
         let s = "<script>";
-        assert_eq!(inject_scripts(b"<html><HEAD><title>x</title></Head><body>b</body>", s), b"<html><HEAD><title>x</title><script></Head><body>b</body>");
+        assert_eq!(
+            inject_scripts(b"<html><HEAD><title>x</title></Head><body>b</body>", s),
+            b"<html><HEAD><title>x</title><script></Head><body>b</body>"
+        );
         assert_eq!(inject_scripts(b"<html><body class=\"a\">b</body>", s), b"<html><body class=\"a\"><script>b</body>");
         assert_eq!(inject_scripts(b"just text", s), b"<script>just text");
     }

@@ -174,9 +174,8 @@ fn import_agnitio_via_the_cli_then_sign_and_verify() {
     assert!(stderr(&o).contains("--approval-code"), "{}", stderr(&o));
     assert!(!out.exists());
 
-    let o = edetail(&[
-        "import", "agnitio", s(&src), "-o", s(&out), "--approval-code", "CZ-OCE-0007", "--valid-until", "2027-06-30", "--json",
-    ]);
+    let o =
+        edetail(&["import", "agnitio", s(&src), "-o", s(&out), "--approval-code", "CZ-OCE-0007", "--valid-until", "2027-06-30", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json(&o);
     assert_eq!(v["report"]["format"], "agnitio");

@@ -35,7 +35,19 @@ fn serve_publish_and_stats() {
     let deck = tmp.path().join("deck");
     let key = tmp.path().join("acme");
     assert!(edetail(&["key", "new", s(&key)]).status.success());
-    let o = edetail(&["bundle", "new", s(&deck), "--id", "com.example.hubtest", "--title", "Hub test", "--product", "p", "--approval-code", "T-1"]);
+    let o = edetail(&[
+        "bundle",
+        "new",
+        s(&deck),
+        "--id",
+        "com.example.hubtest",
+        "--title",
+        "Hub test",
+        "--product",
+        "p",
+        "--approval-code",
+        "T-1",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let zip = tmp.path().join("deck.zip");
     let o = edetail(&["bundle", "pack", s(&deck), "-o", s(&zip), "--key", s(&key.with_extension("key"))]);
@@ -158,8 +170,18 @@ fn serve_over_tls() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("hub");
     let ca = edetail_hub::testkit::TestCa::new();
-    let (server, url) =
-        serve(&["hub", "serve", "--data", s(&data), "--listen", "0.0.0.0:0", "--tls-cert", s(&ca.files.cert), "--tls-key", s(&ca.files.key)]);
+    let (server, url) = serve(&[
+        "hub",
+        "serve",
+        "--data",
+        s(&data),
+        "--listen",
+        "0.0.0.0:0",
+        "--tls-cert",
+        s(&ca.files.cert),
+        "--tls-key",
+        s(&ca.files.key),
+    ]);
     let port = url.strip_prefix("https://0.0.0.0:").unwrap_or_else(|| panic!("{url}"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -193,7 +215,9 @@ fn serve_refuses_bad_tls_files() {
     let (cert, key, other_key) = (s(&ca.files.cert), s(&ca.files.key), s(&other.files.key));
     let key_lines: Vec<String> = [&ca.files.key, &other.files.key]
         .iter()
-        .flat_map(|p| std::fs::read_to_string(p).unwrap().lines().filter(|l| !l.starts_with("-----")).map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|p| {
+            std::fs::read_to_string(p).unwrap().lines().filter(|l| !l.starts_with("-----")).map(str::to_string).collect::<Vec<_>>()
+        })
         .collect();
     let cases: [(&str, &str, &[&str]); 5] = [
         (s(&missing), key, &["certificate file", "missing.pem"]),
@@ -227,7 +251,8 @@ fn token_admin_commands_are_audited() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("hub");
     let d = s(&data);
-    let added = ok_json(&edetail(&["--json", "hub", "device", "add", "--data", d, "--rep", "r1", "--territory", "north", "--token-days", "7"]));
+    let added =
+        ok_json(&edetail(&["--json", "hub", "device", "add", "--data", d, "--rep", "r1", "--territory", "north", "--token-days", "7"]));
     let id = added["device_id"].as_str().unwrap().to_string();
     let old = added["token"].as_str().unwrap().to_string();
     let rotated = ok_json(&edetail(&["--json", "hub", "device", "rotate", "--data", d, &id, "--grace-hours", "2"]));

@@ -82,7 +82,10 @@ fn record_call(dir: &Path, key: &SecretKey, events: usize) {
 fn sync(dir: &Path, hub: &Server, creds: &Value, pubkey: &Path) -> Value {
     let token = creds["token"].as_str().unwrap();
     let id = creds["device_id"].as_str().unwrap();
-    let o = edetail(&[], &["device", "--data", s(dir), "--json", "sync", "--hub", &hub.url, "--token", token, "--device-id", id, "--pubkey", s(pubkey)]);
+    let o = edetail(
+        &[],
+        &["device", "--data", s(dir), "--json", "sync", "--hub", &hub.url, "--token", token, "--device-id", id, "--pubkey", s(pubkey)],
+    );
     ok_json(&o)
 }
 
@@ -100,11 +103,8 @@ fn two_hub_processes_share_postgres_and_s3() {
     let tmp = tempfile::tempdir().unwrap();
     let db = TestDatabase::new();
     let bucket = fresh_bucket();
-    let blob_store = format!(
-        "s3://{}/content?endpoint={}&region=us-east-1&allow_http=true",
-        bucket.bucket,
-        bucket.endpoint.as_deref().unwrap()
-    );
+    let blob_store =
+        format!("s3://{}/content?endpoint={}&region=us-east-1&allow_http=true", bucket.bucket, bucket.endpoint.as_deref().unwrap());
     let env = [
         ("EDETAIL_HUB_DATABASE", db.url.clone()),
         ("EDETAIL_HUB_BLOB_STORE", blob_store),

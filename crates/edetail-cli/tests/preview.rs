@@ -20,13 +20,8 @@ fn edetail() -> Command {
 
 fn pack_sample(dir: &Path) -> PathBuf {
     let zip = dir.join("cardiozen.zip");
-    let o = edetail()
-        .args(["bundle", "pack"])
-        .arg(repo_root().join("presentations/cardiozen-launch"))
-        .arg("-o")
-        .arg(&zip)
-        .output()
-        .unwrap();
+    let o =
+        edetail().args(["bundle", "pack"]).arg(repo_root().join("presentations/cardiozen-launch")).arg("-o").arg(&zip).output().unwrap();
     assert!(o.status.success(), "pack failed: {}", String::from_utf8_lossy(&o.stderr));
     zip
 }
@@ -175,7 +170,13 @@ fn preview_serves_shell_assets_ranges_and_bridge() {
     }
 
     // The bridge: hello answers with the preview call.
-    let r = request(port, "POST", "/_edetail/bridge", &[("Content-Type", "application/json")], br#"{"v":1,"id":3,"method":"hello","params":{}}"#);
+    let r = request(
+        port,
+        "POST",
+        "/_edetail/bridge",
+        &[("Content-Type", "application/json")],
+        br#"{"v":1,"id":3,"method":"hello","params":{}}"#,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();

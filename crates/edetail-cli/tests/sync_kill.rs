@@ -76,9 +76,8 @@ fn device_sync_killed_mid_upload_and_mid_download_uploads_once_and_resumes() {
     let tmp = common::scratch_dir();
     let (key, pubkey) = publisher_key(tmp.path());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (hub_url, hub, _task) = rt
-        .block_on(edetail_hub::spawn_local(HubConfig::local(tmp.path().join("hub"), vec![key.public()])))
-        .expect("hub starts");
+    let (hub_url, hub, _task) =
+        rt.block_on(edetail_hub::spawn_local(HubConfig::local(tmp.path().join("hub"), vec![key.public()]))).expect("hub starts");
     let proxy =
         rt.block_on(FaultProxy::start(hub_url.trim_start_matches("http://").parse().expect("addr"), FaultPlan::default())).expect("proxy");
     let creds = hub.add_device("rep-1", TERRITORY).expect("device added");

@@ -95,7 +95,28 @@ fn main() {
     let (op, oe) = (stats(open[0].clone()), stats(open[1].clone()));
     let (rp, re) = (stats(rec[0].clone()), stats(rec[1].clone()));
     let (sp, se) = (stats(scan[0].clone()), stats(scan[1].clone()));
-    println!("  open to first query ({runs} runs): plain p50 {:.0} us p99 {:.0} us | encrypted p50 {:.0} us p99 {:.0} us | ratio p50 {:.2}", op.0, op.1, oe.0, oe.1, oe.0 / op.0);
-    println!("  outbox stats over {events} pending events: plain p50 {:.0} us | encrypted p50 {:.0} us | ratio {:.2}", sp.0, se.0, se.0 / sp.0);
-    println!("  record, FULL ({} each): plain p50 {:.0} us p99 {:.0} us | encrypted p50 {:.0} us p99 {:.0} us | ratio p50 {:.2}, p99 {:.2}", rec[0].len(), rp.0, rp.1, re.0, re.1, re.0 / rp.0, re.1 / rp.1);
+    println!(
+        "  open to first query ({runs} runs): plain p50 {:.0} us p99 {:.0} us | encrypted p50 {:.0} us p99 {:.0} us | ratio p50 {:.2}",
+        op.0,
+        op.1,
+        oe.0,
+        oe.1,
+        oe.0 / op.0
+    );
+    println!(
+        "  outbox stats over {events} pending events: plain p50 {:.0} us | encrypted p50 {:.0} us | ratio {:.2}",
+        sp.0,
+        se.0,
+        se.0 / sp.0
+    );
+    println!(
+        "  record, FULL ({} each): plain p50 {:.0} us p99 {:.0} us | encrypted p50 {:.0} us p99 {:.0} us | ratio p50 {:.2}, p99 {:.2}",
+        rec[0].len(),
+        rp.0,
+        rp.1,
+        re.0,
+        re.1,
+        re.0 / rp.0,
+        re.1 / rp.1
+    );
 }

@@ -78,7 +78,13 @@ fn main() {
     let _ = sha2::Digest::finalize(h);
     let sha_secs = t.elapsed().as_secs_f64() * content as f64 / zip_size as f64;
     let ti = median_f(inst);
-    println!("  {:<34} {:>7.2} s {:>7.0} MB/s   (CPU {:.2} s: the rest is waiting on fsync)", "Device::install_zip", ti, mb(content) / ti, median_f(cpu));
+    println!(
+        "  {:<34} {:>7.2} s {:>7.0} MB/s   (CPU {:.2} s: the rest is waiting on fsync)",
+        "Device::install_zip",
+        ti,
+        mb(content) / ti,
+        median_f(cpu)
+    );
     println!("  {:<34} {:>7.2} s   (one SHA-256 pass over the content, for information)", "sha256", sha_secs);
     if have_unzip {
         let (tu, tus) = (median_f(unz), median_f(unz_sync));

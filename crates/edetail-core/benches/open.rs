@@ -49,7 +49,8 @@ fn build(data: &Path, work: &Path) {
                 fs::remove_file(&zip).expect("rm");
             }
         }
-        let versions: i64 = d.databases().read(|c| Ok(c.query_row("SELECT COUNT(*) FROM bundle_versions", [], |r| r.get(0))?)).expect("count");
+        let versions: i64 =
+            d.databases().read(|c| Ok(c.query_row("SELECT COUNT(*) FROM bundle_versions", [], |r| r.get(0))?)).expect("count");
         assert_eq!(versions as u64, BUNDLES * VERSIONS);
     }
     println!("  fixture: {} bundle versions installed in {:.1?}", BUNDLES * VERSIONS, t.elapsed());
@@ -65,12 +66,16 @@ fn build(data: &Path, work: &Path) {
         let tx = c.transaction().expect("tx");
         {
             let mut ins_call = tx
-                .prepare("INSERT INTO calls (id, rep_id, hcp_id, channel, status, bundle_id, started_at, ended_at)
-                          VALUES (?1, 'rep-bench', ?2, 'face_to_face', 'completed', ?3, ?4, ?5)")
+                .prepare(
+                    "INSERT INTO calls (id, rep_id, hcp_id, channel, status, bundle_id, started_at, ended_at)
+                          VALUES (?1, 'rep-bench', ?2, 'face_to_face', 'completed', ?3, ?4, ?5)",
+                )
                 .expect("prepare");
             let mut ins = tx
-                .prepare("INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload, acked_at)
-                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
+                .prepare(
+                    "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload, acked_at)
+                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
                 .expect("prepare");
             for i in batch * 50_000..(batch + 1) * 50_000 {
                 let at = day0 + i * 1500;
@@ -86,7 +91,9 @@ fn build(data: &Path, work: &Path) {
                 let kind = ["slide_enter", "custom", "slide_exit", "reaction"][(i % 4) as usize];
                 let payload = format!(
                     r#"{{"slide":"s{:03}","event":"chart_tap","data":{{"chart":"hr-forest-primary-endpoint","point":{},"x":0.4213,"y":0.78,"label":"HR 0.78 (95% CI 0.69-0.88)","zoomed":false,"n":{}}}}}"#,
-                    i % 5, i % 12, seq_in_call
+                    i % 5,
+                    i % 12,
+                    seq_in_call
                 );
                 // Most events were uploaded and acknowledged; the last 5% are pending.
                 let acked = (i < EVENTS * 95 / 100).then_some(at + 3_600_000);
@@ -146,8 +153,12 @@ fn main() {
     total.sort();
     open_only.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    println!("\n  Device::open -> first asset bytes ({runs} reopens)   median {:.1} ms   min {:.1} ms   max {:.1} ms",
-        ms(pct(&total, 50.0)), ms(total[0]), ms(total[total.len() - 1]));
+    println!(
+        "\n  Device::open -> first asset bytes ({runs} reopens)   median {:.1} ms   min {:.1} ms   max {:.1} ms",
+        ms(pct(&total, 50.0)),
+        ms(total[0]),
+        ms(total[total.len() - 1])
+    );
     println!("    of which Device::open                          median {:.1} ms", ms(pct(&open_only, 50.0)));
     let ok = pct(&total, 50.0) < Duration::from_millis(100);
     println!("  target (< 100 ms): {}", if ok { "MET" } else { "MISSED" });

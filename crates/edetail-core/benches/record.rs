@@ -107,7 +107,13 @@ fn measure(synchronous: &str, rounds: usize, per_round: usize) -> (Side, Side) {
         })
         .expect("pragma");
     let (call, _) = d
-        .start_call(StartCall { hcp_id: Some("hcp-1".into()), channel: Channel::FaceToFace, bundle_id: "com.example.sample".into(), presentation_id: None, location: None })
+        .start_call(StartCall {
+            hcp_id: Some("hcp-1".into()),
+            channel: Channel::FaceToFace,
+            bundle_id: "com.example.sample".into(),
+            presentation_id: None,
+            location: None,
+        })
         .expect("call");
     let mut bare = Bare::open(&tmp.path().join("bare.sqlite3"), synchronous);
     let size = serde_json::to_string(&payload(3)).expect("json").len();

@@ -107,8 +107,20 @@ fn main() {
     base.sort();
     let sum = |v: &[Duration]| v.iter().sum::<Duration>().as_secs_f64();
     println!("\n  small asset (2 KB CSS), {small_n} times      p50 us    p99 us    reads/s");
-    println!("  {:<38} {:>8.1} {:>9.1} {:>10.0}", "assets().resolve + read", us(pct(&dev, 50.0)), us(pct(&dev, 99.0)), small_n as f64 / sum(&dev));
-    println!("  {:<38} {:>8.1} {:>9.1} {:>10.0}", "File::open + read (same blob)", us(pct(&base, 50.0)), us(pct(&base, 99.0)), small_n as f64 / sum(&base));
+    println!(
+        "  {:<38} {:>8.1} {:>9.1} {:>10.0}",
+        "assets().resolve + read",
+        us(pct(&dev, 50.0)),
+        us(pct(&dev, 99.0)),
+        small_n as f64 / sum(&dev)
+    );
+    println!(
+        "  {:<38} {:>8.1} {:>9.1} {:>10.0}",
+        "File::open + read (same blob)",
+        us(pct(&base, 50.0)),
+        us(pct(&base, 99.0)),
+        small_n as f64 / sum(&base)
+    );
     println!("  {:<38} {:>8.1} {:>9.1}", "  of which active_file (catalogue lookup)", us(pct(&lookup, 50.0)), us(pct(&lookup, 99.0)));
     println!(
         "  ratio resolve/File: p50 {:.2}x, p99 {:.2}x",

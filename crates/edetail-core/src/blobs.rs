@@ -8,8 +8,8 @@
 //! once per process; blobs are approved public content, so they are checked, not encrypted
 //! (docs/adr/0012-encryption-at-rest.md).
 
-use std::fs::{self, File};
 use std::collections::HashSet;
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

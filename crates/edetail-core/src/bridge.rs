@@ -189,9 +189,9 @@ fn veeva_get_data(device: &Device, object: &str, field: &str) -> Result<Value, F
         ("Call", "ID" | "Id") => Some(c.id.clone()),
         ("User", "ID" | "Id") => Some(c.rep_id.clone()),
         ("Presentation", "ID" | "Id" | "Presentation_Id_vod__c") => c.presentation_id.clone(),
-        ("Presentation", "Name") => active.as_ref().and_then(|a| {
-            c.presentation_id.as_ref().and_then(|p| a.manifest.presentation(p).map(|d| d.title.clone()))
-        }),
+        ("Presentation", "Name") => {
+            active.as_ref().and_then(|a| c.presentation_id.as_ref().and_then(|p| a.manifest.presentation(p).map(|d| d.title.clone())))
+        }
         ("Presentation", "Product_vod__c") => active.as_ref().map(|a| a.manifest.product.clone()),
         ("KeyMessage", "ID" | "Id") => slide.as_ref().map(|s| s.id.clone()),
         ("KeyMessage", "Name" | "Description_vod__c") => slide.as_ref().map(|s| s.title.clone()),

@@ -191,8 +191,11 @@ pub(crate) fn heartbeat(tx: &Transaction<'_>, call_id: &str, stamp: Stamp) -> Re
     if v.status != "open" {
         return Ok(());
     }
-    tx.prepare_cached("UPDATE calls SET last_heartbeat_at = ?2, last_heartbeat_dwell_ms = ?3 WHERE id = ?1")?
-        .execute(params![call_id, stamp.wall_ms, v.dwell_at(stamp.mono_ms)])?;
+    tx.prepare_cached("UPDATE calls SET last_heartbeat_at = ?2, last_heartbeat_dwell_ms = ?3 WHERE id = ?1")?.execute(params![
+        call_id,
+        stamp.wall_ms,
+        v.dwell_at(stamp.mono_ms)
+    ])?;
     Ok(())
 }
 
@@ -256,8 +259,12 @@ pub(crate) fn set_paused(tx: &Transaction<'_>, call_id: &str, paused: bool, stam
         return Ok(());
     }
     let dwell = v.dwell_at(stamp.mono_ms);
-    tx.prepare_cached("UPDATE calls SET view_paused = ?2, view_dwell_ms = ?3, view_started_mono = ?4 WHERE id = ?1")?
-        .execute(params![call_id, paused, dwell, stamp.mono_ms])?;
+    tx.prepare_cached("UPDATE calls SET view_paused = ?2, view_dwell_ms = ?3, view_started_mono = ?4 WHERE id = ?1")?.execute(params![
+        call_id,
+        paused,
+        dwell,
+        stamp.mono_ms
+    ])?;
     let kind = if paused { "app_background" } else { "app_foreground" };
     record(tx, Some(call_id), kind, json!({"slide": v.slide_id}), stamp)?;
     Ok(())

@@ -39,9 +39,8 @@ impl DbKey {
 
     /// A key from a byte slice; exactly 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::Invalid(format!("a database key is {} bytes, got {}", Self::LEN, bytes.len())))?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| Error::Invalid(format!("a database key is {} bytes, got {}", Self::LEN, bytes.len())))?;
         Ok(DbKey(arr))
     }
 
@@ -245,9 +244,8 @@ mod tests {
     }
 
     fn schema(conn: &Connection) -> Vec<(String, String)> {
-        let mut st = conn
-            .prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
-            .unwrap();
+        let mut st =
+            conn.prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
     }
 

@@ -80,7 +80,11 @@ pub enum NavAction {
     Next,
     Previous,
     /// To a slide by id, or the first slide of a presentation, or a slide by key message.
-    Goto { slide: Option<String>, presentation: Option<String>, key_message: Option<String> },
+    Goto {
+        slide: Option<String>,
+        presentation: Option<String>,
+        key_message: Option<String>,
+    },
 }
 
 /// Where navigation landed; the shell loads `url`.
@@ -137,11 +141,8 @@ impl Device {
             Ok((session, TimeState { floor_ms: floor, last_hub_sync_ms: hub }))
         })?;
         let time = TrustedClock::new(config.clock.clone(), state);
-        let read_opts = ReadOptions {
-            trusted_keys: config.trusted_keys.clone(),
-            require_signature: !config.allow_unsigned,
-            ..Default::default()
-        };
+        let read_opts =
+            ReadOptions { trusted_keys: config.trusted_keys.clone(), require_signature: !config.allow_unsigned, ..Default::default() };
         let store = ContentStore::new(db.clone(), blobs, read_opts);
         let device = Device { dir: dir.to_path_buf(), db, store, time, session, config, _lock: lock };
         let stamp = device.stamp();
@@ -326,8 +327,8 @@ impl Device {
         let (bundle_id, _) = self.call_bundle(call_id)?;
         let active = self.store.active(&bundle_id)?;
         let m = &active.manifest;
-        let presentation = presentation_of(m, slide_id)
-            .ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
+        let presentation =
+            presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
         let stamp = self.stamp();
         self.db.write(|tx| calls::enter_slide(tx, call_id, slide_id, &presentation, active.version, source, hcp_led, stamp))?;
         Ok(NavTarget { url: slide_url(&bundle_id, m, slide_id), slide: slide_id.into(), presentation })
@@ -392,10 +393,11 @@ impl Device {
         let mut dest = target.clone();
         if *action == NavAction::Next && return_to.is_none() && !returning {
             if let Some(sub) = m.slide(&target).and_then(|s| s.sub_presentation.clone())
-                && let Some(first) = m.presentation(&sub).and_then(|d| d.slides.first().cloned()) {
-                    return_to = Some(target.clone());
-                    dest = first;
-                }
+                && let Some(first) = m.presentation(&sub).and_then(|d| d.slides.first().cloned())
+            {
+                return_to = Some(target.clone());
+                dest = first;
+            }
         } else if return_to.as_deref() == Some(dest.as_str()) {
             return_to = None;
         }
@@ -502,7 +504,11 @@ impl Device {
             let started: i64 = tx.query_row("SELECT started_at FROM calls WHERE id = ?1", [call_id], |r| r.get(0))?;
             crate::outbox::append(
                 tx,
-                &crate::outbox::NewEvent { call_id: Some(call_id), kind: "call_ended", payload: json!({"duration_ms": stamp.wall_ms - started}) },
+                &crate::outbox::NewEvent {
+                    call_id: Some(call_id),
+                    kind: "call_ended",
+                    payload: json!({"duration_ms": stamp.wall_ms - started}),
+                },
                 stamp,
             )?;
             tx.execute("UPDATE calls SET status = 'completed', ended_at = ?2 WHERE id = ?1", params![call_id, stamp.wall_ms])?;
@@ -517,7 +523,9 @@ impl Device {
 
     /// The open call, if any (the most recent when several are open).
     pub fn open_call(&self) -> Result<Option<String>> {
-        self.db.read(|c| Ok(c.query_row("SELECT id FROM calls WHERE status = 'open' ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0)).optional()?))
+        self.db.read(|c| {
+            Ok(c.query_row("SELECT id FROM calls WHERE status = 'open' ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0)).optional()?)
+        })
     }
 
     pub fn calls(&self) -> Result<Vec<Call>> {
@@ -568,7 +576,8 @@ impl Device {
 
     pub fn state_load(&self, call_id: &str, key: &str) -> Result<Option<Value>> {
         let raw: Option<String> = self.db.read(|c| {
-            Ok(c.query_row("SELECT value FROM call_state WHERE call_id = ?1 AND key = ?2", params![call_id, key], |r| r.get(0)).optional()?)
+            Ok(c.query_row("SELECT value FROM call_state WHERE call_id = ?1 AND key = ?2", params![call_id, key], |r| r.get(0))
+                .optional()?)
         })?;
         Ok(raw.and_then(|s| serde_json::from_str(&s).ok()))
     }

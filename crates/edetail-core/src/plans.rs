@@ -331,9 +331,8 @@ pub struct StoredPlan {
 /// Every stored plan, by HCP and bundle.
 pub fn stored_plans(device: &Device) -> Result<Vec<StoredPlan>> {
     device.databases().read(|c| {
-        let mut st = c.prepare_cached(
-            "SELECT hcp_id, bundle_id, plan_id, generated_at, received_at FROM plans ORDER BY hcp_id, bundle_id",
-        )?;
+        let mut st =
+            c.prepare_cached("SELECT hcp_id, bundle_id, plan_id, generated_at, received_at FROM plans ORDER BY hcp_id, bundle_id")?;
         let rows = st.query_map([], |r| {
             Ok(StoredPlan {
                 hcp_id: r.get(0)?,

@@ -66,8 +66,7 @@ pub(crate) fn erase(tx: &Transaction<'_>, hcp_id: &str) -> Result<LocalErasure> 
 /// Stores a consent record when it is newer than the one held; anonymises the HCP's local
 /// calls and queued events when it is not `full`. Returns whether it was applied.
 pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<bool> {
-    let held: Option<i64> =
-        tx.query_row("SELECT updated_at FROM consents WHERE hcp_id = ?1", [&c.hcp_id], |r| r.get(0)).optional()?;
+    let held: Option<i64> = tx.query_row("SELECT updated_at FROM consents WHERE hcp_id = ?1", [&c.hcp_id], |r| r.get(0)).optional()?;
     if held.is_some_and(|h| h > ms(c.updated_at)) {
         return Ok(false);
     }
@@ -87,8 +86,7 @@ pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<b
 fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     for id in calls_of(tx, hcp_id)? {
         let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = 'call_started'")?;
-        let rows: Vec<(i64, String)> =
-            st.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let rows: Vec<(i64, String)> = st.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
         for (seq, payload) in rows {
             let mut v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_else(|_| serde_json::json!({}));
             if let Some(o) = v.as_object_mut() {
@@ -142,8 +140,7 @@ impl Device {
     /// consent record).
     pub fn consent_for(&self, hcp_id: &str) -> Result<Tracking> {
         self.databases().read(|c| {
-            let t: Option<String> =
-                c.query_row("SELECT tracking FROM consents WHERE hcp_id = ?1", [hcp_id], |r| r.get(0)).optional()?;
+            let t: Option<String> = c.query_row("SELECT tracking FROM consents WHERE hcp_id = ?1", [hcp_id], |r| r.get(0)).optional()?;
             Ok(t.as_deref().and_then(Tracking::parse).unwrap_or(Tracking::DEFAULT))
         })
     }

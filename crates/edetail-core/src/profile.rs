@@ -109,8 +109,10 @@ impl Device {
                 }
             }
         }
-        let mut topics: Vec<TopicInterest> =
-            scores.into_iter().map(|(topic, (score, views))| TopicInterest { topic, score: (score * 100.0).round() / 100.0, views }).collect();
+        let mut topics: Vec<TopicInterest> = scores
+            .into_iter()
+            .map(|(topic, (score, views))| TopicInterest { topic, score: (score * 100.0).round() / 100.0, views })
+            .collect();
         topics.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.topic.cmp(&b.topic)));
         Ok(InterestProfile { hcp_id: hcp_id.into(), calls: per_call.len() as u32, topics })
     }

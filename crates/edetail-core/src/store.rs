@@ -152,7 +152,14 @@ impl ContentStore {
         let written = written.len();
         drop(serial);
         self.activate(&manifest.id, manifest.version, now_ms)?;
-        Ok(InstallOutcome { bundle_id: manifest.id, version: manifest.version, activated: true, blobs_written: written, blobs_reused: reused, bytes_written: bytes })
+        Ok(InstallOutcome {
+            bundle_id: manifest.id,
+            version: manifest.version,
+            activated: true,
+            blobs_written: written,
+            blobs_reused: reused,
+            bytes_written: bytes,
+        })
     }
 
     fn already_active(&self, m: &Manifest) -> Result<Option<InstallOutcome>> {
@@ -185,7 +192,10 @@ impl ContentStore {
 
     fn stage(&self, m: &Manifest, bytes: &[u8], sig: Option<&[u8]>, key_id: Option<&str>, now_ms: i64) -> Result<()> {
         self.db.write(|tx| {
-            tx.execute("DELETE FROM bundle_versions WHERE bundle_id = ?1 AND version = ?2 AND state = 'staged'", params![m.id, m.version as i64])?;
+            tx.execute(
+                "DELETE FROM bundle_versions WHERE bundle_id = ?1 AND version = ?2 AND state = 'staged'",
+                params![m.id, m.version as i64],
+            )?;
             tx.execute(
                 "INSERT INTO bundle_versions (bundle_id, version, state, manifest, signature, key_id, title, product,
                     valid_from, valid_until, total_size, staged_at)
@@ -233,7 +243,10 @@ impl ContentStore {
 
     fn register_blob(&self, d: &Sha256Digest, size: u64, now_ms: i64) -> Result<()> {
         self.db.write(|tx| {
-            tx.execute("INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)", params![d.to_hex(), size as i64, now_ms])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO blobs (sha256, size, added_at) VALUES (?1, ?2, ?3)",
+                params![d.to_hex(), size as i64, now_ms],
+            )?;
             Ok(())
         })
     }
@@ -282,9 +295,8 @@ impl ContentStore {
             if n == 0 {
                 return Err(Error::UnknownVersion { bundle_id: bundle_id.into(), version });
             }
-            let current: Option<i64> = tx
-                .query_row("SELECT active_version FROM bundles WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))
-                .optional()?;
+            let current: Option<i64> =
+                tx.query_row("SELECT active_version FROM bundles WHERE bundle_id = ?1", [bundle_id], |r| r.get(0)).optional()?;
             match current {
                 Some(v) if v as u64 > version => {
                     return Err(Error::Rollback { bundle_id: bundle_id.into(), version, installed: v as u64 });

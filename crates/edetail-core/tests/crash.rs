@@ -426,7 +426,8 @@ fn check_record_dir(dir: &Path, log: &RecordLog) {
         assert!(*seq > last_seq, "seq {seq} printed after {last_seq}: a sequence number was reused");
         last_seq = *seq;
     }
-    let direct: i64 = d.databases().read(|c| Ok(c.query_row("SELECT COUNT(*) - COUNT(DISTINCT uuid) FROM events", [], |r| r.get(0))?)).unwrap();
+    let direct: i64 =
+        d.databases().read(|c| Ok(c.query_row("SELECT COUNT(*) - COUNT(DISTINCT uuid) FROM events", [], |r| r.get(0))?)).unwrap();
     assert_eq!(direct, 0);
     // Calls: none left open; ended ones completed; every other one recovered as interrupted,
     // closed exactly once, with every slide view closed.

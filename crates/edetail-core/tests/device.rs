@@ -187,7 +187,10 @@ fn blob_by_blob_install_activates_only_when_complete() {
     let pending = d.content().pending_downloads().unwrap();
     let all_bytes: u64 = missing.iter().map(|m| m.size).sum();
     assert_eq!(pending.len(), 1);
-    assert_eq!((pending[0].version, pending[0].active_version, pending[0].missing_files, pending[0].missing_bytes), (1, None, missing.len() as u64, all_bytes));
+    assert_eq!(
+        (pending[0].version, pending[0].active_version, pending[0].missing_files, pending[0].missing_bytes),
+        (1, None, missing.len() as u64, all_bytes)
+    );
     // A blob whose content does not match is refused.
     let first = &missing[0];
     assert!(matches!(d.content().add_blob(&first.sha256, &mut &b"evil"[..], 0), Err(Error::BlobMismatch { .. })));
@@ -229,7 +232,13 @@ fn validity_window_clock_games_and_revocation() {
     // ... and after an app restart too.
     let d = open_with(&dir, &c);
     assert!(matches!(d.unopenable_reason("com.example.sample").unwrap(), Some(Unopenable::Expired { .. })));
-    let start = StartCall { hcp_id: Some("hcp-1".into()), channel: Channel::FaceToFace, bundle_id: "com.example.sample".into(), presentation_id: None, location: None };
+    let start = StartCall {
+        hcp_id: Some("hcp-1".into()),
+        channel: Channel::FaceToFace,
+        bundle_id: "com.example.sample".into(),
+        presentation_id: None,
+        location: None,
+    };
     assert!(matches!(d.start_call(start), Err(Error::NotOpenable { .. })));
 
     // Revocation stops opening at once.
@@ -243,7 +252,13 @@ fn validity_window_clock_games_and_revocation() {
 
 fn start(d: &Device, hcp: &str) -> String {
     let (id, first) = d
-        .start_call(StartCall { hcp_id: Some(hcp.into()), channel: Channel::FaceToFace, bundle_id: "com.example.sample".into(), presentation_id: None, location: None })
+        .start_call(StartCall {
+            hcp_id: Some(hcp.into()),
+            channel: Channel::FaceToFace,
+            bundle_id: "com.example.sample".into(),
+            presentation_id: None,
+            location: None,
+        })
         .unwrap();
     assert_eq!(first.slide, "intro");
     assert_eq!(first.url, "/com.example.sample/slides/intro/index.html");
@@ -267,7 +282,10 @@ fn navigation_skips_hidden_slides_and_shows_sub_presentations_first() {
     assert_eq!(nav(NavAction::Previous), "safety");
     assert_eq!(nav(NavAction::Goto { slide: None, presentation: Some("pi".into()), key_message: None }), "pi");
     assert_eq!(nav(NavAction::Goto { slide: None, presentation: None, key_message: Some("KM_DOSING.zip".into()) }), "dosing");
-    assert!(d.navigate(&call, &NavAction::Goto { slide: Some("nope".into()), presentation: None, key_message: None }, NavSource::Jump, false).is_err());
+    assert!(
+        d.navigate(&call, &NavAction::Goto { slide: Some("nope".into()), presentation: None, key_message: None }, NavSource::Jump, false)
+            .is_err()
+    );
 }
 
 #[test]
@@ -416,7 +434,10 @@ fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
     assert_eq!(bridge(&d, json!({"v": 1, "id": 6, "method": "follow_up", "params": {"topic": "dosing"}}))["ok"], true);
     assert_eq!(bridge(&d, json!({"v": 1, "id": 7, "method": "state.save", "params": {"key": "k", "value": {"n": 1}}}))["ok"], true);
     assert_eq!(bridge(&d, json!({"v": 1, "id": 8, "method": "state.load", "params": {"key": "k"}}))["result"]["value"]["n"], 1);
-    let r = bridge(&d, json!({"v": 1, "id": "abc", "method": "veeva.get_data", "params": {"object": "KeyMessage", "field": "Media_File_Name_vod__c"}}));
+    let r = bridge(
+        &d,
+        json!({"v": 1, "id": "abc", "method": "veeva.get_data", "params": {"object": "KeyMessage", "field": "Media_File_Name_vod__c"}}),
+    );
     assert_eq!(r["id"], "abc");
     assert_eq!(r["result"]["value"], "KM_DOSING.zip");
     let r = bridge(&d, json!({"v": 1, "id": 9, "method": "veeva.get_data", "params": {"object": "Account", "field": "ID"}}));
@@ -434,8 +455,14 @@ fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
         (json!({"v": 1, "id": 1, "method": "track", "params": "x"}).to_string(), "malformed"),
         (json!({"v": 1, "id": 1, "method": "navigate", "params": {"action": "sideways"}}).to_string(), "invalid_params"),
         (json!({"v": 1, "id": 1, "method": "navigate", "params": {"action": "goto", "slide": "../../etc"}}).to_string(), "not_found"),
-        (json!({"v": 1, "id": 1, "method": "veeva.get_data", "params": {"object": "Opportunity", "field": "x"}}).to_string(), "invalid_params"),
-        (format!("{{\"v\":1,\"id\":1,\"method\":\"track\",\"params\":{{\"event\":\"e\",\"data\":\"{}\"}}}}", "x".repeat(300_000)), "malformed"),
+        (
+            json!({"v": 1, "id": 1, "method": "veeva.get_data", "params": {"object": "Opportunity", "field": "x"}}).to_string(),
+            "invalid_params",
+        ),
+        (
+            format!("{{\"v\":1,\"id\":1,\"method\":\"track\",\"params\":{{\"event\":\"e\",\"data\":\"{}\"}}}}", "x".repeat(300_000)),
+            "malformed",
+        ),
         ("\u{0}\u{1}".into(), "malformed"),
     ];
     for (msg, code) in hostile {

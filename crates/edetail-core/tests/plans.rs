@@ -10,9 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use edetail_bundle::SecretKey;
 use edetail_bundle::testkit::SampleBundle;
 use edetail_core::plans::stored_plans;
-use edetail_core::{
-    Channel, Device, DeviceConfig, ManualClock, NavSource, PlanOutcome, PlanRefusal, StartCall, SuggestionSource,
-};
+use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavSource, PlanOutcome, PlanRefusal, StartCall, SuggestionSource};
 use edetail_protocol::{Base64Bytes, Plan, PlanItem, SignedPlan};
 
 const BUNDLE: &str = "com.example.sample";
@@ -31,11 +29,8 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn open(dir: &Path, clock: &Arc<ManualClock>) -> Device {
-    let config = DeviceConfig {
-        trusted_keys: vec![publisher().public(), hub_key().public()],
-        clock: clock.clone(),
-        ..DeviceConfig::new("rep-1")
-    };
+    let config =
+        DeviceConfig { trusted_keys: vec![publisher().public(), hub_key().public()], clock: clock.clone(), ..DeviceConfig::new("rep-1") };
     Device::open(dir, config).unwrap()
 }
 
@@ -87,14 +82,20 @@ fn bad_untrusted_and_unsigned_plans_are_refused_and_the_others_stored() {
     tampered.plan.0 = serde_json::to_vec(&plan("p-tampered", "hcp-3", t0())).unwrap();
     let untrusted = sign(&plan("p-untrusted", "hcp-4", t0()), &SecretKey::from_seed(&[99; 32]));
     let unsigned = SignedPlan { signature: Base64Bytes(Vec::new()), ..sign(&plan("p-unsigned", "hcp-5", t0()), &hub_key()) };
-    let junk = { let b = b"{\"not\":\"a plan\"}".to_vec(); SignedPlan { signature: Base64Bytes(hub_key().sign_manifest(&b)), plan: Base64Bytes(b) } };
+    let junk = {
+        let b = b"{\"not\":\"a plan\"}".to_vec();
+        SignedPlan { signature: Base64Bytes(hub_key().sign_manifest(&b)), plan: Base64Bytes(b) }
+    };
     let also_good = sign(&plan("p-good-2", "hcp-6", t0()), &hub_key());
 
     let reports = d.store_plans(&[good, tampered, untrusted, unsigned, junk, also_good]).unwrap();
     let outcomes: Vec<&PlanOutcome> = reports.iter().map(|r| &r.outcome).collect();
     assert_eq!(outcomes[0], &PlanOutcome::Stored);
     assert!(matches!(outcomes[1], PlanOutcome::Refused { reason: PlanRefusal::Signature { .. } }), "{reports:?}");
-    assert!(matches!(outcomes[2], PlanOutcome::Refused { reason: PlanRefusal::Signature { detail } } if detail.contains("key")), "{reports:?}");
+    assert!(
+        matches!(outcomes[2], PlanOutcome::Refused { reason: PlanRefusal::Signature { detail } } if detail.contains("key")),
+        "{reports:?}"
+    );
     assert!(matches!(outcomes[3], PlanOutcome::Refused { reason: PlanRefusal::Signature { .. } }), "{reports:?}");
     assert!(matches!(outcomes[4], PlanOutcome::Refused { reason: PlanRefusal::Unparseable { .. } }), "{reports:?}");
     assert_eq!(outcomes[5], &PlanOutcome::Stored);

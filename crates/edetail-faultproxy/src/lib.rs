@@ -303,10 +303,7 @@ async fn read_request(s: &mut TcpStream) -> std::io::Result<Option<(Vec<u8>, usi
     if head.contains("transfer-encoding: chunked") {
         return Err(std::io::Error::other("chunked request bodies are not supported by the fault proxy"));
     }
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0);
+    let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))).unwrap_or(0);
     if len > MAX_BODY {
         return Err(std::io::Error::other("request body too large"));
     }

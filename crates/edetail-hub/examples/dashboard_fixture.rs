@@ -36,7 +36,17 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn slide(id: &str, title: &str, pres: &str, topics: &[&str], views: u64, dwell: u64, drop: f64, r: (u64, u64, u64), hcp_led: u64) -> SlideRow {
+fn slide(
+    id: &str,
+    title: &str,
+    pres: &str,
+    topics: &[&str],
+    views: u64,
+    dwell: u64,
+    drop: f64,
+    r: (u64, u64, u64),
+    hcp_led: u64,
+) -> SlideRow {
     SlideRow {
         slide_id: id.into(),
         title: title.into(),
@@ -149,11 +159,28 @@ fn hcp_safety() -> HcpView {
     HcpView {
         hcp_id: HCP_SAFETY.into(),
         segment: Some("cardiology".into()),
-        calls_by_channel: vec![ChannelCount { channel: "face-to-face".into(), calls: 5 }, ChannelCount { channel: "remote".into(), calls: 1 }],
+        calls_by_channel: vec![
+            ChannelCount { channel: "face-to-face".into(), calls: 5 },
+            ChannelCount { channel: "remote".into(), calls: 1 },
+        ],
         topics: vec![
-            TopicRow { topic: "safety".into(), score: 3.4, views: 11, evidence: strings(&["safety-overview: median dwell 21.0 s over 5 views (deck median 8.0 s)", "2 follow-up requests on safety", "3 HCP-led jumps to safety slides"]) },
+            TopicRow {
+                topic: "safety".into(),
+                score: 3.4,
+                views: 11,
+                evidence: strings(&[
+                    "safety-overview: median dwell 21.0 s over 5 views (deck median 8.0 s)",
+                    "2 follow-up requests on safety",
+                    "3 HCP-led jumps to safety slides",
+                ]),
+            },
             TopicRow { topic: "renal".into(), score: 2.1, views: 4, evidence: strings(&["safety-renal: 4 views, 2 positive reactions"]) },
-            TopicRow { topic: "efficacy".into(), score: 1.25, views: 6, evidence: strings(&["efficacy-subgroups: dwell above deck median in 3 of 4 calls"]) },
+            TopicRow {
+                topic: "efficacy".into(),
+                score: 1.25,
+                views: 6,
+                evidence: strings(&["efficacy-subgroups: dwell above deck median in 3 of 4 calls"]),
+            },
             TopicRow { topic: "dosing".into(), score: 0.4, views: 2, evidence: strings(&["dosing: 2 short views"]) },
         ],
         key_messages: vec![
@@ -167,10 +194,20 @@ fn hcp_safety() -> HcpView {
                 stage: "educated".into(),
                 history: vec![
                     step(t(8, 4, 9), "unaware", "aware", "first-detail", &["first call with the Cardiozen deck"]),
-                    step(t(10, 14, 11), "aware", "educated", "key-messages-covered", &["3 of 3 key messages seen", "median dwell above 8 s on efficacy and safety"]),
+                    step(
+                        t(10, 14, 11),
+                        "aware",
+                        "educated",
+                        "key-messages-covered",
+                        &["3 of 3 key messages seen", "median dwell above 8 s on efficacy and safety"],
+                    ),
                 ],
             },
-            StageView { product: "glucora".into(), stage: "aware".into(), history: vec![step(t(11, 6, 14), "unaware", "aware", "first-detail", &["first call with the Glucora deck"])] },
+            StageView {
+                product: "glucora".into(),
+                stage: "aware".into(),
+                history: vec![step(t(11, 6, 14), "unaware", "aware", "first-detail", &["first call with the Glucora deck"])],
+            },
         ],
         plan: Some(Plan {
             plan_id: "plan-2026-12-01-4f1c9a".into(),
@@ -195,7 +232,12 @@ fn hcp_safety() -> HcpView {
             ],
             reasons: strings(&["stage educated for cardiozen: deepen, then move to convinced", "interests: safety 3.40, renal 2.10"]),
         }),
-        microsites: vec![MicrositeRow { created_at: t(11, 20, 11), expires_at: t(12, 20, 11), topics: strings(&["safety", "renal"]), views: 3 }],
+        microsites: vec![MicrositeRow {
+            created_at: t(11, 20, 11),
+            expires_at: t(12, 20, 11),
+            topics: strings(&["safety", "renal"]),
+            views: 3,
+        }],
         prescriptions: rx("cardiozen", &[("2026-08", 0), ("2026-09", 2), ("2026-10", 3), ("2026-11", 6)]),
         engagement_by_period: engagement(&[("2026-08", 1, 6), ("2026-09", 1, 7), ("2026-10", 2, 14), ("2026-11", 2, 16)]),
     }
@@ -205,12 +247,26 @@ fn hcp_advocate() -> HcpView {
     HcpView {
         hcp_id: HCP_ADVOCATE.into(),
         segment: Some("general-practice".into()),
-        calls_by_channel: vec![ChannelCount { channel: "face-to-face".into(), calls: 7 }, ChannelCount { channel: "remote".into(), calls: 3 }, ChannelCount { channel: "microsite".into(), calls: 2 }],
+        calls_by_channel: vec![
+            ChannelCount { channel: "face-to-face".into(), calls: 7 },
+            ChannelCount { channel: "remote".into(), calls: 3 },
+            ChannelCount { channel: "microsite".into(), calls: 2 },
+        ],
         topics: vec![
-            TopicRow { topic: "efficacy".into(), score: 2.75, views: 14, evidence: strings(&["efficacy-primary: 6 views, 5 positive reactions"]) },
+            TopicRow {
+                topic: "efficacy".into(),
+                score: 2.75,
+                views: 14,
+                evidence: strings(&["efficacy-primary: 6 views, 5 positive reactions"]),
+            },
             TopicRow { topic: "dosing".into(), score: 1.6, views: 6, evidence: strings(&["dosing: HCP-led twice"]) },
         ],
-        key_messages: vec![KeyMessageRow { key_message: "CZ-KM-EFFICACY".into(), views: 9, dwell_ms: 84_000, last_at: Some(t(11, 25, 15)) }],
+        key_messages: vec![KeyMessageRow {
+            key_message: "CZ-KM-EFFICACY".into(),
+            views: 9,
+            dwell_ms: 84_000,
+            last_at: Some(t(11, 25, 15)),
+        }],
         stages: vec![StageView {
             product: "cardiozen".into(),
             stage: "advocate".into(),
@@ -218,7 +274,13 @@ fn hcp_advocate() -> HcpView {
                 step(t(6, 2, 10), "unaware", "aware", "first-detail", &["first call"]),
                 step(t(7, 9, 10), "aware", "educated", "key-messages-covered", &["3 of 3 key messages seen"]),
                 step(t(8, 27, 10), "educated", "convinced", "first-prescriptions", &["4 prescriptions in 2026-08"]),
-                step(t(10, 30, 10), "convinced", "advocate", "sustained-prescribing", &["prescriptions rising 3 periods", "requested material for colleagues"]),
+                step(
+                    t(10, 30, 10),
+                    "convinced",
+                    "advocate",
+                    "sustained-prescribing",
+                    &["prescriptions rising 3 periods", "requested material for colleagues"],
+                ),
             ],
         }],
         plan: None,
@@ -294,8 +356,28 @@ impl Fixture {
         };
         let sync = SyncHealthView {
             devices: vec![
-                DeviceRow { device_id: "dev-7d2e91".into(), rep_id: "rep-017".into(), territory: "north".into(), last_seen_at: Some(t(12, 1, 17)), watermark: 412, events_received: 412, duplicates: 18, rejected: 0, pending_analysis: 0 },
-                DeviceRow { device_id: "dev-c04b3a".into(), rep_id: "rep-023".into(), territory: "south".into(), last_seen_at: Some(t(11, 28, 8)), watermark: 187, events_received: 180, duplicates: 3, rejected: 7, pending_analysis: 25 },
+                DeviceRow {
+                    device_id: "dev-7d2e91".into(),
+                    rep_id: "rep-017".into(),
+                    territory: "north".into(),
+                    last_seen_at: Some(t(12, 1, 17)),
+                    watermark: 412,
+                    events_received: 412,
+                    duplicates: 18,
+                    rejected: 0,
+                    pending_analysis: 0,
+                },
+                DeviceRow {
+                    device_id: "dev-c04b3a".into(),
+                    rep_id: "rep-023".into(),
+                    territory: "south".into(),
+                    last_seen_at: Some(t(11, 28, 8)),
+                    watermark: 187,
+                    events_received: 180,
+                    duplicates: 3,
+                    rejected: 7,
+                    pending_analysis: 25,
+                },
             ],
         };
         Fixture { decks, deck_views, hcps, hcp_views, channels, sync }

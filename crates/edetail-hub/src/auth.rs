@@ -150,7 +150,9 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -214,7 +216,8 @@ async fn login_inner(hub: &Hub, headers: &HeaderMap, body: axum::body::Body) -> 
     tracing::info!(%operator, "operator logged in to the dashboard");
     let secure = if hub.inner().secure_cookies.load(std::sync::atomic::Ordering::Relaxed) { "; Secure" } else { "" };
     let _ = headers;
-    let cookie = format!("{SESSION_COOKIE}={session}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_HOURS * 3600);
+    let cookie =
+        format!("{SESSION_COOKIE}={session}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_HOURS * 3600);
     let mut r = StatusCode::SEE_OTHER.into_response();
     r.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/dashboard"));
     r.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| Error::Internal(e.to_string()))?);

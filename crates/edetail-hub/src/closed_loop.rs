@@ -181,13 +181,23 @@ impl Analyzer {
 
         let mut commit = AnalysisCommit {
             queue_id: call.queue_id,
-            docs: vec![DocWrite { kind: DOC_DECK.into(), key: header.bundle_id.clone(), doc: to_doc(&stats)?, expected_version: deck_version }],
+            docs: vec![DocWrite {
+                kind: DOC_DECK.into(),
+                key: header.bundle_id.clone(),
+                doc: to_doc(&stats)?,
+                expected_version: deck_version,
+            }],
             plans: vec![],
             microsites: vec![],
             now,
         };
         if let Some((profile, version)) = &profile {
-            commit.docs.push(DocWrite { kind: DOC_HCP.into(), key: profile_key(profile), doc: to_doc(profile)?, expected_version: *version });
+            commit.docs.push(DocWrite {
+                kind: DOC_HCP.into(),
+                key: profile_key(profile),
+                doc: to_doc(profile)?,
+                expected_version: *version,
+            });
             // Plans go to the territory the HCP was met in; a microsite visit answers in the
             // microsite's territory.
             if !call.territory.is_empty() && call.territory != crate::publish::ALL_TERRITORIES {
@@ -238,9 +248,7 @@ impl Analyzer {
                 None => None,
             },
         };
-        bytes
-            .map(|b| Manifest::from_slice(&b).map_err(|e| Error::Internal(format!("stored manifest of {bundle_id}: {e}"))))
-            .transpose()
+        bytes.map(|b| Manifest::from_slice(&b).map_err(|e| Error::Internal(format!("stored manifest of {bundle_id}: {e}")))).transpose()
     }
 
     /// The next-call plan on the newest published version of the bundle, signed.

@@ -13,16 +13,16 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use edetail_bundle::Sha256Digest;
 use edetail_protocol::{
-    BundleOffer, Base64Bytes, ChangePage, DeviceInfo, DEVICE_TIME_HEADER, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS,
-    UploadAck, UploadBatch, WireEvent,
+    Base64Bytes, BundleOffer, ChangePage, DEVICE_TIME_HEADER, DeviceInfo, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS, UploadAck,
+    UploadBatch, WireEvent,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use crate::Hub;
 use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
-use crate::Hub;
 
 /// Largest accepted event payload (serialized JSON).
 pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -211,9 +211,7 @@ async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> 
     let now = Utc::now();
     let skew_ms = (batch.device_time - now).num_milliseconds();
     let checked: Vec<CheckedEvent> = batch.events.into_iter().map(|e| check_event(e, skew_ms)).collect();
-    let ends_a_call = checked
-        .iter()
-        .any(|c| matches!(c, CheckedEvent::Valid { event, .. } if crate::sqlite::is_call_end(&event.kind)));
+    let ends_a_call = checked.iter().any(|c| matches!(c, CheckedEvent::Valid { event, .. } if crate::sqlite::is_call_end(&event.kind)));
     let store = hub.inner().store.clone();
     let device_id = dev.id.clone();
     let outcome = blocking(move || store.apply_batch(&device_id, &checked, skew_ms, now)).await?;
@@ -257,31 +255,34 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
     };
     let store = hub.inner().store.clone();
     let page = blocking(move || store.changes(&dev.territory, since, MAX_PAGE_ITEMS)).await?;
-    json_maybe_gzip(&headers, &ChangePage {
-        next_cursor: page.next_cursor.to_string(),
-        has_more: page.has_more,
-        bundles: page
-            .bundles
-            .into_iter()
-            .map(|b| BundleOffer {
-                zip_path: zip_path(&b.bundle_id, b.version),
-                bundle_id: b.bundle_id,
-                version: b.version,
-                manifest: Base64Bytes(b.manifest),
-                signature: Base64Bytes(b.signature),
-                total_size: b.total_size,
-            })
-            .collect(),
-        revocations: page.revocations.into_iter().map(|r| r.revocation).collect(),
-        plans: page
-            .plans
-            .into_iter()
-            .map(|p| edetail_protocol::SignedPlan { plan: Base64Bytes(p.plan), signature: Base64Bytes(p.signature) })
-            .collect(),
-        erasures: page.erasures.into_iter().map(|e| e.erasure).collect(),
-        consents: page.consents.into_iter().map(|c| c.consent).collect(),
-        hub_time: Utc::now(),
-    })
+    json_maybe_gzip(
+        &headers,
+        &ChangePage {
+            next_cursor: page.next_cursor.to_string(),
+            has_more: page.has_more,
+            bundles: page
+                .bundles
+                .into_iter()
+                .map(|b| BundleOffer {
+                    zip_path: zip_path(&b.bundle_id, b.version),
+                    bundle_id: b.bundle_id,
+                    version: b.version,
+                    manifest: Base64Bytes(b.manifest),
+                    signature: Base64Bytes(b.signature),
+                    total_size: b.total_size,
+                })
+                .collect(),
+            revocations: page.revocations.into_iter().map(|r| r.revocation).collect(),
+            plans: page
+                .plans
+                .into_iter()
+                .map(|p| edetail_protocol::SignedPlan { plan: Base64Bytes(p.plan), signature: Base64Bytes(p.signature) })
+                .collect(),
+            erasures: page.erasures.into_iter().map(|e| e.erasure).collect(),
+            consents: page.consents.into_iter().map(|c| c.consent).collect(),
+            hub_time: Utc::now(),
+        },
+    )
 }
 
 /// JSON bodies at least this large are gzipped for clients that accept it.
@@ -291,12 +292,8 @@ pub const GZIP_MIN_BYTES: usize = 1024;
 /// large enough to gain (change-feed pages carry whole manifests, base64-encoded).
 fn json_maybe_gzip<T: serde::Serialize>(headers: &HeaderMap, value: &T) -> Result<Response> {
     let body = serde_json::to_vec(value).map_err(|e| Error::Internal(format!("serializing: {e}")))?;
-    let accepts_gzip = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|enc| {
+    let accepts_gzip =
+        headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|enc| {
             let mut parts = enc.split(';');
             let name = parts.next().unwrap_or("").trim();
             let refused = parts.any(|p| matches!(p.trim().replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
@@ -330,16 +327,10 @@ async fn get_blob(State(hub): State<Hub>, headers: HeaderMap, Path(sha256): Path
     serve_blob(&hub, digest, size, &headers, "application/octet-stream").await
 }
 
-async fn get_bundle_zip(
-    State(hub): State<Hub>,
-    headers: HeaderMap,
-    Path((id, file)): Path<(String, String)>,
-) -> Result<Response> {
+async fn get_bundle_zip(State(hub): State<Hub>, headers: HeaderMap, Path((id, file)): Path<(String, String)>) -> Result<Response> {
     let dev = device_auth(&hub, &headers, Touch::Throttled).await?;
-    let version = file
-        .strip_suffix(".zip")
-        .and_then(|v| v.parse::<u64>().ok())
-        .ok_or_else(|| Error::NotFound(format!("bundle {id}/{file}")))?;
+    let version =
+        file.strip_suffix(".zip").and_then(|v| v.parse::<u64>().ok()).ok_or_else(|| Error::NotFound(format!("bundle {id}/{file}")))?;
     let store = hub.inner().store.clone();
     let found = {
         let id = id.clone();
@@ -385,7 +376,13 @@ fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>> {
 }
 
 /// Streams a blob (never loaded into memory), honouring a single `Range`.
-pub(crate) async fn serve_blob(hub: &Hub, digest: Sha256Digest, len: u64, headers: &HeaderMap, content_type: &'static str) -> Result<Response> {
+pub(crate) async fn serve_blob(
+    hub: &Hub,
+    digest: Sha256Digest,
+    len: u64,
+    headers: &HeaderMap,
+    content_type: &'static str,
+) -> Result<Response> {
     let range = parse_range(headers, len)?;
     let (status, start, count) = match range {
         None => (StatusCode::OK, 0, len),
@@ -437,9 +434,6 @@ async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query
     let territories = query_values(query.as_deref(), "territory")?;
     let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
-    let result = blocking(move || {
-        crate::publish::publish(h.inner(), zip, &territories, Some(&publisher), &publisher)
-    })
-    .await?;
+    let result = blocking(move || crate::publish::publish(h.inner(), zip, &territories, Some(&publisher), &publisher)).await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())
 }

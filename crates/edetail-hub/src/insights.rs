@@ -250,7 +250,11 @@ impl DashboardSource for HubInsights {
             .devices
             .into_iter()
             .map(|d| DeviceRow {
-                last_seen_at: d.last_seen_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc)),
+                last_seen_at: d
+                    .last_seen_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc)),
                 watermark: d.watermark.max(0) as u64,
                 events_received: d.events_received,
                 duplicates: d.duplicates_absorbed,

@@ -6,8 +6,8 @@
 //! Never depends on edetail-core, edetail-sync or edetail-ffi (they are device-side).
 
 pub mod analytics;
-pub mod auth;
 pub mod audit;
+pub mod auth;
 pub mod blobs;
 pub mod closed_loop;
 pub mod dashboard;
@@ -355,7 +355,12 @@ impl Hub {
         let hash = token_hash(&token);
         let now = Utc::now();
         // The rep id stays out of the audit trail (it names a person).
-        let audit = store::Audited::plain(audit_entry(actor, "device.add", &device_id, serde_json::json!({"territory": territory, "expires_at": expires_at})));
+        let audit = store::Audited::plain(audit_entry(
+            actor,
+            "device.add",
+            &device_id,
+            serde_json::json!({"territory": territory, "expires_at": expires_at}),
+        ));
         self.inner.store.add_device_audited(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
         Ok(DeviceCredentials { device_id, token })
     }
@@ -389,7 +394,14 @@ impl Hub {
     /// CLI). The subject's older tokens keep working for `grace`, then expire: a tablet with a
     /// queued outbox can still upload with its old token meanwhile. Everything else (events,
     /// watermark, feed cursor) belongs to the subject, not the token, and is untouched.
-    pub fn rotate_token(&self, role: store::TokenRole, subject: &str, grace: chrono::Duration, token_days: i64, actor: &str) -> Result<String> {
+    pub fn rotate_token(
+        &self,
+        role: store::TokenRole,
+        subject: &str,
+        grace: chrono::Duration,
+        token_days: i64,
+        actor: &str,
+    ) -> Result<String> {
         if role == store::TokenRole::Session {
             return Err(Error::BadRequest("sessions are not rotated".into()));
         }
@@ -610,9 +622,7 @@ pub async fn spawn_local(config: HubConfig) -> Result<(String, Hub, tokio::task:
 /// Test helper: serves `hub` on 127.0.0.1:0 in a background tokio task; returns its base URL
 /// and the task.
 pub async fn serve_local(hub: Hub) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
     let task = tokio::spawn(async move {
         if let Err(e) = hub.serve(listener, std::future::pending()).await {
@@ -625,9 +635,7 @@ pub async fn serve_local(hub: Hub) -> Result<(String, tokio::task::JoinHandle<()
 /// Test helper: serves `hub` over HTTPS (`tls` from [`tls::TlsFiles::load`]) on 127.0.0.1:0
 /// in a background tokio task; returns its base URL (`"https://127.0.0.1:PORT"`) and the task.
 pub async fn serve_local_tls(hub: Hub, tls: Arc<tls::ServerConfig>) -> Result<(String, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| Error::Internal(format!("bind 127.0.0.1:0: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
     let task = tokio::spawn(async move {
         if let Err(e) = hub.serve_tls(listener, tls, std::future::pending()).await {

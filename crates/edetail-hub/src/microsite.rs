@@ -221,7 +221,8 @@ async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) ->
         .await
         .map_err(|_| Error::TooLarge(format!("a visit report is at most {MAX_VISIT_BYTES} bytes")))?;
     let report: VisitReport = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("visit report: {e}")))?;
-    if report.visit_id.is_empty() || report.visit_id.len() > 64 || !report.visit_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if report.visit_id.is_empty() || report.visit_id.len() > 64 || !report.visit_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return Err(Error::BadRequest("visit_id must be 1-64 letters, digits or '-'".into()));
     }
     if report.views.len() > MAX_VISIT_VIEWS {
@@ -233,9 +234,7 @@ async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) ->
         }
     }
     let manifest = manifest_of(&hub, &m).await?;
-    let presentation = |slide: &str| {
-        manifest.presentations.iter().find(|p| p.slides.iter().any(|s| s == slide)).map(|p| p.id.clone())
-    };
+    let presentation = |slide: &str| manifest.presentations.iter().find(|p| p.slides.iter().any(|s| s == slide)).map(|p| p.id.clone());
     let mut events = vec![(
         "call_started".to_string(),
         json!({"hcp_id": m.hcp_id, "channel": "microsite", "bundle_id": m.bundle_id, "bundle_version": m.bundle_version,

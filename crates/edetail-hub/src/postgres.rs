@@ -24,9 +24,9 @@ use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 use crate::error::{Error, Result};
 use crate::sqlite::time_text;
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FOREIGN_UUID, FeedBundle,
-    FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
-    QueuedCall, StoredEvent, Territory,
+    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FOREIGN_UUID, FeedBundle, FeedConsent,
+    FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite,
+    NewBundleVersion, Prescription, QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -159,8 +159,7 @@ impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`), migrates the schema (under an
     /// advisory lock) and keeps at most `pool_size` connections.
     pub fn connect(url: &str, pool_size: usize) -> Result<PgStore> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| Error::BadRequest(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| Error::BadRequest(format!("invalid PostgreSQL URL: {e}")))?;
         config.application_name("edetail-hub");
         config.connect_timeout(Duration::from_secs(10));
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -235,13 +234,7 @@ impl PgStore {
     {
         self.run(|pool| async move {
             let mut c = pool.get().await?;
-            let tx = c
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(pg_err)?;
+            let tx = c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(pg_err)?;
             let v = f(&tx).await?;
             tx.commit().await.map_err(pg_err)?;
             Ok(v)
@@ -271,12 +264,8 @@ async fn migrate(c: &mut Client) -> Result<()> {
     tx.batch_execute("CREATE TABLE IF NOT EXISTS edetail_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")
         .await
         .map_err(pg_err)?;
-    let current: i64 = tx
-        .query_opt("SELECT version FROM edetail_schema WHERE id = 1", &[])
-        .await
-        .map_err(pg_err)?
-        .map(|r| r.get(0))
-        .unwrap_or(0);
+    let current: i64 =
+        tx.query_opt("SELECT version FROM edetail_schema WHERE id = 1", &[]).await.map_err(pg_err)?.map(|r| r.get(0)).unwrap_or(0);
     if current > SCHEMA_VERSION {
         return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
     }
@@ -457,7 +446,8 @@ impl HubStore for PgStore {
         self.run(move |pool| async move {
             let c = pool.get().await?;
             let row = c
-                .query_opt("SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = $1 \
+                .query_opt(
+                    "SELECT id, rep_id, territory, watermark, skew_ms, last_seen_at FROM devices WHERE token_sha256 = $1 \
                      OR id = (SELECT subject FROM credentials WHERE token_sha256 = $1 AND role = 'device')",
                     &[&tok],
                 )
@@ -478,11 +468,14 @@ impl HubStore for PgStore {
         let tok = token_sha256.to_string();
         self.run(move |pool| async move {
             let c = pool.get().await?;
-            let row = c.query_opt(
+            let row = c
+                .query_opt(
                     "SELECT name FROM publishers WHERE token_sha256 = $1 \
                      OR name = (SELECT subject FROM credentials WHERE token_sha256 = $1 AND role = 'publisher')",
                     &[&tok],
-                ).await.map_err(pg_err)?;
+                )
+                .await
+                .map_err(pg_err)?;
             Ok(row.map(|r| r.get(0)))
         })
     }
@@ -805,7 +798,13 @@ impl HubStore for PgStore {
                     .map_err(pg_err)?;
                 Ok(rows
                     .iter()
-                    .map(|r| QueuedCall { queue_id: r.get(0), device_id: r.get(1), call_id: r.get(2), territory: r.get(3), attempts: r.get(4) })
+                    .map(|r| QueuedCall {
+                        queue_id: r.get(0),
+                        device_id: r.get(1),
+                        call_id: r.get(2),
+                        territory: r.get(3),
+                        attempts: r.get(4),
+                    })
                     .collect())
             })
         })
@@ -814,11 +813,7 @@ impl HubStore for PgStore {
     fn pending_call_count(&self) -> Result<u64> {
         self.read(move |tx| {
             Box::pin(async move {
-                let n: i64 = tx
-                    .query_one("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", &[])
-                    .await
-                    .map_err(pg_err)?
-                    .get(0);
+                let n: i64 = tx.query_one("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", &[]).await.map_err(pg_err)?.get(0);
                 Ok(n as u64)
             })
         })
@@ -893,9 +888,7 @@ impl HubStore for PgStore {
                     .query("SELECT key, doc, version FROM analytics_docs WHERE kind = $1 ORDER BY key", &[&kind])
                     .await
                     .map_err(pg_err)?;
-                rows.iter()
-                    .map(|r| Ok(Doc { kind: kind.clone(), key: r.get(0), doc: json_value(r.get(1))?, version: r.get(2) }))
-                    .collect()
+                rows.iter().map(|r| Ok(Doc { kind: kind.clone(), key: r.get(0), doc: json_value(r.get(1))?, version: r.get(2) })).collect()
             })
         })
     }
@@ -1050,9 +1043,9 @@ impl HubStore for PgStore {
     fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
         let h = hcp_id.to_string();
         self.read(move |tx| {
-            Box::pin(async move {
-                Ok(tx.query_opt("SELECT segment FROM hcps WHERE id = $1", &[&h]).await.map_err(pg_err)?.map(|r| r.get(0)))
-            })
+            Box::pin(
+                async move { Ok(tx.query_opt("SELECT segment FROM hcps WHERE id = $1", &[&h]).await.map_err(pg_err)?.map(|r| r.get(0))) },
+            )
         })
     }
 
@@ -1116,7 +1109,13 @@ impl HubStore for PgStore {
         })
     }
 
-    fn record_microsite_visit(&self, microsite_id: &str, call_id: &str, events: &[(String, serde_json::Value)], now: DateTime<Utc>) -> Result<()> {
+    fn record_microsite_visit(
+        &self,
+        microsite_id: &str,
+        call_id: &str,
+        events: &[(String, serde_json::Value)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let (m, c, events) = (microsite_id.to_string(), call_id.to_string(), events.to_vec());
         self.write(move |tx| {
             Box::pin(async move {
@@ -1176,7 +1175,9 @@ impl HubStore for PgStore {
             let c = pool.get().await?;
             let rows = c
                 .query(
-                    &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = $1 AND subject = $2 ORDER BY created_at, token_sha256"),
+                    &format!(
+                        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = $1 AND subject = $2 ORDER BY created_at, token_sha256"
+                    ),
                     &[&role.as_str(), &subject],
                 )
                 .await

@@ -73,10 +73,7 @@ pub(crate) fn publish(
     let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
     let mut archive = BundleArchive::open(&mut file, &opts).map_err(rejected)?;
     let manifest = archive.manifest().clone();
-    let signature = archive
-        .signature_bytes()
-        .ok_or_else(|| Error::InvalidBundle("manifest.sig is missing".into()))?
-        .to_vec();
+    let signature = archive.signature_bytes().ok_or_else(|| Error::InvalidBundle("manifest.sig is missing".into()))?.to_vec();
     if let Some(current) = hub.store.current_version(&manifest.id)?
         && current >= manifest.version
     {
@@ -133,7 +130,12 @@ pub(crate) fn publish(
         published_at: Utc::now(),
     };
     let audit = crate::store::Audited {
-        entry: crate::audit_entry(actor, "bundle.publish", &v.bundle_id, serde_json::json!({"version": v.version, "territories": v.territories})),
+        entry: crate::audit_entry(
+            actor,
+            "bundle.publish",
+            &v.bundle_id,
+            serde_json::json!({"version": v.version, "territories": v.territories}),
+        ),
         outcome: |seq| serde_json::json!({"feed_seq": seq}),
     };
     hub.store.insert_bundle_version_audited(&v, Some(&audit))?;

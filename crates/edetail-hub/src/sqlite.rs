@@ -11,9 +11,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 
 use crate::error::{Error, Result};
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent,
-    FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription,
-    QueuedCall, StoredEvent, Territory,
+    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
+    FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
+    Prescription, QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -190,10 +190,7 @@ impl HubStore for SqliteStore {
         audit: Option<&Audited<()>>,
     ) -> Result<()> {
         self.write_audited(audit, |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)",
-                params![territory, time_text(now)],
-            )?;
+            tx.execute("INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)", params![territory, time_text(now)])?;
             tx.execute(
                 "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![device_id, rep_id, territory, token_sha256, time_text(now)],
@@ -220,13 +217,10 @@ impl HubStore for SqliteStore {
 
     fn territories(&self) -> Result<Vec<Territory>> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name) FROM territories t ORDER BY t.name",
-            )?;
+            let mut st =
+                c.prepare("SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name) FROM territories t ORDER BY t.name")?;
             let mut out = st
-                .query_map([], |r| {
-                    Ok(Territory { name: r.get(0)?, products: Vec::new(), devices: r.get::<_, i64>(1)? as u64 })
-                })?
+                .query_map([], |r| Ok(Territory { name: r.get(0)?, products: Vec::new(), devices: r.get::<_, i64>(1)? as u64 }))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             let mut st = c.prepare("SELECT product FROM territory_products WHERE territory = ?1 ORDER BY product")?;
             for t in &mut out {
@@ -284,8 +278,13 @@ impl HubStore for SqliteStore {
 
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>> {
         self.read(|c| {
-            Ok(c.query_row("SELECT name FROM publishers WHERE token_sha256 = ?1 \
-                 OR name = (SELECT subject FROM credentials WHERE token_sha256 = ?1 AND role = 'publisher')", [token_sha256], |r| r.get(0)).optional()?)
+            Ok(c.query_row(
+                "SELECT name FROM publishers WHERE token_sha256 = ?1 \
+                 OR name = (SELECT subject FROM credentials WHERE token_sha256 = ?1 AND role = 'publisher')",
+                [token_sha256],
+                |r| r.get(0),
+            )
+            .optional()?)
         })
     }
 
@@ -301,8 +300,7 @@ impl HubStore for SqliteStore {
 
     fn current_version(&self, bundle_id: &str) -> Result<Option<u64>> {
         self.read(|c| {
-            let v: Option<i64> =
-                c.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))?;
+            let v: Option<i64> = c.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [bundle_id], |r| r.get(0))?;
             Ok(v.map(|v| v as u64))
         })
     }
@@ -358,8 +356,7 @@ impl HubStore for SqliteStore {
 
     fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         self.write_audited(audit, |tx| {
-            let known: Option<String> =
-                tx.query_row("SELECT id FROM bundles WHERE id = ?1", [bundle_id], |r| r.get(0)).optional()?;
+            let known: Option<String> = tx.query_row("SELECT id FROM bundles WHERE id = ?1", [bundle_id], |r| r.get(0)).optional()?;
             if known.is_none() {
                 return Err(Error::NotFound(format!("bundle {bundle_id}")));
             }
@@ -415,9 +412,8 @@ impl HubStore for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut st = c.prepare(
-                "SELECT feed_seq, plan, signature FROM plans WHERE territory = ?1 AND feed_seq > ?2 ORDER BY feed_seq LIMIT ?3",
-            )?;
+            let mut st =
+                c.prepare("SELECT feed_seq, plan, signature FROM plans WHERE territory = ?1 AND feed_seq > ?2 ORDER BY feed_seq LIMIT ?3")?;
             let plans = st
                 .query_map(params![territory, since, fetch], |r| {
                     Ok(FeedPlan { feed_seq: r.get(0)?, plan: r.get(1)?, signature: r.get(2)? })
@@ -425,7 +421,8 @@ impl HubStore for SqliteStore {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             // Erasures and consents concern HCPs, who are not bound to a territory: every
             // territory's devices receive them.
-            let mut st = c.prepare_cached("SELECT feed_seq, hcp_id, erased_at FROM erasures WHERE feed_seq > ?1 ORDER BY feed_seq LIMIT ?2")?;
+            let mut st =
+                c.prepare_cached("SELECT feed_seq, hcp_id, erased_at FROM erasures WHERE feed_seq > ?1 ORDER BY feed_seq LIMIT ?2")?;
             let erasures = st
                 .query_map(params![since, fetch], |r| {
                     Ok(FeedErasure {
@@ -437,9 +434,7 @@ impl HubStore for SqliteStore {
             let mut st = c.prepare_cached(
                 "SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE feed_seq > ?1 ORDER BY feed_seq LIMIT ?2",
             )?;
-            let consents = st
-                .query_map(params![since, fetch], consent_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let consents = st.query_map(params![since, fetch], consent_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             let head: i64 = c.query_row("SELECT value FROM feed_counter WHERE id = 1", [], |r| r.get(0))?;
             let items = FeedPage { bundles, revocations, plans, erasures, consents, ..FeedPage::default() };
             Ok(crate::store::merge_page(items, since, head, limit))
@@ -488,9 +483,8 @@ impl HubStore for SqliteStore {
                 "SELECT EXISTS (SELECT 1 FROM erased_events WHERE uuid = ?1) \
                  OR EXISTS (SELECT 1 FROM erased_calls WHERE device_id = ?2 AND call_id = ?3)",
             )?;
-            let mut enqueue = tx.prepare_cached(
-                "INSERT OR IGNORE INTO analysis_queue (device_id, call_id, queued_at) VALUES (?1, ?2, ?3)",
-            )?;
+            let mut enqueue =
+                tx.prepare_cached("INSERT OR IGNORE INTO analysis_queue (device_id, call_id, queued_at) VALUES (?1, ?2, ?3)")?;
             let mut insert_seq = tx.prepare_cached("INSERT OR IGNORE INTO device_seqs (device_id, seq) VALUES (?1, ?2)")?;
             let mut insert_rejected = tx.prepare_cached(
                 "INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -530,16 +524,14 @@ impl HubStore for SqliteStore {
                                 out.duplicates.push(e.uuid.clone());
                             } else {
                                 let reason = crate::store::FOREIGN_UUID.to_string();
-                                new_rejections +=
-                                    insert_rejected.execute(params![e.uuid, device_id, e.seq, reason, received_at])? as i64;
+                                new_rejections += insert_rejected.execute(params![e.uuid, device_id, e.seq, reason, received_at])? as i64;
                                 out.rejected.push(RejectedEvent { uuid: e.uuid.clone(), reason });
                             }
                         }
                         e.seq
                     }
                     CheckedEvent::Rejected { uuid, seq, reason } => {
-                        new_rejections +=
-                            insert_rejected.execute(params![uuid, device_id, seq, reason, received_at])? as i64;
+                        new_rejections += insert_rejected.execute(params![uuid, device_id, seq, reason, received_at])? as i64;
                         out.rejected.push(RejectedEvent { uuid: uuid.clone(), reason: reason.clone() });
                         *seq
                     }
@@ -564,15 +556,7 @@ impl HubStore for SqliteStore {
             tx.execute(
                 "UPDATE devices SET watermark = ?2, skew_ms = ?3, last_seen_at = ?4, events_received = events_received + ?5, \
                  duplicates = duplicates + ?6, rejected = rejected + ?7 WHERE id = ?1",
-                params![
-                    device_id,
-                    watermark,
-                    skew_ms,
-                    received_at,
-                    out.accepted.len() as i64,
-                    out.duplicates.len() as i64,
-                    new_rejections
-                ],
+                params![device_id, watermark, skew_ms, received_at, out.accepted.len() as i64, out.duplicates.len() as i64, new_rejections],
             )?;
             out.watermark = watermark;
             Ok(out)
@@ -633,9 +617,8 @@ impl HubStore for SqliteStore {
                         recorded_at: parse_time(&r.get::<_, String>(4)?)?,
                         session: r.get(5)?,
                         mono_ms: r.get(6)?,
-                        payload: serde_json::from_str(&payload).map_err(|e| {
-                            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e))
-                        })?,
+                        payload: serde_json::from_str(&payload)
+                            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e)))?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -656,7 +639,13 @@ impl HubStore for SqliteStore {
             )?;
             let rows = st
                 .query_map(params![limit as i64, MICROSITE_DEVICE, MAX_ANALYSIS_ATTEMPTS], |r| {
-                    Ok(QueuedCall { queue_id: r.get(0)?, device_id: r.get(1)?, call_id: r.get(2)?, territory: r.get(3)?, attempts: r.get(4)? })
+                    Ok(QueuedCall {
+                        queue_id: r.get(0)?,
+                        device_id: r.get(1)?,
+                        call_id: r.get(2)?,
+                        territory: r.get(3)?,
+                        attempts: r.get(4)?,
+                    })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
@@ -727,10 +716,8 @@ impl HubStore for SqliteStore {
     fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool> {
         let now = time_text(commit.now);
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE analysis_queue SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL",
-                params![commit.queue_id, now],
-            )?;
+            let n =
+                tx.execute("UPDATE analysis_queue SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL", params![commit.queue_id, now])?;
             if n != 1 {
                 return Err(Error::Conflict);
             }
@@ -815,11 +802,9 @@ impl HubStore for SqliteStore {
 
     fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.read(|c| {
-            Ok(c.query_row(
-                "SELECT plan, signature FROM plans WHERE hcp_id = ?1 ORDER BY feed_seq DESC LIMIT 1",
-                params![hcp_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            Ok(c.query_row("SELECT plan, signature FROM plans WHERE hcp_id = ?1 ORDER BY feed_seq DESC LIMIT 1", params![hcp_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
         })
     }
@@ -857,7 +842,8 @@ impl HubStore for SqliteStore {
 
     fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = ?1 ORDER BY product, period")?;
+            let mut st =
+                c.prepare("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = ?1 ORDER BY product, period")?;
             let rows = st
                 .query_map([hcp_id], |r| {
                     Ok(Prescription { hcp_id: r.get(0)?, product: r.get(1)?, period: r.get(2)?, count: r.get::<_, i64>(3)? as u64 })
@@ -882,7 +868,13 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn record_microsite_visit(&self, microsite_id: &str, call_id: &str, events: &[(String, serde_json::Value)], now: DateTime<Utc>) -> Result<()> {
+    fn record_microsite_visit(
+        &self,
+        microsite_id: &str,
+        call_id: &str,
+        events: &[(String, serde_json::Value)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let at = time_text(now);
         self.write(|tx| {
             let n = tx.execute("UPDATE microsites SET views = views + 1 WHERE id = ?1", [microsite_id])?;
@@ -913,8 +905,12 @@ impl HubStore for SqliteStore {
 
     fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
         self.read(|c| {
-            Ok(c.query_row(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = ?1"), [token_sha256], credential_row)
-                .optional()?)
+            Ok(c.query_row(
+                &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = ?1"),
+                [token_sha256],
+                credential_row,
+            )
+            .optional()?)
         })
     }
 
@@ -942,9 +938,8 @@ impl HubStore for SqliteStore {
                 return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
             }
             if let Some(by) = n.others_expire_by {
-                let mut st = tx.prepare(
-                    "SELECT token_sha256, expires_at FROM credentials WHERE role = ?1 AND subject = ?2 AND revoked_at IS NULL",
-                )?;
+                let mut st =
+                    tx.prepare("SELECT token_sha256, expires_at FROM credentials WHERE role = ?1 AND subject = ?2 AND revoked_at IS NULL")?;
                 let rows = st
                     .query_map(params![n.role.as_str(), n.subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1062,9 +1057,8 @@ impl HubStore for SqliteStore {
             // same on both backends), then delete by (device, call).
             let mut calls = Vec::new();
             {
-                let mut st = tx.prepare(
-                    "SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL",
-                )?;
+                let mut st =
+                    tx.prepare("SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL")?;
                 let mut rows = st.query([])?;
                 while let Some(r) = rows.next()? {
                     let payload: String = r.get(2)?;
@@ -1090,14 +1084,10 @@ impl HubStore for SqliteStore {
             report.segments = tx.execute("DELETE FROM hcps WHERE id = ?1", [hcp_id])? as u64;
             report.prescriptions = tx.execute("DELETE FROM prescriptions WHERE hcp_id = ?1", [hcp_id])? as u64;
             tx.execute("DELETE FROM consents WHERE hcp_id = ?1", [hcp_id])?;
-            let already: bool =
-                tx.query_row("SELECT EXISTS (SELECT 1 FROM erasures WHERE hcp_id = ?1)", [hcp_id], |r| r.get(0))?;
+            let already: bool = tx.query_row("SELECT EXISTS (SELECT 1 FROM erasures WHERE hcp_id = ?1)", [hcp_id], |r| r.get(0))?;
             if report.removed_anything() || !already {
                 let seq = next_feed_seq(tx)?;
-                tx.execute(
-                    "INSERT INTO erasures (feed_seq, hcp_id, erased_at) VALUES (?1, ?2, ?3)",
-                    params![seq, hcp_id, time_text(now)],
-                )?;
+                tx.execute("INSERT INTO erasures (feed_seq, hcp_id, erased_at) VALUES (?1, ?2, ?3)", params![seq, hcp_id, time_text(now)])?;
                 report.fed = true;
             }
             Ok(report)
@@ -1156,9 +1146,8 @@ mod tests {
     use super::*;
 
     fn schema(conn: &Connection) -> Vec<(String, String)> {
-        let mut st = conn
-            .prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")
-            .unwrap();
+        let mut st =
+            conn.prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
         st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
     }
 

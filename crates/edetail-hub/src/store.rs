@@ -513,7 +513,13 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Records a whole hub-side call (a microsite visit) under `MICROSITE_DEVICE`: assigns
     /// sequence numbers, stores the events, counts the visit on the microsite and queues the
     /// call for analysis, in one transaction.
-    fn record_microsite_visit(&self, microsite_id: &str, call_id: &str, events: &[(String, serde_json::Value)], now: DateTime<Utc>) -> Result<()>;
+    fn record_microsite_visit(
+        &self,
+        microsite_id: &str,
+        call_id: &str,
+        events: &[(String, serde_json::Value)],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
 
     // ---- credentials, operators and the audit trail (issue 7) ------------------------------
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
+pub use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-pub use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::{self, crypto::aws_lc_rs};
 use tokio_rustls::server::TlsStream;
 
@@ -57,9 +57,8 @@ impl TlsFiles {
     pub fn load(&self) -> Result<Arc<ServerConfig>, TlsConfigError> {
         let cert_pem = read(&self.cert, "certificate")?;
         let key_pem = read(&self.key, "key")?;
-        let certs = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad_pem("certificate", &self.cert, &e))?;
+        let certs =
+            CertificateDer::pem_slice_iter(&cert_pem).collect::<Result<Vec<_>, _>>().map_err(|e| bad_pem("certificate", &self.cert, &e))?;
         if certs.is_empty() {
             return Err(TlsConfigError::NoCertificate { path: self.cert.clone() });
         }

@@ -70,10 +70,7 @@ impl Fixture {
     }
 
     fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .bearer_auth(&self.dev.token)
-            .header("x-edetail-device-time", Utc::now().to_rfc3339())
+        self.http.get(format!("{}{path}", self.url)).bearer_auth(&self.dev.token).header("x-edetail-device-time", Utc::now().to_rfc3339())
     }
 
     async fn publish(&self, zip: Vec<u8>, query: &str) -> reqwest::Response {
@@ -360,8 +357,7 @@ async fn territories_entitle_devices_and_revocation_appears_in_the_feed(backend:
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     f.hub.revoke("com.example.sample", "withdrawn by MLR").unwrap();
-    let after: ChangePage =
-        south_get(&format!("/v1/changes?since={}", page.next_cursor)).send().await.unwrap().json().await.unwrap();
+    let after: ChangePage = south_get(&format!("/v1/changes?since={}", page.next_cursor)).send().await.unwrap().json().await.unwrap();
     assert_eq!(after.revocations.len(), 1);
     assert_eq!(after.revocations[0].reason, "withdrawn by MLR");
     assert!(after.bundles.is_empty());
@@ -436,7 +432,8 @@ async fn change_feed_is_gzipped_for_clients_that_accept_it(backend: Backend) {
     assert!(gz.len() * 4 < json.len() * 3, "{} gzipped vs {} plain", gz.len(), json.len());
     let page: ChangePage = serde_json::from_slice(&json).unwrap();
     assert_eq!(page.bundles, plain.bundles);
-    let refused = raw.get(format!("{}/v1/changes", f.url)).bearer_auth(&f.dev.token).header("accept-encoding", "gzip;q=0").send().await.unwrap();
+    let refused =
+        raw.get(format!("{}/v1/changes", f.url)).bearer_auth(&f.dev.token).header("accept-encoding", "gzip;q=0").send().await.unwrap();
     assert!(refused.headers().get("content-encoding").is_none());
 }
 

@@ -87,9 +87,8 @@ async fn rotation_keeps_queued_uploads_exactly_once() {
     assert_eq!((ack.accepted.len(), ack.watermark), (3, 3));
 
     let id = dev.device_id.clone();
-    let new_token = admin(&f.hub, move |h| h.rotate_token(TokenRole::Device, &id, chrono::Duration::hours(24), 90, "cli:test"))
-        .await
-        .unwrap();
+    let new_token =
+        admin(&f.hub, move |h| h.rotate_token(TokenRole::Device, &id, chrono::Duration::hours(24), 90, "cli:test")).await.unwrap();
     assert_ne!(new_token, dev.token);
 
     // The tablet's queued outbox still goes out with the old token.
@@ -209,13 +208,7 @@ async fn dashboard_login_session_cookie() {
     let bad = login("ab".repeat(32)).await.unwrap();
     assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
     assert!(bad.headers().get("set-cookie").is_none());
-    let hostile = f
-        .http
-        .post(format!("{}/dashboard/login", f.url))
-        .body(vec![b'a'; 100_000])
-        .send()
-        .await
-        .unwrap();
+    let hostile = f.http.post(format!("{}/dashboard/login", f.url)).body(vec![b'a'; 100_000]).send().await.unwrap();
     assert_eq!(hostile.status(), StatusCode::BAD_REQUEST);
 
     let ok = login(operator.clone()).await.unwrap();
@@ -316,19 +309,22 @@ async fn audit_records_each_action_with_its_actor() {
     let log = admin(&f.hub, |h| h.audit_log()).await.unwrap();
     let got: Vec<(&str, &str, &str)> = log.iter().map(|e| (e.actor.as_str(), e.action.as_str(), e.subject.as_str())).collect();
     let d = dev.device_id.as_str();
-    assert_eq!(got, vec![
-        ("cli:alice", "device.add", d),
-        ("cli:alice", "publisher.add", "content"),
-        ("content", "bundle.publish", "com.example.sample"),
-        ("cli:bob", "bundle.revoke", "com.example.sample"),
-        ("cli:bob", "device.rotate", d),
-        ("cli:bob", "device.revoke", d),
-        ("cli:alice", "operator.add", "ops"),
-        ("cli:bob", "publisher.rotate", "content"),
-        ("cli:bob", "publisher.revoke", "content"),
-        ("cli:bob", "operator.revoke", "ops"),
-        ("ops", "hcp.erase", "hcp-42"),
-    ]);
+    assert_eq!(
+        got,
+        vec![
+            ("cli:alice", "device.add", d),
+            ("cli:alice", "publisher.add", "content"),
+            ("content", "bundle.publish", "com.example.sample"),
+            ("cli:bob", "bundle.revoke", "com.example.sample"),
+            ("cli:bob", "device.rotate", d),
+            ("cli:bob", "device.revoke", d),
+            ("cli:alice", "operator.add", "ops"),
+            ("cli:bob", "publisher.rotate", "content"),
+            ("cli:bob", "publisher.revoke", "content"),
+            ("cli:bob", "operator.revoke", "ops"),
+            ("ops", "hcp.erase", "hcp-42"),
+        ]
+    );
     assert_eq!(log[2].details["version"], 1);
     assert_eq!(log[5].details["tokens"], 2, "both the rotated and the new token");
     let text = serde_json::to_string(&log).unwrap();

@@ -10,12 +10,9 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
-    Audited, NewAuditEntry, NewCredential, TokenRole,
+    AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan, Prescription,
 };
-use edetail_hub::store::{
-    AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
-    Prescription,
-};
+use edetail_hub::store::{Audited, NewAuditEntry, NewCredential, TokenRole};
 use edetail_hub::testkit::TestDatabase;
 use edetail_hub::{Error, Territory};
 use edetail_protocol::WireEvent;
@@ -450,7 +447,8 @@ fn concurrent_analysers_commit_each_call_once(s: Subject) {
                         let keys = vec![("deck".to_string(), "b".to_string())];
                         let cur = store.load_docs(&keys).unwrap().pop().unwrap();
                         let (count, version) = cur.map(|d| (d.doc["calls"].as_i64().unwrap(), d.version)).unwrap_or((0, 0));
-                        if store.commit_analysis(&commit(c.queue_id, vec![doc("deck", "b", json!({"calls": count + 1}), version)])).unwrap() {
+                        if store.commit_analysis(&commit(c.queue_id, vec![doc("deck", "b", json!({"calls": count + 1}), version)])).unwrap()
+                        {
                             wins += 1;
                         }
                     }
@@ -481,8 +479,7 @@ fn plans_travel_in_their_territory_feed(s: Subject) {
     let st = &s.store;
     st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
     st.insert_bundle_version(&version("b", 1, "cz", &["*"], &[])).unwrap();
-    st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended")), valid(&call_event(2, "c2", "call_ended"))], 0, Utc::now())
-        .unwrap();
+    st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended")), valid(&call_event(2, "c2", "call_ended"))], 0, Utc::now()).unwrap();
     let q = st.pending_calls(10).unwrap();
     let mut c = commit(q[0].queue_id, vec![]);
     c.plans = vec![new_plan("north", "hcp-1", "p1"), new_plan("south", "hcp-9", "p9")];
@@ -544,7 +541,10 @@ fn microsite_visits_are_recorded_and_queued(s: Subject) {
     assert_eq!(st.microsites_for("hcp-1").unwrap(), vec![m.clone()]);
     assert!(st.microsites_for("hcp-2").unwrap().is_empty());
     let events = vec![
-        ("call_started".to_string(), json!({"hcp_id": "hcp-1", "channel": "microsite", "bundle_id": "b", "bundle_version": 3, "microsite_id": "ms-1"})),
+        (
+            "call_started".to_string(),
+            json!({"hcp_id": "hcp-1", "channel": "microsite", "bundle_id": "b", "bundle_version": 3, "microsite_id": "ms-1"}),
+        ),
         ("slide_enter".to_string(), json!({"slide": "safety-ae"})),
         ("slide_exit".to_string(), json!({"slide": "safety-ae", "dwell_ms": 12000})),
         ("call_ended".to_string(), json!({})),
@@ -561,8 +561,11 @@ fn microsite_visits_are_recorded_and_queued(s: Subject) {
     assert_eq!((q[0].device_id.as_str(), q[0].call_id.as_str(), q[0].territory.as_str()), (MICROSITE_DEVICE, "visit-1", "north"));
     assert_eq!(st.call_events(MICROSITE_DEVICE, "visit-2").unwrap()[0].seq, 5, "sequence numbers continue across visits");
     assert!(st.stats().unwrap().devices.iter().all(|d| d.device_id != MICROSITE_DEVICE), "stats list real devices only");
-    assert_eq!(st.device_by_token("none:microsite").unwrap().map(|d| d.id), Some(MICROSITE_DEVICE.to_string()),
-        "the pseudo-device row exists; its token hash is not hex, so no bearer token can hash to it");
+    assert_eq!(
+        st.device_by_token("none:microsite").unwrap().map(|d| d.id),
+        Some(MICROSITE_DEVICE.to_string()),
+        "the pseudo-device row exists; its token hash is not hex, so no bearer token can hash to it"
+    );
 }
 
 /// HCP segments and prescriptions are upserted and read back.
@@ -693,12 +696,23 @@ fn audited_changes_commit_with_their_entry(s: Subject) {
     let seq_outcome: fn(&i64) -> serde_json::Value = |seq| json!({"feed_seq": seq});
 
     // Refused changes leave no entry.
-    let r = st.revoke_audited("never-published", "x", Utc::now(), Some(&feed(seq_outcome, entry("bundle.revoke", "never-published", json!({})))));
+    let r = st.revoke_audited(
+        "never-published",
+        "x",
+        Utc::now(),
+        Some(&feed(seq_outcome, entry("bundle.revoke", "never-published", json!({})))),
+    );
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     let seq = st
-        .insert_bundle_version_audited(&version("b", 2, "cz", &["*"], &[]), Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({"version": 2})))))
+        .insert_bundle_version_audited(
+            &version("b", 2, "cz", &["*"], &[]),
+            Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({"version": 2})))),
+        )
         .unwrap();
-    let r = st.insert_bundle_version_audited(&version("b", 1, "cz", &["*"], &[]), Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({})))));
+    let r = st.insert_bundle_version_audited(
+        &version("b", 1, "cz", &["*"], &[]),
+        Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({})))),
+    );
     assert!(matches!(r, Err(Error::VersionConflict { .. })), "{r:?}");
     let log = st.audit_log().unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
@@ -713,7 +727,10 @@ fn audited_changes_commit_with_their_entry(s: Subject) {
     let revoke = Audited { entry: entry("device.revoke", "d1", json!({})), outcome: |n: &u64| json!({"tokens": n}) };
     assert_eq!(st.revoke_credentials_audited(TokenRole::Device, "d1", Utc::now(), Some(&revoke)).unwrap(), 1);
     let actions: Vec<(String, serde_json::Value)> = st.audit_log().unwrap().into_iter().map(|e| (e.action, e.details)).collect();
-    assert_eq!(actions[1..], [("device.add".to_string(), json!({"territory": "north"})), ("device.revoke".to_string(), json!({"tokens": 1}))]);
+    assert_eq!(
+        actions[1..],
+        [("device.add".to_string(), json!({"territory": "north"})), ("device.revoke".to_string(), json!({"tokens": 1}))]
+    );
 
     // An entry the database refuses (a trigger/constraint added for the test) undoes its change.
     let refuse = if s._db.is_some() {
@@ -761,17 +778,39 @@ fn erasure_removes_an_hcp_everywhere(s: Subject) {
     assert_eq!(st.apply_batch("d1", &all, 0, Utc::now()).unwrap().watermark, 5);
     st.apply_batch("d2", &[valid(&started(1, "c9", "hcp-1"))], 0, Utc::now()).unwrap();
     let q = st.pending_calls(10).unwrap();
-    let mut c = commit(q[0].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 1}), 0), doc("hcp", "hcp-10", json!({"calls": 1}), 0), doc("deck", "b", json!({"calls": 2}), 0)]);
+    let mut c = commit(
+        q[0].queue_id,
+        vec![
+            doc("hcp", "hcp-1", json!({"calls": 1}), 0),
+            doc("hcp", "hcp-10", json!({"calls": 1}), 0),
+            doc("deck", "b", json!({"calls": 2}), 0),
+        ],
+    );
     c.plans = vec![new_plan("north", "hcp-1", "p1"), new_plan("north", "hcp-10", "p10")];
     let now = Utc::now().trunc_subsecs(0);
     let site = |id: &str, hcp: &str, n: u64| Microsite {
-        id: id.into(), token_sha256: sha(n), hcp_id: hcp.into(), territory: "north".into(), bundle_id: "b".into(),
-        bundle_version: 1, slides: vec!["s1".into()], topics: vec![], reason: "r".into(), created_at: now,
-        expires_at: now + chrono::Duration::days(1), views: 0,
+        id: id.into(),
+        token_sha256: sha(n),
+        hcp_id: hcp.into(),
+        territory: "north".into(),
+        bundle_id: "b".into(),
+        bundle_version: 1,
+        slides: vec!["s1".into()],
+        topics: vec![],
+        reason: "r".into(),
+        created_at: now,
+        expires_at: now + chrono::Duration::days(1),
+        views: 0,
     };
     c.microsites = vec![site("ms-1", "hcp-1", 1), site("ms-10", "hcp-10", 2)];
     assert!(st.commit_analysis(&c).unwrap());
-    st.record_microsite_visit("ms-1", "visit-1", &[("call_started".into(), json!({"hcp_id": "hcp-1"})), ("call_ended".into(), json!({}))], Utc::now()).unwrap();
+    st.record_microsite_visit(
+        "ms-1",
+        "visit-1",
+        &[("call_started".into(), json!({"hcp_id": "hcp-1"})), ("call_ended".into(), json!({}))],
+        Utc::now(),
+    )
+    .unwrap();
     st.set_hcp_segments(&[("hcp-1".into(), "gp".into()), ("hcp-10".into(), "gp".into())], Utc::now()).unwrap();
     let rx = |h: &str| Prescription { hcp_id: h.into(), product: "cz".into(), period: "2026-11".into(), count: 2 };
     st.import_prescriptions(&[rx("hcp-1"), rx("hcp-10")]).unwrap();

@@ -61,7 +61,10 @@ fn change_page() {
             zip_path: "/v1/bundles/com.example.cardiozen.launch/3.zip".into(),
         }],
         revocations: vec![Revocation { bundle_id: "com.example.old".into(), reason: "withdrawn".into(), revoked_at: t() }],
-        plans: vec![SignedPlan { plan: Base64Bytes(b"{\"plan_id\":\"p1\"}".to_vec()), signature: Base64Bytes(b"{\"algorithm\":\"ed25519\"}".to_vec()) }],
+        plans: vec![SignedPlan {
+            plan: Base64Bytes(b"{\"plan_id\":\"p1\"}".to_vec()),
+            signature: Base64Bytes(b"{\"algorithm\":\"ed25519\"}".to_vec()),
+        }],
         erasures: vec![Erasure { hcp_id: "hcp-0099".into(), erased_at: t() }],
         consents: vec![ConsentRecord { hcp_id: "hcp-0042".into(), tracking: Tracking::Anonymous, updated_at: t() }],
         hub_time: t(),
@@ -89,7 +92,11 @@ fn plan() {
         generated_at: t(),
         valid_until: t() + chrono::Duration::days(30),
         items: vec![
-            item("safety-overview", "strongest interest: safety (score 3.4)", &["safety: 2 views at 2.6x typical dwell", "1 positive reaction"]),
+            item(
+                "safety-overview",
+                "strongest interest: safety (score 3.4)",
+                &["safety: 2 views at 2.6x typical dwell", "1 positive reaction"],
+            ),
             item("dosing-calculator", "open question on dosing", &["survey answer: dosing"]),
         ],
         skipped: vec![item("disease-burden", "awareness slide: the HCP is already educated", &[])],

@@ -50,7 +50,8 @@ fn deck(total_mb: u64) -> Deck {
         manifest["version"] = 2.into();
         fs::write(&m, serde_json::to_vec_pretty(&manifest).expect("json")).expect("write");
         let html = src.join("slides/s007/index.html");
-        fs::write(&html, format!("<!doctype html><title>s007</title><p>{}</p>", String::from_utf8_lossy(&text(77_777, 700)))).expect("write");
+        fs::write(&html, format!("<!doctype html><title>s007</title><p>{}</p>", String::from_utf8_lossy(&text(77_777, 700))))
+            .expect("write");
         let img = src.join("slides/s007/img-7.png");
         let img_len = fs::metadata(&img).expect("image").len();
         write_noise_file(&img, 424_242, img_len);
@@ -61,7 +62,8 @@ fn deck(total_mb: u64) -> Deck {
         fs::write(&meta, serde_json::json!({"changed": changed, "content": content}).to_string()).expect("meta");
     }
     let meta: serde_json::Value = serde_json::from_slice(&fs::read(&meta).expect("meta")).expect("meta json");
-    let manifest_v2 = BundleArchive::open_path(&v2, &ReadOptions::signed_by(vec![key().public()])).expect("v2").manifest_bytes().len() as u64;
+    let manifest_v2 =
+        BundleArchive::open_path(&v2, &ReadOptions::signed_by(vec![key().public()])).expect("v2").manifest_bytes().len() as u64;
     Deck {
         v1: fs::read(&v1).expect("v1"),
         v2: fs::read(&v2).expect("v2"),

@@ -686,7 +686,13 @@ impl Inner {
     /// `Range` (only a 206 whose `Content-Range` starts at the partial's length is appended;
     /// anything else restarts from 0). `size`: the expected length when known (blobs); for zips
     /// the hub's `Content-Length`/`Content-Range` total. Answers whether it resumed.
-    async fn fetch_resumable(&self, what: &Fetch<'_>, partial: &Path, size: Option<u64>, report: &mut SyncReport) -> Result<bool, PhaseError> {
+    async fn fetch_resumable(
+        &self,
+        what: &Fetch<'_>,
+        partial: &Path,
+        size: Option<u64>,
+        report: &mut SyncReport,
+    ) -> Result<bool, PhaseError> {
         let label = what.label();
         let mut have = std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0);
         if size.is_some_and(|s| have > s) {
@@ -700,13 +706,8 @@ impl Inner {
             Fetch::Blob(hex) => self.transport.blob(hex, have).await?,
             Fetch::Zip { path, .. } => self.transport.zip(path, have).await?,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(false)
-            .write(true)
-            .truncate(false)
-            .open(partial)
-            .map_err(io_err(partial))?;
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(false).write(true).truncate(false).open(partial).map_err(io_err(partial))?;
         let status = resp.status();
         let content_range = resp.headers().get(CONTENT_RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
         let range_ok = status == StatusCode::PARTIAL_CONTENT && content_range.as_deref().is_some_and(|v| content_range_starts_at(v, have));
@@ -811,7 +812,8 @@ impl Inner {
     async fn install_from_zip(&self, offer: &edetail_protocol::BundleOffer, report: &mut SyncReport) -> Result<(), PhaseError> {
         let tmp = self.device.dir().join(TMP_DIR);
         std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        let safe_id: String = offer.bundle_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
+        let safe_id: String =
+            offer.bundle_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect();
         let partial = tmp.join(format!("{safe_id}-{}.zip.partial", offer.version));
         let what = Fetch::Zip { path: &offer.zip_path, bundle_id: &offer.bundle_id, version: offer.version };
         let resumed = self.fetch_resumable(&what, &partial, None, report).await?;

@@ -182,7 +182,12 @@ impl Transport {
     /// With explicit trust roots (DER certificates) for HTTPS: when given, only they are
     /// trusted; when empty, the platform's verifier (not available on Android: see
     /// `SyncConfig::trust_roots`).
-    pub fn with_options(hub_url: &str, tokens: Arc<dyn TokenProvider>, timeouts: Timeouts, trust_roots: &[Vec<u8>]) -> Result<Self, HttpFailure> {
+    pub fn with_options(
+        hub_url: &str,
+        tokens: Arc<dyn TokenProvider>,
+        timeouts: Timeouts,
+        trust_roots: &[Vec<u8>],
+    ) -> Result<Self, HttpFailure> {
         let permanent = |m: String| HttpFailure::new(FailureClass::Permanent, m);
         let mut builder = reqwest::Client::builder()
             .connect_timeout(timeouts.connect)
@@ -192,7 +197,9 @@ impl Transport {
             let certs = trust_roots
                 .iter()
                 .enumerate()
-                .map(|(i, der)| reqwest::Certificate::from_der(der).map_err(|e| permanent(format!("trust root #{i} is not a DER certificate: {e}"))))
+                .map(|(i, der)| {
+                    reqwest::Certificate::from_der(der).map_err(|e| permanent(format!("trust root #{i} is not a DER certificate: {e}")))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             builder = builder.tls_certs_only(certs);
         } else if cfg!(target_os = "android") && hub_url.starts_with("https:") {
@@ -219,7 +226,9 @@ impl Transport {
         loop {
             let token = tokio::time::timeout(TOKEN_TIMEOUT, self.tokens.token())
                 .await
-                .map_err(|_| HttpFailure::new(FailureClass::Auth, format!("the app's token provider did not answer within {TOKEN_TIMEOUT:?}")))?
+                .map_err(|_| {
+                    HttpFailure::new(FailureClass::Auth, format!("the app's token provider did not answer within {TOKEN_TIMEOUT:?}"))
+                })?
                 .map_err(|e| HttpFailure::new(FailureClass::Auth, e.to_string()))?;
             let resp = build(&self.client)
                 .header(AUTHORIZATION, format!("Bearer {token}"))
@@ -332,7 +341,10 @@ mod tests {
         };
         assert_eq!(e.class, FailureClass::Permanent);
         assert!(e.message.contains("trust root"), "{}", e.message);
-        assert!(Transport::with_options("https://hub.example", tokens, Timeouts::default(), &[]).is_ok(), "the platform verifier off Android");
+        assert!(
+            Transport::with_options("https://hub.example", tokens, Timeouts::default(), &[]).is_ok(),
+            "the platform verifier off Android"
+        );
     }
 
     #[test]

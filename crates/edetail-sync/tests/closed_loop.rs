@@ -248,7 +248,9 @@ fn microsites_serve_only_their_hcp_and_expire() {
         mono_ms: 0,
         payload: json!({}),
     };
-    store.apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now()).unwrap();
+    store
+        .apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now())
+        .unwrap();
     let queued = store.pending_calls(10).unwrap().into_iter().find(|q| q.call_id == "c-expired").unwrap();
     let token = "ab".repeat(32);
     let expired = Microsite {
@@ -258,7 +260,17 @@ fn microsites_serve_only_their_hcp_and_expire() {
         created_at: Utc::now() - chrono::Duration::days(15),
         ..m.clone()
     };
-    assert!(store.commit_analysis(&AnalysisCommit { queue_id: queued.queue_id, docs: vec![], plans: vec![], microsites: vec![expired], now: Utc::now() }).unwrap());
+    assert!(
+        store
+            .commit_analysis(&AnalysisCommit {
+                queue_id: queued.queue_id,
+                docs: vec![],
+                plans: vec![],
+                microsites: vec![expired],
+                now: Utc::now()
+            })
+            .unwrap()
+    );
     assert_eq!(get(&w, &format!("/m/{token}")).0, 410);
     assert_eq!(get(&w, &format!("/m/{token}/a/{entry}")).0, 410);
     assert_eq!(post(&w, &format!("/m/{token}/visit"), json!({"visit_id": "v2", "views": []})), 403);

@@ -206,9 +206,8 @@ fn devices_sync_every_event_exactly_once_and_install_v2_through_faults() {
     let hub_dir = tempfile::tempdir().expect("tempdir");
     let key = SecretKey::from_seed(&[7u8; 32]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (hub_url, hub, _task): (String, Hub, _) = rt
-        .block_on(edetail_hub::spawn_local(HubConfig::local(hub_dir.path().join("hub"), vec![key.public()])))
-        .expect("hub starts");
+    let (hub_url, hub, _task): (String, Hub, _) =
+        rt.block_on(edetail_hub::spawn_local(HubConfig::local(hub_dir.path().join("hub"), vec![key.public()]))).expect("hub starts");
     let upstream: std::net::SocketAddr = hub_url.trim_start_matches("http://").parse().expect("hub address");
     // Faults come only from the script (fault_rate 0 once it is used up), so that Hang is never
     // chosen and the kinds of injected faults are known exactly.

@@ -33,9 +33,8 @@ impl TestHub {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = SecretKey::from_seed(&[7u8; 32]);
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-        let (url, hub, _task) = rt
-            .block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()])))
-            .expect("hub starts");
+        let (url, hub, _task) =
+            rt.block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()]))).expect("hub starts");
         TestHub { url, hub, key, _rt: rt, _dir: dir }
     }
 
@@ -461,9 +460,8 @@ fn cancel_stops_a_stuck_sync_and_the_next_one_runs() {
     let key = SecretKey::from_seed(&[7u8; 32]);
     let dev = open_device(&key);
     dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
-    let engine = Arc::new(
-        SyncEngine::new(dev.device.clone(), SyncConfig::new(url, "dev-x", Arc::new(StaticToken("t".into())))).expect("engine"),
-    );
+    let engine =
+        Arc::new(SyncEngine::new(dev.device.clone(), SyncConfig::new(url, "dev-x", Arc::new(StaticToken("t".into())))).expect("engine"));
     for round in 0..2 {
         let e = engine.clone();
         let t0 = Instant::now();

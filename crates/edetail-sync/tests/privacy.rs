@@ -47,7 +47,8 @@ struct Tablet {
 fn tablet(w: &World, name: &str) -> Tablet {
     let creds = w.hub.add_device(name, "north").unwrap();
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let config = DeviceConfig { trusted_keys: vec![w.key.public(), w.hub.plan_public_key()], clock: clock.clone(), ..DeviceConfig::new(name) };
+    let config =
+        DeviceConfig { trusted_keys: vec![w.key.public(), w.hub.plan_public_key()], clock: clock.clone(), ..DeviceConfig::new(name) };
     let device = Arc::new(Device::open(&w.dir.path().join(name), config).unwrap());
     let device_id = creds.device_id.clone();
     let engine =
@@ -244,7 +245,11 @@ fn consent_anonymous_mid_day_strips_queued_events() {
     assert_eq!(watermark(&w, &t), t.device.outbox().stats().unwrap().last_seq);
 
     // Newest wins: an older record arriving later changes nothing.
-    let older = edetail_protocol::ConsentRecord { hcp_id: "hcp-anon".into(), tracking: Tracking::Full, updated_at: Utc::now() - chrono::Duration::days(1) };
+    let older = edetail_protocol::ConsentRecord {
+        hcp_id: "hcp-anon".into(),
+        tracking: Tracking::Full,
+        updated_at: Utc::now() - chrono::Duration::days(1),
+    };
     assert_eq!(t.device.apply_consents(&[older]).unwrap(), 0);
     assert_eq!(t.device.consent_for("hcp-anon").unwrap(), Tracking::Anonymous);
 }

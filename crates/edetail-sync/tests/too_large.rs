@@ -30,9 +30,8 @@ fn setup() -> Setup {
     let hub_dir = tempfile::tempdir().expect("tempdir");
     let key = SecretKey::from_seed(&[7u8; 32]);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let (hub_url, hub, _task) = rt
-        .block_on(edetail_hub::spawn_local(HubConfig::local(hub_dir.path().join("hub"), vec![key.public()])))
-        .expect("hub starts");
+    let (hub_url, hub, _task) =
+        rt.block_on(edetail_hub::spawn_local(HubConfig::local(hub_dir.path().join("hub"), vec![key.public()]))).expect("hub starts");
     let upstream = hub_url.trim_start_matches("http://").parse().expect("hub address");
     let proxy = rt.block_on(FaultProxy::start(upstream, FaultPlan::default())).expect("proxy");
     let creds = hub.add_device("rep-1", "north").expect("device added");

@@ -105,9 +105,7 @@ fn main() -> anyhow::Result<()> {
         let r = hub.publish_zip(&std::fs::read(zip)?, &[])?;
         println!("  published {} v{} to {:?} ({} blobs new)", r.bundle_id, r.version, r.territories, r.blobs_new);
     }
-    hub.import_hcp_segments(
-        "hcp_id,segment\nhcp-0101,cardiology\nhcp-0102,cardiology\nhcp-0203,general-practice\nhcp-0204,diabetology\n",
-    )?;
+    hub.import_hcp_segments("hcp_id,segment\nhcp-0101,cardiology\nhcp-0102,cardiology\nhcp-0203,general-practice\nhcp-0204,diabetology\n")?;
     hub.import_prescriptions(
         "hcp_id,product,period,count\n\
          hcp-0101,cardiozen,2026-10,2\nhcp-0101,cardiozen,2026-11,3\n\
@@ -189,19 +187,19 @@ fn main() -> anyhow::Result<()> {
                 FollowUp("samples"),
             ],
         },
-        Visit {
-            tablet: 1,
-            hcp: "hcp-0203",
-            behaviour: "skips through",
-            bundle: CARDIOZEN,
-            steps: (0..10).map(|_| Swipe(1)).collect(),
-        },
+        Visit { tablet: 1, hcp: "hcp-0203", behaviour: "skips through", bundle: CARDIOZEN, steps: (0..10).map(|_| Swipe(1)).collect() },
         Visit {
             tablet: 1,
             hcp: "hcp-0204",
             behaviour: "interested in efficacy (Glucora)",
             bundle: GLUCORA,
-            steps: vec![Swipe(5), Show("hba1c-efficacy", 50), React(Reaction::Positive), Show("safety-profile", 10), Show("dosing-guide", 6)],
+            steps: vec![
+                Swipe(5),
+                Show("hba1c-efficacy", 50),
+                React(Reaction::Positive),
+                Show("safety-profile", 10),
+                Show("dosing-guide", 6),
+            ],
         },
     ];
     for v in &visits {
@@ -292,15 +290,16 @@ fn main() -> anyhow::Result<()> {
         let product = if v.bundle == CARDIOZEN { "cardiozen" } else { "glucora" };
         let facts = profile.products.get(product);
         println!("\n  {} ({}), {}", v.hcp, v.behaviour, product);
-        let seen: Vec<String> = facts
-            .map(|f| f.slides_seen.iter().map(|(s, x)| format!("{s} {}s", x.max_dwell_ms / 1000)).collect())
-            .unwrap_or_default();
+        let seen: Vec<String> =
+            facts.map(|f| f.slides_seen.iter().map(|(s, x)| format!("{s} {}s", x.max_dwell_ms / 1000)).collect()).unwrap_or_default();
         println!("    seen: {}", if seen.is_empty() { "nothing counted (no slide held 2 s)".into() } else { seen.join(", ") });
         let top: Vec<String> = profile.top_topics().into_iter().take(3).map(|(t, s)| format!("{t} {s:.2}")).collect();
         println!("    interest: {}", if top.is_empty() { "none yet".into() } else { top.join(", ") });
         let stage = profile.stage(product);
         match facts.and_then(|f| f.stage_history.last()) {
-            Some(c) => println!("    stage: {} (rule {}: {}; {} event(s))", stage.as_str(), c.rule_id, c.rule_description, c.event_uuids.len()),
+            Some(c) => {
+                println!("    stage: {} (rule {}: {}; {} event(s))", stage.as_str(), c.rule_id, c.rule_description, c.event_uuids.len())
+            }
             None => println!("    stage: {}", stage.as_str()),
         }
         let offered = t.device.suggestion(v.hcp, v.bundle)?;

@@ -10,9 +10,9 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::{
-    Extractor, IdAllocator, ImportMeta, ImportReport, Mapped, SourceMeta, SourceTree, Unmapped,
-    bundle_id_from, finish_presentations, html_title, import_err, is_scannable, kebab_id,
-    manifest_header, normalize_locale, parse_source_date, read_folder, relative_refs, write_output,
+    Extractor, IdAllocator, ImportMeta, ImportReport, Mapped, SourceMeta, SourceTree, Unmapped, bundle_id_from, finish_presentations,
+    html_title, import_err, is_scannable, kebab_id, manifest_header, normalize_locale, parse_source_date, read_folder, relative_refs,
+    write_output,
 };
 use crate::error::{Error, Result};
 use crate::manifest::{Bridge, Presentation, Slide};
@@ -75,35 +75,22 @@ struct Structure {
 
 /// Imports an Agnitio / OCE presentation (folder or zip) into one unsigned bundle written
 /// atomically to `out`.
-pub fn import_agnitio(
-    input: &Path,
-    opts: &AgnitioOptions,
-    out: &Path,
-    progress: &mut dyn FnMut(u64),
-) -> Result<ImportReport> {
+pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress: &mut dyn FnMut(u64)) -> Result<ImportReport> {
     let mut extractor = None;
     let meta = std::fs::metadata(input).map_err(Error::io(input))?;
     let tree = if meta.is_dir() {
         read_folder(input)?
-    } else if input
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
-    {
+    } else if input.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
         extractor.insert(Extractor::new()?).read_zip(input)?
     } else {
-        return Err(import_err(format!(
-            "{}: not a presentation folder or a .zip of one",
-            input.display()
-        )));
+        return Err(import_err(format!("{}: not a presentation folder or a .zip of one", input.display())));
     };
     let label = tree.label.clone();
     let tree = if tree.find(PRESENTATION_JSON).is_some() {
         tree
     } else {
         match tree.single_top_folder() {
-            Some(top) if tree.find(&format!("{top}/{PRESENTATION_JSON}")).is_some() => {
-                tree.strip_folder(&top)
-            }
+            Some(top) if tree.find(&format!("{top}/{PRESENTATION_JSON}")).is_some() => tree.strip_folder(&top),
             _ => {
                 return Err(import_err(format!(
                     "{label}: no {PRESENTATION_JSON} at the presentation root (or inside a single top folder); is this an \
@@ -113,20 +100,13 @@ pub fn import_agnitio(
         }
     };
     let json_path = BundlePath::parse(PRESENTATION_JSON).map_err(|e| import_err(e.to_string()))?;
-    let text = tree.read_text(&json_path)?.ok_or_else(|| {
-        import_err(format!(
-            "{label}: {PRESENTATION_JSON} is too large to be a presentation descriptor"
-        ))
-    })?;
-    let doc: Value = serde_json::from_str(&text).map_err(|e| {
-        import_err(format!(
-            "{label}: {PRESENTATION_JSON} is not valid JSON ({e})"
-        ))
-    })?;
+    let text = tree
+        .read_text(&json_path)?
+        .ok_or_else(|| import_err(format!("{label}: {PRESENTATION_JSON} is too large to be a presentation descriptor")))?;
+    let doc: Value =
+        serde_json::from_str(&text).map_err(|e| import_err(format!("{label}: {PRESENTATION_JSON} is not valid JSON ({e})")))?;
     let Value::Object(root) = doc else {
-        return Err(import_err(format!(
-            "{label}: {PRESENTATION_JSON} must be a JSON object"
-        )));
+        return Err(import_err(format!("{label}: {PRESENTATION_JSON} must be a JSON object")));
     };
 
     let mut mapped = Vec::new();
@@ -137,24 +117,15 @@ pub fn import_agnitio(
     for key in root.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
         unmapped.push(Unmapped {
             source: format!("{PRESENTATION_JSON}: {key}"),
-            reason: "no bundle equivalent; the file is carried unchanged for the slides' own use"
-                .into(),
+            reason: "no bundle equivalent; the file is carried unchanged for the slides' own use".into(),
         });
     }
 
     let slides_src = parse_slides(&root)?;
     let structures = parse_structures(&root, &mut warnings)?;
     let storyboard = parse_storyboard(&root)?;
-    let slide_ids: HashMap<&str, usize> = slides_src
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
-    let structure_ids: HashMap<&str, usize> = structures
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.id.as_str(), i))
-        .collect();
+    let slide_ids: HashMap<&str, usize> = slides_src.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let structure_ids: HashMap<&str, usize> = structures.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
 
     // Decks: storyboard structures in order (visible), then structures the storyboard does not
     // reach (hidden), then slides no structure lists (hidden).
@@ -169,31 +140,15 @@ pub fn import_agnitio(
     let mut consumed: BTreeSet<usize> = BTreeSet::new();
     let flatten = |start: usize, consumed: &mut BTreeSet<usize>, warnings: &mut Vec<String>| {
         let mut out = Vec::new();
-        flatten_structure(
-            &structures,
-            &structure_ids,
-            &slide_ids,
-            start,
-            0,
-            consumed,
-            &mut out,
-            warnings,
-        );
+        flatten_structure(&structures, &structure_ids, &slide_ids, start, 0, consumed, &mut out, warnings);
         out
     };
     let visible_roots: Vec<String> = match &storyboard {
         Some(list) if !list.is_empty() => list.clone(),
         _ => {
             // No storyboard: every structure that no other structure contains.
-            let nested: BTreeSet<&str> = structures
-                .iter()
-                .flat_map(|s| s.content.iter().map(String::as_str))
-                .collect();
-            structures
-                .iter()
-                .filter(|s| !nested.contains(s.id.as_str()))
-                .map(|s| s.id.clone())
-                .collect()
+            let nested: BTreeSet<&str> = structures.iter().flat_map(|s| s.content.iter().map(String::as_str)).collect();
+            structures.iter().filter(|s| !nested.contains(s.id.as_str())).map(|s| s.id.clone()).collect()
         }
     };
     for id in &visible_roots {
@@ -201,27 +156,13 @@ pub fn import_agnitio(
             let slides = flatten(si, &mut consumed, &mut warnings);
             let s = &structures[si];
             let origin = format!("{PRESENTATION_JSON} structure {id}");
-            decks.push(Deck {
-                key: id.clone(),
-                title: s.name.clone().unwrap_or_else(|| id.clone()),
-                hidden: false,
-                slides,
-                origin,
-            });
+            decks.push(Deck { key: id.clone(), title: s.name.clone().unwrap_or_else(|| id.clone()), hidden: false, slides, origin });
         } else if let Some(&i) = slide_ids.get(id.as_str()) {
             let title = slide_name(&slides_src[i]).unwrap_or_else(|| id.clone());
             let origin = format!("{PRESENTATION_JSON} storyboard slide {id}");
-            decks.push(Deck {
-                key: id.clone(),
-                title,
-                hidden: false,
-                slides: vec![i],
-                origin,
-            });
+            decks.push(Deck { key: id.clone(), title, hidden: false, slides: vec![i], origin });
         } else {
-            return Err(import_err(format!(
-                "{PRESENTATION_JSON}: the storyboard lists {id:?}, which is neither a structure nor a slide"
-            )));
+            return Err(import_err(format!("{PRESENTATION_JSON}: the storyboard lists {id:?}, which is neither a structure nor a slide")));
         }
     }
     for (si, s) in structures.iter().enumerate() {
@@ -229,58 +170,24 @@ pub fn import_agnitio(
             continue;
         }
         let slides = flatten(si, &mut consumed, &mut warnings);
-        let origin = format!(
-            "{PRESENTATION_JSON} structure {} (not in the storyboard)",
-            s.id
-        );
-        decks.push(Deck {
-            key: s.id.clone(),
-            title: s.name.clone().unwrap_or_else(|| s.id.clone()),
-            hidden: true,
-            slides,
-            origin,
-        });
+        let origin = format!("{PRESENTATION_JSON} structure {} (not in the storyboard)", s.id);
+        decks.push(Deck { key: s.id.clone(), title: s.name.clone().unwrap_or_else(|| s.id.clone()), hidden: true, slides, origin });
     }
     if decks.is_empty() {
         // Neither storyboard nor structures: all slides, in declaration order.
         let title = manifest.title.clone();
         let slides = (0..slides_src.len()).collect();
         let origin = format!("{PRESENTATION_JSON} slides");
-        decks.push(Deck {
-            key: "main".into(),
-            title,
-            hidden: false,
-            slides,
-            origin,
-        });
-        warnings.push(format!(
-            "{PRESENTATION_JSON} has no storyboard or structures; all slides form one presentation"
-        ));
+        decks.push(Deck { key: "main".into(), title, hidden: false, slides, origin });
+        warnings.push(format!("{PRESENTATION_JSON} has no storyboard or structures; all slides form one presentation"));
     }
-    let listed: BTreeSet<usize> = decks
-        .iter()
-        .flat_map(|d| d.slides.iter().copied())
-        .collect();
-    let unlisted: Vec<usize> = (0..slides_src.len())
-        .filter(|i| !listed.contains(i))
-        .collect();
+    let listed: BTreeSet<usize> = decks.iter().flat_map(|d| d.slides.iter().copied()).collect();
+    let unlisted: Vec<usize> = (0..slides_src.len()).filter(|i| !listed.contains(i)).collect();
     if !unlisted.is_empty() {
-        let names: Vec<&str> = unlisted
-            .iter()
-            .map(|&i| slides_src[i].id.as_str())
-            .collect();
-        warnings.push(format!(
-            "slides in no structure ({}) were put in the hidden presentation \"unlisted\"",
-            names.join(", ")
-        ));
+        let names: Vec<&str> = unlisted.iter().map(|&i| slides_src[i].id.as_str()).collect();
+        warnings.push(format!("slides in no structure ({}) were put in the hidden presentation \"unlisted\"", names.join(", ")));
         let origin = format!("{PRESENTATION_JSON} slides in no structure");
-        decks.push(Deck {
-            key: "unlisted".into(),
-            title: "Unlisted slides".into(),
-            hidden: true,
-            slides: unlisted,
-            origin,
-        });
+        decks.push(Deck { key: "unlisted".into(), title: "Unlisted slides".into(), hidden: true, slides: unlisted, origin });
     }
 
     // Slides: one per (deck, slide); a slide listed again gets a derived id.
@@ -295,10 +202,7 @@ pub fn import_agnitio(
         let (pid, _) = pres_ids.allocate(&deck.key, "presentation");
         mapped.push(Mapped {
             source: deck.origin.clone(),
-            target: format!(
-                "{}presentation {pid}",
-                if deck.hidden { "hidden " } else { "" }
-            ),
+            target: format!("{}presentation {pid}", if deck.hidden { "hidden " } else { "" }),
         });
         let mut ids = Vec::new();
         for &i in &deck.slides {
@@ -307,10 +211,7 @@ pub fn import_agnitio(
                 None => {
                     let (id, changed) = slide_id_alloc.allocate(&src.id, "slide");
                     if changed {
-                        warnings.push(format!(
-                            "slide {:?} got id {id:?} to keep ids unique",
-                            src.id
-                        ));
+                        warnings.push(format!("slide {:?} got id {id:?} to keep ids unique", src.id));
                     }
                     first_id.insert(i, id.clone());
                     id
@@ -328,21 +229,14 @@ pub fn import_agnitio(
             let thumbnail = slide_thumbnail(&tree, src, &entry);
             let title = match slide_name(src) {
                 Some(n) => n,
-                None => tree
-                    .read_text(&entry)?
-                    .as_deref()
-                    .and_then(html_title)
-                    .unwrap_or_else(|| src.id.clone()),
+                None => tree.read_text(&entry)?.as_deref().and_then(html_title).unwrap_or_else(|| src.id.clone()),
             };
             let topics = slide_topics(src);
             referenced.insert(entry.clone());
             if let Some(t) = &thumbnail {
                 referenced.insert(t.clone());
             }
-            mapped.push(Mapped {
-                source: format!("{PRESENTATION_JSON} slide {}", src.id),
-                target: format!("slide {id} ({entry})"),
-            });
+            mapped.push(Mapped { source: format!("{PRESENTATION_JSON} slide {}", src.id), target: format!("slide {id} ({entry})") });
             ids.push(id.clone());
             slides.push(Slide {
                 id,
@@ -366,23 +260,15 @@ pub fn import_agnitio(
             extra: Default::default(),
         });
     }
-    manifest.presentations =
-        finish_presentations("Agnitio", presentations, &mut slides, &mut warnings)?;
+    manifest.presentations = finish_presentations("Agnitio", presentations, &mut slides, &mut warnings)?;
     manifest.slides = slides;
     manifest.shared_resources = SHARED_FOLDERS
         .iter()
-        .filter(|f| {
-            tree.files
-                .keys()
-                .any(|p| p.as_str().starts_with(&format!("{f}/")))
-        })
+        .filter(|f| tree.files.keys().any(|p| p.as_str().starts_with(&format!("{f}/"))))
         .map(|f| format!("{f}/"))
         .collect();
     for f in &manifest.shared_resources {
-        mapped.push(Mapped {
-            source: f.clone(),
-            target: format!("shared resources {f}"),
-        });
+        mapped.push(Mapped { source: f.clone(), target: format!("shared resources {f}") });
     }
 
     // Every file is carried; those nothing references are listed for the author.
@@ -391,10 +277,7 @@ pub fn import_agnitio(
             continue;
         };
         for r in relative_refs(&text) {
-            let hits = [
-                path.join_relative(&r),
-                BundlePath::parse(r.trim_start_matches("./")).ok(),
-            ];
+            let hits = [path.join_relative(&r), BundlePath::parse(r.trim_start_matches("./")).ok()];
             for hit in hits.into_iter().flatten() {
                 if tree.files.contains_key(&hit) {
                     referenced.insert(hit);
@@ -405,29 +288,14 @@ pub fn import_agnitio(
     let mut files = Vec::new();
     for (p, f) in &tree.files {
         if !referenced.contains(p) {
-            unmapped.push(Unmapped {
-                source: p.to_string(),
-                reason: "carried, not referenced".into(),
-            });
+            unmapped.push(Unmapped { source: p.to_string(), reason: "carried, not referenced".into() });
         }
-        files.push((
-            BundleFile {
-                path: p.clone(),
-                source: f.source.clone(),
-            },
-            label.clone(),
-        ));
+        files.push((BundleFile { path: p.clone(), source: f.source.clone() }, label.clone()));
     }
 
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport {
-        format: "agnitio".into(),
-        manifest: written,
-        mapped,
-        unmapped,
-        warnings,
-    })
+    Ok(ImportReport { format: "agnitio".into(), manifest: written, mapped, unmapped, warnings })
 }
 
 fn str_field(obj: &Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -439,15 +307,9 @@ fn str_field(obj: &Map<String, Value>, keys: &[&str]) -> Option<String> {
 }
 
 /// Bundle metadata from `presentation.json`.
-fn source_meta(
-    root: &Map<String, Value>,
-    unmapped: &mut Vec<Unmapped>,
-    warnings: &mut Vec<String>,
-) -> SourceMeta {
+fn source_meta(root: &Map<String, Value>, unmapped: &mut Vec<Unmapped>, warnings: &mut Vec<String>) -> SourceMeta {
     let mut m = SourceMeta {
-        id: str_field(root, &["identifier", "id"])
-            .or_else(|| str_field(root, &["name"]))
-            .and_then(|s| bundle_id_from(&s)),
+        id: str_field(root, &["identifier", "id"]).or_else(|| str_field(root, &["name"])).and_then(|s| bundle_id_from(&s)),
         title: str_field(root, &["name", "title"]),
         product: str_field(root, &["product"]),
         approval_code: str_field(root, &["approvalCode", "approval_code"]),
@@ -463,23 +325,13 @@ fn source_meta(
             });
         }
     }
-    for (keys, end) in [
-        (&["validFrom", "valid_from"], false),
-        (&["validUntil", "valid_until"], true),
-    ] {
+    for (keys, end) in [(&["validFrom", "valid_from"], false), (&["validUntil", "valid_until"], true)] {
         if let Some(v) = str_field(root, keys) {
             let d = parse_source_date(&v, end);
             if d.is_none() {
-                warnings.push(format!(
-                    "{PRESENTATION_JSON}: {} {v:?} is not a date; ignored",
-                    keys[0]
-                ));
+                warnings.push(format!("{PRESENTATION_JSON}: {} {v:?} is not a date; ignored", keys[0]));
             }
-            if end {
-                m.valid_until = d
-            } else {
-                m.valid_from = d
-            }
+            if end { m.valid_until = d } else { m.valid_from = d }
         }
     }
     m
@@ -488,38 +340,26 @@ fn source_meta(
 /// `slides`: an object `{ "<id>": { ... } }` (declaration order kept), or an array of ids or
 /// of objects with an `id`.
 fn parse_slides(root: &Map<String, Value>) -> Result<Vec<SourceSlide>> {
-    let bad = |detail: &str| {
-        import_err(format!(
-            "{PRESENTATION_JSON}: {detail}; expected \"slides\": {{\"<id>\": {{\"name\": \"...\"}}, ...}}"
-        ))
-    };
+    let bad =
+        |detail: &str| import_err(format!("{PRESENTATION_JSON}: {detail}; expected \"slides\": {{\"<id>\": {{\"name\": \"...\"}}, ...}}"));
     let mut out = Vec::new();
     match root.get("slides") {
         Some(Value::Object(m)) => {
             for (id, def) in m {
                 let def = match def {
                     Value::Object(d) => d.clone(),
-                    Value::String(name) => {
-                        Map::from_iter([("name".to_string(), Value::String(name.clone()))])
-                    }
+                    Value::String(name) => Map::from_iter([("name".to_string(), Value::String(name.clone()))]),
                     _ => Map::new(),
                 };
-                out.push(SourceSlide {
-                    id: id.clone(),
-                    def,
-                });
+                out.push(SourceSlide { id: id.clone(), def });
             }
         }
         Some(Value::Array(a)) => {
             for v in a {
                 match v {
-                    Value::String(id) => out.push(SourceSlide {
-                        id: id.clone(),
-                        def: Map::new(),
-                    }),
+                    Value::String(id) => out.push(SourceSlide { id: id.clone(), def: Map::new() }),
                     Value::Object(d) => {
-                        let id = str_field(d, &["id"])
-                            .ok_or_else(|| bad("a slide in the \"slides\" array has no \"id\""))?;
+                        let id = str_field(d, &["id"]).ok_or_else(|| bad("a slide in the \"slides\" array has no \"id\""))?;
                         out.push(SourceSlide { id, def: d.clone() });
                     }
                     _ => return Err(bad("\"slides\" holds something that is not a slide")),
@@ -535,10 +375,7 @@ fn parse_slides(root: &Map<String, Value>) -> Result<Vec<SourceSlide>> {
 }
 
 /// `structures` (or `chapters`): `{ "<id>": { "name", "content": [ids] } }`.
-fn parse_structures(
-    root: &Map<String, Value>,
-    warnings: &mut Vec<String>,
-) -> Result<Vec<Structure>> {
+fn parse_structures(root: &Map<String, Value>, warnings: &mut Vec<String>) -> Result<Vec<Structure>> {
     let Some(v) = root.get("structures").or_else(|| root.get("chapters")) else {
         return Ok(Vec::new());
     };
@@ -550,28 +387,17 @@ fn parse_structures(
     let mut out = Vec::new();
     for (id, def) in m {
         let Value::Object(d) = def else {
-            warnings.push(format!(
-                "{PRESENTATION_JSON}: structure {id:?} is not an object; ignored"
-            ));
+            warnings.push(format!("{PRESENTATION_JSON}: structure {id:?} is not an object; ignored"));
             continue;
         };
         let content = match d.get("content").or_else(|| d.get("slides")) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
             _ => {
-                warnings.push(format!(
-                    "{PRESENTATION_JSON}: structure {id:?} has no \"content\" list"
-                ));
+                warnings.push(format!("{PRESENTATION_JSON}: structure {id:?} has no \"content\" list"));
                 Vec::new()
             }
         };
-        out.push(Structure {
-            id: id.clone(),
-            name: str_field(d, &["name", "title"]),
-            content,
-        });
+        out.push(Structure { id: id.clone(), name: str_field(d, &["name", "title"]), content });
     }
     Ok(out)
 }
@@ -586,17 +412,13 @@ fn parse_storyboard(root: &Map<String, Value>) -> Result<Option<Vec<String>>> {
         Value::Array(a) => a
             .iter()
             .map(|x| {
-                x.as_str().map(str::to_string).ok_or_else(|| {
-                    import_err(format!(
-                        "{PRESENTATION_JSON}: \"storyboard\" must list structure ids as strings"
-                    ))
-                })
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| import_err(format!("{PRESENTATION_JSON}: \"storyboard\" must list structure ids as strings")))
             })
             .collect::<Result<Vec<_>>>()
             .map(Some),
-        _ => Err(import_err(format!(
-            "{PRESENTATION_JSON}: \"storyboard\" must be a list of structure ids"
-        ))),
+        _ => Err(import_err(format!("{PRESENTATION_JSON}: \"storyboard\" must be a list of structure ids"))),
     }
 }
 
@@ -614,26 +436,14 @@ fn flatten_structure(
 ) {
     let s = &structures[si];
     if depth > MAX_NESTING || !consumed.insert(si) {
-        warnings.push(format!(
-            "{PRESENTATION_JSON}: structure {:?} is nested in itself or too deeply; not followed",
-            s.id
-        ));
+        warnings.push(format!("{PRESENTATION_JSON}: structure {:?} is nested in itself or too deeply; not followed", s.id));
         return;
     }
     for item in &s.content {
         if let Some(&i) = slide_ids.get(item.as_str()) {
             out.push(i);
         } else if let Some(&child) = structure_ids.get(item.as_str()) {
-            flatten_structure(
-                structures,
-                structure_ids,
-                slide_ids,
-                child,
-                depth + 1,
-                consumed,
-                out,
-                warnings,
-            );
+            flatten_structure(structures, structure_ids, slide_ids, child, depth + 1, consumed, out, warnings);
         } else {
             warnings.push(format!("{PRESENTATION_JSON}: structure {:?} lists {item:?}, which is not a slide or structure", s.id));
         }
@@ -665,9 +475,7 @@ fn slide_entry(tree: &SourceTree, s: &SourceSlide) -> Result<BundlePath> {
     if let Some(f) = str_field(&s.def, &["file", "path"]) {
         tried.push(f.trim_start_matches("./").to_string());
     } else {
-        if let Some(t) =
-            str_field(&s.def, &["template"]).filter(|t| t.ends_with(".html") || t.ends_with(".htm"))
-        {
+        if let Some(t) = str_field(&s.def, &["template"]).filter(|t| t.ends_with(".html") || t.ends_with(".htm")) {
             tried.push(format!("{folder}/{t}"));
             tried.push(t);
         }
@@ -697,10 +505,7 @@ fn slide_thumbnail(tree: &SourceTree, s: &SourceSlide, entry: &BundlePath) -> Op
         cands.push(entry.join_relative(&format!("thumb.{ext}")));
         cands.push(BundlePath::parse(&format!("thumbnails/{id}.{ext}")).ok());
     }
-    cands
-        .into_iter()
-        .flatten()
-        .find_map(|p| tree.find_ignore_case(p.as_str()).cloned())
+    cands.into_iter().flatten().find_map(|p| tree.find_ignore_case(p.as_str()).cloned())
 }
 
 #[cfg(test)]
@@ -709,20 +514,11 @@ mod tests {
 
     #[test]
     fn storyboard_shapes() {
-        let root: Map<String, Value> =
-            serde_json::from_str(r#"{"storyboard": "main"}"#).unwrap_or_default();
-        assert_eq!(
-            parse_storyboard(&root).ok().flatten(),
-            Some(vec!["main".to_string()])
-        );
-        let root: Map<String, Value> =
-            serde_json::from_str(r#"{"storyboards": ["a", "b"]}"#).unwrap_or_default();
-        assert_eq!(
-            parse_storyboard(&root).ok().flatten(),
-            Some(vec!["a".to_string(), "b".to_string()])
-        );
-        let root: Map<String, Value> =
-            serde_json::from_str(r#"{"storyboard": 3}"#).unwrap_or_default();
+        let root: Map<String, Value> = serde_json::from_str(r#"{"storyboard": "main"}"#).unwrap_or_default();
+        assert_eq!(parse_storyboard(&root).ok().flatten(), Some(vec!["main".to_string()]));
+        let root: Map<String, Value> = serde_json::from_str(r#"{"storyboards": ["a", "b"]}"#).unwrap_or_default();
+        assert_eq!(parse_storyboard(&root).ok().flatten(), Some(vec!["a".to_string(), "b".to_string()]));
+        let root: Map<String, Value> = serde_json::from_str(r#"{"storyboard": 3}"#).unwrap_or_default();
         assert!(parse_storyboard(&root).is_err());
     }
 }

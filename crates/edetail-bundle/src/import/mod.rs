@@ -121,9 +121,7 @@ pub fn kebab_id(raw: &str) -> String {
     let mut dash = false;
     for c in raw.chars() {
         if c.is_ascii_alphanumeric() {
-            if c.is_ascii_uppercase()
-                && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-            {
+            if c.is_ascii_uppercase() && prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit()) {
                 dash = true;
             }
             if dash && !out.is_empty() {
@@ -145,10 +143,7 @@ pub fn kebab_id(raw: &str) -> String {
 
 /// Whether `s` is acceptable as a manifest id as it is (the validator's rule).
 fn is_plain_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 /// A bundle id from a source id: kept when already valid (`com.acme.cz_launch`), kebab-cased
@@ -190,17 +185,12 @@ impl IdAllocator {
 
 /// Escapes control characters so a hostile entry name cannot rewrite the author's terminal.
 fn display_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
-        .chars()
-        .flat_map(char::escape_default)
-        .collect()
+    String::from_utf8_lossy(raw).chars().flat_map(char::escape_default).collect()
 }
 
 /// The file name of a path, for messages.
 fn file_label(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 fn import_err(msg: impl Into<String>) -> Error {
@@ -213,10 +203,7 @@ fn entry_err(zip: &str, entry: &str, what: impl std::fmt::Display) -> Error {
 
 /// OS litter and hidden files that are never carried into a bundle.
 fn is_junk(path: &BundlePath) -> bool {
-    path.as_str()
-        .split('/')
-        .any(|seg| seg == "__MACOSX" || seg.starts_with('.'))
-        || matches!(path.file_name(), "Thumbs.db" | "desktop.ini")
+    path.as_str().split('/').any(|seg| seg == "__MACOSX" || seg.starts_with('.')) || matches!(path.file_name(), "Thumbs.db" | "desktop.ini")
 }
 
 /// One file of a source: where its bytes are and how many there are.
@@ -243,11 +230,7 @@ impl SourceTree {
     /// Like [`SourceTree::find`], ignoring ASCII case (authors' zips are made on
     /// case-insensitive file systems).
     fn find_ignore_case(&self, path: &str) -> Option<&BundlePath> {
-        self.find(path).or_else(|| {
-            self.files
-                .keys()
-                .find(|k| k.as_str().eq_ignore_ascii_case(path))
-        })
+        self.find(path).or_else(|| self.files.keys().find(|k| k.as_str().eq_ignore_ascii_case(path)))
     }
 
     /// The one top-level folder every file is in, if there is exactly one and no file at the
@@ -276,10 +259,7 @@ impl SourceTree {
                 BundlePath::parse(rest).ok().map(|bp| (bp, f))
             })
             .collect();
-        SourceTree {
-            label: self.label,
-            files,
-        }
+        SourceTree { label: self.label, files }
     }
 
     /// Reads a (small) file as text, lossily. `None` when it is larger than [`MAX_TEXT_BYTES`].
@@ -302,14 +282,9 @@ impl SourceTree {
 fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>> {
     let f = File::open(path).map_err(Error::io(path))?;
     let mut out = Vec::new();
-    f.take(max + 1)
-        .read_to_end(&mut out)
-        .map_err(Error::io(path))?;
+    f.take(max + 1).read_to_end(&mut out).map_err(Error::io(path))?;
     if out.len() as u64 > max {
-        return Err(import_err(format!(
-            "{}: larger than {max} bytes; this is not a metadata file",
-            path.display()
-        )));
+        return Err(import_err(format!("{}: larger than {max} bytes; this is not a metadata file", path.display())));
     }
     Ok(out)
 }
@@ -328,18 +303,8 @@ struct Extractor {
 
 impl Extractor {
     fn new() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("edetail-import-")
-            .tempdir()
-            .map_err(Error::io(std::env::temp_dir()))?;
-        Ok(Extractor {
-            dir,
-            next: 0,
-            total: 0,
-            max_total: MAX_IMPORT_BYTES,
-            limits: DEFAULT_LIMITS,
-            buf: vec![0; 64 * 1024],
-        })
+        let dir = tempfile::Builder::new().prefix("edetail-import-").tempdir().map_err(Error::io(std::env::temp_dir()))?;
+        Ok(Extractor { dir, next: 0, total: 0, max_total: MAX_IMPORT_BYTES, limits: DEFAULT_LIMITS, buf: vec![0; 64 * 1024] })
     }
 
     /// Reads every regular file of a zip. Fails, naming the zip and the entry, on unsafe names,
@@ -350,119 +315,59 @@ impl Extractor {
         let file = File::open(zip_path).map_err(Error::io(zip_path))?;
         let mut reader = BufReader::new(file);
         let unreadable = |e: &dyn std::fmt::Display| {
-            import_err(format!(
-                "{label} is not a readable zip archive ({e}); re-create it with a standard zip tool"
-            ))
+            import_err(format!("{label} is not a readable zip archive ({e}); re-create it with a standard zip tool"))
         };
-        let names =
-            crate::zipscan::central_directory_names(&mut reader, self.limits.max_entries + 1)
-                .map_err(|e| unreadable(&e))?;
+        let names = crate::zipscan::central_directory_names(&mut reader, self.limits.max_entries + 1).map_err(|e| unreadable(&e))?;
         if names.len() > self.limits.max_entries {
-            return Err(import_err(format!(
-                "{label} has more than {} entries",
-                self.limits.max_entries
-            )));
+            return Err(import_err(format!("{label} has more than {} entries", self.limits.max_entries)));
         }
         let mut counts: HashMap<&[u8], usize> = HashMap::new();
         for n in &names {
             *counts.entry(n.as_slice()).or_default() += 1;
         }
-        if let Some(name) = names
-            .iter()
-            .find(|n| counts.get(n.as_slice()).is_some_and(|c| *c > 1))
-        {
-            return Err(entry_err(
-                &label,
-                &display_name(name),
-                "appears more than once; remove the duplicate",
-            ));
+        if let Some(name) = names.iter().find(|n| counts.get(n.as_slice()).is_some_and(|c| *c > 1)) {
+            return Err(entry_err(&label, &display_name(name), "appears more than once; remove the duplicate"));
         }
         std::io::Seek::rewind(&mut reader).map_err(Error::io(zip_path))?;
         let mut archive = zip::ZipArchive::new(reader).map_err(|e| unreadable(&e))?;
-        let mut tree = SourceTree {
-            label: label.clone(),
-            files: BTreeMap::new(),
-        };
+        let mut tree = SourceTree { label: label.clone(), files: BTreeMap::new() };
         let mut folded: HashMap<String, String> = HashMap::new();
         for i in 0..archive.len() {
             let (raw, symlink, encrypted, method, declared, compressed) = {
                 let e = archive.by_index_data(i).map_err(|e| unreadable(&e))?;
-                (
-                    e.name_raw().to_vec(),
-                    e.is_symlink(),
-                    e.encrypted(),
-                    e.compression(),
-                    e.size(),
-                    e.compressed_size(),
-                )
+                (e.name_raw().to_vec(), e.is_symlink(), e.encrypted(), e.compression(), e.size(), e.compressed_size())
             };
             let shown = display_name(&raw);
             let is_dir = raw.ends_with(b"/");
-            let name = if is_dir {
-                &raw[..raw.len() - 1]
-            } else {
-                &raw[..]
-            };
-            let path = BundlePath::from_bytes(name).map_err(|e| {
-                entry_err(
-                    &label,
-                    &shown,
-                    format!("has an unsafe name ({e}); only plain relative paths are allowed"),
-                )
-            })?;
+            let name = if is_dir { &raw[..raw.len() - 1] } else { &raw[..] };
+            let path = BundlePath::from_bytes(name)
+                .map_err(|e| entry_err(&label, &shown, format!("has an unsafe name ({e}); only plain relative paths are allowed")))?;
             if symlink {
-                return Err(entry_err(
-                    &label,
-                    &shown,
-                    "is a symbolic link; replace it with the file it points to",
-                ));
+                return Err(entry_err(&label, &shown, "is a symbolic link; replace it with the file it points to"));
             }
             if is_dir || is_junk(&path) {
                 continue;
             }
             if encrypted {
-                return Err(entry_err(
-                    &label,
-                    &shown,
-                    "is password-protected; re-create the zip without encryption",
-                ));
+                return Err(entry_err(&label, &shown, "is password-protected; re-create the zip without encryption"));
             }
-            if !matches!(
-                method,
-                zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
-            ) {
-                return Err(entry_err(
-                    &label,
-                    &shown,
-                    format!("uses compression {method:?}; re-create the zip with deflate"),
-                ));
+            if !matches!(method, zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated) {
+                return Err(entry_err(&label, &shown, format!("uses compression {method:?}; re-create the zip with deflate")));
             }
             if declared > self.limits.max_entry_size {
-                return Err(entry_err(
-                    &label,
-                    &shown,
-                    format!("is larger than {} bytes", self.limits.max_entry_size),
-                ));
+                return Err(entry_err(&label, &shown, format!("is larger than {} bytes", self.limits.max_entry_size)));
             }
             if let Some(other) = folded.insert(path.case_fold_key(), path.to_string()) {
                 return Err(entry_err(
                     &label,
                     &shown,
-                    format!(
-                        "differs only in letter case from \"{other}\"; the two collide on iPad file systems"
-                    ),
+                    format!("differs only in letter case from \"{other}\"; the two collide on iPad file systems"),
                 ));
             }
             let dest = self.dir.path().join(self.next.to_string());
             self.next += 1;
             let size = self.copy_entry(&mut archive, i, compressed, &dest, &label, &shown)?;
-            tree.files.insert(
-                path,
-                SourceFile {
-                    source: FileSource::Path(dest),
-                    size,
-                },
-            );
+            tree.files.insert(path, SourceFile { source: FileSource::Path(dest), size });
         }
         Ok(tree)
     }
@@ -476,19 +381,12 @@ impl Extractor {
         label: &str,
         shown: &str,
     ) -> Result<u64> {
-        let mut zf = archive
-            .by_index(index)
-            .map_err(|e| entry_err(label, shown, format!("cannot be read ({e})")))?;
-        let ceiling = self
-            .limits
-            .ratio_ceiling(compressed)
-            .min(self.limits.max_entry_size);
+        let mut zf = archive.by_index(index).map_err(|e| entry_err(label, shown, format!("cannot be read ({e})")))?;
+        let ceiling = self.limits.ratio_ceiling(compressed).min(self.limits.max_entry_size);
         let mut out = BufWriter::new(File::create(dest).map_err(Error::io(dest))?);
         let mut produced = 0u64;
         loop {
-            let n = zf
-                .read(&mut self.buf)
-                .map_err(|e| entry_err(label, shown, format!("is damaged ({e})")))?;
+            let n = zf.read(&mut self.buf).map_err(|e| entry_err(label, shown, format!("is damaged ({e})")))?;
             if n == 0 {
                 break;
             }
@@ -498,20 +396,14 @@ impl Extractor {
                 return Err(entry_err(
                     label,
                     shown,
-                    format!(
-                        "inflates past {ceiling} bytes (more than {}x its compressed size, or too large)",
-                        self.limits.max_ratio
-                    ),
+                    format!("inflates past {ceiling} bytes (more than {}x its compressed size, or too large)", self.limits.max_ratio),
                 ));
             }
             if self.total > self.max_total {
                 return Err(entry_err(
                     label,
                     shown,
-                    format!(
-                        "takes the inputs past {} bytes in total; import fewer or smaller zips",
-                        self.max_total
-                    ),
+                    format!("takes the inputs past {} bytes in total; import fewer or smaller zips", self.max_total),
                 ));
             }
             out.write_all(&self.buf[..n]).map_err(Error::io(dest))?;
@@ -524,39 +416,21 @@ impl Extractor {
 /// Lists a folder's files (sorted, hidden files and OS litter skipped). Symbolic links and
 /// names a bundle cannot hold are errors naming the file.
 fn read_folder(dir: &Path) -> Result<SourceTree> {
-    fn walk(
-        root: &Path,
-        dir: &Path,
-        tree: &mut SourceTree,
-        folded: &mut HashMap<String, String>,
-    ) -> Result<()> {
-        let mut entries: Vec<_> = std::fs::read_dir(dir)
-            .map_err(Error::io(dir))?
-            .collect::<std::io::Result<_>>()
-            .map_err(Error::io(dir))?;
+    fn walk(root: &Path, dir: &Path, tree: &mut SourceTree, folded: &mut HashMap<String, String>) -> Result<()> {
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).map_err(Error::io(dir))?.collect::<std::io::Result<_>>().map_err(Error::io(dir))?;
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let path = e.path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace(std::path::MAIN_SEPARATOR, "/");
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
             let ft = e.file_type().map_err(Error::io(&path))?;
-            let bp = BundlePath::parse(&rel).map_err(|err| {
-                import_err(format!(
-                    "{}: file name not allowed in a bundle ({err}); rename it",
-                    path.display()
-                ))
-            })?;
+            let bp = BundlePath::parse(&rel)
+                .map_err(|err| import_err(format!("{}: file name not allowed in a bundle ({err}); rename it", path.display())))?;
             if is_junk(&bp) {
                 continue;
             }
             if ft.is_symlink() {
-                return Err(import_err(format!(
-                    "{}: symbolic links are not imported; copy the file in",
-                    path.display()
-                )));
+                return Err(import_err(format!("{}: symbolic links are not imported; copy the file in", path.display())));
             }
             if ft.is_dir() {
                 walk(root, &path, tree, folded)?;
@@ -568,21 +442,12 @@ fn read_folder(dir: &Path) -> Result<SourceTree> {
                     )));
                 }
                 let size = e.metadata().map_err(Error::io(&path))?.len();
-                tree.files.insert(
-                    bp,
-                    SourceFile {
-                        source: FileSource::Path(path),
-                        size,
-                    },
-                );
+                tree.files.insert(bp, SourceFile { source: FileSource::Path(path), size });
             }
         }
         Ok(())
     }
-    let mut tree = SourceTree {
-        label: file_label(dir),
-        files: BTreeMap::new(),
-    };
+    let mut tree = SourceTree { label: file_label(dir), files: BTreeMap::new() };
     walk(dir, dir, &mut tree, &mut HashMap::new())?;
     Ok(tree)
 }
@@ -603,17 +468,8 @@ struct SourceMeta {
 /// The manifest header (everything but presentations, slides and files) from the command line
 /// and the source, with the documented defaults. Fails listing every missing value and the
 /// option that supplies it.
-fn manifest_header(
-    format: &str,
-    meta: &ImportMeta,
-    src: &SourceMeta,
-    warnings: &mut Vec<String>,
-) -> Result<Manifest> {
-    let nonempty = |o: &Option<String>| {
-        o.as_ref()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    };
+fn manifest_header(format: &str, meta: &ImportMeta, src: &SourceMeta, warnings: &mut Vec<String>) -> Result<Manifest> {
+    let nonempty = |o: &Option<String>| o.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
     let mut missing = Vec::new();
     let id = nonempty(&meta.id).or_else(|| nonempty(&src.id));
     if id.is_none() {
@@ -635,18 +491,11 @@ fn manifest_header(
     if approval_code.is_none() {
         missing.push("the approval code: pass --approval-code CODE (the MLR approval id printed on the material)");
     }
-    let (Some(id), Some(product), Some(locale), Some(valid_until), Some(approval_code)) =
-        (id, product, locale, valid_until, approval_code)
+    let (Some(id), Some(product), Some(locale), Some(valid_until), Some(approval_code)) = (id, product, locale, valid_until, approval_code)
     else {
-        return Err(import_err(format!(
-            "{format} import: the source does not provide {}",
-            missing.join("; ")
-        )));
+        return Err(import_err(format!("{format} import: the source does not provide {}", missing.join("; "))));
     };
-    let valid_from = meta
-        .valid_from
-        .or(src.valid_from)
-        .unwrap_or_else(default_valid_from);
+    let valid_from = meta.valid_from.or(src.valid_from).unwrap_or_else(default_valid_from);
     if valid_from >= valid_until {
         return Err(import_err(format!(
             "{format} import: valid_from ({valid_from}) must be before valid_until ({valid_until}); pass --valid-from / --valid-until"
@@ -655,9 +504,7 @@ fn manifest_header(
     let title = match nonempty(&meta.title).or_else(|| nonempty(&src.title)) {
         Some(t) => t,
         None => {
-            warnings.push(format!(
-                "no title in the source; using the id {id:?} (pass --title to set one)"
-            ));
+            warnings.push(format!("no title in the source; using the id {id:?} (pass --title to set one)"));
             id.clone()
         }
     };
@@ -688,9 +535,7 @@ fn parse_source_date(s: &str, end: bool) -> Option<DateTime<Utc>> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Some(d.with_timezone(&Utc));
     }
-    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(s, "%m/%d/%Y"))
-        .ok()?;
+    let date = NaiveDate::parse_from_str(s, "%Y-%m-%d").or_else(|_| NaiveDate::parse_from_str(s, "%m/%d/%Y")).ok()?;
     let date = if end { date.succ_opt()? } else { date };
     Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)))
 }
@@ -721,10 +566,7 @@ fn normalize_locale(s: &str) -> Option<String> {
 
 /// Whether a file is text worth scanning for references.
 fn is_scannable(path: &BundlePath) -> bool {
-    matches!(
-        path.extension().as_deref(),
-        Some("html" | "htm" | "css" | "js" | "mjs" | "json")
-    )
+    matches!(path.extension().as_deref(), Some("html" | "htm" | "css" | "js" | "mjs" | "json"))
 }
 
 /// Strings in HTML/CSS/JS text that look like relative file references: quoted strings and
@@ -737,10 +579,7 @@ fn relative_refs(text: &str) -> Vec<String> {
     while i < b.len() {
         let c = b[i];
         let candidate = if matches!(c, b'"' | b'\'' | b'`') {
-            let end = b[i + 1..]
-                .iter()
-                .take(512)
-                .position(|&x| x == c || x == b'\n');
+            let end = b[i + 1..].iter().take(512).position(|&x| x == c || x == b'\n');
             match end {
                 Some(n) if b[i + 1 + n] == c => {
                     let s = &text[i + 1..i + 1 + n];
@@ -757,11 +596,7 @@ fn relative_refs(text: &str) -> Vec<String> {
             match b[start..].iter().take(512).position(|&x| x == b')') {
                 Some(n) => {
                     i = start + n + 1;
-                    Some(
-                        text[start..start + n]
-                            .trim()
-                            .trim_matches(|c| c == '"' || c == '\''),
-                    )
+                    Some(text[start..start + n].trim().trim_matches(|c| c == '"' || c == '\''))
                 }
                 None => {
                     i += 4;
@@ -788,25 +623,9 @@ fn looks_like_path(s: &str) -> bool {
         && !s.starts_with('/')
         && !s.contains(':')
         && (s.contains('/') || s.contains('.'))
-        && !s.chars().any(|c| {
-            c.is_whitespace()
-                || matches!(
-                    c,
-                    '<' | '>'
-                        | '{'
-                        | '}'
-                        | '|'
-                        | '^'
-                        | '\\'
-                        | '('
-                        | ')'
-                        | '+'
-                        | ','
-                        | ';'
-                        | '='
-                        | '$'
-                )
-        })
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | '{' | '}' | '|' | '^' | '\\' | '(' | ')' | '+' | ',' | ';' | '=' | '$'))
 }
 
 /// The text of an HTML page's `<title>`, if any.
@@ -834,9 +653,7 @@ fn check_bundle_paths(files: &[(BundleFile, String)]) -> Result<()> {
     for (f, origin) in files {
         let p = f.path.as_str();
         if p == crate::MANIFEST_NAME || p == crate::SIGNATURE_NAME {
-            return Err(import_err(format!(
-                "{origin}: the file {p} would collide with the bundle's own {p}; rename or remove it"
-            )));
+            return Err(import_err(format!("{origin}: the file {p} would collide with the bundle's own {p}; rename or remove it")));
         }
         if p.starts_with(crate::validate::RESERVED_PREFIX) {
             return Err(import_err(format!(
@@ -845,26 +662,15 @@ fn check_bundle_paths(files: &[(BundleFile, String)]) -> Result<()> {
             )));
         }
         if let Some((other, other_origin)) = seen.insert(f.path.case_fold_key(), (p, origin)) {
-            let what = if other == p {
-                "is also provided by".to_string()
-            } else {
-                format!("collides by letter case with {other} from")
-            };
-            return Err(import_err(format!(
-                "{origin}: {p} {what} {other_origin}; each bundle path must be unique"
-            )));
+            let what = if other == p { "is also provided by".to_string() } else { format!("collides by letter case with {other} from") };
+            return Err(import_err(format!("{origin}: {p} {what} {other_origin}; each bundle path must be unique")));
         }
     }
     Ok(())
 }
 
 /// Writes the bundle (unsigned) to `out` atomically; returns the manifest as written.
-fn write_output(
-    out: &Path,
-    manifest: Manifest,
-    files: Vec<(BundleFile, String)>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<Manifest> {
+fn write_output(out: &Path, manifest: Manifest, files: Vec<(BundleFile, String)>, progress: &mut dyn FnMut(u64)) -> Result<Manifest> {
     check_bundle_paths(&files)?;
     let files: Vec<BundleFile> = files.into_iter().map(|(f, _)| f).collect();
     write_atomically(out, |f| {
@@ -882,35 +688,23 @@ fn finish_presentations(
     slides: &mut [Slide],
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Presentation>> {
-    let (kept, dropped): (Vec<_>, Vec<_>) = presentations
-        .into_iter()
-        .partition(|p| !p.slides.is_empty());
+    let (kept, dropped): (Vec<_>, Vec<_>) = presentations.into_iter().partition(|p| !p.slides.is_empty());
     for p in &dropped {
-        warnings.push(format!(
-            "presentation {:?} has no slides and was left out",
-            p.id
-        ));
+        warnings.push(format!("presentation {:?} has no slides and was left out", p.id));
     }
     for s in slides.iter_mut() {
         if let Some(sub) = &s.sub_presentation
             && !kept.iter().any(|p| &p.id == sub)
         {
-            warnings.push(format!(
-                "slide {:?}: sub-presentation {sub:?} is not in the bundle; link dropped",
-                s.id
-            ));
+            warnings.push(format!("slide {:?}: sub-presentation {sub:?} is not in the bundle; link dropped", s.id));
             s.sub_presentation = None;
         }
     }
     if kept.is_empty() {
-        return Err(import_err(format!(
-            "{format} import: no slides found; nothing to import"
-        )));
+        return Err(import_err(format!("{format} import: no slides found; nothing to import")));
     }
     if kept.iter().all(|p| p.hidden) {
-        return Err(import_err(format!(
-            "{format} import: every presentation is hidden; at least one must be visible to the rep"
-        )));
+        return Err(import_err(format!("{format} import: every presentation is hidden; at least one must be visible to the rep")));
     }
     Ok(kept)
 }
@@ -918,8 +712,7 @@ fn finish_presentations(
 /// The bundle path `folder/rest`.
 fn join_path(folder: &str, rest: &BundlePath) -> Result<BundlePath> {
     let joined = format!("{folder}/{rest}");
-    BundlePath::parse(&joined)
-        .map_err(|e| import_err(format!("{joined}: path not allowed in a bundle ({e})")))
+    BundlePath::parse(&joined).map_err(|e| import_err(format!("{joined}: path not allowed in a bundle ({e})")))
 }
 
 #[cfg(test)]
@@ -937,27 +730,15 @@ mod tests {
     #[test]
     fn finds_relative_references() {
         let html = r#"<link href="../shared/css/a.css?v=2"><img src='img/x.png'> url(../../shared/f.woff2) "https://x.invalid/a.js" "hello world""#;
-        assert_eq!(
-            relative_refs(html),
-            vec!["../../shared/f.woff2", "../shared/css/a.css", "img/x.png"]
-        );
+        assert_eq!(relative_refs(html), vec!["../../shared/f.woff2", "../shared/css/a.css", "img/x.png"]);
     }
 
     #[test]
     fn source_dates_and_locales() {
-        assert_eq!(
-            parse_source_date("2027-12-31", true).map(|d| d.to_rfc3339()),
-            Some("2028-01-01T00:00:00+00:00".into())
-        );
-        assert_eq!(
-            parse_source_date("01/02/2026", false).map(|d| d.to_rfc3339()),
-            Some("2026-01-02T00:00:00+00:00".into())
-        );
+        assert_eq!(parse_source_date("2027-12-31", true).map(|d| d.to_rfc3339()), Some("2028-01-01T00:00:00+00:00".into()));
+        assert_eq!(parse_source_date("01/02/2026", false).map(|d| d.to_rfc3339()), Some("2026-01-02T00:00:00+00:00".into()));
         assert_eq!(normalize_locale("en_us").as_deref(), Some("en-US"));
         assert_eq!(normalize_locale("English"), None);
-        assert_eq!(
-            html_title("<html><TITLE> A &amp; B </title>").as_deref(),
-            Some("A & B")
-        );
+        assert_eq!(html_title("<html><TITLE> A &amp; B </title>").as_deref(), Some("A & B"));
     }
 }

@@ -9,10 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::{
-    Extractor, IdAllocator, ImportMeta, ImportReport, MAX_TEXT_BYTES, Mapped, SourceMeta,
-    SourceTree, Unmapped, bundle_id_from, file_label, finish_presentations, html_title, import_err,
-    is_scannable, join_path, manifest_header, normalize_locale, parse_source_date, read_bounded,
-    relative_refs, write_output,
+    Extractor, IdAllocator, ImportMeta, ImportReport, MAX_TEXT_BYTES, Mapped, SourceMeta, SourceTree, Unmapped, bundle_id_from, file_label,
+    finish_presentations, html_title, import_err, is_scannable, join_path, manifest_header, normalize_locale, parse_source_date,
+    read_bounded, relative_refs, write_output,
 };
 use crate::error::{Error, Result};
 use crate::manifest::{Bridge, Gesture, Presentation, Slide};
@@ -31,15 +30,8 @@ pub struct VeevaOptions {
 }
 
 /// Zip stems (lower-cased) that are shared resources by name.
-const SHARED_NAMES: &[&str] = &[
-    "shared",
-    "shared_resource",
-    "shared_resources",
-    "shared-resource",
-    "sharedresource",
-    "common",
-    "common_resources",
-];
+const SHARED_NAMES: &[&str] =
+    &["shared", "shared_resource", "shared_resources", "shared-resource", "sharedresource", "common", "common_resources"];
 
 /// `.ctl` keys that carry credentials: dropped, and their values never copied anywhere.
 const CTL_CREDENTIALS: &[&str] = &["user", "password", "email"];
@@ -95,18 +87,9 @@ struct Plan {
 ///
 /// `inputs` are zip files and/or folders holding them (sorted by name). Metadata comes from
 /// `opts.loader_csv`, else `opts.ctl_files`, else file order; `opts.meta` overrides it.
-pub fn import_veeva(
-    inputs: &[PathBuf],
-    opts: &VeevaOptions,
-    out: &Path,
-    progress: &mut dyn FnMut(u64),
-) -> Result<ImportReport> {
+pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progress: &mut dyn FnMut(u64)) -> Result<ImportReport> {
     let zips = collect_zips(inputs)?;
-    let known: BTreeMap<String, usize> = zips
-        .iter()
-        .enumerate()
-        .map(|(i, z)| (z.name.to_ascii_lowercase(), i))
-        .collect();
+    let known: BTreeMap<String, usize> = zips.iter().enumerate().map(|(i, z)| (z.name.to_ascii_lowercase(), i)).collect();
 
     let mut plan = if let Some(csv) = &opts.loader_csv {
         plan_from_csv(csv, &known)?
@@ -159,22 +142,12 @@ pub fn import_veeva(
                     continue;
                 }
                 let resolved = from.join_relative(&r);
-                let inside = resolved
-                    .as_ref()
-                    .is_some_and(|p| p.as_str().starts_with(&format!("{}/", km.stem)));
+                let inside = resolved.as_ref().is_some_and(|p| p.as_str().starts_with(&format!("{}/", km.stem)));
                 if !inside {
-                    outside.push(OutsideRef {
-                        from: from.clone(),
-                        reference: r,
-                        resolved,
-                    });
+                    outside.push(OutsideRef { from: from.clone(), reference: r, resolved });
                 }
             }
-            goto_targets.extend(
-                goto_slide_targets(&text)
-                    .into_iter()
-                    .map(|t| (from.to_string(), t)),
-            );
+            goto_targets.extend(goto_slide_targets(&text).into_iter().map(|t| (from.to_string(), t)));
         }
     }
 
@@ -216,19 +189,10 @@ pub fn import_veeva(
             )));
         }
         for (p, f) in &tree.files {
-            files.push((
-                BundleFile {
-                    path: join_path(folder, p)?,
-                    source: f.source.clone(),
-                },
-                z.name.clone(),
-            ));
+            files.push((BundleFile { path: join_path(folder, p)?, source: f.source.clone() }, z.name.clone()));
         }
         shared_folders.insert(folder.clone());
-        mapped.push(Mapped {
-            source: z.name.clone(),
-            target: format!("shared resources {folder}/"),
-        });
+        mapped.push(Mapped { source: z.name.clone(), target: format!("shared resources {folder}/") });
     }
     manifest.shared_resources = shared_folders.iter().map(|f| format!("{f}/")).collect();
 
@@ -239,39 +203,22 @@ pub fn import_veeva(
     }
     for ps in presentations.iter().flat_map(|p| &p.slides) {
         if !slide_zips.contains_key(&ps.zip) {
-            let what = if shared
-                .iter()
-                .any(|(i, _, _)| zips[*i].name.eq_ignore_ascii_case(&ps.zip))
-            {
+            let what = if shared.iter().any(|(i, _, _)| zips[*i].name.eq_ignore_ascii_case(&ps.zip)) {
                 "is a shared resource, not a slide"
             } else {
                 "is not among the inputs"
             };
-            return Err(import_err(format!(
-                "{}: {} {what}; fix the metadata or the inputs",
-                ps.origin, ps.zip
-            )));
+            return Err(import_err(format!("{}: {} {what}; fix the metadata or the inputs", ps.origin, ps.zip)));
         }
     }
-    let listed: BTreeSet<String> = presentations
-        .iter()
-        .flat_map(|p| p.slides.iter().map(|s| s.zip.clone()))
-        .collect();
-    let unlisted: Vec<String> = zips
-        .iter()
-        .map(|z| z.name.to_ascii_lowercase())
-        .filter(|n| slide_zips.contains_key(n) && !listed.contains(n))
-        .collect();
+    let listed: BTreeSet<String> = presentations.iter().flat_map(|p| p.slides.iter().map(|s| s.zip.clone())).collect();
+    let unlisted: Vec<String> =
+        zips.iter().map(|z| z.name.to_ascii_lowercase()).filter(|n| slide_zips.contains_key(n) && !listed.contains(n)).collect();
     if !unlisted.is_empty() {
         let target = match presentations.iter().position(|p| !p.hidden) {
             Some(i) => i,
             None => {
-                presentations.push(PlanPresentation {
-                    key: "main".into(),
-                    title: manifest.title.clone(),
-                    hidden: false,
-                    slides: vec![],
-                });
+                presentations.push(PlanPresentation { key: "main".into(), title: manifest.title.clone(), hidden: false, slides: vec![] });
                 presentations.len() - 1
             }
         };
@@ -283,14 +230,7 @@ pub fn import_veeva(
                 ));
             }
             let origin = format!("input {zip}");
-            let slide = PlanSlide {
-                zip,
-                key_message: None,
-                title: None,
-                disabled: vec![],
-                sub_presentation: None,
-                origin,
-            };
+            let slide = PlanSlide { zip, key_message: None, title: None, disabled: vec![], sub_presentation: None, origin };
             presentations[target].slides.push(slide);
         }
     }
@@ -302,19 +242,12 @@ pub fn import_veeva(
         .map(|p| {
             let (id, changed) = pres_ids.allocate(&p.key, "presentation");
             if changed {
-                warnings.push(format!(
-                    "presentation {:?} got id {id:?} to keep ids unique",
-                    p.key
-                ));
+                warnings.push(format!("presentation {:?} got id {id:?} to keep ids unique", p.key));
             }
             id
         })
         .collect();
-    let key_to_id: HashMap<&str, &str> = presentations
-        .iter()
-        .zip(&pres_id_of)
-        .map(|(p, id)| (p.key.as_str(), id.as_str()))
-        .collect();
+    let key_to_id: HashMap<&str, &str> = presentations.iter().zip(&pres_id_of).map(|(p, id)| (p.key.as_str(), id.as_str())).collect();
     let mut slide_ids = IdAllocator::default();
     let mut carried: BTreeSet<String> = BTreeSet::new();
     let mut out_presentations = Vec::new();
@@ -328,60 +261,37 @@ pub fn import_veeva(
             let key_message = ps.key_message.clone().unwrap_or_else(|| km.stem.clone());
             let (id, changed) = slide_ids.allocate(&key_message, "slide");
             if changed {
-                warnings.push(format!(
-                    "key message {key_message:?} got slide id {id:?} to keep ids unique"
-                ));
+                warnings.push(format!("key message {key_message:?} got slide id {id:?} to keep ids unique"));
             }
             let entry = join_path(&km.stem, &km.entry)?;
             let title = match &ps.title {
                 Some(t) => t.clone(),
-                None => km
-                    .tree
-                    .read_text(&km.entry)?
-                    .as_deref()
-                    .and_then(html_title)
-                    .unwrap_or_else(|| key_message.clone()),
+                None => km.tree.read_text(&km.entry)?.as_deref().and_then(html_title).unwrap_or_else(|| key_message.clone()),
             };
             let sub_presentation = match &ps.sub_presentation {
                 None => None,
-                Some(key) => {
-                    match key_to_id.get(key.as_str()) {
-                        Some(id) => Some((*id).to_string()),
-                        None => {
-                            warnings.push(format!("{}: related sub-presentation {key:?} is not in the metadata; ignored", ps.origin));
-                            None
-                        }
+                Some(key) => match key_to_id.get(key.as_str()) {
+                    Some(id) => Some((*id).to_string()),
+                    None => {
+                        warnings.push(format!("{}: related sub-presentation {key:?} is not in the metadata; ignored", ps.origin));
+                        None
                     }
-                }
+                },
             };
-            let thumbnail = km
-                .thumbnail
-                .as_ref()
-                .map(|t| join_path(&km.stem, t))
-                .transpose()?;
+            let thumbnail = km.thumbnail.as_ref().map(|t| join_path(&km.stem, t)).transpose()?;
             // A key message listed twice becomes two slides over the same files.
             if carried.insert(ps.zip.clone()) {
                 for (p, f) in &km.tree.files {
-                    files.push((
-                        BundleFile {
-                            path: join_path(&km.stem, p)?,
-                            source: f.source.clone(),
-                        },
-                        km.name.clone(),
-                    ));
+                    files.push((BundleFile { path: join_path(&km.stem, p)?, source: f.source.clone() }, km.name.clone()));
                 }
                 if let Some(poster) = &km.poster {
                     unmapped.push(Unmapped {
                         source: format!("{}: {poster}", km.name),
-                        reason: "poster image carried as a file; the manifest has no poster field"
-                            .into(),
+                        reason: "poster image carried as a file; the manifest has no poster field".into(),
                     });
                 }
             }
-            mapped.push(Mapped {
-                source: km.name.clone(),
-                target: format!("slide {id} ({entry}) in presentation {pid}"),
-            });
+            mapped.push(Mapped { source: km.name.clone(), target: format!("slide {id} ({entry}) in presentation {pid}") });
             ids.push(id.clone());
             slides.push(Slide {
                 id,
@@ -405,30 +315,21 @@ pub fn import_veeva(
             extra: Default::default(),
         });
     }
-    manifest.presentations =
-        finish_presentations("Veeva", out_presentations, &mut slides, &mut warnings)?;
+    manifest.presentations = finish_presentations("Veeva", out_presentations, &mut slides, &mut warnings)?;
     manifest.slides = slides;
     unmapped.push(Unmapped {
         source: "topics".into(),
-        reason: "Veeva content does not say which topics a slide covers; no slide topics were set"
-            .into(),
+        reason: "Veeva content does not say which topics a slide covers; no slide topics were set".into(),
     });
 
     // Reference checks: what slides reach outside their folder must be in the bundle.
     let present: BTreeSet<&str> = files.iter().map(|(f, _)| f.path.as_str()).collect();
     let mut reported = BTreeSet::new();
     for r in &outside {
-        let ok = r
-            .resolved
-            .as_ref()
-            .is_some_and(|p| present.contains(p.as_str()));
+        let ok = r.resolved.as_ref().is_some_and(|p| present.contains(p.as_str()));
         if !ok && reported.insert((r.from.to_string(), r.reference.clone())) {
             let what = match &r.resolved {
-                Some(p)
-                    if shared_folders
-                        .iter()
-                        .any(|f| p.as_str().starts_with(&format!("{f}/"))) =>
-                {
+                Some(p) if shared_folders.iter().any(|f| p.as_str().starts_with(&format!("{f}/"))) => {
                     format!("{p}, which is not in the shared resource")
                 }
                 Some(p) => format!("{p}, which is not in the bundle"),
@@ -440,20 +341,12 @@ pub fn import_veeva(
     let slide_zip_names: BTreeSet<String> = slide_zips.keys().cloned().collect();
     for (from, target) in goto_targets {
         if !slide_zip_names.contains(&target.to_ascii_lowercase()) {
-            warnings.push(format!(
-                "{from} calls gotoSlide('{target}'), which is not among the imported key messages"
-            ));
+            warnings.push(format!("{from} calls gotoSlide('{target}'), which is not among the imported key messages"));
         }
     }
 
     let written = write_output(out, manifest, files, progress)?;
-    Ok(ImportReport {
-        format: "veeva".into(),
-        manifest: written,
-        mapped,
-        unmapped,
-        warnings,
-    })
+    Ok(ImportReport { format: "veeva".into(), manifest: written, mapped, unmapped, warnings })
 }
 
 /// The zips to import: files as given, folders' `*.zip` sorted by name.
@@ -472,10 +365,7 @@ fn collect_zips(inputs: &[PathBuf]) -> Result<Vec<ZipInput>> {
                 .collect();
             found.sort();
             if found.is_empty() {
-                return Err(import_err(format!(
-                    "{}: folder holds no .zip files",
-                    input.display()
-                )));
+                return Err(import_err(format!("{}: folder holds no .zip files", input.display())));
             }
             paths.extend(found);
         } else if is_zip_name(input) {
@@ -494,15 +384,11 @@ fn collect_zips(inputs: &[PathBuf]) -> Result<Vec<ZipInput>> {
     for path in paths {
         let name = file_label(&path);
         if zips.iter().any(|z| z.name.eq_ignore_ascii_case(&name)) {
-            return Err(import_err(format!(
-                "two inputs are named {name}; key message zip names must be unique"
-            )));
+            return Err(import_err(format!("two inputs are named {name}; key message zip names must be unique")));
         }
         let stem = name[..name.len() - 4].to_string();
         if BundlePath::parse(&stem).is_err() || stem.contains('/') {
-            return Err(import_err(format!(
-                "{name}: the name cannot be a bundle folder; rename the zip"
-            )));
+            return Err(import_err(format!("{name}: the name cannot be a bundle folder; rename the zip")));
         }
         zips.push(ZipInput { name, stem, path });
     }
@@ -511,9 +397,7 @@ fn collect_zips(inputs: &[PathBuf]) -> Result<Vec<ZipInput>> {
 
 /// `*.zip`, except hidden files (macOS `._name.zip` litter).
 fn is_zip_name(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-        n.len() > 4 && !n.starts_with('.') && n.to_ascii_lowercase().ends_with(".zip")
-    })
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.len() > 4 && !n.starts_with('.') && n.to_ascii_lowercase().ends_with(".zip"))
 }
 
 /// A key-message zip, re-rooted so that its entry page is at the top.
@@ -558,25 +442,16 @@ fn find_entry(z: &ZipInput, tree: SourceTree) -> Result<Found> {
             let html: Vec<&BundlePath> = tree
                 .files
                 .keys()
-                .filter(|p| {
-                    !p.as_str().contains('/')
-                        && matches!(p.extension().as_deref(), Some("html" | "htm"))
-                })
+                .filter(|p| !p.as_str().contains('/') && matches!(p.extension().as_deref(), Some("html" | "htm")))
                 .collect();
             match html.as_slice() {
                 [] => {
-                    let why = format!(
-                        "has no HTML entry page (looked for {0}/{0}.html and index.html)",
-                        z.stem
-                    );
+                    let why = format!("has no HTML entry page (looked for {0}/{0}.html and index.html)", z.stem);
                     return Ok(Found::NoEntry(tree, why));
                 }
                 [one] => {
                     let e = (*one).clone();
-                    let w = format!(
-                        "{}: no {}.html or index.html; using {e} as the slide's entry page",
-                        z.name, z.stem
-                    );
+                    let w = format!("{}: no {}.html or index.html; using {e} as the slide's entry page", z.name, z.stem);
                     (e, Some(w))
                 }
                 many => {
@@ -591,43 +466,12 @@ fn find_entry(z: &ZipInput, tree: SourceTree) -> Result<Found> {
             }
         }
     };
-    let entry_stem = entry
-        .file_name()
-        .rsplit_once('.')
-        .map(|(s, _)| s.to_string())
-        .unwrap_or_default();
+    let entry_stem = entry.file_name().rsplit_once('.').map(|(s, _)| s.to_string()).unwrap_or_default();
     let pick = |cands: Vec<String>| cands.iter().find_map(|c| tree.find_ignore_case(c).cloned());
-    let images = |base: &str| {
-        ["jpg", "jpeg", "png"]
-            .iter()
-            .map(|x| format!("{base}.{x}"))
-            .collect::<Vec<_>>()
-    };
-    let thumbnail = pick(
-        [
-            images(&format!("{}-thumb", z.stem)),
-            images(&format!("{entry_stem}-thumb")),
-            images("thumb"),
-        ]
-        .concat(),
-    );
-    let poster = pick(
-        [
-            images(&format!("{}-full", z.stem)),
-            images(&format!("{entry_stem}-full")),
-            images("poster"),
-        ]
-        .concat(),
-    );
-    Ok(Found::Slide(Box::new(KeyMessageZip {
-        name: z.name.clone(),
-        stem: z.stem.clone(),
-        tree,
-        entry,
-        thumbnail,
-        poster,
-        guessed,
-    })))
+    let images = |base: &str| ["jpg", "jpeg", "png"].iter().map(|x| format!("{base}.{x}")).collect::<Vec<_>>();
+    let thumbnail = pick([images(&format!("{}-thumb", z.stem)), images(&format!("{entry_stem}-thumb")), images("thumb")].concat());
+    let poster = pick([images(&format!("{}-full", z.stem)), images(&format!("{entry_stem}-full")), images("poster")].concat());
+    Ok(Found::Slide(Box::new(KeyMessageZip { name: z.name.clone(), stem: z.stem.clone(), tree, entry, thumbnail, poster, guessed })))
 }
 
 /// A reference from a slide file to a path outside its own folder.
@@ -642,10 +486,7 @@ struct OutsideRef {
 /// like a shared folder (`shared/`, `common/`), so its content lands directly in the folder.
 fn strip_shared_top(z: &ZipInput, tree: SourceTree) -> SourceTree {
     match tree.single_top_folder() {
-        Some(top)
-            if top.eq_ignore_ascii_case(&z.stem)
-                || SHARED_NAMES.contains(&top.to_ascii_lowercase().as_str()) =>
-        {
+        Some(top) if top.eq_ignore_ascii_case(&z.stem) || SHARED_NAMES.contains(&top.to_ascii_lowercase().as_str()) => {
             tree.strip_folder(&top)
         }
         _ => tree,
@@ -654,11 +495,7 @@ fn strip_shared_top(z: &ZipInput, tree: SourceTree) -> SourceTree {
 
 /// The folder (first segment after `../`) whose references this tree satisfies best, with the
 /// number of references satisfied. Ties prefer `shared`, then `common`, then name order.
-fn best_folder(
-    tree: &SourceTree,
-    outside: &[OutsideRef],
-    stems: &BTreeSet<String>,
-) -> Option<(String, usize)> {
+fn best_folder(tree: &SourceTree, outside: &[OutsideRef], stems: &BTreeSet<String>) -> Option<(String, usize)> {
     let mut hits: BTreeMap<String, usize> = BTreeMap::new();
     for r in outside {
         let Some(p) = &r.resolved else { continue };
@@ -677,33 +514,17 @@ fn best_folder(
         "common" => 1,
         _ => 2,
     };
-    hits.into_iter().max_by(|a, b| {
-        a.1.cmp(&b.1)
-            .then_with(|| rank(&b.0).cmp(&rank(&a.0)))
-            .then_with(|| b.0.cmp(&a.0))
-    })
+    hits.into_iter().max_by(|a, b| a.1.cmp(&b.1).then_with(|| rank(&b.0).cmp(&rank(&a.0))).then_with(|| b.0.cmp(&a.0)))
 }
 
 /// The bundle folder for a declared or named shared resource.
-fn shared_folder(
-    z: &ZipInput,
-    tree: &SourceTree,
-    outside: &[OutsideRef],
-    stems: &BTreeSet<String>,
-    warnings: &mut Vec<String>,
-) -> String {
+fn shared_folder(z: &ZipInput, tree: &SourceTree, outside: &[OutsideRef], stems: &BTreeSet<String>, warnings: &mut Vec<String>) -> String {
     if let Some((folder, _)) = best_folder(tree, outside, stems) {
         return folder;
     }
     let referenced: BTreeSet<&str> = outside
         .iter()
-        .filter_map(|r| {
-            r.resolved
-                .as_ref()?
-                .as_str()
-                .split_once('/')
-                .map(|(f, _)| f)
-        })
+        .filter_map(|r| r.resolved.as_ref()?.as_str().split_once('/').map(|(f, _)| f))
         .filter(|f| !stems.contains(*f) && matches!(*f, "shared" | "common"))
         .collect();
     let folder = match referenced.iter().next() {
@@ -711,10 +532,7 @@ fn shared_folder(
         _ if z.stem.eq_ignore_ascii_case("common") => "common".to_string(),
         _ => "shared".to_string(),
     };
-    warnings.push(format!(
-        "{}: no slide references its files; placed in {folder}/",
-        z.name
-    ));
+    warnings.push(format!("{}: no slide references its files; placed in {folder}/", z.name));
     folder
 }
 
@@ -750,10 +568,7 @@ fn map_disable_actions(value: &str) -> (Vec<Gesture>, Vec<String>) {
             continue;
         }
         let lower = raw.to_ascii_lowercase();
-        let norm = lower
-            .strip_suffix("_vod")
-            .unwrap_or(&lower)
-            .replace('_', " ");
+        let norm = lower.strip_suffix("_vod").unwrap_or(&lower).replace('_', " ");
         let norm = norm.split_whitespace().collect::<Vec<_>>().join(" ");
         match norm.as_str() {
             "swipe" => {
@@ -779,10 +594,7 @@ fn map_disable_actions(value: &str) -> (Vec<Gesture>, Vec<String>) {
 }
 
 fn truthy(s: &str) -> bool {
-    matches!(
-        s.trim().to_ascii_lowercase().as_str(),
-        "true" | "yes" | "y" | "1"
-    )
+    matches!(s.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "y" | "1")
 }
 
 /// A zip file name as metadata writes it (`km`, `km.zip`), lower-cased with `.zip`.
@@ -790,11 +602,7 @@ fn zip_key(s: &str) -> String {
     let s = s.trim();
     let name = s.rsplit('/').next().unwrap_or(s);
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".zip") {
-        lower
-    } else {
-        format!("{lower}.zip")
-    }
+    if lower.ends_with(".zip") { lower } else { format!("{lower}.zip") }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -871,31 +679,17 @@ const CSV_MAPPED: &[&str] = &[
 fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
     let label = file_label(path);
     let bytes = read_bounded(path, MAX_TEXT_BYTES)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(&bytes[..]);
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(&bytes[..]);
     let csv_err = |e: csv::Error| import_err(format!("{label}: not a readable CSV file ({e})"));
-    let headers: Vec<String> = rdr
-        .headers()
-        .map_err(csv_err)?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
-        .collect();
-    let index: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.as_str(), i))
-        .collect();
+    let headers: Vec<String> =
+        rdr.headers().map_err(csv_err)?.iter().map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase()).collect();
+    let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
     if !index.contains_key(col::TYPE) {
         return Err(import_err(format!(
             "{label}: no \"Type\" column; a Vault multichannel loader CSV has one row per Presentation, Slide and Shared resource"
         )));
     }
-    let mut plan = Plan {
-        warn_unlisted: true,
-        ..Default::default()
-    };
+    let mut plan = Plan { warn_unlisted: true, ..Default::default() };
     let mut used_values: BTreeSet<usize> = BTreeSet::new();
     let mut shared_by_ext: HashMap<String, String> = HashMap::new();
     let mut slide_rows: Vec<(usize, PlanSlide, Option<String>, Option<String>)> = Vec::new();
@@ -911,13 +705,7 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
                 used_values.insert(i);
             }
         }
-        let get = |name: &str| {
-            index
-                .get(name)
-                .and_then(|i| rec.get(*i))
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-        };
+        let get = |name: &str| index.get(name).and_then(|i| rec.get(*i)).map(str::trim).filter(|s| !s.is_empty());
         let kind = get(col::TYPE).unwrap_or_default().to_ascii_lowercase();
         let kind = match kind.as_str() {
             "" if get(col::SLIDE_IS_SHARED).is_some_and(truthy) => "shared",
@@ -927,44 +715,24 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
             "slide" => "slide",
             "shared" | "shared resource" | "shared_resource" => "shared",
             _ => {
-                plan.warnings.push(format!(
-                    "{origin}: Type {kind:?} is not Presentation, Slide or Shared; row ignored"
-                ));
+                plan.warnings.push(format!("{origin}: Type {kind:?} is not Presentation, Slide or Shared; row ignored"));
                 continue;
             }
         };
         match kind {
             "presentation" => {
-                let Some(key) = get(col::PRES_ID)
-                    .or(get(col::EXTERNAL_ID))
-                    .or(get(col::NAME))
-                else {
-                    plan.warnings
-                        .push(format!("{origin}: presentation row without an id; ignored"));
+                let Some(key) = get(col::PRES_ID).or(get(col::EXTERNAL_ID)).or(get(col::NAME)) else {
+                    plan.warnings.push(format!("{origin}: presentation row without an id; ignored"));
                     continue;
                 };
                 let hidden = get(col::PRES_HIDDEN).is_some_and(truthy);
-                let title = get(col::PRES_TITLE)
-                    .or(get(col::NAME))
-                    .unwrap_or(key)
-                    .to_string();
+                let title = get(col::PRES_TITLE).or(get(col::NAME)).unwrap_or(key).to_string();
                 let idx = plan.presentations.len();
-                for alias in [get(col::PRES_ID), get(col::EXTERNAL_ID), get(col::NAME)]
-                    .into_iter()
-                    .flatten()
-                {
+                for alias in [get(col::PRES_ID), get(col::EXTERNAL_ID), get(col::NAME)].into_iter().flatten() {
                     pres_alias.entry(alias.to_ascii_lowercase()).or_insert(idx);
                 }
-                plan.presentations.push(PlanPresentation {
-                    key: key.to_string(),
-                    title,
-                    hidden,
-                    slides: Vec::new(),
-                });
-                plan.mapped.push(Mapped {
-                    source: origin.clone(),
-                    target: format!("presentation {}", super::kebab_id(key)),
-                });
+                plan.presentations.push(PlanPresentation { key: key.to_string(), title, hidden, slides: Vec::new() });
+                plan.mapped.push(Mapped { source: origin.clone(), target: format!("presentation {}", super::kebab_id(key)) });
                 if !hidden && first_visible.is_none() {
                     first_visible = Some(idx);
                     let m = &mut plan.meta;
@@ -985,27 +753,17 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
                         if let Some(v) = get(column) {
                             let d = parse_source_date(v, end);
                             if d.is_none() {
-                                plan.warnings.push(format!(
-                                    "{origin}: {column} {v:?} is not a date (YYYY-MM-DD); ignored"
-                                ));
+                                plan.warnings.push(format!("{origin}: {column} {v:?} is not a date (YYYY-MM-DD); ignored"));
                             }
-                            if end {
-                                m.valid_until = d
-                            } else {
-                                m.valid_from = d
-                            }
+                            if end { m.valid_until = d } else { m.valid_from = d }
                         }
                     }
                 }
             }
             "shared" => {
-                let file = get(col::SLIDE_FILENAME)
-                    .map(zip_key)
-                    .or_else(|| get(col::NAME).map(zip_key));
+                let file = get(col::SLIDE_FILENAME).map(zip_key).or_else(|| get(col::NAME).map(zip_key));
                 let Some(file) = file else {
-                    plan.warnings.push(format!(
-                        "{origin}: shared resource row without slide.filename; ignored"
-                    ));
+                    plan.warnings.push(format!("{origin}: shared resource row without slide.filename; ignored"));
                     continue;
                 };
                 if !known.contains_key(&file) {
@@ -1013,40 +771,25 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
                         "{origin}: shared resource {file} is not among the inputs; add the zip or remove the row"
                     )));
                 }
-                for alias in [get(col::EXTERNAL_ID), get(col::NAME)]
-                    .into_iter()
-                    .flatten()
-                {
+                for alias in [get(col::EXTERNAL_ID), get(col::NAME)].into_iter().flatten() {
                     shared_by_ext.insert(alias.to_ascii_lowercase(), file.clone());
                 }
                 plan.shared_zips.insert(file);
             }
             _ => {
-                let file = get(col::SLIDE_FILENAME)
-                    .or(get(col::NAME))
-                    .or(get(col::EXTERNAL_ID))
-                    .map(zip_key);
+                let file = get(col::SLIDE_FILENAME).or(get(col::NAME)).or(get(col::EXTERNAL_ID)).map(zip_key);
                 let Some(file) = file else {
-                    plan.warnings.push(format!(
-                        "{origin}: slide row without slide.filename or name__v; ignored"
-                    ));
+                    plan.warnings.push(format!("{origin}: slide row without slide.filename or name__v; ignored"));
                     continue;
                 };
                 if !known.contains_key(&file) {
                     if get(col::FIELDS_ONLY).is_some_and(truthy) {
-                        plan.unmapped.push(Unmapped {
-                            source: origin,
-                            reason: "fields-only row for a slide not among the inputs".into(),
-                        });
+                        plan.unmapped.push(Unmapped { source: origin, reason: "fields-only row for a slide not among the inputs".into() });
                         continue;
                     }
-                    return Err(import_err(format!(
-                        "{origin}: slide {file} is not among the inputs; add the zip or remove the row"
-                    )));
+                    return Err(import_err(format!("{origin}: slide {file} is not among the inputs; add the zip or remove the row")));
                 }
-                let (disabled, unknown) = get(col::SLIDE_DISABLE)
-                    .map(map_disable_actions)
-                    .unwrap_or_default();
+                let (disabled, unknown) = get(col::SLIDE_DISABLE).map(map_disable_actions).unwrap_or_default();
                 for u in unknown {
                     plan.unmapped.push(Unmapped {
                         source: format!("{origin}: slide.crm_disable_actions__v {u}"),
@@ -1086,17 +829,17 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
         if let Some(sub) = slide.sub_presentation.take() {
             match pres_alias.get(&sub.to_ascii_lowercase()) {
                 Some(&i) => slide.sub_presentation = Some(plan.presentations[i].key.clone()),
-                None => plan.warnings.push(format!(
-                    "{}: related sub-presentation {sub:?} has no Presentation row; ignored",
-                    slide.origin
-                )),
+                None => plan.warnings.push(format!("{}: related sub-presentation {sub:?} has no Presentation row; ignored", slide.origin)),
             }
         }
         let target = match link {
             Some(l) => match pres_alias.get(&l) {
                 Some(&i) => Some(i),
                 None => {
-                    plan.warnings.push(format!("{}: Presentation Link {l:?} has no Presentation row; using the presentation above it", slide.origin));
+                    plan.warnings.push(format!(
+                        "{}: Presentation Link {l:?} has no Presentation row; using the presentation above it",
+                        slide.origin
+                    ));
                     (above != usize::MAX).then_some(above)
                 }
             },
@@ -1108,12 +851,7 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
         }
     }
     if !loose.is_empty() {
-        plan.presentations.push(PlanPresentation {
-            key: "main".into(),
-            title: String::new(),
-            hidden: false,
-            slides: loose,
-        });
+        plan.presentations.push(PlanPresentation { key: "main".into(), title: String::new(), hidden: false, slides: loose });
     }
     if plan.meta.product.is_none() {
         plan.meta.product = products.into_iter().next();
@@ -1121,10 +859,7 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
     let slides: usize = plan.presentations.iter().map(|p| p.slides.len()).sum();
     plan.mapped.push(Mapped {
         source: label.clone(),
-        target: format!(
-            "order and metadata of {slides} slides in {} presentations",
-            plan.presentations.len()
-        ),
+        target: format!("order and metadata of {slides} slides in {} presentations", plan.presentations.len()),
     });
     for (i, h) in headers.iter().enumerate() {
         if CSV_MAPPED.contains(&h.as_str()) || !used_values.contains(&i) {
@@ -1135,10 +870,7 @@ fn plan_from_csv(path: &Path, known: &BTreeMap<String, usize>) -> Result<Plan> {
         } else {
             "column not used by the importer; ignored"
         };
-        plan.unmapped.push(Unmapped {
-            source: format!("{label} column {h}"),
-            reason: reason.into(),
-        });
+        plan.unmapped.push(Unmapped { source: format!("{label} column {h}"), reason: reason.into() });
     }
     Ok(plan)
 }
@@ -1163,10 +895,7 @@ struct Ctl {
 fn parse_ctl(path: &Path, plan: &mut Plan) -> Result<Ctl> {
     let label = file_label(path);
     let text = String::from_utf8_lossy(&read_bounded(path, 1024 * 1024)?).into_owned();
-    let mut ctl = Ctl {
-        label: label.clone(),
-        ..Default::default()
-    };
+    let mut ctl = Ctl { label: label.clone(), ..Default::default() };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() || line.starts_with('#') {
@@ -1174,18 +903,15 @@ fn parse_ctl(path: &Path, plan: &mut Plan) -> Result<Ctl> {
         }
         let Some((key, value)) = line.split_once('=') else {
             // The line is not echoed: it might hold a credential.
-            plan.warnings
-                .push(format!("{label} line {}: not KEY=VALUE; ignored", n + 1));
+            plan.warnings.push(format!("{label} line {}: not KEY=VALUE; ignored", n + 1));
             continue;
         };
         let key = key.trim();
         let lower = key.to_ascii_lowercase();
         let value = value.trim().to_string();
         if CTL_CREDENTIALS.contains(&lower.as_str()) {
-            plan.unmapped.push(Unmapped {
-                source: format!("{label}: {key}"),
-                reason: "FTP credential dropped; its value is never copied".into(),
-            });
+            plan.unmapped
+                .push(Unmapped { source: format!("{label}: {key}"), reason: "FTP credential dropped; its value is never copied".into() });
             continue;
         }
         let value = Some(value).filter(|v| !v.is_empty());
@@ -1214,32 +940,21 @@ fn parse_ctl(path: &Path, plan: &mut Plan) -> Result<Ctl> {
 }
 
 fn plan_from_ctl(paths: &[PathBuf], known: &BTreeMap<String, usize>) -> Result<Plan> {
-    let mut plan = Plan {
-        warn_unlisted: true,
-        ..Default::default()
-    };
+    let mut plan = Plan { warn_unlisted: true, ..Default::default() };
     let mut ctls = Vec::new();
     for p in paths {
         let mut ctl = parse_ctl(p, &mut plan)?;
         let zip = match ctl.zip.take() {
             Some(z) => z,
             None => {
-                let stem = ctl
-                    .label
-                    .rsplit_once('.')
-                    .map(|(s, _)| s)
-                    .unwrap_or(&ctl.label);
+                let stem = ctl.label.rsplit_once('.').map(|(s, _)| s).unwrap_or(&ctl.label);
                 let z = zip_key(stem);
-                plan.warnings
-                    .push(format!("{}: no FILENAME; assuming {z}", ctl.label));
+                plan.warnings.push(format!("{}: no FILENAME; assuming {z}", ctl.label));
                 z
             }
         };
         if !known.contains_key(&zip) {
-            return Err(import_err(format!(
-                "{}: FILENAME {zip} is not among the inputs; add the zip or leave out this .ctl",
-                ctl.label
-            )));
+            return Err(import_err(format!("{}: FILENAME {zip} is not among the inputs; add the zip or leave out this .ctl", ctl.label)));
         }
         ctl.zip = Some(zip);
         ctls.push(ctl);
@@ -1274,21 +989,14 @@ fn plan_from_ctl(paths: &[PathBuf], known: &BTreeMap<String, usize>) -> Result<P
                 }),
             }
         }
-        let (disabled, unknown) = ctl
-            .disable
-            .as_deref()
-            .map(map_disable_actions)
-            .unwrap_or_default();
+        let (disabled, unknown) = ctl.disable.as_deref().map(map_disable_actions).unwrap_or_default();
         for u in unknown {
             plan.unmapped.push(Unmapped {
                 source: format!("{}: Disable_Actions_vod__c {u}", ctl.label),
                 reason: "no edetail gesture matches this action".into(),
             });
         }
-        plan.mapped.push(Mapped {
-            source: ctl.label.clone(),
-            target: format!("metadata of {zip}"),
-        });
+        plan.mapped.push(Mapped { source: ctl.label.clone(), target: format!("metadata of {zip}") });
         slides.push(PlanSlide {
             zip,
             key_message: ctl.name,
@@ -1300,18 +1008,10 @@ fn plan_from_ctl(paths: &[PathBuf], known: &BTreeMap<String, usize>) -> Result<P
     }
     if products.len() > 1 {
         let list: Vec<String> = products.into_iter().collect();
-        plan.warnings.push(format!(
-            "the .ctl files name several products ({}); using the first",
-            list.join(", ")
-        ));
+        plan.warnings.push(format!("the .ctl files name several products ({}); using the first", list.join(", ")));
     }
     if !slides.is_empty() {
-        plan.presentations.push(PlanPresentation {
-            key: "main".into(),
-            title: String::new(),
-            hidden: false,
-            slides,
-        });
+        plan.presentations.push(PlanPresentation { key: "main".into(), title: String::new(), hidden: false, slides });
     }
     Ok(plan)
 }
@@ -1322,19 +1022,10 @@ mod tests {
 
     #[test]
     fn disable_actions_map_to_gestures() {
-        let (g, unknown) = map_disable_actions(
-            "Swipe_vod;Pinch_To_Exit_vod, Zoom ; Rotation Lock;Navigation_Bar_vod;Share_vod",
-        );
+        let (g, unknown) = map_disable_actions("Swipe_vod;Pinch_To_Exit_vod, Zoom ; Rotation Lock;Navigation_Bar_vod;Share_vod");
         assert_eq!(
             g,
-            vec![
-                Gesture::SwipeNext,
-                Gesture::SwipePrevious,
-                Gesture::PinchZoom,
-                Gesture::PinchExit,
-                Gesture::Rotate,
-                Gesture::Overview
-            ]
+            vec![Gesture::SwipeNext, Gesture::SwipePrevious, Gesture::PinchZoom, Gesture::PinchExit, Gesture::Rotate, Gesture::Overview]
         );
         assert_eq!(unknown, vec!["Share_vod"]);
     }

@@ -77,7 +77,23 @@ pub fn write_noise_file(path: &Path, seed: u64, len: u64) {
 
 /// Text that compresses like real HTML/CSS/JS (~4-6x).
 pub fn text(seed: u64, len: usize) -> Vec<u8> {
-    let words = ["slide", "efficacy", "<div class=\"panel\">", "</div>", "margin:0 auto;", "function track(e){", "return", "hazard ratio", "0.78", "95% CI", "dose", "titration", "eGFR", "color:#1a4b8c;", "\n"];
+    let words = [
+        "slide",
+        "efficacy",
+        "<div class=\"panel\">",
+        "</div>",
+        "margin:0 auto;",
+        "function track(e){",
+        "return",
+        "hazard ratio",
+        "0.78",
+        "95% CI",
+        "dose",
+        "titration",
+        "eGFR",
+        "color:#1a4b8c;",
+        "\n",
+    ];
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut out = Vec::with_capacity(len + 32);
     while out.len() < len {
@@ -101,7 +117,14 @@ pub fn authoring_folder(dir: &Path, id: &str, version: u64, slides: usize) {
     for (i, s) in ids.iter().enumerate() {
         let p = dir.join(format!("slides/{s}/index.html"));
         fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-        fs::write(p, format!("<!doctype html><title>{s}</title><link rel=stylesheet href=../../shared/deck.css><p>{}</p>", String::from_utf8_lossy(&text(i as u64 + version, 600)))).expect("write");
+        fs::write(
+            p,
+            format!(
+                "<!doctype html><title>{s}</title><link rel=stylesheet href=../../shared/deck.css><p>{}</p>",
+                String::from_utf8_lossy(&text(i as u64 + version, 600))
+            ),
+        )
+        .expect("write");
     }
     let css = dir.join("shared/deck.css");
     fs::create_dir_all(css.parent().expect("parent")).expect("mkdir");
@@ -143,9 +166,7 @@ pub fn us(d: Duration) -> f64 {
 /// A `/proc/self/status` field in KiB (VmRSS, VmHWM).
 pub fn proc_status_kib(field: &str) -> u64 {
     let s = fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok())
-        .unwrap_or(0)
+    s.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')?.trim().strip_suffix("kB")?.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Runs `sync` so one measurement's dirty pages do not spill into the next.
@@ -196,7 +217,13 @@ pub fn dir_size(dir: &Path) -> u64 {
     let mut n = 0;
     for e in fs::read_dir(dir).expect("readdir") {
         let p = e.expect("entry").path();
-        n += if p.is_dir() { dir_size(&p) } else if p.file_name().is_some_and(|f| f != "edetail.json") { fs::metadata(&p).expect("meta").len() } else { 0 };
+        n += if p.is_dir() {
+            dir_size(&p)
+        } else if p.file_name().is_some_and(|f| f != "edetail.json") {
+            fs::metadata(&p).expect("meta").len()
+        } else {
+            0
+        };
     }
     n
 }

@@ -210,11 +210,7 @@ pub struct SlideStats {
 impl SlideStats {
     /// `drop_offs / calls_viewed` (0 without views).
     pub fn drop_off_rate(&self) -> f64 {
-        if self.calls_viewed == 0 {
-            0.0
-        } else {
-            self.drop_offs as f64 / self.calls_viewed as f64
-        }
+        if self.calls_viewed == 0 { 0.0 } else { self.drop_offs as f64 / self.calls_viewed as f64 }
     }
 
     pub fn median_dwell_ms(&self) -> Option<i64> {

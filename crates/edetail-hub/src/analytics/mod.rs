@@ -67,11 +67,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use self::deck::{DeckMeta, DeckStats, SlideMeta, SlideStats, SEGMENT_ALL};
+pub use self::deck::{DeckMeta, DeckStats, SEGMENT_ALL, SlideMeta, SlideStats};
 pub use self::plan::{build_plan, build_plan_with_rules, microsite_slides};
 pub use self::profile::{Evidence, HcpProfile, Interest, PeriodEngagement, ProductFacts};
+use self::profile::{
+    FollowUpFact, POINTS_ANSWER, POINTS_FOLLOW_UP, POINTS_HCP_LED, POINTS_REACTION_NEGATIVE, POINTS_REACTION_POSITIVE, POINTS_REVISIT,
+    QuestionFact, ReactionFact,
+};
 pub use self::stages::{Condition, Stage, StageChange, StageRule, StageRules};
-use self::profile::{FollowUpFact, QuestionFact, ReactionFact, POINTS_ANSWER, POINTS_FOLLOW_UP, POINTS_HCP_LED, POINTS_REACTION_NEGATIVE, POINTS_REACTION_POSITIVE, POINTS_REVISIT};
 use self::views::str_field;
 
 /// Points a topic must earn in one call to ask for a follow-up microsite (e.g. two slides of
@@ -329,10 +332,23 @@ fn fold_profile(
                     _ => 0,
                 };
                 if milli != 0 {
-                    credit(profile, slide, None, evidence(&e.uuid, e.at, "reaction", &slide.id, format!("reaction {value}"), milli), milli, false);
+                    credit(
+                        profile,
+                        slide,
+                        None,
+                        evidence(&e.uuid, e.at, "reaction", &slide.id, format!("reaction {value}"), milli),
+                        milli,
+                        false,
+                    );
                 }
                 let facts = profile.products.entry(deck.product.clone()).or_default();
-                let fact = ReactionFact { uuid: e.uuid.clone(), slide: slide.id.clone(), value: value.into(), slide_topics: slide.topics.clone(), at: Some(e.at) };
+                let fact = ReactionFact {
+                    uuid: e.uuid.clone(),
+                    slide: slide.id.clone(),
+                    value: value.into(),
+                    slide_topics: slide.topics.clone(),
+                    at: Some(e.at),
+                };
                 profile::push_capped(&mut facts.reactions, fact);
             }
             "survey_answer" => {
@@ -340,14 +356,27 @@ fn fold_profile(
                 let d = format!("answered question {question}");
                 credit(profile, slide, None, evidence(&e.uuid, e.at, "survey_answer", &slide.id, d, POINTS_ANSWER), POINTS_ANSWER, false);
                 let facts = profile.products.entry(deck.product.clone()).or_default();
-                let fact = QuestionFact { uuid: e.uuid.clone(), slide: slide.id.clone(), question, slide_topics: slide.topics.clone(), at: Some(e.at) };
+                let fact = QuestionFact {
+                    uuid: e.uuid.clone(),
+                    slide: slide.id.clone(),
+                    question,
+                    slide_topics: slide.topics.clone(),
+                    at: Some(e.at),
+                };
                 profile::push_capped(&mut facts.questions, fact);
             }
             "follow_up_request" => {
                 let topic = short(str_field(p, "topic").unwrap_or(""));
                 let d = format!("follow-up requested on {}", if topic.is_empty() { "the slide" } else { &topic });
                 let extra = (!topic.is_empty()).then_some(topic.as_str());
-                credit(profile, slide, extra, evidence(&e.uuid, e.at, "follow_up_request", &slide.id, d, POINTS_FOLLOW_UP), POINTS_FOLLOW_UP, false);
+                credit(
+                    profile,
+                    slide,
+                    extra,
+                    evidence(&e.uuid, e.at, "follow_up_request", &slide.id, d, POINTS_FOLLOW_UP),
+                    POINTS_FOLLOW_UP,
+                    false,
+                );
                 let facts = profile.products.entry(deck.product.clone()).or_default();
                 let fact = FollowUpFact { uuid: e.uuid.clone(), slide: slide.id.clone(), topic: topic.clone(), at: Some(e.at) };
                 profile::push_capped(&mut facts.follow_ups, fact);

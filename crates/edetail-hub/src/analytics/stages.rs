@@ -261,7 +261,13 @@ fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck
             }
             slides
                 .iter()
-                .map(|s| facts.slides_seen.get(&s.id).filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms).map(|f| f.max_dwell_uuid.clone()))
+                .map(|s| {
+                    facts
+                        .slides_seen
+                        .get(&s.id)
+                        .filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms)
+                        .map(|f| f.max_dwell_uuid.clone())
+                })
                 .collect()
         }
         Condition::AnsweredQuestion { topic_or_text_contains: t } => {

@@ -1,9 +1,9 @@
 //! Known-answer tests of the analytics engine: constructed calls with hand-computed results.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use super::deck::{DwellHistogram, DWELL_BUCKET_BOUNDS_MS};
+use super::deck::{DWELL_BUCKET_BOUNDS_MS, DwellHistogram};
 use super::*;
 
 fn t0() -> DateTime<Utc> {
@@ -44,7 +44,10 @@ impl Call {
 
     fn start(key: &str, at: DateTime<Utc>, hcp: Option<&str>, channel: &str, bundle: &str) -> Call {
         let mut c = Call::new(key, at);
-        c.push("call_started", json!({"rep_id": "rep-1", "hcp_id": hcp, "channel": channel, "bundle_id": bundle, "bundle_version": 1, "location": null}));
+        c.push(
+            "call_started",
+            json!({"rep_id": "rep-1", "hcp_id": hcp, "channel": channel, "bundle_id": bundle, "bundle_version": 1, "location": null}),
+        );
         c
     }
 
@@ -60,7 +63,10 @@ impl Call {
 
     /// Enter + exit; returns the enter uuid.
     fn view_with(&mut self, slide: &str, dwell_ms: i64, hcp_led: bool) -> String {
-        let u = self.push("slide_enter", json!({"slide": slide, "presentation": "main", "source": "swipe", "hcp_led": hcp_led, "bundle_version": 1}));
+        let u = self.push(
+            "slide_enter",
+            json!({"slide": slide, "presentation": "main", "source": "swipe", "hcp_led": hcp_led, "bundle_version": 1}),
+        );
         self.tick(dwell_ms);
         self.push("slide_exit", json!({"slide": slide, "presentation": "main", "dwell_ms": dwell_ms, "closed_by": "navigation"}));
         u
@@ -80,7 +86,13 @@ impl Call {
     }
 }
 
-fn analyze(input: &CallInput, deck: &DeckMeta, stats: &mut DeckStats, profile: Option<&mut HcpProfile>, segment: Option<&str>) -> CallOutcome {
+fn analyze(
+    input: &CallInput,
+    deck: &DeckMeta,
+    stats: &mut DeckStats,
+    profile: Option<&mut HcpProfile>,
+    segment: Option<&str>,
+) -> CallOutcome {
     analyze_call(input, deck, stats, profile, segment, &StageRules::default())
 }
 
@@ -95,7 +107,21 @@ fn deck_meta_marks_hidden_and_reference_slides_and_keeps_deck_order() {
     let plannable: Vec<&str> = d.slides.iter().filter(|s| s.plannable()).map(|s| s.id.as_str()).collect();
     assert_eq!(
         plannable,
-        ["intro", "burden", "moa-overview", "moa-diagram", "moa-video", "efficacy-primary", "efficacy-subgroups", "safety-ae", "tolerability", "dosing", "patient-profile", "survey", "summary"]
+        [
+            "intro",
+            "burden",
+            "moa-overview",
+            "moa-diagram",
+            "moa-video",
+            "efficacy-primary",
+            "efficacy-subgroups",
+            "safety-ae",
+            "tolerability",
+            "dosing",
+            "patient-profile",
+            "survey",
+            "summary"
+        ]
     );
     assert!(d.slide("references").unwrap().hidden && d.slide("references").unwrap().reference);
     assert_eq!(d.slide("isi-1").unwrap().presentation, "isi");
@@ -189,7 +215,10 @@ fn hcp_b_answers_dosing_and_asks_for_samples_becomes_advocate_in_one_change() {
     c.view("intro", 5_000);
     c.view("dosing", 8_000);
     c.push("slide_enter", json!({"slide": "survey", "presentation": "main", "source": "swipe", "hcp_led": false}));
-    let answer = c.push("survey_answer", json!({"slide": "survey", "question": "dosing-frequency", "answers": ["once-daily"], "text": "my patient Mr Smith"}));
+    let answer = c.push(
+        "survey_answer",
+        json!({"slide": "survey", "question": "dosing-frequency", "answers": ["once-daily"], "text": "my patient Mr Smith"}),
+    );
     c.tick(20_000);
     c.push("slide_exit", json!({"slide": "survey", "dwell_ms": 20_000}));
     c.push("slide_enter", json!({"slide": "summary", "presentation": "main", "hcp_led": true}));
@@ -538,7 +567,19 @@ fn plan_for_educated_hcp_a_skips_awareness_and_puts_safety_first() {
     assert_eq!(plan.valid_until, now + Duration::days(14));
     assert_eq!(
         ids(&plan.items),
-        ["safety-ae", "tolerability", "moa-overview", "moa-diagram", "moa-video", "dosing", "efficacy-primary", "efficacy-subgroups", "patient-profile", "survey", "summary"]
+        [
+            "safety-ae",
+            "tolerability",
+            "moa-overview",
+            "moa-diagram",
+            "moa-video",
+            "dosing",
+            "efficacy-primary",
+            "efficacy-subgroups",
+            "patient-profile",
+            "survey",
+            "summary"
+        ]
     );
     assert_eq!(ids(&plan.skipped), ["intro", "burden"]);
     assert!(plan.skipped[0].reason.contains("already educated"));
@@ -561,7 +602,21 @@ fn plan_for_new_and_aware_hcps_starts_with_awareness() {
     assert_eq!(plan.stage, "unaware");
     assert_eq!(
         ids(&plan.items),
-        ["intro", "burden", "moa-overview", "moa-diagram", "moa-video", "efficacy-primary", "efficacy-subgroups", "safety-ae", "tolerability", "dosing", "patient-profile", "survey", "summary"]
+        [
+            "intro",
+            "burden",
+            "moa-overview",
+            "moa-diagram",
+            "moa-video",
+            "efficacy-primary",
+            "efficacy-subgroups",
+            "safety-ae",
+            "tolerability",
+            "dosing",
+            "patient-profile",
+            "survey",
+            "summary"
+        ]
     );
     assert!(plan.skipped.is_empty());
     assert_eq!(plan.items[0].reason, "HCP is unaware: start with awareness");
@@ -576,7 +631,21 @@ fn plan_for_new_and_aware_hcps_starts_with_awareness() {
     assert_eq!(plan.stage, "aware");
     assert_eq!(
         ids(&plan.items),
-        ["intro", "burden", "efficacy-primary", "efficacy-subgroups", "moa-overview", "moa-diagram", "moa-video", "safety-ae", "tolerability", "dosing", "patient-profile", "survey", "summary"]
+        [
+            "intro",
+            "burden",
+            "efficacy-primary",
+            "efficacy-subgroups",
+            "moa-overview",
+            "moa-diagram",
+            "moa-video",
+            "safety-ae",
+            "tolerability",
+            "dosing",
+            "patient-profile",
+            "survey",
+            "summary"
+        ]
     );
     assert_eq!(plan.items[4].reason, "next step toward educated");
 }
@@ -637,15 +706,20 @@ fn rules_from_json_jump_stages_and_never_go_back() {
     let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
     assert!(out.stage_changes.is_empty());
     assert_eq!(p.stage("cardiozen"), Stage::Convinced);
-    assert!(StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": [{"kind": "saw_any_slide"}]}]}"#).is_err());
+    assert!(
+        StageRules::from_json(r#"{"rules": [{"id": "x", "description": "", "stage": "expert", "all_of": [{"kind": "saw_any_slide"}]}]}"#)
+            .is_err()
+    );
     let typo = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_all_slides_with_topic", "topic": "moa", "min_dwel_ms": 1}]}]}"#;
     assert!(StageRules::from_json(typo).is_err());
-    let extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}], "stages": "advocate"}]}"#;
+    let extra =
+        r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}], "stages": "advocate"}]}"#;
     assert!(StageRules::from_json(extra).unwrap_err().contains("unknown field"));
     let twice = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]},
                               {"id": "x", "description": "", "stage": "educated", "all_of": [{"kind": "min_calls", "n": 3}]}]}"#;
     assert_eq!(StageRules::from_json(twice).unwrap_err(), "stage rule id \"x\" appears twice");
-    let cond_extra = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "min_calls", "n": 2, "topic": "moa"}]}]}"#;
+    let cond_extra =
+        r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": [{"kind": "min_calls", "n": 2, "topic": "moa"}]}]}"#;
     assert!(StageRules::from_json(cond_extra).unwrap_err().contains("unknown field"));
     let empty = r#"{"rules": [{"id": "x", "description": "", "stage": "aware", "all_of": []}]}"#;
     assert_eq!(StageRules::from_json(empty).unwrap_err(), "stage rule \"x\" has no conditions");
@@ -661,7 +735,8 @@ fn documents_stay_readable_when_fields_are_missing() {
     assert_eq!(s.typical_dwell_ms("a"), deck::DEFAULT_TYPICAL_DWELL_MS);
     let r = StageRules::default();
     assert_eq!(StageRules::from_json(&serde_json::to_string(&r).unwrap()).unwrap(), r);
-    let rule: StageRule = serde_json::from_str(r#"{"id": "r", "description": "d", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]}"#).unwrap();
+    let rule: StageRule =
+        serde_json::from_str(r#"{"id": "r", "description": "d", "stage": "aware", "all_of": [{"kind": "saw_any_slide"}]}"#).unwrap();
     assert_eq!(rule.product, "*");
 }
 
@@ -709,8 +784,14 @@ fn documents_match_their_snapshots() {
         let expected: Value = serde_json::from_str(expected).unwrap();
         assert!(actual == expected, "snapshots/{name}.json differs; now:\n{}", serde_json::to_string_pretty(&actual).unwrap());
     }
-    assert_eq!(serde_json::from_value::<DeckStats>(serde_json::from_str(include_str!("snapshots/deck_stats.json")).unwrap()).unwrap(), stats);
-    assert_eq!(serde_json::from_value::<HcpProfile>(serde_json::from_str(include_str!("snapshots/hcp_profile.json")).unwrap()).unwrap(), profile);
+    assert_eq!(
+        serde_json::from_value::<DeckStats>(serde_json::from_str(include_str!("snapshots/deck_stats.json")).unwrap()).unwrap(),
+        stats
+    );
+    assert_eq!(
+        serde_json::from_value::<HcpProfile>(serde_json::from_str(include_str!("snapshots/hcp_profile.json")).unwrap()).unwrap(),
+        profile
+    );
 }
 
 #[test]

@@ -112,8 +112,7 @@ impl S3Blobs {
     pub fn from_url(rest: &str) -> Result<Self> {
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (bucket, prefix) = location.split_once('/').unwrap_or((location, ""));
-        let mut config =
-            S3Config { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), ..S3Config::default() };
+        let mut config = S3Config { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), ..S3Config::default() };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
             match k {
@@ -137,11 +136,7 @@ impl S3Blobs {
     fn key(&self, d: &Sha256Digest) -> ObjectPath {
         let hex = d.to_hex();
         let name = format!("{}/{}", &hex[..2], &hex[2..]);
-        if self.config.prefix.is_empty() {
-            ObjectPath::from(name)
-        } else {
-            ObjectPath::from(format!("{}/{name}", self.config.prefix))
-        }
+        if self.config.prefix.is_empty() { ObjectPath::from(name) } else { ObjectPath::from(format!("{}/{name}", self.config.prefix)) }
     }
 
     /// Runs `fut` on the backend's runtime and blocks the calling thread until it is done.
@@ -247,9 +242,8 @@ impl BlobBackend for S3Blobs {
         });
         Box::pin(async move {
             ready_rx.await.map_err(|_| Error::Internal("object store task lost".into()))??;
-            let stream: ByteStream = Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            }));
+            let stream: ByteStream =
+                Box::pin(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }));
             Ok(stream)
         })
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::html::{plural, fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, url_segment as u};
+use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, plural, url_segment as u};
 use super::model::*;
 use super::svg::{self, Bar, Part, Stack};
 
@@ -94,7 +94,11 @@ pub fn layout(page: &str, title: &str, nav: Nav, body: &str) -> String {
 }
 
 fn stat(out: &mut String, key: &str, label: &str, value: u64, class: &str) {
-    let _ = write!(out, r#"<div class="stat {class}" data-stat="{key}" data-value="{value}"><div class="v">{v}</div><div class="k">{label}</div></div>"#, v = fmt_count(value));
+    let _ = write!(
+        out,
+        r#"<div class="stat {class}" data-stat="{key}" data-value="{value}"><div class="v">{v}</div><div class="k">{label}</div></div>"#,
+        v = fmt_count(value)
+    );
 }
 
 fn stage_badge(stage: &str) -> String {
@@ -143,7 +147,12 @@ fn channel_bars(rows: &[ChannelRow]) -> String {
             value: r.calls as f64,
             value_label: plural(r.calls, "call"),
             tooltip: format!("{}: {} calls, {} slide views, {} HCPs reached", r.channel, r.calls, r.views, r.hcps_reached),
-            attrs: vec![("channel", r.channel.clone()), ("calls", r.calls.to_string()), ("views", r.views.to_string()), ("hcps", r.hcps_reached.to_string())],
+            attrs: vec![
+                ("channel", r.channel.clone()),
+                ("calls", r.calls.to_string()),
+                ("views", r.views.to_string()),
+                ("hcps", r.hcps_reached.to_string()),
+            ],
         })
         .collect();
     svg::hbars("channels", "Calls per channel", &bars)
@@ -163,7 +172,9 @@ fn stage_counts(hcps: &[HcpRow]) -> Vec<(String, u64)> {
 
 pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView, sync: &SyncHealthView) -> String {
     let mut b = String::new();
-    b.push_str(r#"<h1>Overview</h1><p class="sub">Deck performance, HCP adoption, channels and device sync at a glance.</p><div class="stats">"#);
+    b.push_str(
+        r#"<h1>Overview</h1><p class="sub">Deck performance, HCP adoption, channels and device sync at a glance.</p><div class="stats">"#,
+    );
     let calls: u64 = channels.rows.iter().map(|r| r.calls).sum();
     let views: u64 = channels.rows.iter().map(|r| r.views).sum();
     let rejected: u64 = sync.devices.iter().map(|d| d.rejected).sum();
@@ -187,7 +198,13 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
     } else {
         let bars: Vec<Bar> = stage_counts(hcps)
             .into_iter()
-            .map(|(s, n)| Bar { label: s.clone(), value: n as f64, value_label: n.to_string(), tooltip: format!("{s}: {n}"), attrs: vec![("stage", s), ("count", n.to_string())] })
+            .map(|(s, n)| Bar {
+                label: s.clone(),
+                value: n as f64,
+                value_label: n.to_string(),
+                tooltip: format!("{s}: {n}"),
+                attrs: vec![("stage", s), ("count", n.to_string())],
+            })
             .collect();
         b.push_str(&svg::hbars("stage-funnel", "HCPs by adoption stage", &bars));
     }
@@ -216,7 +233,9 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
 }
 
 pub fn decks(decks: &[DeckSummary]) -> String {
-    let mut b = String::from(r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Decks</div><h1>Decks</h1><p class="sub">Every published deck with its reach. Open one for slide-level performance.</p><div class="card">"#);
+    let mut b = String::from(
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Decks</div><h1>Decks</h1><p class="sub">Every published deck with its reach. Open one for slide-level performance.</p><div class="card">"#,
+    );
     decks_table(&mut b, decks);
     b.push_str("</div>");
     layout("decks", "Decks", Nav::Decks, &b)
@@ -257,7 +276,9 @@ pub fn deck(d: &DeckView) -> String {
     b.push_str("</nav>");
 
     if d.slides.is_empty() {
-        b.push_str(r#"<div class="card"><p class="empty" data-empty="slides">No slide views recorded for this deck and segment yet.</p></div>"#);
+        b.push_str(
+            r#"<div class="card"><p class="empty" data-empty="slides">No slide views recorded for this deck and segment yet.</p></div>"#,
+        );
     } else {
         b.push_str(r#"<div class="card"><h2>Slide dwell heat map</h2><p class="hint">Median time per view; colour relative to the deck's longest-viewed slide.</p>"#);
         b.push_str(&svg::dwell_heatmap(&d.slides));
@@ -270,7 +291,10 @@ pub fn deck(d: &DeckView) -> String {
             .iter()
             .map(|s| Stack {
                 label: s.title.clone(),
-                tooltip: format!("{}: {} positive, {} neutral, {} negative", s.title, s.reactions_positive, s.reactions_neutral, s.reactions_negative),
+                tooltip: format!(
+                    "{}: {} positive, {} neutral, {} negative",
+                    s.title, s.reactions_positive, s.reactions_neutral, s.reactions_negative
+                ),
                 attrs: vec![
                     ("slide", s.slide_id.clone()),
                     ("positive", s.reactions_positive.to_string()),
@@ -312,7 +336,13 @@ pub fn deck(d: &DeckView) -> String {
     if !d.channels.is_empty() {
         b.push_str(r#"<div class="card"><h2>Channels</h2><p>"#);
         for c in &d.channels {
-            let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#, ch = e(&c.channel), n = c.calls, pl = plural(c.calls, "call"));
+            let _ = write!(
+                b,
+                r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#,
+                ch = e(&c.channel),
+                n = c.calls,
+                pl = plural(c.calls, "call")
+            );
         }
         b.push_str("</p></div>");
     }
@@ -320,7 +350,9 @@ pub fn deck(d: &DeckView) -> String {
 }
 
 pub fn hcps(hcps: &[HcpRow]) -> String {
-    let mut b = String::from(r#"<div class="crumbs"><a href="/dashboard">Overview</a> / HCPs</div><h1>HCPs</h1><p class="sub">Pseudonymous ids; open one for the interest profile, adoption history and the hub's plan.</p><div class="card">"#);
+    let mut b = String::from(
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / HCPs</div><h1>HCPs</h1><p class="sub">Pseudonymous ids; open one for the interest profile, adoption history and the hub's plan.</p><div class="card">"#,
+    );
     if hcps.is_empty() {
         b.push_str(r#"<p class="empty" data-empty="hcps">No HCPs seen yet.</p>"#);
     } else {
@@ -371,7 +403,13 @@ pub fn hcp(h: &HcpView) -> String {
         b.push_str("no calls yet");
     }
     for c in &h.calls_by_channel {
-        let _ = write!(b, r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#, ch = e(&c.channel), n = c.calls, pl = plural(c.calls, "call"));
+        let _ = write!(
+            b,
+            r#"<span class="badge" data-channel="{ch}" data-calls="{n}">{ch}: {pl}</span>"#,
+            ch = e(&c.channel),
+            n = c.calls,
+            pl = plural(c.calls, "call")
+        );
     }
     b.push_str("</p>");
 
@@ -405,7 +443,9 @@ pub fn hcp(h: &HcpView) -> String {
     // The plan.
     b.push_str(r#"<div class="card" id="plan"><h2>Plan for the next call</h2>"#);
     match &h.plan {
-        None => b.push_str(r#"<p class="empty" data-empty="plan">No plan generated for this HCP yet: the device will use its local suggestion.</p>"#),
+        None => b.push_str(
+            r#"<p class="empty" data-empty="plan">No plan generated for this HCP yet: the device will use its local suggestion.</p>"#,
+        ),
         Some(p) => {
             let _ = write!(
                 b,
@@ -429,7 +469,13 @@ pub fn hcp(h: &HcpView) -> String {
             }
             b.push_str(r#"<ol class="plan" data-list="plan-items">"#);
             for it in &p.items {
-                let _ = write!(b, r#"<li data-slide="{s}" data-presentation="{pr}"><strong class="id">{s}</strong> — {r}"#, s = e(&it.slide_id), pr = e(&it.presentation_id), r = e(&it.reason));
+                let _ = write!(
+                    b,
+                    r#"<li data-slide="{s}" data-presentation="{pr}"><strong class="id">{s}</strong> — {r}"#,
+                    s = e(&it.slide_id),
+                    pr = e(&it.presentation_id),
+                    r = e(&it.reason)
+                );
                 evidence_list(&mut b, &it.evidence);
                 b.push_str("</li>");
             }
@@ -453,7 +499,13 @@ pub fn hcp(h: &HcpView) -> String {
         b.push_str(r#"<p class="empty" data-empty="stages">No stage assessed yet.</p>"#);
     }
     for s in &h.stages {
-        let _ = write!(b, r#"<h3 data-product="{p}" data-stage="{st}">{p}: {badge}</h3>"#, p = e(&s.product), st = e(&s.stage), badge = stage_badge(&s.stage));
+        let _ = write!(
+            b,
+            r#"<h3 data-product="{p}" data-stage="{st}">{p}: {badge}</h3>"#,
+            p = e(&s.product),
+            st = e(&s.stage),
+            badge = stage_badge(&s.stage)
+        );
         if s.history.is_empty() {
             b.push_str(r#"<p class="empty">No transitions yet.</p>"#);
             continue;
@@ -461,7 +513,15 @@ pub fn hcp(h: &HcpView) -> String {
         b.push_str(&svg::stage_timeline(s));
         b.push_str(r#"<table data-table="stage-history"><thead><tr><th>When</th><th>Transition</th><th>Rule</th><th>Evidence</th></tr></thead><tbody>"#);
         for st in &s.history {
-            let _ = write!(b, r#"<tr data-stage="{to}"><td>{at}</td><td>{from} → {to_b}</td><td><code>{rule}</code></td><td>"#, to = e(&st.to), at = e(&fmt_time(&st.at)), from = stage_badge(&st.from), to_b = stage_badge(&st.to), rule = e(&st.rule));
+            let _ = write!(
+                b,
+                r#"<tr data-stage="{to}"><td>{at}</td><td>{from} → {to_b}</td><td><code>{rule}</code></td><td>"#,
+                to = e(&st.to),
+                at = e(&fmt_time(&st.at)),
+                from = stage_badge(&st.from),
+                to_b = stage_badge(&st.to),
+                rule = e(&st.rule)
+            );
             evidence_list(&mut b, &st.evidence);
             b.push_str("</td></tr>");
         }
@@ -474,7 +534,9 @@ pub fn hcp(h: &HcpView) -> String {
     if h.engagement_by_period.is_empty() && h.prescriptions.is_empty() {
         b.push_str(r#"<p class="empty" data-empty="rx">No engagement or prescription data yet.</p>"#);
     } else {
-        b.push_str(r#"<p class="legend"><span><i class="callsc"></i>calls</span><span><i style="background:#2f8a5b"></i>prescriptions</span></p>"#);
+        b.push_str(
+            r#"<p class="legend"><span><i class="callsc"></i>calls</span><span><i style="background:#2f8a5b"></i>prescriptions</span></p>"#,
+        );
         b.push_str(&svg::rx_engagement(&h.engagement_by_period, &h.prescriptions));
     }
     b.push_str(r#"</div><div class="card" id="key-messages"><h2>Key messages delivered</h2>"#);
@@ -483,7 +545,14 @@ pub fn hcp(h: &HcpView) -> String {
     } else {
         b.push_str(r#"<table data-table="key-messages"><thead><tr><th>Key message</th><th class="n">Views</th><th class="n">Time</th><th>Last</th></tr></thead><tbody>"#);
         for k in &h.key_messages {
-            let _ = write!(b, r#"<tr data-key-message="{km}" data-views="{v}"><td class="id">{km}</td><td class="n">{v}</td><td class="n">{d}</td><td>{l}</td></tr>"#, km = e(&k.key_message), v = k.views, d = fmt_secs(k.dwell_ms), l = e(&fmt_opt_time(&k.last_at)));
+            let _ = write!(
+                b,
+                r#"<tr data-key-message="{km}" data-views="{v}"><td class="id">{km}</td><td class="n">{v}</td><td class="n">{d}</td><td>{l}</td></tr>"#,
+                km = e(&k.key_message),
+                v = k.views,
+                d = fmt_secs(k.dwell_ms),
+                l = e(&fmt_opt_time(&k.last_at))
+            );
         }
         b.push_str("</tbody></table>");
     }
@@ -496,7 +565,13 @@ pub fn hcp(h: &HcpView) -> String {
         b.push_str(r#"<table data-table="microsites"><thead><tr><th>Created</th><th>Expires</th><th>Topics</th><th class="n">Views</th></tr></thead><tbody>"#);
         for m in &h.microsites {
             let topics: String = m.topics.iter().map(|t| format!(r#"<span class="badge">{}</span>"#, e(t))).collect();
-            let _ = write!(b, r#"<tr data-microsite-views="{v}"><td>{c}</td><td>{x}</td><td>{topics}</td><td class="n">{v}</td></tr>"#, v = m.views, c = e(&fmt_time(&m.created_at)), x = e(&fmt_time(&m.expires_at)));
+            let _ = write!(
+                b,
+                r#"<tr data-microsite-views="{v}"><td>{c}</td><td>{x}</td><td>{topics}</td><td class="n">{v}</td></tr>"#,
+                v = m.views,
+                c = e(&fmt_time(&m.created_at)),
+                x = e(&fmt_time(&m.expires_at))
+            );
         }
         b.push_str("</tbody></table>");
     }
@@ -505,7 +580,9 @@ pub fn hcp(h: &HcpView) -> String {
 }
 
 pub fn channels(c: &ChannelsView) -> String {
-    let mut b = String::from(r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Channels</div><h1>Channels</h1><p class="sub">Calls, slide views and HCPs reached per channel.</p><div class="card">"#);
+    let mut b = String::from(
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Channels</div><h1>Channels</h1><p class="sub">Calls, slide views and HCPs reached per channel.</p><div class="card">"#,
+    );
     if c.rows.is_empty() {
         b.push_str(r#"<p class="empty" data-empty="channels">No calls yet.</p></div>"#);
         return layout("channels", "Channels", Nav::Channels, &b);
@@ -528,7 +605,9 @@ pub fn channels(c: &ChannelsView) -> String {
 }
 
 pub fn sync(s: &SyncHealthView) -> String {
-    let mut b = String::from(r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Sync health</div><h1>Sync health</h1><p class="sub">What each rep's device has uploaded, what the hub refused, and what analysis has not reached yet.</p><div class="stats">"#);
+    let mut b = String::from(
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Sync health</div><h1>Sync health</h1><p class="sub">What each rep's device has uploaded, what the hub refused, and what analysis has not reached yet.</p><div class="stats">"#,
+    );
     let sum = |f: fn(&DeviceRow) -> u64| s.devices.iter().map(f).sum::<u64>();
     stat(&mut b, "devices", "Devices", s.devices.len() as u64, "");
     stat(&mut b, "received", "Events received", sum(|d| d.events_received), "");
@@ -548,7 +627,10 @@ pub fn sync(s: &SyncHealthView) -> String {
         .iter()
         .map(|d| Stack {
             label: format!("{} ({})", d.device_id, d.rep_id),
-            tooltip: format!("{}: {} received, {} duplicates, {} rejected, {} pending analysis", d.device_id, d.events_received, d.duplicates, d.rejected, d.pending_analysis),
+            tooltip: format!(
+                "{}: {} received, {} duplicates, {} rejected, {} pending analysis",
+                d.device_id, d.events_received, d.duplicates, d.rejected, d.pending_analysis
+            ),
             attrs: vec![
                 ("device", d.device_id.clone()),
                 ("received", d.events_received.to_string()),
@@ -597,11 +679,19 @@ pub fn sync(s: &SyncHealthView) -> String {
 
 /// The 404 page.
 pub fn not_found(what: &str) -> String {
-    let b = format!(r#"<h1>Not found</h1><p class="sub" data-not-found="{w}">{w}</p><p><a href="/dashboard">Back to the overview</a></p>"#, w = e(what));
+    let b = format!(
+        r#"<h1>Not found</h1><p class="sub" data-not-found="{w}">{w}</p><p><a href="/dashboard">Back to the overview</a></p>"#,
+        w = e(what)
+    );
     layout("not-found", "Not found", Nav::None, &b)
 }
 
 /// The 500 page (details stay in the log).
 pub fn error() -> String {
-    layout("error", "Error", Nav::None, r#"<h1>Something went wrong</h1><p class="sub">The dashboard could not load its data. The hub's log has the details.</p><p><a href="/dashboard">Back to the overview</a></p>"#)
+    layout(
+        "error",
+        "Error",
+        Nav::None,
+        r#"<h1>Something went wrong</h1><p class="sub">The dashboard could not load its data. The hub's log has the details.</p><p><a href="/dashboard">Back to the overview</a></p>"#,
+    )
 }

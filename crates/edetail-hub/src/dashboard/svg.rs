@@ -149,7 +149,12 @@ pub fn stacked(chart: &str, title: &str, rows: &[Stack], normalize: bool) -> Str
         let scale = if normalize { total } else { max_total };
         let mut x = label_w;
         if total == 0 {
-            let _ = write!(out, r#"<rect class="empty" x="{label_w}" y="{y}" width="{bar_w}" height="{row_h}" rx="3"/><text class="axis" x="{tx}" y="{ty}">none</text>"#, tx = label_w + 8.0, ty = y + 15.0);
+            let _ = write!(
+                out,
+                r#"<rect class="empty" x="{label_w}" y="{y}" width="{bar_w}" height="{row_h}" rx="3"/><text class="axis" x="{tx}" y="{ty}">none</text>"#,
+                tx = label_w + 8.0,
+                ty = y + 15.0
+            );
         }
         for p in &r.parts {
             let pw = if scale == 0 { 0.0 } else { bar_w * p.count as f64 / scale as f64 };
@@ -219,10 +224,23 @@ pub fn stage_timeline(stage: &StageView) -> String {
     let h = top + rung * (STAGES.len() as f64 - 1.0) + 42.0;
     let y_of = |s: &str| top + rung * (STAGES.len() - 1 - level(s)) as f64;
     let mut out = String::new();
-    open(&mut out, "stage-timeline", &format!("Adoption stage history: {}", stage.product), w, h, &format!(r#" data-product="{}" data-current-stage="{}""#, e(&stage.product), e(&stage.stage)));
+    open(
+        &mut out,
+        "stage-timeline",
+        &format!("Adoption stage history: {}", stage.product),
+        w,
+        h,
+        &format!(r#" data-product="{}" data-current-stage="{}""#, e(&stage.product), e(&stage.stage)),
+    );
     for s in STAGES {
         let y = y_of(s);
-        let _ = write!(out, r#"<line class="grid" x1="{left}" x2="{x2}" y1="{y}" y2="{y}"/><text class="axis" x="{tx}" y="{ty}" text-anchor="end">{s}</text>"#, x2 = w - 10.0, tx = left - 8.0, ty = y + 4.0);
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{left}" x2="{x2}" y1="{y}" y2="{y}"/><text class="axis" x="{tx}" y="{ty}" text-anchor="end">{s}</text>"#,
+            x2 = w - 10.0,
+            tx = left - 8.0,
+            ty = y + 4.0
+        );
     }
     // Path: start at the first step's origin, then a step per transition.
     let mut x = left + 20.0;
@@ -275,8 +293,20 @@ pub fn rx_engagement(engagement: &[EngagementRow], rx: &[RxRow]) -> String {
     let mut out = String::new();
     open(&mut out, "rx-engagement", "Calls per period (bars) and prescriptions (lines)", w, h, "");
     let _ = write!(out, r#"<line class="grid" x1="{left}" x2="{x2}" y1="{y}" y2="{y}"/>"#, x2 = w - right, y = top + plot_h);
-    let _ = write!(out, r#"<text class="axis" x="{tx}" y="{ty}" text-anchor="end">{max_calls}</text><text class="axis" x="{tx}" y="{by}" text-anchor="end">0</text>"#, tx = left - 6.0, ty = top + 4.0, by = top + plot_h + 4.0);
-    let _ = write!(out, r#"<text class="axis rx" x="{tx}" y="{ty}">{max_rx} Rx</text><text class="axis rx" x="{tx}" y="{by}">0</text>"#, tx = w - right + 6.0, ty = top + 4.0, by = top + plot_h + 4.0);
+    let _ = write!(
+        out,
+        r#"<text class="axis" x="{tx}" y="{ty}" text-anchor="end">{max_calls}</text><text class="axis" x="{tx}" y="{by}" text-anchor="end">0</text>"#,
+        tx = left - 6.0,
+        ty = top + 4.0,
+        by = top + plot_h + 4.0
+    );
+    let _ = write!(
+        out,
+        r#"<text class="axis rx" x="{tx}" y="{ty}">{max_rx} Rx</text><text class="axis rx" x="{tx}" y="{by}">0</text>"#,
+        tx = w - right + 6.0,
+        ty = top + 4.0,
+        by = top + plot_h + 4.0
+    );
     let cx_of = |i: usize| left + step * i as f64 + step / 2.0;
     for (i, p) in periods.iter().enumerate() {
         let row = engagement.iter().find(|r| &r.period == p);

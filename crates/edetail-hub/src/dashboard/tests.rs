@@ -34,14 +34,23 @@ fn deck_view(id: &str) -> DeckView {
         segments: vec!["cardiology".into()],
         segment: None,
         calls: 10,
-        slides: vec![slide("home", "Home", 10, 4000, 0.0), slide("efficacy-primary", "Efficacy", 9, 8000, 0.25), slide(HOSTILE, HOSTILE, 3, 2000, 1.0)],
+        slides: vec![
+            slide("home", "Home", 10, 4000, 0.0),
+            slide("efficacy-primary", "Efficacy", 9, 8000, 0.25),
+            slide(HOSTILE, HOSTILE, 3, 2000, 1.0),
+        ],
         channels: vec![ChannelCount { channel: "remote".into(), calls: 10 }],
     }
 }
 
 fn plan() -> Plan {
     let at = Utc.with_ymd_and_hms(2026, 12, 1, 6, 0, 0).unwrap();
-    let item = |s: &str, r: &str| PlanItem { slide_id: s.into(), presentation_id: "main".into(), reason: r.into(), evidence: vec!["2 follow-ups".into()] };
+    let item = |s: &str, r: &str| PlanItem {
+        slide_id: s.into(),
+        presentation_id: "main".into(),
+        reason: r.into(),
+        evidence: vec!["2 follow-ups".into()],
+    };
     Plan {
         plan_id: "p1".into(),
         hcp_id: "h1".into(),
@@ -72,7 +81,13 @@ fn hcp_view(id: &str, with_plan: bool) -> HcpView {
         stages: vec![StageView {
             product: "cardiozen".into(),
             stage: "educated".into(),
-            history: vec![StageStep { at, from: "aware".into(), to: "educated".into(), rule: "key-messages-covered".into(), evidence: vec![] }],
+            history: vec![StageStep {
+                at,
+                from: "aware".into(),
+                to: "educated".into(),
+                rule: "key-messages-covered".into(),
+                evidence: vec![],
+            }],
         }],
         plan: with_plan.then(plan),
         microsites: vec![],
@@ -95,7 +110,11 @@ impl DashboardSource for Mem {
         Ok(self.decks.clone())
     }
     fn deck(&self, bundle_id: &str, segment: Option<&str>) -> Result<Option<DeckView>> {
-        Ok(self.decks.iter().any(|d| d.bundle_id == bundle_id).then(|| DeckView { segment: segment.map(str::to_string), ..deck_view(bundle_id) }))
+        Ok(self
+            .decks
+            .iter()
+            .any(|d| d.bundle_id == bundle_id)
+            .then(|| DeckView { segment: segment.map(str::to_string), ..deck_view(bundle_id) }))
     }
     fn hcps(&self) -> Result<Vec<HcpRow>> {
         Ok(vec![])
@@ -186,7 +205,13 @@ fn empty_states() {
         assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
     }
     assert!(html.contains(r#"data-stat="decks" data-value="0""#));
-    let html = pages::hcp(&HcpView { topics: vec![], stages: vec![], prescriptions: vec![], engagement_by_period: vec![], ..hcp_view("h2", false) });
+    let html = pages::hcp(&HcpView {
+        topics: vec![],
+        stages: vec![],
+        prescriptions: vec![],
+        engagement_by_period: vec![],
+        ..hcp_view("h2", false)
+    });
     for what in ["plan", "topics", "stages", "rx", "microsites", "key-messages"] {
         assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
     }
@@ -213,7 +238,11 @@ fn sync_page_flags_rejected_events() {
     };
     let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)] });
     assert!(html.contains(r#"data-stat="rejected" data-value="3""#));
-    assert!(html.contains(r#"<tr data-device="b" data-watermark="10" data-received="10" data-duplicates="1" data-rejected="3" data-pending="2""#));
+    assert!(
+        html.contains(
+            r#"<tr data-device="b" data-watermark="10" data-received="10" data-duplicates="1" data-rejected="3" data-pending="2""#
+        )
+    );
     assert!(html.contains(r#"data-status="rejected""#));
     assert!(html.contains(r#"data-device="a""#) && html.contains(r#"data-status="never-synced""#));
 }
