@@ -4,90 +4,20 @@
 //! next call (recording which plan it offered); a follow-up microsite serves only its HCP's
 //! approved slides, records visits as the `microsite` channel, and stops at expiry.
 
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
 use chrono::Utc;
-use edetail_bundle::{SecretKey, Sha256Digest};
-use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, Reaction, StartCall, SuggestionSource};
+use common::world::{CARDIOZEN, Tablet, TabletSpec, World, show, start, tablet_with, world, world_on_postgres};
+use edetail_bundle::Sha256Digest;
+use edetail_core::{Reaction, SuggestionSource};
 use edetail_hub::dashboard::DashboardSource;
 use edetail_hub::store::{AnalysisCommit, CheckedEvent, Microsite};
-use edetail_hub::{Hub, HubConfig};
 use edetail_protocol::WireEvent;
-use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
 use serde_json::json;
 
-const CARDIOZEN: &str = "com.example.cardiozen.launch";
-
-struct World {
-    url: String,
-    hub: Hub,
-    key: SecretKey,
-    rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    _db: Option<edetail_hub::testkit::TestDatabase>,
-}
-
-fn world() -> World {
-    world_on(None)
-}
-
-/// The same hub on PostgreSQL (a fresh database in the cluster `scripts/services` starts).
-fn world_on_postgres() -> World {
-    world_on(Some(edetail_hub::testkit::TestDatabase::new()))
-}
-
-fn world_on(db: Option<edetail_hub::testkit::TestDatabase>) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SecretKey::from_seed(&[11u8; 32]);
-    let zip = dir.path().join("cardiozen.zip");
-    let deck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presentations/cardiozen-launch");
-    edetail_bundle::pack::pack_dir(&deck, &zip, Some(&key), &mut |_| {}).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = HubConfig { database: db.as_ref().map(|d| d.url.clone()), ..HubConfig::local(dir.path().join("hub"), vec![key.public()]) };
-    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(config)).unwrap();
-    hub.publish_zip(&std::fs::read(&zip).unwrap(), &[]).unwrap();
-    World { url, hub, key, rt, dir, _db: db }
-}
-
-struct Tablet {
-    device: Arc<Device>,
-    clock: Arc<ManualClock>,
-    engine: SyncEngine,
-}
-
+/// A tablet whose day started six hours ago.
 fn tablet(w: &World, name: &str, trust_plans: bool) -> Tablet {
-    let creds = w.hub.add_device(name, "north").unwrap();
-    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(6)));
-    let mut keys = vec![w.key.public()];
-    if trust_plans {
-        keys.push(w.hub.plan_public_key());
-    }
-    let config = DeviceConfig { trusted_keys: keys, clock: clock.clone(), ..DeviceConfig::new(name) };
-    let device = Arc::new(Device::open(&w.dir.path().join(name), config).unwrap());
-    let engine =
-        SyncEngine::new(device.clone(), SyncConfig::new(w.url.clone(), creds.device_id, Arc::new(StaticToken(creds.token)))).unwrap();
-    engine.sync_now().unwrap();
-    Tablet { device, clock, engine }
-}
-
-fn start(t: &Tablet, hcp: &str) -> edetail_core::CallStarted {
-    t.device
-        .start_call_with_suggestion(StartCall {
-            hcp_id: Some(hcp.into()),
-            channel: Channel::FaceToFace,
-            bundle_id: CARDIOZEN.into(),
-            presentation_id: None,
-            location: None,
-        })
-        .unwrap()
-}
-
-fn show(t: &Tablet, call: &str, slide: &str, secs: u64) {
-    let goto = NavAction::Goto { slide: Some(slide.into()), presentation: None, key_message: None };
-    t.device.navigate(call, &goto, NavSource::Overview, false).unwrap();
-    t.clock.advance(Duration::from_secs(secs));
+    tablet_with(w, name, TabletSpec { trust_plans, clock_start: Utc::now() - chrono::Duration::hours(6), ..TabletSpec::default() })
 }
 
 /// hcp-safety lingers on safety; hcp-samples works through the mechanism and dosing, answers

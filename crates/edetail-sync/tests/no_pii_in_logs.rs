@@ -7,16 +7,14 @@
 //! them either, so a support log never says which doctor a rep saw: the HCP id marker is
 //! checked like the free text.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::Utc;
-use edetail_bundle::SecretKey;
-use edetail_core::{Channel, DbKey, Device, DeviceConfig, ManualClock, NavAction, NavSource, StartCall};
-use edetail_hub::HubConfig;
-use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+use common::world::{TabletSpec, show, start, tablet_with, world};
+use edetail_core::DbKey;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
@@ -25,7 +23,6 @@ const HCP: &str = "hcp-MARKER-HCPID-31337";
 const NOTE: &str = "MARKER-NOTE Dr. Jane Doe mentioned her daughter";
 const ANSWER: &str = "MARKER-ANSWER prefers evening dosing";
 const FOLLOW_UP: &str = "MARKER-FOLLOWUP call back after the congress";
-const CARDIOZEN: &str = "com.example.cardiozen.launch";
 
 /// A subscriber that formats every event and every span's fields, at every level, into a
 /// shared buffer (what any log sink configured at TRACE would see).
@@ -95,41 +92,17 @@ fn a_full_run_logs_no_hcp_notes_answers_or_ids() {
     let capture = Capture::default();
     tracing::subscriber::set_global_default(capture.clone()).expect("the only subscriber in this test binary");
 
-    let dir = tempfile::tempdir().unwrap();
-    let key = SecretKey::from_seed(&[11u8; 32]);
-    let zip = dir.path().join("cardiozen.zip");
-    let deck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presentations/cardiozen-launch");
-    edetail_bundle::pack::pack_dir(&deck, &zip, Some(&key), &mut |_| {}).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(HubConfig::local(dir.path().join("hub"), vec![key.public()]))).unwrap();
-    hub.publish_zip(&std::fs::read(&zip).unwrap(), &[]).unwrap();
+    let w = world();
+    let t = tablet_with(
+        &w,
+        "rep-1",
+        TabletSpec { clock_start: Utc::now() - chrono::Duration::hours(2), db_key: Some(DbKey::new([9; 32])), ..TabletSpec::default() },
+    );
+    let (device, clock, engine, hub) = (&t.device, &t.clock, &t.engine, &w.hub);
 
-    let creds = hub.add_device("rep-1", "north").unwrap();
-    let clock = Arc::new(ManualClock::new(Utc::now() - chrono::Duration::hours(2)));
-    let config = DeviceConfig {
-        trusted_keys: vec![key.public(), hub.plan_public_key()],
-        clock: clock.clone(),
-        db_key: Some(DbKey::new([9; 32])),
-        ..DeviceConfig::new("rep-1")
-    };
-    let device = Arc::new(Device::open(&dir.path().join("rep-1"), config).unwrap());
-    let engine = SyncEngine::new(device.clone(), SyncConfig::new(url, creds.device_id, Arc::new(StaticToken(creds.token)))).unwrap();
-    engine.sync_now().unwrap();
-
-    let call = device
-        .start_call_with_suggestion(StartCall {
-            hcp_id: Some(HCP.into()),
-            channel: Channel::FaceToFace,
-            bundle_id: CARDIOZEN.into(),
-            presentation_id: None,
-            location: None,
-        })
-        .unwrap()
-        .call_id;
+    let call = start(&t, HCP).call_id;
     for (slide, secs) in [("moa-overview", 12), ("safety-ae", 30), ("dosing", 40)] {
-        let goto = NavAction::Goto { slide: Some(slide.into()), presentation: None, key_message: None };
-        device.navigate(&call, &goto, NavSource::Overview, false).unwrap();
-        clock.advance(Duration::from_secs(secs));
+        show(&t, &call, slide, secs);
     }
     device.note(&call, NOTE).unwrap();
     device.answer(&call, "dosing-titration-clear", &[ANSWER.into()], Some(ANSWER)).unwrap();
@@ -146,7 +119,7 @@ fn a_full_run_logs_no_hcp_notes_answers_or_ids() {
     assert_eq!(report.calls_failed, 0);
     assert!(hub.hcp_profile(HCP).unwrap().is_some(), "the hub analysed the call");
     engine.sync_now().unwrap(); // plans back to the tablet
-    drop(engine);
+    drop(t);
 
     let logs = capture.buf.lock().unwrap().clone();
     if let Ok(path) = std::env::var("EDETAIL_LOG_DUMP") {

@@ -1,81 +1,22 @@
 //! Right to erasure and tracking consent end to end (ADR 0011): a real hub on loopback (SQLite,
 //! and PostgreSQL for erasure), real tablets with real SQLite, the sync engine between them.
 
-use std::path::Path;
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use edetail_bundle::SecretKey;
-use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, StartCall};
-use edetail_hub::{Hub, HubConfig};
+use common::world::{CARDIOZEN, Tablet, World, show, start, tablet, world, world_on_postgres};
+use edetail_core::{NavAction, NavSource};
 use edetail_protocol::Tracking;
-use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
 use serde_json::json;
-
-const CARDIOZEN: &str = "com.example.cardiozen.launch";
-
-struct World {
-    url: String,
-    hub: Hub,
-    key: SecretKey,
-    _rt: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    _db: Option<edetail_hub::testkit::TestDatabase>,
-}
-
-fn world_on(db: Option<edetail_hub::testkit::TestDatabase>) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let key = SecretKey::from_seed(&[11u8; 32]);
-    let zip = dir.path().join("cardiozen.zip");
-    let deck = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../presentations/cardiozen-launch");
-    edetail_bundle::pack::pack_dir(&deck, &zip, Some(&key), &mut |_| {}).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let config = HubConfig { database: db.as_ref().map(|d| d.url.clone()), ..HubConfig::local(dir.path().join("hub"), vec![key.public()]) };
-    let (url, hub, _task) = rt.block_on(edetail_hub::spawn_local(config)).unwrap();
-    hub.publish_zip(&std::fs::read(&zip).unwrap(), &[]).unwrap();
-    World { url, hub, key, _rt: rt, dir, _db: db }
-}
-
-struct Tablet {
-    device: Arc<Device>,
-    clock: Arc<ManualClock>,
-    engine: SyncEngine,
-    device_id: String,
-}
-
-fn tablet(w: &World, name: &str) -> Tablet {
-    let creds = w.hub.add_device(name, "north").unwrap();
-    let clock = Arc::new(ManualClock::new(Utc::now()));
-    let config =
-        DeviceConfig { trusted_keys: vec![w.key.public(), w.hub.plan_public_key()], clock: clock.clone(), ..DeviceConfig::new(name) };
-    let device = Arc::new(Device::open(&w.dir.path().join(name), config).unwrap());
-    let device_id = creds.device_id.clone();
-    let engine =
-        SyncEngine::new(device.clone(), SyncConfig::new(w.url.clone(), creds.device_id, Arc::new(StaticToken(creds.token)))).unwrap();
-    engine.sync_now().unwrap();
-    Tablet { device, clock, engine, device_id }
-}
-
-fn start(t: &Tablet, hcp: &str) -> edetail_core::CallStarted {
-    t.device
-        .start_call_with_suggestion(StartCall {
-            hcp_id: Some(hcp.into()),
-            channel: Channel::FaceToFace,
-            bundle_id: CARDIOZEN.into(),
-            presentation_id: None,
-            location: None,
-        })
-        .unwrap()
-}
 
 /// A whole call: a few slides with dwell, a follow-up request (opens a microsite), ended.
 fn call(t: &Tablet, hcp: &str, end: bool) -> String {
     let c = start(t, hcp).call_id;
     for (s, secs) in [("moa-overview", 12), ("safety-ae", 40), ("dosing", 30)] {
-        let goto = NavAction::Goto { slide: Some(s.into()), presentation: None, key_message: None };
-        t.device.navigate(&c, &goto, NavSource::Overview, false).unwrap();
-        t.clock.advance(Duration::from_secs(secs));
+        show(t, &c, s, secs);
     }
     t.device.follow_up(&c, "samples", Some("a note")).unwrap();
     if end {
@@ -128,12 +69,12 @@ impl tracing::Subscriber for AuditLog {
 
 #[test]
 fn erasure_reaches_the_device() {
-    erasure_reaches(world_on(None));
+    erasure_reaches(world());
 }
 
 #[test]
 fn erasure_reaches_the_device_on_postgres() {
-    erasure_reaches(world_on(Some(edetail_hub::testkit::TestDatabase::new())));
+    erasure_reaches(world_on_postgres());
 }
 
 fn erasure_reaches(w: World) {
@@ -199,7 +140,7 @@ fn erasure_reaches(w: World) {
 #[test]
 fn consent_full_is_the_default() {
     assert_eq!(Tracking::DEFAULT, Tracking::Full);
-    let w = world_on(None);
+    let w = world();
     let t = tablet(&w, "rep-1");
     assert_eq!(t.device.consent_for("hcp-new").unwrap(), Tracking::Full);
     assert_eq!(w.hub.consent_for("hcp-new").unwrap(), Tracking::Full);
@@ -211,7 +152,7 @@ fn consent_full_is_the_default() {
 
 #[test]
 fn consent_anonymous_mid_day_strips_queued_events() {
-    let w = world_on(None);
+    let w = world();
     let t = tablet(&w, "rep-1");
     // Morning: a full call with the HCP, recorded offline (queued), and one with another HCP.
     let morning = call(&t, "hcp-anon", true);
@@ -256,7 +197,7 @@ fn consent_anonymous_mid_day_strips_queued_events() {
 
 #[test]
 fn consent_off_records_nothing_but_content_displays() {
-    let w = world_on(None);
+    let w = world();
     let t = tablet(&w, "rep-1");
     w.hub.set_consent("hcp-off", Tracking::Off, "crm-import").unwrap();
     t.engine.sync_now().unwrap();

@@ -1,6 +1,9 @@
-//! A scripted HTTP/1.1 server on loopback: answers every request with one fixed response and
-//! records the raw requests.
+//! Shared test support: a scripted HTTP/1.1 server on loopback (here: answers every request
+//! with one fixed response and records the raw requests) and, in `world`, a real hub with
+//! tablets syncing with it.
 #![allow(dead_code)]
+
+pub mod world;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
