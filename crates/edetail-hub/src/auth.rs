@@ -145,19 +145,11 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>\
          <button id=\"login\" type=\"submit\">Log in</button></form></body></html>"
     );
-    let mut resp = (status, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    resp
+    crate::http::html_page(
+        status,
+        body,
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    )
 }
 
 pub(crate) async fn login_form(axum::extract::RawQuery(q): axum::extract::RawQuery) -> Response {

@@ -126,6 +126,31 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
 }
 
 /// The first value of `key` in an `application/x-www-form-urlencoded` body.
+/// Headers every browser-facing response of the hub carries (dashboard, login, microsites):
+/// no MIME sniffing, and no `Referer` when a page or slide links elsewhere (a microsite URL
+/// carries its secret token; dashboard URLs name HCP ids).
+pub(crate) fn harden(h: &mut HeaderMap) {
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+}
+
+/// `harden` as an axum response middleware (`axum::middleware::map_response`).
+pub(crate) async fn hardened(mut resp: Response) -> Response {
+    harden(resp.headers_mut());
+    resp
+}
+
+/// A server-rendered HTML page: never cached, under content security policy `csp`, hardened.
+pub(crate) fn html_page(status: StatusCode, body: String, csp: &'static str) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    harden(h);
+    resp
+}
+
 pub(crate) fn form_value(body: &str, key: &str) -> Result<Option<String>> {
     Ok(query_values(Some(body), key)?.into_iter().next())
 }

@@ -34,6 +34,8 @@ pub(crate) fn router(hub: Hub) -> Router {
         .route("/m/{token}", get(page))
         .route("/m/{token}/visit", post(visit))
         .route("/m/{token}/a/{*path}", get(asset))
+        // Every answer, errors included: the URL carries the link's token, so no Referer.
+        .layer(axum::middleware::map_response(crate::http::hardened))
         .with_state(hub)
 }
 

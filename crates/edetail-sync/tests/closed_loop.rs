@@ -113,6 +113,15 @@ fn get(w: &World, path: &str) -> (u16, String) {
     })
 }
 
+/// The `Referrer-Policy` and `X-Content-Type-Options` of an answer.
+fn hardening(w: &World, path: &str) -> (String, String) {
+    w.rt.block_on(async {
+        let r = reqwest::get(format!("{}{path}", w.url)).await.unwrap();
+        let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (h("referrer-policy"), h("x-content-type-options"))
+    })
+}
+
 fn post(w: &World, path: &str, body: serde_json::Value) -> u16 {
     w.rt.block_on(async { reqwest::Client::new().post(format!("{}{path}", w.url)).json(&body).send().await.unwrap().status().as_u16() })
 }
@@ -150,6 +159,10 @@ fn microsites_serve_only_their_hcp_and_expire() {
     assert_eq!(get(&w, &format!("{path}/a/{entry}")).0, 200);
     assert_eq!(get(&w, &format!("{path}/a/../../hub.sqlite3")).0, 404);
     assert_eq!(get(&w, &format!("{path}/a/manifest.json")).0, 404);
+    // The link's token is in every URL: no answer lets a browser send it on as a Referer.
+    for p in [path.clone(), format!("{path}/a/{entry}"), format!("{path}/a/manifest.json"), format!("/m/{}", "0".repeat(64))] {
+        assert_eq!(hardening(&w, &p), ("no-referrer".to_string(), "nosniff".to_string()), "{p}");
+    }
     // Unknown, malformed and guessed tokens look the same.
     assert_eq!(get(&w, &format!("/m/{}", "0".repeat(64))).0, 404);
     assert_eq!(get(&w, "/m/not-a-token").0, 404);
