@@ -2,9 +2,13 @@
 //! local backends (SQLite + blob files) and once over the shared ones (a real PostgreSQL and a
 //! real S3-compatible server, started by `scripts/services`).
 
+mod common;
+
+use common::{SEED, error_of, event};
+
 use std::io::Write;
 
-use chrono::{SubsecRound, Utc};
+use chrono::Utc;
 use edetail_bundle::testkit::SampleBundle;
 use edetail_bundle::{SecretKey, Sha256Digest};
 use std::sync::Arc;
@@ -14,11 +18,9 @@ use edetail_hub::blobs::s3::S3Blobs;
 use edetail_hub::postgres::PgStore;
 use edetail_hub::testkit::{TestDatabase, fresh_bucket};
 use edetail_hub::{DeviceCredentials, Hub, HubConfig, serve_local};
-use edetail_protocol::{ChangePage, ErrorBody, ErrorCode, PublishResult, UploadAck, UploadBatch, WireEvent};
+use edetail_protocol::{ChangePage, ErrorCode, PublishResult, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use serde_json::json;
-
-const SEED: [u8; 32] = [7; 32];
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -99,27 +101,6 @@ fn signed_sample(version: u64) -> Vec<u8> {
     let mut b = SampleBundle::new();
     b.manifest.version = version;
     b.zip(Some(&SecretKey::from_seed(&SEED)))
-}
-
-async fn error_of(r: reqwest::Response, status: StatusCode, code: ErrorCode) -> ErrorBody {
-    assert_eq!(r.status(), status);
-    let body: ErrorBody = r.json().await.unwrap();
-    assert_eq!(body.code, code, "{}", body.message);
-    body
-}
-
-fn event(seq: i64) -> WireEvent {
-    WireEvent {
-        uuid: uuid::Uuid::new_v4().to_string(),
-        seq,
-        call_id: Some("call-1".into()),
-        kind: "slide_view".into(),
-        // Devices record milliseconds; stores keep at least microseconds.
-        recorded_at: Utc::now().trunc_subsecs(3),
-        session: 1,
-        mono_ms: seq * 1000,
-        payload: json!({"slide": "intro", "dwell_ms": 1200}),
-    }
 }
 
 fn batch(dev: &DeviceCredentials, events: Vec<WireEvent>) -> UploadBatch {

@@ -2,16 +2,18 @@
 //! 127.0.0.1 (SQLite and blob files; the store-level behaviour is proven on both backends by
 //! `store_suite`), driven with reqwest.
 
-use chrono::{SubsecRound, Utc};
+mod common;
+
+use common::{SEED, error_of, event};
+
+use chrono::Utc;
 use edetail_bundle::SecretKey;
 use edetail_bundle::testkit::SampleBundle;
 use edetail_hub::store::TokenRole;
 use edetail_hub::{DeviceCredentials, Hub, HubConfig, serve_local, token_hash};
-use edetail_protocol::{ErrorBody, ErrorCode, UploadAck, UploadBatch, WireEvent};
+use edetail_protocol::{ErrorCode, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use serde_json::json;
-
-const SEED: [u8; 32] = [7; 32];
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -35,19 +37,6 @@ async fn admin<T: Send + 'static>(hub: &Hub, f: impl FnOnce(&Hub) -> T + Send + 
     tokio::task::spawn_blocking(move || f(&h)).await.unwrap()
 }
 
-fn event(seq: i64) -> WireEvent {
-    WireEvent {
-        uuid: uuid::Uuid::new_v4().to_string(),
-        seq,
-        call_id: Some("call-1".into()),
-        kind: "slide_view".into(),
-        recorded_at: Utc::now().trunc_subsecs(3),
-        session: 1,
-        mono_ms: seq * 1000,
-        payload: json!({"slide": "intro"}),
-    }
-}
-
 impl Fixture {
     async fn upload(&self, device_id: &str, token: &str, events: &[WireEvent]) -> reqwest::Response {
         let batch = UploadBatch { device_id: device_id.into(), batch_id: "b".into(), device_time: Utc::now(), events: events.to_vec() };
@@ -65,13 +54,6 @@ impl Fixture {
     async fn device(&self) -> DeviceCredentials {
         admin(&self.hub, |h| h.add_device("rep-7", "north")).await.unwrap()
     }
-}
-
-async fn error_of(r: reqwest::Response, status: StatusCode, code: ErrorCode) -> ErrorBody {
-    assert_eq!(r.status(), status);
-    let body: ErrorBody = r.json().await.unwrap();
-    assert_eq!(body.code, code, "{}", body.message);
-    body
 }
 
 /// Rotation: events uploaded with the old token, more with the new one during the grace
