@@ -165,17 +165,10 @@ fn configure(conn: &Connection) -> Result<()> {
 
 /// Brings a database to [`SCHEMA_VERSION`] inside one immediate transaction.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if current > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-    }
-    tx.commit()?;
-    Ok(())
+    edetail_sqlite::migrate(conn, MIGRATIONS).map_err(|e| match e {
+        edetail_sqlite::MigrateError::TooNew { found, supported } => Error::SchemaTooNew { found, supported },
+        edetail_sqlite::MigrateError::Sqlite(e) => Error::from_sql(e),
+    })
 }
 
 /// The writer and reader connections of one data directory.
@@ -243,28 +236,10 @@ mod tests {
         assert_eq!(statement.capacity(), statement.len(), "built in place: no reallocation left a copy");
     }
 
-    fn schema(conn: &Connection) -> Vec<(String, String)> {
-        let mut st =
-            conn.prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(|r| r.unwrap()).collect()
-    }
-
-    /// A database migrated step by step from every older version equals a fresh one.
+    /// Every migration applies from every past version and ends at the fresh schema.
     #[test]
     fn migrated_database_equals_fresh_database() {
-        let mut fresh = Connection::open_in_memory().unwrap();
-        migrate(&mut fresh).unwrap();
-        for start in 0..SCHEMA_VERSION {
-            let mut old = Connection::open_in_memory().unwrap();
-            for (i, sql) in MIGRATIONS.iter().enumerate().take(start as usize) {
-                old.execute_batch(sql).unwrap();
-                old.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
-            }
-            migrate(&mut old).unwrap();
-            assert_eq!(schema(&old), schema(&fresh), "from version {start}");
-            let v: i64 = old.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-            assert_eq!(v, SCHEMA_VERSION);
-        }
+        edetail_sqlite::check_migrations(MIGRATIONS).unwrap();
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! SQLite schema migrations shared by the device runtime and the hub: numbered SQL scripts
+//! applied in order under `PRAGMA user_version`, and the check that a migrated database equals
+//! a fresh one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Why `migrate` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The database was written by newer code; opening it here could lose data.
+    #[error("the database schema is version {found}, newer than this build supports ({supported})")]
+    TooNew { found: i64, supported: i64 },
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Brings the database to version `migrations.len()`: `migrations[i]` upgrades version `i` to
+/// `i + 1`. All steps run in one immediate transaction (another process migrating the same
+/// file waits, then finds nothing left to do); a failure leaves the database as it was.
+pub fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<(), MigrateError> {
+    let supported = migrations.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > supported {
+        return Err(MigrateError::TooNew { found: current, supported });
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Every table, index, trigger and view with its SQL, by name.
+fn schema(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut st = conn.prepare("SELECT name, COALESCE(sql, '') FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' ORDER BY name")?;
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+}
+
+/// For tests: every script applies, from a fresh database and from every older version (the
+/// earlier steps applied one by one, as past builds did), and each path ends with exactly the
+/// schema and version of a fresh database. `Err` says which start version failed and how.
+pub fn check_migrations(migrations: &[&str]) -> Result<(), String> {
+    let mut fresh = Connection::open_in_memory().map_err(|e| e.to_string())?;
+    migrate(&mut fresh, migrations).map_err(|e| format!("fresh database: {e}"))?;
+    let want = schema(&fresh).map_err(|e| e.to_string())?;
+    for start in 0..migrations.len() {
+        let mut old = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        for (i, sql) in migrations.iter().enumerate().take(start) {
+            old.execute_batch(sql).map_err(|e| format!("migration {}: {e}", i + 1))?;
+            old.pragma_update(None, "user_version", (i + 1) as i64).map_err(|e| e.to_string())?;
+        }
+        migrate(&mut old, migrations).map_err(|e| format!("from version {start}: {e}"))?;
+        let got = schema(&old).map_err(|e| e.to_string())?;
+        if got != want {
+            let differs: Vec<&str> = want
+                .iter()
+                .chain(&got)
+                .filter(|item| !(want.contains(item) && got.contains(item)))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            return Err(format!("from version {start}: the schema differs from a fresh database in {differs:?}"));
+        }
+        let version: i64 = old.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| e.to_string())?;
+        if version != migrations.len() as i64 {
+            return Err(format!("from version {start}: ends at version {version}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &[&str] = &["CREATE TABLE a (x INTEGER);", "ALTER TABLE a ADD COLUMN y TEXT; CREATE INDEX a_y ON a(y);"];
+
+    #[test]
+    fn migrates_in_order_and_only_once() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, &GOOD[..1]).unwrap();
+        migrate(&mut c, GOOD).unwrap();
+        migrate(&mut c, GOOD).unwrap();
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 2);
+        c.execute("INSERT INTO a (x, y) VALUES (1, 'z')", []).unwrap();
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_untouched() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, GOOD).unwrap();
+        assert!(matches!(migrate(&mut c, &GOOD[..1]), Err(MigrateError::TooNew { found: 2, supported: 1 })));
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_database_as_it_was() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, &GOOD[..1]).unwrap();
+        let broken = [GOOD[0], "ALTER TABLE a ADD COLUMN y TEXT; THIS IS NOT SQL;"];
+        assert!(matches!(migrate(&mut c, &broken), Err(MigrateError::Sqlite(_))));
+        let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, 1);
+        assert!(c.execute("INSERT INTO a (x, y) VALUES (1, 'z')", []).is_err(), "column y rolled back");
+    }
+
+    #[test]
+    fn the_check_accepts_consistent_migrations_and_names_a_failing_step() {
+        assert_eq!(check_migrations(GOOD), Ok(()));
+        let broken = [GOOD[0], "ALTER TABLE missing ADD COLUMN y TEXT;"];
+        let e = check_migrations(&broken).unwrap_err();
+        assert!(e.contains("fresh database") && e.contains("missing"), "{e}");
+    }
+}
