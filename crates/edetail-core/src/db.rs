@@ -226,6 +226,18 @@ impl Databases {
 mod tests {
     use super::*;
 
+    /// Released migrations never change (a database that applied one never runs it again):
+    /// a new migration appends its hash here, an edit of a released one fails.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let released = [
+            "dcf04ea5726017b78118ca7cd209acfee5aee308d67672a9cc2c685534a402da", // 001_initial.sql
+            "928b726207a2f23f56d90eee96626ab1e4e175827c3894dfa122b78ec1536a54", // 002_plans.sql
+            "34a34e6ecaa7c0b0572acea30a81018919cff539b1a7e70ddf29e55ccc81f6ea", // 003_privacy.sql
+        ];
+        edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+
     #[test]
     fn the_key_statement_is_the_raw_key_in_hex() {
         let key = DbKey::new(std::array::from_fn(|i| (i as u8) * 8 + 7));

@@ -1649,3 +1649,21 @@ impl EventColumns {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released migrations never change (a database that applied one never runs it again):
+    /// a new migration appends its hash here, an edit of a released one fails.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let released = [
+            "a141f21794d8137daa404306cc5715399e802ff5ed58db499b1da847ed0e67eb", // 001_initial.sql
+            "1a00d32160b54398b9b4f5914450ea79e7ef54e44543b806b39d0a861071043b", // 002_closed_loop.sql
+            "a069cfaac2766339d29dc3c5aae721a0803e09385ba2ab3d7a93fa8e5aab894b", // 003_security.sql
+            "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
+        ];
+        edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+}

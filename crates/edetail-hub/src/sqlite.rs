@@ -1138,6 +1138,20 @@ fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Credential> {
 mod tests {
     use super::*;
 
+    /// Released migrations never change (a database that applied one never runs it again):
+    /// a new migration appends its hash here, an edit of a released one fails.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let released = [
+            "77934b6466f40930d70b787a5f3e2d1fe0a414e55d18da9827f4c63bfe49ea47", // 001_initial.sql
+            "f0657903947ec5c68699f675080c67d89e18b69e984c12bae88c20a436daae6a", // 002_territories.sql
+            "83643e58801481b22de923de66a9b2eb1b607be4dbbacde7d4da406fe5faee1a", // 003_closed_loop.sql
+            "116ed4af9a530a85708773bae9c1ae750a6fdf7ef70c1baaf7e19b3a49386a33", // 004_security.sql
+            "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
+        ];
+        edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+
     /// Every migration applies from every past version and ends at the fresh schema.
     #[test]
     fn migrated_database_equals_fresh_database() {

@@ -70,6 +70,41 @@ pub fn check_migrations(migrations: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// SHA-256 (hex) of a migration script, as `check_frozen` records it.
+pub fn script_hash(sql: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(sql.as_bytes()))
+}
+
+/// For tests: released migration scripts never change. A device or hub that already applied
+/// script `i` will never run it again, so editing it would make those databases differ from
+/// fresh ones without any error. `released[i]` is the recorded `script_hash` of `migrations[i]`;
+/// a changed script, a removed one, or a new one not yet recorded is an `Err` saying which and
+/// what to do (a new script's hash is appended to the list when it is added).
+pub fn check_frozen(migrations: &[&str], released: &[&str]) -> Result<(), String> {
+    if migrations.len() < released.len() {
+        return Err(format!(
+            "{} migrations recorded but only {} present: a released migration was removed",
+            released.len(),
+            migrations.len()
+        ));
+    }
+    for (i, sql) in migrations.iter().enumerate() {
+        let hash = script_hash(sql);
+        match released.get(i) {
+            Some(want) if *want == hash => {}
+            Some(_) => {
+                return Err(format!(
+                    "migration {} was changed after release (hash {hash}); restore it and put the change in a new migration",
+                    i + 1
+                ));
+            }
+            None => return Err(format!("migration {} is new: record its hash {hash:?} in the released list", i + 1)),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +138,18 @@ mod tests {
         let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v, 1);
         assert!(c.execute("INSERT INTO a (x, y) VALUES (1, 'z')", []).is_err(), "column y rolled back");
+    }
+
+    #[test]
+    fn frozen_scripts_must_keep_their_hashes() {
+        let released: Vec<String> = GOOD.iter().map(|s| script_hash(s)).collect();
+        let released: Vec<&str> = released.iter().map(String::as_str).collect();
+        assert_eq!(check_frozen(GOOD, &released), Ok(()));
+        let edited = [GOOD[0], "ALTER TABLE a ADD COLUMN y INTEGER; CREATE INDEX a_y ON a(y);"];
+        assert!(check_frozen(&edited, &released).unwrap_err().contains("migration 2 was changed"));
+        assert!(check_frozen(&GOOD[..1], &released).unwrap_err().contains("removed"));
+        let added = [GOOD[0], GOOD[1], "CREATE TABLE c (z);"];
+        assert!(check_frozen(&added, &released).unwrap_err().contains("migration 3 is new"));
     }
 
     #[test]
