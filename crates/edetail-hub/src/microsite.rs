@@ -170,14 +170,11 @@ footer{{font-size:.8rem;color:#566;padding:1rem 2rem 2rem;text-align:center}}
         approval = esc(&manifest.approval_code),
         product = esc(&manifest.product),
     );
-    let mut resp = Html(body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"),
-    );
-    Ok(resp)
+    Ok(crate::http::html_page(
+        StatusCode::OK,
+        body,
+        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    ))
 }
 
 async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String)>, headers: HeaderMap) -> Result<Response> {

@@ -366,15 +366,12 @@ impl<T> Audited<T> {
         Audited { entry, outcome: |_| serde_json::Value::Null }
     }
 
-    /// The entry to append once the change gave `result`: the outcome's fields are added to
-    /// the details (an outcome that is not an object replaces empty details, else is ignored).
+    /// The entry to append once the change gave `result`: the outcome's fields (a JSON object;
+    /// anything else adds nothing) are added to the details object.
     pub fn entry_for(&self, result: &T) -> NewAuditEntry {
         let mut entry = self.entry.clone();
-        match ((self.outcome)(result), &mut entry.details) {
-            (serde_json::Value::Object(extra), serde_json::Value::Object(details)) => details.extend(extra),
-            (serde_json::Value::Null, _) => {}
-            (other, details) if details.is_null() || details.as_object().is_some_and(|d| d.is_empty()) => *details = other,
-            _ => {}
+        if let (serde_json::Value::Object(extra), serde_json::Value::Object(details)) = ((self.outcome)(result), &mut entry.details) {
+            details.extend(extra);
         }
         entry
     }
