@@ -83,6 +83,11 @@ pub struct Slide {
     pub title: String,
     /// The HTML page that renders the slide.
     pub entry: BundlePath,
+    /// For slides of a single-page framework (Agnitio) that share one entry page: what is
+    /// appended to the entry's URL to show this slide, `?path=...` or `#...` (see
+    /// [`Slide::route_is_valid`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     /// Thumbnail image shown in the overview.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<BundlePath>,
@@ -109,6 +114,20 @@ pub struct Slide {
     pub extra: Extra,
 }
 
+impl Slide {
+    /// Longest accepted `route`.
+    pub const MAX_ROUTE_CHARS: usize = 512;
+
+    /// A route starts with `?` or `#`, has at most [`Self::MAX_ROUTE_CHARS`] characters and no
+    /// whitespace or control characters (it is appended to a URL as it is).
+    pub fn route_is_valid(route: &str) -> bool {
+        (route.starts_with('?') || route.starts_with('#'))
+            && route.len() > 1
+            && route.chars().count() <= Self::MAX_ROUTE_CHARS
+            && !route.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
+}
+
 /// A gesture the shell can disable on a slide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,8 +149,10 @@ pub enum Bridge {
     Edetail,
     /// Veeva CRM's `com.veeva.clm` (served by the runtime's shim).
     Veeva,
-    /// Agnitio / IQVIA OCE's `ag` API (served by the runtime's shim).
+    /// Agnitio's `ag` Content API and its `objc://iplanner` container calls.
     Agnitio,
+    /// IQVIA OCE's `CLMPlayer`.
+    Oce,
 }
 
 impl Bridge {

@@ -157,6 +157,7 @@ impl SampleBundle {
             id: id.into(),
             title: id.to_uppercase(),
             entry: BundlePath::parse(entry).expect("valid"),
+            route: None,
             thumbnail: thumb.map(|t| BundlePath::parse(t).expect("valid")),
             key_message: Some(format!("KM_{}", id.to_uppercase())),
             topics: topics.iter().map(|t| t.to_string()).collect(),

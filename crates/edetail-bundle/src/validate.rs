@@ -100,6 +100,19 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
             )),
             Some(_) => {}
         }
+        if let Some(r) = &s.route
+            && !Slide::route_is_valid(r)
+        {
+            invalid(
+                &mut p,
+                at,
+                format!(
+                    "slide {:?} route must start with ? or # and be 2-{} characters without spaces or control characters",
+                    s.id,
+                    Slide::MAX_ROUTE_CHARS
+                ),
+            );
+        }
         if let Some(t) = &s.thumbnail
             && !m.files.contains_key(t)
         {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use edetail_bundle::{Manifest, PublicKey, ReadOptions};
+use edetail_bundle::{Manifest, PublicKey, ReadOptions, Slide};
 use edetail_protocol::Tracking;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -608,8 +608,13 @@ pub(crate) fn presentation_of(m: &Manifest, slide: &str) -> Option<String> {
 }
 
 pub(crate) fn slide_url(bundle_id: &str, m: &Manifest, slide: &str) -> String {
-    let entry = m.slide(slide).map(|s| s.entry.as_str().to_string()).unwrap_or_default();
-    crate::assets::asset_url(bundle_id, &entry)
+    let Some(s) = m.slide(slide) else { return crate::assets::asset_url(bundle_id, "") };
+    let mut url = crate::assets::asset_url(bundle_id, s.entry.as_str());
+    // A single-page framework's slide: its route (`?path=…` / `#…`) drives the framework.
+    if let Some(route) = s.route.as_deref().filter(|r| Slide::route_is_valid(r)) {
+        url.push_str(route);
+    }
+    url
 }
 
 /// Finds a slide by CRM key message, accepting Veeva's forms: the key message itself, its zip

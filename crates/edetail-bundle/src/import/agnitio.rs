@@ -242,6 +242,7 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
                 id,
                 title,
                 entry,
+                route: None,
                 thumbnail,
                 key_message: None,
                 topics,

@@ -297,6 +297,7 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
                 id,
                 title,
                 entry,
+                route: None,
                 thumbnail,
                 key_message: Some(key_message),
                 topics: Vec::new(),
