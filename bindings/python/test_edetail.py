@@ -261,7 +261,7 @@ class CallTest(TempDirTest):
         self.assertEqual(pending(), 0)
 
         start = d.start_call("hcp-test-1", ef.CallChannel.FACE_TO_FACE, CARDIOZEN, None)
-        self.assertEqual(start.first, ef.SlideTarget(slide_id="intro", presentation_id="main", url=f"/{CARDIOZEN}/slides/intro/index.html"))
+        self.assertEqual(start.first, ef.SlideTarget(slide_id="intro", presentation_id="main", url=f"/{CARDIOZEN}/slides/intro/index.html", moved=True))
         self.assertEqual(d.open_call(), start.call_id)
         after_start = pending()
         self.assertGreater(after_start, 0)

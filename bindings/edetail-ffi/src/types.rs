@@ -209,11 +209,14 @@ pub struct SlideTarget {
     pub slide_id: String,
     pub presentation_id: String,
     pub url: String,
+    /// False for "next" on the last slide or "previous" on the first: nothing was recorded and
+    /// the shell must not reload the slide.
+    pub moved: bool,
 }
 
 impl From<NavTarget> for SlideTarget {
     fn from(t: NavTarget) -> Self {
-        SlideTarget { slide_id: t.slide, presentation_id: t.presentation, url: t.url }
+        SlideTarget { slide_id: t.slide, presentation_id: t.presentation, url: t.url, moved: t.moved }
     }
 }
 

@@ -1,12 +1,15 @@
-//! The slide bridge: `handle(json) -> json` for messages from `edetail.js` and the Veeva shim
-//! (protocol in docs/bridge-protocol.md). Every input, however malformed, gets an error reply;
-//! nothing here panics or echoes personal data into error messages.
+//! The slide bridge: `handle(json) -> json` for messages from `edetail.js`, the stand-in libraries
+//! and the vendor container emulation (protocol in docs/bridge-protocol.md, ADR 0013). Every
+//! input, however malformed, gets an error reply; nothing here panics or echoes personal data
+//! into error messages.
 
 use serde_json::{Map, Value, json};
 
 use crate::calls::{NavSource, Reaction};
-use crate::device::{Device, NavAction};
+use crate::device::{Device, NavAction, NavTarget};
 use crate::error::Error;
+use crate::vendor::veeva::Callback;
+use crate::vendor::{self, Vendor};
 
 /// Protocol version.
 pub const VERSION: u64 = 1;
@@ -123,7 +126,7 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
             };
             let source = if matches!(action, NavAction::Goto { .. }) { NavSource::Jump } else { NavSource::Link };
             let t = device.navigate(&call_id, &action, source, false)?;
-            Ok(json!({"slide": t.slide, "presentation": t.presentation, "url": t.url}))
+            Ok(json!({"slide": t.slide, "presentation": t.presentation, "url": t.url, "moved": t.moved}))
         }
         "track" => {
             let call_id = call(device)?;
@@ -174,6 +177,10 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
             Ok(json!({"value": device.state_load(&call_id, text(p, "key")?)?}))
         }
         "veeva.get_data" => veeva_get_data(device, text(p, "object")?, text(p, "field")?),
+        "veeva.request" => veeva_request(device, p),
+        "agnitio.invoke" => agnitio_invoke(device, p),
+        "oce.call" => oce_call(device, p),
+        "vendor.unsupported" => vendor_unsupported(device, p),
         other => Err(fail("unknown_method", format!("unknown method {:?}", other.chars().take(64).collect::<String>()))),
     }
 }
@@ -181,23 +188,79 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
 /// `getDataForCurrentObject`: ids and approved metadata only, never HCP names.
 fn veeva_get_data(device: &Device, object: &str, field: &str) -> Result<Value, Fail> {
     let call_id = call(device)?;
-    let c = device.call(&call_id)?;
-    let active = c.bundle_id.as_ref().and_then(|b| device.content().active(b).ok());
-    let slide = active.as_ref().and_then(|a| c.slide_id.as_ref().and_then(|s| a.manifest.slide(s).cloned()));
-    let value: Option<String> = match (object, field) {
-        ("Account", "ID" | "Id") => c.hcp_id.clone(),
-        ("Call", "ID" | "Id") => Some(c.id.clone()),
-        ("User", "ID" | "Id") => Some(c.rep_id.clone()),
-        ("Presentation", "ID" | "Id" | "Presentation_Id_vod__c") => c.presentation_id.clone(),
-        ("Presentation", "Name") => {
-            active.as_ref().and_then(|a| c.presentation_id.as_ref().and_then(|p| a.manifest.presentation(p).map(|d| d.title.clone())))
+    if !matches!(object, "Account" | "Call" | "User" | "Presentation" | "KeyMessage") {
+        return Err(fail("invalid_params", format!("object {object:?} is not supported")));
+    }
+    Ok(json!({"value": vendor::veeva::current_field(device, &call_id, object, field)?.unwrap_or(Value::Null)}))
+}
+
+fn with_navigation(mut result: Value, navigate: Option<NavTarget>) -> Value {
+    if let (Some(t), Some(o)) = (navigate, result.as_object_mut()) {
+        o.insert("navigate".into(), json!({"slide": t.slide, "presentation": t.presentation, "url": t.url, "moved": t.moved}));
+    }
+    result
+}
+
+/// `veeva.request`: one `veeva:` request string (or several joined by `;`), as the deck built it.
+fn veeva_request(device: &Device, p: &Map<String, Value>) -> Result<Value, Fail> {
+    let call_id = call(device)?;
+    let raw = p.get("request").and_then(Value::as_str).ok_or_else(|| fail("invalid_params", "\"request\" must be a string"))?;
+    let requests = match vendor::veeva::parse(raw) {
+        Ok(r) => r,
+        Err(e) => {
+            // Even an unreadable request is kept: the deck meant to tell the container something.
+            vendor::record_unsupported(device, &call_id, Vendor::Veeva, "unparsed_request", json!({"request": raw}))?;
+            return Err(fail("invalid_params", e.to_string()));
         }
-        ("Presentation", "Product_vod__c") => active.as_ref().map(|a| a.manifest.product.clone()),
-        ("KeyMessage", "ID" | "Id") => slide.as_ref().map(|s| s.id.clone()),
-        ("KeyMessage", "Name" | "Description_vod__c") => slide.as_ref().map(|s| s.title.clone()),
-        ("KeyMessage", "Media_File_Name_vod__c") => slide.as_ref().and_then(|s| s.key_message.clone().map(|k| format!("{k}.zip"))),
-        ("Account" | "Call" | "User" | "Presentation" | "KeyMessage", _) => None,
-        _ => return Err(fail("invalid_params", format!("object {object:?} is not supported"))),
     };
-    Ok(json!({"value": value}))
+    let mut last = None;
+    let mut navigate = None;
+    for r in &requests {
+        let out = vendor::veeva::execute(device, &call_id, r)?;
+        navigate = out.navigate.or(navigate);
+        last = Some((r.callback.clone(), out.result));
+    }
+    let (callback, result) = last.expect("parse returns at least one request");
+    let callback = match callback {
+        Callback::None => Value::Null,
+        Callback::Named(n) => Value::String(n),
+        Callback::Id(id) => json!(id),
+    };
+    Ok(with_navigation(json!({"callback": callback, "result": result, "requests": requests.len()}), navigate))
+}
+
+/// `agnitio.invoke`: `{api, params}` or `{url: "objc://iplanner/<api>?<params>"}`.
+fn agnitio_invoke(device: &Device, p: &Map<String, Value>) -> Result<Value, Fail> {
+    let call_id = call(device)?;
+    let (api, params) = match p.get("url").and_then(Value::as_str) {
+        Some(url) => {
+            vendor::agnitio::parse_url(url).ok_or_else(|| fail("invalid_params", "\"url\" is not an objc://iplanner/<api>?<params> URL"))?
+        }
+        None => (text(p, "api")?.to_string(), p.get("params").and_then(Value::as_str).unwrap_or_default().to_string()),
+    };
+    let out = vendor::agnitio::invoke(device, &call_id, &api, &params)?;
+    Ok(with_navigation(out.result, out.navigate))
+}
+
+/// `oce.call`: `{request, params}` as a CLMPlayer call or a `nativeCall` message names them.
+fn oce_call(device: &Device, p: &Map<String, Value>) -> Result<Value, Fail> {
+    let call_id = call(device)?;
+    let request = text(p, "request")?;
+    let empty = Map::new();
+    let params = match p.get("params") {
+        None | Some(Value::Null) => &empty,
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(fail("invalid_params", "\"params\" must be an object")),
+    };
+    let out = vendor::oce::call(device, &call_id, request, params)?;
+    Ok(with_navigation(json!({"result": out.result}), out.navigate))
+}
+
+/// `vendor.unsupported`: a stand-in library answered a call itself as unsupported; keep it.
+fn vendor_unsupported(device: &Device, p: &Map<String, Value>) -> Result<Value, Fail> {
+    let call_id = call(device)?;
+    let vendor = Vendor::parse(text(p, "vendor")?).ok_or_else(|| fail("invalid_params", "\"vendor\" must be veeva, agnitio or oce"))?;
+    let api = text(p, "api")?;
+    let uuid = vendor::record_unsupported(device, &call_id, vendor, api, p.get("args").cloned().unwrap_or(Value::Null))?;
+    Ok(json!({"event_id": uuid}))
 }

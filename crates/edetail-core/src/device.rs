@@ -87,12 +87,15 @@ pub enum NavAction {
     },
 }
 
-/// Where navigation landed; the shell loads `url`.
+/// Where navigation landed; the shell loads `url` when `moved`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NavTarget {
     pub slide: String,
     pub presentation: String,
     pub url: String,
+    /// False when there was nowhere to go ("next" on the last slide, "prev" on the first):
+    /// nothing was recorded and the shell must not reload the slide (it would wipe its state).
+    pub moved: bool,
 }
 
 /// An open data directory.
@@ -319,7 +322,7 @@ impl Device {
             calls::enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)
         })?;
         let url = slide_url(&start.bundle_id, m, &first);
-        Ok((id, NavTarget { slide: first, presentation: deck.id.clone(), url }))
+        Ok((id, NavTarget { slide: first, presentation: deck.id.clone(), url, moved: true }))
     }
 
     /// The shell shows a slide (swipe, overview pick): closes the open view and opens this one.
@@ -331,7 +334,7 @@ impl Device {
             presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
         let stamp = self.stamp();
         self.db.write(|tx| calls::enter_slide(tx, call_id, slide_id, &presentation, active.version, source, hcp_led, stamp))?;
-        Ok(NavTarget { url: slide_url(&bundle_id, m, slide_id), slide: slide_id.into(), presentation })
+        Ok(NavTarget { url: slide_url(&bundle_id, m, slide_id), slide: slide_id.into(), presentation, moved: true })
     }
 
     /// Moves within the deck: next/previous skip hidden slides and honour sub-presentations
@@ -370,9 +373,10 @@ impl Device {
                         returning = true;
                         parent
                     }
-                    (None, _, rt) => {
-                        return_to = rt;
-                        current.clone()
+                    // Next on the last slide, previous on the first: stay, record nothing.
+                    (None, _, _) => {
+                        let url = slide_url(&bundle_id, m, &current);
+                        return Ok(NavTarget { slide: current, presentation: cur_pres, url, moved: false });
                     }
                 }
             }
@@ -408,7 +412,7 @@ impl Device {
             tx.execute("UPDATE calls SET return_to_slide = ?2 WHERE id = ?1", params![call_id, return_to])?;
             Ok(())
         })?;
-        Ok(NavTarget { url: slide_url(&bundle_id, m, &dest), slide: dest, presentation })
+        Ok(NavTarget { url: slide_url(&bundle_id, m, &dest), slide: dest, presentation, moved: true })
     }
 
     fn call_bundle(&self, call_id: &str) -> Result<(String, calls::ViewState)> {

@@ -6,7 +6,8 @@
 //! - [`validity`]: trusted time and whether content may be opened.
 //! - [`assets`]: resolving `(bundle, path, range)` for the WebView, plus the runtime's scripts.
 //! - [`calls`], [`outbox`]: calls, slide views, dwell, and the durable append-only event log.
-//! - [`bridge`]: the slide bridge protocol (`handle_bridge_message`), including the Veeva shim.
+//! - [`bridge`]: the slide bridge protocol (`handle_bridge_message`).
+//! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries.
 //! - [`profile`]: local interest profile and suggested order per HCP.
 //! - [`plans`]: the hub's signed per-HCP plans, and which suggestion a call offers.
 //! - [`device`]: the `Device` facade over all of it.
@@ -27,6 +28,7 @@ pub mod privacy;
 pub mod profile;
 pub mod store;
 pub mod validity;
+pub mod vendor;
 
 pub use calls::{Call, CallStatus, Channel, NavSource, Reaction, SlideView};
 pub use clock::{Clock, ManualClock, SystemClock};

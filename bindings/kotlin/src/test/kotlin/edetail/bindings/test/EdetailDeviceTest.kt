@@ -177,7 +177,7 @@ class EdetailDeviceTest {
         assertEquals("no_call", slide.error("react", mapOf("value" to "positive")))
 
         val start = d.startCall("hcp-test-1", CallChannel.FACE_TO_FACE, CARDIOZEN, null)
-        assertEquals(SlideTarget("intro", "main", "/$CARDIOZEN/slides/intro/index.html"), start.first)
+        assertEquals(SlideTarget("intro", "main", "/$CARDIOZEN/slides/intro/index.html", true), start.first)
         val ctx = slide.ok("hello")
         assertEquals(start.callId, ctx["call"].obj()["id"])
         assertEquals(mapOf("id" to "hcp-test-1"), ctx["hcp"])

@@ -1,0 +1,75 @@
+//! IQVIA OCE's container API, `CLMPlayer`: the calls a deck makes on the player (directly, on
+//! `window.parent.CLMPlayer` from a frame, or as `{"request", "params"}` JSON posted to
+//! `webkit.messageHandlers.nativeCall`), answered and recorded.
+//!
+//! Navigation (`gotoSlide`, `goNextSequence`, `goPreviousSequence`) moves the call; tracking
+//! (`addAction`, `startTrackingPage`, `stopTrackingPage`, `updateFeedback`) becomes `custom`
+//! events; `saveState` is the call's slide state; gesture regions and `alert` are the page's
+//! business and only answered; anything else is recorded as `unsupported_api`.
+
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, Vendor, goto_named, record_unsupported, step};
+use crate::device::Device;
+use crate::error::Result;
+
+/// `custom` event name of `addAction`.
+pub const ACTION_EVENT: &str = "oce_action";
+/// `custom` event name of `startTrackingPage` / `stopTrackingPage`.
+pub const PAGE_TRACKING_EVENT: &str = "oce_page_tracking";
+/// `custom` event name of `updateFeedback`.
+pub const FEEDBACK_EVENT: &str = "oce_feedback";
+/// Slide-state key under which `saveState` keeps the deck's state.
+pub const STATE_KEY: &str = "oce_state";
+
+/// Answers one `CLMPlayer` request in the open call.
+pub fn call(device: &Device, call_id: &str, request: &str, params: &Map<String, Value>) -> Result<Outcome> {
+    let ok = || json!({"success": true});
+    match request {
+        "gotoSlide" => {
+            // Both signatures are seen: (sequenceId, slideName, animation) and
+            // (keyMessage, sequence, presentation); try every string argument as a name.
+            let names: Vec<&str> = ["sequenceId", "slideName", "keyMessage", "sequence", "slide"]
+                .iter()
+                .filter_map(|k| params.get(*k).and_then(Value::as_str))
+                .chain(params.get("args").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str))
+                .flat_map(|n| [n, n.trim_end_matches(".html").trim_end_matches("/index")])
+                .collect();
+            let presentation = params.get("presentation").and_then(Value::as_str);
+            match goto_named(device, call_id, &names, presentation)? {
+                Some(t) => Ok(Outcome { result: ok(), navigate: Some(t) }),
+                None => {
+                    Ok(Outcome::answer(json!({"success": false, "message": format!("gotoSlide: no slide named {names:?} in this deck")})))
+                }
+            }
+        }
+        "goNextSequence" | "goPreviousSequence" => {
+            let t = step(device, call_id, request == "goNextSequence")?;
+            Ok(Outcome { result: ok(), navigate: Some(t) })
+        }
+        "addAction" => {
+            let (_, uuid) = device.track(call_id, ACTION_EVENT, Value::Object(params.clone()))?;
+            Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
+        }
+        "startTrackingPage" | "stopTrackingPage" => {
+            let mut data = params.clone();
+            data.insert("request".into(), Value::String(request.into()));
+            let (_, uuid) = device.track(call_id, PAGE_TRACKING_EVENT, Value::Object(data))?;
+            Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
+        }
+        "updateFeedback" => {
+            let (_, uuid) = device.track(call_id, FEEDBACK_EVENT, Value::Object(params.clone()))?;
+            Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
+        }
+        "saveState" => {
+            device.state_save(call_id, STATE_KEY, params.get("state").unwrap_or(&Value::Null))?;
+            Ok(Outcome::answer(ok()))
+        }
+        // The page shows alerts and keeps its no-swipe regions itself.
+        "alert" | "defineNoSwipeRegion" | "destroyNoSwipeRegion" | "registerEventListener" | "executeEvent" => Ok(Outcome::answer(ok())),
+        _ => {
+            record_unsupported(device, call_id, Vendor::Oce, request, Value::Object(params.clone()))?;
+            Ok(Outcome::answer(json!({"success": false, "message": format!("{request} is not supported by edetail")})))
+        }
+    }
+}
