@@ -278,6 +278,18 @@ test("navigate sets location.href to the result url only over HTTP", async () =>
   }
 });
 
+test("a navigate result with moved: false (next on the last slide) loads nothing", async () => {
+  const url = "/com.example.cardiozen.launch/slides/closing/index.html";
+  const env = createEnv({ transport: "http", host: cardiozenHost({
+    navigate: () => ({ result: { slide: "closing", presentation: "main", url, moved: false } }) }) }).loadEdetail();
+  const result = plain(await env.edetail.next());
+  assert.equal(result.moved, false);
+  assert.deepEqual(env.navigations, []);
+  assert.equal(env.edetail._follow({ url, moved: true }), true, "_follow is the shared helper");
+  assert.equal(env.edetail._follow({ url, moved: false }), false);
+  assert.deepEqual(env.navigations, [url]);
+});
+
 test("a failed navigation does not touch location", async () => {
   const env = createEnv({ transport: "http", host: cardiozenHost({ navigate: () => ({ error: { code: "not_found", message: "no slide" } }) }) }).loadEdetail();
   assert.equal((await rejection(env.edetail.goTo("nope"))).code, "not_found");

@@ -1,5 +1,9 @@
-// Test harness for crates/edetail-core/js: runs edetail.js / veeva-clm.js in a `vm` context with
-// a fake window, document and location, and one faked transport (webkit, android, http, none).
+// Test harness for crates/edetail-core/js: runs edetail.js / veeva-clm.js / containers.js in a
+// `vm` context with a fake window, document and location, and one faked transport (webkit,
+// android, http, none). For containers.js it also fakes window.postMessage (delivered to the
+// window's "message" listeners), a frame parent (opts.frame), a minimal DOM (Element,
+// HTMLIFrameElement, HTMLImageElement, document.createElement / body; every src that would load
+// is recorded in env.loads) and WKWebView's native messageHandlers (opts.nativeHandlers).
 "use strict";
 
 const vm = require("node:vm");
@@ -11,7 +15,7 @@ const { after } = require("node:test");
 // calls a test left unanswered do not keep the process alive.
 const envs = [];
 after(() => {
-  for (const env of envs) if (env.edetail && env.edetail._receive) env.answerAll();
+  for (const env of envs) if (env.hasEdetail()) env.answerAll();
 });
 
 const JS_DIR = path.join(__dirname, "..", "js");
@@ -100,6 +104,70 @@ function createEnv(opts = {}) {
   };
   sandbox.window = sandbox;
 
+  // window.postMessage: recorded, then delivered asynchronously to this window's listeners.
+  const posted = []; // data posted to this window, in order
+  sandbox.postMessage = function (data, origin) {
+    posted.push(data);
+    // `source` is the window as the page's scripts see it (the context's global object).
+    setTimeout(() => win.fire("message", { type: "message", data, origin: "null", source: pageGlobal }), 0);
+  };
+  // A frame parent (the preview shell): records what the slide posts to it; when
+  // opts.frame === "shell" it hands each message to the slide's containers.js, as the preview does.
+  const parentPosts = [];
+  if (opts.frame) {
+    sandbox.parent = {
+      postMessage(data) {
+        parentPosts.push(data);
+        if (opts.frame === "shell") {
+          setTimeout(() => {
+            const c = sandbox.edetailContainers;
+            if (c) c.fromFrameMessage(data);
+          }, 0);
+        }
+      },
+    };
+  } else {
+    sandbox.parent = sandbox;
+  }
+
+  // Minimal DOM: elements whose src would load record it in `loads`.
+  const loads = [];
+  class Element {
+    constructor(tag) { this.tagName = String(tag).toUpperCase(); this.attrs = {}; this.parentNode = null; }
+    setAttribute(name, value) {
+      this.attrs[String(name).toLowerCase()] = String(value);
+      if (String(name).toLowerCase() === "src") loads.push({ tag: this.tagName, url: String(value), via: "setAttribute" });
+    }
+    getAttribute(name) { const v = this.attrs[String(name).toLowerCase()]; return v === undefined ? null : v; }
+  }
+  class HTMLIFrameElement extends Element {}
+  class HTMLImageElement extends Element {}
+  for (const C of [HTMLIFrameElement, HTMLImageElement]) {
+    Object.defineProperty(C.prototype, "src", {
+      configurable: true,
+      enumerable: true,
+      get() { return this.attrs.src || ""; },
+      set(v) { this.attrs.src = String(v); loads.push({ tag: this.tagName, url: String(v), via: "src" }); },
+    });
+  }
+  const body = {
+    children: [],
+    appendChild(el) { el.parentNode = body; body.children.push(el); return el; },
+    removeChild(el) { body.children = body.children.filter((c) => c !== el); el.parentNode = null; return el; },
+  };
+  doc.body = body;
+  doc.documentElement = body;
+  doc.createElement = (tag) => {
+    const t = String(tag).toLowerCase();
+    if (t === "iframe") return new HTMLIFrameElement(t);
+    if (t === "img") return new HTMLImageElement(t);
+    return new Element(t);
+  };
+  sandbox.Element = Element;
+  sandbox.HTMLIFrameElement = HTMLIFrameElement;
+  sandbox.HTMLImageElement = HTMLImageElement;
+  sandbox.Image = function Image() { return new HTMLImageElement("img"); };
+
   function capture(s) {
     raw.push(s);
     const msg = JSON.parse(s);
@@ -114,12 +182,21 @@ function createEnv(opts = {}) {
       const body = r.error
         ? { v: 1, id: msg.id, ok: false, error: r.error }
         : { v: 1, id: msg.id, ok: true, result: r.result === undefined ? {} : r.result };
-      sandbox.edetail._receive(JSON.stringify(body));
+      (firstEdetail || sandbox.edetail)._receive(JSON.stringify(body));
     }, 0);
   }
 
   if (transport === "webkit" || transport === "both") {
     sandbox.webkit = { messageHandlers: { edetail: { postMessage: (s) => { autoReply(capture(s)); } } } };
+  }
+  // WKWebView's messageHandlers: a native object the page cannot add handlers to; the shell's
+  // registered handlers (opts.nativeHandlers: {name: fn}) are there.
+  if (opts.nativeHandlers) {
+    sandbox.webkit = sandbox.webkit || { messageHandlers: {} };
+    for (const [name, fn] of Object.entries(opts.nativeHandlers)) {
+      sandbox.webkit.messageHandlers[name] = { postMessage: fn };
+    }
+    Object.preventExtensions(sandbox.webkit.messageHandlers);
   }
   if (transport === "android" || transport === "both") {
     sandbox.EdetailAndroid = { postMessage: (s) => { const m = capture(s); m._android = true; autoReply(m); } };
@@ -141,6 +218,8 @@ function createEnv(opts = {}) {
   }
 
   const ctx = vm.createContext(sandbox);
+  const pageGlobal = vm.runInContext("globalThis", ctx);
+  let firstEdetail = null; // the edetail.js instance, even after a deck overwrites window.edetail
 
   const env = {
     ctx,
@@ -152,26 +231,35 @@ function createEnv(opts = {}) {
     navigations,
     logs,
     fetches,
+    posted,
+    parentPosts,
+    loads,
     setHost(fn) { host = fn; },
     load(file) {
       const full = path.isAbsolute(file) ? file : path.join(JS_DIR, file);
       vm.runInContext(fs.readFileSync(full, "utf8"), ctx, { filename: full });
       return env;
     },
-    loadEdetail() { return env.load("edetail.js"); },
+    loadEdetail() {
+      env.load("edetail.js");
+      if (!firstEdetail) firstEdetail = sandbox.edetail;
+      return env;
+    },
     loadShim() { return env.load("veeva-clm.js"); },
     loadVeevaStub() { return env.load(VEEVA_STUB); },
+    loadContainers() { return env.load("containers.js"); },
     run(code) { return vm.runInContext(code, ctx); },
     get edetail() { return sandbox.edetail; },
+    hasEdetail() { const e = firstEdetail || sandbox.edetail; return !!(e && e._receive); },
     get clm() { return sandbox.com && sandbox.com.veeva && sandbox.com.veeva.clm; },
     /** Messages other than hello. */
     calls(method) { return sent.filter((m) => m.method !== "hello" && (!method || m.method === method)); },
     last() { return sent[sent.length - 1]; },
     /** Native reply through edetail._receive. */
-    reply(id, result) { return sandbox.edetail._receive(JSON.stringify({ v: 1, id, ok: true, result })); },
+    reply(id, result) { return (firstEdetail || sandbox.edetail)._receive(JSON.stringify({ v: 1, id, ok: true, result })); },
     /** Answers {} to every message sent so far (ids already settled are ignored by _receive). */
-    answerAll() { for (const m of sent) sandbox.edetail._receive(JSON.stringify({ v: 1, id: m.id, ok: true, result: {} })); },
-    fail(id, code, message) { return sandbox.edetail._receive(JSON.stringify({ v: 1, id, ok: false, error: { code, message } })); },
+    answerAll() { for (const m of sent) (firstEdetail || sandbox.edetail)._receive(JSON.stringify({ v: 1, id: m.id, ok: true, result: {} })); },
+    fail(id, code, message) { return (firstEdetail || sandbox.edetail)._receive(JSON.stringify({ v: 1, id, ok: false, error: { code, message } })); },
     /** HTTP reply for the fetch of message `id`; body object (JSON-encoded) or string; status. */
     respond(id, status, body) {
       const resolve = httpWaiting.get(id);

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs the edetail.js / veeva-clm.js tests (crates/edetail-core/js-tests/*.test.js) with Node's
+# Runs the edetail.js / veeva-clm.js / containers.js tests (crates/edetail-core/js-tests/*.test.js) with Node's
 # built-in test runner, shows its TAP output, then prints one plain line "N passed, M failed"
 # taken from the runner's "# pass N" / "# fail M" summary. Exits non-zero when anything failed.
 set -u

@@ -124,13 +124,16 @@ test("updateRecord tracks veeva_clickstream_update with the record id", async ()
   assert.deepEqual(res, [{ success: true, [CS]: { ID: "evt-9" } }]);
 });
 
-test("records of other objects fail with Veeva's failure shape and send nothing", async () => {
+test("records of other objects fail with Veeva's failure shape and are recorded as vendor.unsupported", async () => {
   const env = veevaEnv();
   const a = withCallback(env, "createRecord", "Account", { Name: "x" });
   const b = withCallback(env, "updateRecord", "Call2_vod__c", "a01", { Status_vod__c: "Saved" });
   const c = withCallback(env, "createRecord", CS, null);
   await settle();
-  assert.equal(env.calls().length, 0);
+  assert.deepEqual(env.calls().map((m) => [m.method, m.params]), [
+    ["vendor.unsupported", { vendor: "veeva", api: "createRecord", args: ["Account", { Name: "x" }, "[function]"] }],
+    ["vendor.unsupported", { vendor: "veeva", api: "updateRecord", args: ["Call2_vod__c", "a01", { Status_vod__c: "Saved" }, "[function]"] }],
+  ], "the 2002 failure (an empty argument) is not an unsupported call");
   for (const r of [a[0], b[0]]) {
     assert.equal(r.success, false);
     assert.equal(r.code, 1000);
@@ -191,7 +194,12 @@ test("unknown objects and unsupported functions fail with code 1000", async () =
   const other = withCallback(env, "getDataForObject", "Account", "001", "Name");
   const email = withCallback(env, "launchApprovedEmail", "tmpl", [], "");
   await settle();
-  assert.equal(env.calls().length, 0);
+  assert.deepEqual(env.calls().map((m) => [m.method, m.params.vendor, m.params.api]), [
+    ["vendor.unsupported", "veeva", "getDataForCurrentObject"],
+    ["vendor.unsupported", "veeva", "getDataForObject"],
+    ["vendor.unsupported", "veeva", "launchApprovedEmail"],
+  ]);
+  assert.deepEqual(env.calls()[2].params.args, ["tmpl", [], "", "[function]"]);
   assert.deepEqual(tsf, [{ success: false, code: 1000, message: "getDataForCurrentObject: object TSF is not supported by edetail" }]);
   assert.deepEqual(empty, [{ success: false, code: 2002, message: "getDataForCurrentObject: field is empty" }]);
   assert.deepEqual(other, [{ success: false, code: 1000, message: "getDataForObject is not supported by edetail" }]);
@@ -298,19 +306,46 @@ test("overrides a com.veeva.clm stub loaded before the shim, keeping the rest of
   assert.ok(!env.logs.some((l) => /veeva stub/.test(l.text)), "the stub is not called");
 });
 
-test("a library loaded after the shim: the stub keeps ours, a full replacement is undone on DOMContentLoaded", async () => {
+test("a library loaded after the shim: re-asserting fills in what is missing, keeps the deck's functions", async () => {
   const env = createEnv({ host: cardiozenHost(), readyState: "loading" });
   env.loadEdetail().loadShim();
   const ours = env.clm.gotoSlide;
+  const oursNext = env.clm.nextSlide;
   env.loadVeevaStub(); // `com.veeva.clm = com.veeva.clm || {...}`
   assert.equal(env.clm.gotoSlide, ours);
-  env.run("com.veeva.clm = { gotoSlide: function () { console.log('[veeva real] gotoSlide'); } };");
-  assert.notEqual(env.clm.gotoSlide, ours);
+  env.run("com.veeva.clm = { gotoSlide: function () { console.log('[veeva deck] gotoSlide'); }, nextSlide: 5 };");
+  const deckGoto = env.clm.gotoSlide;
   env.fireDom("DOMContentLoaded");
-  assert.equal(env.clm.gotoSlide, ours);
+  assert.equal(env.clm.gotoSlide, deckGoto, "a function the deck defined is kept");
+  assert.equal(env.clm.nextSlide, oursNext, "a non-function is replaced");
+  assert.equal(typeof env.clm.createRecord, "function", "missing functions are put back");
   env.run("com.veeva.clm = {};");
   env.window.edetailVeevaShim.install();
   assert.equal(env.clm.gotoSlide, ours, "the runtime can re-install by hand");
+  env.run("var com;"); // a deck re-declaring the global changes nothing
+  assert.equal(env.clm.gotoSlide, ours);
+});
+
+test("a deck shipping Veeva's real library keeps it; its requests reach the core through containers.js", async () => {
+  const env = createEnv({ host: (m) => (m.method === "veeva.request"
+    ? { result: { callback: "com_veeva_clm_getData", result: { success: true, Account: { ID: "hcp-1" } } } } : { result: {} }),
+  transport: "android", readyState: "loading" });
+  env.loadEdetail().load("containers.js").loadShim();
+  // A miniature real-like library: runAPIRequest posts to the container.
+  env.run(`var com = com || {}; com.veeva = com.veeva || {};
+    com.veeva.clm = {
+      runAPIRequest: function (request, cb) { window.com_veeva_clm_getData = cb; window.webkit.messageHandlers.veeva.postMessage({ message: request }); },
+      getDataForCurrentObject: function (o, f, cb) { this.runAPIRequest("veeva:getDataForObjectV2(" + o + "),fieldName(" + f + "),callback(com_veeva_clm_getData)", cb); }
+    };`);
+  const real = env.clm.getDataForCurrentObject;
+  env.fireDom("DOMContentLoaded");
+  env.fireWindow("load");
+  assert.equal(env.clm.getDataForCurrentObject, real, "never replaced");
+  assert.equal(env.clm.gotoSlide, undefined, "nothing of the shim mixed in");
+  env.run("window.__r = null; com.veeva.clm.getDataForCurrentObject('Account', 'ID', function (r) { window.__r = r; })");
+  await settle(10);
+  assert.deepEqual(env.calls().map((m) => m.params.request), ["veeva:getDataForObjectV2(Account),fieldName(ID),callback(com_veeva_clm_getData)"]);
+  assert.deepEqual(plain(env.run("__r")), { success: true, Account: { ID: "hcp-1" } });
 });
 
 test("including the shim twice keeps one set of exit listeners", async () => {

@@ -15,7 +15,7 @@
  *
  * Navigation: next/prev/goTo send `navigate`. Native shells load the resulting slide themselves,
  * so the page does nothing more; only over the HTTP (preview) transport does this script follow
- * the reply by setting `location.href = result.url`.
+ * the reply by setting `location.href = result.url`, and not when the reply says `moved: false`.
  */
 (function (window) {
   "use strict";
@@ -191,12 +191,20 @@
     });
   }
 
-  // Native shells navigate themselves; only the preview (HTTP) page follows the reply's url.
+  // Follows a navigate result ({slide, presentation, url, moved}). Native shells load the slide
+  // themselves, so only the preview (HTTP) page sets location.href; `moved: false` (next on the
+  // last slide, prev on the first) loads nothing. Shared with containers.js (`edetail._follow`).
+  function follow(result) {
+    if (transport === "http" && result && result.moved !== false && typeof result.url === "string" && result.url) {
+      location.href = result.url;
+      return true;
+    }
+    return false;
+  }
+
   function navigate(params) {
     return request("navigate", params).then(function (result) {
-      if (transport === "http" && result && typeof result.url === "string" && result.url) {
-        location.href = result.url;
-      }
+      follow(result);
       return result;
     });
   }
@@ -238,6 +246,7 @@
     _receive: receive,
     _request: request,
     _navigate: navigate,
+    _follow: follow,
     _pendingCount: function () { return Object.keys(pending).length; }
   };
 

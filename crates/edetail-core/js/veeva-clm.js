@@ -5,10 +5,15 @@
  * Served at /_edetail/veeva-clm.js; the runtime injects it after /_edetail/edetail.js, which it
  * requires (without `window.edetail` it logs an error and installs nothing).
  *
- * - Merges into an existing `window.com` / `com.veeva`, and overrides any `com.veeva.clm`
- *   functions already defined (content often ships its own veeva-library.js stub).
- * - A library loaded later that replaces `com.veeva.clm` is overridden again on DOMContentLoaded
- *   and load; the runtime can also call `window.edetailVeevaShim.install()` itself.
+ * - Merges into an existing `window.com` / `com.veeva`. At load it overrides the functions of a
+ *   `com.veeva.clm` stub already there (content often ships a veeva-library.js stub), but never
+ *   touches Veeva's real library (recognised by `com.veeva.clm.runAPIRequest`): a deck's own
+ *   library talks to the container, and containers.js captures its requests.
+ * - Re-asserted on DOMContentLoaded and load (and by `window.edetailVeevaShim.install()`): only
+ *   functions that are missing or were replaced by non-functions are put back; functions a deck
+ *   defined itself are kept (createRecordsOnExit excepted: the content's is kept as a hook).
+ * - Every call it answers as unsupported (code 1000) is also recorded through the bridge method
+ *   `vendor.unsupported {vendor: "veeva", api, args}`: nothing a deck sends vanishes.
  * - Every call has its own bridge request (edetail.js keys pending calls by message id), so
  *   concurrent calls of one kind each get their own answer, unlike Veeva's library, which keeps
  *   one global callback per call type.
@@ -68,6 +73,26 @@
   function unsupported(name, what) {
     if (!what) return { success: false, code: 1000, message: name + " is not supported by edetail" };
     return failure(name, 1000, what + " is not supported by edetail");
+  }
+  // Arguments as JSON values for vendor.unsupported (functions become "[function]").
+  function jsonArgs(args) {
+    var out = [];
+    for (var i = 0; i < args.length; i++) {
+      var v = args[i];
+      if (typeof v === "function") { out.push("[function]"); continue; }
+      if (v === undefined) { out.push(null); continue; }
+      try { var j = JSON.stringify(v); out.push(j === undefined ? String(v) : JSON.parse(j)); } catch (e) { out.push("[" + typeof v + "]"); }
+    }
+    return out;
+  }
+  // Answers `name` as unsupported (code 1000) and records the call (`vendor.unsupported`).
+  function refuse(name, what, args) {
+    try {
+      ed._request("vendor.unsupported", { vendor: "veeva", api: name, args: jsonArgs(args || []) }).catch(function (e) {
+        log("warn", name + ": the unsupported call was not recorded", e && e.code);
+      });
+    } catch (e) { log("warn", name + ": the unsupported call was not recorded"); }
+    return unsupported(name, what);
   }
   function bridgeFailure(name, err) {
     var code = err && err.code ? err.code : "error";
@@ -202,7 +227,7 @@
     prevSlide: function () { navigate("prevSlide", { action: "prev" }, lastFunction(arguments)); },
 
     createRecord: function (object, values, callback) {
-      if (object !== CLICKSTREAM) return deliver(callback, unsupported("createRecord", "creating " + object + " records"));
+      if (object !== CLICKSTREAM) return deliver(callback, refuse("createRecord", "creating " + object + " records", arguments));
       if (isEmpty(values) || typeof values !== "object") return deliver(callback, failure("createRecord", 2002, "values is empty"));
       ed.track("veeva_clickstream", copy(values)).then(function (result) {
         var out = { success: true };
@@ -212,7 +237,7 @@
     },
 
     updateRecord: function (object, record, values, callback) {
-      if (object !== CLICKSTREAM) return deliver(callback, unsupported("updateRecord", "updating " + object + " records"));
+      if (object !== CLICKSTREAM) return deliver(callback, refuse("updateRecord", "updating " + object + " records", arguments));
       if (isEmpty(record)) return deliver(callback, failure("updateRecord", 2002, "record is empty"));
       if (isEmpty(values) || typeof values !== "object") return deliver(callback, failure("updateRecord", 2002, "values is empty"));
       var data = { id: record };
@@ -240,7 +265,7 @@
       var r;
       if (objs.length !== vals.length) r = failure("createRecordsOnExit", 2003, "Parameter arrays must be of equal length");
       else if (objs.some(function (o) { return o !== CLICKSTREAM; })) {
-        r = unsupported("createRecordsOnExit", "creating " + objs.filter(function (o) { return o !== CLICKSTREAM; })[0] + " records");
+        r = refuse("createRecordsOnExit", "creating " + objs.filter(function (o) { return o !== CLICKSTREAM; })[0] + " records", arguments);
       } else if (vals.some(function (v) { return !v || typeof v !== "object"; })) r = failure("createRecordsOnExit", 2002, "values is empty");
       else {
         vals.forEach(function (v) { queue.push(copy(v)); });
@@ -253,7 +278,7 @@
     getDataForCurrentObject: function (object, field, callback) {
       if (isEmpty(object)) return deliver(callback, failure("getDataForCurrentObject", 2002, "object is empty"));
       if (isEmpty(field)) return deliver(callback, failure("getDataForCurrentObject", 2002, "field is empty"));
-      if (DATA_OBJECTS.indexOf(object) < 0) return deliver(callback, unsupported("getDataForCurrentObject", "object " + object));
+      if (DATA_OBJECTS.indexOf(object) < 0) return deliver(callback, refuse("getDataForCurrentObject", "object " + object, arguments));
       ed._request("veeva.get_data", { object: object, field: field }).then(function (result) {
         var value = result && result.value !== undefined && result.value !== null ? String(result.value) : "";
         var out = { success: true };
@@ -277,7 +302,7 @@
 
   UNSUPPORTED.forEach(function (name) {
     fns[name] = function () {
-      var r = unsupported(name);
+      var r = refuse(name, null, arguments);
       deliver(lastFunction(arguments), r);
       return r;
     };
@@ -288,18 +313,34 @@
     return com && com.veeva && com.veeva.clm;
   }
 
-  // (Re)installs every function on window.com.veeva.clm, creating or merging the namespaces.
-  function install() {
+  // Veeva's real library (not a stub): its requests go to the container (containers.js).
+  function isRealLibrary(clm) {
+    return !!clm && typeof clm.runAPIRequest === "function";
+  }
+
+  // Installs the functions on window.com.veeva.clm, creating or merging the namespaces.
+  // `first` (at load, before content scripts): a stub's functions are overridden. Later calls
+  // only put back what is missing or not a function, and keep the functions a deck defined.
+  // Veeva's real library is never touched.
+  function install(first) {
     if (!window.com || (typeof window.com !== "object" && typeof window.com !== "function")) window.com = {};
     var com = window.com;
     if (!com.veeva || typeof com.veeva !== "object") com.veeva = {};
     if (!com.veeva.clm || typeof com.veeva.clm !== "object") com.veeva.clm = {};
     var clm = com.veeva.clm;
+    if (isRealLibrary(clm)) {
+      if (!realLogged) { realLogged = true; log("info", "the deck ships Veeva's library; its requests are captured by containers.js"); }
+      return clm;
+    }
     var cur = clm.createRecordsOnExit;
     if (typeof cur === "function" && cur !== fns.createRecordsOnExit && hooks.indexOf(cur) < 0) hooks.push(cur);
-    Object.keys(fns).forEach(function (name) { clm[name] = fns[name]; });
+    Object.keys(fns).forEach(function (name) {
+      if (first === true || name === "createRecordsOnExit" || typeof clm[name] !== "function") clm[name] = fns[name];
+    });
     return clm;
   }
+  var realLogged = false;
+  function reassert() { install(false); }
 
   var exitDone = false;
   function onExit() {
@@ -310,16 +351,16 @@
 
   window.edetailVeevaShim = {
     version: 1,
-    install: install,
+    install: reassert,
     flush: flush,
     queued: function () { return queue.length; }
   };
 
-  install();
+  install(true);
   var doc = window.document;
-  if (doc && typeof doc.addEventListener === "function") doc.addEventListener("DOMContentLoaded", install);
+  if (doc && typeof doc.addEventListener === "function") doc.addEventListener("DOMContentLoaded", reassert);
   if (typeof window.addEventListener === "function") {
-    window.addEventListener("load", install);
+    window.addEventListener("load", reassert);
     window.addEventListener("pagehide", onExit);
     window.addEventListener("beforeunload", onExit);
     // Restored from the back/forward cache: the page lives again, so will its exit.

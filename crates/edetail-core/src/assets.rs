@@ -3,8 +3,8 @@
 //! filesystem path built from the request.
 //!
 //! URL layout under the shell's one stable origin (e.g. `edetail://library/`):
-//! `/<bundle-id>/<path>` for bundle files, `/_edetail/edetail.js` and `/_edetail/veeva-clm.js`
-//! for the runtime's own scripts. Because every bundle lives under the same origin,
+//! `/<bundle-id>/<path>` for bundle files, `/_edetail/edetail.js`, `/_edetail/containers.js` and
+//! `/_edetail/veeva-clm.js` for the runtime's own scripts. Because every bundle lives under the same origin,
 //! localStorage is shared and `../shared/...` references resolve inside the bundle folder.
 
 use std::io::Read;
@@ -17,6 +17,8 @@ use crate::store::ContentStore;
 /// The runtime's own scripts, served at `/_edetail/<name>`.
 pub const EDETAIL_JS: &str = include_str!("../js/edetail.js");
 pub const VEEVA_SHIM_JS: &str = include_str!("../js/veeva-clm.js");
+/// Vendor container emulation (ADR 0013), loaded right after `edetail.js`.
+pub const CONTAINERS_JS: &str = include_str!("../js/containers.js");
 /// URL folder reserved for the runtime.
 pub const RESERVED_PREFIX: &str = "_edetail";
 
@@ -157,6 +159,7 @@ fn runtime_script(name: &str, range: Option<&str>) -> Option<Result<Asset>> {
     let body: &'static str = match name {
         "edetail.js" => EDETAIL_JS,
         "veeva-clm.js" => VEEVA_SHIM_JS,
+        "containers.js" => CONTAINERS_JS,
         _ => return None,
     };
     let bytes = body.as_bytes();
