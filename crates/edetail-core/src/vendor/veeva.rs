@@ -498,12 +498,12 @@ fn query_object(device: &Device, call_id: &str, req: &Request) -> Result<Outcome
         _ => return unsupported_answer(device, call_id, req, &format!("queryObject({object})")),
     };
     let mut rows: Vec<Map<String, Value>> = rows.into_iter().filter(|r| filter.matches(r)).collect();
-    if let Some(sort) = req.segment("sort").map(|b| split_args(&b.text())) {
-        if let Some(field) = sort.first() {
-            rows.sort_by(|a, b| text_of(a, field).cmp(&text_of(b, field)));
-            if sort.get(1).is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
-                rows.reverse();
-            }
+    if let Some(sort) = req.segment("sort").map(|b| split_args(&b.text()))
+        && let Some(field) = sort.first()
+    {
+        rows.sort_by_key(|r| text_of(r, field));
+        if sort.get(1).is_some_and(|d| d.eq_ignore_ascii_case("desc")) {
+            rows.reverse();
         }
     }
     if let Some(n) = req.segment("limit").and_then(|b| b.text().trim().parse::<usize>().ok()) {
