@@ -878,6 +878,46 @@ mod tests {
     }
 
     #[test]
+    fn unsupported_events_are_listed_and_counted() {
+        let ev = |seq: i64, kind: &str, payload: Value| edetail_core::Event {
+            seq,
+            uuid: format!("u{seq}"),
+            call_id: Some("c".into()),
+            kind: kind.into(),
+            recorded_at: chrono::Utc::now(),
+            session: 1,
+            mono_ms: 0,
+            payload,
+            acked_at: None,
+            parked_reason: None,
+        };
+        let events = [
+            ev(
+                1,
+                "unsupported_api",
+                json!({"vendor": "veeva", "api": "queryObject", "slide": "a", "args": "queryObject(Address_vod__c),fields(ID)"}),
+            ),
+            ev(2, "custom", json!({"event": "veeva_clickstream"})),
+            ev(
+                3,
+                "unsupported_api",
+                json!({"vendor": "veeva", "api": "queryObject", "slide": "b", "args": "queryObject(Address_vod__c),fields(Name)"}),
+            ),
+            ev(4, "unsupported_api", json!({"vendor": "oce", "api": "openEmail", "slide": "b", "args": {}})),
+        ];
+        let v = unsupported_json(&events);
+        assert_eq!(v["events"].as_array().map(Vec::len), Some(3));
+        assert_eq!(v["events"][1]["slide"], "b");
+        assert_eq!(
+            v["summary"],
+            json!([
+                {"label": "veeva queryObject(Address_vod__c)", "vendor": "veeva", "api": "queryObject", "count": 2},
+                {"label": "oce openEmail", "vendor": "oce", "api": "openEmail", "count": 1},
+            ])
+        );
+    }
+
+    #[test]
     fn cross_origin_posts_are_recognised() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:4000"));
