@@ -1,6 +1,7 @@
 // Browser tests of `edetail preview`: real headless Chromium driven by puppeteer-core.
 // Run through scripts/browser-test, which installs what is missing and builds the bundles; it
-// passes EDETAIL_BIN, CARDIOZEN_ZIP, VEEVA_ZIP and SCREENSHOT in the environment.
+// passes EDETAIL_BIN, CARDIOZEN_ZIP, VEEVA_ZIP, VEEVA_OWN_ZIP, SCREENSHOT and SCREENSHOT_WIDE in
+// the environment. Without VEEVA_OWN_ZIP the own-library scenarios FAIL (they never skip).
 //
 // Each scenario starts its own `edetail preview ZIP --data TMPDIR --port 0`, reads the URL from
 // the first stdout line, drives the shell, stops the preview with SIGTERM and checks the events
@@ -22,7 +23,9 @@ const puppeteer = requireTool("puppeteer-core");
 const ED = process.env.EDETAIL_BIN || path.join(root, "target/debug/edetail");
 const CARDIOZEN_ZIP = process.env.CARDIOZEN_ZIP;
 const VEEVA_ZIP = process.env.VEEVA_ZIP;
+const VEEVA_OWN_ZIP = process.env.VEEVA_OWN_ZIP;
 const SCREENSHOT = process.env.SCREENSHOT || path.join(root, "target/browser/shell.png");
+const SCREENSHOT_WIDE = process.env.SCREENSHOT_WIDE || path.join(root, "target/browser/veeva-2048.png");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCENARIO_TIMEOUT_MS = Number(process.env.SCENARIO_TIMEOUT_MS || 120000);
 const CZ = "com.example.cardiozen.launch";
@@ -126,8 +129,11 @@ function rawRequest(port, method, rawPath, body, headers = {}) {
 
 // ------------------------------------------------------------------ shell helpers
 
+const contexts = new Set(); // closed after each scenario, so old shells stop polling stopped previews
+
 async function openShell(browser, preview) {
   const context = await browser.createBrowserContext();
+  contexts.add(context);
   const page = await context.newPage();
   await page.setViewport({ width: 1280, height: 900 });
   page.on("pageerror", (e) => console.log("    [page error] " + e.message));
@@ -421,12 +427,266 @@ async function hostile(browser) {
   }
 }
 
+// ------------------------------------------------------------------ the deck with its own Veeva library
+//
+// presentations/import-samples/veeva-own-library ships its own com.veeva.clm, which talks to the
+// container in the `veeva:` language (in the preview's frame: window.parent.postMessage with
+// numeric callback ids, relayed by the shell to /_edetail/containers.js). Every library call is
+// pushed to the slide's window.__vendorCalls.
+
+const OWN = { home: "ol-home-01", efficacy: "ol-efficacy-01", safety: "ol-safety-01" };
+
+function requireOwnZip() {
+  // Never a skip: a missing sample is a failure of the scenario.
+  check(!!VEEVA_OWN_ZIP && fs.existsSync(VEEVA_OWN_ZIP), "VEEVA_OWN_ZIP names the imported own-library deck", VEEVA_OWN_ZIP || null);
+}
+
+// Forwards the slide's __vendorCalls (those made so far and every later one) to the shell
+// page's __collectedCalls, so calls made just before a navigation are not lost with the page.
+async function collectCalls(page, frame) {
+  await page.evaluate(() => { window.__collectedCalls = window.__collectedCalls || []; });
+  await frame.evaluate(() => {
+    const sink = window.parent.__collectedCalls;
+    const calls = (window.__vendorCalls = window.__vendorCalls || []);
+    if (calls.__collected) return;
+    Object.defineProperty(calls, "__collected", { value: true });
+    calls.forEach((c) => sink.push(c));
+    calls.push = function (...xs) {
+      xs.forEach((x) => sink.push(x));
+      return Array.prototype.push.apply(this, xs);
+    };
+  });
+}
+
+// The slide's DOM-ready clickstream call has been answered.
+async function clickstreamAnswered(frame) {
+  await frame.waitForFunction(() => (window.__vendorCalls || []).some((c) => c.api === "createRecord" && c.result),
+    { timeout: 10000, polling: 50 }).catch(() => {
+    throw new CheckError("the slide's DOM-ready createRecord got no answer within 10 s (is /_edetail/containers.js served and relaying?)");
+  });
+}
+
+async function runtimeScriptsFirst(frame) {
+  const srcs = await frame.evaluate(() => ({
+    first: document.head.firstElementChild && document.head.firstElementChild.getAttribute("src"),
+    scripts: [...document.scripts].map((s) => s.getAttribute("src") || "(inline)"),
+  }));
+  check(srcs.first === "/_edetail/edetail.js", "edetail.js is the first element of <head>", srcs);
+  const own = srcs.scripts.indexOf("../shared/js/veeva-lib.js");
+  const runtime = srcs.scripts.filter((s) => s.startsWith("/_edetail/"));
+  check(own > 0 && srcs.scripts.slice(0, own).every((s) => s.startsWith("/_edetail/")) && runtime.includes("/_edetail/veeva-clm.js"),
+    "the runtime scripts load before the deck's own library", srcs.scripts);
+  return srcs.scripts;
+}
+
+// The 2048-px slide is laid out at 2048 and scaled so all of it, ISI included, is on the stage.
+async function checkScaled(page, frame, label) {
+  await page.waitForFunction(() => window.previewShell.layout.width === 2048, { timeout: 5000 }).catch(() => {});
+  const layout = await page.evaluate(() => window.previewShell.layout);
+  check(layout.width === 2048 && layout.height === 1536, label + ": slide laid out at its viewport width, 2048x1536", layout);
+  const inner = await frame.evaluate(() => ({ w: window.innerWidth, h: window.innerHeight }));
+  check(inner.w === 2048 && inner.h === 1536, label + ": the slide's window is 2048x1536", inner);
+  const geo = await page.evaluate(() => {
+    const r = (el) => { const b = el.getBoundingClientRect(); return { left: b.left, top: b.top, right: b.right, bottom: b.bottom, width: b.width, height: b.height }; };
+    const f = document.getElementById("slide-frame");
+    return { stage: r(document.getElementById("stage")), box: r(document.getElementById("frame-box")), frame: r(f), scale: f.getBoundingClientRect().width / f.offsetWidth };
+  });
+  const inside = (a, b, tol = 1) => a.left >= b.left - tol && a.top >= b.top - tol && a.right <= b.right + tol && a.bottom <= b.bottom + tol;
+  check(inside(geo.frame, geo.stage) && inside(geo.frame, geo.box) && Math.abs(geo.frame.width - geo.box.width) < 2, label + ": the frame's bounding box fits the stage", geo);
+  const isi = await frame.$eval("#isi", (el) => { const b = el.getBoundingClientRect(); return { left: b.left, top: b.top, right: b.right, bottom: b.bottom }; });
+  check(isi.right > 2000 && isi.bottom > 1500, label + ": the ISI sits at the bottom right of the 2048-px layout", isi);
+  const onPage = { left: geo.frame.left + isi.left * geo.scale, top: geo.frame.top + isi.top * geo.scale,
+    right: geo.frame.left + isi.right * geo.scale, bottom: geo.frame.top + isi.bottom * geo.scale };
+  check(inside(onPage, geo.stage) && inside(onPage, geo.box), label + ": the ISI box is inside the visible stage", { isi: onPage, stage: geo.stage, box: geo.box });
+}
+
+// Passes on today's tree: injection order, moved:false on the first slide, viewport scaling.
+async function ownLibraryViewport(browser) {
+  requireOwnZip();
+  const preview = await Preview.start(VEEVA_OWN_ZIP);
+  try {
+    const { page } = await openShell(browser, preview);
+    let frame = await waitSlide(page, OWN.home);
+    await runtimeScriptsFirst(frame);
+
+    // "prev" on the first slide: the shell stays (the core's side: edgeNavigation).
+    const loads = await page.evaluate(() => window.previewShell.loads);
+    await page.click("#prev");
+    await sleep(700);
+    check((await page.evaluate(() => window.previewShell.loads)) === loads && (await page.evaluate(() => document.body.dataset.slide)) === OWN.home,
+      "the shell's prev on the first slide reloads nothing");
+    check((await page.$eval("#toast", (t) => t.textContent)).includes("First slide"), "the shell says it is the first slide");
+
+    frame = await overviewJump(page, OWN.efficacy);
+    await checkScaled(page, frame, "1280x900 window");
+    fs.mkdirSync(path.dirname(SCREENSHOT_WIDE), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT_WIDE });
+    console.log("    screenshot: " + SCREENSHOT_WIDE);
+    await page.setViewport({ width: 820, height: 640 });
+    await sleep(300);
+    await checkScaled(page, frame, "after a resize to 820x640");
+    await page.setViewport({ width: 1280, height: 900 });
+
+    // Back to a 1024 slide: the layout follows the slide.
+    frame = await overviewJump(page, OWN.safety);
+    await page.waitForFunction(() => window.previewShell.layout.width === 1024, { timeout: 5000 }).catch(() => {});
+    check((await frame.evaluate(() => window.innerWidth)) === 1024, "a width=1024 slide is laid out at 1024");
+
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const enters = preview.events().filter((e) => e.type === "slide_enter").map((e) => [e.payload.slide, e.payload.source]);
+    check(enters.length >= 3 && JSON.stringify(enters.filter((e) => e[1] !== "swipe")) === JSON.stringify([[OWN.home, "start"], [OWN.efficacy, "overview"], [OWN.safety, "overview"]]),
+      "the overview jumps recorded", enters);
+  } finally {
+    preview.kill();
+  }
+}
+
+// ADR 0013 (6): next on the last slide and prev on the first do nothing, in the core (no
+// events, `moved: false`), in edetail.js (no reload) and in the shell. Needs the core and
+// edetail.js changes: fails, never skips, until they are there.
+async function edgeNavigation(browser) {
+  requireOwnZip();
+  const preview = await Preview.start(VEEVA_OWN_ZIP);
+  try {
+    const { page } = await openShell(browser, preview);
+    let frame = await waitSlide(page, OWN.home);
+    const loads = () => page.evaluate(() => window.previewShell.loads);
+    let before = await loads();
+    await page.click("#prev");
+    await sleep(600);
+    check((await loads()) === before, "the shell's prev on the first slide reloads nothing");
+    const r = await frame.evaluate(() => window.edetail.prev().then((x) => x, (e) => ({ error: e.code || String(e) })));
+    check(r && r.moved === false && r.slide === OWN.home, "the core answers navigate prev on the first slide with moved: false", r);
+    await sleep(600);
+    check((await loads()) === before, "edetail.prev() on the first slide reloads nothing");
+
+    frame = await overviewJump(page, OWN.safety);
+    before = await loads();
+    await pressKey(page, "ArrowRight", frame);
+    await sleep(600);
+    check((await loads()) === before && (await page.evaluate(() => document.body.dataset.slide)) === OWN.safety, "next (arrow key) on the last slide reloads nothing");
+    const n = await frame.evaluate(() => window.edetail.next().then((x) => x, (e) => ({ error: e.code || String(e) })));
+    check(n && n.moved === false && n.slide === OWN.safety, "the core answers navigate next on the last slide with moved: false", n);
+    await sleep(600);
+    check((await loads()) === before, "edetail.next() on the last slide reloads nothing");
+
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const ev = preview.events();
+    const enters = ev.filter((e) => e.type === "slide_enter").map((e) => [e.payload.slide, e.payload.source]);
+    check(JSON.stringify(enters) === JSON.stringify([[OWN.home, "start"], [OWN.safety, "overview"]]), "next/prev at the ends recorded no slide change", enters);
+    check(ev.filter((e) => e.type === "slide_exit").length === 2, "and no extra slide exit", ev.filter((e) => e.type === "slide_exit").map((e) => e.payload.slide));
+  } finally {
+    preview.kill();
+  }
+}
+
+// Needs the core's veeva.request + unsupported_api and /_edetail/containers.js (ADR 0013):
+// fails, never skips, until they are there.
+async function ownLibraryCalls(browser) {
+  requireOwnZip();
+  const preview = await Preview.start(VEEVA_OWN_ZIP, ["--hcp", "HCP-QA-0077"]);
+  try {
+    const { page } = await openShell(browser, preview);
+    let frame = await waitSlide(page, OWN.home);
+    await collectCalls(page, frame);
+    const scripts = await runtimeScriptsFirst(frame);
+    check(scripts.includes("/_edetail/containers.js") && (await frame.evaluate(() => !!(window.edetailContainers && window.edetailContainers.veeva))),
+      "the container emulation (/_edetail/containers.js) is injected", scripts);
+    check(await frame.evaluate(() => typeof com.veeva.clm.getAddresses_Account === "function" && Array.isArray(window.__vendorCalls)),
+      "the deck's own com.veeva.clm is in place");
+    await clickstreamAnswered(frame);
+
+    // An unsupported call: answered with Veeva's failure, recorded, listed by the shell.
+    await clickIn(page, frame, "#addresses");
+    await frame.waitForFunction(() => document.getElementById("status").textContent.startsWith("Addresses"), { timeout: 10000 }).catch(() => {
+      throw new CheckError("getAddresses_Account got no answer within 10 s");
+    });
+    const status = await frame.$eval("#status", (e) => e.textContent);
+    check(status.startsWith("Addresses unavailable"), "getAddresses_Account is answered as unsupported", status);
+    await page.waitForFunction(() => {
+      const p = document.getElementById("unsupported");
+      return p && !p.hidden && /Address_vod__c|getAddresses_Account/.test(p.textContent);
+    }, { timeout: 8000 }).catch(() => {});
+    const panel = await page.$eval("#unsupported", (p) => ({ hidden: p.hidden, text: p.textContent.replace(/\s+/g, " ").trim() }));
+    check(!panel.hidden && panel.text.includes("Not supported by edetail") && /veeva .*(Address_vod__c|getAddresses_Account)/.test(panel.text),
+      "the shell lists the unsupported call", panel);
+
+    // Navigation built on queryRecord + gotoSlide, through the deck's own buttons.
+    await clickIn(page, frame, "#to-efficacy");
+    frame = await waitSlide(page, OWN.efficacy);
+    await collectCalls(page, frame);
+    await clickstreamAnswered(frame);
+    await checkScaled(page, frame, "the 2048-px slide");
+    await page.screenshot({ path: SCREENSHOT_WIDE });
+    console.log("    screenshot: " + SCREENSHOT_WIDE);
+
+    await clickIn(page, frame, "#to-safety"); // gotoSlide('OL_Safety_01.zip, OL_Deck_2026')
+    frame = await waitSlide(page, OWN.safety);
+    await collectCalls(page, frame);
+    await clickstreamAnswered(frame);
+
+    await clickIn(page, frame, "#to-home");
+    frame = await waitSlide(page, OWN.home);
+    await collectCalls(page, frame);
+    await clickstreamAnswered(frame);
+    check((await page.evaluate(() => window.previewShell.relayed)) > 0 && (await page.evaluate(() => window.previewShell.refused)) === 0,
+      "the shell relayed the frame's veeva: requests", await page.evaluate(() => ({ relayed: window.previewShell.relayed, refused: window.previewShell.refused })));
+
+    const calls = await page.evaluate(() => JSON.parse(JSON.stringify(window.__collectedCalls)));
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const ev = preview.events();
+
+    const byApi = (api) => calls.filter((c) => c.api === api);
+    const apis = calls.map((c) => c.api);
+    check(JSON.stringify(apis) === JSON.stringify(["createRecord", "getAddresses_Account", "queryRecord", "gotoSlide", "createRecord", "gotoSlide",
+      "createRecord", "queryRecord", "gotoSlide", "createRecord"]), "the deck made the calls its controls make", apis);
+    check(byApi("createRecord")[0].request.startsWith("veeva:saveObjectV2(Call_Clickstream_vod__c),value({"), "clickstream sent as veeva:saveObjectV2", byApi("createRecord")[0]);
+
+    const clicks = ev.filter((e) => e.type === "custom" && e.payload.event === "veeva_clickstream");
+    const views = clicks.filter((e) => e.payload.data && e.payload.data.Track_Element_Id_vod__c === "page_view");
+    check(views.length === byApi("createRecord").length && clicks.length === views.length, "one veeva_clickstream event per createRecord call",
+      { calls: byApi("createRecord").length, events: clicks.map((e) => e.payload) });
+    check(JSON.stringify(views.map((e) => [e.payload.slide, e.payload.data.Track_Element_Description_vod__c])) ===
+      JSON.stringify([[OWN.home, "OL_Home_01"], [OWN.efficacy, "OL_Efficacy_01"], [OWN.safety, "OL_Safety_01"], [OWN.home, "OL_Home_01"]]),
+      "the DOM-ready clickstream records are there, on their slides", views.map((e) => e.payload));
+    check(byApi("createRecord").every((c) => c.result && c.result.success === true), "every createRecord answered success", byApi("createRecord").map((c) => c.result));
+
+    const enters = ev.filter((e) => e.type === "slide_enter").map((e) => [e.payload.slide, e.payload.source]);
+    check(JSON.stringify(enters) === JSON.stringify([[OWN.home, "start"], [OWN.efficacy, "jump"], [OWN.safety, "jump"], [OWN.home, "jump"]]),
+      "each gotoSlide (two after queryRecord, one single-string) recorded as a jump", enters);
+    const jumps = enters.filter((e) => e[1] === "jump").length;
+    check(jumps === byApi("gotoSlide").length, "one slide change per gotoSlide call", { jumps, calls: byApi("gotoSlide").length });
+
+    const queries = byApi("queryRecord");
+    check(queries.every((c) => c.result && c.result.success === true), "queryRecord(Key_Message_vod__c) answered success", queries.map((c) => c.result));
+
+    const unsupported = ev.filter((e) => e.type === "unsupported_api");
+    check(unsupported.length === byApi("getAddresses_Account").length && unsupported.every((e) => e.payload.vendor === "veeva" &&
+      /Address_vod__c|getAddresses_Account/.test(e.payload.api + " " + JSON.stringify(e.payload.args))) && unsupported[0].payload.slide === OWN.home,
+      "the unsupported call recorded as unsupported_api (and nothing else is)", unsupported.map((e) => e.payload));
+
+    // Nothing vanished: each call is a recorded event or an answered query.
+    const recorded = clicks.length + jumps + unsupported.length;
+    check(recorded + queries.length === calls.length, "calls made == events recorded + answered queries",
+      { calls: calls.length, recorded, queries: queries.length });
+    check(ev[ev.length - 1].type === "call_ended", "call_ended after shutdown");
+  } finally {
+    preview.kill();
+  }
+}
+
 // ------------------------------------------------------------------ runner
 
 const scenarios = [
   ["cardiozen: navigate, interact, record", cardiozen],
   ["veeva: imported slide through the com.veeva.clm shim", veeva],
   ["hostile: malformed, traversal, oversized, cross-origin", hostile],
+  ["veeva own library: runtime scripts first, 2048-px slide scaled to the stage, shell prev on the first slide", ownLibraryViewport],
+  ["veeva own library: every call recorded or answered (needs core vendor methods + containers.js)", ownLibraryCalls],
+  ["next on the last slide, prev on the first: nothing moves (needs core moved:false + edetail.js)", edgeNavigation],
 ];
 
 async function main() {
@@ -455,6 +715,8 @@ async function main() {
         console.log("not ok - " + name + "\n    " + (e instanceof CheckError ? e.message : (e && e.stack) || e));
       } finally {
         clearTimeout(timer);
+        for (const c of contexts) await c.close().catch(() => {});
+        contexts.clear();
         for (const p of running) p.kill();
       }
     }

@@ -7,16 +7,20 @@
 //! - `/`: the shell (top bar with title, version, signature badge and validity; the slide in a
 //!   1024x768 iframe scaled to fit; prev/next, arrow keys and swipe; a slide overview);
 //! - `/<bundle-id>/<path>` and `/_edetail/*.js`: assets through the core's resolver, with Range,
-//!   ETag and streaming (large media never sits in memory). HTML of slides whose manifest
-//!   `bridge` is `veeva` gets the runtime's scripts injected, as the native shells do;
+//!   ETag and streaming (large media never sits in memory). The entry pages of slides whose
+//!   manifest `bridge` is a vendor's (`veeva`, `agnitio`, `oce`) get the runtime's scripts
+//!   injected right after `<head>`, before any content script, as the native shells do
+//!   (ADR 0013);
 //! - `POST /_edetail/bridge`: the slide bridge (docs/bridge-protocol.md), the reply is the body;
+//! - `GET /_edetail/preview/unsupported`: the `unsupported_api` events of the preview call, for
+//!   the shell's "Not supported by edetail" panel;
 //! - `/_preview/...`: the shell's small JSON API (deck, state, nav, visibility).
 //!
 //! Every interaction is recorded exactly as on a device; `edetail device --data DIR events`
 //! shows the events once the preview has stopped. Ctrl-C / SIGTERM ends the call cleanly.
 //! Nothing personal is logged: requests are reported by path and status only.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -59,7 +63,11 @@ const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for open connections before ending the call anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 const REP_ID: &str = "preview-rep";
-const VEEVA_SCRIPTS: &str = "<script src=\"/_edetail/edetail.js\"></script><script src=\"/_edetail/veeva-clm.js\"></script>";
+const EDETAIL_SCRIPT: &str = "<script src=\"/_edetail/edetail.js\"></script>";
+/// The page-side container emulation (ADR 0013), injected when the core serves it.
+const CONTAINERS_PATH: &str = "/_edetail/containers.js";
+const CONTAINERS_SCRIPT: &str = "<script src=\"/_edetail/containers.js\"></script>";
+const VEEVA_SCRIPT: &str = "<script src=\"/_edetail/veeva-clm.js\"></script>";
 
 #[derive(Debug, Args)]
 pub struct PreviewArgs {
@@ -92,8 +100,46 @@ struct App {
     bundle_id: String,
     /// Static description of the deck for the shell (`GET /_preview/deck`).
     deck: Value,
-    /// Decoded URL paths (`/<bundle>/<entry>`) of slides whose bridge is Veeva.
-    veeva_pages: HashSet<String>,
+    /// Decoded URL paths (`/<bundle>/<entry>`) of slides whose bridge is a vendor's, with the
+    /// scripts injected into each.
+    vendor_pages: HashMap<String, String>,
+}
+
+/// The runtime scripts for an entry page of slides with these bridges: `edetail.js`, then the
+/// container emulation (when the core has it), then the Veeva stand-in for Veeva slides. `None`
+/// when every slide of the page uses the edetail bridge.
+fn runtime_scripts(bridges: &[Bridge], containers: bool) -> Option<String> {
+    if bridges.iter().all(|b| *b == Bridge::Edetail) {
+        return None;
+    }
+    let mut s = String::from(EDETAIL_SCRIPT);
+    if containers {
+        s.push_str(CONTAINERS_SCRIPT);
+    }
+    if bridges.contains(&Bridge::Veeva) {
+        s.push_str(VEEVA_SCRIPT);
+    }
+    Some(s)
+}
+
+/// Entry page (decoded URL path) -> scripts, for the slides of a manifest. Agnitio slides share
+/// one entry page; the scripts follow every bridge that page serves.
+fn vendor_pages(m: &Manifest, containers: bool) -> HashMap<String, String> {
+    let mut by_page: HashMap<String, Vec<Bridge>> = HashMap::new();
+    for s in &m.slides {
+        by_page.entry(format!("/{}/{}", m.id, s.entry.as_str())).or_default().push(s.bridge);
+    }
+    by_page.into_iter().filter_map(|(page, bridges)| runtime_scripts(&bridges, containers).map(|s| (page, s))).collect()
+}
+
+/// The URL the shell loads for a slide: its entry page plus its route (`?path=…` / `#…`), as
+/// the core's navigation answers.
+fn slide_href(bundle_id: &str, s: &edetail_bundle::Slide) -> String {
+    let mut url = edetail_core::assets::asset_url(bundle_id, s.entry.as_str());
+    if let Some(route) = s.route.as_deref().filter(|r| edetail_bundle::Slide::route_is_valid(r)) {
+        url.push_str(route);
+    }
+    url
 }
 
 pub fn run(args: PreviewArgs, out: &Output) -> anyhow::Result<ExitCode> {
@@ -157,14 +203,11 @@ pub fn run(args: PreviewArgs, out: &Output) -> anyhow::Result<ExitCode> {
         })
         .with_context(|| format!("cannot start a preview call on {}", manifest.id))?;
 
+    // Today's core may not serve the container emulation yet: inject only what resolves.
+    let containers = device.assets().resolve_url_path(CONTAINERS_PATH, None).is_ok();
     let app = Arc::new(App {
         deck: deck_json(&manifest, &report.signature, &call_id),
-        veeva_pages: manifest
-            .slides
-            .iter()
-            .filter(|s| s.bridge == Bridge::Veeva)
-            .map(|s| format!("/{}/{}", manifest.id, s.entry.as_str()))
-            .collect(),
+        vendor_pages: vendor_pages(&manifest, containers),
         bundle_id: manifest.id.clone(),
         call_id,
         device,
@@ -284,6 +327,8 @@ fn deck_json(m: &Manifest, sig: &SignatureStatus, call_id: &str) -> Value {
             "thumbnail": s.thumbnail.as_ref().map(|t| url(t.as_str())),
             "hidden": s.hidden,
             "presentation": presentation_of(&s.id),
+            "route": s.route,
+            "href": slide_href(&m.id, s),
             "key_message": s.key_message,
             "disabled_gestures": s.disabled_gestures,
             "bridge": s.bridge,
@@ -303,6 +348,7 @@ async fn serve(app: Arc<App>, listener: std::net::TcpListener) -> anyhow::Result
         .route("/_preview/nav", post(nav))
         .route("/_preview/visibility", post(visibility))
         .route("/_edetail/bridge", post(bridge))
+        .route("/_edetail/preview/unsupported", get(unsupported))
         .fallback(asset)
         .with_state(app.clone());
 
@@ -386,7 +432,7 @@ async fn deck(State(app): State<Arc<App>>) -> Response {
 fn state_json(app: &App) -> Result<Value, edetail_core::Error> {
     let c = app.device.call(&app.call_id)?;
     let url = match (&c.slide_id, app.device.content().active(&app.bundle_id)) {
-        (Some(s), Ok(active)) => active.manifest.slide(s).map(|sl| format!("/{}/{}", app.bundle_id, sl.entry.as_str())),
+        (Some(s), Ok(active)) => active.manifest.slide(s).map(|sl| slide_href(&app.bundle_id, sl)),
         _ => None,
     };
     Ok(json!({
@@ -423,9 +469,21 @@ async fn nav(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
         }
         _ => return json_error(StatusCode::BAD_REQUEST, "\"action\" must be next, prev or goto"),
     };
-    let result = blocking(&app, move |a| a.device.navigate(&a.call_id, &action, source, false)).await;
+    let stays_possible = !matches!(action, NavAction::Goto { .. });
+    let result = blocking(&app, move |a| {
+        let before = a.device.call(&a.call_id).ok().and_then(|c| c.slide_id);
+        a.device.navigate(&a.call_id, &action, source, false).map(|t| (before, t))
+    })
+    .await;
     match result {
-        Ok(Ok(t)) => json_response(StatusCode::OK, &json!({"ok": true, "slide": t.slide, "presentation": t.presentation, "url": t.url})),
+        Ok(Ok((before, t))) => {
+            // "next" on the last slide / "prev" on the first: nothing moved, nothing to load (ADR 0013).
+            let moved = !(stays_possible && before.as_deref() == Some(t.slide.as_str()));
+            json_response(
+                StatusCode::OK,
+                &json!({"ok": true, "moved": moved, "slide": t.slide, "presentation": t.presentation, "url": t.url}),
+            )
+        }
         Ok(Err(e @ edetail_core::Error::UnknownSlide { .. })) => json_error(StatusCode::NOT_FOUND, e.to_string()),
         Ok(Err(e @ edetail_core::Error::Invalid(_))) => json_error(StatusCode::BAD_REQUEST, e.to_string()),
         Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -447,6 +505,55 @@ async fn visibility(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
         Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(r) => r,
     }
+}
+
+/// `GET /_edetail/preview/unsupported`: the vendor calls edetail could not honour in this call
+/// (its `unsupported_api` events, ADR 0013), each event and a summary counted by label
+/// (`veeva queryObject(Address_vod__c)`), for the shell's panel.
+async fn unsupported(State(app): State<Arc<App>>) -> Response {
+    match blocking(&app, |a| a.device.outbox().for_call(&a.call_id)).await {
+        Ok(Ok(events)) => json_response(StatusCode::OK, &unsupported_json(&events)),
+        Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(r) => r,
+    }
+}
+
+fn unsupported_json(events: &[edetail_core::outbox::Event]) -> Value {
+    let mut list = Vec::new();
+    let mut summary: Vec<(String, Value)> = Vec::new();
+    for e in events.iter().filter(|e| e.kind == "unsupported_api") {
+        let p = &e.payload;
+        let text = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (vendor, api) = (text("vendor"), text("api"));
+        let label = unsupported_label(&vendor, &api, p.get("args"));
+        list.push(json!({"seq": e.seq, "uuid": e.uuid, "vendor": vendor, "api": api, "slide": p.get("slide"), "args": p.get("args"), "label": label}));
+        match summary.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, v)) => v["count"] = json!(v["count"].as_u64().unwrap_or(0) + 1),
+            None => summary.push((label.clone(), json!({"label": label, "vendor": vendor, "api": api, "count": 1}))),
+        }
+    }
+    json!({"events": list, "summary": summary.into_iter().map(|(_, v)| v).collect::<Vec<_>>()})
+}
+
+/// `veeva queryObject(Address_vod__c)`: vendor, api and, when the arguments start with a short
+/// name (an object, a slide), that name.
+fn unsupported_label(vendor: &str, api: &str, args: Option<&Value>) -> String {
+    let first = match args {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Array(a)) => a.first().and_then(|v| v.as_str().map(str::to_string)),
+        Some(Value::Object(o)) => ["object", "name", "request"].iter().find_map(|k| o.get(*k).and_then(Value::as_str).map(str::to_string)),
+        _ => None,
+    };
+    // A raw request (`queryObject(Address_vod__c),fields(...)`): its first parenthesised word.
+    let first = first.map(|f| match (f.find('('), f.find(')')) {
+        (Some(i), Some(j)) if i < j => f[i + 1..j].to_string(),
+        _ => f,
+    });
+    let name = match first {
+        Some(f) if !f.is_empty() && f.len() <= 64 && f.chars().all(|c| c.is_alphanumeric() || "_.-: ".contains(c)) => format!("({f})"),
+        _ => String::new(),
+    };
+    format!("{vendor} {api}{name}").trim().to_string()
 }
 
 // ---- the slide bridge --------------------------------------------------------------------
@@ -520,7 +627,7 @@ async fn asset(State(app): State<Arc<App>>, req: Request) -> Response {
     let headers = req.headers();
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
     let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let inject = percent_decode(&path).is_some_and(|p| app.veeva_pages.contains(&p));
+    let inject = percent_decode(&path).and_then(|p| app.vendor_pages.get(&p).cloned());
 
     let resolved = blocking(&app, move |a| resolve(a, &path, range.as_deref(), inject)).await;
     let resolved = match resolved {
@@ -584,23 +691,25 @@ async fn asset(State(app): State<Arc<App>>, req: Request) -> Response {
     }
 }
 
-fn resolve(app: &App, path: &str, range: Option<&str>, inject: bool) -> Resolved {
+fn resolve(app: &App, path: &str, range: Option<&str>, inject: Option<String>) -> Resolved {
     use edetail_core::Error as E;
     let assets = app.device.assets();
-    match assets.resolve_url_path(path, if inject { None } else { range }) {
-        Ok(a) if inject && a.total_size <= MAX_INJECT_BYTES => {
-            let mut body = Vec::with_capacity(a.total_size as usize + VEEVA_SCRIPTS.len());
+    match assets.resolve_url_path(path, if inject.is_some() { None } else { range }) {
+        Ok(a) if inject.is_some() && a.total_size <= MAX_INJECT_BYTES => {
+            let scripts = inject.unwrap_or_default();
+            let mut body = Vec::with_capacity(a.total_size as usize + scripts.len());
             let (mime, etag) = (a.mime.clone(), a.etag.clone());
             if let Err(e) = a.reader.take(MAX_INJECT_BYTES).read_to_end(&mut body) {
                 return Resolved::Failed(format!("reading {path}: {e}"));
             }
-            let etag = format!("{}-veeva\"", etag.trim_end_matches('"'));
-            Resolved::Injected { mime, etag, body: inject_scripts(&body, VEEVA_SCRIPTS) }
+            // The validator changes with the scripts injected.
+            let etag = format!("{}-rt{}\"", etag.trim_end_matches('"'), scripts_tag(&scripts));
+            Resolved::Injected { mime, etag, body: inject_scripts(&body, &scripts) }
         }
-        Ok(a) if inject => {
+        Ok(a) if inject.is_some() => {
             // Too large to rewrite: serve as is (with the range, if one was asked for).
             match range {
-                Some(_) => resolve(app, path, range, false),
+                Some(_) => resolve(app, path, range, None),
                 None => Resolved::Stream(a),
             }
         }
@@ -638,17 +747,65 @@ fn stream_reader(mut reader: Box<dyn Read + Send>) -> Body {
     Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
 }
 
-/// Inserts `scripts` right before `</head>`, else right after `<body ...>`, else at the start.
-fn inject_scripts(html: &[u8], scripts: &str) -> Vec<u8> {
+/// A short tag of the injected scripts for the ETag (FNV-1a).
+fn scripts_tag(scripts: &str) -> String {
+    let h = scripts.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:08x}", h as u32)
+}
+
+/// Where the runtime scripts go (ADR 0013: they load first): right after the `<head ...>` open
+/// tag; without one, right before the first `<script`; without one, right after `<html ...>`;
+/// else at the start, after a byte order mark and a `<!doctype ...>` (which must stay first).
+fn inject_position(html: &[u8]) -> usize {
     let lower: Vec<u8> = html.to_ascii_lowercase();
-    let find = |needle: &[u8]| lower.windows(needle.len()).position(|w| w == needle);
-    let at = if let Some(i) = find(b"</head") {
-        i
-    } else if let Some(i) = find(b"<body") {
-        lower[i..].iter().position(|&c| c == b'>').map(|j| i + j + 1).unwrap_or(i)
-    } else {
-        0
+    let bom = if lower.starts_with(b"\xef\xbb\xbf") { 3 } else { 0 };
+    // `<name` followed by `>`, `/` or whitespace (so `<header>` is not `<head>`): its offset.
+    let tag = |name: &[u8]| -> Option<usize> {
+        let mut from = bom;
+        while let Some(i) = lower[from..].windows(name.len() + 1).position(|w| w[0] == b'<' && &w[1..] == name) {
+            let at = from + i;
+            match lower.get(at + 1 + name.len()) {
+                Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c') | None => return Some(at),
+                _ => from = at + 1,
+            }
+        }
+        None
     };
+    // The end of the open tag at `at`: the first `>` outside a quoted attribute value.
+    let after_open_tag = |at: usize| {
+        let mut quote = None;
+        for (j, &c) in lower[at..].iter().enumerate() {
+            match (quote, c) {
+                (None, b'"' | b'\'') => quote = Some(c),
+                (Some(q), _) if c == q => quote = None,
+                (None, b'>') => return Some(at + j + 1),
+                _ => {}
+            }
+        }
+        None
+    };
+    if let Some(end) = tag(b"head").and_then(after_open_tag) {
+        return end;
+    }
+    if let Some(at) = tag(b"script") {
+        return at;
+    }
+    if let Some(end) = tag(b"html").and_then(after_open_tag) {
+        return end;
+    }
+    let rest = &lower[bom..];
+    let ws = rest.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    if rest[ws..].starts_with(b"<!doctype")
+        && let Some(end) = after_open_tag(bom + ws)
+    {
+        return end;
+    }
+    bom
+}
+
+/// Inserts `scripts` at [`inject_position`].
+fn inject_scripts(html: &[u8], scripts: &str) -> Vec<u8> {
+    let at = inject_position(html);
     let mut out = Vec::with_capacity(html.len() + scripts.len());
     out.extend_from_slice(&html[..at]);
     out.extend_from_slice(scripts.as_bytes());
@@ -661,14 +818,103 @@ mod tests {
     use super::*;
 
     #[test]
-    fn injects_before_head_end_or_after_body_start() {
+    fn injects_right_after_the_head_open_tag() {
         let s = "<script>";
+        let inj = |html: &[u8]| String::from_utf8(inject_scripts(html, s)).unwrap();
+        // Upper case, attributes, before the content's own scripts.
         assert_eq!(
-            inject_scripts(b"<html><HEAD><title>x</title></Head><body>b</body>", s),
-            b"<html><HEAD><title>x</title><script></Head><body>b</body>"
+            inj(b"<html><HEAD><title>x</title><script src=a.js></script></Head><body>b</body>"),
+            "<html><HEAD><script><title>x</title><script src=a.js></script></Head><body>b</body>"
         );
-        assert_eq!(inject_scripts(b"<html><body class=\"a\">b</body>", s), b"<html><body class=\"a\"><script>b</body>");
-        assert_eq!(inject_scripts(b"just text", s), b"<script>just text");
+        assert_eq!(inj(b"<html><head lang=\"en\" data-x='>'>t</head>"), "<html><head lang=\"en\" data-x='>'><script>t</head>");
+        assert_eq!(inj(b"<head\n  class=\"a\"><meta charset=utf-8>"), "<head\n  class=\"a\"><script><meta charset=utf-8>");
+        // `<header>` is not `<head>`.
+        assert_eq!(inj(b"<body><header>h</header><script>x()</script>"), "<body><header>h</header><script><script>x()</script>");
+        // Doctype and BOM stay first.
+        assert_eq!(inj(b"<!DOCTYPE html>\n<html><head><meta charset=utf-8>"), "<!DOCTYPE html>\n<html><head><script><meta charset=utf-8>");
+        assert_eq!(inj(b"\xef\xbb\xbf<head>x"), "\u{feff}<head><script>x");
+        assert_eq!(inj(b"\xef\xbb\xbfjust text"), "\u{feff}<script>just text");
+        assert_eq!(inj(b"<!doctype html><p>no head"), "<!doctype html><script><p>no head");
+        assert_eq!(inj(b"\xef\xbb\xbf  <!DOCTYPE html><p>x"), "\u{feff}  <!DOCTYPE html><script><p>x");
+        // No head: before the first script, else after <html>, else at the start.
+        assert_eq!(inj(b"<p>a</p><SCRIPT>x()</SCRIPT>"), "<p>a</p><script><SCRIPT>x()</SCRIPT>");
+        assert_eq!(inj(b"<!doctype html><html lang=en><body>b</body>"), "<!doctype html><html lang=en><script><body>b</body>");
+        assert_eq!(inj(b"<html><body class=\"a\">b</body>"), "<html><script><body class=\"a\">b</body>");
+        assert_eq!(inj(b"just text"), "<script>just text");
+        assert_eq!(inj(b""), "<script>");
+        // An unterminated <head falls through to the next rule.
+        assert_eq!(inj(b"<html><head"), "<html><script><head");
+    }
+
+    #[test]
+    fn scripts_follow_the_bridges() {
+        assert_eq!(runtime_scripts(&[Bridge::Edetail], true), None);
+        assert_eq!(runtime_scripts(&[Bridge::Veeva], false).as_deref(), Some(format!("{EDETAIL_SCRIPT}{VEEVA_SCRIPT}").as_str()));
+        assert_eq!(
+            runtime_scripts(&[Bridge::Veeva], true).as_deref(),
+            Some(format!("{EDETAIL_SCRIPT}{CONTAINERS_SCRIPT}{VEEVA_SCRIPT}").as_str())
+        );
+        assert_eq!(
+            runtime_scripts(&[Bridge::Agnitio, Bridge::Agnitio], true).as_deref(),
+            Some(format!("{EDETAIL_SCRIPT}{CONTAINERS_SCRIPT}").as_str())
+        );
+        assert_eq!(runtime_scripts(&[Bridge::Oce], false).as_deref(), Some(EDETAIL_SCRIPT));
+    }
+
+    #[test]
+    fn unsupported_labels() {
+        let v = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        assert_eq!(
+            unsupported_label("veeva", "queryObject", Some(&v(r#""queryObject(Address_vod__c),fields(ID)""#))),
+            "veeva queryObject(Address_vod__c)"
+        );
+        assert_eq!(
+            unsupported_label("veeva", "getAddresses_Account", Some(&v(r#"["Account", "x"]"#))),
+            "veeva getAddresses_Account(Account)"
+        );
+        assert_eq!(unsupported_label("oce", "openEmail", Some(&v(r#"{"x": 1}"#))), "oce openEmail");
+        assert_eq!(unsupported_label("agnitio", "sendMail", None), "agnitio sendMail");
+        assert_eq!(unsupported_label("veeva", "x", Some(&v(r#""<b>bad</b>""#))), "veeva x");
+    }
+
+    #[test]
+    fn unsupported_events_are_listed_and_counted() {
+        let ev = |seq: i64, kind: &str, payload: Value| edetail_core::Event {
+            seq,
+            uuid: format!("u{seq}"),
+            call_id: Some("c".into()),
+            kind: kind.into(),
+            recorded_at: chrono::Utc::now(),
+            session: 1,
+            mono_ms: 0,
+            payload,
+            acked_at: None,
+            parked_reason: None,
+        };
+        let events = [
+            ev(
+                1,
+                "unsupported_api",
+                json!({"vendor": "veeva", "api": "queryObject", "slide": "a", "args": "queryObject(Address_vod__c),fields(ID)"}),
+            ),
+            ev(2, "custom", json!({"event": "veeva_clickstream"})),
+            ev(
+                3,
+                "unsupported_api",
+                json!({"vendor": "veeva", "api": "queryObject", "slide": "b", "args": "queryObject(Address_vod__c),fields(Name)"}),
+            ),
+            ev(4, "unsupported_api", json!({"vendor": "oce", "api": "openEmail", "slide": "b", "args": {}})),
+        ];
+        let v = unsupported_json(&events);
+        assert_eq!(v["events"].as_array().map(Vec::len), Some(3));
+        assert_eq!(v["events"][1]["slide"], "b");
+        assert_eq!(
+            v["summary"],
+            json!([
+                {"label": "veeva queryObject(Address_vod__c)", "vendor": "veeva", "api": "queryObject", "count": 2},
+                {"label": "oce openEmail", "vendor": "oce", "api": "openEmail", "count": 1},
+            ])
+        );
     }
 
     #[test]

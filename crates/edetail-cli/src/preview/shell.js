@@ -5,9 +5,24 @@
  *   GET  /_preview/state       the call's current slide (the device's navigation state wins)
  *   POST /_preview/nav         {action: next|prev|goto, slide?} -> {slide, presentation, url}
  *   POST /_preview/visibility  {visible} -> app background / foreground (dwell pauses)
+ *   GET  /_edetail/preview/unsupported  the call's unsupported_api events (the panel)
  * Slides navigate themselves too (edetail.js sets location.href from the bridge reply): the
  * iframe's load event re-reads the state. Arrow keys and swipe act like the tablet's gestures
  * and honour the slide's `disabled_gestures`; the toolbar buttons and the overview always work.
+ * A navigation answered with `moved: false` (next on the last slide, prev on the first) loads
+ * nothing.
+ *
+ * Frame host (ADR 0013): the shell is the slide frame's parent, as a vendor's container is.
+ *   - Veeva Engage: a slide running in a frame posts its `veeva:` request strings to
+ *     window.parent; the shell hands each one to the slide's own
+ *     `edetailContainers.veeva.fromFrameMessage` (from /_edetail/containers.js), which asks the
+ *     core and posts the `{callback, ...}` answer back to the slide. Only messages whose source
+ *     is the current slide frame are accepted.
+ *   - OCE: `window.CLMPlayer` here forwards every call (`window.parent.CLMPlayer.x(...)` in the
+ *     slide) to the active frame's `edetailContainers.oce.player`.
+ * Viewport: the slide is laid out at the width its `<meta name="viewport">` declares
+ * (`width=2048px`, `width=1024`, `device-width`, `initial-scale`), as on the iPad, and scaled to
+ * the 1024x768 stage, so the whole slide shows.
  * `window.previewShell` exposes the state for tests; `document.body.dataset.slide` mirrors it.
  */
 (function () {
@@ -20,12 +35,13 @@
   var overviewToggle = document.getElementById("overview-toggle");
   var toastEl = document.getElementById("toast");
 
+  var STAGE_W = 1024, STAGE_H = 768; // the tablet's CSS viewport the stage stands for
   var deck = null;
   var slides = {};      // id -> slide from the deck description
   var state = null;     // last /_preview/state
   var busy = false;
   var toastTimer = null;
-  var shell = { deck: null, state: null, loads: 0, navigations: 0 };
+  var shell = { deck: null, state: null, loads: 0, navigations: 0, relayed: 0, refused: 0, layout: { width: 1024, height: 768, scale: 1 }, unsupported: [] };
   window.previewShell = shell;
 
   function $(id) { return document.getElementById(id); }
@@ -57,7 +73,50 @@
 
   // ------------------------------------------------------------------ layout
 
+  // The layout width a slide's viewport meta asks for, as the iPad (1024 CSS px wide) applies
+  // it: `width=2048px` / `width=2048` -> 2048, `device-width` -> 1024, else 1024 / initial-scale.
+  function viewportWidth(content) {
+    var width = null, scale = null;
+    String(content || "").split(/[,;]/).forEach(function (part) {
+      var kv = part.split("=");
+      if (kv.length !== 2) return;
+      var k = kv[0].trim().toLowerCase(), v = kv[1].trim().toLowerCase();
+      if (k === "width") {
+        if (v === "device-width") width = STAGE_W;
+        else if (/^\d+(\.\d+)?(px)?$/.test(v)) width = parseFloat(v);
+      } else if (k === "initial-scale" && /^\d+(\.\d+)?$/.test(v)) {
+        scale = parseFloat(v);
+      }
+    });
+    if (width === null && scale) width = STAGE_W / scale;
+    if (!width || !isFinite(width)) width = STAGE_W;
+    return Math.max(320, Math.min(width, 8192)); // the iPad clamps absurd values too
+  }
+
+  // Lays the slide out at its declared width (height from the stage's 4:3) and scales it back
+  // to the stage, so a 2048-px slide shows whole instead of its top-left quarter.
+  function applyViewport() {
+    var content = null;
+    try {
+      var meta = frame.contentDocument && frame.contentDocument.querySelector('meta[name="viewport"]');
+      content = meta && meta.getAttribute("content");
+    } catch (e) { /* not same-origin: keep the default */ }
+    var w = viewportWidth(content);
+    var h = Math.round(w * STAGE_H / STAGE_W);
+    var s = STAGE_W / w;
+    if (shell.layout.width !== w) {
+      frame.style.width = w + "px";
+      frame.style.height = h + "px";
+      frame.width = String(w);
+      frame.height = String(h);
+    }
+    frame.style.transform = s === 1 ? "" : "scale(" + s + ")";
+    shell.layout = { width: w, height: h, scale: s, meta: content };
+    box.setAttribute("data-layout-width", String(w));
+  }
+
   function fit() {
+    applyViewport();
     var w = stage.clientWidth - 24, h = stage.clientHeight - 24;
     var s = Math.min(w / 1024, h / 768);
     if (!isFinite(s) || s <= 0) s = 1;
@@ -192,10 +251,16 @@
     });
   }
 
+  // Path of a slide URL without its route (`?path=…` / `#…`).
+  function pathOf(url) { return String(url || "").split(/[?#]/)[0]; }
+
   function show(url) {
     if (!url) return;
     var current = null;
-    try { current = frame.contentWindow.location.pathname; } catch (e) { /* not loaded yet */ }
+    try {
+      var l = frame.contentWindow.location;
+      current = l.pathname + l.search + l.hash;
+    } catch (e) { /* not loaded yet */ }
     if (current === url) {
       // Same page: reload so the slide's own state starts afresh, like a slide change on a device.
       frame.contentWindow.location.reload();
@@ -212,7 +277,8 @@
     var before = state && state.slide;
     return api("POST", "/_preview/nav", body).then(function (t) {
       shell.navigations++;
-      if (t.slide === before && body.action !== "goto") {
+      // ADR 0013: "next" on the last slide / "prev" on the first answers moved: false.
+      if (t.moved === false || (t.moved === undefined && t.slide === before && body.action !== "goto")) {
         toast(body.action === "next" ? "Last slide of this presentation" : "First slide of this presentation");
         return refreshState();
       }
@@ -303,6 +369,8 @@
       win = frame.contentWindow;
       path = win.location.pathname;
     } catch (e) { /* cross-origin: cannot happen for bundle pages */ }
+    fit();
+    refreshUnsupported();
     if (win && !win.__edetailPreviewHooked) {
       // Gestures inside the slide reach the shell too (the slide is same-origin).
       win.__edetailPreviewHooked = true;
@@ -310,7 +378,7 @@
       swipeDetector(win);
     }
     refreshState().then(function (s) {
-      if (s && s.url && path && path !== "blank" && path !== s.url) {
+      if (s && s.url && path && path !== "blank" && path !== pathOf(s.url)) {
         toast("The page shown is not the call's current slide (" + s.slide + ")", true);
       }
     }).catch(function (e) { toast("Could not read the call state: " + e.message, true); });
@@ -318,6 +386,105 @@
 
   document.addEventListener("visibilitychange", function () {
     api("POST", "/_preview/visibility", { visible: document.visibilityState === "visible" }).catch(function () {});
+  });
+
+  // ------------------------------------------------------------------ frame host (ADR 0013)
+
+  function containersOf(win) {
+    try { return (win && win.edetailContainers) || null; } catch (e) { return null; }
+  }
+
+  // Veeva Engage: a framed slide posts `veeva:` request strings to its parent.
+  window.addEventListener("message", function (ev) {
+    var data = ev.data;
+    if (typeof data !== "string" || data.slice(0, 6) !== "veeva:") return;
+    if (!frame.contentWindow || ev.source !== frame.contentWindow) {
+      shell.refused++; // another window (a nested frame, a popup): not the slide
+      return;
+    }
+    var c = containersOf(ev.source);
+    if (!c || !c.veeva || typeof c.veeva.fromFrameMessage !== "function") {
+      shell.refused++;
+      toast("A Veeva request could not be relayed: this runtime has no /_edetail/containers.js", true);
+      return;
+    }
+    try {
+      c.veeva.fromFrameMessage(data);
+      shell.relayed++;
+    } catch (e) {
+      toast("Relaying a Veeva request failed: " + (e && e.message ? e.message : e), true);
+    }
+  });
+
+  // OCE: slides call window.parent.CLMPlayer.<method>(...); the active frame's player answers.
+  var OCE_METHODS = ["gotoSlide", "goNext", "goPrevious", "goNextSequence", "goPreviousSequence", "getCurrentSlide",
+    "getPresentationStructure", "addAction", "startTrackingPage", "stopTrackingPage", "openDocument", "openPresentation",
+    "registerEventListener", "getCurrentPresentation", "getAccount", "getUser", "getCall", "defineNavigationZones",
+    "closePresentation", "openUrl"];
+  function activePlayer() {
+    var c = containersOf(frame.contentWindow);
+    return c && c.oce && c.oce.player ? c.oce.player : null;
+  }
+  function forward(name) {
+    return function () {
+      var p = activePlayer();
+      if (!p) {
+        toast("CLMPlayer." + name + " could not be forwarded: this runtime has no /_edetail/containers.js", true);
+        return undefined;
+      }
+      var f = p[name];
+      if (typeof f !== "function") return f;
+      return f.apply(p, arguments);
+    };
+  }
+  var player = {};
+  OCE_METHODS.forEach(function (n) { player[n] = forward(n); });
+  // Names that must not look like methods (promise and JSON probes).
+  var NOT_FORWARDED = { then: 1, toJSON: 1, constructor: 1, valueOf: 1, toString: 1 };
+  window.CLMPlayer = typeof Proxy === "function" ? new Proxy(player, {
+    get: function (target, key) {
+      if (Object.prototype.hasOwnProperty.call(target, key)) return target[key];
+      if (typeof key !== "string" || NOT_FORWARDED[key]) return target[key];
+      return forward(key); // unknown methods reach the player too (it records them as unsupported)
+    }
+  }) : player;
+
+  // ------------------------------------------------------------------ unsupported vendor calls
+
+  var panel = $("unsupported");
+  var unsupportedSeen = -1;
+  function renderUnsupported(r) {
+    var summary = (r && r.summary) || [];
+    shell.unsupported = summary;
+    var total = ((r && r.events) || []).length;
+    if (total === unsupportedSeen) return;
+    unsupportedSeen = total;
+    panel.hidden = summary.length === 0;
+    var list = $("unsupported-list");
+    list.textContent = "";
+    summary.forEach(function (s) {
+      var li = document.createElement("li");
+      li.textContent = s.label + (s.count > 1 ? " \u00d7" + s.count : "");
+      li.setAttribute("data-api", s.api || "");
+      list.appendChild(li);
+    });
+    $("unsupported-count").textContent = String(total);
+  }
+  var pollFailures = 0;
+  function refreshUnsupported() {
+    return api("GET", "/_edetail/preview/unsupported").then(function (r) {
+      pollFailures = 0;
+      renderUnsupported(r);
+    }).catch(function () { pollFailures++; });
+  }
+  // The slide's bridge calls bypass the shell: poll while visible, until the preview is gone.
+  var poller = setInterval(function () {
+    if (pollFailures >= 3) { clearInterval(poller); return; }
+    if (document.visibilityState !== "hidden") refreshUnsupported();
+  }, 1500);
+  $("unsupported-toggle").addEventListener("click", function () {
+    var open = panel.classList.toggle("open");
+    $("unsupported-toggle").setAttribute("aria-expanded", String(open));
   });
 
   // ------------------------------------------------------------------ start
@@ -330,6 +497,7 @@
     applyState(r[1]);
     show(r[1].url);
     fit();
+    refreshUnsupported();
     return true;
   }).catch(function (e) {
     $("deck-title").textContent = "Preview unavailable";
