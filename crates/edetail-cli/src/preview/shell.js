@@ -15,7 +15,7 @@
  * Frame host (ADR 0013): the shell is the slide frame's parent, as a vendor's container is.
  *   - Veeva Engage: a slide running in a frame posts its `veeva:` request strings to
  *     window.parent; the shell hands each one to the slide's own
- *     `edetailContainers.veeva.fromFrameMessage` (from /_edetail/containers.js), which asks the
+ *     `edetailContainers.fromFrameMessage` (from /_edetail/containers.js), which asks the
  *     core and posts the `{callback, ...}` answer back to the slide. Only messages whose source
  *     is the current slide frame are accepted.
  *   - OCE: `window.CLMPlayer` here forwards every call (`window.parent.CLMPlayer.x(...)` in the
@@ -394,25 +394,29 @@
     try { return (win && win.edetailContainers) || null; } catch (e) { return null; }
   }
 
-  // Veeva Engage: a framed slide posts `veeva:` request strings to its parent.
+  // A framed slide's library posts container requests to its parent: Veeva Engage `veeva:`
+  // strings, and OCE clmplayer.js `{"request", "params"}` JSON. The slide's own containers.js
+  // routes them (fromFrameMessage answers false for anything else, which is left alone).
   window.addEventListener("message", function (ev) {
     var data = ev.data;
-    if (typeof data !== "string" || data.slice(0, 6) !== "veeva:") return;
+    if (typeof data !== "string") return;
+    var veeva = data.slice(0, 6) === "veeva:";
     if (!frame.contentWindow || ev.source !== frame.contentWindow) {
-      shell.refused++; // another window (a nested frame, a popup): not the slide
+      if (veeva) shell.refused++; // another window (a nested frame, a popup): not the slide
       return;
     }
     var c = containersOf(ev.source);
-    if (!c || !c.veeva || typeof c.veeva.fromFrameMessage !== "function") {
-      shell.refused++;
-      toast("A Veeva request could not be relayed: this runtime has no /_edetail/containers.js", true);
+    if (!c || typeof c.fromFrameMessage !== "function") {
+      if (veeva) {
+        shell.refused++;
+        toast("A Veeva request could not be relayed: this runtime has no /_edetail/containers.js", true);
+      }
       return;
     }
     try {
-      c.veeva.fromFrameMessage(data);
-      shell.relayed++;
+      if (c.fromFrameMessage(data)) shell.relayed++;
     } catch (e) {
-      toast("Relaying a Veeva request failed: " + (e && e.message ? e.message : e), true);
+      toast("Relaying a container request failed: " + (e && e.message ? e.message : e), true);
     }
   });
 
