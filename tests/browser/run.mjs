@@ -685,8 +685,8 @@ const scenarios = [
   ["veeva: imported slide through the com.veeva.clm shim", veeva],
   ["hostile: malformed, traversal, oversized, cross-origin", hostile],
   ["veeva own library: runtime scripts first, 2048-px slide scaled to the stage, shell prev on the first slide", ownLibraryViewport],
-  ["veeva own library: every call recorded or answered (needs core vendor methods + containers.js)", ownLibraryCalls],
-  ["next on the last slide, prev on the first: nothing moves (needs core moved:false + edetail.js)", edgeNavigation],
+  ["veeva own library: every call recorded or answered", ownLibraryCalls],
+  ["next on the last slide, prev on the first: nothing moves", edgeNavigation],
 ];
 
 async function main() {

@@ -156,7 +156,7 @@ fn veeva_calls_edetail_cannot_honour_are_answered_and_recorded() {
         (payload["vendor"].as_str(), payload["api"].as_str(), payload["slide"].as_str()),
         (Some("veeva"), Some("queryObject"), Some("intro"))
     );
-    assert_eq!(payload["args"]["args"], "Address_vod__c");
+    assert_eq!(payload["args"]["object"], "Address_vod__c");
 
     w.ok("veeva.request", json!({"request": r#"veeva:saveObjectV2(Account),value({"Specialty":"x"}),callback(cb)"#}));
     assert_eq!(w.last().0, "unsupported_api");

@@ -384,7 +384,8 @@ pub fn execute(device: &Device, call_id: &str, req: &Request) -> Result<Outcome>
 
 fn unsupported_answer(device: &Device, call_id: &str, req: &Request, what: &str) -> Result<Outcome> {
     let segments: Map<String, Value> = req.segments.iter().map(|s| (s.name.clone(), Value::String(s.body.text()))).collect();
-    record_unsupported(device, call_id, Vendor::Veeva, &req.command, json!({"args": req.args, "segments": segments}))?;
+    let object = unquote(req.args.trim());
+    record_unsupported(device, call_id, Vendor::Veeva, &req.command, json!({"object": object, "args": req.args, "segments": segments}))?;
     Ok(Outcome::answer(unsupported(&req.command, what)))
 }
 
