@@ -336,18 +336,57 @@ fn veeva_reports_references_to_missing_shared_files() {
     let shared = zip_entries(&tmp.path().join("shared.zip"), &[("js/app.js".into(), b"// app".to_vec())]);
     let out = tmp.path().join("x.edetail");
     let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
+    let err = import_veeva(&[km, shared.clone()], &opts, &out, &mut |_| {}).expect_err("a missing file is an error").to_string();
+    assert!(
+        err.contains("slide cz-x-01")
+            && err.contains("CZ_X_01/CZ_X_01.html references ../shared/css/gone.css -> shared/css/gone.css")
+            && err.contains("not in the shared resource"),
+        "{err}"
+    );
+    assert!(!err.contains("app.js"), "{err}");
+    assert!(!out.exists(), "a failed import leaves nothing behind");
+
+    // Without the missing file, unresolved gotoSlide targets (both forms) are warnings.
+    let html = br#"<html><head><title>X</title><script src="../shared/js/app.js"></script></head><body><script>
+        com.veeva.clm.gotoSlide('CZ_Nowhere.zip', ''); com.veeva.clm.gotoSlide('CZ_Gone.zip, OTHER_PRES');
+        com.veeva.clm.gotoSlide('CZ_X_01.zip', '');</script></body></html>"#;
+    let km = zip_entries(&tmp.path().join("CZ_X_01.zip"), &[("CZ_X_01/CZ_X_01.html".into(), html.to_vec())]);
     let report = import_veeva(&[km, shared], &opts, &out, &mut |_| {}).expect("import");
     assert_valid_bundle(&out);
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("CZ_X_01/CZ_X_01.html") && w.contains("shared/css/gone.css") && w.contains("not in the shared resource")),
-        "{:#?}",
-        report.warnings
-    );
-    assert!(!report.warnings.iter().any(|w| w.contains("app.js")), "{:#?}", report.warnings);
     assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('CZ_Nowhere.zip')")), "{:#?}", report.warnings);
+    assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('CZ_Gone.zip')")), "{:#?}", report.warnings);
+    assert!(!report.warnings.iter().any(|w| w.contains("CZ_X_01.zip")), "{:#?}", report.warnings);
+    let goto = report.compat.calls.iter().find(|c| c.written_as == "com.veeva.clm.gotoSlide").expect("compat lists gotoSlide");
+    assert_eq!(goto.count, 3);
+    assert_eq!(goto.file, "CZ_X_01/CZ_X_01.html");
+}
+
+#[test]
+fn veeva_shared_resource_recognised_by_content() {
+    // A zip named like a key message, whose single top folder "brand" holds an HTML page, is
+    // the shared resource because the slides reference ../brand/.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let html = br#"<html><head><title>A</title><link rel="stylesheet" href="../brand/css/a.css"></head><body></body></html>"#;
+    let km = zip_entries(&tmp.path().join("CZ_A_01.zip"), &[("CZ_A_01/CZ_A_01.html".into(), html.to_vec())]);
+    let assets = zip_entries(
+        &tmp.path().join("CZ_Assets_2026.zip"),
+        &[("brand/index.html".into(), b"<html>demo</html>".to_vec()), ("brand/css/a.css".into(), b"p{}".to_vec())],
+    );
+    let out = tmp.path().join("x.edetail");
+    let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
+    let report = import_veeva(&[km, assets], &opts, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    assert_eq!(m.slides.len(), 1, "{:#?}", m.slides);
+    assert_eq!(m.shared_resources, ["brand/"]);
+    assert!(m.files.keys().any(|p| p.as_str() == "brand/css/a.css"));
+    assert!(report.warnings.iter().any(|w| w.contains("CZ_Assets_2026.zip") && w.contains("../brand/")), "{:#?}", report.warnings);
+
+    // The same without an HTML page, and with a folder name no rule knows.
+    let assets = zip_entries(&tmp.path().join("CZ_Assets_2026.zip"), &[("brand/css/a.css".into(), b"p{}".to_vec())]);
+    let km = tmp.path().join("CZ_A_01.zip");
+    import_veeva(&[km, assets], &opts, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    assert_eq!(m.shared_resources, ["brand/"]);
 }
 
 #[test]
@@ -372,7 +411,8 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert_eq!(presentation_slides(&m, "core"), ["cz-intro", "cz-mechanism", "cz-efficacy-overview", "cz-dosing"]);
     assert!(m.presentation("appendix").expect("appendix").hidden, "structure outside the storyboard is hidden");
     assert_eq!(presentation_slides(&m, "appendix"), ["cz-references"]);
-    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio && s.key_message.is_none()));
+    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio && s.route.is_none()), "no framework index.html: own pages");
+    assert_eq!(m.slide("cz-intro").and_then(|s| s.key_message.as_deref()), Some("cz_intro"));
 
     let eff = m.slide("cz-efficacy-overview").expect("eff");
     assert_eq!(eff.entry.as_str(), "slides/cz_efficacyOverview/cz_efficacyOverview.html");
@@ -389,7 +429,7 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert!(unmapped_has(&report, "shared/img/unused-banner.png", "carried, not referenced"));
     assert!(!report.unmapped.iter().any(|u| u.source == "shared/css/oce-deck.css"));
     assert!(!report.unmapped.iter().any(|u| u.source == "modules/references/references.js"));
-    assert!(unmapped_has(&report, "presentation.json: modules", "no bundle equivalent"));
+    assert!(report.mapped.iter().any(|x| x.source == "presentation.json module references"), "{:#?}", report.mapped);
     assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
 }
 
