@@ -161,7 +161,11 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     let storyboard = parse_storyboard(&root)?;
     let slides_dir = slides_path(&tree, &root)?;
     let framework = tree.find(FRAMEWORK_INDEX).cloned();
+    let mut referenced: BTreeSet<BundlePath> = BTreeSet::new();
+    referenced.insert(json_path.clone());
+
     if let Some(index) = &framework {
+        referenced.insert(index.clone());
         mapped.push(Mapped {
             source: index.to_string(),
             target: "framework page: every slide is index.html + route ?path=<storyboard>/<slide>".into(),
@@ -243,8 +247,6 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     let mut pres_ids = IdAllocator::default();
     let mut slide_id_alloc = IdAllocator::default();
     let mut first_id: HashMap<usize, String> = HashMap::new();
-    let mut referenced: BTreeSet<BundlePath> = BTreeSet::new();
-    referenced.insert(json_path.clone());
     let mut presentations = Vec::new();
     let mut slides = Vec::new();
     for deck in &decks {
