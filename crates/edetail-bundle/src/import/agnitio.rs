@@ -656,13 +656,13 @@ fn slide_thumbnail(tree: &SourceTree, s: &SourceSlide, entry: &BundlePath, slide
     }) {
         cands.push(BundlePath::parse(t.trim_start_matches("./")).ok());
     }
-    let folder = slides_dir.replace("<id>", id);
-    for ext in ["png", "jpg"] {
-        cands.push(BundlePath::parse(&format!("{folder}{id}.{ext}")).ok());
-    }
     if let Some(t) = str_field(&s.def, &["thumbnail", "thumb", "thumbName"]) {
         cands.push(entry.join_relative(&t));
         cands.push(BundlePath::parse(t.trim_start_matches("./")).ok());
+    }
+    let folder = slides_dir.replace("<id>", id);
+    for ext in ["png", "jpg"] {
+        cands.push(BundlePath::parse(&format!("{folder}{id}.{ext}")).ok());
     }
     for ext in ["png", "jpg", "jpeg"] {
         cands.push(entry.join_relative(&format!("{id}.{ext}")));
