@@ -1,7 +1,7 @@
-//! Importers: turn content made for Veeva CRM CLM or Agnitio/OCE into one edetail bundle.
+//! Importers: turn content made for Veeva CRM CLM, Agnitio or IQVIA OCE into one edetail bundle.
 //!
 //! Imported slides keep their own HTML and JavaScript; the manifest records which bridge each
-//! slide expects so the device runtime can provide the matching API shim. Every importer
+//! slide expects so the device runtime can emulate the matching container. Every importer
 //! returns an [`ImportReport`] saying what was mapped and what was not.
 
 use std::collections::{BTreeMap, HashMap};
