@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use edetail_bundle::import::agnitio::{AgnitioOptions, import_agnitio};
+use edetail_bundle::import::compat::Support;
+use edetail_bundle::import::oce::{OceOptions, import_oce};
 use edetail_bundle::import::veeva::{VeevaOptions, import_veeva};
 use edetail_bundle::import::{ImportMeta, ImportReport};
 use edetail_bundle::{Bridge, BundleArchive, BundlePath, Gesture, Manifest, ReadOptions, check_path};
@@ -336,18 +338,57 @@ fn veeva_reports_references_to_missing_shared_files() {
     let shared = zip_entries(&tmp.path().join("shared.zip"), &[("js/app.js".into(), b"// app".to_vec())]);
     let out = tmp.path().join("x.edetail");
     let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
+    let err = import_veeva(&[km, shared.clone()], &opts, &out, &mut |_| {}).expect_err("a missing file is an error").to_string();
+    assert!(
+        err.contains("slide cz-x-01")
+            && err.contains("CZ_X_01/CZ_X_01.html references ../shared/css/gone.css -> shared/css/gone.css")
+            && err.contains("not in the shared resource"),
+        "{err}"
+    );
+    assert!(!err.contains("app.js"), "{err}");
+    assert!(!out.exists(), "a failed import leaves nothing behind");
+
+    // Without the missing file, unresolved gotoSlide targets (both forms) are warnings.
+    let html = br#"<html><head><title>X</title><script src="../shared/js/app.js"></script></head><body><script>
+        com.veeva.clm.gotoSlide('CZ_Nowhere.zip', ''); com.veeva.clm.gotoSlide('CZ_Gone.zip, OTHER_PRES');
+        com.veeva.clm.gotoSlide('CZ_X_01.zip', '');</script></body></html>"#;
+    let km = zip_entries(&tmp.path().join("CZ_X_01.zip"), &[("CZ_X_01/CZ_X_01.html".into(), html.to_vec())]);
     let report = import_veeva(&[km, shared], &opts, &out, &mut |_| {}).expect("import");
     assert_valid_bundle(&out);
-    assert!(
-        report
-            .warnings
-            .iter()
-            .any(|w| w.contains("CZ_X_01/CZ_X_01.html") && w.contains("shared/css/gone.css") && w.contains("not in the shared resource")),
-        "{:#?}",
-        report.warnings
-    );
-    assert!(!report.warnings.iter().any(|w| w.contains("app.js")), "{:#?}", report.warnings);
     assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('CZ_Nowhere.zip')")), "{:#?}", report.warnings);
+    assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('CZ_Gone.zip')")), "{:#?}", report.warnings);
+    assert!(!report.warnings.iter().any(|w| w.contains("CZ_X_01.zip")), "{:#?}", report.warnings);
+    let goto = report.compat.calls.iter().find(|c| c.written_as == "com.veeva.clm.gotoSlide").expect("compat lists gotoSlide");
+    assert_eq!(goto.count, 3);
+    assert_eq!(goto.file, "CZ_X_01/CZ_X_01.html");
+}
+
+#[test]
+fn veeva_shared_resource_recognised_by_content() {
+    // A zip named like a key message, whose single top folder "brand" holds an HTML page, is
+    // the shared resource because the slides reference ../brand/.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let html = br#"<html><head><title>A</title><link rel="stylesheet" href="../brand/css/a.css"></head><body></body></html>"#;
+    let km = zip_entries(&tmp.path().join("CZ_A_01.zip"), &[("CZ_A_01/CZ_A_01.html".into(), html.to_vec())]);
+    let assets = zip_entries(
+        &tmp.path().join("CZ_Assets_2026.zip"),
+        &[("brand/index.html".into(), b"<html>demo</html>".to_vec()), ("brand/css/a.css".into(), b"p{}".to_vec())],
+    );
+    let out = tmp.path().join("x.edetail");
+    let opts = VeevaOptions { meta: cli_meta(), ..Default::default() };
+    let report = import_veeva(&[km, assets], &opts, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    assert_eq!(m.slides.len(), 1, "{:#?}", m.slides);
+    assert_eq!(m.shared_resources, ["brand/"]);
+    assert!(m.files.keys().any(|p| p.as_str() == "brand/css/a.css"));
+    assert!(report.warnings.iter().any(|w| w.contains("CZ_Assets_2026.zip") && w.contains("../brand/")), "{:#?}", report.warnings);
+
+    // The same without an HTML page, and with a folder name no rule knows.
+    let assets = zip_entries(&tmp.path().join("CZ_Assets_2026.zip"), &[("brand/css/a.css".into(), b"p{}".to_vec())]);
+    let km = tmp.path().join("CZ_A_01.zip");
+    import_veeva(&[km, assets], &opts, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    assert_eq!(m.shared_resources, ["brand/"]);
 }
 
 #[test]
@@ -372,7 +413,8 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert_eq!(presentation_slides(&m, "core"), ["cz-intro", "cz-mechanism", "cz-efficacy-overview", "cz-dosing"]);
     assert!(m.presentation("appendix").expect("appendix").hidden, "structure outside the storyboard is hidden");
     assert_eq!(presentation_slides(&m, "appendix"), ["cz-references"]);
-    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio && s.key_message.is_none()));
+    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio && s.route.is_none()), "no framework index.html: own pages");
+    assert_eq!(m.slide("cz-intro").and_then(|s| s.key_message.as_deref()), Some("cz_intro"));
 
     let eff = m.slide("cz-efficacy-overview").expect("eff");
     assert_eq!(eff.entry.as_str(), "slides/cz_efficacyOverview/cz_efficacyOverview.html");
@@ -389,7 +431,7 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert!(unmapped_has(&report, "shared/img/unused-banner.png", "carried, not referenced"));
     assert!(!report.unmapped.iter().any(|u| u.source == "shared/css/oce-deck.css"));
     assert!(!report.unmapped.iter().any(|u| u.source == "modules/references/references.js"));
-    assert!(unmapped_has(&report, "presentation.json: modules", "no bundle equivalent"));
+    assert!(report.mapped.iter().any(|x| x.source == "presentation.json module references"), "{:#?}", report.mapped);
     assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
 }
 
@@ -489,4 +531,204 @@ impl TapMkdir for PathBuf {
         fs::create_dir_all(&self).expect("mkdir");
         self
     }
+}
+
+/// (entry + route, key message) of a slide.
+fn entry_route_km(m: &Manifest, id: &str) -> (String, Option<String>) {
+    let s = m.slide(id).unwrap_or_else(|| panic!("slide {id} in {:?}", m.slides.iter().map(|s| &s.id).collect::<Vec<_>>()));
+    (format!("{}{}", s.entry, s.route.as_deref().unwrap_or_default()), s.key_message.clone())
+}
+
+fn compat_has(report: &ImportReport, written_as: &str, support: Support) -> bool {
+    report.compat.calls.iter().any(|c| c.written_as == written_as && c.support == support)
+}
+
+#[test]
+fn agnitio_classic_framework_with_path_to_slides() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("classic.edetail");
+    let report = import_agnitio(&samples().join("agnitio-classic"), &AgnitioOptions::default(), &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    println!("{}{}", report.summary(), report.compat.summary());
+    assert_eq!(m.id, "com.cardiozen.agnitio.classic");
+    assert_eq!(m.approval_code, "CZ-AGN-0103");
+    assert_eq!(presentation_slides(&m, "main"), ["cz-home", "cz-efficacy", "cz-safety"]);
+    assert!(m.presentation("appendix").expect("appendix").hidden);
+    assert_eq!(presentation_slides(&m, "appendix"), ["cz-refs"]);
+    for (id, route, km) in [
+        ("cz-home", "index.html?path=main/cz_home", "cz_home"),
+        ("cz-efficacy", "index.html?path=main/cz_efficacy", "cz_efficacy"),
+        ("cz-safety", "index.html?path=main/cz_safety", "cz_safety"),
+        ("cz-refs", "index.html?path=appendix/cz_refs", "cz_refs"),
+    ] {
+        assert_eq!(entry_route_km(&m, id), (route.to_string(), Some(km.to_string())));
+    }
+    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Agnitio));
+    let home = m.slide("cz-home").expect("home");
+    assert_eq!(home.thumbnail.as_ref().map(BundlePath::as_str), Some("content/slides/cz_home/cz_home.png"));
+    assert_eq!(m.slide("cz-safety").expect("safety").topics, ["safety"]);
+    assert!(m.files.keys().any(|p| p.as_str() == "content/slides/cz_home/cz_home.html"));
+    assert!(compat_has(&report, "objc://iplanner/monitoringEvent", Support::Handled));
+    assert!(compat_has(&report, "objc://iplanner/openPDF", Support::Handled));
+    assert!(compat_has(&report, "objc://iplanner/sendMail", Support::Unsupported));
+    assert_eq!(report.compat.unsupported().count(), 1);
+    assert!(!report.unmapped.iter().any(|u| u.reason.contains("carried, not referenced")), "{:#?}", report.unmapped);
+    assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+}
+
+#[test]
+fn agnitio_accelerator_storyboards_structures_and_modules() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("acc.edetail");
+    let meta = ImportMeta { approval_code: Some("CZ-AGN-0200".into()), valid_until: Some(date(2027, 12, 31)), ..Default::default() };
+    let report = import_agnitio(&samples().join("agnitio-accelerator"), &AgnitioOptions { meta }, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    println!("{}{}", report.summary(), report.compat.summary());
+    assert_eq!(m.id, "com.cardiozen.agnitio.accelerator");
+    assert_eq!(m.presentations[0].id, "cz-story");
+    assert_eq!(m.presentations[0].title, "Cardiozen story");
+    assert_eq!(presentation_slides(&m, "cz-story"), ["ac-intro", "ac-data", "ac-dosing", "ac-summary"]);
+    assert!(m.presentation("cz-backup").expect("backup").hidden);
+    for (id, route, km) in [
+        ("ac-intro", "index.html?path=cz_story/ac_intro", "ac_intro"),
+        ("ac-data", "index.html?path=cz_story/ac_data", "ac_data"),
+        ("ac-dosing", "index.html?path=cz_story/ac_dosing", "ac_dosing"),
+        ("ac-summary", "index.html?path=cz_story/ac_summary", "ac_summary"),
+        ("ac-backup", "index.html?path=cz_backup/ac_backup", "ac_backup"),
+    ] {
+        assert_eq!(entry_route_km(&m, id), (route.to_string(), Some(km.to_string())));
+    }
+    assert_eq!(m.slide("ac-data").and_then(|s| s.thumbnail.as_ref()).map(BundlePath::as_str), Some("slides/ac_data/ac_data.png"));
+    assert!(report.mapped.iter().any(|x| x.source == "presentation.json module cz_footer"), "{:#?}", report.mapped);
+    // files.templates/styles/scripts and the module's files count as used.
+    assert!(!report.unmapped.iter().any(|u| u.reason.contains("carried, not referenced")), "{:#?}", report.unmapped);
+    assert!(compat_has(&report, "objc://iplanner/monitoringEvent", Support::Handled));
+    assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+}
+
+#[test]
+fn oce_package_folder_zip_and_sequence_zips() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let meta = ImportMeta { title: Some("Cardiozen OCE detail".into()), ..cli_meta() };
+    let opts = OceOptions { meta };
+    let out = tmp.path().join("oce.edetail");
+    let src = samples().join("oce");
+    let report = import_oce(&src, &opts, &out, &mut |_| {}).expect("import");
+    let m = assert_valid_bundle(&out);
+    println!("{}{}", report.summary(), report.compat.summary());
+    assert_eq!(report.format, "oce");
+    assert_eq!(presentation_slides(&m, "main"), ["cz-oce-01-home", "cz-oce-02-efficacy", "cz-oce-03-safety"]);
+    for (id, entry, km) in [
+        ("cz-oce-01-home", "CZ_OCE_01_Home/index.html", "CZ_OCE_01_Home"),
+        ("cz-oce-02-efficacy", "CZ_OCE_02_Efficacy/index.html", "CZ_OCE_02_Efficacy"),
+        ("cz-oce-03-safety", "CZ_OCE_03_Safety/index.html", "CZ_OCE_03_Safety"),
+    ] {
+        assert_eq!(entry_route_km(&m, id), (entry.to_string(), Some(km.to_string())));
+    }
+    assert!(m.slides.iter().all(|s| s.bridge == Bridge::Oce && s.thumbnail.is_some() && s.route.is_none()));
+    assert_eq!(m.slide("cz-oce-01-home").expect("home").title, "Welcome");
+    assert_eq!(m.shared_resources, ["shared/"]);
+    assert_refs_resolve(&out, "../shared/");
+    for api in ["CLMPlayer.gotoSlide", "CLMPlayer.goNextSequence", "CLMPlayer.goPreviousSequence", "CLMPlayer.addAction"] {
+        assert!(compat_has(&report, api, Support::Handled), "{api}: {:#?}", report.compat);
+    }
+    assert_eq!(report.compat.unsupported().count(), 0);
+    assert!(unmapped_has(&report, "efficacy-detail.html", "further pages"));
+    assert!(report.warnings.is_empty(), "{:#?}", report.warnings);
+    let first = fs::read(&out).expect("bundle");
+
+    // The same package zipped inside its folder gives the same bundle.
+    let zipped = zip_folder(&src, &tmp.path().join("oce.zip"), "cardiozen-oce/");
+    let out2 = tmp.path().join("oce2.edetail");
+    import_oce(&zipped, &opts, &out2, &mut |_| {}).expect("import zip");
+    assert_eq!(fs::read(&out2).expect("bundle"), first);
+
+    // Sequences as zips next to a shared folder.
+    let dir = tmp.path().join("seqzips");
+    fs::create_dir_all(&dir).expect("dir");
+    for seq in ["CZ_OCE_01_Home", "CZ_OCE_02_Efficacy", "CZ_OCE_03_Safety"] {
+        zip_folder(&src.join(seq), &dir.join(format!("{seq}.zip")), &format!("{seq}/"));
+    }
+    for (rel, p) in files_under(&src.join("shared")) {
+        let dest = dir.join("shared").join(rel);
+        fs::create_dir_all(dest.parent().expect("parent")).expect("dir");
+        fs::copy(p, dest).expect("copy");
+    }
+    let out3 = tmp.path().join("oce3.edetail");
+    import_oce(&dir, &opts, &out3, &mut |_| {}).expect("import sequence zips");
+    assert_eq!(fs::read(&out3).expect("bundle"), first);
+}
+
+#[test]
+fn oce_warns_about_unknown_goto_targets_and_refuses_hostile_zips() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let html = br#"<html><head><title>A</title></head><body><script>
+        CLMPlayer.gotoSlide('SEQ_B', null, null); CLMPlayer.gotoSlide('SEQ_Gone'); CLMPlayer.gotoSlide(null, 'nope.html');
+        CLMPlayer.gotoSlide(variable); CLMPlayer.emailMe();</script></body></html>"#;
+    let pkg = zip_entries(
+        &tmp.path().join("pkg.zip"),
+        &[("SEQ_A/index.html".into(), html.to_vec()), ("SEQ_B/index.html".into(), b"<title>B</title>".to_vec())],
+    );
+    let out = tmp.path().join("x.edetail");
+    let opts = OceOptions { meta: cli_meta() };
+    let report = import_oce(&pkg, &opts, &out, &mut |_| {}).expect("import");
+    assert_valid_bundle(&out);
+    assert!(report.warnings.iter().any(|w| w.contains("gotoSlide('SEQ_Gone')")), "{:#?}", report.warnings);
+    assert!(report.warnings.iter().any(|w| w.contains("nope.html")), "{:#?}", report.warnings);
+    assert!(!report.warnings.iter().any(|w| w.contains("'SEQ_B'")), "{:#?}", report.warnings);
+    assert!(compat_has(&report, "CLMPlayer.emailMe", Support::Unsupported));
+
+    // A sequence zip inside the package with an entry escaping the root.
+    let bad = zip_entries(&tmp.path().join("SEQ_C.zip"), &[("../../evil.html".into(), b"x".to_vec())]);
+    let dir = tmp.path().join("pkgdir");
+    fs::create_dir_all(&dir).expect("dir");
+    fs::copy(&bad, dir.join("SEQ_C.zip")).expect("copy");
+    let err = import_oce(&dir, &opts, &out, &mut |_| {}).expect_err("refused").to_string();
+    assert!(err.contains("SEQ_C.zip") && err.contains("unsafe name"), "{err}");
+    // Nothing that looks like a sequence.
+    let empty = zip_entries(&tmp.path().join("empty.zip"), &[("shared/a.css".into(), b"p{}".to_vec())]);
+    let err = import_oce(&empty, &opts, &out, &mut |_| {}).expect_err("no sequences").to_string();
+    assert!(err.contains("no sequences"), "{err}");
+}
+
+/// Writes a presentation folder with the given presentation.json and one slide page.
+fn agnitio_folder(dir: &Path, json: &str) -> PathBuf {
+    fs::create_dir_all(dir.join("slides/s1")).expect("dir");
+    fs::write(dir.join("presentation.json"), json).expect("json");
+    fs::write(dir.join("slides/s1/s1.html"), "<title>S1</title>").expect("html");
+    dir.to_path_buf()
+}
+
+#[test]
+fn agnitio_hostile_descriptors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("x.edetail");
+    let opts = AgnitioOptions { meta: cli_meta() };
+    let run = |name: &str, json: &str| import_agnitio(&agnitio_folder(&tmp.path().join(name), json), &opts, &out, &mut |_| {});
+
+    let err = run("badjson", r#"{"slides": {"s1": {}"#).expect_err("bad JSON").to_string();
+    assert!(err.contains("not valid JSON"), "{err}");
+    let err = run("array", "[1, 2]").expect_err("not an object").to_string();
+    assert!(err.contains("must be a JSON object"), "{err}");
+
+    // Structures and storyboards containing each other: cut, with a warning.
+    let report = run(
+        "cycle",
+        r#"{"slides": {"s1": {}}, "structures": {"a": {"content": ["b", "s1"]}, "b": {"content": ["a"]}},
+            "storyboards": {"sb": {"content": ["a", "sb"]}}, "storyboard": ["sb"]}"#,
+    )
+    .expect("a cycle is cut");
+    assert!(report.warnings.iter().any(|w| w.contains("nested in itself")), "{:#?}", report.warnings);
+    assert_eq!(report.manifest.slides.len(), 1);
+    fs::remove_file(&out).expect("remove");
+
+    let err = run("escape", r#"{"slides": {"s1": {}}, "pathToSlides": "../../"}"#).expect_err("escapes").to_string();
+    assert!(err.contains("pathToSlides") && err.contains("not a folder inside the presentation"), "{err}");
+    let err = run("escape2", r#"{"slides": {"s1": {"files": {"templates": ["../../etc/passwd.html"]}}}}"#)
+        .expect_err("template escapes")
+        .to_string();
+    assert!(err.contains("s1") && err.contains("no HTML page") && err.contains("../../etc/passwd.html"), "{err}");
+    let err = run("unknown", r#"{"slides": {"s1": {}}, "storyboard": ["default"]}"#).expect_err("unknown storyboard").to_string();
+    assert!(err.contains("\"default\""), "{err}");
+    assert!(!out.exists(), "failed imports leave nothing behind");
 }

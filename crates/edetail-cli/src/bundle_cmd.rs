@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
+use edetail_bundle::BundleArchive;
+use edetail_bundle::import::compat::{self, CompatReport};
 use edetail_bundle::reader::check_path;
 use edetail_bundle::{CheckReport, Manifest, Problem, PublicKey, ReadOptions, SecretKey, Severity, SignatureStatus};
 use serde_json::json;
@@ -93,7 +95,18 @@ pub fn run(cmd: BundleCommand, out: &Output) -> anyhow::Result<ExitCode> {
         BundleCommand::Check { bundle, pubkeys, require_signature } => {
             let opts = read_options(&pubkeys, require_signature)?;
             let report = run_check(&bundle, &opts, out)?;
-            out.emit(&check_json(&bundle, &report), || check_human(&bundle, &report));
+            let calls = vendor_calls(&bundle, &opts, &report);
+            let mut j = check_json(&bundle, &report);
+            j["vendor_calls"] = json!(calls.as_ref().map(|c| &c.calls));
+            j["unsupported_vendor_calls"] = json!(calls.as_ref().map(|c| c.unsupported().count()).unwrap_or(0));
+            out.emit(&j, || {
+                let mut s = String::new();
+                if let Some(c) = &calls {
+                    s.push_str(&vendor_calls_human(c));
+                }
+                s.push_str(&check_human(&bundle, &report));
+                s
+            });
             Ok(exit_for(report.is_ok()))
         }
         BundleCommand::Verify { bundle, pubkeys } => {
@@ -193,6 +206,28 @@ fn run_check(bundle: &Path, opts: &ReadOptions, out: &Output) -> anyhow::Result<
     let report = check_path(bundle, opts, &mut |n| pb.set_position(n))?;
     pb.finish_and_clear();
     Ok(report)
+}
+
+/// The vendor container calls in the bundle's scripts and pages (only for a bundle that
+/// verified, so nothing unverified is read).
+fn vendor_calls(bundle: &Path, opts: &ReadOptions, r: &CheckReport) -> Option<CompatReport> {
+    if !r.is_ok() {
+        return None;
+    }
+    let mut archive = BundleArchive::open_path(bundle, opts).ok()?;
+    compat::scan_bundle(&mut archive, 16 * 1024 * 1024).ok()
+}
+
+/// The check's vendor-call section: unsupported calls are warnings, never errors.
+fn vendor_calls_human(c: &CompatReport) -> String {
+    let mut s = c.summary();
+    for call in c.unsupported() {
+        s.push_str(&format!(
+            "warning: {} calls {} ({}x), which edetail does not support; it is recorded as unsupported_api\n",
+            call.file, call.written_as, call.count
+        ));
+    }
+    s
 }
 
 fn check_json(bundle: &Path, r: &CheckReport) -> serde_json::Value {

@@ -1,4 +1,4 @@
-//! `edetail import`: Veeva CLM and Agnitio/OCE content to edetail bundles.
+//! `edetail import`: Veeva CLM, Agnitio and IQVIA OCE content to edetail bundles.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 use edetail_bundle::import::agnitio::{AgnitioOptions, import_agnitio};
+use edetail_bundle::import::oce::{OceOptions, import_oce};
 use edetail_bundle::import::veeva::{VeevaOptions, import_veeva};
 use edetail_bundle::import::{ImportMeta, ImportReport};
 
@@ -28,15 +29,39 @@ pub enum ImportCommand {
         ctl_files: Vec<PathBuf>,
         #[command(flatten)]
         meta: MetaArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
-    /// Agnitio / IQVIA OCE: a presentation folder (or zip) with presentation.json.
+    /// Agnitio: a presentation folder (or zip) with presentation.json (classic framework or
+    /// Accelerator layout).
     Agnitio {
         input: PathBuf,
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
         meta: MetaArgs,
+        #[command(flatten)]
+        report: ReportArgs,
     },
+    /// IQVIA OCE (CLMPlayer): a presentation folder (or zip) with one folder or zip per sequence.
+    Oce {
+        input: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[command(flatten)]
+        meta: MetaArgs,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+}
+
+/// What to print besides the summary.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print the compatibility report: every vendor call found in the deck's scripts (file,
+    /// count) and whether edetail handles it. `--json` always includes it.
+    #[arg(long)]
+    report: bool,
 }
 
 /// Bundle metadata; each flag overrides what the source says.
@@ -108,17 +133,32 @@ impl From<MetaArgs> for ImportMeta {
 pub fn run(cmd: ImportCommand, out: &Output) -> anyhow::Result<ExitCode> {
     let pb = out.spinner("importing");
     let mut progress = |n: u64| pb.set_position(n);
-    let report: ImportReport = match cmd {
-        ImportCommand::Veeva { inputs, output, loader_csv, ctl_files, meta } => {
+    let (report, show): (ImportReport, ReportArgs) = match cmd {
+        ImportCommand::Veeva { inputs, output, loader_csv, ctl_files, meta, report } => {
             let opts = VeevaOptions { meta: meta.into(), loader_csv, ctl_files };
-            import_veeva(&inputs, &opts, &output, &mut progress)?
+            (import_veeva(&inputs, &opts, &output, &mut progress)?, report)
         }
-        ImportCommand::Agnitio { input, output, meta } => {
+        ImportCommand::Agnitio { input, output, meta, report } => {
             let opts = AgnitioOptions { meta: meta.into() };
-            import_agnitio(&input, &opts, &output, &mut progress)?
+            (import_agnitio(&input, &opts, &output, &mut progress)?, report)
+        }
+        ImportCommand::Oce { input, output, meta, report } => {
+            let opts = OceOptions { meta: meta.into() };
+            (import_oce(&input, &opts, &output, &mut progress)?, report)
         }
     };
     pb.finish_and_clear();
-    out.emit(&serde_json::json!({"ok": true, "report": report}), || report.summary());
+    out.emit(&serde_json::json!({"ok": true, "report": report}), || {
+        let mut s = report.summary();
+        let unsupported = report.compat.unsupported().count();
+        if show.report {
+            s.push_str(&report.compat.summary());
+        } else if unsupported > 0 {
+            s.push_str(&format!(
+                "{unsupported} kind(s) of vendor call are not supported by edetail (recorded as unsupported_api); see --report\n"
+            ));
+        }
+        s
+    });
     Ok(ExitCode::SUCCESS)
 }

@@ -190,6 +190,43 @@ fn import_agnitio_via_the_cli_then_sign_and_verify() {
 }
 
 #[test]
+fn import_oce_and_agnitio_with_report_then_check_lists_vendor_calls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let samples = repo_root().join("presentations/import-samples");
+    let out = tmp.path().join("oce.zip");
+    let meta = ["--id", "com.cardiozen.oce", "--product", "Cardiozen", "--locale", "en-GB", "--approval-code", "CZ-OCE-0300"];
+    let src = samples.join("oce");
+    let mut args = vec!["import", "oce", s(&src), "-o", s(&out), "--valid-until", "2027-12-31", "--report"];
+    args.extend(meta);
+    let o = edetail(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("Vendor calls") && text.contains("CLMPlayer.goNextSequence"), "{text}");
+    args.push("--json");
+    let v = json(&edetail(&args));
+    assert_eq!(v["report"]["format"], "oce");
+    let slides = v["report"]["manifest"]["slides"].as_array().unwrap();
+    assert!(slides.iter().all(|s| s["bridge"] == "oce"));
+    assert_eq!(slides[0]["key_message"], "CZ_OCE_01_Home");
+    let calls = v["report"]["compat"]["calls"].as_array().unwrap();
+    assert!(calls.iter().any(|c| c["written_as"] == "CLMPlayer.gotoSlide" && c["support"] == "handled"), "{calls:#?}");
+
+    // The classic Agnitio sample calls one container API edetail does not support: the check
+    // lists it as a warning and still passes.
+    let agn = tmp.path().join("classic.zip");
+    let o = edetail(&["import", "agnitio", s(&samples.join("agnitio-classic")), "-o", s(&agn)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("not supported by edetail") && stdout(&o).contains("--report"), "{}", stdout(&o));
+    let o = edetail(&["bundle", "check", s(&agn)]);
+    assert!(o.status.success(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("warning: framework/cz-lib.js calls objc://iplanner/sendMail"), "{}", stdout(&o));
+    let v = json(&edetail(&["bundle", "check", s(&agn), "--json"]));
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["unsupported_vendor_calls"], 1);
+    assert!(v["vendor_calls"].as_array().unwrap().iter().any(|c| c["api"] == "monitoringEvent"), "{v:#}");
+}
+
+#[test]
 fn device_commands_install_list_and_inspect_a_data_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("device");

@@ -47,6 +47,8 @@ const KNOWN_KEYS: &[&str] = &[
     "chapters",
     "storyboard",
     "storyboards",
+    "modules",
+    "pathToSlides",
     "product",
     "locale",
     "language",
@@ -65,12 +67,37 @@ struct SourceSlide {
     def: Map<String, Value>,
 }
 
-/// A structure (collection, slideshow, chapter): an ordered list of slide or structure ids.
+/// A structure (collection, slideshow, chapter) or an Accelerator storyboard: an ordered list
+/// of slide or structure ids.
 #[derive(Debug)]
 struct Structure {
     id: String,
     name: Option<String>,
     content: Vec<String>,
+}
+
+/// Name of the framework page that runs every slide of a single-page Agnitio presentation.
+pub const FRAMEWORK_INDEX: &str = "index.html";
+
+/// The `route` that makes the framework show `slide` reached through `root` (a storyboard or
+/// structure; `None` for a slide shown on its own): `?path=<root>/<slide>`, the framework's
+/// own path syntax (`storyboard/chapter/slide`, of which the chapter may be left out).
+pub fn agnitio_route(root: Option<&str>, slide: &str) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
+    match root {
+        Some(r) if r != slide => format!("?path={}/{}", enc(r), enc(slide)),
+        _ => format!("?path={}", enc(slide)),
+    }
 }
 
 /// Imports an Agnitio / OCE presentation (folder or zip) into one unsigned bundle written
@@ -122,8 +149,28 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     }
 
     let slides_src = parse_slides(&root)?;
-    let structures = parse_structures(&root, &mut warnings)?;
+    let mut structures = parse_storyboards(&root, &mut warnings)?;
+    let storyboard_count = structures.len();
+    for s in parse_structures(&root, &mut warnings)? {
+        if structures.iter().any(|b| b.id == s.id) {
+            warnings.push(format!("{PRESENTATION_JSON}: {:?} is both a storyboard and a structure; the storyboard is used", s.id));
+            continue;
+        }
+        structures.push(s);
+    }
     let storyboard = parse_storyboard(&root)?;
+    let slides_dir = slides_path(&tree, &root)?;
+    let framework = tree.find(FRAMEWORK_INDEX).cloned();
+    let mut referenced: BTreeSet<BundlePath> = BTreeSet::new();
+    referenced.insert(json_path.clone());
+
+    if let Some(index) = &framework {
+        referenced.insert(index.clone());
+        mapped.push(Mapped {
+            source: index.to_string(),
+            target: "framework page: every slide is index.html + route ?path=<storyboard>/<slide>".into(),
+        });
+    }
     let slide_ids: HashMap<&str, usize> = slides_src.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
     let structure_ids: HashMap<&str, usize> = structures.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
 
@@ -131,6 +178,8 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     // reach (hidden), then slides no structure lists (hidden).
     struct Deck {
         key: String,
+        /// First segment of the framework path (`None`: the slide is shown on its own).
+        route_root: Option<String>,
         title: String,
         hidden: bool,
         slides: Vec<usize>,
@@ -145,6 +194,7 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     };
     let visible_roots: Vec<String> = match &storyboard {
         Some(list) if !list.is_empty() => list.clone(),
+        _ if storyboard_count > 0 => structures[..storyboard_count].iter().map(|s| s.id.clone()).collect(),
         _ => {
             // No storyboard: every structure that no other structure contains.
             let nested: BTreeSet<&str> = structures.iter().flat_map(|s| s.content.iter().map(String::as_str)).collect();
@@ -156,11 +206,12 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
             let slides = flatten(si, &mut consumed, &mut warnings);
             let s = &structures[si];
             let origin = format!("{PRESENTATION_JSON} structure {id}");
-            decks.push(Deck { key: id.clone(), title: s.name.clone().unwrap_or_else(|| id.clone()), hidden: false, slides, origin });
+            let title = s.name.clone().unwrap_or_else(|| id.clone());
+            decks.push(Deck { key: id.clone(), route_root: Some(id.clone()), title, hidden: false, slides, origin });
         } else if let Some(&i) = slide_ids.get(id.as_str()) {
             let title = slide_name(&slides_src[i]).unwrap_or_else(|| id.clone());
             let origin = format!("{PRESENTATION_JSON} storyboard slide {id}");
-            decks.push(Deck { key: id.clone(), title, hidden: false, slides: vec![i], origin });
+            decks.push(Deck { key: id.clone(), route_root: None, title, hidden: false, slides: vec![i], origin });
         } else {
             return Err(import_err(format!("{PRESENTATION_JSON}: the storyboard lists {id:?}, which is neither a structure nor a slide")));
         }
@@ -171,14 +222,15 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
         }
         let slides = flatten(si, &mut consumed, &mut warnings);
         let origin = format!("{PRESENTATION_JSON} structure {} (not in the storyboard)", s.id);
-        decks.push(Deck { key: s.id.clone(), title: s.name.clone().unwrap_or_else(|| s.id.clone()), hidden: true, slides, origin });
+        let title = s.name.clone().unwrap_or_else(|| s.id.clone());
+        decks.push(Deck { key: s.id.clone(), route_root: Some(s.id.clone()), title, hidden: true, slides, origin });
     }
     if decks.is_empty() {
         // Neither storyboard nor structures: all slides, in declaration order.
         let title = manifest.title.clone();
         let slides = (0..slides_src.len()).collect();
         let origin = format!("{PRESENTATION_JSON} slides");
-        decks.push(Deck { key: "main".into(), title, hidden: false, slides, origin });
+        decks.push(Deck { key: "main".into(), route_root: None, title, hidden: false, slides, origin });
         warnings.push(format!("{PRESENTATION_JSON} has no storyboard or structures; all slides form one presentation"));
     }
     let listed: BTreeSet<usize> = decks.iter().flat_map(|d| d.slides.iter().copied()).collect();
@@ -187,15 +239,14 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
         let names: Vec<&str> = unlisted.iter().map(|&i| slides_src[i].id.as_str()).collect();
         warnings.push(format!("slides in no structure ({}) were put in the hidden presentation \"unlisted\"", names.join(", ")));
         let origin = format!("{PRESENTATION_JSON} slides in no structure");
-        decks.push(Deck { key: "unlisted".into(), title: "Unlisted slides".into(), hidden: true, slides: unlisted, origin });
+        let title = "Unlisted slides".into();
+        decks.push(Deck { key: "unlisted".into(), route_root: None, title, hidden: true, slides: unlisted, origin });
     }
 
     // Slides: one per (deck, slide); a slide listed again gets a derived id.
     let mut pres_ids = IdAllocator::default();
     let mut slide_id_alloc = IdAllocator::default();
     let mut first_id: HashMap<usize, String> = HashMap::new();
-    let mut referenced: BTreeSet<BundlePath> = BTreeSet::new();
-    referenced.insert(json_path.clone());
     let mut presentations = Vec::new();
     let mut slides = Vec::new();
     for deck in &decks {
@@ -225,26 +276,35 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
                     id
                 }
             };
-            let entry = slide_entry(&tree, src)?;
-            let thumbnail = slide_thumbnail(&tree, src, &entry);
+            let page = slide_page(&tree, src, &slides_dir)?;
+            let thumbnail = slide_thumbnail(&tree, src, &page, &slides_dir);
             let title = match slide_name(src) {
                 Some(n) => n,
-                None => tree.read_text(&entry)?.as_deref().and_then(html_title).unwrap_or_else(|| src.id.clone()),
+                None => tree.read_text(&page)?.as_deref().and_then(html_title).unwrap_or_else(|| src.id.clone()),
             };
             let topics = slide_topics(src);
-            referenced.insert(entry.clone());
+            referenced.insert(page.clone());
             if let Some(t) = &thumbnail {
                 referenced.insert(t.clone());
             }
-            mapped.push(Mapped { source: format!("{PRESENTATION_JSON} slide {}", src.id), target: format!("slide {id} ({entry})") });
+            referenced.extend(listed_files(&tree, &src.def));
+            let (entry, route) = match &framework {
+                Some(index) => (index.clone(), Some(agnitio_route(deck.route_root.as_deref(), &src.id))),
+                None => (page.clone(), None),
+            };
+            let target = match &route {
+                Some(r) => format!("slide {id} ({entry}{r}, template {page})"),
+                None => format!("slide {id} ({entry})"),
+            };
+            mapped.push(Mapped { source: format!("{PRESENTATION_JSON} slide {}", src.id), target });
             ids.push(id.clone());
             slides.push(Slide {
                 id,
                 title,
                 entry,
-                route: None,
+                route,
                 thumbnail,
-                key_message: None,
+                key_message: Some(src.id.clone()),
                 topics,
                 hidden: false,
                 disabled_gestures: Vec::new(),
@@ -271,6 +331,17 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     for f in &manifest.shared_resources {
         mapped.push(Mapped { source: f.clone(), target: format!("shared resources {f}") });
     }
+    if let Some(Value::Object(modules)) = root.get("modules") {
+        for (mid, def) in modules {
+            let files = match def {
+                Value::Object(d) => listed_files(&tree, d),
+                _ => Vec::new(),
+            };
+            let target = format!("module carried as files ({} listed), shown by the slides that embed it", files.len());
+            mapped.push(Mapped { source: format!("{PRESENTATION_JSON} module {mid}"), target });
+            referenced.extend(files);
+        }
+    }
 
     // Every file is carried; those nothing references are listed for the author.
     for path in tree.files.keys().filter(|p| is_scannable(p)) {
@@ -294,9 +365,10 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
         files.push((BundleFile { path: p.clone(), source: f.source.clone() }, label.clone()));
     }
 
+    let compat = super::compat_of(&[("", &tree)])?;
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport { format: "agnitio".into(), manifest: written, mapped, unmapped, warnings })
+    Ok(ImportReport { format: "agnitio".into(), manifest: written, mapped, unmapped, warnings, compat })
 }
 
 fn str_field(obj: &Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -403,9 +475,10 @@ fn parse_structures(root: &Map<String, Value>, warnings: &mut Vec<String>) -> Re
     Ok(out)
 }
 
-/// `storyboard` / `storyboards`: a structure id or a list of them.
+/// `storyboard` (or `storyboards` when it is not a map): a storyboard, structure or slide id,
+/// or a list of them.
 fn parse_storyboard(root: &Map<String, Value>) -> Result<Option<Vec<String>>> {
-    let Some(v) = root.get("storyboard").or_else(|| root.get("storyboards")) else {
+    let Some(v) = root.get("storyboard").or_else(|| root.get("storyboards").filter(|v| !v.is_object())) else {
         return Ok(None);
     };
     match v {
@@ -421,6 +494,70 @@ fn parse_storyboard(root: &Map<String, Value>) -> Result<Option<Vec<String>>> {
             .map(Some),
         _ => Err(import_err(format!("{PRESENTATION_JSON}: \"storyboard\" must be a list of structure ids"))),
     }
+}
+
+/// Accelerator `storyboards`: `{ "<id>": { "name", "content": [structure or slide ids] } }`.
+fn parse_storyboards(root: &Map<String, Value>, warnings: &mut Vec<String>) -> Result<Vec<Structure>> {
+    match root.get("storyboards") {
+        Some(Value::Object(_)) => {
+            let only = Map::from_iter([("structures".to_string(), root["storyboards"].clone())]);
+            parse_structures(&only, warnings)
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Where slide folders are: `pathToSlides` of `presentation.json` (else of `config.json`, else
+/// its `paths.slides`), `slides/<id>/` by default. `<id>` stands for the slide id.
+fn slides_path(tree: &SourceTree, root: &Map<String, Value>) -> Result<String> {
+    let mut found = str_field(root, &["pathToSlides"]);
+    if found.is_none()
+        && let Some(cfg) = tree.find("config.json").cloned()
+        && let Some(text) = tree.read_text(&cfg)?
+        && let Ok(Value::Object(c)) = serde_json::from_str::<Value>(&text)
+    {
+        found =
+            str_field(&c, &["pathToSlides"]).or_else(|| c.get("paths").and_then(Value::as_object).and_then(|p| str_field(p, &["slides"])));
+    }
+    let Some(p) = found else {
+        return Ok("slides/<id>/".to_string());
+    };
+    let trimmed = p.trim_start_matches("./");
+    let probe = trimmed.replace("<id>", "x");
+    let probe = probe.trim_end_matches('/');
+    if !probe.is_empty() && BundlePath::parse(probe).is_err() {
+        return Err(import_err(format!(
+            "{PRESENTATION_JSON}: pathToSlides {p:?} is not a folder inside the presentation (no \"..\", no absolute paths)"
+        )));
+    }
+    let mut out = trimmed.to_string();
+    if !out.is_empty() && !out.ends_with('/') {
+        out.push('/');
+    }
+    if !out.contains("<id>") {
+        out.push_str("<id>/");
+    }
+    Ok(out)
+}
+
+/// Files a slide or module lists in `files` (`templates`, `styles`, `scripts`, or a plain
+/// list) that exist in the tree.
+fn listed_files(tree: &SourceTree, def: &Map<String, Value>) -> Vec<BundlePath> {
+    let mut names: Vec<&str> = Vec::new();
+    match def.get("files") {
+        Some(Value::Object(f)) => {
+            for v in f.values() {
+                match v {
+                    Value::Array(a) => names.extend(a.iter().filter_map(Value::as_str)),
+                    Value::String(s) => names.push(s),
+                    _ => {}
+                }
+            }
+        }
+        Some(Value::Array(a)) => names.extend(a.iter().filter_map(Value::as_str)),
+        _ => {}
+    }
+    names.into_iter().filter_map(|n| tree.find(n.trim_start_matches("./")).cloned()).collect()
 }
 
 /// Appends the slides of structure `si` in order, following nested structures.
@@ -467,13 +604,28 @@ fn slide_topics(s: &SourceSlide) -> Vec<String> {
     out
 }
 
-/// The slide's HTML page: its `file`/`path`, else `template` inside `slides/<id>/`, else
-/// `slides/<id>/<id>.html` or `slides/<id>/index.html`.
-fn slide_entry(tree: &SourceTree, s: &SourceSlide) -> Result<BundlePath> {
+/// The slide's own HTML page (a whole page, or the fragment a framework loads): its
+/// `files.templates[0]` (an `.html` with the same stem when it names another type, as the
+/// Accelerator does), else `file`/`path`, else `template` inside the slide folder
+/// (`pathToSlides`), else `<id>.html` or `index.html` there, else `<id>/<id>.html`.
+fn slide_page(tree: &SourceTree, s: &SourceSlide, slides_dir: &str) -> Result<BundlePath> {
     let id = &s.id;
-    let folder = format!("slides/{id}");
+    let folder = slides_dir.replace("<id>", id);
+    let folder = folder.trim_end_matches('/');
     let mut tried = Vec::new();
-    if let Some(f) = str_field(&s.def, &["file", "path"]) {
+    let template = s.def.get("files").and_then(|f| f.get("templates")).and_then(|t| match t {
+        Value::Array(a) => a.first().and_then(Value::as_str).map(str::to_string),
+        Value::String(t) => Some(t.clone()),
+        _ => None,
+    });
+    if let Some(t) = template {
+        let t = t.trim_start_matches("./").to_string();
+        let html = match t.rsplit_once('.') {
+            Some((stem, ext)) if !ext.eq_ignore_ascii_case("html") && !ext.contains('/') => format!("{stem}.html"),
+            _ => t,
+        };
+        tried.push(html);
+    } else if let Some(f) = str_field(&s.def, &["file", "path"]) {
         tried.push(f.trim_start_matches("./").to_string());
     } else {
         if let Some(t) = str_field(&s.def, &["template"]).filter(|t| t.ends_with(".html") || t.ends_with(".htm")) {
@@ -494,12 +646,23 @@ fn slide_entry(tree: &SourceTree, s: &SourceSlide) -> Result<BundlePath> {
 
 /// The slide's thumbnail: its `thumbnail`/`thumb`/`thumbName`, else `<id>.png` or `thumb.png`
 /// next to the entry page, else `thumbnails/<id>.png`.
-fn slide_thumbnail(tree: &SourceTree, s: &SourceSlide, entry: &BundlePath) -> Option<BundlePath> {
+fn slide_thumbnail(tree: &SourceTree, s: &SourceSlide, entry: &BundlePath, slides_dir: &str) -> Option<BundlePath> {
     let id = &s.id;
     let mut cands: Vec<Option<BundlePath>> = Vec::new();
+    if let Some(t) = s.def.get("files").and_then(|f| f.get("thumbs").or_else(|| f.get("thumbnail"))).and_then(|t| match t {
+        Value::Array(a) => a.first().and_then(Value::as_str),
+        Value::String(t) => Some(t.as_str()),
+        _ => None,
+    }) {
+        cands.push(BundlePath::parse(t.trim_start_matches("./")).ok());
+    }
     if let Some(t) = str_field(&s.def, &["thumbnail", "thumb", "thumbName"]) {
         cands.push(entry.join_relative(&t));
         cands.push(BundlePath::parse(t.trim_start_matches("./")).ok());
+    }
+    let folder = slides_dir.replace("<id>", id);
+    for ext in ["png", "jpg"] {
+        cands.push(BundlePath::parse(&format!("{folder}{id}.{ext}")).ok());
     }
     for ext in ["png", "jpg", "jpeg"] {
         cands.push(entry.join_relative(&format!("{id}.{ext}")));

@@ -1,7 +1,7 @@
-//! Importers: turn content made for Veeva CRM CLM or Agnitio/OCE into one edetail bundle.
+//! Importers: turn content made for Veeva CRM CLM, Agnitio or IQVIA OCE into one edetail bundle.
 //!
 //! Imported slides keep their own HTML and JavaScript; the manifest records which bridge each
-//! slide expects so the device runtime can provide the matching API shim. Every importer
+//! slide expects so the device runtime can emulate the matching container. Every importer
 //! returns an [`ImportReport`] saying what was mapped and what was not.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,6 +19,8 @@ use crate::path::BundlePath;
 use crate::writer::{BundleFile, FileSource, write_atomically, write_bundle};
 
 pub mod agnitio;
+pub mod compat;
+pub mod oce;
 pub mod veeva;
 
 /// Bundle metadata given on the command line; each field overrides what the source says.
@@ -61,6 +63,9 @@ pub struct ImportReport {
     pub mapped: Vec<Mapped>,
     pub unmapped: Vec<Unmapped>,
     pub warnings: Vec<String>,
+    /// Vendor container calls found in the deck's scripts and pages, and whether edetail
+    /// handles them.
+    pub compat: compat::CompatReport,
 }
 
 impl ImportReport {
@@ -667,6 +672,20 @@ fn check_bundle_paths(files: &[(BundleFile, String)]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The vendor calls in every script and page of `trees`, each file named by its bundle path
+/// (`prefix` + its path in the tree).
+fn compat_of(trees: &[(&str, &SourceTree)]) -> Result<compat::CompatReport> {
+    let mut scanner = compat::Scanner::default();
+    for (prefix, tree) in trees {
+        for path in tree.files.keys().filter(|p| compat::is_script_or_page(p)) {
+            if let Some(text) = tree.read_text(path)? {
+                scanner.scan(&format!("{prefix}{path}"), &text);
+            }
+        }
+    }
+    Ok(scanner.finish())
 }
 
 /// Writes the bundle (unsigned) to `out` atomically; returns the manifest as written.

@@ -151,9 +151,43 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
         }
     }
 
+    // A zip with a single top folder X that other slides reference as `../X/` is a shared
+    // resource, whatever it is called and even if it holds an HTML page.
+    let by_content: Vec<String> = slide_zips
+        .iter()
+        .filter(|(_, km)| {
+            km.top.as_ref().is_some_and(|top| {
+                !top.eq_ignore_ascii_case(&km.stem)
+                    && !stems.contains(top)
+                    && outside.iter().any(|r| {
+                        !r.from.as_str().starts_with(&format!("{}/", km.stem))
+                            && r.resolved
+                                .as_ref()
+                                .and_then(|p| p.as_str().strip_prefix(&format!("{top}/")))
+                                .is_some_and(|rest| km.tree.find(rest).is_some())
+                    })
+            })
+        })
+        .map(|(k, _)| k.clone())
+        .collect();
+    let mut content_shared: Vec<(usize, SourceTree, String)> = Vec::new();
+    for key in by_content {
+        let Some(km) = slide_zips.remove(&key) else { continue };
+        let folder = km.top.clone().unwrap_or_default();
+        warnings.push(format!(
+            "{}: slides reference its folder as ../{folder}/, so it is imported as a shared resource, not a key message",
+            km.name
+        ));
+        outside.retain(|r| !r.from.as_str().starts_with(&format!("{}/", km.stem)));
+        goto_targets.retain(|(from, _)| !from.starts_with(&format!("{}/", km.stem)));
+        let i = zips.iter().position(|z| z.name == km.name).unwrap_or_default();
+        content_shared.push((i, km.tree, folder));
+    }
+    let stems: BTreeSet<String> = slide_zips.values().map(|k| k.stem.clone()).collect();
+
     // Shared resources: declared or named ones, then zips without an entry page whose files
     // the slides reference.
-    let mut shared: Vec<(usize, SourceTree, String)> = Vec::new();
+    let mut shared: Vec<(usize, SourceTree, String)> = content_shared;
     for (i, tree) in shared_zips {
         let tree = strip_shared_top(&zips[i], tree);
         let folder = shared_folder(&zips[i], &tree, &outside, &stems, &mut warnings);
@@ -161,6 +195,17 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
     }
     for (i, tree, why) in undecided {
         let tree = strip_shared_top(&zips[i], tree);
+        // A single top folder that the slides reference as ../<folder>/ is the shared folder.
+        if let Some(top) = tree.single_top_folder()
+            && !stems.contains(&top)
+            && outside
+                .iter()
+                .any(|r| r.resolved.as_ref().is_some_and(|p| p.as_str().starts_with(&format!("{top}/")) && tree.files.contains_key(p)))
+        {
+            let inner = tree.strip_folder(&top);
+            shared.push((i, inner, top));
+            continue;
+        }
         match best_folder(&tree, &outside, &stems) {
             Some((folder, _)) => shared.push((i, tree, folder)),
             None => {
@@ -323,9 +368,11 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
         reason: "Veeva content does not say which topics a slide covers; no slide topics were set".into(),
     });
 
-    // Reference checks: what slides reach outside their folder must be in the bundle.
+    // Reference checks: what slides reach outside their folder must be in the bundle; a
+    // reference to a missing file is an error (the slide would break on the device).
     let present: BTreeSet<&str> = files.iter().map(|(f, _)| f.path.as_str()).collect();
     let mut reported = BTreeSet::new();
+    let mut dangling = Vec::new();
     for r in &outside {
         let ok = r.resolved.as_ref().is_some_and(|p| present.contains(p.as_str()));
         if !ok && reported.insert((r.from.to_string(), r.reference.clone())) {
@@ -336,18 +383,35 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
                 Some(p) => format!("{p}, which is not in the bundle"),
                 None => "a path outside the bundle".to_string(),
             };
-            warnings.push(format!("{} references {} -> {what}", r.from, r.reference));
+            let stem = r.from.as_str().split('/').next().unwrap_or_default();
+            let slide =
+                manifest.slides.iter().find(|s| s.entry.as_str().starts_with(&format!("{stem}/"))).map(|s| s.id.as_str()).unwrap_or(stem);
+            dangling.push(format!("slide {slide}: {} references {} -> {what}", r.from, r.reference));
         }
     }
+    if !dangling.is_empty() {
+        return Err(import_err(format!(
+            "Veeva import: {} reference(s) to files that are not in the bundle; add the files (or the shared-resource zip) \
+             or fix the references:\n  {}",
+            dangling.len(),
+            dangling.join("\n  ")
+        )));
+    }
     let slide_zip_names: BTreeSet<String> = slide_zips.keys().cloned().collect();
+    let stems_lower: BTreeSet<String> = slide_zips.values().map(|k| k.stem.to_ascii_lowercase()).collect();
     for (from, target) in goto_targets {
-        if !slide_zip_names.contains(&target.to_ascii_lowercase()) {
+        let t = target.to_ascii_lowercase();
+        if !slide_zip_names.contains(&t) && !stems_lower.contains(&t) {
             warnings.push(format!("{from} calls gotoSlide('{target}'), which is not among the imported key messages"));
         }
     }
 
+    let mut trees: Vec<(String, &SourceTree)> = slide_zips.values().map(|k| (format!("{}/", k.stem), &k.tree)).collect();
+    trees.extend(shared.iter().map(|(_, t, folder)| (format!("{folder}/"), t)));
+    let trees: Vec<(&str, &SourceTree)> = trees.iter().map(|(p, t)| (p.as_str(), *t)).collect();
+    let compat = super::compat_of(&trees)?;
     let written = write_output(out, manifest, files, progress)?;
-    Ok(ImportReport { format: "veeva".into(), manifest: written, mapped, unmapped, warnings })
+    Ok(ImportReport { format: "veeva".into(), manifest: written, mapped, unmapped, warnings, compat })
 }
 
 /// The zips to import: files as given, folders' `*.zip` sorted by name.
@@ -412,6 +476,8 @@ struct KeyMessageZip {
     poster: Option<BundlePath>,
     /// Set when the entry page had to be guessed.
     guessed: Option<String>,
+    /// The single top folder the zip had (removed from `tree`), if any.
+    top: Option<String>,
 }
 
 enum Found {
@@ -425,13 +491,17 @@ enum Found {
 fn find_entry(z: &ZipInput, tree: SourceTree) -> Result<Found> {
     let names = [format!("{}.html", z.stem), "index.html".to_string()];
     let at_root = |t: &SourceTree| names.iter().find_map(|n| t.find_ignore_case(n).cloned());
+    let mut top_folder = None;
     let (tree, entry) = if let Some(e) = at_root(&tree) {
         (tree, Some(e))
     } else if let Some(top) = tree.single_top_folder() {
         let inner = tree.clone().strip_folder(&top);
         let own = format!("{top}.html");
         match at_root(&inner).or_else(|| inner.find_ignore_case(&own).cloned()) {
-            Some(e) => (inner, Some(e)),
+            Some(e) => {
+                top_folder = Some(top);
+                (inner, Some(e))
+            }
             None => (tree, None),
         }
     } else {
@@ -472,7 +542,16 @@ fn find_entry(z: &ZipInput, tree: SourceTree) -> Result<Found> {
     let images = |base: &str| ["jpg", "jpeg", "png"].iter().map(|x| format!("{base}.{x}")).collect::<Vec<_>>();
     let thumbnail = pick([images(&format!("{}-thumb", z.stem)), images(&format!("{entry_stem}-thumb")), images("thumb")].concat());
     let poster = pick([images(&format!("{}-full", z.stem)), images(&format!("{entry_stem}-full")), images("poster")].concat());
-    Ok(Found::Slide(Box::new(KeyMessageZip { name: z.name.clone(), stem: z.stem.clone(), tree, entry, thumbnail, poster, guessed })))
+    Ok(Found::Slide(Box::new(KeyMessageZip {
+        name: z.name.clone(),
+        stem: z.stem.clone(),
+        tree,
+        entry,
+        thumbnail,
+        poster,
+        guessed,
+        top: top_folder,
+    })))
 }
 
 /// A reference from a slide file to a path outside its own folder.
@@ -537,20 +616,28 @@ fn shared_folder(z: &ZipInput, tree: &SourceTree, outside: &[OutsideRef], stems:
     folder
 }
 
-/// First string arguments of `gotoSlide(...)` calls that name a zip.
+/// Key messages named by `gotoSlide(...)` / `gotoSlideV2(...)` calls and `veeva:gotoSlide(...)`
+/// requests whose first argument is a string literal: `'X.zip'`, the single-string form
+/// `'X.zip, PRESENTATION'`, or a bare key message name. Calls with a variable are skipped.
 fn goto_slide_targets(text: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("gotoSlide(") {
-        rest = &rest[i + "gotoSlide(".len()..];
-        let arg = rest.trim_start();
-        let Some(q) = arg.chars().next().filter(|c| *c == '\'' || *c == '"') else {
-            continue;
-        };
-        if let Some(end) = arg[1..].find(q) {
-            let target = &arg[1..1 + end];
-            if target.to_ascii_lowercase().ends_with(".zip") && target.len() < 256 {
-                out.push(target.to_string());
+    for pat in ["gotoSlide(", "gotoSlideV2("] {
+        for (i, _) in text.match_indices(pat) {
+            if text[..i].ends_with("CLMPlayer.") {
+                continue;
+            }
+            let arg = text[i + pat.len()..].trim_start();
+            let request = text[..i].ends_with("veeva:");
+            let target = match arg.chars().next() {
+                Some(q @ ('\'' | '"')) => arg[1..].find(q).map(|end| &arg[1..1 + end]),
+                // veeva:gotoSlide(X.zip) / veeva:gotoSlide(X.zip,PRES): the request itself.
+                Some(_) if request => arg.find([')', '"', '\'']).map(|end| &arg[..end]),
+                _ => None,
+            };
+            let Some(target) = target else { continue };
+            let first = target.split(',').next().unwrap_or_default().trim();
+            if !first.is_empty() && first.len() < 256 && !first.contains([' ', '+', '(']) {
+                out.push(first.to_string());
             }
         }
     }
@@ -1033,7 +1120,8 @@ mod tests {
 
     #[test]
     fn goto_targets() {
-        let js = "com.veeva.clm.gotoSlide('CZ_Safety_01.zip', ''); gotoSlide( \"x.zip\" ); gotoSlide(name)";
-        assert_eq!(goto_slide_targets(js), vec!["CZ_Safety_01.zip", "x.zip"]);
+        let js = "com.veeva.clm.gotoSlide('CZ_Safety_01.zip', ''); gotoSlide( \"x.zip\" ); gotoSlide(name); \
+                  com.veeva.clm.gotoSlide('Y.zip, MAIN_PRES'); location = 'veeva:gotoSlide(Z.zip,PRES)'; CLMPlayer.gotoSlide('S')";
+        assert_eq!(goto_slide_targets(js), vec!["CZ_Safety_01.zip", "x.zip", "Y.zip", "Z.zip"]);
     }
 }

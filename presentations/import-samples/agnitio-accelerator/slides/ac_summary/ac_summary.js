@@ -1,0 +1,3 @@
+/* ac_summary: slide script, loaded by the framework with the slide. */
+window.czSlides = window.czSlides || {};
+window.czSlides.ac_summary = { loaded: true };
