@@ -22,6 +22,20 @@ bindings. What it checks, per shell (examples/android-shell, examples/ios-shell)
   bridge  the JavaScript names the shells use are those crates/edetail-core/js/edetail.js
           looks for (the iOS message handler, the Android interface and its method, and
           window.edetail._receive for replies).
+  containers  the vendor container duties (ADR 0013; crates/edetail-core/js/README.md,
+          "containers.js"): the runtime scripts the core serves (names read from
+          crates/edetail-core/src/assets.rs), edetail.js before containers.js, read through
+          resolveAsset("/_edetail/..."), veeva-clm.js tied to the Veeva bridge (BridgeKind); iOS: a
+          WKUserScript at .atDocumentStart with forMainFrameOnly: false; Android: a feature-detected
+          WebViewCompat.addDocumentStartJavaScript and the <script src> fallback after <head> (and
+          androidx.webkit in app/build.gradle.kts); `veeva` / `objc` navigations (and, on iOS, the
+          native `veeva` / `nativeCall` message handlers containers.js defers to) mapped to the
+          window.edetailContainers functions containers.js exports, intercepted (Android
+          shouldOverrideUrlLoading, iOS decidePolicyFor + .cancel) and handed over as a JSON literal
+          (JSONObject.quote / a JSONSerialization helper), never spliced raw; Android adds no second
+          JavaScript interface; navigation results: `navigate` read from vendor results and `moved`
+          honoured, and the FFI's SlideTarget.moved read wherever EdetailDevice.navigate is called;
+          Android's wide viewport; each README's "Decks made for other vendors" section.
   config  AndroidManifest.xml names classes that exist and the permissions the code needs;
           the Info.plist fragment permits exactly the BGTask identifiers the Swift code uses
           and the background modes for the request types it submits.
@@ -636,6 +650,97 @@ def check_bridge(res: Results, shell: str, sources: list[Source], js: dict[str, 
                 f"edetail.js posts to window.webkit.messageHandlers.{js['ios_handler']}")
 
 
+def containers_contract(js_dir: Path) -> dict[str, object]:
+    """What the shells must match, read from the runtime itself: the scripts the core serves at
+    /_edetail/ and the window.edetailContainers functions (and webkit handler names) of containers.js."""
+    assets = (js_dir.parent / "src/assets.rs").read_text()
+    containers = (js_dir / "containers.js").read_text()
+    m = re.search(r"window\.edetailContainers\s*=\s*\{", containers)
+    surface = containers[m.end() - 1 : matching(containers, m.end() - 1)] if m else ""
+
+    def export(ns: str, fn: str) -> str | None:
+        block = re.search(rf"\b{ns}:\s*\{{([^{{}}]*)\}}", surface)
+        return f"window.edetailContainers.{ns}.{fn}" if block and re.search(rf"\b{fn}:", block.group(1)) else None
+
+    return {
+        "scripts": re.findall(r'"([\w-]+\.js)"\s*=>', assets),
+        # URL scheme or message handler name -> the function the shell hands the value to.
+        "schemes": {"veeva": export("veeva", "request"), "objc": export("agnitio", "invoke")},
+        "handlers": {name: export(ns, fn) for name, ns, fn in (("veeva", "veeva", "request"), ("nativeCall", "oce", "nativeCall"))
+                     if re.search(rf'installWebkit\("{name}"', containers)},
+    }
+
+
+def check_containers(res: Results, shell: str, root: Path, sources: list[Source], uses: dict[str, list[str]],
+                     contract: dict[str, object]) -> None:
+    text = "\n".join(s.nocomment for s in sources)
+    kotlin = shell == "android"
+    name = f"containers {shell}"
+    scripts: list[str] = contract["scripts"]  # type: ignore[assignment]
+    missing = [s for s in scripts if f'"{s}"' not in text and f'"/_edetail/{s}"' not in text]
+    order = [text.find(f'"{s}"') for s in ("edetail.js", "containers.js")]
+    res.add(len(scripts) >= 3 and not missing and -1 < order[0] < order[1], f"{name}: runtime scripts {scripts}, edetail.js before containers.js",
+            f"missing {missing}" if missing else "containers.js named before edetail.js (it needs edetail.js)")
+    res.add(re.search(r'resolveAsset\((?:urlPath:\s*)?"/_edetail/', text) is not None, f"{name}: runtime scripts read through resolveAsset(\"/_edetail/…\")")
+    veeva_case = "BridgeKind.VEEVA" if kotlin else "BridgeKind.veeva"
+    res.add(veeva_case in text and "veeva-clm.js" in text, f"{name}: veeva-clm.js only in slides whose bridge is {veeva_case}")
+    if kotlin:
+        res.add("WebViewFeature.isFeatureSupported(WebViewFeature.DOCUMENT_START_SCRIPT)" in text
+                and re.search(r"WebViewCompat\.addDocumentStartJavaScript\(\s*\w+\s*,", text) is not None,
+                f"{name}: feature-detected WebViewCompat.addDocumentStartJavaScript")
+        res.add(re.search(r'Regex\("<head', text) is not None and '<script src=\\"/_edetail/' in text and "shouldInterceptRequest" in text,
+                f"{name}: fallback <script src=\"/_edetail/…\"> tags after <head> in shouldInterceptRequest")
+        gradle = next(root.glob("**/build.gradle.kts"), None)
+        res.add(gradle is not None and '"androidx.webkit:webkit:' in gradle.read_text(), f"{name}: app/build.gradle.kts depends on androidx.webkit")
+    else:
+        res.add(re.search(r"WKUserScript\(\s*source:.*?injectionTime:\s*\.atDocumentStart\s*,\s*forMainFrameOnly:\s*false\s*\)", text) is not None
+                and ".addUserScript(" in text, f"{name}: WKUserScript at .atDocumentStart, forMainFrameOnly: false, added")
+    pairs = dict(contract["schemes"])  # type: ignore[arg-type]
+    if not kotlin:
+        pairs.update(contract["handlers"])  # type: ignore[arg-type]
+    for key, call in sorted(pairs.items()):
+        found = call is not None and re.search(rf'"{key}"\s*(?:to|:)\s*"{re.escape(call)}"', text) is not None
+        res.add(found, f"{name}: {key!r} handed to {call}", "containers.js exports no such function" if call is None else f'no "{key}" mapped to "{call}"')
+    if kotlin:
+        res.add(re.search(r"override fun shouldOverrideUrlLoading\([^)]*\)[^{]*\{[^}]*\.scheme", text) is not None,
+                f"{name}: shouldOverrideUrlLoading intercepts by URL scheme")
+        safe = re.findall(r'edetailContainers && \$\{?\w+\}?\((.{0,40})', text)
+        res.add(bool(safe) and all(a.startswith("${JSONObject.quote(") for a in safe), f"{name}: URLs handed over as JSON literals (JSONObject.quote)",
+                f"arguments: {safe}")
+        interfaces = re.findall(r"addJavascriptInterface\(", text)
+        res.add(len(interfaces) == 1, f"{name}: no JavaScript interface beyond the bridge's", f"{len(interfaces)} addJavascriptInterface calls")
+    else:
+        res.add(re.search(r"decidePolicyFor\s+\w+:\s*WKNavigationAction", text) is not None and "decisionHandler(.cancel)" in text
+                and re.search(r"\.navigationDelegate\s*=", text) is not None, f"{name}: decidePolicyFor cancels container navigations (navigationDelegate set)")
+        handlers: dict[str, str | None] = contract["handlers"]  # type: ignore[assignment]
+        for h in sorted(handlers):
+            res.add(re.search(rf'\.add\(\s*[^,]+,\s*name:\s*"{h}"\s*\)', text) is not None, f"{name}: native message handler {h!r} registered")
+        res.add("removeAllScriptMessageHandlers()" in text, f"{name}: message handlers removed when the view goes (they retain the coordinator)")
+        args = re.findall(r'edetailContainers && \\\(\w+\)\(\\\(((?:Self\.)?\w+)\(', text)
+        helpers = {a.split(".")[-1] for a in args}
+        bodies = {h: re.search(rf"func {h}\([^)]*\)[^{{]*\{{", text) for h in helpers}
+        ok = bool(args) and all(b is not None and "JSONSerialization" in text[b.end() : b.end() + 400] for b in bodies.values())
+        res.add(ok and len(args) == len(re.findall(r"edetailContainers && ", text)), f"{name}: values handed over as JSON literals ({sorted(helpers)})",
+                "every `window.edetailContainers && <call>(…)` must wrap its argument in a JSONSerialization helper")
+    if kotlin:
+        moved = re.search(r'optJSONObject\("navigate"\)', text) and re.search(r'optBoolean\(\s*"moved"\s*,\s*true\s*\)', text)
+    else:
+        moved = re.search(r'\["navigate"\]', text) and re.search(r'\["moved"\]\s*as\?\s*Bool\s*==\s*false', text)
+    res.add(bool(moved), f"{name}: bridge replies: a result's `navigate` followed, not when `moved` is false")
+    if "EdetailDevice.navigate" in uses:
+        res.add("SlideTarget.moved" in uses, f"{name}: FFI navigate: SlideTarget.moved read before reloading", "the shell calls navigate and never reads .moved")
+    else:
+        res.add(False, f"{name}: FFI navigate (the shell's own navigation) used", "no EdetailDevice.navigate call found")
+    if kotlin:
+        res.add(re.search(r"useWideViewPort\s*=\s*true", text) is not None and re.search(r"loadWithOverviewMode\s*=\s*true", text) is not None,
+                f"{name}: wide viewport (useWideViewPort, loadWithOverviewMode)")
+    readme = root / "README.md"
+    section = re.search(r"(?ms)^## Decks made for other vendors\n(.*?)(?=^## |\Z)", readme.read_text()) if readme.exists() else None
+    words = ("containers.js", "veeva", "objc", "moved", "viewport")
+    res.add(section is not None and all(w in section.group(1) for w in words), f"{name}: README.md has 'Decks made for other vendors'",
+            f"a '## Decks made for other vendors' section naming {words}")
+
+
 def check_android_config(res: Results, root: Path, sources: list[Source]) -> None:
     manifest_path = next(root.glob("**/AndroidManifest.xml"), None)
     if manifest_path is None:
@@ -690,6 +795,7 @@ def shells(root: Path) -> list[Shell]:
 def check(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path) -> Results:
     res = Results()
     js = js_contract(js_path.read_text())
+    contract = containers_contract(js_path.parent)
     for shell in shells(root):
         files = sorted(p for p in shell.dir.rglob(f"*{shell.lang.ext}") if p.is_file())
         if not files:
@@ -716,6 +822,7 @@ def check(root: Path, apis: dict[str, dict[str, LibType]], js_path: Path) -> Res
         res.add(len(uses) >= 15, f"api {shell.name}: {len(uses)} distinct library uses found",
                 "too few: the extraction itself is broken" if len(uses) < 15 else "")
         check_bridge(res, shell.name, sources, js)
+        check_containers(res, shell.name, shell.dir, sources, uses, contract)
         (check_android_config if shell.name == "android" else check_ios_config)(res, shell.dir, sources)
     return res
 
@@ -738,6 +845,23 @@ MUTATIONS = [
     ("a permission missing from the manifest", "android", "**/AndroidManifest.xml", '<uses-permission android:name="android.permission.ACCESS_NETWORK_STATE" />', "", "config android"),
     ("a reply through the wrong JavaScript function", "ios", "**/PresenterView.swift", "window.edetail && window.edetail._receive(", "window.edetail && window.edetail.receive(", "bridge ios"),
     ("a stale line count in a README", "ios", "README.md", r"re:\*\*\d+ lines of", "**1 lines of", "size ios: README"),
+    # Vendor containers (ADR 0013).
+    ("a runtime script misnamed (Kotlin)", "android", "**/SlideWebViewClient.kt", '"containers.js"', '"container.js"', "containers android"),
+    ("no document-start script (Kotlin)", "android", "**/PresenterActivity.kt", "WebViewCompat.addDocumentStartJavaScript(", "WebViewCompat.addJavascriptOnEvent(", "containers android"),
+    ("no <script> fallback (Kotlin)", "android", "**/SlideWebViewClient.kt", 'Regex("<head', 'Regex("<body', "containers android"),
+    ("a URL spliced raw into JavaScript (Kotlin)", "android", "**/SlideWebViewClient.kt", "${JSONObject.quote(request.url.toString())}", "'${request.url}'", "containers android"),
+    ("objc:// handed to the wrong function (Kotlin)", "android", "**/SlideWebViewClient.kt", "agnitio.invoke", "agnitio.call", "containers android"),
+    ("moved: false followed anyway (Kotlin)", "android", "**/PresenterActivity.kt", ' && nav.optBoolean("moved", true)', "", "containers android"),
+    ("SlideTarget.moved ignored (Kotlin)", "android", "**/PresenterActivity.kt", "if (target.moved) show(target.url)", "show(target.url)", "containers android"),
+    ("no wide viewport (Kotlin)", "android", "**/PresenterActivity.kt", "useWideViewPort = true", "useWideViewPort = false", "containers android"),
+    ("a user script at document end (Swift)", "ios", "**/PresenterView.swift", "injectionTime: .atDocumentStart", "injectionTime: .atDocumentEnd", "containers ios"),
+    ("a main-frame-only user script (Swift)", "ios", "**/PresenterView.swift", "forMainFrameOnly: false", "forMainFrameOnly: true", "containers ios"),
+    ("a misnamed native handler (Swift)", "ios", "**/PresenterView.swift", 'name: "nativeCall"', 'name: "nativecall"', "containers ios"),
+    ("container navigations allowed (Swift)", "ios", "**/PresenterView.swift", "decisionHandler(.cancel)", "decisionHandler(.allow)", "containers ios"),
+    ("a value spliced raw into JavaScript (Swift)", "ios", "**/PresenterView.swift", "\\(Self.jsLiteral(value))", "\\(value)", "containers ios"),
+    ("moved: false followed anyway (Swift)", "ios", "**/PresenterView.swift", 'nav?["moved"] as? Bool == false ? nil : ', "", "containers ios"),
+    ("SlideTarget.moved ignored (Swift)", "ios", "**/PresenterView.swift", ", target.moved else", " else", "containers ios"),
+    ("a README without the vendor section", "android", "README.md", "## Decks made for other vendors", "## Other decks", "containers android"),
 ]
 # Any change to the code moves its line count, so the README's stated count is not held
 # against the other mutations.

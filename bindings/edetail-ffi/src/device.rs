@@ -137,6 +137,7 @@ impl EdetailDevice {
                         key_message: s.key_message.clone(),
                         topics: s.topics.clone(),
                         hidden: s.hidden,
+                        bridge: s.bridge.into(),
                     })
                     .collect(),
                 update,

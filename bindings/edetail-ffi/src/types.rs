@@ -61,6 +61,29 @@ pub struct SlideInfo {
     pub key_message: Option<String>,
     pub topics: Vec<String>,
     pub hidden: bool,
+    /// The JavaScript API the slide expects (manifest `bridge`): native shells add
+    /// `/_edetail/veeva-clm.js` to the runtime scripts of `Veeva` slides (ADR 0013).
+    pub bridge: BridgeKind,
+}
+
+/// A slide's manifest `bridge`: which vendor's API its scripts call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum BridgeKind {
+    Edetail,
+    Veeva,
+    Agnitio,
+    Oce,
+}
+
+impl From<edetail_bundle::Bridge> for BridgeKind {
+    fn from(b: edetail_bundle::Bridge) -> Self {
+        match b {
+            edetail_bundle::Bridge::Edetail => BridgeKind::Edetail,
+            edetail_bundle::Bridge::Veeva => BridgeKind::Veeva,
+            edetail_bundle::Bridge::Agnitio => BridgeKind::Agnitio,
+            edetail_bundle::Bridge::Oce => BridgeKind::Oce,
+        }
+    }
 }
 
 #[derive(Debug, Clone, uniffi::Record)]

@@ -47,5 +47,6 @@ dependencies {
     implementation("androidx.activity:activity-ktx:1.9.3")
     implementation("androidx.lifecycle:lifecycle-process:2.8.7")
     implementation("androidx.lifecycle:lifecycle-runtime-ktx:2.8.7")
+    implementation("androidx.webkit:webkit:1.12.1") // WebViewCompat.addDocumentStartJavaScript
     implementation("androidx.work:work-runtime-ktx:2.10.0")
 }

@@ -28,10 +28,7 @@ final class AssetSchemeHandler: NSObject, WKURLSchemeHandler {
             guard deliver(id, { task.didReceive(response) }) else { return }
             while true {
                 let chunk: Data
-                do { chunk = try asset.read(maxBytes: Self.chunkBytes) } catch {
-                    _ = deliver(id) { task.didFailWithError(error); self.active.remove(id) }
-                    return
-                }
+                do { chunk = try asset.read(maxBytes: Self.chunkBytes) } catch { _ = deliver(id) { task.didFailWithError(error); self.active.remove(id) }; return }
                 if chunk.isEmpty { break }
                 guard deliver(id, { task.didReceive(chunk) }) else { return }
             }

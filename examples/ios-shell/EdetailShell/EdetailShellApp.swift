@@ -17,9 +17,7 @@ protocol RepSession: Sendable {
 
 /// PLACEHOLDER: replace with your SSO. Without a token, sync stops with ApiError.AuthRequired.
 struct PlaceholderSession: RepSession {
-    let repId = "rep-placeholder"
-    let hubUrl = "https://hub.example.invalid"
-    let deviceId = "device-placeholder"
+    let repId = "rep-placeholder", hubUrl = "https://hub.example.invalid", deviceId = "device-placeholder"
     func accessToken() async -> String? { nil }
     func refreshAccessToken() async {}
 }
@@ -30,8 +28,7 @@ final class SessionTokens: TokenProvider {
     init(_ session: any RepSession) { self.session = session }
 
     func token() async throws -> String {
-        guard let token = await session.accessToken() else { throw TokenProviderError.Unavailable(reason: "signed out") }
-        return token
+        if let token = await session.accessToken() { return token } else { throw TokenProviderError.Unavailable(reason: "signed out") }
     }
 
     func refresh() async { await session.refreshAccessToken() }
@@ -65,8 +62,7 @@ struct EdetailShellApp: App {
     var body: some Scene {
         WindowGroup { PresenterView(device: device) }
             .onChange(of: scenePhase) { _, phase in
-                let lifecycle: AppLifecycle = phase == .background ? .background : .foreground
-                deviceQueue.async { device.setLifecycle(lifecycle: lifecycle) }
+                deviceQueue.async { device.setLifecycle(lifecycle: phase == .background ? AppLifecycle.background : AppLifecycle.foreground) }
                 if phase == .active { Task.detached { _ = try? await device.syncNow() } }
                 if phase == .background { BackgroundSync.schedule(afterMs: 0) }
             }
@@ -82,14 +78,9 @@ enum BackgroundSync {
     static func register(_ device: EdetailDevice) {
         BGTaskScheduler.shared.register(forTaskWithIdentifier: identifier, using: nil) { task in
             let sync = Task {
-                do {
-                    _ = try await device.syncNow()
-                    schedule(afterMs: regularMs)
-                    task.setTaskCompleted(success: true)
-                } catch {
-                    schedule(afterMs: device.nextSyncInMs() ?? regularMs)
-                    task.setTaskCompleted(success: false)
-                }
+                let synced = (try? await device.syncNow()) != nil
+                schedule(afterMs: synced ? regularMs : device.nextSyncInMs() ?? regularMs)
+                task.setTaskCompleted(success: synced)
             }
             // Time is up: stop the Rust sync (a cancelled Task does not); it answers SyncCancelled
             // at once, keeping what it already uploaded and downloaded.

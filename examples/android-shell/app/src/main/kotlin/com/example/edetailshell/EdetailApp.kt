@@ -41,8 +41,7 @@ object PlaceholderSession : RepSession {
 
 /** The library asks for the bearer token on every request and calls refresh() after a 401. */
 class SessionTokens(private val session: RepSession) : TokenProvider {
-    override suspend fun token(): String =
-        session.accessToken() ?: throw TokenProviderException.Unavailable("signed out")
+    override suspend fun token(): String = session.accessToken() ?: throw TokenProviderException.Unavailable("signed out")
 
     override suspend fun refresh() = session.refreshAccessToken()
 }
@@ -55,28 +54,22 @@ class EdetailApp : Application() {
     // off the UI thread, and in the order they happened.
     private val deviceThread = Executors.newSingleThreadExecutor()
 
-    fun onDevice(work: () -> Unit) = deviceThread.execute {
-        try { work() } catch (e: Exception) { Log.w(TAG, "edetail: ${e.javaClass.simpleName}: ${e.message}") }
-    }
+    fun onDevice(work: () -> Unit) = deviceThread.execute { try { work() } catch (e: Exception) { Log.w(TAG, "edetail: ${e.javaClass.simpleName}: ${e.message}") } }
 
     override fun onCreate() {
         super.onCreate()
         val session: RepSession = PlaceholderSession
         // Opening is a short SQLite open + recovery of a crashed call; apps that enforce
         // StrictMode can move it to a background initializer.
-        device = EdetailDevice.open(DeviceOptions(
-            dataDir = File(filesDir, "edetail/${session.repId}").path,
-            repId = session.repId,
-            publisherKeys = listOf(assets.open("edetail/publisher.pub").bufferedReader().use { it.readText() }),
-        ))
+        val publisherKey = assets.open("edetail/publisher.pub").bufferedReader().use { it.readText() }
+        device = EdetailDevice.open(DeviceOptions(dataDir = File(filesDir, "edetail/${session.repId}").path, repId = session.repId, publisherKeys = listOf(publisherKey)))
         // HTTPS trust: the system and device-management CAs (Rust's TLS cannot read Android's store itself).
         val cas = java.security.KeyStore.getInstance("AndroidCAStore").apply { load(null) }
         val roots = cas.aliases().toList().mapNotNull { cas.getCertificate(it)?.encoded }
         device.configureSync(session.hubUrl, session.deviceId, SessionTokens(session), roots)
         device.setOnline(false) // until the system reports a validated network (a captive portal is not online)
         getSystemService(ConnectivityManager::class.java).registerDefaultNetworkCallback(object : ConnectivityManager.NetworkCallback() {
-            override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) =
-                device.setOnline(networkCapabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED))
+            override fun onCapabilitiesChanged(network: Network, networkCapabilities: NetworkCapabilities) = device.setOnline(networkCapabilities.hasCapability(NetworkCapabilities.NET_CAPABILITY_VALIDATED))
 
             override fun onLost(network: Network) = device.setOnline(false)
         })

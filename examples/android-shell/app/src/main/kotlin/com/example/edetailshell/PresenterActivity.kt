@@ -2,28 +2,36 @@
 // slide bridge. edetail.js (served at /_edetail/edetail.js) posts each message through
 // `window.EdetailAndroid.postMessage(string)`; the library answers and the reply goes back
 // through `window.edetail._receive(string)`. The shell never interprets a message except to
-// follow a navigation the library asked for.
+// follow a navigation the library asked for. Decks made for other vendors (ADR 0013): the
+// runtime scripts run first in every slide (a document-start script where the WebView has the
+// feature, else <script> tags put into each entry page), and slides are scaled to fit like an iPad.
 package com.example.edetailshell
 
 import android.annotation.SuppressLint
 import android.net.Uri
 import android.os.Bundle
+import android.view.GestureDetector
+import android.view.MotionEvent
 import android.webkit.JavascriptInterface
 import android.webkit.WebView
 import androidx.activity.ComponentActivity
 import androidx.lifecycle.Lifecycle
 import androidx.lifecycle.lifecycleScope
 import androidx.lifecycle.repeatOnLifecycle
+import androidx.webkit.WebViewCompat
+import kotlin.math.abs
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.launch
 import org.json.JSONObject
 import uniffi.edetail_ffi.CallChannel
 import uniffi.edetail_ffi.ContentStatus
+import uniffi.edetail_ffi.Navigation
 
 class PresenterActivity : ComponentActivity() {
     private val app get() = application as EdetailApp
     private val device get() = app.device
     private lateinit var webView: WebView
+    private val client by lazy { SlideWebViewClient(device) }
 
     @SuppressLint("SetJavaScriptEnabled") // the slides are signed, approved content served only from our origin
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -34,33 +42,31 @@ class PresenterActivity : ComponentActivity() {
             settings.mediaPlaybackRequiresUserGesture = false
             settings.allowFileAccess = false
             settings.allowContentAccess = false
-            webViewClient = SlideWebViewClient(device)
+            // Slides made for an iPad declare <meta name="viewport" content="width=2048px">: scale them to fit.
+            settings.useWideViewPort = true
+            settings.loadWithOverviewMode = true
+            webViewClient = client
             addJavascriptInterface(Bridge(), "EdetailAndroid")
+            setOnTouchListener { _, event -> swipes.onTouchEvent(event); false } // the page still gets every touch
         }
         setContentView(webView)
         app.onDevice {
-            if (savedInstanceState != null && device.openCall() != null) {
-                // Recreated (a configuration change) with the call still open: same call, same slide.
-                runOnUiThread { webView.restoreState(savedInstanceState) }
-                return@onDevice
-            }
             // A real app lets the rep pick the HCP and the deck; the shell presents the first one.
             val bundle = device.bundles().firstOrNull { it.status == ContentStatus.READY } ?: return@onDevice
+            client.slides = bundle.slides.associate { Uri.decode(it.url) to it.bridge }
+            // The runtime scripts first in every slide and frame: a document-start script where the installed
+            // WebView supports it (androidx.webkit), else the client puts <script> tags into each entry page.
+            runOnUiThread { if (!client.injectTags) WebViewCompat.addDocumentStartJavaScript(webView, client.runtimeScript(), setOf(ORIGIN)) }
+            // Recreated (a configuration change) with the call still open: same call, same slide.
+            if (savedInstanceState != null && device.openCall() != null) return@onDevice runOnUiThread { webView.restoreState(savedInstanceState) }
             val call = device.startCall(null, CallChannel.FACE_TO_FACE, bundle.bundleId, null)
             show(call.first.url)
         }
         // While visible, a heartbeat every few seconds: after a crash, dwell ends at the last one.
-        lifecycleScope.launch {
-            repeatOnLifecycle(Lifecycle.State.STARTED) {
-                while (true) { app.onDevice { device.heartbeat() }; delay(HEARTBEAT_MS) }
-            }
-        }
+        lifecycleScope.launch { repeatOnLifecycle(Lifecycle.State.STARTED) { while (true) { app.onDevice { device.heartbeat() }; delay(HEARTBEAT_MS) } } }
     }
 
-    override fun onSaveInstanceState(outState: Bundle) {
-        super.onSaveInstanceState(outState)
-        webView.saveState(outState)
-    }
+    override fun onSaveInstanceState(outState: Bundle) { super.onSaveInstanceState(outState); webView.saveState(outState) }
 
     override fun onDestroy() {
         if (isFinishing) {
@@ -71,29 +77,39 @@ class PresenterActivity : ComponentActivity() {
         super.onDestroy()
     }
 
-    /** Loads a slide: the library's URL paths are plain paths, so percent-encode them ("50% off.html"). */
-    private fun show(path: String) = runOnUiThread { webView.loadUrl(ORIGIN + Uri.encode(path, "/")) }
+    /** Loads a slide: the library's URL paths are already percent-encoded and may carry a route (`?path=`, `#`). */
+    private fun show(path: String) = runOnUiThread { webView.loadUrl(ORIGIN + path) }
+
+    /** The shell's own navigation (a swipe): the slide is reloaded only when the deck moved. */
+    private fun go(to: Navigation) = app.onDevice {
+        val target = device.navigate(device.openCall() ?: return@onDevice, to, false)
+        if (target.moved) show(target.url) // "next" on the last slide, "previous" on the first: nothing
+    }
+
+    /** A horizontal fling is a swipe to the next / previous slide. */
+    private val swipes by lazy { GestureDetector(this, object : GestureDetector.SimpleOnGestureListener() {
+        override fun onFling(e1: MotionEvent?, e2: MotionEvent, velocityX: Float, velocityY: Float) = (abs(velocityX) > 2 * abs(velocityY))
+            .also { if (it) go(if (velocityX < 0) Navigation.Next else Navigation.Previous) }
+    }) }
 
     /** Called by edetail.js on the WebView's JavaBridge thread; the page waits until we return. */
     inner class Bridge {
-        @JavascriptInterface
-        fun postMessage(message: String) = app.onDevice {
+        @JavascriptInterface fun postMessage(message: String) = app.onDevice {
             val reply = device.handleBridgeMessage(message)
-            val next = navigationTarget(message, reply)
-            runOnUiThread {
-                webView.evaluateJavascript("window.edetail && window.edetail._receive(${JSONObject.quote(reply)})", null)
-                next?.let { show(it) }
-            }
+            runOnUiThread { webView.evaluateJavascript("window.edetail && window.edetail._receive(${JSONObject.quote(reply)})", null) }
+            navigationTarget(message, reply)?.let { show(it) } // queued after the reply
         }
     }
-
-    private companion object {
-        const val HEARTBEAT_MS = 5_000L
-
-        /** The URL path to load when the message was a `navigate` the library accepted, else null. */
-        fun navigationTarget(message: String, reply: String): String? = runCatching {
-            if (JSONObject(message).optString("method") != "navigate") return null
-            JSONObject(reply).optJSONObject("result")?.optString("url")?.takeIf { it.isNotEmpty() }
-        }.getOrNull()
-    }
 }
+
+private const val HEARTBEAT_MS = 5_000L
+
+/**
+ * The URL path to load when the message was a `navigate` the library accepted, or its result
+ * carries a `navigate` (a vendor call that moved the deck, ADR 0013); null when nothing moved.
+ */
+private fun navigationTarget(message: String, reply: String): String? = runCatching {
+    val result = JSONObject(reply).optJSONObject("result") ?: return null
+    val nav = if (JSONObject(message).optString("method") == "navigate") result else result.optJSONObject("navigate") ?: return null
+    nav.optString("url").takeIf { it.isNotEmpty() && nav.optBoolean("moved", true) }
+}.getOrNull()

@@ -41,11 +41,8 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
     }
 
     /** Schedules the next run when the engine suggests (its backoff), after this one ends. */
-    private fun retryLater(engineDelayMs: ULong?): Result {
-        val delayMs = engineDelayMs?.toLong() ?: DEFAULT_RETRY_MS
-        schedule(applicationContext, delayMs, ExistingWorkPolicy.APPEND_OR_REPLACE)
-        return Result.success()
-    }
+    private fun retryLater(engineDelayMs: ULong?): Result =
+        Result.success().also { schedule(applicationContext, engineDelayMs?.toLong() ?: DEFAULT_RETRY_MS, ExistingWorkPolicy.APPEND_OR_REPLACE) }
 
     companion object {
         private const val DEFAULT_RETRY_MS = 15 * 60 * 1000L
@@ -54,10 +51,7 @@ class SyncWorker(context: Context, params: WorkerParameters) : CoroutineWorker(c
         /** A sync as soon as there is a network (KEEP: a pending engine backoff is respected), plus one every few hours. */
         fun schedule(context: Context, delayMs: Long = 0, policy: ExistingWorkPolicy = ExistingWorkPolicy.KEEP) {
             val work = WorkManager.getInstance(context)
-            val once = OneTimeWorkRequestBuilder<SyncWorker>()
-                .setConstraints(NETWORK)
-                .setInitialDelay(delayMs, TimeUnit.MILLISECONDS)
-                .build()
+            val once = OneTimeWorkRequestBuilder<SyncWorker>().setConstraints(NETWORK).setInitialDelay(delayMs, TimeUnit.MILLISECONDS).build()
             work.enqueueUniqueWork("edetail-sync", policy, once)
             val periodic = PeriodicWorkRequestBuilder<SyncWorker>(4, TimeUnit.HOURS).setConstraints(NETWORK).build()
             work.enqueueUniquePeriodicWork("edetail-sync-periodic", ExistingPeriodicWorkPolicy.KEEP, periodic)
