@@ -5,6 +5,9 @@
 //!
 //! Everything real: SQLite files under `target/field-day/`, HTTP on loopback, signed content
 //! and signed plans. The tablets' clocks are simulated (a day passes in seconds), nothing else.
+//! One deck is a legacy Agnitio deck imported unchanged; its calls carry the exact container
+//! messages its own library sends (the page-side container emulation is covered by the browser
+//! tests).
 //!
 //!     cargo run -p edetail-field-day [-- --serve] [--out DIR]
 
@@ -19,9 +22,18 @@ use edetail_core::plans::{Suggestion, SuggestionSource};
 use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, Reaction, StartCall};
 use edetail_hub::{Hub, HubConfig};
 use edetail_sync::{StaticToken, SyncConfig, SyncEngine};
+use serde_json::json;
 
 const CARDIOZEN: &str = "com.example.cardiozen.launch";
 const GLUCORA: &str = "com.example.glucora.brief";
+/// A legacy Agnitio Accelerator deck, imported unchanged (issue 12): it runs in its own
+/// framework and reports slides and data to its container, which edetail emulates.
+const AGNITIO: &str = "com.cardiozen.agnitio.accelerator";
+
+/// The product a deck details (the hub keeps stages per product).
+fn product_of(bundle: &str) -> &'static str {
+    if bundle == GLUCORA { "glucora" } else { "cardiozen" }
+}
 
 /// One thing that happens in a call.
 enum Step {
@@ -34,6 +46,9 @@ enum Step {
     React(Reaction),
     Answer(&'static str, &'static str),
     FollowUp(&'static str),
+    /// The deck's own vendor library calls its container: the bridge message the page-side
+    /// container emulation forwards (`agnitio.invoke`, `veeva.request`, `oce.call`).
+    Deck(&'static str, serde_json::Value),
 }
 use Step::*;
 
@@ -90,6 +105,34 @@ fn main() -> anyhow::Result<()> {
         println!("  {:<34} v{}  {} slides  approval {}", m.id, m.version, m.slides.len(), m.approval_code);
         zips.push(zip);
     }
+    // A legacy Agnitio deck comes in unchanged: imported, then signed like the others.
+    let imported = out.join("agnitio-accelerator-unsigned.zip");
+    let opts = edetail_bundle::import::agnitio::AgnitioOptions {
+        meta: edetail_bundle::import::ImportMeta {
+            product: Some("cardiozen".into()),
+            approval_code: Some("CZ-AGN-0200".into()),
+            valid_until: Some(Utc::now() + chrono::Duration::days(365)),
+            ..Default::default()
+        },
+    };
+    let report = edetail_bundle::import::agnitio::import_agnitio(
+        &root.join("presentations/import-samples/agnitio-accelerator"),
+        &opts,
+        &imported,
+        &mut |_| {},
+    )
+    .context("importing the Agnitio Accelerator sample")?;
+    let agnitio_zip = out.join("agnitio-accelerator.zip");
+    edetail_bundle::writer::resign(std::fs::File::open(&imported)?, std::fs::File::create(&agnitio_zip)?, &content_key)?;
+    println!(
+        "  {:<34} v{}  {} slides  approval {}  (imported from Agnitio: {} slides in its own framework, routes ?path=…)",
+        report.manifest.id,
+        report.manifest.version,
+        report.manifest.slides.len(),
+        report.manifest.approval_code,
+        report.manifest.slides.iter().filter(|s| s.route.is_some()).count()
+    );
+    zips.push(agnitio_zip);
 
     // ---- the hub ----------------------------------------------------------------------
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -201,6 +244,36 @@ fn main() -> anyhow::Result<()> {
                 Show("dosing-guide", 6),
             ],
         },
+        Visit {
+            tablet: 1,
+            hcp: "hcp-0205",
+            behaviour: "Agnitio deck: taps through the data, asks for an email",
+            bundle: AGNITIO,
+            steps: vec![
+                // The framework starts on its first slide and reports it (already shown: no new view).
+                Deck(
+                    "agnitio.invoke",
+                    agnitio_monitoring(json!({"type": "system", "category": "slideEnter", "valueId": "ac_intro", "value": "Introduction"})),
+                ),
+                Swipe(6),
+                // The deck's own "data" tab and chart: custom monitoring data.
+                Deck(
+                    "agnitio.invoke",
+                    agnitio_monitoring(json!({"type": "custom", "category": "chart", "label": "hba1c-curve", "value": "tap"})),
+                ),
+                Swipe(25),
+                // The deck's own "back to data" button: its framework moves and reports it.
+                Deck("agnitio.invoke", agnitio_monitoring(json!({"type": "system", "category": "slideExit", "valueId": "ac_dosing"}))),
+                Deck(
+                    "agnitio.invoke",
+                    agnitio_monitoring(json!({"type": "system", "category": "slideEnter", "valueId": "ac_data", "value": "Clinical data"})),
+                ),
+                Show("ac-dosing", 30),
+                // Not an approved channel: answered and kept as unsupported_api.
+                Deck("agnitio.invoke", json!({"url": "objc://iplanner/sendMail?%7B%22subject%22%3A%22Cardiozen%20dosing%22%7D"})),
+                Deck("agnitio.invoke", json!({"api": "getPresenter", "params": "{\"resultFunction\":\"ag.data._savePresenter\"}"})),
+            ],
+        },
     ];
     for v in &visits {
         let t = &tablets[v.tablet];
@@ -214,6 +287,7 @@ fn main() -> anyhow::Result<()> {
         })?;
         let call = started.call_id.clone();
         t.clock.advance(Duration::from_secs(1));
+        let (mut deck_calls, mut deck_recorded, mut deck_unsupported) = (0, 0, 0);
         for step in &v.steps {
             match step {
                 Show(slide, secs) | HcpAsks(slide, secs) => {
@@ -234,6 +308,19 @@ fn main() -> anyhow::Result<()> {
                 FollowUp(topic) => {
                     t.device.follow_up(&call, topic, None)?;
                 }
+                Deck(method, params) => {
+                    let before = t.device.outbox().for_call(&call)?;
+                    let msg = json!({"v": 1, "id": deck_calls, "method": method, "params": params});
+                    let reply: serde_json::Value = serde_json::from_str(&t.device.handle_bridge_message(&msg.to_string()))?;
+                    if reply["ok"] != true {
+                        bail!("the deck's {method} call was refused: {reply}");
+                    }
+                    let after = t.device.outbox().for_call(&call)?;
+                    deck_calls += 1;
+                    deck_recorded += usize::from(after.len() > before.len());
+                    deck_unsupported += after[before.len()..].iter().filter(|e| e.kind == edetail_core::vendor::UNSUPPORTED_API).count();
+                    t.clock.advance(Duration::from_secs(2));
+                }
             }
         }
         t.device.end_call(&call)?;
@@ -248,6 +335,12 @@ fn main() -> anyhow::Result<()> {
             views,
             suggestion_source(started.suggestion.as_ref())
         );
+        if deck_calls > 0 {
+            println!(
+                "      the deck's own library made {deck_calls} container calls: {deck_recorded} recorded ({deck_unsupported} as unsupported_api), {} answered without an event (a report of the slide already shown, slideExit, getPresenter)",
+                deck_calls - deck_recorded
+            );
+        }
     }
 
     // ---- back online ------------------------------------------------------------------
@@ -287,7 +380,7 @@ fn main() -> anyhow::Result<()> {
     for v in &visits {
         let t = &tablets[v.tablet];
         let profile = hub.hcp_profile(v.hcp)?.context("profile missing")?;
-        let product = if v.bundle == CARDIOZEN { "cardiozen" } else { "glucora" };
+        let product = product_of(v.bundle);
         let facts = profile.products.get(product);
         println!("\n  {} ({}), {}", v.hcp, v.behaviour, product);
         let seen: Vec<String> =
@@ -344,7 +437,7 @@ fn main() -> anyhow::Result<()> {
     hub.analyze_pending()?;
     println!("  {visited} microsite visit(s) recorded as calls of channel \"microsite\" and analysed like tablet calls");
     for v in &visits {
-        let product = if v.bundle == CARDIOZEN { "cardiozen" } else { "glucora" };
+        let product = product_of(v.bundle);
         if let Some(p) = hub.hcp_profile(v.hcp)?
             && let Some(f) = p.products.get(product)
             && f.channels.contains_key("microsite")
@@ -389,6 +482,16 @@ fn main() -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     let _ = rt.block_on(server);
     Ok(())
+}
+
+/// An Agnitio `monitoringEvent` as the deck's library invokes it: `objc://iplanner/monitoringEvent?<encoded JSON>`.
+fn agnitio_monitoring(event: serde_json::Value) -> serde_json::Value {
+    let encoded: String = event
+        .to_string()
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    json!({"url": format!("objc://iplanner/monitoringEvent?{encoded}")})
 }
 
 fn section(title: &str) {
