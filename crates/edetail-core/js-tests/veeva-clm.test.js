@@ -192,18 +192,42 @@ test("unknown objects and unsupported functions fail with code 1000", async () =
   const tsf = withCallback(env, "getDataForCurrentObject", "TSF", "ID");
   const empty = withCallback(env, "getDataForCurrentObject", "Account", "");
   const other = withCallback(env, "getDataForObject", "Account", "001", "Name");
-  const email = withCallback(env, "launchApprovedEmail", "tmpl", [], "");
+  const addr = withCallback(env, "getAddresses_Account", "001");
   await settle();
   assert.deepEqual(env.calls().map((m) => [m.method, m.params.vendor, m.params.api]), [
     ["vendor.unsupported", "veeva", "getDataForCurrentObject"],
     ["vendor.unsupported", "veeva", "getDataForObject"],
-    ["vendor.unsupported", "veeva", "launchApprovedEmail"],
+    ["vendor.unsupported", "veeva", "getAddresses_Account"],
   ]);
-  assert.deepEqual(env.calls()[2].params.args, ["tmpl", [], "", "[function]"]);
+  assert.deepEqual(env.calls()[2].params.args, ["001", "[function]"]);
   assert.deepEqual(tsf, [{ success: false, code: 1000, message: "getDataForCurrentObject: object TSF is not supported by edetail" }]);
   assert.deepEqual(empty, [{ success: false, code: 2002, message: "getDataForCurrentObject: field is empty" }]);
   assert.deepEqual(other, [{ success: false, code: 1000, message: "getDataForObject is not supported by edetail" }]);
-  assert.deepEqual(email, [{ success: false, code: 1000, message: "launchApprovedEmail is not supported by edetail" }]);
+  assert.deepEqual(addr, [{ success: false, code: 1000, message: "getAddresses_Account is not supported by edetail" }]);
+});
+
+test("queryRecord, getApprovedDocument and launchApprovedEmail go to the container as veeva: requests", async () => {
+  const answers = {
+    "veeva:queryObject(Key_Message_vod__c),fields(ID,Media_File_Name_vod__c),where(WHERE Media_File_Name_vod__c = \"B.zip\"),sort(Name,asc),limit(1),callback(cb)":
+      { success: true, record_count: 1, Key_Message_vod__c: [{ ID: "b", Media_File_Name_vod__c: "B.zip" }] },
+    "veeva:queryObject(Approved_Document_vod__c),fields(ID),where(WHERE Vault_Instance_ID_vod__c = \"12\" AND Vault_Document_ID_vod__c = \"345\"),callback(cb)":
+      { success: true, record_count: 1, Approved_Document_vod__c: [{ ID: "12:345" }] },
+    "veeva:launchApprovedEmail(TPL),fragments(F1,F2),callback(cb)": { success: true, objectId: "evt-9" },
+    "veeva:queryObject(Address_vod__c),fields(ID),callback(cb)": { success: false, code: 1000, message: "queryObject: queryObject(Address_vod__c) is not supported by edetail" },
+  };
+  const env = veevaEnv({ overrides: { "veeva.request": (m) => ({ result: { callback: "cb", result: answers[m.params.request] } }) } });
+  const q = withCallback(env, "queryRecord", "Key_Message_vod__c", ["ID", "Media_File_Name_vod__c"], "Media_File_Name_vod__c = \"B.zip\"", ["Name", "asc"], 1);
+  const doc = withCallback(env, "getApprovedDocument", "12", "345");
+  const email = withCallback(env, "launchApprovedEmail", "TPL", ["F1", "F2"]);
+  const bad = withCallback(env, "queryRecord", "Address_vod__c", [], "", [], "");
+  const empty = withCallback(env, "launchApprovedEmail", "", []);
+  await settle();
+  assert.deepEqual(env.calls("veeva.request").map((m) => m.params.request), Object.keys(answers));
+  assert.deepEqual(q, [answers[Object.keys(answers)[0]]]);
+  assert.deepEqual(doc, [{ success: true, Approved_Document_vod__c: { ID: "12:345" } }]);
+  assert.deepEqual(email, [{ success: true, objectId: "evt-9" }]);
+  assert.deepEqual(bad, [{ success: false, code: 1000, message: "queryRecord: queryObject: queryObject(Address_vod__c) is not supported by edetail" }]);
+  assert.deepEqual(empty, [{ success: false, code: 2002, message: "launchApprovedEmail: email_template is empty" }]);
 });
 
 test("callbacks run asynchronously, even for immediate failures", async () => {

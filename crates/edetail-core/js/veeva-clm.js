@@ -45,10 +45,10 @@
   var DATA_OBJECTS = ["Account", "Call", "Presentation", "KeyMessage", "User"];
   // Functions of Veeva's library edetail does not implement: they answer with failure 1000.
   var UNSUPPORTED = [
-    "getDataForObject", "getDataForObjectV2", "queryRecord", "getRecordType_Object",
+    "getDataForObject", "getDataForObjectV2", "getRecordType_Object",
     "getAddresses_Account", "getAddressFields", "getProduct_MySetup", "getProduct_OrderActive_Account",
     "getListPrice_Product_Account", "getSurveyQuestions_Survey", "getQuestionResponse_SurveyTarget",
-    "getSurveyTarget_Account", "updateCurrentRecord", "getApprovedDocument", "launchApprovedEmail",
+    "getSurveyTarget_Account", "updateCurrentRecord",
     "createMultichannelActivityLine", "getFieldLabel", "getObjectLabels", "getLocalizedLabels",
     "updateRecordsOnExit"
   ];
@@ -93,6 +93,17 @@
       });
     } catch (e) { log("warn", name + ": the unsupported call was not recorded"); }
     return unsupported(name, what);
+  }
+  // Sends a `veeva:` request to the core's container (`veeva.request`); `shape` turns the
+  // container's answer into what Veeva's library gives the deck's callback.
+  function containerRequest(name, request, callback, shape) {
+    ed._request("veeva.request", { request: request }).then(function (reply) {
+      var r = reply && reply.result ? reply.result : { success: false, code: 2100, message: "no answer" };
+      if (r.success === false && typeof r.message === "string" && r.message.indexOf(name + ":") !== 0) {
+        r = { success: false, code: r.code, message: name + ": " + r.message };
+      }
+      deliver(callback, shape(r));
+    }, function (err) { deliver(callback, bridgeFailure(name, err)); });
   }
   function bridgeFailure(name, err) {
     var code = err && err.code ? err.code : "error";
@@ -286,6 +297,42 @@
         out[object][field] = value;
         deliver(callback, out);
       }, function (err) { deliver(callback, bridgeFailure("getDataForCurrentObject", err)); });
+    },
+
+    // queryRecord(object, fields, where, sort, limit, callback): the `veeva:queryObject` request
+    // Veeva's library builds, answered by the core (key messages, presentations, the call's
+    // own ids; anything else is answered 1000 and recorded there).
+    queryRecord: function (object, fields, where, sort, limit, callback) {
+      callback = lastFunction(arguments);
+      if (isEmpty(object)) return deliver(callback, failure("queryRecord", 2002, "object is empty"));
+      var list = Array.isArray(fields) && fields.length ? fields : ["ID"];
+      var req = "veeva:queryObject(" + object + "),fields(" + list.join(",") + ")";
+      if (typeof where === "string" && where) req += ",where(" + (/^\s*where\b/i.test(where) ? where : "WHERE " + where) + ")";
+      if (Array.isArray(sort) && sort.length) req += ",sort(" + sort.join(",") + ")";
+      else if (typeof sort === "string" && sort) req += ",sort(" + sort + ")";
+      if (typeof limit === "number" || (typeof limit === "string" && /^\d+$/.test(limit))) req += ",limit(" + limit + ")";
+      containerRequest("queryRecord", req + ",callback(cb)", callback, function (r) { return r; });
+    },
+
+    // getApprovedDocument(vaultId, documentNumber, callback): {success, Approved_Document_vod__c: {ID}}.
+    getApprovedDocument: function (vaultId, documentNumber, callback) {
+      if (isEmpty(documentNumber)) return deliver(lastFunction(arguments), failure("getApprovedDocument", 2002, "document_num is empty"));
+      var req = "veeva:queryObject(Approved_Document_vod__c),fields(ID),where(WHERE Vault_Instance_ID_vod__c = \"" +
+        String(vaultId || "") + "\" AND Vault_Document_ID_vod__c = \"" + String(documentNumber) + "\"),callback(cb)";
+      containerRequest("getApprovedDocument", req, lastFunction(arguments), function (r) {
+        var rows = r && r.Approved_Document_vod__c;
+        if (!r || !r.success || !rows || !rows.length) return r;
+        return { success: true, Approved_Document_vod__c: { ID: rows[0].ID } };
+      });
+    },
+
+    // launchApprovedEmail(template, fragments, callback): the rep's request, recorded for the
+    // approved email channel (`approved_email_request`).
+    launchApprovedEmail: function (template, fragments, callback) {
+      if (isEmpty(template)) return deliver(lastFunction(arguments), failure("launchApprovedEmail", 2002, "email_template is empty"));
+      var list = Array.isArray(fragments) ? fragments : (isEmpty(fragments) || typeof fragments === "function" ? [] : [fragments]);
+      var req = "veeva:launchApprovedEmail(" + template + "),fragments(" + list.join(",") + "),callback(cb)";
+      containerRequest("launchApprovedEmail", req, lastFunction(arguments), function (r) { return r; });
     },
 
     // Veeva's string helpers, for content that builds its own createRecordsOnExit.

@@ -472,13 +472,13 @@ fn query_object(device: &Device, call_id: &str, req: &Request) -> Result<Outcome
                 ])
             })
             .collect(),
-        "Clm_Presentation_vod__c" | "Presentation" => active
+        "Clm_Presentation_vod__c" | "Presentation_vod__c" | "Presentation" => active
             .iter()
             .flat_map(|a| a.manifest.presentations.iter())
             .map(|d| row(&[("ID", &d.id), ("Id", &d.id), ("Name", &d.title), ("Presentation_Id_vod__c", &d.id)]))
             .collect(),
         "Account" => c.hcp_id.iter().map(|h| row(&[("ID", h), ("Id", h)])).collect(),
-        "Call2_vod__c" => vec![row(&[("ID", &c.id), ("Id", &c.id)])],
+        "Call2_vod__c" | "Call" => vec![row(&[("ID", &c.id), ("Id", &c.id)])],
         "User" => vec![row(&[("ID", &c.rep_id), ("Id", &c.rep_id)])],
         // getApprovedDocument: edetail keeps no Vault documents; the id it answers names the
         // document so that a following launchApprovedEmail records which one the rep chose.
