@@ -771,6 +771,28 @@ mod tests {
         assert!(parse(&deep).unwrap_err().message.contains("nested"));
     }
 
+    proptest::proptest! {
+        /// Whatever a deck sends, the parser answers (a request or an error), never panics.
+        #[test]
+        fn never_panics(raw in "(veeva:)?[a-zA-Z_(),;'\"{}:%0-9 \\.=\\[\\]-]{0,120}") {
+            let _ = parse(&raw);
+        }
+
+        /// A clickstream value survives any string content, including the grammar's separators,
+        /// plain or URI-encoded, with a named or numeric callback.
+        #[test]
+        fn values_round_trip(text in "[ -~\u{e9}\u{4e2d}]{0,40}", n in 0u32..1000, id in 0u64..100_000, encode: bool) {
+            let value = json!({"Track_Element_Description_vod__c": text, "n": n});
+            let mut req = format!("saveObjectV2(Call_Clickstream_vod__c),value({value}),{id}");
+            if encode {
+                req = req.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.!~*'".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+            }
+            let r = one(&format!("veeva:{req}"));
+            proptest::prop_assert_eq!(r.segment("value"), Some(&Body::Json(value)));
+            proptest::prop_assert_eq!(r.callback, Callback::Id(id));
+        }
+    }
+
     #[test]
     fn where_clauses() {
         let f = Filter::parse(r#"WHERE Media_File_Name_vod__c = "B.zip""#).unwrap();
