@@ -213,12 +213,14 @@ test("queryRecord, getApprovedDocument and launchApprovedEmail go to the contain
     "veeva:queryObject(Approved_Document_vod__c),fields(ID),where(WHERE Vault_Instance_ID_vod__c = \"12\" AND Vault_Document_ID_vod__c = \"345\"),callback(cb)":
       { success: true, record_count: 1, Approved_Document_vod__c: [{ ID: "12:345" }] },
     "veeva:launchApprovedEmail(TPL),fragments(F1,F2),callback(cb)": { success: true, objectId: "evt-9" },
+    "veeva:getDataForObjectV2(Account),objId(hcp-1),fieldName(ID),callback(cb)": { success: true, Account: { ID: "hcp-1" } },
     "veeva:queryObject(Address_vod__c),fields(ID),callback(cb)": { success: false, code: 1000, message: "queryObject: queryObject(Address_vod__c) is not supported by edetail" },
   };
   const env = veevaEnv({ overrides: { "veeva.request": (m) => ({ result: { callback: "cb", result: answers[m.params.request] } }) } });
   const q = withCallback(env, "queryRecord", "Key_Message_vod__c", ["ID", "Media_File_Name_vod__c"], "Media_File_Name_vod__c = \"B.zip\"", ["Name", "asc"], 1);
   const doc = withCallback(env, "getApprovedDocument", "12", "345");
   const email = withCallback(env, "launchApprovedEmail", "TPL", ["F1", "F2"]);
+  const data = withCallback(env, "getDataForObjectV2", "Account", "hcp-1", "ID");
   const bad = withCallback(env, "queryRecord", "Address_vod__c", [], "", [], "");
   const empty = withCallback(env, "launchApprovedEmail", "", []);
   await settle();
@@ -226,6 +228,7 @@ test("queryRecord, getApprovedDocument and launchApprovedEmail go to the contain
   assert.deepEqual(q, [answers[Object.keys(answers)[0]]]);
   assert.deepEqual(doc, [{ success: true, Approved_Document_vod__c: { ID: "12:345" } }]);
   assert.deepEqual(email, [{ success: true, objectId: "evt-9" }]);
+  assert.deepEqual(data, [{ success: true, Account: { ID: "hcp-1" } }]);
   assert.deepEqual(bad, [{ success: false, code: 1000, message: "queryRecord: queryObject: queryObject(Address_vod__c) is not supported by edetail" }]);
   assert.deepEqual(empty, [{ success: false, code: 2002, message: "launchApprovedEmail: email_template is empty" }]);
 });

@@ -45,7 +45,7 @@
   var DATA_OBJECTS = ["Account", "Call", "Presentation", "KeyMessage", "User"];
   // Functions of Veeva's library edetail does not implement: they answer with failure 1000.
   var UNSUPPORTED = [
-    "getDataForObject", "getDataForObjectV2", "getRecordType_Object",
+    "getDataForObject", "getRecordType_Object",
     "getAddresses_Account", "getAddressFields", "getProduct_MySetup", "getProduct_OrderActive_Account",
     "getListPrice_Product_Account", "getSurveyQuestions_Survey", "getQuestionResponse_SurveyTarget",
     "getSurveyTarget_Account", "updateCurrentRecord",
@@ -312,6 +312,17 @@
       else if (typeof sort === "string" && sort) req += ",sort(" + sort + ")";
       if (typeof limit === "number" || (typeof limit === "string" && /^\d+$/.test(limit))) req += ",limit(" + limit + ")";
       containerRequest("queryRecord", req + ",callback(cb)", callback, function (r) { return r; });
+    },
+
+    // getDataForObjectV2(object, record, field, callback): the call's own records only (the
+    // core answers 1000 and records any other).
+    getDataForObjectV2: function (object, record, field, callback) {
+      callback = lastFunction(arguments);
+      if (isEmpty(object)) return deliver(callback, failure("getDataForObjectV2", 2002, "object is empty"));
+      if (isEmpty(record)) return deliver(callback, failure("getDataForObjectV2", 2002, "record is empty"));
+      if (isEmpty(field)) return deliver(callback, failure("getDataForObjectV2", 2002, "field is empty"));
+      var req = "veeva:getDataForObjectV2(" + object + "),objId(" + record + "),fieldName(" + field + "),callback(cb)";
+      containerRequest("getDataForObjectV2", req, callback, function (r) { return r; });
     },
 
     // getApprovedDocument(vaultId, documentNumber, callback): {success, Approved_Document_vod__c: {ID}}.

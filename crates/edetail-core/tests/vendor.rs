@@ -138,6 +138,12 @@ fn veeva_query_record_navigation_and_goto_forms() {
     // Data of the current objects: ids only.
     let r = w.ok("veeva.request", json!({"request": "veeva:getDataForObjectV2(Account),fieldName(ID),callback(cb)"}));
     assert_eq!(r["result"], json!({"success": true, "Account": {"ID": "hcp-1"}}));
+    let r = w.ok("veeva.request", json!({"request": "veeva:getDataForObjectV2(Account),objId(hcp-1),fieldName(ID),callback(cb)"}));
+    assert_eq!(r["result"]["success"], true);
+    let before = w.count();
+    let r = w.ok("veeva.request", json!({"request": "veeva:getDataForObjectV2(Account),objId(hcp-2),fieldName(ID),callback(cb)"}));
+    assert_eq!((r["result"]["success"].as_bool(), r["result"]["code"].as_u64()), (Some(false), Some(1000)), "another HCP's record is not known");
+    assert_eq!(w.count(), before + 1, "and kept as unsupported_api");
 }
 
 #[test]

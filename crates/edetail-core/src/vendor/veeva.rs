@@ -358,6 +358,12 @@ pub fn execute(device: &Device, call_id: &str, req: &Request) -> Result<Outcome>
         "getDataForObjectV2" | "getDataForObject" | "getDataForCurrentObject" => {
             let field = req.segment("fieldName").or_else(|| req.segment("field")).map(Body::text).unwrap_or_default();
             let object = unquote(req.args.trim()).to_string();
+            // Only the call's own records are known: a record named by objId(...) must be it.
+            if let Some(id) = req.segment("objId").or_else(|| req.segment("objectId")).map(|b| unquote(b.text().trim()).to_string())
+                && current_field(device, call_id, &object, "ID")? != Some(Value::String(id))
+            {
+                return unsupported_answer(device, call_id, req, &format!("{object} records other than the call's own"));
+            }
             match current_field(device, call_id, &object, field.trim())? {
                 Some(v) => {
                     let mut o = Map::new();
