@@ -245,6 +245,31 @@ test("Veeva document.location requests: the shell's veeva.request(url) calls the
   assert.equal(plain(env.run("__got"))[0].api, "saveObjectV2");
 });
 
+test("Navigation API: veeva: and objc:// navigations are cancelled and forwarded, others proceed", async () => {
+  const env = createEnv({ host: vendorHost() });
+  // Chromium's window.navigation: a cancelable "navigate" event for every navigation the page starts.
+  const listeners = [];
+  env.window.navigation = { addEventListener: (type, fn) => { if (type === "navigate") listeners.push(fn); } };
+  env.loadEdetail().loadContainers();
+  assert.equal(env.window.edetailContainers.navigations, true);
+  const go = (url) => {
+    const ev = { destination: { url }, cancelable: true, prevented: false, preventDefault() { this.prevented = true; } };
+    listeners.forEach((fn) => fn(ev));
+    return ev.prevented;
+  };
+  env.run("window.__got = []; window.cbLoc = function (r) { __got.push(r); };");
+  const req = "veeva:saveObjectV2(Call_Clickstream_vod__c)%2Cvalue(%7B%22a%22%3A1%7D)%2Ccallback(cbLoc)";
+  assert.equal(go(req), true, "document.location = veeva:... is cancelled");
+  assert.equal(go("objc://iplanner/monitoringEvent?%7B%22category%22%3A%22slideEnter%22%7D"), true);
+  assert.equal(go("http://127.0.0.1/com.x/slides/b/index.html"), false, "ordinary navigations proceed");
+  await settle(10);
+  assert.deepEqual(env.calls("veeva.request").map((m) => m.params.request), [req]);
+  assert.deepEqual(env.calls("agnitio.invoke").map((m) => [m.params.api, m.params.params]), [["monitoringEvent", '{"category":"slideEnter"}']]);
+  assert.equal(plain(env.run("__got")).length, 1, "the named callback is answered");
+  // Without the Navigation API (WKWebView today) the shell does it: nothing is registered here.
+  assert.equal(containersEnv().window.edetailContainers.navigations, false);
+});
+
 test("Veeva: a failed bridge request still answers the callback named in the request (2100)", async () => {
   const env = containersEnv({
     overrides: { "veeva.request": () => ({ error: { code: "no_call", message: "no call open" } }) },

@@ -523,6 +523,30 @@
     else if (isOceString(event.data)) oceNativeCall(event.data);
   }
 
+  // ------------------------------------------------------------------ navigations
+
+  // `document.location = "veeva:..."`, `location.href = "objc://..."` and links to those URLs:
+  // where the Navigation API exists (Chromium: preview, Android WebView 102+), its cancelable
+  // `navigate` event hands them to the container instead of letting the navigation fail;
+  // elsewhere (WKWebView) the native shell cancels them in its navigation policy and calls
+  // veeva.request / agnitio.invoke itself. Returns whether navigations are intercepted here.
+  function interceptNavigations() {
+    var nav = window.navigation;
+    if (!nav || typeof nav.addEventListener !== "function") return false;
+    nav.addEventListener("navigate", function (event) {
+      var url = event && event.destination && event.destination.url;
+      if (typeof url !== "string" || !event.cancelable) return;
+      if (/^\s*veeva:/i.test(url)) {
+        event.preventDefault();
+        veevaRequest(url);
+      } else if (isObjc(url)) {
+        event.preventDefault();
+        agnitioInvoke(url);
+      }
+    });
+    return true;
+  }
+
   // ------------------------------------------------------------------ install
 
   function installAll() {
@@ -531,6 +555,7 @@
   }
 
   interceptObjc();
+  var navigationsIntercepted = interceptNavigations();
   if (window.agnitioInfo === undefined) window.agnitioInfo = AGNITIO_INFO;
   installAll();
 
@@ -570,6 +595,8 @@
     /** Re-asserts the stand-ins (ag, CLMPlayer) where a deck removed them. */
     install: installAll,
     webkit: webkitMode,
+    /** Whether `veeva:` / `objc://` navigations are intercepted here (Navigation API). */
+    navigations: navigationsIntercepted,
     veeva: {
       request: veevaRequest,
       fromFrameMessage: veevaFromFrame

@@ -105,9 +105,13 @@ fn err(at: usize, message: impl Into<String>) -> ParseError {
 pub fn normalize(raw: &str) -> String {
     let s = raw.trim();
     let s = s.strip_prefix("veeva:").or_else(|| s.strip_prefix("VEEVA:")).unwrap_or(s).trim_start();
-    let ident_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
-    let encoded = s[ident_end..].starts_with("%28") || (!s.contains('(') && s.contains('%'));
-    if encoded && let Some(d) = crate::assets::percent_decode(s) {
+    // Veeva's library sends `document.location` requests through encodeURIComponent, which
+    // keeps letters, digits and `-_.!~*'()` and escapes everything else: a request is encoded
+    // when it has `%XX` escapes and none of the characters encodeURIComponent always escapes
+    // (a plain request with a JSON value or a second argument has raw `,`, `{` or `"`).
+    let escaped = s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
+    let raw_specials = s.contains([',', '{', '}', '"', ' ', ';', ':', '/', '?', '&', '=', '#', '+', '$', '@', '[', ']']);
+    if escaped && !raw_specials && let Some(d) = crate::assets::percent_decode(s) {
         return d;
     }
     s.to_string()
@@ -734,10 +738,18 @@ mod tests {
 
     #[test]
     fn uri_encoded_requests_are_decoded() {
-        let raw = "veeva:saveObjectV2%28Call_Clickstream_vod__c%29%2Cvalue%28%7B%22a%22%3A%22x%29%2C%22%7D%29%2Ccallback%28cb%29";
+        // encodeURIComponent keeps `(`, `)`, `'`, `!`, `*`: what Veeva's library sends.
+        let raw = "veeva:saveObjectV2(Call_Clickstream_vod__c)%2Cvalue(%7B%22a%22%3A%22x)%2C%20y%22%7D)%2Ccallback(cb)";
         let r = one(raw);
-        assert_eq!(r.segment("value"), Some(&Body::Json(json!({"a": "x),"}))));
+        assert_eq!(r.segment("value"), Some(&Body::Json(json!({"a": "x), y"}))));
         assert_eq!(r.callback, Callback::Named("cb".into()));
+        // Every byte escaped works too, and so does a one-segment request.
+        let r = one("veeva:saveObjectV2%28Call_Clickstream_vod__c%29%2Cvalue%28%7B%7D%29%2C7");
+        assert_eq!((r.segment("value"), &r.callback), (Some(&Body::Json(json!({}))), &Callback::Id(7)));
+        assert_eq!(split_args(&one("veeva:gotoSlide(B.zip%2CPRES_1)").args), ["B.zip", "PRES_1"]);
+        // A plain request keeps a literal %XX inside its JSON.
+        let r = one(r#"veeva:saveObjectV2(Call_Clickstream_vod__c),value({"a":"50%25"}),callback(cb)"#);
+        assert_eq!(r.segment("value"), Some(&Body::Json(json!({"a": "50%25"}))));
     }
 
     #[test]
@@ -791,7 +803,8 @@ mod tests {
             let value = json!({"Track_Element_Description_vod__c": text, "n": n});
             let mut req = format!("saveObjectV2(Call_Clickstream_vod__c),value({value}),{id}");
             if encode {
-                req = req.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.!~*'".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+                // Exactly encodeURIComponent's unreserved set.
+                req = req.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
             }
             let r = one(&format!("veeva:{req}"));
             proptest::prop_assert_eq!(r.segment("value"), Some(&Body::Json(value)));
