@@ -1,7 +1,8 @@
 // Browser tests of `edetail preview`: real headless Chromium driven by puppeteer-core.
 // Run through scripts/browser-test, which installs what is missing and builds the bundles; it
-// passes EDETAIL_BIN, CARDIOZEN_ZIP, VEEVA_ZIP, VEEVA_OWN_ZIP, SCREENSHOT and SCREENSHOT_WIDE in
-// the environment. Without VEEVA_OWN_ZIP the own-library scenarios FAIL (they never skip).
+// passes EDETAIL_BIN, CARDIOZEN_ZIP, VEEVA_ZIP, VEEVA_OWN_ZIP, AGNITIO_CLASSIC_ZIP,
+// AGNITIO_ACCELERATOR_ZIP, OCE_ZIP and the SCREENSHOT* paths in the environment. Without one of
+// the imported decks its scenarios FAIL (they never skip).
 //
 // Each scenario starts its own `edetail preview ZIP --data TMPDIR --port 0`, reads the URL from
 // the first stdout line, drives the shell, stops the preview with SIGTERM and checks the events
@@ -24,8 +25,14 @@ const ED = process.env.EDETAIL_BIN || path.join(root, "target/debug/edetail");
 const CARDIOZEN_ZIP = process.env.CARDIOZEN_ZIP;
 const VEEVA_ZIP = process.env.VEEVA_ZIP;
 const VEEVA_OWN_ZIP = process.env.VEEVA_OWN_ZIP;
+const AGNITIO_CLASSIC_ZIP = process.env.AGNITIO_CLASSIC_ZIP;
+const AGNITIO_ACCELERATOR_ZIP = process.env.AGNITIO_ACCELERATOR_ZIP;
+const OCE_ZIP = process.env.OCE_ZIP;
 const SCREENSHOT = process.env.SCREENSHOT || path.join(root, "target/browser/shell.png");
 const SCREENSHOT_WIDE = process.env.SCREENSHOT_WIDE || path.join(root, "target/browser/veeva-2048.png");
+const SCREENSHOT_AGNITIO = process.env.SCREENSHOT_AGNITIO || path.join(root, "target/browser/agnitio-classic.png");
+const SCREENSHOT_ACCELERATOR = process.env.SCREENSHOT_ACCELERATOR || path.join(root, "target/browser/agnitio-accelerator.png");
+const SCREENSHOT_OCE = process.env.SCREENSHOT_OCE || path.join(root, "target/browser/oce.png");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SCENARIO_TIMEOUT_MS = Number(process.env.SCENARIO_TIMEOUT_MS || 120000);
 const CZ = "com.example.cardiozen.launch";
@@ -678,6 +685,487 @@ async function ownLibraryCalls(browser) {
   }
 }
 
+// ------------------------------------------------------------------ Agnitio and OCE decks (issue 12)
+//
+// The samples presentations/import-samples/agnitio-classic, agnitio-accelerator and oce, imported
+// as a content team imports them (scripts/browser-test). They ship their own framework and
+// content library, which push every container call to the page's window.__vendorCalls. The
+// scenarios drive the decks only through their own controls (plus the shell's Next / Overview
+// where the runtime has to drive the framework), collect the calls of each page before it
+// goes away, and compare them, computed call by call, with the events recorded.
+
+function requireZip(name, zip) {
+  // Never a skip: a missing import is a failure of the scenario.
+  check(!!zip && fs.existsSync(zip), name + " names the imported deck", zip || null);
+}
+
+// Like collectCalls, but each call is tagged with the page it was made on (`page`: a counter
+// of pages hooked, `route`: the URL the page was loaded with, before any replaceState).
+async function hookPageCalls(page, frame) {
+  await page.evaluate(() => { window.__collectedCalls = window.__collectedCalls || []; window.__pagesHooked = window.__pagesHooked || 0; });
+  return frame.evaluate(() => {
+    const shell = window.parent;
+    const calls = (window.__vendorCalls = window.__vendorCalls || []);
+    if (calls.__collected) return calls.__page;
+    const nav = performance.getEntriesByType("navigation")[0];
+    const tag = { page: ++shell.__pagesHooked, route: nav ? nav.name : location.href };
+    Object.defineProperty(calls, "__collected", { value: true });
+    Object.defineProperty(calls, "__page", { value: tag.page });
+    const sink = shell.__collectedCalls;
+    const add = (c) => { try { c.page = tag.page; c.route = tag.route; } catch (e) { /* frozen */ } sink.push(c); };
+    calls.forEach(add);
+    calls.push = function (...xs) {
+      xs.forEach(add);
+      return Array.prototype.push.apply(this, xs);
+    };
+    return tag.page;
+  });
+}
+
+// The calls collected so far, as plain JSON (answers the library stored on them included).
+async function collected(page) {
+  return page.evaluate(() => JSON.parse(JSON.stringify(window.__collectedCalls || [])));
+}
+
+// Waits until the slide's library made one more call of `api` than `before` (a deck control
+// did reach its library and the library reached the container).
+async function callMade(page, api, before, what) {
+  await page.waitForFunction((api, before) => (window.__collectedCalls || []).filter((c) => c.api === api).length > before,
+    { timeout: 8000, polling: 50 }, api, before).catch(() => {
+    throw new CheckError(what + ": the deck's library made no " + api + " call (is the container emulated, /_edetail/containers.js?)");
+  });
+}
+
+function countApi(calls, api) { return calls.filter((c) => c.api === api).length; }
+
+// The call's current slide, as the core sees it.
+async function coreSlide(page) {
+  return page.evaluate(() => fetch("/_preview/state").then((r) => r.json()).then((s) => s.slide));
+}
+
+async function waitCoreSlide(page, slide, what) {
+  const until = Date.now() + 6000;
+  let cur = null;
+  while (Date.now() < until) {
+    cur = await coreSlide(page);
+    if (cur === slide) return;
+    await sleep(100);
+  }
+  throw new CheckError(what + ": the call's current slide is " + JSON.stringify(cur) + ", not " + slide);
+}
+
+// The unsupported panel of the shell lists `label` (it polls every 1.5 s).
+async function panelLists(page, label) {
+  await page.waitForFunction((label) => {
+    const p = document.getElementById("unsupported");
+    return p && !p.hidden && p.textContent.includes(label);
+  }, { timeout: 8000, polling: 100 }, label).catch(() => {});
+  const panel = await page.$eval("#unsupported", (p) => ({ hidden: p.hidden, text: p.textContent.replace(/\s+/g, " ").trim() }));
+  check(!panel.hidden && panel.text.includes("Not supported by edetail") && panel.text.includes(label), "the shell lists the unsupported call (" + label + ")", panel);
+}
+
+// The runtime scripts come first in <head>, before the deck's own library (`own`).
+async function runtimeBefore(frame, own, vendor) {
+  const srcs = await frame.evaluate(() => ({
+    first: document.head.firstElementChild && document.head.firstElementChild.getAttribute("src"),
+    scripts: [...document.scripts].map((s) => s.getAttribute("src") || "(inline)"),
+  }));
+  check(srcs.first === "/_edetail/edetail.js", vendor + ": edetail.js is the first element of <head>", srcs);
+  const i = srcs.scripts.indexOf(own);
+  check(i > 0 && srcs.scripts.slice(0, i).every((s) => s.startsWith("/_edetail/")) && srcs.scripts.slice(0, i).includes("/_edetail/containers.js"),
+    vendor + ": /_edetail/containers.js loads before the deck's own " + own, srcs.scripts);
+}
+
+// --- Agnitio: objc:// never loads -------------------------------------------------------
+
+// Records, for the whole scenario, every objc:// URL that reached the network stack, a frame
+// navigation or an element's src attribute (checked in every frame before its scripts run),
+// and how many iframes the slide pages created (the library's transport).
+async function watchObjc(page) {
+  const seen = { requests: [], navigations: [] };
+  page.on("request", (r) => { if (/^objc:/i.test(r.url())) seen.requests.push(r.url()); });
+  page.on("requestfailed", (r) => { if (/^objc:/i.test(r.url())) seen.requests.push(r.url()); });
+  page.on("framenavigated", (f) => { if (/^objc:/i.test(f.url())) seen.navigations.push(f.url()); });
+  await page.evaluateOnNewDocument(() => {
+    const report = (kind, v) => {
+      try {
+        const t = window.top;
+        (t.__objcSeen = t.__objcSeen || []).push(kind + " " + String(v).slice(0, 120));
+      } catch (e) { /* not reachable */ }
+    };
+    const count = () => { try { window.top.__iframesMade = (window.top.__iframesMade || 0) + 1; } catch (e) { /* */ } };
+    const look = (el) => {
+      if (!el || el.nodeType !== 1) return;
+      if (el.tagName === "IFRAME" && window !== window.top) count();
+      const src = el.getAttribute && el.getAttribute("src");
+      if (src && /^\s*objc:/i.test(src)) report("src", src);
+    };
+    new MutationObserver((list) => {
+      for (const m of list) {
+        if (m.type === "attributes") look(m.target);
+        else m.addedNodes.forEach((n) => { look(n); if (n.querySelectorAll) n.querySelectorAll("[src]").forEach(look); });
+      }
+    }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["src"] });
+  });
+  return seen;
+}
+
+async function checkNoObjc(page, seen, iframesAtLeast) {
+  const inPage = await page.evaluate(() => ({ src: window.__objcSeen || [], iframes: window.__iframesMade || 0 }));
+  const frames = page.frames().map((f) => f.url()).filter((u) => /^objc:/i.test(u));
+  check(seen.requests.length === 0 && seen.navigations.length === 0 && inPage.src.length === 0 && frames.length === 0,
+    "no objc:// iframe ever loaded (no request, navigation or src attribute)", { requests: seen.requests, navigations: seen.navigations, src: inPage.src, frames });
+  check(inPage.iframes >= iframesAtLeast, "the library used its iframe transport for every call (" + inPage.iframes + " iframes, " + iframesAtLeast + " calls)");
+}
+
+// --- Agnitio ------------------------------------------------------------------------------
+
+// The framework page (index.html) shows the Agnitio slide `km`, after the frame's load number
+// went past `loadsBefore` when given (the shell loaded a new page), else in place.
+async function waitFramework(page, slide, km, loadsBefore) {
+  await page.waitForFunction((slide, km, loadsBefore) => {
+    const shell = window.previewShell;
+    const f = document.getElementById("slide-frame");
+    if (!shell || (loadsBefore !== null && shell.loads <= loadsBefore)) return false;
+    if (loadsBefore !== null && document.body.dataset.slide !== slide) return false;
+    try {
+      return f.contentDocument.readyState === "complete" && f.contentDocument.documentElement.getAttribute("data-slide") === km &&
+        !!f.contentDocument.querySelector("#slide article");
+    } catch (e) {
+      return false;
+    }
+  }, { timeout: 15000, polling: 50 }, slide, km, loadsBefore).catch(() => {
+    throw new CheckError("the framework page did not show " + km + " (" + slide + ") within 15 s");
+  });
+  const frame = await slideFrame(page);
+  await frame.evaluate(() => (window.edetail && window.edetail.ready) || null);
+  return frame;
+}
+
+// Every Agnitio call the deck made and what it must have left in the event log, computed call
+// by call: slideEnter of another slide than the one shown -> slide_enter (source link) of the
+// bundle slide whose key_message is its valueId; of the slide shown -> nothing (answered);
+// slideExit -> nothing (answered); other monitoring categories -> custom agnitio_monitoring;
+// getPresenter -> answered through its resultFunction; anything else -> unsupported_api.
+function expectAgnitio(calls, deck) {
+  const byKm = (km) => (deck.slides.find((s) => s.key_message === km) || {}).id;
+  const routeKm = (route) => {
+    const m = /[?&]path=([^&#]*)/.exec(route || "");
+    return m ? decodeURIComponent(m[1]).split("/").filter(Boolean).pop() : null;
+  };
+  const out = { links: [], monitoring: [], unsupported: [], answered: [], unknown: [] };
+  let current = null, lastPage = null;
+  for (const c of calls) {
+    if (c.page !== lastPage) { lastPage = c.page; current = routeKm(c.route); }
+    const p = c.params || {};
+    const slide = byKm(current);
+    if (c.api === "monitoringEvent" && p.category === "slideEnter") {
+      if (p.valueId === current) out.answered.push(c);
+      else if (byKm(p.valueId)) { out.links.push(byKm(p.valueId)); current = p.valueId; }
+      else out.unknown.push(c);
+    } else if (c.api === "monitoringEvent" && p.category === "slideExit") {
+      out.answered.push(c);
+    } else if (c.api === "monitoringEvent") {
+      out.monitoring.push({ category: p.category, value: p.value, slide });
+    } else if (c.api === "getPresenter") {
+      out.answered.push(c);
+    } else {
+      out.unsupported.push({ api: c.api, slide });
+    }
+  }
+  return out;
+}
+
+// One Agnitio sample, driven by `steps`:
+//   {deck: selector, to: [slide, km] | undefined, api}   a control of the deck (framework page)
+//   {shell: "next" | "overview", to: [slide, km]}        the shell moves the call: index.html?path=
+async function agnitioDeck(browser, cfg) {
+  requireZip(cfg.env, cfg.zip);
+  const preview = await Preview.start(cfg.zip, ["--hcp", "HCP-QA-0120"]);
+  try {
+    const context = await browser.createBrowserContext();
+    contexts.add(context);
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    page.on("pageerror", (e) => console.log("    [page error] " + e.message));
+    const objc = await watchObjc(page);
+    const loaded = []; // every document the slide frame loaded, with its query
+    page.on("request", (r) => { if (r.isNavigationRequest() && r.frame() && r.frame() !== page.mainFrame()) loaded.push(r.url()); });
+    await page.goto(preview.url, { waitUntil: "load" });
+    check((await page.evaluate(() => window.previewShell.ready)) === true, "shell loaded its deck and state");
+    const deck = await page.evaluate(() => window.previewShell.deck);
+    const slideOf = (id) => deck.slides.find((s) => s.id === id);
+    check(deck.slides.every((s) => s.bridge === "agnitio" && /\/index\.html\?path=[^&#]+$/.test(s.href) && s.key_message),
+      "every slide is the framework's index.html with a ?path= route and a key message", deck.slides.map((s) => [s.id, s.href, s.key_message]));
+
+    let [slide, km] = cfg.start;
+    let frame = await waitFramework(page, slide, km, 0);
+    await hookPageCalls(page, frame);
+    await runtimeBefore(frame, "framework/cz-lib.js", "agnitio");
+    const info = await frame.evaluate(() => window.agnitioInfo && { model: window.agnitioInfo.localizedModel, app: window.agnitioInfo.applicationName });
+    check(info && info.model === "iPad", "window.agnitioInfo.localizedModel is \"iPad\" for the deck's library", info);
+    check(loaded.some((u) => u.endsWith(slideOf(slide).href)), "the first slide loaded as " + slideOf(slide).href, loaded);
+    // The library asked who presents; the container answered through czLib._presenter.
+    await frame.waitForFunction(() => /Presenter \S+/.test((document.getElementById("presenter") || {}).textContent || ""), { timeout: 8000 }).catch(() => {
+      throw new CheckError("getPresenter got no answer through its resultFunction within 8 s");
+    });
+    check(true, "getPresenter answered through its resultFunction: " + (await frame.$eval("#presenter", (e) => e.textContent)));
+    if (cfg.module) {
+      await frame.waitForFunction((t) => document.querySelector("#slide [data-module]") && document.querySelector("#slide [data-module]").textContent.includes(t),
+        { timeout: 5000 }, cfg.module).catch(() => { throw new CheckError("the slide did not embed its module"); });
+      check(true, "the framework embedded the module in the slide");
+    }
+
+    const shellMoves = [[slide, "start"]];
+    for (const step of cfg.steps) {
+      if (step.deck) {
+        const before = countApi(await collected(page), step.api);
+        const loads = await page.evaluate(() => window.previewShell.loads);
+        await clickIn(page, frame, step.deck);
+        await callMade(page, step.api, before, step.deck);
+        if (step.to) {
+          [slide, km] = step.to;
+          await waitFramework(page, slide, km, null);
+          await waitCoreSlide(page, slide, step.deck);
+          check((await page.evaluate(() => window.previewShell.loads)) === loads, step.deck + ": the framework showed " + km + " in place; the call is on " + slide);
+        } else {
+          await settled(frame);
+        }
+        if (step.panel) await panelLists(page, step.panel);
+      } else {
+        const loads = await page.evaluate(() => window.previewShell.loads);
+        [slide, km] = step.to;
+        if (step.shell === "next") {
+          await page.click("#next");
+          shellMoves.push([slide, "swipe"]);
+        } else {
+          await page.click("#overview-toggle");
+          await page.waitForSelector("#overview:not([hidden])");
+          await page.click(`.thumb[data-slide="${slide}"]`);
+          shellMoves.push([slide, "overview"]);
+        }
+        frame = await waitFramework(page, slide, km, loads);
+        await hookPageCalls(page, frame);
+        const href = slideOf(slide).href;
+        const at = await frame.evaluate(() => ({ path: location.pathname, nav: performance.getEntriesByType("navigation")[0].name }));
+        check(at.path.endsWith("/index.html") && at.nav.endsWith(href) && loaded.some((u) => u.endsWith(href)),
+          "shell " + step.shell + ": the framework's index.html loaded with the route " + href.replace(/^.*index\.html/, ""), { at, href });
+        // The framework reports the slide it shows; the call is already on it: nothing moves.
+        await frame.waitForFunction((km) => (window.__vendorCalls || []).some((c) => c.params && c.params.category === "slideEnter" && c.params.valueId === km),
+          { timeout: 8000 }, km).catch(() => { throw new CheckError("the framework reported no slideEnter of " + km); });
+        await settled(frame);
+        check((await coreSlide(page)) === slide, "the framework's own slideEnter report of " + km + " leaves the call on " + slide);
+      }
+      if (step.screenshot) {
+        await sleep(300);
+        fs.mkdirSync(path.dirname(cfg.screenshot), { recursive: true });
+        await page.screenshot({ path: cfg.screenshot });
+        console.log("    screenshot: " + cfg.screenshot);
+      }
+    }
+    await settled(frame);
+    await sleep(300);
+
+    const calls = await collected(page);
+    await checkNoObjc(page, objc, calls.length);
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const ev = preview.events();
+
+    const exp = expectAgnitio(calls, deck);
+    console.log("    calls: " + calls.map((c) => c.api + (c.params && c.params.category ? ":" + c.params.category : "")).join(" "));
+    check(exp.unknown.length === 0, "every slideEnter names a slide of the deck", exp.unknown);
+    for (const [api, n] of Object.entries(cfg.atLeast)) check(countApi(calls, api) >= n, `the deck's controls made ${api} calls (${countApi(calls, api)})`);
+
+    const enters = ev.filter((e) => e.type === "slide_enter");
+    const links = enters.filter((e) => e.payload.source === "link").map((e) => e.payload.slide);
+    check(JSON.stringify(links) === JSON.stringify(exp.links), "one slide_enter (link) per slideEnter of another slide, none for the slide shown", { recorded: links, expected: exp.links });
+    const moves = enters.filter((e) => e.payload.source !== "link").map((e) => [e.payload.slide, e.payload.source]);
+    check(JSON.stringify(moves) === JSON.stringify(shellMoves), "the shell's own moves recorded once each", { recorded: moves, expected: shellMoves });
+
+    const monitoring = ev.filter((e) => e.type === "custom" && e.payload.event === "agnitio_monitoring");
+    const got = monitoring.map((e) => ({ category: e.payload.data.category, value: e.payload.data.value, slide: e.payload.slide }));
+    check(JSON.stringify(got) === JSON.stringify(exp.monitoring), "each custom monitoring call recorded as custom agnitio_monitoring, on its slide", { recorded: got, expected: exp.monitoring });
+    const otherCustom = ev.filter((e) => e.type === "custom" && e.payload.event !== "agnitio_monitoring").map((e) => e.payload.event);
+    check(otherCustom.length === 0, "no other custom event (no agnitio_unknown_slide)", otherCustom);
+
+    const unsupported = ev.filter((e) => e.type === "unsupported_api").map((e) => ({ api: e.payload.api, slide: e.payload.slide }));
+    check(ev.filter((e) => e.type === "unsupported_api").every((e) => e.payload.vendor === "agnitio") &&
+      JSON.stringify(unsupported) === JSON.stringify(exp.unsupported), "each unsupported call (sendMail) recorded as unsupported_api", { recorded: unsupported, expected: exp.unsupported });
+    const presenter = calls.filter((c) => c.api === "getPresenter");
+    check(presenter.every((c) => c.result && typeof c.result.id === "string"), "every getPresenter answered with the rep id", presenter.map((c) => c.result));
+
+    const recorded = links.length + monitoring.length + unsupported.length;
+    check(recorded + exp.answered.length === calls.length, "calls made == events recorded + calls explicitly answered (slideExit, slideEnter of the slide shown, getPresenter)",
+      { calls: calls.length, recorded, answered: exp.answered.length });
+    check(ev[ev.length - 1].type === "call_ended", "call_ended after shutdown");
+  } finally {
+    preview.kill();
+  }
+}
+
+function agnitioClassic(browser) {
+  return agnitioDeck(browser, {
+    env: "AGNITIO_CLASSIC_ZIP", zip: AGNITIO_CLASSIC_ZIP, screenshot: SCREENSHOT_AGNITIO,
+    start: ["cz-home", "cz_home"],
+    steps: [
+      { deck: "#next", api: "monitoringEvent", to: ["cz-efficacy", "cz_efficacy"], screenshot: true },
+      { deck: "button[data-track]", api: "monitoringEvent" },
+      { deck: "#next", api: "monitoringEvent", to: ["cz-safety", "cz_safety"] },
+      { deck: "button[data-track]", api: "monitoringEvent" },
+      { deck: "button[data-mail]", api: "sendMail", panel: "agnitio sendMail" },
+      { deck: 'a[data-goto="main/cz_home"]', api: "monitoringEvent", to: ["cz-home", "cz_home"] },
+      { deck: 'a[data-goto="appendix/cz_refs"]', api: "monitoringEvent", to: ["cz-refs", "cz_refs"] },
+      { shell: "overview", to: ["cz-efficacy", "cz_efficacy"] },
+      { shell: "next", to: ["cz-safety", "cz_safety"] },
+      { deck: "#prev", api: "monitoringEvent", to: ["cz-efficacy", "cz_efficacy"] },
+      { deck: "button[data-track]", api: "monitoringEvent" },
+    ],
+    atLeast: { monitoringEvent: 10, sendMail: 1, getPresenter: 3 },
+  });
+}
+
+function agnitioAccelerator(browser) {
+  return agnitioDeck(browser, {
+    env: "AGNITIO_ACCELERATOR_ZIP", zip: AGNITIO_ACCELERATOR_ZIP, screenshot: SCREENSHOT_ACCELERATOR,
+    start: ["ac-intro", "ac_intro"], module: "fictional",
+    steps: [
+      { deck: 'a[data-goto="cz_story/ac_dosing"]', api: "monitoringEvent", to: ["ac-dosing", "ac_dosing"] },
+      { deck: "button[data-track]", api: "monitoringEvent" },
+      { deck: "#next", api: "monitoringEvent", to: ["ac-summary", "ac_summary"] },
+      { deck: "button[data-mail]", api: "sendMail", panel: "agnitio sendMail" },
+      { deck: 'a[data-goto="cz_story/ac_intro"]', api: "monitoringEvent", to: ["ac-intro", "ac_intro"] },
+      { shell: "next", to: ["ac-data", "ac_data"] },
+      { deck: "button[data-track]", api: "monitoringEvent", screenshot: true },
+      { deck: 'a[data-goto="cz_backup/ac_backup"]', api: "monitoringEvent", to: ["ac-backup", "ac_backup"] },
+      { shell: "overview", to: ["ac-summary", "ac_summary"] },
+      { deck: "#prev", api: "monitoringEvent", to: ["ac-dosing", "ac_dosing"] },
+    ],
+    atLeast: { monitoringEvent: 10, sendMail: 1, getPresenter: 3 },
+  });
+}
+
+// --- OCE ----------------------------------------------------------------------------------
+
+// Every OCE call and what it must have left, computed call by call while following the deck's
+// position (`order`: the visible presentation's slides): gotoSlide -> slide_enter (jump) of the
+// slide whose key_message it names; goNext/PreviousSequence -> slide_enter (link) of the
+// neighbour, nothing at either end (answered); addAction -> custom oce_action;
+// startTrackingPage -> custom oce_page_tracking; anything else -> unsupported_api.
+function expectOce(calls, deck, start) {
+  const order = deck.presentations.find((p) => !p.hidden).slides;
+  const byKm = (km) => (deck.slides.find((s) => s.key_message === km) || {}).id;
+  const out = { moves: [], actions: [], tracking: [], unsupported: [], answered: [], pages: [] };
+  let current = start, lastPage = null;
+  for (const c of calls) {
+    if (c.page !== lastPage) { lastPage = c.page; out.pages.push(current); }
+    const a = c.args || [];
+    if (c.api === "gotoSlide") {
+      const to = byKm(a[0]);
+      if (to) { out.moves.push([to, "jump"]); current = to; } else out.answered.push(c);
+    } else if (c.api === "goNextSequence" || c.api === "goPreviousSequence") {
+      const i = order.indexOf(current) + (c.api === "goNextSequence" ? 1 : -1);
+      if (i >= 0 && i < order.length) { current = order[i]; out.moves.push([current, "link"]); } else out.answered.push(c);
+    } else if (c.api === "addAction") {
+      out.actions.push({ action: a[0], reaction: a[1], slide: current });
+    } else if (c.api === "startTrackingPage") {
+      out.tracking.push({ pageid: a[0], slide: current });
+    } else {
+      out.unsupported.push({ api: c.api, slide: current });
+    }
+  }
+  return out;
+}
+
+async function oceDeck(browser) {
+  requireZip("OCE_ZIP", OCE_ZIP);
+  const preview = await Preview.start(OCE_ZIP, ["--hcp", "HCP-QA-0300"]);
+  try {
+    const { page } = await openShell(browser, preview);
+    const deck = await page.evaluate(() => window.previewShell.deck);
+    const S = { home: "cz-oce-01-home", efficacy: "cz-oce-02-efficacy", safety: "cz-oce-03-safety" };
+    check(deck.slides.every((s) => s.bridge === "oce"), "every slide's bridge is oce", deck.slides.map((s) => [s.id, s.bridge]));
+    let frame = await waitSlide(page, S.home);
+    await hookPageCalls(page, frame);
+    await runtimeBefore(frame, "../shared/js/cz-oce.js", "oce");
+    check(await frame.evaluate(() => window.parent !== window && !!window.parent.CLMPlayer && !!(window.edetailContainers && window.edetailContainers.oce)),
+      "the sequence runs in a frame whose parent (the shell) has a CLMPlayer");
+    const pagesShown = [S.home];
+
+    // A deck control; `to` when it moves the call (the frame loads that sequence).
+    const control = async (selector, api, to, what) => {
+      const before = countApi(await collected(page), api);
+      const loads = await page.evaluate(() => window.previewShell.loads);
+      await clickIn(page, frame, selector);
+      await callMade(page, api, before, what);
+      if (to) {
+        frame = await waitSlide(page, to);
+        await hookPageCalls(page, frame);
+        pagesShown.push(to);
+      } else {
+        await page.waitForFunction((api, n) => {
+          const c = (window.__collectedCalls || []).filter((x) => x.api === api)[n];
+          return c && "result" in c;
+        }, { timeout: 8000, polling: 50 }, api, before).catch(() => { throw new CheckError(what + ": " + api + " got no answer within 8 s"); });
+        await settled(frame);
+        await sleep(400);
+        check((await page.evaluate(() => window.previewShell.loads)) === loads, what + ": nothing reloaded");
+      }
+    };
+
+    await control("#prev", "goPreviousSequence", null, "the deck's prev on the first sequence");
+    await control("#next", "goNextSequence", S.efficacy, "the deck's next");
+    await control('button[data-action="efficacy_chart"]', "addAction", null, "efficacy chart action");
+    await control("#next", "goNextSequence", S.safety, "the deck's next");
+    await control('button[data-action="safety_question"]', "addAction", null, "safety question action");
+    await control("button[data-survey]", "getSurveyFlowJson", null, "the survey (unsupported)");
+    await panelLists(page, "oce getSurveyFlowJson");
+    fs.mkdirSync(path.dirname(SCREENSHOT_OCE), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT_OCE });
+    console.log("    screenshot: " + SCREENSHOT_OCE);
+    await control('a[data-sequence="CZ_OCE_01_Home"]', "gotoSlide", S.home, "link to Home");
+    await control('a[data-sequence="CZ_OCE_03_Safety"]', "gotoSlide", S.safety, "link to Safety");
+    await control("#prev", "goPreviousSequence", S.efficacy, "the deck's prev");
+    await settled(frame);
+    await sleep(300);
+
+    const calls = await collected(page);
+    const answers = Object.fromEntries(["addAction", "getSurveyFlowJson", "startTrackingPage"].map((api) =>
+      [api, calls.filter((c) => c.api === api).map((c) => c.result)]));
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const ev = preview.events();
+    const exp = expectOce(calls, deck, S.home);
+    console.log("    calls: " + calls.map((c) => c.api).join(" "));
+    check(JSON.stringify(exp.pages) === JSON.stringify(pagesShown), "each page's calls were made on the sequence the shell showed", { computed: exp.pages, shown: pagesShown });
+    check(countApi(calls, "startTrackingPage") === pagesShown.length, "each sequence page tracked itself once (startTrackingPage)", countApi(calls, "startTrackingPage"));
+
+    const enters = ev.filter((e) => e.type === "slide_enter").map((e) => [e.payload.slide, e.payload.source]);
+    check(JSON.stringify(enters) === JSON.stringify([[S.home, "start"], ...exp.moves]),
+      "gotoSlide -> slide_enter (jump), goNext/PreviousSequence -> slide_enter (link), nothing at the first sequence", { recorded: enters, expected: exp.moves });
+    const actions = ev.filter((e) => e.type === "custom" && e.payload.event === "oce_action")
+      .map((e) => ({ action: e.payload.data.action__c, reaction: e.payload.data.reaction__c, slide: e.payload.slide }));
+    check(JSON.stringify(actions) === JSON.stringify(exp.actions), "each addAction recorded as custom oce_action, on its slide", { recorded: actions, expected: exp.actions });
+    check(answers.addAction.every((r) => r && r.success === true), "addAction answered success", answers.addAction);
+    const tracking = ev.filter((e) => e.type === "custom" && e.payload.event === "oce_page_tracking")
+      .map((e) => ({ pageid: e.payload.data.pageid, slide: e.payload.slide }));
+    check(JSON.stringify(tracking) === JSON.stringify(exp.tracking), "each startTrackingPage recorded as custom oce_page_tracking", { recorded: tracking, expected: exp.tracking });
+    const unsupported = ev.filter((e) => e.type === "unsupported_api").map((e) => ({ api: e.payload.api, slide: e.payload.slide }));
+    check(ev.filter((e) => e.type === "unsupported_api").every((e) => e.payload.vendor === "oce") && JSON.stringify(unsupported) === JSON.stringify(exp.unsupported),
+      "the unsupported call recorded as unsupported_api", { recorded: unsupported, expected: exp.unsupported });
+    check(answers.getSurveyFlowJson.every((r) => r && r.success === false), "and answered in OCE's failure shape", answers.getSurveyFlowJson);
+    const other = ev.filter((e) => e.type === "custom" && !["oce_action", "oce_page_tracking"].includes(e.payload.event)).map((e) => e.payload.event);
+    check(other.length === 0, "no other custom event", other);
+
+    const recorded = exp.moves.length + actions.length + tracking.length + unsupported.length;
+    check(recorded + exp.answered.length === calls.length, "calls made == events recorded + calls explicitly answered (next/prev at an end)",
+      { calls: calls.length, recorded, answered: exp.answered.length });
+    check(ev[ev.length - 1].type === "call_ended", "call_ended after shutdown");
+  } finally {
+    preview.kill();
+  }
+}
+
 // ------------------------------------------------------------------ runner
 
 const scenarios = [
@@ -687,6 +1175,9 @@ const scenarios = [
   ["veeva own library: runtime scripts first, 2048-px slide scaled to the stage, shell prev on the first slide", ownLibraryViewport],
   ["veeva own library: every call recorded or answered", ownLibraryCalls],
   ["next on the last slide, prev on the first: nothing moves", edgeNavigation],
+  ["agnitio classic: the deck's framework and library, every call recorded or answered", agnitioClassic],
+  ["agnitio accelerator: the deck's framework and library, every call recorded or answered", agnitioAccelerator],
+  ["oce: the deck's CLMPlayer calls, every call recorded or answered", oceDeck],
 ];
 
 async function main() {
@@ -700,7 +1191,9 @@ async function main() {
   });
   let passed = 0, failed = 0;
   try {
-    for (const [name, fn] of scenarios) {
+    // SCENARIO_FILTER=text runs only the scenarios whose title contains it (for debugging).
+    const only = process.env.SCENARIO_FILTER;
+    for (const [name, fn] of scenarios.filter(([n]) => !only || n.includes(only))) {
       console.log("# " + name);
       let timer;
       try {
