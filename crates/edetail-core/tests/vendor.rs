@@ -142,7 +142,11 @@ fn veeva_query_record_navigation_and_goto_forms() {
     assert_eq!(r["result"]["success"], true);
     let before = w.count();
     let r = w.ok("veeva.request", json!({"request": "veeva:getDataForObjectV2(Account),objId(hcp-2),fieldName(ID),callback(cb)"}));
-    assert_eq!((r["result"]["success"].as_bool(), r["result"]["code"].as_u64()), (Some(false), Some(1000)), "another HCP's record is not known");
+    assert_eq!(
+        (r["result"]["success"].as_bool(), r["result"]["code"].as_u64()),
+        (Some(false), Some(1000)),
+        "another HCP's record is not known"
+    );
     assert_eq!(w.count(), before + 1, "and kept as unsupported_api");
 }
 

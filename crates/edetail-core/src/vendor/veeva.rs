@@ -111,7 +111,10 @@ pub fn normalize(raw: &str) -> String {
     // (a plain request with a JSON value or a second argument has raw `,`, `{` or `"`).
     let escaped = s.as_bytes().windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
     let raw_specials = s.contains([',', '{', '}', '"', ' ', ';', ':', '/', '?', '&', '=', '#', '+', '$', '@', '[', ']']);
-    if escaped && !raw_specials && let Some(d) = crate::assets::percent_decode(s) {
+    if escaped
+        && !raw_specials
+        && let Some(d) = crate::assets::percent_decode(s)
+    {
         return d;
     }
     s.to_string()
