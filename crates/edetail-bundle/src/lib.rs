@@ -19,6 +19,7 @@ pub mod pack;
 pub mod path;
 pub mod problem;
 pub mod reader;
+pub mod refs;
 pub mod sign;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -96,18 +96,31 @@ pub fn run(cmd: BundleCommand, out: &Output) -> anyhow::Result<ExitCode> {
             let opts = read_options(&pubkeys, require_signature)?;
             let report = run_check(&bundle, &opts, out)?;
             let calls = vendor_calls(&bundle, &opts, &report);
+            let broken = broken_references(&bundle, &opts, &report);
+            let ok = report.is_ok() && broken.is_empty();
             let mut j = check_json(&bundle, &report);
             j["vendor_calls"] = json!(calls.as_ref().map(|c| &c.calls));
             j["unsupported_vendor_calls"] = json!(calls.as_ref().map(|c| c.unsupported().count()).unwrap_or(0));
+            j["broken_references"] = json!(broken);
+            j["ok"] = json!(ok);
             out.emit(&j, || {
                 let mut s = String::new();
                 if let Some(c) = &calls {
                     s.push_str(&vendor_calls_human(c));
                 }
+                for b in &broken {
+                    s.push_str(&format!("error: {b}\n"));
+                }
                 s.push_str(&check_human(&bundle, &report));
+                if report.is_ok() && !broken.is_empty() {
+                    s.push_str(&format!(
+                        "REJECTED: {} broken reference(s): the slides would load without these files on the device\n",
+                        broken.len()
+                    ));
+                }
                 s
             });
-            Ok(exit_for(report.is_ok()))
+            Ok(exit_for(ok))
         }
         BundleCommand::Verify { bundle, pubkeys } => {
             let opts = read_options(&pubkeys, true)?;
@@ -216,6 +229,16 @@ fn vendor_calls(bundle: &Path, opts: &ReadOptions, r: &CheckReport) -> Option<Co
     }
     let mut archive = BundleArchive::open_path(bundle, opts).ok()?;
     compat::scan_bundle(&mut archive, 16 * 1024 * 1024).ok()
+}
+
+/// `../` references of the bundle's pages and styles that name no file of the bundle
+/// (only for a bundle that verified).
+fn broken_references(bundle: &Path, opts: &ReadOptions, r: &CheckReport) -> Vec<edetail_bundle::refs::BrokenReference> {
+    if !r.is_ok() {
+        return Vec::new();
+    }
+    let Ok(mut archive) = BundleArchive::open_path(bundle, opts) else { return Vec::new() };
+    edetail_bundle::refs::scan_bundle(&mut archive, 16 * 1024 * 1024).unwrap_or_default()
 }
 
 /// The check's vendor-call section: unsupported calls are warnings, never errors.

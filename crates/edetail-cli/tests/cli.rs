@@ -92,6 +92,37 @@ fn new_pack_sign_verify_round_trip() {
 }
 
 #[test]
+fn check_rejects_references_to_files_the_bundle_does_not_have() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("deck");
+    assert!(edetail(&["bundle", "new", s(&dir), "--id", "com.example.refs", "--title", "R", "--product", "p"]).status.success());
+    let page = dir.join("slides/title/index.html");
+    let html = fs::read_to_string(&page).unwrap();
+    // A shared stylesheet that never made it into the deck, beside one that did.
+    let html = html.replacen(
+        "<head>",
+        "<head><link rel=stylesheet href=\"../../shared/deck.css\"><link rel=stylesheet href=\"../../shared/brand/gone.css?v=3\">",
+        1,
+    );
+    fs::write(&page, html).unwrap();
+    let zip = tmp.path().join("deck.zip");
+    assert!(edetail(&["bundle", "pack", s(&dir), "-o", s(&zip)]).status.success());
+    let o = edetail(&["bundle", "check", s(&zip)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(
+            "slides/title/index.html references ../../shared/brand/gone.css -> shared/brand/gone.css, which is not in the bundle"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!stdout(&o).contains("deck.css ->"), "present files are not reported: {}", stdout(&o));
+    let v = json(&edetail(&["bundle", "check", s(&zip), "--json"]));
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["broken_references"][0]["resolved"], "shared/brand/gone.css");
+}
+
+#[test]
 fn check_reports_tampering_by_entry_with_json_codes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("deck");

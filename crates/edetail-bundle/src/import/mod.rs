@@ -577,7 +577,7 @@ fn is_scannable(path: &BundlePath) -> bool {
 /// Strings in HTML/CSS/JS text that look like relative file references: quoted strings and
 /// CSS `url(...)` values without a scheme, with any `?query` or `#fragment` removed. A
 /// heuristic: references assembled by script at run time are not found.
-fn relative_refs(text: &str) -> Vec<String> {
+pub(crate) fn relative_refs(text: &str) -> Vec<String> {
     let mut found = std::collections::BTreeSet::new();
     let b = text.as_bytes();
     let mut i = 0;
