@@ -128,6 +128,17 @@ fn vendor_pages(m: &Manifest, containers: bool) -> HashMap<String, String> {
     let mut by_page: HashMap<String, Vec<Bridge>> = HashMap::new();
     for s in &m.slides {
         by_page.entry(format!("/{}/{}", m.id, s.entry.as_str())).or_default().push(s.bridge);
+        // A vendor slide's further pages in its own folder (an OCE sequence's detail page) run
+        // the same library, so they get the same scripts; not for an entry at the bundle root.
+        if s.bridge != Bridge::Edetail
+            && let Some((folder, _)) = s.entry.as_str().rsplit_once('/')
+        {
+            for page in m.files.keys().filter(|p| p.as_str().starts_with(&format!("{folder}/")) && *p != &s.entry) {
+                if matches!(page.extension().as_deref(), Some("html" | "htm")) {
+                    by_page.entry(format!("/{}/{}", m.id, page.as_str())).or_default().push(s.bridge);
+                }
+            }
+        }
     }
     by_page.into_iter().filter_map(|(page, bridges)| runtime_scripts(&bridges, containers).map(|s| (page, s))).collect()
 }

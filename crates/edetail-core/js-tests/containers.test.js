@@ -454,6 +454,20 @@ test("CLMPlayer stand-in: each call goes through oce.call with named params", as
   assert.deepEqual([plain(a).request, plain(b).request], ["startTrackingPage", "stopTrackingPage"]);
 });
 
+test("CLMPlayer stand-in: calls it does not know still reach the core (recorded there as unsupported)", async () => {
+  const env = containersEnv();
+  env.run(`CLMPlayer.openDocument("doc-1", {page: 2}); CLMPlayer.sendEmail("tpl", function () {});`);
+  await settle(10);
+  assert.deepEqual(env.calls("oce.call").map((m) => plain(m.params)), [
+    { request: "openDocument", params: { args: ["doc-1", { page: 2 }] } },
+    { request: "sendEmail", params: { args: ["tpl", "[function]"] } },
+  ]);
+  // What programs probe without calling stays undefined (a thenable player would break await).
+  assert.equal(env.run("typeof CLMPlayer.then + typeof CLMPlayer.toJSON + typeof CLMPlayer._secret"), "undefinedundefinedundefined");
+  assert.equal(env.run("CLMPlayer === window.edetailContainers.oce.player"), true);
+  assert.equal(env.calls("oce.call").length, 2, "probing sent nothing");
+});
+
 test("CLMPlayer events: viewappearing after load, viewdisappearing at pagehide", () => {
   const env = containersEnv();
   env.run(`window.__ev = []; CLMPlayer.registerEventListener("viewappearing", function () { __ev.push("in"); });

@@ -468,12 +468,33 @@
   });
   player._edetail = true;
 
+  // Calls the stand-in does not know (openDocument, sendEmail, ... of other OCE versions) still
+  // reach the core, which records them as unsupported_api: through a Proxy where there is one.
+  // Names a program probes without calling (then, toJSON, symbols, _private) stay undefined.
+  var NOT_CALLS = ["then", "toJSON", "constructor", "valueOf", "toString", "inspect", "nodeType", "length"];
+  var unknownCalls = {};
+  var exposed = typeof Proxy === "function" ? new Proxy(player, {
+    get: function (target, name) {
+      if (name in target || typeof name !== "string" || name.charAt(0) === "_" || NOT_CALLS.indexOf(name) >= 0) return target[name];
+      if (!unknownCalls[name]) {
+        unknownCalls[name] = function () { return oceCall(name, { args: jsonArgs(arguments) }); };
+      }
+      return unknownCalls[name];
+    }
+  }) : player;
+
+  function jsonArgs(args) {
+    var out = [];
+    for (var i = 0; i < args.length; i++) out.push(safeArg(args[i]));
+    return out;
+  }
+
   function installPlayer() {
     var cur = window.CLMPlayer;
-    if (cur && typeof cur === "object" && cur !== player && cur._edetail !== true) return false; // the deck's own
-    if (cur === player) return true;
+    if (cur === exposed || cur === player) return true;
+    if (cur && typeof cur === "object" && cur._edetail !== true) return false; // the deck's own
     if (cur && typeof cur === "object" && cur._edetail === true) { fillMissing(cur, player); return true; }
-    try { window.CLMPlayer = player; } catch (e) { return false; }
+    try { window.CLMPlayer = exposed; } catch (e) { return false; }
     return true;
   }
 
@@ -610,7 +631,7 @@
       call: oceCall,
       nativeCall: oceNativeCall,
       fromFrameMessage: oceFromFrame,
-      player: player,
+      player: exposed,
       fire: fireOce
     },
     unsupported: unsupported

@@ -283,7 +283,20 @@ fn agnitio_slide_reports_become_views_of_the_bundle_slides() {
 
 #[test]
 fn oce_player_calls() {
-    let w = world(SampleBundle::new());
+    let mut deck = SampleBundle::new();
+    deck.files.insert("slides/intro/detail.html".into(), b"<!doctype html><title>detail</title>".to_vec());
+    let w = world(deck);
+    // A further page of the current sequence: it loads, the view goes on, the page is kept.
+    let before = w.count();
+    let r = w.ok("oce.call", json!({"request": "gotoSlide", "params": {"sequenceId": null, "slideName": "detail.html"}}));
+    assert_eq!(
+        (r["navigate"]["slide"].as_str(), r["navigate"]["url"].as_str()),
+        (Some("intro"), Some("/com.example.sample/slides/intro/detail.html"))
+    );
+    assert_eq!(w.count(), before + 1);
+    assert_eq!(w.last().1["event"], "oce_page");
+    let r = w.ok("oce.call", json!({"request": "gotoSlide", "params": {"slideName": "../../manifest.json"}}));
+    assert_eq!(r["result"]["success"], false, "only pages of the bundle, by name");
     let r =
         w.ok("oce.call", json!({"request": "gotoSlide", "params": {"sequenceId": null, "slideName": "KM_EFFICACY", "animation": null}}));
     assert_eq!(r["navigate"]["slide"], "efficacy");

@@ -482,9 +482,17 @@
     }).catch(function () { pollFailures++; });
   }
   // The slide's bridge calls bypass the shell: poll while visible, until the preview is gone.
+  // The state too: a single-page framework (Agnitio) moves between slides inside its own page,
+  // and its slideEnter reports move the call without any load the shell would see.
   var poller = setInterval(function () {
     if (pollFailures >= 3) { clearInterval(poller); return; }
-    if (document.visibilityState !== "hidden") refreshUnsupported();
+    if (document.visibilityState === "hidden") return;
+    refreshUnsupported();
+    if (deck) {
+      api("GET", "/_preview/state").then(function (s) {
+        if (s && (!state || s.slide !== state.slide || s.presentation !== state.presentation)) applyState(s);
+      }).catch(function () {});
+    }
   }, 1500);
   $("unsupported-toggle").addEventListener("click", function () {
     var open = panel.classList.toggle("open");

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, Vendor, goto_named, record_unsupported, step};
-use crate::device::Device;
+use crate::device::{Device, NavTarget};
 use crate::error::Result;
 
 /// `custom` event name of `addAction`.
@@ -22,6 +22,27 @@ pub const FEEDBACK_EVENT: &str = "oce_feedback";
 /// Slide-state key under which `saveState` keeps the deck's state.
 pub const STATE_KEY: &str = "oce_state";
 
+/// `custom` event name of a further page of a sequence opened with `gotoSlide`.
+pub const PAGE_EVENT: &str = "oce_page";
+
+/// An HTML page named `name` in the folder of the call's current slide, as a target that keeps
+/// the slide (`moved`: the page loads).
+fn sequence_page(device: &Device, call_id: &str, names: &[&str]) -> Result<Option<NavTarget>> {
+    let c = device.call(call_id)?;
+    let (Some(bundle), Some(slide)) = (c.bundle_id, c.slide_id) else { return Ok(None) };
+    let active = device.content().active(&bundle)?;
+    let Some(entry) = active.manifest.slide(&slide).map(|s| s.entry.clone()) else { return Ok(None) };
+    for name in names.iter().map(|n| n.trim().trim_start_matches("./")).filter(|n| n.ends_with(".html") || n.ends_with(".htm")) {
+        if let Some(page) = entry.join_relative(name)
+            && active.manifest.files.contains_key(&page)
+        {
+            let url = crate::assets::asset_url(&bundle, page.as_str());
+            return Ok(Some(NavTarget { slide, presentation: c.presentation_id.unwrap_or_default(), url, moved: true }));
+        }
+    }
+    Ok(None)
+}
+
 /// Answers one `CLMPlayer` request in the open call.
 pub fn call(device: &Device, call_id: &str, request: &str, params: &Map<String, Value>) -> Result<Outcome> {
     let ok = || json!({"success": true});
@@ -29,19 +50,23 @@ pub fn call(device: &Device, call_id: &str, request: &str, params: &Map<String, 
         "gotoSlide" => {
             // Both signatures are seen: (sequenceId, slideName, animation) and
             // (keyMessage, sequence, presentation); try every string argument as a name.
-            let names: Vec<&str> = ["sequenceId", "slideName", "keyMessage", "sequence", "slide"]
+            let given: Vec<&str> = ["sequenceId", "slideName", "keyMessage", "sequence", "slide"]
                 .iter()
                 .filter_map(|k| params.get(*k).and_then(Value::as_str))
                 .chain(params.get("args").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str))
-                .flat_map(|n| [n, n.trim_end_matches(".html").trim_end_matches("/index")])
                 .collect();
+            let names: Vec<&str> = given.iter().flat_map(|n| [*n, n.trim_end_matches(".html").trim_end_matches("/index")]).collect();
             let presentation = params.get("presentation").and_then(Value::as_str);
-            match goto_named(device, call_id, &names, presentation)? {
-                Some(t) => Ok(Outcome { result: ok(), navigate: Some(t) }),
-                None => {
-                    Ok(Outcome::answer(json!({"success": false, "message": format!("gotoSlide: no slide named {names:?} in this deck")})))
-                }
+            if let Some(t) = goto_named(device, call_id, &names, presentation)? {
+                return Ok(Outcome { result: ok(), navigate: Some(t) });
             }
+            // A further page of the current sequence (`gotoSlide(null, "detail.html")`): the
+            // page loads, the slide view goes on, the page is recorded.
+            if let Some(t) = sequence_page(device, call_id, &given)? {
+                device.track(call_id, PAGE_EVENT, json!({"page": t.url}))?;
+                return Ok(Outcome { result: ok(), navigate: Some(t) });
+            }
+            Ok(Outcome::answer(json!({"success": false, "message": format!("gotoSlide: no slide named {given:?} in this deck")})))
         }
         "goNextSequence" | "goPreviousSequence" => {
             let t = step(device, call_id, request == "goNextSequence")?;
