@@ -589,6 +589,37 @@ async function edgeNavigation(browser) {
   }
 }
 
+// Legacy Veeva decks talk to the app without the library: `<a href="veeva:...">` and
+// `document.location = "veeva:" + encodeURIComponent(...)`. In a browser those navigations
+// would fail; containers.js cancels them (Navigation API) and sends them to the core.
+async function legacyLocation(browser) {
+  requireOwnZip();
+  const preview = await Preview.start(VEEVA_OWN_ZIP);
+  try {
+    const { page } = await openShell(browser, preview);
+    await waitSlide(page, OWN.home);
+    let frame = await overviewJump(page, OWN.safety);
+    check(await frame.evaluate(() => window.edetailContainers && window.edetailContainers.navigations === true),
+      "containers.js intercepts navigations here (Navigation API)");
+    await clickIn(page, frame, "#legacy-track");
+    const answer = await frame.waitForFunction(() => window.__legacyDone, { timeout: 8000 }).then((h) => h.jsonValue()).catch(() => null);
+    check(answer && answer.success === true && typeof answer.objectId === "string", "document.location = veeva:saveObjectV2... is answered through its callback", answer);
+    check((await page.evaluate(() => document.body.dataset.slide)) === OWN.safety, "and the slide stays (the navigation was cancelled)");
+    await clickIn(page, frame, "#legacy-home");
+    frame = await waitSlide(page, OWN.home);
+    const stopped = await preview.stop();
+    check(stopped.code === 0, "preview exits 0 on SIGTERM", stopped);
+    const ev = preview.events();
+    const tracked = ev.filter((e) => e.type === "custom" && e.payload.event === "veeva_clickstream" && e.payload.data.Track_Element_Id_vod__c === "legacy-isi");
+    check(tracked.length === 1 && tracked[0].payload.data.Answer_vod__c === "read, (all)" && tracked[0].payload.slide === OWN.safety,
+      "the legacy tracking request is one veeva_clickstream event on the safety slide, its value intact", tracked.map((e) => e.payload));
+    const enters = ev.filter((e) => e.type === "slide_enter").map((e) => [e.payload.slide, e.payload.source]);
+    check(JSON.stringify(enters.slice(-1)) === JSON.stringify([[OWN.home, "jump"]]), "the legacy link is a jump to the key message", enters);
+  } finally {
+    preview.kill();
+  }
+}
+
 // Needs the core's veeva.request + unsupported_api and /_edetail/containers.js (ADR 0013):
 // fails, never skips, until they are there.
 async function ownLibraryCalls(browser) {
@@ -1175,6 +1206,7 @@ const scenarios = [
   ["veeva own library: runtime scripts first, 2048-px slide scaled to the stage, shell prev on the first slide", ownLibraryViewport],
   ["veeva own library: every call recorded or answered", ownLibraryCalls],
   ["next on the last slide, prev on the first: nothing moves", edgeNavigation],
+  ["veeva legacy: veeva: links and document.location requests, intercepted and recorded", legacyLocation],
   ["agnitio classic: the deck's framework and library, every call recorded or answered", agnitioClassic],
   ["agnitio accelerator: the deck's framework and library, every call recorded or answered", agnitioAccelerator],
   ["oce: the deck's CLMPlayer calls, every call recorded or answered", oceDeck],
