@@ -272,8 +272,14 @@ class CallTest(TempDirTest):
         self.assertEqual(ctx["slide"], {"id": "intro", "presentation": "main"})
         self.assertEqual(ctx["bundle"], {"id": CARDIOZEN, "version": 1})
 
+        # "prev" on the first slide goes nowhere: nothing recorded, the slide is not reloaded.
+        before = pending()
+        stay = slide.ok("navigate", {"action": "prev"})
+        self.assertEqual(stay, {"slide": "intro", "presentation": "main", "url": f"/{CARDIOZEN}/slides/intro/index.html", "moved": False})
+        self.assertEqual(pending(), before, "a navigation that goes nowhere records no slide_exit/slide_enter")
+
         nav = slide.ok("navigate", {"action": "next"})
-        self.assertEqual(nav, {"slide": "burden", "presentation": "main", "url": f"/{CARDIOZEN}/slides/burden/index.html"})
+        self.assertEqual(nav, {"slide": "burden", "presentation": "main", "url": f"/{CARDIOZEN}/slides/burden/index.html", "moved": True})
         slide.slide = "burden"
         self.assertEqual(slide.ok("context")["slide"]["id"], "burden")
         n = pending()
