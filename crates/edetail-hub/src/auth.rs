@@ -172,6 +172,7 @@ pub(crate) async fn login(State(hub): State<Hub>, headers: HeaderMap, body: axum
         Err(Error::TokenExpired) => login_page(StatusCode::UNAUTHORIZED, Some("This operator token has expired.")),
         Err(Error::Unauthorized) => login_page(StatusCode::UNAUTHORIZED, Some("Unknown or revoked operator token.")),
         Err(Error::BadRequest(m)) | Err(Error::TooLarge(m)) => login_page(StatusCode::BAD_REQUEST, Some(&m)),
+        Err(Error::Timeout(m)) => login_page(StatusCode::REQUEST_TIMEOUT, Some(&m)),
         Err(e) => {
             tracing::error!(error = %e, "dashboard login failed");
             login_page(StatusCode::INTERNAL_SERVER_ERROR, Some("The hub could not log you in; see its log."))
@@ -181,7 +182,9 @@ pub(crate) async fn login(State(hub): State<Hub>, headers: HeaderMap, body: axum
 
 async fn login_inner(hub: &Hub, headers: &HeaderMap, body: axum::body::Body) -> Result<Response> {
     hub.inner().limits.check("login", LOGIN_RATE_PER_SEC, LOGIN_BURST, Instant::now()).map_err(limited)?;
-    let raw = axum::body::to_bytes(body, MAX_LOGIN_BODY).await.map_err(|_| Error::TooLarge("login form too large".into()))?;
+    let raw = axum::body::to_bytes(body, MAX_LOGIN_BODY)
+        .await
+        .map_err(|e| Error::reading_body(e, |_| Error::TooLarge("login form too large".into())))?;
     let raw = std::str::from_utf8(&raw).map_err(|_| Error::BadRequest("the login form is not UTF-8".into()))?;
     let token = crate::http::form_value(raw, "token")?.ok_or_else(|| Error::BadRequest("enter the operator token".into()))?;
     let token = token.trim().to_string();

@@ -46,7 +46,9 @@ pub(crate) fn router(hub: Hub) -> Router {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
+    // In the request's span: store errors logged there carry the request id.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
 
 /// A device's requests update its last-seen time and skew at most this often (a full install
@@ -101,7 +103,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     let mut raw = Vec::new();
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| Error::reading_body(e, |e| Error::BadRequest(format!("reading body: {e}"))))?;
         if raw.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -443,7 +445,7 @@ async fn spool_body(headers: &HeaderMap, body: Body, limit: usize, dir: &std::pa
     let mut written = 0usize;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::BadRequest(format!("reading body: {e}")))?;
+        let chunk = chunk.map_err(|e| Error::reading_body(e, |e| Error::BadRequest(format!("reading body: {e}"))))?;
         written += chunk.len();
         if written > limit {
             return Err(too_large());

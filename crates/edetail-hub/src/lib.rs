@@ -18,6 +18,8 @@ pub mod microsite;
 pub mod postgres;
 pub mod publish;
 pub mod ratelimit;
+pub mod reqlog;
+pub mod server;
 pub mod sqlite;
 pub mod store;
 #[cfg(feature = "testkit")]
@@ -36,6 +38,7 @@ use crate::analytics::StageRules;
 use crate::blobs::BlobStore;
 pub use crate::closed_loop::{AnalysisReport, Analyzer, AnalyzerConfig};
 pub use crate::error::{Error, Result};
+pub use crate::server::ServerLimits;
 use crate::sqlite::SqliteStore;
 pub use crate::store::{DeviceStats, ErasureReport, HubStats, HubStore, Territory};
 
@@ -56,6 +59,8 @@ pub struct HubConfig {
     pub plan_key: Option<PathBuf>,
     /// Adoption-stage rules (JSON, `analytics::StageRules`); the built-in rules when absent.
     pub stage_rules: Option<PathBuf>,
+    /// Connection timeouts and bounds when serving (`Hub::set_server_limits` changes them later).
+    pub server_limits: ServerLimits,
 }
 
 /// File name of the plan key inside the data directory (its public half: `plan.pub`).
@@ -93,6 +98,8 @@ pub(crate) struct HubInner {
     pub(crate) limits: ratelimit::RateLimiter,
     /// Dashboard session cookies carry `Secure` (set when the hub is reached over TLS).
     pub(crate) secure_cookies: std::sync::atomic::AtomicBool,
+    /// Timeouts and connection bounds `serve`/`serve_tls` start with.
+    pub(crate) server_limits: std::sync::Mutex<ServerLimits>,
 }
 
 /// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
@@ -153,7 +160,10 @@ impl Hub {
                 StageRules::from_json(&text).map_err(|e| Error::BadRequest(format!("stage rules {}: {e}", p.display())))?
             }
         };
-        Ok(Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules }))
+        config.server_limits.validate().map_err(Error::BadRequest)?;
+        let hub = Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules });
+        hub.set_server_limits(config.server_limits)?;
+        Ok(hub)
     }
 
     /// A hub over any store and blob store.
@@ -168,6 +178,7 @@ impl Hub {
                 analysis_wake: tokio::sync::Notify::new(),
                 limits: ratelimit::RateLimiter::default(),
                 secure_cookies: std::sync::atomic::AtomicBool::new(false),
+                server_limits: std::sync::Mutex::new(ServerLimits::default()),
             }),
         }
     }
@@ -275,7 +286,10 @@ impl Hub {
     /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
-        http::router(self.clone()).merge(microsite::router(self.clone())).merge(self.dashboard_router(insights))
+        http::router(self.clone())
+            .merge(microsite::router(self.clone()))
+            .merge(self.dashboard_router(insights))
+            .layer(axum::middleware::from_fn(reqlog::request_log))
     }
 
     /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,
@@ -305,36 +319,48 @@ impl Hub {
 
     /// Serves plain HTTP until `shutdown` completes, then finishes in-flight requests.
     /// Meant for loopback (or behind a TLS-terminating proxy): see [`Hub::serve_tls`].
+    /// Connections are bounded by [`Hub::server_limits`] (timeouts, connection caps).
     pub async fn serve(self, listener: tokio::net::TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        self.serve_on(listener, shutdown).await
+        self.serve_on(listener, None, shutdown).await
     }
 
     /// Serves HTTPS (HTTP/1.1 over rustls, `tls` from [`tls::TlsFiles::load`]) until
-    /// `shutdown` completes, then finishes in-flight requests. Same routes and background
-    /// analysis as [`Hub::serve`].
+    /// `shutdown` completes, then finishes in-flight requests. Same routes, limits and
+    /// background analysis as [`Hub::serve`], plus the TLS handshake timeout.
     pub async fn serve_tls(
         self,
         listener: tokio::net::TcpListener,
         tls: Arc<tls::ServerConfig>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let listener = tls::TlsListener::new(listener, tls).map_err(|e| Error::Internal(format!("listener: {e}")))?;
-        self.serve_on(listener, shutdown).await
+        self.serve_on(listener, Some(tokio_rustls::TlsAcceptor::from(tls)), shutdown).await
     }
 
-    async fn serve_on<L>(self, listener: L, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()>
-    where
-        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
-    {
+    async fn serve_on(
+        self,
+        listener: tokio::net::TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
-        tracing::info!(%addr, "hub listening");
+        let limits = self.server_limits();
+        tracing::info!(%addr, ?limits, "hub listening");
         let worker = tokio::spawn(self.clone().analysis_worker());
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::Internal(format!("server: {e}")));
+        server::serve(listener, tls, self.router(), limits, shutdown).await;
         worker.abort();
-        served
+        Ok(())
+    }
+
+    /// The connection timeouts and bounds `serve`/`serve_tls` use.
+    pub fn server_limits(&self) -> ServerLimits {
+        *self.inner.server_limits.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets the connection timeouts and bounds for servers started from now on.
+    pub fn set_server_limits(&self, limits: ServerLimits) -> Result<()> {
+        limits.validate().map_err(Error::BadRequest)?;
+        *self.inner.server_limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+        Ok(())
     }
 
     /// Registers a device for a rep and territory; returns its id and (only now) its token,

@@ -218,7 +218,7 @@ async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) ->
     };
     let bytes: Bytes = axum::body::to_bytes(body, MAX_VISIT_BYTES)
         .await
-        .map_err(|_| Error::TooLarge(format!("a visit report is at most {MAX_VISIT_BYTES} bytes")))?;
+        .map_err(|e| Error::reading_body(e, |_| Error::TooLarge(format!("a visit report is at most {MAX_VISIT_BYTES} bytes"))))?;
     let report: VisitReport = serde_json::from_slice(&bytes).map_err(|e| Error::BadRequest(format!("visit report: {e}")))?;
     if report.visit_id.is_empty() || report.visit_id.len() > 64 || !report.visit_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {

@@ -71,6 +71,9 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
                 || *c == SqlState::TOO_MANY_CONNECTIONS
         })
         || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.code() == Some(&SqlState::DISK_FULL) {
+        return Error::StorageFull(format!("database: {e}"));
+    }
     if transient { Error::Unavailable(format!("database: {e}")) } else { Error::Internal(format!("database: {e}")) }
 }
 
