@@ -45,6 +45,68 @@ pub struct StorageArgs {
     stage_rules: Option<PathBuf>,
 }
 
+/// `hub serve`'s connection timeouts and bounds (`edetail_hub::ServerLimits`; defaults there).
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, value_name = "SECS")]
+    header_timeout: Option<u64>,
+    /// Seconds without a request in progress and without a byte moving before a connection closes.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Seconds a TLS client has to complete its handshake.
+    #[arg(long, value_name = "SECS")]
+    tls_handshake_timeout: Option<u64>,
+    /// Seconds a small request body (events, login, visit) has to arrive completely (else 408).
+    #[arg(long, value_name = "SECS")]
+    body_timeout: Option<u64>,
+    /// Seconds any request body (publish uploads too) may go without progress (else 408).
+    #[arg(long, value_name = "SECS")]
+    body_stall_timeout: Option<u64>,
+    /// Most connections open at once; more are closed on accept.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Most connections open at once from one client address (0: no per-address cap, e.g.
+    /// behind a reverse proxy).
+    #[arg(long, value_name = "N")]
+    max_connections_per_ip: Option<usize>,
+}
+
+impl LimitArgs {
+    fn apply(&self, mut l: edetail_hub::ServerLimits) -> edetail_hub::ServerLimits {
+        let secs = std::time::Duration::from_secs;
+        l.header_read_timeout = self.header_timeout.map_or(l.header_read_timeout, secs);
+        l.idle_timeout = self.idle_timeout.map_or(l.idle_timeout, secs);
+        l.tls_handshake_timeout = self.tls_handshake_timeout.map_or(l.tls_handshake_timeout, secs);
+        l.body_timeout = self.body_timeout.map_or(l.body_timeout, secs);
+        l.body_stall_timeout = self.body_stall_timeout.map_or(l.body_stall_timeout, secs);
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.max_connections_per_ip = self.max_connections_per_ip.unwrap_or(l.max_connections_per_ip);
+        l
+    }
+}
+
+/// Installs `hub serve`'s log: stderr, `text` or `json`, level from `EDETAIL_LOG` (default info).
+/// Every line of a request carries its `request_id` (the `request` span).
+fn init_log(format: &str) -> anyhow::Result<()> {
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("EDETAIL_LOG").unwrap_or_default();
+    let filter: tracing_subscriber::filter::Targets = if spec.trim().is_empty() {
+        tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO)
+    } else {
+        spec.parse().with_context(|| format!("EDETAIL_LOG={spec:?}: expected a level (info) or directives (warn,edetail_hub=debug)"))?
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if format == "json" {
+        registry
+            .with(tracing_subscriber::fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr))
+            .try_init()
+    } else {
+        registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).try_init()
+    };
+    result.context("installing the log")
+}
+
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve the /v1 sync and publishing API until Ctrl-C or SIGTERM.
@@ -71,6 +133,12 @@ pub enum HubCommand {
         /// --allow-insecure-http); kept so old scripts get a clear message.
         #[arg(long, hide = true)]
         allow_remote: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Log format on stderr: `text` (human-readable) or `json` (one object per line).
+        /// The level comes from EDETAIL_LOG (`info` by default; e.g. `debug`, `warn,edetail_hub=debug`).
+        #[arg(long, value_parser = ["text", "json"], default_value = "text")]
+        log_format: String,
     },
     /// Manage devices.
     #[command(subcommand)]
@@ -319,13 +387,15 @@ fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<
         blob_store: storage.blob_store,
         plan_key: storage.plan_key,
         stage_rules: storage.stage_rules,
+        server_limits: edetail_hub::ServerLimits::default(),
     };
     Hub::open(config).with_context(|| format!("opening {shown}"))
 }
 
 pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote } => {
+        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote, limits, log_format } => {
+            init_log(&log_format)?;
             let tls_files = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
             check_listen_policy(listen, tls_files.is_some(), allow_insecure_http, allow_remote)?;
             // Before opening storage: a bad certificate or key fails fast, naming the file.
@@ -338,6 +408,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
                 eprintln!("warning: no --publisher-key given: every publish will be refused");
             }
             let hub = open(storage, keys)?;
+            hub.set_server_limits(limits.apply(hub.server_limits())).context("connection limits")?;
             // Dashboard session cookies are marked Secure when the hub itself speaks HTTPS.
             hub.set_secure_cookies(tls.is_some());
             eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
