@@ -84,6 +84,16 @@ impl SqliteStore {
         Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
+    /// Test support: caps the database at its current size plus `extra_pages` pages
+    /// (`PRAGMA max_page_count`), so the next writes fail with SQLITE_FULL as on a full disk.
+    #[cfg(feature = "testkit")]
+    pub fn limit_growth(&self, extra_pages: i64) -> Result<()> {
+        let conn = lock(&self.writer);
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", pages + extra_pages)?;
+        Ok(())
+    }
+
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
