@@ -131,10 +131,12 @@ async fn trickle(f: &Fixture, head: &str, declared: usize, trickle: bool) -> (St
     s.write_all(format!("{head}Content-Length: {declared}\r\n\r\n{{").as_bytes()).await.unwrap();
     let (mut r, mut w) = s.into_split();
     let writer = tokio::spawn(async move {
-        while trickle {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if w.write_all(b" ").await.is_err() {
-                break;
+        if trickle {
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                if w.write_all(b" ").await.is_err() {
+                    break;
+                }
             }
         }
         // Keep the write half open (no FIN) until aborted.
