@@ -71,6 +71,11 @@ pub enum HubCommand {
         /// --allow-insecure-http); kept so old scripts get a clear message.
         #[arg(long, hide = true)]
         allow_remote: bool,
+        /// A reverse proxy (IP or CIDR network; repeatable) whose X-Forwarded-For names the
+        /// client (rate limits are per client address) and whose X-Forwarded-Proto: https
+        /// makes the dashboard session cookie Secure. Other peers' forwarded headers are ignored.
+        #[arg(long = "trusted-proxy", value_name = "IP|CIDR")]
+        trusted_proxies: Vec<edetail_hub::client::TrustedProxy>,
     },
     /// Manage devices.
     #[command(subcommand)]
@@ -319,13 +324,14 @@ fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<
         blob_store: storage.blob_store,
         plan_key: storage.plan_key,
         stage_rules: storage.stage_rules,
+        trusted_proxies: Vec::new(),
     };
     Hub::open(config).with_context(|| format!("opening {shown}"))
 }
 
 pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote } => {
+        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote, trusted_proxies } => {
             let tls_files = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
             check_listen_policy(listen, tls_files.is_some(), allow_insecure_http, allow_remote)?;
             // Before opening storage: a bad certificate or key fails fast, naming the file.
@@ -340,6 +346,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             let hub = open(storage, keys)?;
             // Dashboard session cookies are marked Secure when the hub itself speaks HTTPS.
             hub.set_secure_cookies(tls.is_some());
+            hub.set_trusted_proxies(trusted_proxies);
             eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod client;
 pub mod closed_loop;
 pub mod dashboard;
 pub mod error;
@@ -56,6 +57,8 @@ pub struct HubConfig {
     pub plan_key: Option<PathBuf>,
     /// Adoption-stage rules (JSON, `analytics::StageRules`); the built-in rules when absent.
     pub stage_rules: Option<PathBuf>,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` the hub believes (`client`).
+    pub trusted_proxies: Vec<client::TrustedProxy>,
 }
 
 /// File name of the plan key inside the data directory (its public half: `plan.pub`).
@@ -93,6 +96,8 @@ pub(crate) struct HubInner {
     pub(crate) limits: ratelimit::RateLimiter,
     /// Dashboard session cookies carry `Secure` (set when the hub is reached over TLS).
     pub(crate) secure_cookies: std::sync::atomic::AtomicBool,
+    /// Reverse proxies whose forwarded headers count (`client::resolve`).
+    pub(crate) trusted_proxies: std::sync::RwLock<Vec<client::TrustedProxy>>,
 }
 
 /// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
@@ -153,7 +158,9 @@ impl Hub {
                 StageRules::from_json(&text).map_err(|e| Error::BadRequest(format!("stage rules {}: {e}", p.display())))?
             }
         };
-        Ok(Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules }))
+        let hub = Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules });
+        hub.set_trusted_proxies(config.trusted_proxies);
+        Ok(hub)
     }
 
     /// A hub over any store and blob store.
@@ -168,6 +175,7 @@ impl Hub {
                 analysis_wake: tokio::sync::Notify::new(),
                 limits: ratelimit::RateLimiter::default(),
                 secure_cookies: std::sync::atomic::AtomicBool::new(false),
+                trusted_proxies: std::sync::RwLock::new(Vec::new()),
             }),
         }
     }
@@ -275,15 +283,28 @@ impl Hub {
     /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
-        http::router(self.clone()).merge(microsite::router(self.clone())).merge(self.dashboard_router(insights))
+        self.with_client(http::router(self.clone())).merge(self.microsite_router()).merge(self.dashboard_router(insights))
+    }
+
+    /// The follow-up microsites (`/m/…`) alone (the browser test's fixture serves them beside
+    /// its dashboard).
+    pub fn microsite_router(&self) -> axum::Router {
+        self.with_client(microsite::router(self.clone()))
+    }
+
+    /// `routes` behind the client middleware (client address, bad-credential brake, default CSP).
+    fn with_client(&self, routes: axum::Router) -> axum::Router {
+        routes.layer(axum::middleware::from_fn_with_state(self.clone(), client::middleware))
     }
 
     /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,
     /// bearer operator tokens or a session cookie). The browser test's fixture uses it.
     pub fn dashboard_router(&self, source: Arc<dyn dashboard::DashboardSource>) -> axum::Router {
-        dashboard::router(source)
-            .merge(auth::login_router(self.clone()))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate))
+        self.with_client(
+            dashboard::router(source)
+                .merge(auth::login_router(self.clone()))
+                .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate)),
+        )
     }
 
     /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.
@@ -329,7 +350,10 @@ impl Hub {
         let addr = listener.local_addr().map_err(|e| Error::Internal(format!("listener: {e}")))?;
         tracing::info!(%addr, "hub listening");
         let worker = tokio::spawn(self.clone().analysis_worker());
-        let served = axum::serve(listener, self.router())
+        // Every request carries its peer address (`ConnectInfo`); the no-op `tap_io` makes any
+        // listener (plain TCP, TLS) provide it.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |_| {});
+        let served = axum::serve(listener, self.router().into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(|e| Error::Internal(format!("server: {e}")));
@@ -455,6 +479,12 @@ impl Hub {
     /// Requests this process refused with 429 so far.
     pub fn rate_limited_total(&self) -> u64 {
         self.inner.limits.refused()
+    }
+
+    /// Sets the reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` the hub
+    /// believes (`--trusted-proxy`); requests from any other peer are taken at their address.
+    pub fn set_trusted_proxies(&self, proxies: Vec<client::TrustedProxy>) {
+        *self.inner.trusted_proxies.write().unwrap_or_else(|p| p.into_inner()) = proxies;
     }
 
     /// Marks dashboard session cookies `Secure` (call when serving over TLS).
