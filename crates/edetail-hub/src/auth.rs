@@ -175,13 +175,15 @@ pub(crate) fn too_many_attempts(retry_after_ms: u64) -> Response {
     r
 }
 
-/// Whether a login post comes from another site: an `Origin` that is not this hub's (`null`, the
-/// origin of sandboxed pages, included), or `Sec-Fetch-Site: cross-site`. Clients sending
-/// neither (the CLI, scripts) are not browsers on another site.
+/// Whether a login post comes from another site. Browsers say it in `Sec-Fetch-Site`: only
+/// `same-origin` (and `none`, a user's own navigation) are accepted. Without that header, an
+/// `Origin` that is not this hub's (`null` included) is refused. Clients sending neither (the
+/// CLI, scripts) are not browsers on another site. (The hub's own login page, under
+/// `Referrer-Policy: no-referrer`, posts with `Origin: null` and `Sec-Fetch-Site: same-origin`.)
 fn cross_site(headers: &HeaderMap) -> bool {
-    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).map(|v| v.trim().to_ascii_lowercase());
-    if fetch_site.as_deref() == Some("cross-site") {
-        return true;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        return !matches!(site.as_str(), "same-origin" | "none");
     }
     let Some(origin) = headers.get(header::ORIGIN) else { return false };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(|h| h.trim().to_ascii_lowercase());

@@ -161,7 +161,13 @@ async fn cross_site_logins_are_refused() {
     let f = fixture().await;
     let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
     let c = from("127.0.0.1");
-    for extra in [vec![("origin", "https://evil.example")], vec![("origin", "null")], vec![("sec-fetch-site", "cross-site")]] {
+    for extra in [
+        vec![("origin", "https://evil.example")],
+        vec![("origin", "null")],
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site"), ("origin", "https://sub.example")],
+        vec![("sec-fetch-site", "cross-site"), ("origin", "null")],
+    ] {
         let r = login(&c, &f.url, &operator, &extra).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{extra:?}");
         assert!(r.headers().get("set-cookie").is_none());
@@ -171,6 +177,9 @@ async fn cross_site_logins_are_refused() {
     let r = login(&c, &f.url, &operator, &[("origin", own.as_str()), ("sec-fetch-site", "same-origin")]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(login(&c, &f.url, &operator, &[]).await.status(), StatusCode::SEE_OTHER);
+    // The hub's own form under `Referrer-Policy: no-referrer`: Origin null, but same-origin.
+    let r = login(&c, &f.url, &operator, &[("origin", "null"), ("sec-fetch-site", "same-origin")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
 }
 
 /// Rotating an operator's token ends the sessions made with the old one by the grace end.
