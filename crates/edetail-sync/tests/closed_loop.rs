@@ -265,14 +265,18 @@ fn microsite_visit_floods_count_once() {
     let feed_plans = || w.hub.store().changes(&m.territory, 0, 10_000).unwrap().plans.len();
     let plans_before = feed_plans();
     let (_, html) = get(&w, &path);
-    let visit = json!({"visit_id": visit_id_of(&html), "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
-    let (mut ok, mut limited) = (0, 0);
+    let page_id = visit_id_of(&html);
+    let (mut ok, mut refused, mut limited) = (0, 0, 0);
     w.rt.block_on(async {
         let c = reqwest::Client::new();
-        for _ in 0..60 {
+        for i in 0..60 {
+            // The page's own id, and ids of the poster's choosing (each a "new visit" before).
+            let id = if i % 2 == 0 { page_id.clone() } else { format!("flood-{i}") };
+            let visit = json!({"visit_id": id, "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
             let r = c.post(format!("{}{path}/visit", w.url)).json(&visit).send().await.unwrap();
             match r.status().as_u16() {
                 204 => ok += 1,
+                403 => refused += 1,
                 429 => {
                     assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
                     limited += 1
@@ -281,7 +285,7 @@ fn microsite_visit_floods_count_once() {
             }
         }
     });
-    assert!(ok >= 1 && limited >= 40, "{ok} accepted, {limited} limited");
+    assert!(ok >= 1 && refused >= 1 && limited >= 40, "{ok} accepted, {refused} refused, {limited} limited");
     w.hub.analyze_pending().unwrap();
     assert_eq!(w.hub.microsites_for("hcp-samples").unwrap()[0].views, 1, "one page view, one visit");
     let p = w.hub.hcp_profile("hcp-samples").unwrap().unwrap();
