@@ -72,12 +72,12 @@ async function startFixture(expectPath) {
     const timer = setTimeout(() => reject(new Error("fixture did not print its URL within 30 s: " + stderr)), 30000);
     child.stdout.on("data", (d) => {
       stdout += d;
-      const m = /^dashboard: (http:\/\/\S+)\noperator-token: (\S+)\n/.exec(stdout);
-      if (m) { clearTimeout(timer); resolve({ url: m[1], token: m[2] }); }
+      const m = /^dashboard: (http:\/\/\S+)\noperator-token: (\S+)\nmicrosite-slide: (\S+)\n/.exec(stdout);
+      if (m) { clearTimeout(timer); resolve({ url: m[1], token: m[2], slide: m[3] }); }
     });
     child.on("exit", (code) => { clearTimeout(timer); reject(new Error("fixture exited (" + code + "): " + stderr.trim())); });
   });
-  return { url: url.url, token: url.token, child };
+  return { url: url.url, token: url.token, slide: url.slide, child };
 }
 
 // The dashboard needs an operator: without a session it sends the browser to the login form;
@@ -211,7 +211,7 @@ async function checkDeckPage(page, deck, label) {
 // ------------------------------------------------------------------ scenarios
 
 function scenarios(ctx) {
-  const { base, x, log, page } = ctx;
+  const { base, x, log, page, slide } = ctx;
   const list = [];
   const add = (name, fn) => list.push({ name, fn });
 
@@ -374,6 +374,57 @@ function scenarios(ctx) {
     }
   });
 
+  // A microsite slide is HCP-facing content on the dashboard's origin. Opened directly in the
+  // browser of a logged-in operator, its script must not read the dashboard (CSP sandbox: an
+  // opaque origin, no cookies). Control: the same slide without the hub's CSP header does read
+  // it, so the check can fail.
+  if (slide) add("microsite slide opened directly cannot read the dashboard", async () => {
+    const outcome = async (stripCsp) => {
+      const p = await page.browser().newPage();
+      try {
+        if (stripCsp) {
+          await p.setRequestInterception(true);
+          p.on("request", (req) => {
+            if (req.url() !== slide) return req.continue();
+            rawGet(slide).then((r) => req.respond({ status: r.status, contentType: r.headers["content-type"], body: r.body }));
+          });
+        }
+        const resp = await p.goto(slide, { waitUntil: "load" });
+        if (!stripCsp) check(/sandbox allow-scripts/.test(resp.headers()["content-security-policy"] || "") && !/allow-same-origin/.test(resp.headers()["content-security-policy"]), "slide served sandboxed", resp.headers()["content-security-policy"]);
+        await p.waitForFunction(() => document.title !== "waiting", { timeout: 10000 });
+        return await p.title();
+      } finally {
+        await p.close();
+      }
+    };
+    const sandboxed = await outcome(false);
+    check(sandboxed !== "read:yes", "the sandboxed slide could not read /dashboard/hcps", sandboxed);
+    const control = await outcome(true);
+    check(control === "read:yes", "control: without the CSP the same slide reads it (the check is meaningful)", control);
+  });
+
+  // The microsite page itself keeps working under its policy: its script runs and its visit
+  // report (with the page's hub-issued visit id) is accepted.
+  if (slide) add("microsite page: script allowed by its CSP, visit report accepted", async () => {
+    const p = await page.browser().newPage();
+    try {
+      const errors = [];
+      p.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+      const sitePath = slide.replace(/\/a\/.*$/, "");
+      const resp = await p.goto(sitePath, { waitUntil: "load" });
+      check(resp.status() === 200, "microsite page answers 200", resp.status());
+      check(await p.evaluate(() => typeof window.edetailMicrositeSend === "function"), "the page's script ran under its CSP", errors);
+      const visit = p.waitForResponse((r) => r.url().endsWith("/visit"), { timeout: 10000 });
+      await p.evaluate(() => window.edetailMicrositeSend());
+      check((await visit).status() === 204, "visit report accepted (204)");
+      // (The framed fixture slide's own refused read of /dashboard/hcps logs a CORS error: expected.)
+      const violations = errors.filter((e) => /Content Security Policy/i.test(e));
+      check(violations.length === 0, "no CSP violations on the page", violations);
+    } finally {
+      await p.close();
+    }
+  });
+
   add("offline: every request stayed on the dashboard's host; no console errors", async () => {
     check(log.requests.length > 0, "requests were recorded", log.requests.length);
     check(log.foreign.length === 0, "no request left " + new URL(base).host, log.foreign);
@@ -411,7 +462,7 @@ async function main() {
     await page.setViewport({ width: 1280, height: 900 });
     const log = watch(page, host);
     await login(page, base, token);
-    for (const s of scenarios({ base, x, log, page })) {
+    for (const s of scenarios({ base, x, log, page, slide: fixture ? fixture.slide : "" })) {
       console.log("# " + s.name);
       try {
         let timer;

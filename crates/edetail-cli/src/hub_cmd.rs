@@ -139,6 +139,11 @@ pub enum HubCommand {
         /// The level comes from EDETAIL_LOG (`info` by default; e.g. `debug`, `warn,edetail_hub=debug`).
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         log_format: String,
+        /// A reverse proxy (IP or CIDR network; repeatable) whose X-Forwarded-For names the
+        /// client (rate limits are per client address) and whose X-Forwarded-Proto: https
+        /// makes the dashboard session cookie Secure. Other peers' forwarded headers are ignored.
+        #[arg(long = "trusted-proxy", value_name = "IP|CIDR")]
+        trusted_proxies: Vec<edetail_hub::client::TrustedProxy>,
     },
     /// Manage devices.
     #[command(subcommand)]
@@ -388,13 +393,25 @@ fn open(storage: StorageArgs, publisher_keys: Vec<PublicKey>) -> anyhow::Result<
         plan_key: storage.plan_key,
         stage_rules: storage.stage_rules,
         server_limits: edetail_hub::ServerLimits::default(),
+        trusted_proxies: Vec::new(),
     };
     Hub::open(config).with_context(|| format!("opening {shown}"))
 }
 
 pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        HubCommand::Serve { storage, listen, publisher_keys, tls_cert, tls_key, allow_insecure_http, allow_remote, limits, log_format } => {
+        HubCommand::Serve {
+            storage,
+            listen,
+            publisher_keys,
+            tls_cert,
+            tls_key,
+            allow_insecure_http,
+            allow_remote,
+            limits,
+            log_format,
+            trusted_proxies,
+        } => {
             init_log(&log_format)?;
             let tls_files = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
             check_listen_policy(listen, tls_files.is_some(), allow_insecure_http, allow_remote)?;
@@ -411,6 +428,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             hub.set_server_limits(limits.apply(hub.server_limits())).context("connection limits")?;
             // Dashboard session cookies are marked Secure when the hub itself speaks HTTPS.
             hub.set_secure_cookies(tls.is_some());
+            hub.set_trusted_proxies(trusted_proxies);
             eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {

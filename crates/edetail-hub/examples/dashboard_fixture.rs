@@ -4,7 +4,8 @@
 //!
 //! Serves `edetail_hub::dashboard::router()` on loopback behind the operator login
 //! (`Hub::dashboard_router`), prints `dashboard: http://127.0.0.1:PORT/dashboard` and
-//! `operator-token: TOKEN` on stdout, and writes the values the pages
+//! `operator-token: TOKEN` on stdout, then `microsite-slide: URL` (a slide of a follow-up
+//! microsite whose script tries to read `/dashboard/hcps`: the sandbox must stop it), and writes the values the pages
 //! must show as JSON (the same view models, serialized) to the `--expect` path:
 //! `edetail_hub::dashboard::expectations()` plus `hostile_hcp`.
 //!
@@ -410,6 +411,61 @@ fn usage() -> ! {
     std::process::exit(2)
 }
 
+/// Publishes a bundle whose first slide tries to read `/dashboard/hcps` (its title then says
+/// `read:yes`, `read:no` or `blocked`) and opens a microsite on it; returns the slide's path.
+fn microsite_with_prying_slide(hub: &edetail_hub::Hub, key: &edetail_bundle::SecretKey) -> Result<String> {
+    use edetail_hub::store::{AnalysisCommit, CheckedEvent, Microsite};
+    let mut bundle = edetail_bundle::testkit::SampleBundle::new();
+    bundle.files.insert(
+        "slides/intro/index.html".into(),
+        b"<!doctype html><title>waiting</title><h1>Intro</h1><script>\
+          fetch('/dashboard/hcps', {credentials: 'include'}).then(function (r) { return r.text(); })\
+          .then(function (t) { document.title = t.indexOf('data-page=\"hcps\"') >= 0 ? 'read:yes' : 'read:no'; })\
+          .catch(function () { document.title = 'blocked'; });</script>"
+            .to_vec(),
+    );
+    hub.publish_zip(&bundle.zip(Some(key)), &[])?;
+    // A microsite needs an analysed call to hang on: one ended call of a device.
+    let dev = hub.add_device("rep-fixture", "north")?;
+    let ended = edetail_protocol::WireEvent {
+        uuid: "6f1c2b1e-0000-4000-8000-000000000001".into(),
+        seq: 1,
+        call_id: Some("c-fixture".into()),
+        kind: "call_ended".into(),
+        recorded_at: Utc::now(),
+        session: 1,
+        mono_ms: 0,
+        payload: serde_json::json!({}),
+    };
+    let store = hub.store();
+    store.apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now())?;
+    let queued = store.pending_calls(10)?.into_iter().next().ok_or_else(|| Error::Internal("no queued call".into()))?;
+    let path = hub.microsite_path("ms-fixture");
+    let token = path.trim_start_matches("/m/").to_string();
+    let site = Microsite {
+        id: "ms-fixture".into(),
+        token_sha256: edetail_bundle::Sha256Digest::of(token.as_bytes()).to_hex(),
+        hcp_id: "hcp-fixture".into(),
+        territory: "north".into(),
+        bundle_id: bundle.manifest.id.clone(),
+        bundle_version: bundle.manifest.version,
+        slides: vec!["intro".into()],
+        topics: vec![],
+        reason: "fixture".into(),
+        created_at: Utc::now(),
+        expires_at: Utc::now() + chrono::Duration::days(14),
+        views: 0,
+    };
+    store.commit_analysis(&AnalysisCommit {
+        queue_id: queued.queue_id,
+        docs: vec![],
+        plans: vec![],
+        microsites: vec![site],
+        now: Utc::now(),
+    })?;
+    Ok(format!("{path}/a/slides/intro/index.html"))
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut listen = "127.0.0.1:0".to_string();
@@ -438,13 +494,16 @@ async fn main() -> Result<()> {
     // The pages sit behind the operator login, as on a real hub: a throwaway hub in a temp
     // directory holds the operator, whose token the test types into the login form.
     let auth_dir = tempfile::tempdir().map_err(Error::io(std::env::temp_dir()))?;
-    let hub = edetail_hub::Hub::open(edetail_hub::HubConfig::local(auth_dir.path(), vec![]))?;
+    let publisher = edetail_bundle::SecretKey::from_seed(&[42; 32]);
+    let hub = edetail_hub::Hub::open(edetail_hub::HubConfig::local(auth_dir.path(), vec![publisher.public()]))?;
     let token = hub.add_operator("fixture", 1, "fixture")?;
+    let slide = microsite_with_prying_slide(&hub, &publisher)?;
     println!("dashboard: http://{addr}/dashboard");
     println!("operator-token: {token}");
+    println!("microsite-slide: http://{addr}{slide}");
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    axum::serve(listener, hub.dashboard_router(Arc::new(fixture)))
+    axum::serve(listener, hub.dashboard_router(Arc::new(fixture)).merge(hub.microsite_router()))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

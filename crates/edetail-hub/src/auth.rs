@@ -9,6 +9,14 @@
 //! Answers: 401 "missing, unknown or revoked token" (revoked is not told apart from unknown, so
 //! a thief cannot learn whether the theft was noticed), 401 "token expired" (the holder already
 //! knows the token existed), 429 with `Retry-After` when over the rate limit.
+//!
+//! Guessing: bad credentials are counted per client address (`client::middleware`); an address
+//! over `AUTH_FAILURE_BURST` gets 429 for any credential until its bucket refills, other
+//! addresses are untouched. Logins are by token alone, so a failed guess names no account; the
+//! per-account brake applies where a presented token is known but stale (revoked or expired):
+//! those presentations are limited per subject (`STALE_CREDENTIAL_BURST`), which refuses only
+//! the stale tokens, never the subject's live ones. Login posts from another site (an `Origin`
+//! that is not the hub's, or `Sec-Fetch-Site: cross-site`) are refused (login CSRF).
 
 use std::time::Instant;
 
@@ -40,7 +48,7 @@ pub(crate) fn bearer_hash(headers: &HeaderMap) -> Result<String> {
     Ok(token_hash(token))
 }
 
-fn limited(wait: std::time::Duration) -> Error {
+pub(crate) fn limited(wait: std::time::Duration) -> Error {
     Error::RateLimited { retry_after_ms: (wait.as_millis() as u64).max(1) }
 }
 
@@ -66,13 +74,17 @@ pub(crate) fn rate_check(hub: &Hub, role: TokenRole, subject: &str, hash: &str) 
 /// The live credential of `hash` if it has one of `roles`. Blocking (store call).
 pub(crate) fn check_credential(hub: &Hub, hash: &str, roles: &[TokenRole]) -> Result<Credential> {
     let c = hub.inner().store.credential(hash)?.filter(|c| roles.contains(&c.role)).ok_or(Error::Unauthorized)?;
-    if c.revoked_at.is_some() {
-        return Err(Error::Unauthorized);
-    }
-    if !c.is_live(Utc::now()) {
-        return Err(Error::TokenExpired);
-    }
-    Ok(c)
+    let stale = if c.revoked_at.is_some() {
+        Error::Unauthorized
+    } else if !c.is_live(Utc::now()) {
+        Error::TokenExpired
+    } else {
+        return Ok(c);
+    };
+    // The per-account brake: a known but stale token, from wherever it comes.
+    let account = format!("stale:{}:{}", c.role.as_str(), c.subject);
+    hub.inner().limits.check(&account, STALE_CREDENTIAL_RATE_PER_SEC, STALE_CREDENTIAL_BURST, Instant::now()).map_err(limited)?;
+    Err(stale)
 }
 
 /// Authenticates a request's bearer token for one role and checks its rate limits; returns
@@ -87,7 +99,7 @@ pub async fn authenticate(hub: &Hub, headers: &HeaderMap, role: TokenRole) -> Re
     Ok(c.0.subject)
 }
 
-fn session_from_cookie(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_from_cookie(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -130,6 +142,10 @@ pub(crate) async fn dashboard_gate(State(hub): State<Hub>, req: Request, next: N
             if let Ok(v) = HeaderValue::from_str(&format!("/dashboard/login{why}")) {
                 r.headers_mut().insert(header::LOCATION, v);
             }
+            // An unknown session cookie counts as a bad credential of this address.
+            if matches!(e, Error::Unauthorized) && session_from_cookie(req.headers()).is_some() {
+                r.extensions_mut().insert(crate::client::AuthFailed);
+            }
             r
         }
     }
@@ -152,6 +168,33 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
     )
 }
 
+/// The login page answering 429 with `Retry-After` (a browser over a login or bad-credential limit).
+pub(crate) fn too_many_attempts(retry_after_ms: u64) -> Response {
+    let mut r = login_page(StatusCode::TOO_MANY_REQUESTS, Some("Too many attempts. Wait a moment and try again."));
+    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_ms.div_ceil(1000)));
+    r
+}
+
+/// Whether a login post comes from another site. Browsers say it in `Sec-Fetch-Site`: only
+/// `same-origin` (and `none`, a user's own navigation) are accepted. Without that header, an
+/// `Origin` that is not this hub's (`null` included) is refused. Clients sending neither (the
+/// CLI, scripts) are not browsers on another site. (The hub's own login page, under
+/// `Referrer-Policy: no-referrer`, posts with `Origin: null` and `Sec-Fetch-Site: same-origin`.)
+fn cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        return !matches!(site.as_str(), "same-origin" | "none");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else { return false };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).map(|h| h.trim().to_ascii_lowercase());
+    let origin_host =
+        origin.to_str().ok().and_then(|o| o.trim().split_once("://")).map(|(_, rest)| rest.trim_end_matches('/').to_ascii_lowercase());
+    match (origin_host, host) {
+        (Some(o), Some(h)) => o != h,
+        _ => true,
+    }
+}
+
 pub(crate) async fn login_form(axum::extract::RawQuery(q): axum::extract::RawQuery) -> Response {
     let expired = q.as_deref().is_some_and(|q| q.split('&').any(|p| p == "expired=1"));
     login_page(StatusCode::OK, expired.then_some("Your token or session expired. Log in again."))
@@ -159,16 +202,19 @@ pub(crate) async fn login_form(axum::extract::RawQuery(q): axum::extract::RawQue
 
 /// `POST /dashboard/login` (form `token=…`): on an operator token, a new session (random id,
 /// stored hashed with its expiry) in an HttpOnly, SameSite=Strict cookie; then the overview.
-pub(crate) async fn login(State(hub): State<Hub>, headers: HeaderMap, body: axum::body::Body) -> Response {
-    match login_inner(&hub, &headers, body).await {
+pub(crate) async fn login(State(hub): State<Hub>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let client = crate::client::of(&parts.extensions);
+    if cross_site(&parts.headers) {
+        tracing::warn!(client = %client.key(), "cross-site login post refused");
+        return login_page(
+            StatusCode::FORBIDDEN,
+            Some("This login came from another site and was refused. Open the dashboard's own login page."),
+        );
+    }
+    match login_inner(&hub, &parts.headers, client, body).await {
         Ok(r) => r,
-        Err(e @ Error::RateLimited { .. }) => {
-            let mut r = login_page(StatusCode::TOO_MANY_REQUESTS, Some("Too many attempts. Wait a moment and try again."));
-            if let Error::RateLimited { retry_after_ms } = e {
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_ms.div_ceil(1000)));
-            }
-            r
-        }
+        Err(Error::RateLimited { retry_after_ms }) => too_many_attempts(retry_after_ms),
         Err(Error::TokenExpired) => login_page(StatusCode::UNAUTHORIZED, Some("This operator token has expired.")),
         Err(Error::Unauthorized) => login_page(StatusCode::UNAUTHORIZED, Some("Unknown or revoked operator token.")),
         Err(Error::BadRequest(m)) | Err(Error::TooLarge(m)) => login_page(StatusCode::BAD_REQUEST, Some(&m)),
@@ -180,8 +226,8 @@ pub(crate) async fn login(State(hub): State<Hub>, headers: HeaderMap, body: axum
     }
 }
 
-async fn login_inner(hub: &Hub, headers: &HeaderMap, body: axum::body::Body) -> Result<Response> {
-    hub.inner().limits.check("login", LOGIN_RATE_PER_SEC, LOGIN_BURST, Instant::now()).map_err(limited)?;
+async fn login_inner(hub: &Hub, headers: &HeaderMap, client: crate::client::Client, body: axum::body::Body) -> Result<Response> {
+    hub.inner().limits.check(&format!("login:{}", client.key()), LOGIN_RATE_PER_SEC, LOGIN_BURST, Instant::now()).map_err(limited)?;
     let raw = axum::body::to_bytes(body, MAX_LOGIN_BODY)
         .await
         .map_err(|e| Error::reading_body(e, |_| Error::TooLarge("login form too large".into())))?;
@@ -209,7 +255,9 @@ async fn login_inner(hub: &Hub, headers: &HeaderMap, body: axum::body::Body) -> 
     .await
     .map_err(|e| Error::Internal(format!("task failed: {e}")))??;
     tracing::info!(%operator, "operator logged in to the dashboard");
-    let secure = if hub.inner().secure_cookies.load(std::sync::atomic::Ordering::Relaxed) { "; Secure" } else { "" };
+    // Secure when the hub speaks TLS itself or a trusted proxy says the client came over HTTPS.
+    let tls = hub.inner().secure_cookies.load(std::sync::atomic::Ordering::Relaxed) || client.https_via_proxy;
+    let secure = if tls { "; Secure" } else { "" };
     let _ = headers;
     let cookie =
         format!("{SESSION_COOKIE}={session}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_HOURS * 3600);

@@ -60,12 +60,15 @@ pub struct Analyzer {
     store: Arc<dyn HubStore>,
     config: Arc<AnalyzerConfig>,
     link_key: [u8; 32],
+    /// Keys the visit ids microsite pages carry (`microsite::issue_visit_id`).
+    visit_key: [u8; 32],
 }
 
 impl Analyzer {
     pub fn new(store: Arc<dyn HubStore>, config: AnalyzerConfig) -> Analyzer {
         let link_key = Sha256Digest::of(format!("edetail microsite links\n{}", config.plan_key.to_file_text()).as_bytes()).0;
-        Analyzer { store, config: Arc::new(config), link_key }
+        let visit_key = Sha256Digest::of(format!("edetail microsite visits\n{}", config.plan_key.to_file_text()).as_bytes()).0;
+        Analyzer { store, config: Arc::new(config), link_key, visit_key }
     }
 
     /// The plan key's public half, for devices.
@@ -79,6 +82,13 @@ impl Analyzer {
     pub fn microsite_token(&self, microsite_id: &str) -> String {
         let inner = Sha256Digest::of(&[&self.link_key[..], microsite_id.as_bytes()].concat());
         Sha256Digest::of(&[&self.link_key[..], &inner.0[..]].concat()).to_hex()
+    }
+
+    /// The keyed hash (HMAC shape, key derived from the plan key) of a microsite visit id's
+    /// fields, so every hub process sharing the plan key can verify the ids any of them issued.
+    pub(crate) fn visit_tag(&self, fields: &str) -> [u8; 32] {
+        let inner = Sha256Digest::of(&[&self.visit_key[..], fields.as_bytes()].concat());
+        Sha256Digest::of(&[&self.visit_key[..], &inner.0[..]].concat()).0
     }
 
     /// Analyses every queued call (until the queue is empty or only failing calls remain).

@@ -9,6 +9,7 @@ pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod client;
 pub mod closed_loop;
 pub mod dashboard;
 pub mod error;
@@ -61,6 +62,8 @@ pub struct HubConfig {
     pub stage_rules: Option<PathBuf>,
     /// Connection timeouts and bounds when serving (`Hub::set_server_limits` changes them later).
     pub server_limits: ServerLimits,
+    /// Reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` the hub believes (`client`).
+    pub trusted_proxies: Vec<client::TrustedProxy>,
 }
 
 /// File name of the plan key inside the data directory (its public half: `plan.pub`).
@@ -100,6 +103,8 @@ pub(crate) struct HubInner {
     pub(crate) secure_cookies: std::sync::atomic::AtomicBool,
     /// Timeouts and connection bounds `serve`/`serve_tls` start with.
     pub(crate) server_limits: std::sync::Mutex<ServerLimits>,
+    /// Reverse proxies whose forwarded headers count (`client::resolve`).
+    pub(crate) trusted_proxies: std::sync::RwLock<Vec<client::TrustedProxy>>,
 }
 
 /// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
@@ -163,6 +168,7 @@ impl Hub {
         config.server_limits.validate().map_err(Error::BadRequest)?;
         let hub = Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules });
         hub.set_server_limits(config.server_limits)?;
+        hub.set_trusted_proxies(config.trusted_proxies);
         Ok(hub)
     }
 
@@ -179,6 +185,7 @@ impl Hub {
                 limits: ratelimit::RateLimiter::default(),
                 secure_cookies: std::sync::atomic::AtomicBool::new(false),
                 server_limits: std::sync::Mutex::new(ServerLimits::default()),
+                trusted_proxies: std::sync::RwLock::new(Vec::new()),
             }),
         }
     }
@@ -286,18 +293,31 @@ impl Hub {
     /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
-        http::router(self.clone())
-            .merge(microsite::router(self.clone()))
+        self.with_client(http::router(self.clone()))
+            .merge(self.microsite_router())
             .merge(self.dashboard_router(insights))
             .layer(axum::middleware::from_fn(reqlog::request_log))
+    }
+
+    /// The follow-up microsites (`/m/…`) alone (the browser test's fixture serves them beside
+    /// its dashboard).
+    pub fn microsite_router(&self) -> axum::Router {
+        self.with_client(microsite::router(self.clone()))
+    }
+
+    /// `routes` behind the client middleware (client address, bad-credential brake, default CSP).
+    fn with_client(&self, routes: axum::Router) -> axum::Router {
+        routes.layer(axum::middleware::from_fn_with_state(self.clone(), client::middleware))
     }
 
     /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,
     /// bearer operator tokens or a session cookie). The browser test's fixture uses it.
     pub fn dashboard_router(&self, source: Arc<dyn dashboard::DashboardSource>) -> axum::Router {
-        dashboard::router(source)
-            .merge(auth::login_router(self.clone()))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate))
+        self.with_client(
+            dashboard::router(source)
+                .merge(auth::login_router(self.clone()))
+                .layer(axum::middleware::from_fn_with_state(self.clone(), auth::dashboard_gate)),
+        )
     }
 
     /// The background analysis loop: runs when woken and at least every `ANALYSIS_INTERVAL`.
@@ -481,6 +501,12 @@ impl Hub {
     /// Requests this process refused with 429 so far.
     pub fn rate_limited_total(&self) -> u64 {
         self.inner.limits.refused()
+    }
+
+    /// Sets the reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` the hub
+    /// believes (`--trusted-proxy`); requests from any other peer are taken at their address.
+    pub fn set_trusted_proxies(&self, proxies: Vec<client::TrustedProxy>) {
+        *self.inner.trusted_proxies.write().unwrap_or_else(|p| p.into_inner()) = proxies;
     }
 
     /// Marks dashboard session cookies `Secure` (call when serving over TLS).

@@ -6,12 +6,22 @@
 //! What a link reveals: the approved slides chosen for it and the bundle's title and approval
 //! code. Never an HCP id, a rep or another HCP's page; an unknown token and a wrong one look
 //! the same (404); an expired link answers 410 and serves nothing more.
+//!
+//! Visits count once per page view: each page carries a visit id the hub issued (random nonce,
+//! issue time, keyed hash binding both to the microsite); `POST /m/{token}/visit` accepts only
+//! such ids, younger than `VISIT_ID_HOURS`, each recorded once. Reports are limited per link
+//! and per client address (429 with `Retry-After`).
+//!
+//! Isolation: slides are HCP-facing content on the dashboard's origin. They are served with
+//! `Content-Security-Policy: sandbox allow-scripts …` (no `allow-same-origin`), so a slide,
+//! framed or opened directly, runs in an opaque origin: it cannot read the hub's pages, and the
+//! operator's SameSite=Strict session cookie never goes with its requests.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use edetail_bundle::{BundlePath, Manifest, Sha256Digest};
@@ -28,6 +38,14 @@ pub const MAX_VISIT_BYTES: usize = 16 * 1024;
 pub const MAX_VISIT_VIEWS: usize = 50;
 /// A single view's dwell is capped at one hour (a tab left open).
 pub const MAX_VIEW_DWELL_MS: i64 = 3_600_000;
+/// A page's visit id is accepted this long after the page was served.
+pub const VISIT_ID_HOURS: i64 = 24;
+
+/// The policy of every microsite asset (slides and their files): a sandbox without
+/// `allow-same-origin` (opaque origin: no access to the hub's pages or cookies), framed only by
+/// the hub's own microsite page, no forms, no plugins.
+pub const ASSET_CSP: &str = "sandbox allow-scripts allow-popups; default-src 'self' data: blob: 'unsafe-inline' 'unsafe-eval'; \
+     form-action 'none'; object-src 'none'; base-uri 'self'; frame-ancestors 'self'";
 
 pub(crate) fn router(hub: Hub) -> Router {
     Router::new()
@@ -46,7 +64,90 @@ fn gone(status: StatusCode, text: &str) -> Response {
          <body style=\"font-family:system-ui;margin:3rem;color:#333\"><h1>{text}</h1>\
          <p>Please ask your representative for a new link.</p></body>"
     );
-    (status, Html(body)).into_response()
+    crate::http::html_page(status, body, crate::client::DEFAULT_HTML_CSP)
+}
+
+/// A new visit id for one view of microsite `microsite_id`: `ISSUED-NONCE-TAG` (hex: issue
+/// time in Unix seconds, 8 random bytes, 16 bytes of the keyed hash over the three).
+fn issue_visit_id(hub: &Hub, microsite_id: &str) -> Result<String> {
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    let issued = format!("{:x}", Utc::now().timestamp().max(0));
+    let nonce = hex::encode(nonce);
+    let tag = hub.inner().analyzer.visit_tag(&format!("{microsite_id}\n{issued}\n{nonce}"));
+    Ok(format!("{issued}-{nonce}-{}", hex::encode(&tag[..16])))
+}
+
+/// Checks that `visit_id` was issued by this hub for microsite `microsite_id` and is still young.
+fn verify_visit_id(hub: &Hub, microsite_id: &str, visit_id: &str) -> Result<()> {
+    let refused = || Error::Forbidden("this visit id was not issued by this link's page: reload the page".into());
+    let mut parts = visit_id.split('-');
+    let (Some(issued), Some(nonce), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(refused());
+    };
+    if nonce.len() != 16 || tag.len() != 32 {
+        return Err(refused());
+    }
+    let want = hub.inner().analyzer.visit_tag(&format!("{microsite_id}\n{issued}\n{nonce}"));
+    let got = hex::decode(tag).map_err(|_| refused())?;
+    // Constant time over the tag's bytes.
+    if got.iter().zip(&want[..16]).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0 {
+        return Err(refused());
+    }
+    let issued = i64::from_str_radix(issued, 16).map_err(|_| refused())?;
+    let age = Utc::now().timestamp() - issued;
+    if age > VISIT_ID_HOURS * 3600 {
+        return Err(Error::Forbidden(format!("this visit id is older than {VISIT_ID_HOURS} hours: reload the page")));
+    }
+    if age < -300 {
+        return Err(refused());
+    }
+    Ok(())
+}
+
+/// The microsite page's script: measures slide views and sends them once, with the page's visit
+/// id (`data-visit` on `<body>`). Static, so the page's policy allows exactly it by hash.
+const PAGE_SCRIPT: &str = r#"
+(function () {
+  var started = Date.now(), shown = {}, total = {}, sent = false;
+  var visit = document.body.getAttribute('data-visit');
+  function now() { return Date.now(); }
+  function stop(id) { if (shown[id]) { total[id] = (total[id] || 0) + (now() - shown[id]); shown[id] = 0; } }
+  var io = new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) {
+      var id = e.target.getAttribute('data-slide');
+      if (e.intersectionRatio >= 0.5) { if (!shown[id]) shown[id] = now(); } else { stop(id); }
+    });
+  }, { threshold: [0, 0.5, 1] });
+  document.querySelectorAll('section[data-slide]').forEach(function (s) { io.observe(s); });
+  function send() {
+    if (sent) return; sent = true;
+    Object.keys(shown).forEach(stop);
+    var views = Object.keys(total).map(function (k) { return { slide: k, dwell_ms: total[k] }; });
+    var body = JSON.stringify({ visit_id: visit, duration_ms: now() - started, views: views });
+    var url = location.pathname.replace(/\/$/, '') + '/visit';
+    if (!(navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], { type: 'application/json' })))) {
+      fetch(url, { method: 'POST', body: body, headers: { 'content-type': 'application/json' }, keepalive: true });
+    }
+  }
+  document.addEventListener('visibilitychange', function () { if (document.visibilityState === 'hidden') send(); });
+  window.addEventListener('pagehide', send);
+  window.edetailMicrositeSend = send;
+})();
+"#;
+
+/// The microsite page's policy: its own script (by hash) and styles, slides framed from the hub,
+/// reports sent to it; nothing else, and no one may frame the page.
+fn page_csp() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        use base64::Engine as _;
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256Digest::of(PAGE_SCRIPT.as_bytes()).0);
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; \
+             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        )
+    })
 }
 
 enum Lookup {
@@ -106,6 +207,7 @@ async fn page(State(hub): State<Hub>, Path(token): Path<String>) -> Result<Respo
         Lookup::Unknown => return Ok(gone(StatusCode::NOT_FOUND, "This link is not valid.")),
     };
     let manifest = manifest_of(&hub, &m).await?;
+    let visit = issue_visit_id(&hub, &m.id)?;
     let mut sections = String::new();
     for id in &m.slides {
         let Some(slide) = manifest.slide(id) else { continue };
@@ -132,49 +234,20 @@ main{{max-width:1100px;margin:0 auto;padding:1rem 2rem}}
 iframe{{width:100%;aspect-ratio:4/3;border:0;background:#fff}}
 footer{{font-size:.8rem;color:#566;padding:1rem 2rem 2rem;text-align:center}}
 </style></head>
-<body><header><h1>{title}</h1><p>Prepared for you after your conversation with your representative. Valid until {expires}.</p></header>
+<body data-visit="{visit}"><header><h1>{title}</h1><p>Prepared for you after your conversation with your representative. Valid until {expires}.</p></header>
 <main>
 {sections}</main>
 <footer>Approval code {approval} &middot; {product}</footer>
-<script>
-(function () {{
-  var started = Date.now(), shown = {{}}, total = {{}}, sent = false;
-  var visit = (self.crypto && crypto.randomUUID) ? crypto.randomUUID() : String(Math.random()).slice(2) + String(started);
-  function now() {{ return Date.now(); }}
-  function stop(id) {{ if (shown[id]) {{ total[id] = (total[id] || 0) + (now() - shown[id]); shown[id] = 0; }} }}
-  var io = new IntersectionObserver(function (entries) {{
-    entries.forEach(function (e) {{
-      var id = e.target.getAttribute('data-slide');
-      if (e.intersectionRatio >= 0.5) {{ if (!shown[id]) shown[id] = now(); }} else {{ stop(id); }}
-    }});
-  }}, {{ threshold: [0, 0.5, 1] }});
-  document.querySelectorAll('section[data-slide]').forEach(function (s) {{ io.observe(s); }});
-  function send() {{
-    if (sent) return; sent = true;
-    Object.keys(shown).forEach(stop);
-    var views = Object.keys(total).map(function (k) {{ return {{ slide: k, dwell_ms: total[k] }}; }});
-    var body = JSON.stringify({{ visit_id: visit, duration_ms: now() - started, views: views }});
-    var url = location.pathname.replace(/\/$/, '') + '/visit';
-    if (!(navigator.sendBeacon && navigator.sendBeacon(url, new Blob([body], {{ type: 'application/json' }})))) {{
-      fetch(url, {{ method: 'POST', body: body, headers: {{ 'content-type': 'application/json' }}, keepalive: true }});
-    }}
-  }}
-  document.addEventListener('visibilitychange', function () {{ if (document.visibilityState === 'hidden') send(); }});
-  window.addEventListener('pagehide', send);
-  window.edetailMicrositeSend = send;
-}})();
-</script></body></html>"#,
+<script>{script}</script></body></html>"#,
         lang = esc(&manifest.locale),
         title = esc(&manifest.title),
         expires = m.expires_at.format("%Y-%m-%d"),
         approval = esc(&manifest.approval_code),
         product = esc(&manifest.product),
+        visit = esc(&visit),
+        script = PAGE_SCRIPT,
     );
-    Ok(crate::http::html_page(
-        StatusCode::OK,
-        body,
-        "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
-    ))
+    Ok(crate::http::html_page(StatusCode::OK, body, page_csp()))
 }
 
 async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String)>, headers: HeaderMap) -> Result<Response> {
@@ -191,6 +264,7 @@ async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String
     let mut resp = crate::http::serve_blob(&hub, entry.sha256, entry.size, &headers, "application/octet-stream").await?;
     resp.headers_mut().insert(header::CONTENT_TYPE, mime);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ASSET_CSP));
     Ok(resp)
 }
 
@@ -210,12 +284,24 @@ struct ViewReport {
     dwell_ms: i64,
 }
 
-async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) -> Result<Response> {
+async fn visit(
+    State(hub): State<Hub>,
+    Path(token): Path<String>,
+    client: Option<axum::Extension<crate::client::Client>>,
+    body: Body,
+) -> Result<Response> {
+    use crate::ratelimit::*;
+    let client = client.map(|c| c.0).unwrap_or(crate::client::Client { ip: None, https_via_proxy: false });
+    let limits = &hub.inner().limits;
+    let limited = |wait: std::time::Duration| Error::RateLimited { retry_after_ms: (wait.as_millis() as u64).max(1) };
+    let now = std::time::Instant::now();
+    limits.check(&format!("visit-client:{}", client.key()), VISIT_CLIENT_RATE_PER_SEC, VISIT_CLIENT_BURST, now).map_err(limited)?;
     let m = match lookup(&hub, &token).await? {
         Lookup::Valid(m) => m,
         Lookup::Expired => return Err(Error::Forbidden("this link has expired".into())),
         Lookup::Unknown => return Err(Error::NotFound("microsite".into())),
     };
+    limits.check(&format!("visit-link:{}", m.id), VISIT_LINK_RATE_PER_SEC, VISIT_LINK_BURST, now).map_err(limited)?;
     let bytes: Bytes = axum::body::to_bytes(body, MAX_VISIT_BYTES)
         .await
         .map_err(|e| Error::reading_body(e, |_| Error::TooLarge(format!("a visit report is at most {MAX_VISIT_BYTES} bytes"))))?;
@@ -224,6 +310,7 @@ async fn visit(State(hub): State<Hub>, Path(token): Path<String>, body: Body) ->
     {
         return Err(Error::BadRequest("visit_id must be 1-64 letters, digits or '-'".into()));
     }
+    verify_visit_id(&hub, &m.id, &report.visit_id)?;
     if report.views.len() > MAX_VISIT_VIEWS {
         return Err(Error::BadRequest(format!("at most {MAX_VISIT_VIEWS} views per visit")));
     }

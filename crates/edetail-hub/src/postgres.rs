@@ -1204,7 +1204,9 @@ impl HubStore for PgStore {
                 }
                 if let Some(by) = n.others_expire_by {
                     tx.execute(
-                        "UPDATE credentials SET expires_at = $3 WHERE role = $1 AND subject = $2 AND revoked_at IS NULL \
+                        // An operator's rotation ends its dashboard sessions by the grace end too.
+                        "UPDATE credentials SET expires_at = $3 WHERE subject = $2 AND revoked_at IS NULL \
+                         AND (role = $1 OR ($1 = 'operator' AND role = 'session')) \
                          AND (expires_at IS NULL OR expires_at > $3)",
                         &[&n.role.as_str(), &n.subject, &by],
                     )

@@ -941,8 +941,11 @@ impl HubStore for SqliteStore {
                 return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
             }
             if let Some(by) = n.others_expire_by {
-                let mut st =
-                    tx.prepare("SELECT token_sha256, expires_at FROM credentials WHERE role = ?1 AND subject = ?2 AND revoked_at IS NULL")?;
+                // An operator's rotation ends its dashboard sessions by the grace end too.
+                let mut st = tx.prepare(
+                    "SELECT token_sha256, expires_at FROM credentials WHERE subject = ?2 AND revoked_at IS NULL \
+                     AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
+                )?;
                 let rows = st
                     .query_map(params![n.role.as_str(), n.subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -336,7 +336,7 @@ pub struct NewCredential {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Rotation: the subject's other live tokens of this role expire at this time at the latest
-    /// (the grace period). `None`: they are left alone.
+    /// (the grace period); for an operator, its dashboard sessions too. `None`: they are left alone.
     pub others_expire_by: Option<DateTime<Utc>>,
 }
 

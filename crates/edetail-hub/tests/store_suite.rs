@@ -637,6 +637,26 @@ fn credentials_expire_rotate_and_revoke(s: Subject) {
     st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-2", TokenRole::Session, now) }).unwrap();
     assert_eq!(st.revoke_credentials(TokenRole::Operator, "ops", now).unwrap(), 2, "operator token and its live session");
     assert!(st.credential("sess-2").unwrap().unwrap().revoked_at.is_some());
+    // Rotating an operator's token caps its sessions at the grace end too (issue 13).
+    st.add_operator("ops3", "op3-hash", now, Some(now + chrono::Duration::days(90))).unwrap();
+    st.issue_credential(&NewCredential {
+        subject: "ops3".into(),
+        expires_at: Some(now + chrono::Duration::hours(12)),
+        ..new_cred("sess-3", TokenRole::Session, now)
+    })
+    .unwrap();
+    let op_grace = now + chrono::Duration::hours(1);
+    st.issue_credential(&NewCredential {
+        token_sha256: "op3-new".into(),
+        role: TokenRole::Operator,
+        subject: "ops3".into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::days(90)),
+        others_expire_by: Some(op_grace),
+    })
+    .unwrap();
+    assert_eq!(st.credential("sess-3").unwrap().unwrap().expires_at, Some(op_grace), "session capped at the grace end");
+    assert_eq!(st.credential("op3-hash").unwrap().unwrap().expires_at, Some(op_grace));
     let reopened = (s.reopen)();
     assert!(reopened.credential("op-hash").unwrap().unwrap().revoked_at.is_some());
 }

@@ -126,6 +126,11 @@ fn post(w: &World, path: &str, body: serde_json::Value) -> u16 {
     w.rt.block_on(async { reqwest::Client::new().post(format!("{}{path}", w.url)).json(&body).send().await.unwrap().status().as_u16() })
 }
 
+/// The visit id a microsite page carries (`data-visit`).
+fn visit_id_of(html: &str) -> String {
+    html.split("data-visit=\"").nth(1).and_then(|s| s.split('"').next()).expect("the page carries a visit id").to_string()
+}
+
 /// The `data-slide` ids a microsite page shows, in order.
 fn page_slides(html: &str) -> Vec<String> {
     html.split("data-slide=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
@@ -168,9 +173,10 @@ fn microsites_serve_only_their_hcp_and_expire() {
     assert_eq!(get(&w, "/m/not-a-token").0, 404);
 
     // Visits: validated, recorded once, analysed as the microsite channel.
-    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": "v1", "views": [{"slide": "not-on-page", "dwell_ms": 5000}]})), 400);
-    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": "v1", "views": [], "hcp_id": "x"})), 400, "unknown fields refused");
-    let visit = json!({"visit_id": "v1", "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
+    let v1 = visit_id_of(&html);
+    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": v1, "views": [{"slide": "not-on-page", "dwell_ms": 5000}]})), 400);
+    assert_eq!(post(&w, &format!("{path}/visit"), json!({"visit_id": v1, "views": [], "hcp_id": "x"})), 400, "unknown fields refused");
+    let visit = json!({"visit_id": v1, "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
     assert_eq!(post(&w, &format!("{path}/visit"), visit.clone()), 204);
     assert_eq!(post(&w, &format!("{path}/visit"), visit), 204, "a retried beacon is absorbed");
     w.hub.analyze_pending().unwrap();
@@ -203,13 +209,15 @@ fn microsites_serve_only_their_hcp_and_expire() {
         created_at: Utc::now() - chrono::Duration::days(15),
         ..m.clone()
     };
+    let other_token = "cd".repeat(32);
+    let other = Microsite { id: "ms-other".into(), token_sha256: Sha256Digest::of(other_token.as_bytes()).to_hex(), ..m.clone() };
     assert!(
         store
             .commit_analysis(&AnalysisCommit {
                 queue_id: queued.queue_id,
                 docs: vec![],
                 plans: vec![],
-                microsites: vec![expired],
+                microsites: vec![expired, other],
                 now: Utc::now()
             })
             .unwrap()
@@ -217,6 +225,72 @@ fn microsites_serve_only_their_hcp_and_expire() {
     assert_eq!(get(&w, &format!("/m/{token}")).0, 410);
     assert_eq!(get(&w, &format!("/m/{token}/a/{entry}")).0, 410);
     assert_eq!(post(&w, &format!("/m/{token}/visit"), json!({"visit_id": "v2", "views": []})), 403);
+
+    // Only ids the hub issued for this link's page count: a forged one and another link's are
+    // refused, saying why.
+    let (_, other_html) = get(&w, &format!("/m/{other_token}"));
+    let theirs = visit_id_of(&other_html);
+    let mut forged = v1.clone();
+    let flip = if forged.ends_with("0000") { "ffff" } else { "0000" };
+    forged.replace_range(forged.len() - 4.., flip);
+    for id in [forged, theirs, "v1".to_string()] {
+        let (status, body) = post_text(&w, &format!("{path}/visit"), json!({"visit_id": id, "views": []}));
+        assert_eq!(status, 403, "{id}");
+        assert!(body.contains("not issued by this link's page"), "{body}");
+    }
+    let views = w.hub.microsites_for("hcp-samples").unwrap().into_iter().find(|s| s.id == m.id).unwrap().views;
+    assert_eq!(views, 1, "nothing more counted");
+}
+
+fn post_text(w: &World, path: &str, body: serde_json::Value) -> (u16, String) {
+    w.rt.block_on(async {
+        let r = reqwest::Client::new().post(format!("{}{path}", w.url)).json(&body).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    })
+}
+
+/// A visit flood (60 quick posts of one page view's report) counts one visit, adds at most one
+/// plan to the territory's feed, leaves the HCP's profile as one visit does, and is cut with
+/// 429 and Retry-After.
+#[test]
+fn microsite_visit_floods_count_once() {
+    let w = world();
+    let t = tablet(&w, "rep-1", true);
+    record_day(&t);
+    t.clock.set_wall(Utc::now());
+    t.engine.sync_now().unwrap();
+    w.hub.analyze_pending().unwrap();
+    let m = w.hub.microsites_for("hcp-samples").unwrap().remove(0);
+    let path = w.hub.microsite_path(&m.id);
+    let feed_plans = || w.hub.store().changes(&m.territory, 0, 10_000).unwrap().plans.len();
+    let plans_before = feed_plans();
+    let (_, html) = get(&w, &path);
+    let page_id = visit_id_of(&html);
+    let (mut ok, mut refused, mut limited) = (0, 0, 0);
+    w.rt.block_on(async {
+        let c = reqwest::Client::new();
+        for i in 0..60 {
+            // The page's own id, and ids of the poster's choosing (each a "new visit" before).
+            let id = if i % 2 == 0 { page_id.clone() } else { format!("flood-{i}") };
+            let visit = json!({"visit_id": id, "duration_ms": 30000, "views": [{"slide": m.slides[0], "dwell_ms": 25000}]});
+            let r = c.post(format!("{}{path}/visit", w.url)).json(&visit).send().await.unwrap();
+            match r.status().as_u16() {
+                204 => ok += 1,
+                403 => refused += 1,
+                429 => {
+                    assert!(r.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+                    limited += 1
+                }
+                s => panic!("unexpected {s}"),
+            }
+        }
+    });
+    assert!(ok >= 1 && refused >= 1 && limited >= 40, "{ok} accepted, {refused} refused, {limited} limited");
+    w.hub.analyze_pending().unwrap();
+    assert_eq!(w.hub.microsites_for("hcp-samples").unwrap()[0].views, 1, "one page view, one visit");
+    let p = w.hub.hcp_profile("hcp-samples").unwrap().unwrap();
+    assert_eq!(p.products["cardiozen"].channels.get("microsite"), Some(&1), "the profile saw one visit");
+    assert!(feed_plans() <= plans_before + 1, "at most one new plan in the feed ({plans_before} before, {} after)", feed_plans());
 }
 
 fn uuid_like() -> String {

@@ -420,9 +420,13 @@ fn main() -> anyhow::Result<()> {
             if page.contains(v.hcp) {
                 bail!("the microsite page shows the HCP id");
             }
-            // The doctor opens the link and reads the first slide for 40 s.
+            // The doctor opens the link and reads the first slide for 40 s; the report carries
+            // the visit id the hub issued for this page view (`<body data-visit>`).
+            let Some(visit_id) = page.split("data-visit=\"").nth(1).and_then(|s| s.split('"').next()) else {
+                bail!("the microsite page carries no visit id");
+            };
             let visit = serde_json::json!({
-                "visit_id": format!("demo-{}", m.id),
+                "visit_id": visit_id,
                 "duration_ms": 45_000,
                 "views": [{"slide": m.slides[0], "dwell_ms": 40_000}],
             });
