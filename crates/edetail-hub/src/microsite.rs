@@ -81,9 +81,9 @@ async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
         Some(_) => store.bundle_manifest(&b, v),
         None => Ok(None),
     })
-        .await
-        .map_err(|e| Error::Internal(format!("task failed: {e}")))??
-        .ok_or_else(|| Error::NotFound("content".into()))?;
+    .await
+    .map_err(|e| Error::Internal(format!("task failed: {e}")))??
+    .ok_or_else(|| Error::NotFound("content".into()))?;
     Manifest::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
 }
 

@@ -496,7 +496,8 @@ impl HubStore for SqliteStore {
                     if let CheckedEvent::Valid { event: e, .. } = ev
                         && !taken.contains_key(&e.seq)
                     {
-                        let uuids = holders.query_map(params![device_id, e.seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+                        let uuids =
+                            holders.query_map(params![device_id, e.seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
                         taken.insert(e.seq, uuids);
                     }
                 }

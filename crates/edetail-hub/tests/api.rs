@@ -418,6 +418,135 @@ async fn change_feed_is_gzipped_for_clients_that_accept_it(backend: Backend) {
     assert!(refused.headers().get("content-encoding").is_none());
 }
 
+/// A finished call of `hcp` on the sample bundle (version 1) with a follow-up request: seqs
+/// `first..first + 3`.
+fn sample_call(first: i64, call: &str, hcp: &str) -> Vec<WireEvent> {
+    let mut evs: Vec<WireEvent> = (first..first + 3).map(event).collect();
+    for e in &mut evs {
+        e.call_id = Some(call.into());
+    }
+    evs[0].kind = "call_started".into();
+    evs[0].payload =
+        json!({"hcp_id": hcp, "channel": "face_to_face", "bundle_id": "com.example.sample", "bundle_version": 1, "rep_id": "rep"});
+    evs[1].kind = "follow_up_request".into();
+    evs[1].payload = json!({"slide": "intro", "topic": "awareness"});
+    evs[2].kind = "call_ended".into();
+    evs[2].payload = json!({});
+    evs
+}
+
+async fn analyse(hub: &Hub) {
+    let h = hub.clone();
+    tokio::task::spawn_blocking(move || h.analyze_pending().unwrap()).await.unwrap();
+}
+
+/// Issue 13, item 4: a south device recording a call on a north-only bundle gets no plan in
+/// south's feed and no south microsite; the same call in north gets both.
+async fn a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_microsite(backend: Backend) {
+    let f = fixture(backend).await;
+    assert_eq!(f.publish(signed_sample(1), "?territory=north").await.status(), StatusCode::OK);
+    let south = f.hub.add_device("rep-2", "south").unwrap();
+    let ack: UploadAck = f
+        .http
+        .post(format!("{}/v1/events", f.url))
+        .bearer_auth(&south.token)
+        .json(&batch(&south, sample_call(1, "call-south", "hcp-south")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted.len(), 3, "{ack:?}");
+    analyse(&f.hub).await;
+    let south_page: ChangePage =
+        f.http.get(format!("{}/v1/changes", f.url)).bearer_auth(&south.token).send().await.unwrap().json().await.unwrap();
+    assert!(south_page.plans.is_empty(), "south received a plan on north-only content");
+    assert!(f.hub.microsites_for("hcp-south").unwrap().is_empty(), "a south microsite serves north-only slides");
+    // Still analysed: the HCP's profile knows the call.
+    assert_eq!(f.hub.store().pending_call_count().unwrap(), 0);
+    assert!(f.hub.hcp_profile("hcp-south").unwrap().is_some());
+
+    // The entitled territory gets its plan and microsite, which serves.
+    let ack: UploadAck = f.upload(&batch(&f.dev, sample_call(1, "call-north", "hcp-north"))).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 3, "{ack:?}");
+    analyse(&f.hub).await;
+    assert_eq!(f.changes("").await.plans.len(), 1);
+    let [m] = f.hub.microsites_for("hcp-north").unwrap().try_into().unwrap();
+    assert_eq!(m.territory, "north");
+    let page = f.http.get(format!("{}{}", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
+/// Issue 13, item 8: event times outside 2000-01-01 .. hub now + 1 day are rejected with a
+/// reason (and advance the watermark); times at the edges are accepted.
+async fn event_times_outside_the_window_are_rejected_and_the_edges_accepted(backend: Backend) {
+    let f = fixture(backend).await;
+    let at = |seq: i64, t: &str| {
+        let mut e = event(seq);
+        e.recorded_at = chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        e
+    };
+    let soon = (Utc::now() + chrono::Duration::hours(23)).to_rfc3339();
+    let later = (Utc::now() + chrono::Duration::hours(25)).to_rfc3339();
+    let events = vec![
+        at(1, "9999-12-31T23:59:59-23:59"),
+        // A second either side of the edges: the batch's device_time lags the hub's clock by
+        // some milliseconds, and the corrected time moves by that skew.
+        at(2, "1999-12-31T23:59:59Z"),
+        at(3, "2000-01-01T00:00:01Z"),
+        at(4, &soon),
+        at(5, &later),
+    ];
+    let uuids: Vec<String> = events.iter().map(|e| e.uuid.clone()).collect();
+    let ack: UploadAck = f.upload(&batch(&f.dev, events)).await.json().await.unwrap();
+    assert_eq!(ack.accepted, vec![uuids[2].clone(), uuids[3].clone()]);
+    let rejected: Vec<&str> = ack.rejected.iter().map(|r| r.uuid.as_str()).collect();
+    assert_eq!(rejected, [uuids[0].as_str(), uuids[1].as_str(), uuids[4].as_str()]);
+    assert!(ack.rejected.iter().all(|r| r.reason.contains("recorded_at outside the accepted window")), "{:?}", ack.rejected);
+    assert_eq!(ack.watermark, 5);
+    // What was stored reads back.
+    assert_eq!(f.hub.store().events_for_device(&f.dev.device_id).unwrap().len(), 2);
+}
+
+/// Issue 13, item 9: a second event with a used (device, seq) and another uuid is rejected; the
+/// first stays; an exact resend stays a duplicate.
+async fn a_reused_seq_with_another_uuid_is_rejected(backend: Backend) {
+    let f = fixture(backend).await;
+    let first = event(1);
+    let ack: UploadAck = f.upload(&batch(&f.dev, vec![first.clone()])).await.json().await.unwrap();
+    assert_eq!(ack.accepted, vec![first.uuid.clone()]);
+    let (again, twin_a, twin_b) = (event(1), event(2), event(2));
+    let ack: UploadAck =
+        f.upload(&batch(&f.dev, vec![first.clone(), again.clone(), twin_a.clone(), twin_b.clone()])).await.json().await.unwrap();
+    assert_eq!(ack.duplicates, vec![first.uuid.clone()]);
+    assert_eq!(ack.accepted, vec![twin_a.uuid.clone()]);
+    let rejected: Vec<(&str, &str)> = ack.rejected.iter().map(|r| (r.uuid.as_str(), r.reason.as_str())).collect();
+    assert_eq!(
+        rejected,
+        [(again.uuid.as_str(), "seq 1 is already used by another event"), (twin_b.uuid.as_str(), "seq 2 is already used by another event")]
+    );
+    let stored: Vec<String> = f.hub.store().events_for_device(&f.dev.device_id).unwrap().into_iter().map(|e| e.uuid).collect();
+    assert_eq!(stored, [first.uuid, twin_a.uuid]);
+    assert_eq!(ack.watermark, 2);
+}
+
+/// Issue 13, item 9: the data directory the hub creates is 0700, its database files 0600.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new/hub");
+    let hub = Hub::open(HubConfig::local(&data, vec![SecretKey::from_seed(&SEED).public()])).unwrap();
+    hub.add_device("rep-1", "north").unwrap();
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data.clone()), 0o700);
+    for f in ["hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm"] {
+        assert_eq!(mode(data.join(f)), 0o600, "{f}");
+    }
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -444,4 +573,7 @@ on_both_backends!(
     concurrent_deliveries_of_one_batch_are_stored_exactly_once,
     tampered_content_under_a_valid_signature_is_refused_and_stores_nothing,
     change_feed_is_gzipped_for_clients_that_accept_it,
+    a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_microsite,
+    event_times_outside_the_window_are_rejected_and_the_edges_accepted,
+    a_reused_seq_with_another_uuid_is_rejected,
 );
