@@ -829,6 +829,25 @@ impl HubStore for PgStore {
         })
     }
 
+    fn parked_calls(&self) -> Result<Vec<crate::store::ParkedCall>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT device_id, call_id, attempts::bigint, COALESCE(last_error, '') FROM analysis_queue \
+                         WHERE done_at IS NULL AND attempts >= $1 ORDER BY id",
+                        &[&MAX_ANALYSIS_ATTEMPTS],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| crate::store::ParkedCall { device_id: r.get(0), call_id: r.get(1), attempts: r.get(2), reason: r.get(3) })
+                    .collect())
+            })
+        })
+    }
+
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
         self.read(move |tx| {
             Box::pin(async move {

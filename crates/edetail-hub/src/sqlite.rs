@@ -687,6 +687,19 @@ impl HubStore for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64))
     }
 
+    fn parked_calls(&self) -> Result<Vec<crate::store::ParkedCall>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT device_id, call_id, attempts, COALESCE(last_error, '') FROM analysis_queue \
+                 WHERE done_at IS NULL AND attempts >= ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([MAX_ANALYSIS_ATTEMPTS], |r| {
+                Ok(crate::store::ParkedCall { device_id: r.get(0)?, call_id: r.get(1)?, attempts: r.get(2)?, reason: r.get(3)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
         self.read(|c| {
             let mut st = c.prepare_cached(

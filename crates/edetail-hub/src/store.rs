@@ -219,6 +219,17 @@ pub const MICROSITE_DEVICE: &str = "microsite";
 /// A call whose analysis failed this many times stays queued with its error, skipped.
 pub const MAX_ANALYSIS_ATTEMPTS: i64 = 5;
 
+/// A call the analysis worker parked: its analysis failed `MAX_ANALYSIS_ATTEMPTS` times, so it
+/// stays in the queue with the last error, is skipped (never blocks other calls) and is shown
+/// on the dashboard's sync page. The reason names no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedCall {
+    pub device_id: String,
+    pub call_id: String,
+    pub attempts: i64,
+    pub reason: String,
+}
+
 /// A finished call waiting for analysis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedCall {
@@ -517,6 +528,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by
     /// device id; devices with none are absent.
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>>;
+    /// Parked calls (failed `MAX_ANALYSIS_ATTEMPTS` times, not analysed), oldest first.
+    fn parked_calls(&self) -> Result<Vec<ParkedCall>>;
     /// A call's stored events, by seq.
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
     /// The documents at these `(kind, key)`s, `None` where absent.

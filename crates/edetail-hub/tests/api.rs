@@ -547,6 +547,59 @@ fn the_data_directory_and_database_are_private() {
     }
 }
 
+/// Overwrites a stored event's payload with text no reader can parse, straight in the database
+/// (what a bug or a bad restore could leave behind).
+async fn corrupt_payload(f: &Fixture, uuid: &str) {
+    match &f._db {
+        None => {
+            let c = rusqlite::Connection::open(f.dir.path().join("hub/hub.sqlite3")).unwrap();
+            assert_eq!(c.execute("UPDATE events SET payload = '{not json' WHERE uuid = ?1", [uuid]).unwrap(), 1);
+        }
+        Some(db) => {
+            let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            assert_eq!(c.execute("UPDATE events SET payload = '{not json' WHERE uuid = $1", &[&uuid]).await.unwrap(), 1);
+        }
+    }
+}
+
+/// Issue 13, item 8: a call the analyser cannot read is parked after `MAX_ANALYSIS_ATTEMPTS`
+/// failures with its reason, shown on the sync page, and the next call is analysed.
+async fn an_unanalysable_call_is_parked_and_shown_and_others_are_analysed(backend: Backend) {
+    let f = fixture(backend).await;
+    assert_eq!(f.publish(signed_sample(1), "?territory=north").await.status(), StatusCode::OK);
+    let mut bad = sample_call(1, "call-bad", "hcp-a");
+    let bad_uuid = bad[1].uuid.clone();
+    // The call's end comes after the corruption: a stored end wakes the serving hub's worker.
+    let mut rest = vec![bad.pop().unwrap()];
+    let ack: UploadAck = f.upload(&batch(&f.dev, bad)).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 2, "{ack:?}");
+    corrupt_payload(&f, &bad_uuid).await;
+    rest.extend(sample_call(4, "call-good", "hcp-b"));
+    let ack: UploadAck = f.upload(&batch(&f.dev, rest)).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 4, "{ack:?}");
+    analyse(&f.hub).await;
+    analyse(&f.hub).await;
+
+    let parked = f.hub.store().parked_calls().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    // The serving hub's own worker may have failed on it concurrently: at least the limit.
+    assert_eq!(parked[0].call_id, "call-bad");
+    assert!(parked[0].attempts >= edetail_hub::store::MAX_ANALYSIS_ATTEMPTS, "{parked:?}");
+    assert!(!parked[0].reason.is_empty());
+    assert!(f.hub.hcp_profile("hcp-b").unwrap().is_some(), "the next call was not analysed");
+    assert!(f.hub.hcp_profile("hcp-a").unwrap().is_none());
+
+    let h = f.hub.clone();
+    let operator = tokio::task::spawn_blocking(move || h.add_operator("ops", 90, "cli:test")).await.unwrap().unwrap();
+    let page = f.http.get(format!("{}/dashboard/sync", f.url)).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-stat="parked" data-value="1""#), "{html}");
+    assert!(html.contains(r#"data-parked-call="call-bad""#), "{html}");
+    assert!(!html.contains("hcp-a"), "the sync page names no HCP");
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -576,4 +629,5 @@ on_both_backends!(
     a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_microsite,
     event_times_outside_the_window_are_rejected_and_the_edges_accepted,
     a_reused_seq_with_another_uuid_is_rejected,
+    an_unanalysable_call_is_parked_and_shown_and_others_are_analysed,
 );
