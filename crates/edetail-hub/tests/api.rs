@@ -600,6 +600,18 @@ async fn an_unanalysable_call_is_parked_and_shown_and_others_are_analysed(backen
     assert!(!html.contains("hcp-a"), "the sync page names no HCP");
 }
 
+/// Issue 13, item 7 (in part): a version the stores cannot hold (2^63) is refused with 422
+/// before any blob is committed: the blob store and the staging directory stay as they were.
+async fn an_unstorable_version_is_refused_and_leaves_no_blob(backend: Backend) {
+    let f = fixture(backend).await;
+    let before = f.blob_count();
+    let r = f.publish(signed_sample(1 << 63), "?territory=north").await;
+    let body = error_of(r, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
+    assert_eq!(f.blob_count(), before, "a refused publish left blobs");
+    assert!(body.message.contains("largest storable version"), "{}", body.message);
+    assert_eq!(f.staged_count(), 0);
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -630,4 +642,5 @@ on_both_backends!(
     event_times_outside_the_window_are_rejected_and_the_edges_accepted,
     a_reused_seq_with_another_uuid_is_rejected,
     an_unanalysable_call_is_parked_and_shown_and_others_are_analysed,
+    an_unstorable_version_is_refused_and_leaves_no_blob,
 );
