@@ -476,6 +476,27 @@ async fn a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_mi
     assert_eq!(m.territory, "north");
     let page = f.http.get(format!("{}{}", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
+    let slide = f.http.get(format!("{}{}/a/slides/intro/index.html", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(slide.status(), StatusCode::OK);
+
+    // A microsite whose territory is not entitled to its version (made before entitlement was
+    // enforced, or by a bad restore) serves nothing: moved to south in the database.
+    let sql = format!("UPDATE microsites SET territory = 'south' WHERE id = '{}'", m.id);
+    match &f._db {
+        None => {
+            let c = rusqlite::Connection::open(f.dir.path().join("hub/hub.sqlite3")).unwrap();
+            assert_eq!(c.execute(&sql, []).unwrap(), 1);
+        }
+        Some(db) => {
+            let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            assert_eq!(c.execute(&sql, &[]).await.unwrap(), 1);
+        }
+    }
+    let page = f.http.get(format!("{}{}", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let slide = f.http.get(format!("{}{}/a/slides/intro/index.html", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(slide.status(), StatusCode::NOT_FOUND);
 }
 
 /// Issue 13, item 8: event times outside 2000-01-01 .. hub now + 1 day are rejected with a
