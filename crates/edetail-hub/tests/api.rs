@@ -633,6 +633,33 @@ async fn an_unstorable_version_is_refused_and_leaves_no_blob(backend: Backend) {
     assert_eq!(f.staged_count(), 0);
 }
 
+/// Issue 13, item 7 (in part): what a killed hub left in `DATA/tmp` (its unlocked staging
+/// directory, loose files of the older layout) is removed when a hub starts on that data
+/// directory; the staging directory of a hub still running there is kept.
+#[test]
+fn a_start_removes_staging_files_of_stopped_hubs_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tmp");
+    let live = BlobStore::open_local(dir.path()).unwrap();
+    std::fs::write(live.tmp_dir().join("upload-in-flight"), b"live").unwrap();
+    let dead = root.join("staging-killed");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("spooled.zip"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(root.join(".tmpLOOSE"), b"older layout").unwrap();
+
+    let restarted = BlobStore::open_local(dir.path()).unwrap();
+    assert!(!dead.exists() && !root.join(".tmpLOOSE").exists(), "a stopped hub's staging files survived a start");
+    assert!(live.tmp_dir().join("upload-in-flight").exists(), "a running hub's staging file was removed");
+    assert_eq!(count_files(&root), 1);
+    drop(live);
+    drop(restarted);
+    // Both stopped now: the next start leaves DATA/tmp holding only its own empty directory.
+    let again = BlobStore::open_local(dir.path()).unwrap();
+    assert_eq!(count_files(&root), 0);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+    drop(again);
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
