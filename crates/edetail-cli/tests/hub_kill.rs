@@ -277,3 +277,49 @@ fn hub_killed_mid_batch_and_mid_blob_ends_exactly_once_and_resumes() {
     drop(proxy);
     drop(rt);
 }
+
+/// Files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |rd| rd.map(|e| e.expect("entry").path()).map(|p| if p.is_dir() { files_under(&p) } else { 1 }).sum())
+}
+
+/// Issue 13, item 7: `edetail hub serve` SIGKILLed while a publish is being uploaded leaves the
+/// spooled body in `DATA/tmp`; the restarted hub removes it, and no blob was stored.
+#[test]
+fn a_publish_killed_mid_upload_leaves_no_temp_file_or_blob_after_a_restart() {
+    use std::io::Write;
+    let tmp = common::scratch_dir();
+    let (_key, pubkey) = publisher_key(tmp.path());
+    let data = tmp.path().join("hub");
+    let publisher = edetail_json(&["hub", "publisher", "add", "--data", path_str(&data), "--name", "content"]);
+    let token = publisher["token"].as_str().expect("token").to_string();
+    let mut hub = HubServer { data: data.clone(), port: free_port(), pubkey, process: None, starts: 0 };
+    hub.start();
+
+    // A 64 MiB upload of which 4 MiB are sent: the hub spools them to DATA/tmp.
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", hub.port)).expect("connect");
+    write!(
+        conn,
+        "POST /v1/publish HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/zip\r\nContent-Length: {}\r\n\r\n",
+        64 << 20
+    )
+    .expect("headers");
+    let chunk = vec![0x5au8; 1 << 20];
+    for _ in 0..4 {
+        conn.write_all(&chunk).expect("body");
+    }
+    conn.flush().expect("flush");
+    let spooled = Instant::now();
+    while files_under(&data.join("tmp")) == 0 {
+        assert!(spooled.elapsed() < Duration::from_secs(10), "the hub never spooled the upload");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hub.kill();
+    drop(conn);
+    assert!(files_under(&data.join("tmp")) > 0, "the killed hub left its spooled upload");
+
+    hub.start();
+    assert_eq!(files_under(&data.join("tmp")), 0, "DATA/tmp holds files after a restart");
+    assert_eq!(files_under(&data.join("blobs")), 0, "a killed publish stored blobs");
+    hub.kill();
+}

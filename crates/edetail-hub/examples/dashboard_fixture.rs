@@ -380,6 +380,7 @@ impl Fixture {
                     pending_analysis: 25,
                 },
             ],
+            parked: vec![],
         };
         Fixture { decks, deck_views, hcps, hcp_views, channels, sync }
     }

@@ -209,12 +209,18 @@ impl Analyzer {
                 expected_version: *version,
             });
             // Plans go to the territory the HCP was met in; a microsite visit answers in the
-            // microsite's territory.
+            // microsite's territory. Content is selected only from versions that territory is
+            // entitled to: a call on a bundle its territory may not show (side-loaded, or
+            // entitlement narrowed since) still counts in the HCP's profile and the deck's
+            // figures (it happened), but yields no plan and no microsite.
             if !call.territory.is_empty() && call.territory != crate::publish::ALL_TERRITORIES {
-                let plan = self.plan_for(profile, &header.bundle_id, &manifest, &deck, &stats, &call.territory, now)?;
-                commit.plans.push(plan);
+                if let Some(version) = self.store.latest_entitled_version(&call.territory, &header.bundle_id)? {
+                    let plan = self.plan_for(profile, &header.bundle_id, version, &manifest, &deck, &stats, &call.territory, now)?;
+                    commit.plans.push(plan);
+                }
                 if header.channel != "microsite"
                     && let Some(want) = &outcome.wants_microsite
+                    && self.store.bundle_zip(&call.territory, &header.bundle_id, manifest.version)?.is_some()
                 {
                     let slides = analytics::microsite_slides(profile, &deck, &want.topics, MICROSITE_MAX_SLIDES);
                     if !slides.is_empty() {
@@ -261,22 +267,21 @@ impl Analyzer {
         bytes.map(|b| Manifest::from_slice(&b).map_err(|e| Error::Internal(format!("stored manifest of {bundle_id}: {e}")))).transpose()
     }
 
-    /// The next-call plan on the newest published version of the bundle, signed.
+    /// The next-call plan on `version` of the bundle (the newest the territory is entitled
+    /// to), signed.
     #[allow(clippy::too_many_arguments)]
     fn plan_for(
         &self,
         profile: &HcpProfile,
         bundle_id: &str,
+        version: u64,
         call_manifest: &Manifest,
         call_deck: &DeckMeta,
         stats: &DeckStats,
         territory: &str,
         now: DateTime<Utc>,
     ) -> Result<NewPlan> {
-        let current = match self.store.current_version(bundle_id)? {
-            Some(v) if v != call_manifest.version => self.manifest(bundle_id, v)?,
-            _ => None,
-        };
+        let current = if version != call_manifest.version { self.manifest(bundle_id, version)? } else { None };
         let deck = current.as_ref().map(DeckMeta::from_manifest);
         let deck = deck.as_ref().unwrap_or(call_deck);
         let plan_id = uuid::Uuid::new_v4().to_string();

@@ -189,8 +189,33 @@ fn percent_decode(s: &str) -> Result<String> {
     String::from_utf8(out).map_err(|_| bad())
 }
 
-/// Validates one event; permanently invalid ones become rejections with a reason.
-fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
+/// Earliest accepted event time (`recorded_at`, raw or skew-corrected): no e-detailing device
+/// recorded anything before 2000-01-01T00:00:00Z, so an earlier time is a broken clock or a
+/// forged event.
+pub const EARLIEST_RECORDED_AT: DateTime<Utc> = DateTime::<Utc>::from_timestamp(946_684_800, 0).expect("2000-01-01 is representable");
+/// How far after the hub's clock an event time may lie (clock drift, time zones misapplied by
+/// a device). Later times are rejected: they would sort after every real event forever.
+pub const MAX_FUTURE_RECORDED_AT: chrono::Duration = chrono::Duration::days(1);
+
+/// Whether an event time lies in the accepted window at hub time `now`.
+fn time_in_window(t: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    t >= EARLIEST_RECORDED_AT && t <= now + MAX_FUTURE_RECORDED_AT
+}
+
+/// The time an event is filed under (`recorded_at_corrected`): the skew-corrected time when it
+/// lies in the accepted window, else the raw time when that does (a nonsensical batch clock must
+/// not discard a sane event time); `None` when neither does (the event is rejected).
+fn corrected_time(recorded_at: DateTime<Utc>, skew_ms: i64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    recorded_at
+        .checked_sub_signed(chrono::Duration::milliseconds(skew_ms))
+        .filter(|t| time_in_window(*t, now))
+        .or_else(|| Some(recorded_at).filter(|t| time_in_window(*t, now)))
+}
+
+/// Validates one event at hub time `now`; permanently invalid ones become rejections with a
+/// reason.
+fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
+    let corrected = corrected_time(e.recorded_at, skew_ms, now);
     let reason = if uuid::Uuid::parse_str(&e.uuid).is_err() {
         Some("uuid is not a UUID".to_string())
     } else if e.seq <= 0 {
@@ -207,21 +232,17 @@ fn check_event(e: WireEvent, skew_ms: i64) -> CheckedEvent {
         Some("payload is not a JSON object".to_string())
     } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {
         Some(format!("payload over {MAX_PAYLOAD_BYTES} bytes"))
+    } else if corrected.is_none() {
+        Some(format!(
+            "recorded_at outside the accepted window (from {} to one day after the hub's clock), also after correcting the device's clock skew of {skew_ms} ms",
+            EARLIEST_RECORDED_AT.format("%Y-%m-%d")
+        ))
     } else {
         None
     };
-    match reason {
-        Some(reason) => CheckedEvent::Rejected { uuid: e.uuid, seq: e.seq, reason },
-        None => {
-            // A nonsensical batch clock must not push the corrected time out of every store's
-            // range: then the raw time stands.
-            let recorded_at_corrected = e
-                .recorded_at
-                .checked_sub_signed(chrono::Duration::milliseconds(skew_ms))
-                .filter(|t| (1..=9999).contains(&chrono::Datelike::year(t)))
-                .unwrap_or(e.recorded_at);
-            CheckedEvent::Valid { event: e, recorded_at_corrected }
-        }
+    match (reason, corrected) {
+        (None, Some(recorded_at_corrected)) => CheckedEvent::Valid { event: e, recorded_at_corrected },
+        (reason, _) => CheckedEvent::Rejected { uuid: e.uuid, seq: e.seq, reason: reason.unwrap_or_default() },
     }
 }
 
@@ -237,7 +258,7 @@ async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> 
     }
     let now = Utc::now();
     let skew_ms = (batch.device_time - now).num_milliseconds();
-    let checked: Vec<CheckedEvent> = batch.events.into_iter().map(|e| check_event(e, skew_ms)).collect();
+    let checked: Vec<CheckedEvent> = batch.events.into_iter().map(|e| check_event(e, skew_ms, now)).collect();
     let ends_a_call = checked.iter().any(|c| matches!(c, CheckedEvent::Valid { event, .. } if crate::sqlite::is_call_end(&event.kind)));
     let store = hub.inner().store.clone();
     let device_id = dev.id.clone();

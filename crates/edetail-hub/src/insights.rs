@@ -265,6 +265,6 @@ impl DashboardSource for HubInsights {
                 device_id: d.device_id,
             })
             .collect();
-        Ok(SyncHealthView { devices })
+        Ok(SyncHealthView { devices, parked: self.store().parked_calls()? })
     }
 }

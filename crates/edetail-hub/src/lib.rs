@@ -28,7 +28,7 @@ pub mod testkit;
 pub mod tls;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -137,10 +137,24 @@ pub fn token_hash(token: &str) -> String {
     Sha256Digest::of(token.as_bytes()).to_hex()
 }
 
+/// Creates a directory (and missing parents) accessible to its owner only (0700): the data
+/// directory holds the database, the plan key and staged uploads. A directory that exists
+/// keeps its mode.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(Error::io(dir))
+}
+
 impl Hub {
     /// Opens (creating and migrating when needed) the hub's store and blob store as configured.
     pub fn open(config: HubConfig) -> Result<Hub> {
-        std::fs::create_dir_all(&config.data_dir).map_err(Error::io(&config.data_dir))?;
+        create_private_dir(&config.data_dir)?;
         let store: Arc<dyn HubStore> = match &config.database {
             None => Arc::new(SqliteStore::open(&config.data_dir)?),
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -148,7 +162,7 @@ impl Hub {
             }
             Some(url) if url.starts_with("sqlite:") => {
                 let dir = PathBuf::from(url.trim_start_matches("sqlite:"));
-                std::fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
+                create_private_dir(&dir)?;
                 Arc::new(SqliteStore::open(&dir)?)
             }
             Some(_) => return Err(Error::BadRequest("unsupported --database: use postgres://… or sqlite:DIR".into())),

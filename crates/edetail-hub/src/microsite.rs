@@ -173,13 +173,18 @@ async fn lookup(hub: &Hub, token: &str) -> Result<Lookup> {
     })
 }
 
+/// The manifest of the microsite's bundle version, only while the microsite's territory is
+/// entitled to that version and it is not revoked (404 otherwise: nothing is served).
 async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
     let store = hub.inner().store.clone();
-    let (b, v) = (m.bundle_id.clone(), m.bundle_version);
-    let bytes = tokio::task::spawn_blocking(move || store.bundle_manifest(&b, v))
-        .await
-        .map_err(|e| Error::Internal(format!("task failed: {e}")))??
-        .ok_or_else(|| Error::NotFound("content".into()))?;
+    let (t, b, v) = (m.territory.clone(), m.bundle_id.clone(), m.bundle_version);
+    let bytes = tokio::task::spawn_blocking(move || match store.bundle_zip(&t, &b, v)? {
+        Some(_) => store.bundle_manifest(&b, v),
+        None => Ok(None),
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("task failed: {e}")))??
+    .ok_or_else(|| Error::NotFound("content".into()))?;
     Manifest::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
 }
 

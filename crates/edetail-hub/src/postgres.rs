@@ -692,6 +692,16 @@ impl HubStore for PgStore {
         })
     }
 
+    fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>> {
+        let (territory, id) = (territory.to_string(), bundle_id.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let sql = format!("SELECT MAX(v.version) FROM bundle_versions v WHERE v.bundle_id = $2 AND {ENTITLED} AND NOT {REVOKED}");
+            let row = c.query_one(&sql, &[&territory, &id]).await.map_err(pg_err)?;
+            Ok(row.get::<_, Option<i64>>(0).map(|v| v as u64))
+        })
+    }
+
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         let device_id = device_id.to_string();
         let events = events.to_vec();
@@ -818,6 +828,25 @@ impl HubStore for PgStore {
             Box::pin(async move {
                 let n: i64 = tx.query_one("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", &[]).await.map_err(pg_err)?.get(0);
                 Ok(n as u64)
+            })
+        })
+    }
+
+    fn parked_calls(&self) -> Result<Vec<crate::store::ParkedCall>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT device_id, call_id, attempts::bigint, COALESCE(last_error, '') FROM analysis_queue \
+                         WHERE done_at IS NULL AND attempts >= $1 ORDER BY id",
+                        &[&MAX_ANALYSIS_ATTEMPTS],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| crate::store::ParkedCall { device_id: r.get(0), call_id: r.get(1), attempts: r.get(2), reason: r.get(3) })
+                    .collect())
             })
         })
     }
@@ -1475,6 +1504,20 @@ async fn apply_batch(
         .map_err(pg_err)?
         .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?
         .get(0);
+
+    let valid_seqs: Vec<i64> =
+        events.iter().filter_map(|ev| if let CheckedEvent::Valid { event, .. } = ev { Some(event.seq) } else { None }).collect();
+    let mut taken: HashMap<i64, Vec<String>> = HashMap::new();
+    if !valid_seqs.is_empty() {
+        for r in tx
+            .query("SELECT seq, uuid FROM events WHERE device_id = $1 AND seq = ANY($2)", &[&device_id, &valid_seqs])
+            .await
+            .map_err(pg_err)?
+        {
+            taken.entry(r.get(0)).or_default().push(r.get(1));
+        }
+    }
+    let events = crate::store::reject_reused_seqs(&events, taken);
 
     let mut cols = EventColumns::default();
     for ev in &events {

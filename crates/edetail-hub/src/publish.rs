@@ -74,6 +74,11 @@ pub(crate) fn publish(
     let mut archive = BundleArchive::open(&mut file, &opts).map_err(rejected)?;
     let manifest = archive.manifest().clone();
     let signature = archive.signature_bytes().ok_or_else(|| Error::InvalidBundle("manifest.sig is missing".into()))?.to_vec();
+    // Checked before anything is staged or committed: the stores keep versions as signed
+    // 64-bit integers, and a refusal after the blobs were committed would leave them behind.
+    if i64::try_from(manifest.version).is_err() {
+        return Err(Error::InvalidBundle(format!("version {} is over the largest storable version {}", manifest.version, i64::MAX)));
+    }
     if let Some(current) = hub.store.current_version(&manifest.id)?
         && current >= manifest.version
     {

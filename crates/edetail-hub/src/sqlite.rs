@@ -60,6 +60,22 @@ fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// Creates an empty database file readable by its owner only (0600) when none exists: SQLite
+/// gives the `-wal` and `-shm` files it creates beside it the same mode. It holds call events
+/// and HCP ids, so no other account on the machine may read it. An existing file keeps its mode
+/// (an operator may have chosen another).
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Mutex<Connection>,
@@ -75,6 +91,7 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(DB_FILE);
+        create_private_file(&path)?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
@@ -468,6 +485,13 @@ impl HubStore for SqliteStore {
         })
     }
 
+    fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>> {
+        self.read(|c| {
+            let sql = format!("SELECT MAX(v.version) FROM bundle_versions v WHERE v.bundle_id = ?2 AND {ENTITLED} AND NOT {REVOKED}");
+            Ok(c.query_row(&sql, params![territory, bundle_id], |r| r.get::<_, Option<i64>>(0))?.map(|v| v as u64))
+        })
+    }
+
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         let received_at = time_text(now);
         self.write(|tx| {
@@ -475,6 +499,20 @@ impl HubStore for SqliteStore {
                 .query_row("SELECT watermark FROM devices WHERE id = ?1", [device_id], |r| r.get(0))
                 .optional()?
                 .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
+            let mut taken: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+            {
+                let mut holders = tx.prepare_cached("SELECT uuid FROM events WHERE device_id = ?1 AND seq = ?2")?;
+                for ev in events {
+                    if let CheckedEvent::Valid { event: e, .. } = ev
+                        && !taken.contains_key(&e.seq)
+                    {
+                        let uuids =
+                            holders.query_map(params![device_id, e.seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+                        taken.insert(e.seq, uuids);
+                    }
+                }
+            }
+            let events = crate::store::reject_reused_seqs(events, taken);
             let mut out = BatchOutcome::default();
             let mut new_rejections = 0i64;
             let mut insert_event = tx.prepare_cached(
@@ -492,7 +530,7 @@ impl HubStore for SqliteStore {
             let mut insert_rejected = tx.prepare_cached(
                 "INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for ev in events {
+            for ev in &events {
                 let seq = match ev {
                     CheckedEvent::Valid { event: e, .. }
                         if erased.query_row(params![e.uuid, device_id, e.call_id], |r| r.get::<_, bool>(0))? =>
@@ -657,6 +695,19 @@ impl HubStore for SqliteStore {
 
     fn pending_call_count(&self) -> Result<u64> {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64))
+    }
+
+    fn parked_calls(&self) -> Result<Vec<crate::store::ParkedCall>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT device_id, call_id, attempts, COALESCE(last_error, '') FROM analysis_queue \
+                 WHERE done_at IS NULL AND attempts >= ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map([MAX_ANALYSIS_ATTEMPTS], |r| {
+                Ok(crate::store::ParkedCall { device_id: r.get(0)?, call_id: r.get(1)?, attempts: r.get(2)?, reason: r.get(3)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {

@@ -13,6 +13,37 @@ use crate::error::Result;
 /// Rejection reason for an event whose uuid another device's stored event already carries.
 pub const FOREIGN_UUID: &str = "uuid already used by another device's event";
 
+/// Rejection reason for an event whose `(device, seq)` another stored event (another uuid)
+/// already holds: a device never reuses a sequence number, so one of the two is forged or the
+/// device's outbox was reset; the first stays, the second is never stored.
+pub fn seq_reused(seq: i64) -> String {
+    format!("seq {seq} is already used by another event")
+}
+
+/// Turns each valid event whose seq is already held by another uuid into a rejection
+/// ([`seq_reused`]). `taken` maps seqs to the uuids this device's stored events hold there;
+/// events earlier in the batch count too. An event whose own uuid holds the seq passes (a
+/// duplicate is classified by the store).
+pub(crate) fn reject_reused_seqs(events: &[CheckedEvent], mut taken: std::collections::HashMap<i64, Vec<String>>) -> Vec<CheckedEvent> {
+    events
+        .iter()
+        .map(|ev| match ev {
+            CheckedEvent::Valid { event: e, .. } => {
+                let holders = taken.entry(e.seq).or_default();
+                if !holders.is_empty() && !holders.contains(&e.uuid) {
+                    CheckedEvent::Rejected { uuid: e.uuid.clone(), seq: e.seq, reason: seq_reused(e.seq) }
+                } else {
+                    if holders.is_empty() {
+                        holders.push(e.uuid.clone());
+                    }
+                    ev.clone()
+                }
+            }
+            CheckedEvent::Rejected { .. } => ev.clone(),
+        })
+        .collect()
+}
+
 /// A registered device, as found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
@@ -187,6 +218,17 @@ pub struct HubStats {
 pub const MICROSITE_DEVICE: &str = "microsite";
 /// A call whose analysis failed this many times stays queued with its error, skipped.
 pub const MAX_ANALYSIS_ATTEMPTS: i64 = 5;
+
+/// A call the analysis worker parked: its analysis failed `MAX_ANALYSIS_ATTEMPTS` times, so it
+/// stays in the queue with the last error, is skipped (never blocks other calls) and is shown
+/// on the dashboard's sync page. The reason names no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ParkedCall {
+    pub device_id: String,
+    pub call_id: String,
+    pub attempts: i64,
+    pub reason: String,
+}
 
 /// A finished call waiting for analysis.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,6 +506,10 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>>;
     /// The zip blob `(sha256, size)` of an entitled, unrevoked bundle version.
     fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>>;
+    /// The newest version of a bundle a device of `territory` is entitled to (and that is not
+    /// revoked): the only version whose content may be selected for that territory (plans,
+    /// microsites). `None` when the territory is entitled to none.
+    fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>>;
     /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
     /// records rejections, advances the watermark and stores the skew. An event whose uuid is
     /// already stored for *another* device is rejected (never silently absorbed).
@@ -482,6 +528,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by
     /// device id; devices with none are absent.
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>>;
+    /// Parked calls (failed `MAX_ANALYSIS_ATTEMPTS` times, not analysed), oldest first.
+    fn parked_calls(&self) -> Result<Vec<ParkedCall>>;
     /// A call's stored events, by seq.
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
     /// The documents at these `(kind, key)`s, `None` where absent.

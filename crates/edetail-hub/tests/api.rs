@@ -418,6 +418,248 @@ async fn change_feed_is_gzipped_for_clients_that_accept_it(backend: Backend) {
     assert!(refused.headers().get("content-encoding").is_none());
 }
 
+/// A finished call of `hcp` on the sample bundle (version 1) with a follow-up request: seqs
+/// `first..first + 3`.
+fn sample_call(first: i64, call: &str, hcp: &str) -> Vec<WireEvent> {
+    let mut evs: Vec<WireEvent> = (first..first + 3).map(event).collect();
+    for e in &mut evs {
+        e.call_id = Some(call.into());
+    }
+    evs[0].kind = "call_started".into();
+    evs[0].payload =
+        json!({"hcp_id": hcp, "channel": "face_to_face", "bundle_id": "com.example.sample", "bundle_version": 1, "rep_id": "rep"});
+    evs[1].kind = "follow_up_request".into();
+    evs[1].payload = json!({"slide": "intro", "topic": "awareness"});
+    evs[2].kind = "call_ended".into();
+    evs[2].payload = json!({});
+    evs
+}
+
+async fn analyse(hub: &Hub) {
+    let h = hub.clone();
+    tokio::task::spawn_blocking(move || h.analyze_pending().unwrap()).await.unwrap();
+}
+
+/// Issue 13, item 4: a south device recording a call on a north-only bundle gets no plan in
+/// south's feed and no south microsite; the same call in north gets both.
+async fn a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_microsite(backend: Backend) {
+    let f = fixture(backend).await;
+    assert_eq!(f.publish(signed_sample(1), "?territory=north").await.status(), StatusCode::OK);
+    let south = f.hub.add_device("rep-2", "south").unwrap();
+    let ack: UploadAck = f
+        .http
+        .post(format!("{}/v1/events", f.url))
+        .bearer_auth(&south.token)
+        .json(&batch(&south, sample_call(1, "call-south", "hcp-south")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ack.accepted.len(), 3, "{ack:?}");
+    analyse(&f.hub).await;
+    let south_page: ChangePage =
+        f.http.get(format!("{}/v1/changes", f.url)).bearer_auth(&south.token).send().await.unwrap().json().await.unwrap();
+    assert!(south_page.plans.is_empty(), "south received a plan on north-only content");
+    assert!(f.hub.microsites_for("hcp-south").unwrap().is_empty(), "a south microsite serves north-only slides");
+    // Still analysed: the HCP's profile knows the call.
+    assert_eq!(f.hub.store().pending_call_count().unwrap(), 0);
+    assert!(f.hub.hcp_profile("hcp-south").unwrap().is_some());
+
+    // The entitled territory gets its plan and microsite, which serves.
+    let ack: UploadAck = f.upload(&batch(&f.dev, sample_call(1, "call-north", "hcp-north"))).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 3, "{ack:?}");
+    analyse(&f.hub).await;
+    assert_eq!(f.changes("").await.plans.len(), 1);
+    let [m] = f.hub.microsites_for("hcp-north").unwrap().try_into().unwrap();
+    assert_eq!(m.territory, "north");
+    let page = f.http.get(format!("{}{}", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let slide = f.http.get(format!("{}{}/a/slides/intro/index.html", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(slide.status(), StatusCode::OK);
+
+    // A microsite whose territory is not entitled to its version (made before entitlement was
+    // enforced, or by a bad restore) serves nothing: moved to south in the database.
+    let sql = format!("UPDATE microsites SET territory = 'south' WHERE id = '{}'", m.id);
+    match &f._db {
+        None => {
+            let c = rusqlite::Connection::open(f.dir.path().join("hub/hub.sqlite3")).unwrap();
+            assert_eq!(c.execute(&sql, []).unwrap(), 1);
+        }
+        Some(db) => {
+            let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            assert_eq!(c.execute(&sql, &[]).await.unwrap(), 1);
+        }
+    }
+    let page = f.http.get(format!("{}{}", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    let slide = f.http.get(format!("{}{}/a/slides/intro/index.html", f.url, f.hub.microsite_path(&m.id))).send().await.unwrap();
+    assert_eq!(slide.status(), StatusCode::NOT_FOUND);
+}
+
+/// Issue 13, item 8: event times outside 2000-01-01 .. hub now + 1 day are rejected with a
+/// reason (and advance the watermark); times at the edges are accepted.
+async fn event_times_outside_the_window_are_rejected_and_the_edges_accepted(backend: Backend) {
+    let f = fixture(backend).await;
+    let at = |seq: i64, t: &str| {
+        let mut e = event(seq);
+        e.recorded_at = chrono::DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        e
+    };
+    let soon = (Utc::now() + chrono::Duration::hours(23)).to_rfc3339();
+    let later = (Utc::now() + chrono::Duration::hours(25)).to_rfc3339();
+    let events = vec![
+        at(1, "9999-12-31T23:59:59-23:59"),
+        // A second either side of the edges: the batch's device_time lags the hub's clock by
+        // some milliseconds, and the corrected time moves by that skew.
+        at(2, "1999-12-31T23:59:59Z"),
+        at(3, "2000-01-01T00:00:01Z"),
+        at(4, &soon),
+        at(5, &later),
+    ];
+    let uuids: Vec<String> = events.iter().map(|e| e.uuid.clone()).collect();
+    let ack: UploadAck = f.upload(&batch(&f.dev, events)).await.json().await.unwrap();
+    assert_eq!(ack.accepted, vec![uuids[2].clone(), uuids[3].clone()]);
+    let rejected: Vec<&str> = ack.rejected.iter().map(|r| r.uuid.as_str()).collect();
+    assert_eq!(rejected, [uuids[0].as_str(), uuids[1].as_str(), uuids[4].as_str()]);
+    assert!(ack.rejected.iter().all(|r| r.reason.contains("recorded_at outside the accepted window")), "{:?}", ack.rejected);
+    assert_eq!(ack.watermark, 5);
+    // What was stored reads back.
+    assert_eq!(f.hub.store().events_for_device(&f.dev.device_id).unwrap().len(), 2);
+}
+
+/// Issue 13, item 9: a second event with a used (device, seq) and another uuid is rejected; the
+/// first stays; an exact resend stays a duplicate.
+async fn a_reused_seq_with_another_uuid_is_rejected(backend: Backend) {
+    let f = fixture(backend).await;
+    let first = event(1);
+    let ack: UploadAck = f.upload(&batch(&f.dev, vec![first.clone()])).await.json().await.unwrap();
+    assert_eq!(ack.accepted, vec![first.uuid.clone()]);
+    let (again, twin_a, twin_b) = (event(1), event(2), event(2));
+    let ack: UploadAck =
+        f.upload(&batch(&f.dev, vec![first.clone(), again.clone(), twin_a.clone(), twin_b.clone()])).await.json().await.unwrap();
+    assert_eq!(ack.duplicates, vec![first.uuid.clone()]);
+    assert_eq!(ack.accepted, vec![twin_a.uuid.clone()]);
+    let rejected: Vec<(&str, &str)> = ack.rejected.iter().map(|r| (r.uuid.as_str(), r.reason.as_str())).collect();
+    assert_eq!(
+        rejected,
+        [(again.uuid.as_str(), "seq 1 is already used by another event"), (twin_b.uuid.as_str(), "seq 2 is already used by another event")]
+    );
+    let stored: Vec<String> = f.hub.store().events_for_device(&f.dev.device_id).unwrap().into_iter().map(|e| e.uuid).collect();
+    assert_eq!(stored, [first.uuid, twin_a.uuid]);
+    assert_eq!(ack.watermark, 2);
+}
+
+/// Issue 13, item 9: the data directory the hub creates is 0700, its database files 0600.
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new/hub");
+    let hub = Hub::open(HubConfig::local(&data, vec![SecretKey::from_seed(&SEED).public()])).unwrap();
+    hub.add_device("rep-1", "north").unwrap();
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(data.clone()), 0o700);
+    for f in ["hub.sqlite3", "hub.sqlite3-wal", "hub.sqlite3-shm"] {
+        assert_eq!(mode(data.join(f)), 0o600, "{f}");
+    }
+}
+
+/// Overwrites a stored event's payload with text no reader can parse, straight in the database
+/// (what a bug or a bad restore could leave behind).
+async fn corrupt_payload(f: &Fixture, uuid: &str) {
+    match &f._db {
+        None => {
+            let c = rusqlite::Connection::open(f.dir.path().join("hub/hub.sqlite3")).unwrap();
+            assert_eq!(c.execute("UPDATE events SET payload = '{not json' WHERE uuid = ?1", [uuid]).unwrap(), 1);
+        }
+        Some(db) => {
+            let (c, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            assert_eq!(c.execute("UPDATE events SET payload = '{not json' WHERE uuid = $1", &[&uuid]).await.unwrap(), 1);
+        }
+    }
+}
+
+/// Issue 13, item 8: a call the analyser cannot read is parked after `MAX_ANALYSIS_ATTEMPTS`
+/// failures with its reason, shown on the sync page, and the next call is analysed.
+async fn an_unanalysable_call_is_parked_and_shown_and_others_are_analysed(backend: Backend) {
+    let f = fixture(backend).await;
+    assert_eq!(f.publish(signed_sample(1), "?territory=north").await.status(), StatusCode::OK);
+    let mut bad = sample_call(1, "call-bad", "hcp-a");
+    let bad_uuid = bad[1].uuid.clone();
+    // The call's end comes after the corruption: a stored end wakes the serving hub's worker.
+    let mut rest = vec![bad.pop().unwrap()];
+    let ack: UploadAck = f.upload(&batch(&f.dev, bad)).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 2, "{ack:?}");
+    corrupt_payload(&f, &bad_uuid).await;
+    rest.extend(sample_call(4, "call-good", "hcp-b"));
+    let ack: UploadAck = f.upload(&batch(&f.dev, rest)).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 4, "{ack:?}");
+    analyse(&f.hub).await;
+    analyse(&f.hub).await;
+
+    let parked = f.hub.store().parked_calls().unwrap();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    // The serving hub's own worker may have failed on it concurrently: at least the limit.
+    assert_eq!(parked[0].call_id, "call-bad");
+    assert!(parked[0].attempts >= edetail_hub::store::MAX_ANALYSIS_ATTEMPTS, "{parked:?}");
+    assert!(!parked[0].reason.is_empty());
+    assert!(f.hub.hcp_profile("hcp-b").unwrap().is_some(), "the next call was not analysed");
+    assert!(f.hub.hcp_profile("hcp-a").unwrap().is_none());
+
+    let h = f.hub.clone();
+    let operator = tokio::task::spawn_blocking(move || h.add_operator("ops", 90, "cli:test")).await.unwrap().unwrap();
+    let page = f.http.get(format!("{}/dashboard/sync", f.url)).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"data-stat="parked" data-value="1""#), "{html}");
+    assert!(html.contains(r#"data-parked-call="call-bad""#), "{html}");
+    assert!(!html.contains("hcp-a"), "the sync page names no HCP");
+}
+
+/// Issue 13, item 7 (in part): a version the stores cannot hold (2^63) is refused with 422
+/// before any blob is committed: the blob store and the staging directory stay as they were.
+async fn an_unstorable_version_is_refused_and_leaves_no_blob(backend: Backend) {
+    let f = fixture(backend).await;
+    let before = f.blob_count();
+    let r = f.publish(signed_sample(1 << 63), "?territory=north").await;
+    let body = error_of(r, StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle).await;
+    assert_eq!(f.blob_count(), before, "a refused publish left blobs");
+    assert!(body.message.contains("largest storable version"), "{}", body.message);
+    assert_eq!(f.staged_count(), 0);
+}
+
+/// Issue 13, item 7 (in part): what a killed hub left in `DATA/tmp` (its unlocked staging
+/// directory, loose files of the older layout) is removed when a hub starts on that data
+/// directory; the staging directory of a hub still running there is kept.
+#[test]
+fn a_start_removes_staging_files_of_stopped_hubs_and_keeps_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tmp");
+    let live = BlobStore::open_local(dir.path()).unwrap();
+    std::fs::write(live.tmp_dir().join("upload-in-flight"), b"live").unwrap();
+    let dead = root.join("staging-killed");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join("spooled.zip"), vec![0u8; 1 << 20]).unwrap();
+    std::fs::write(root.join(".tmpLOOSE"), b"older layout").unwrap();
+
+    let restarted = BlobStore::open_local(dir.path()).unwrap();
+    assert!(!dead.exists() && !root.join(".tmpLOOSE").exists(), "a stopped hub's staging files survived a start");
+    assert!(live.tmp_dir().join("upload-in-flight").exists(), "a running hub's staging file was removed");
+    assert_eq!(count_files(&root), 1);
+    drop(live);
+    drop(restarted);
+    // Both stopped now: the next start leaves DATA/tmp holding only its own empty directory.
+    let again = BlobStore::open_local(dir.path()).unwrap();
+    assert_eq!(count_files(&root), 0);
+    assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
+    drop(again);
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -444,4 +686,9 @@ on_both_backends!(
     concurrent_deliveries_of_one_batch_are_stored_exactly_once,
     tampered_content_under_a_valid_signature_is_refused_and_stores_nothing,
     change_feed_is_gzipped_for_clients_that_accept_it,
+    a_call_on_content_the_territory_is_not_entitled_to_yields_no_plan_or_microsite,
+    event_times_outside_the_window_are_rejected_and_the_edges_accepted,
+    a_reused_seq_with_another_uuid_is_rejected,
+    an_unanalysable_call_is_parked_and_shown_and_others_are_analysed,
+    an_unstorable_version_is_refused_and_leaves_no_blob,
 );

@@ -53,8 +53,12 @@ fn read(blobs: &BlobStore, d: Sha256Digest, offset: u64, len: u64) -> Result<Vec
     })
 }
 
+/// Files under `DATA/tmp` (in the staging directories of every store).
 fn staged_files(s: &Subject) -> usize {
-    std::fs::read_dir(s.dir.path().join("tmp")).unwrap().count()
+    fn count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).map(|p| if p.is_dir() { count(&p) } else { 1 }).sum()
+    }
+    count(&s.dir.path().join("tmp"))
 }
 
 fn store(s: &Subject, bytes: &[u8]) -> Sha256Digest {

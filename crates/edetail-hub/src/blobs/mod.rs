@@ -59,14 +59,60 @@ pub struct StagedBlob {
 pub struct BlobStore {
     tmp: PathBuf,
     backend: Arc<dyn BlobBackend>,
+    /// The staging directory, open and locked (`flock`) for as long as this store lives: a
+    /// directory under `DATA/tmp` whose lock can be taken belongs to no live hub.
+    _lock: Arc<std::fs::File>,
+}
+
+/// Prefix of the per-process staging directories under `DATA/tmp`.
+const STAGING_PREFIX: &str = "staging-";
+
+/// Removes what killed hub processes left in `root` (`DATA/tmp`): staging directories whose
+/// lock nobody holds, and loose files (the layout before per-process directories). Returns how
+/// many entries were removed. Directories of live hubs sharing the data directory are locked
+/// and kept.
+fn sweep_staging(root: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(root).map_err(Error::io(root))? {
+        let path = entry.map_err(Error::io(root))?.path();
+        let is_staging = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
+        if path.is_dir() {
+            if !is_staging {
+                continue;
+            }
+            let dir = std::fs::File::open(&path).map_err(Error::io(&path))?;
+            match dir.try_lock() {
+                Ok(()) => {
+                    std::fs::remove_dir_all(&path).map_err(Error::io(&path))?;
+                    removed += 1;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
+            }
+        } else {
+            std::fs::remove_file(&path).map_err(Error::io(&path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 impl BlobStore {
-    /// Stages into `DATA/tmp` (created when missing) and commits into `backend`.
+    /// Stages into a directory of its own under `DATA/tmp` (created when missing) and commits
+    /// into `backend`. First removes what killed hub processes left in `DATA/tmp` (a publish
+    /// killed mid-upload leaves its spooled zip and staged files there).
     pub fn new(data_dir: &Path, backend: Arc<dyn BlobBackend>) -> Result<Self> {
-        let tmp = data_dir.join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(Error::io(&tmp))?;
-        Ok(BlobStore { tmp, backend })
+        let root = data_dir.join("tmp");
+        std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
+        let removed = sweep_staging(&root)?;
+        if removed > 0 {
+            tracing::info!(removed, dir = %root.display(), "removed staging files left by a stopped hub");
+        }
+        let tmp = root.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&tmp).map_err(Error::io(&tmp))?;
+        let lock = std::fs::File::open(&tmp).map_err(Error::io(&tmp))?;
+        lock.try_lock().map_err(|e| Error::Internal(format!("locking the staging directory {}: {e}", tmp.display())))?;
+        Ok(BlobStore { tmp, backend, _lock: Arc::new(lock) })
     }
 
     /// The default: blobs on the local filesystem under `DATA/blobs`.

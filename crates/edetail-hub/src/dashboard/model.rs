@@ -198,6 +198,8 @@ pub struct ChannelRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SyncHealthView {
     pub devices: Vec<DeviceRow>,
+    /// Calls analysis gave up on, with the reason (no personal data).
+    pub parked: Vec<crate::store::ParkedCall>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

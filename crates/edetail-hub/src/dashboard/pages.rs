@@ -616,7 +616,23 @@ pub fn sync(s: &SyncHealthView) -> String {
     stat(&mut b, "rejected", "Rejected", rejected, if rejected > 0 { "bad" } else { "" });
     let pending = sum(|d| d.pending_analysis);
     stat(&mut b, "pending", "Pending analysis", pending, if pending > 0 { "warn" } else { "" });
-    b.push_str("</div><div class=\"card\">");
+    let parked = s.parked.len() as u64;
+    stat(&mut b, "parked", "Parked calls", parked, if parked > 0 { "bad" } else { "" });
+    b.push_str("</div>");
+    if !s.parked.is_empty() {
+        b.push_str(r#"<div class="card"><h2>Parked calls</h2><p class="sub">Analysis failed on these calls too often; they are skipped and do not hold up other calls.</p><table data-table="parked"><thead><tr><th>Device</th><th>Call</th><th>Attempts</th><th>Reason</th></tr></thead><tbody>"#);
+        for p in &s.parked {
+            b.push_str(&format!(
+                r#"<tr data-parked-call="{c}"><td class="id">{d}</td><td class="id">{c}</td><td class="n">{a}</td><td>{r}</td></tr>"#,
+                d = e(&p.device_id),
+                c = e(&p.call_id),
+                a = p.attempts,
+                r = e(&p.reason),
+            ));
+        }
+        b.push_str("</tbody></table></div>");
+    }
+    b.push_str("<div class=\"card\">");
     if s.devices.is_empty() {
         b.push_str(r#"<p class="empty" data-empty="devices">No devices registered.</p></div>"#);
         return layout("sync", "Sync health", Nav::Sync, &b);

@@ -126,7 +126,7 @@ impl DashboardSource for Mem {
         Ok(ChannelsView { rows: vec![] })
     }
     fn sync_health(&self) -> Result<SyncHealthView> {
-        Ok(SyncHealthView { devices: vec![] })
+        Ok(SyncHealthView { devices: vec![], parked: vec![] })
     }
 }
 
@@ -173,7 +173,8 @@ fn deck_page_carries_the_numbers_in_attributes() {
 
 #[test]
 fn hostile_ids_are_escaped_and_encoded_in_links() {
-    let html = pages::overview(&[summary(HOSTILE)], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![] });
+    let html =
+        pages::overview(&[summary(HOSTILE)], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![], parked: vec![] });
     assert_no_injection(&html);
     assert!(html.contains(r#"href="/dashboard/decks/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E%26%27""#), "{html}");
     let html = pages::hcp(&hcp_view(HOSTILE, true));
@@ -200,7 +201,7 @@ fn hcp_page_shows_interests_stages_and_plan_in_order() {
 
 #[test]
 fn empty_states() {
-    let html = pages::overview(&[], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![] });
+    let html = pages::overview(&[], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![], parked: vec![] });
     for what in ["decks", "hcps", "channels"] {
         assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
     }
@@ -218,7 +219,7 @@ fn empty_states() {
     let html = pages::deck(&DeckView { slides: vec![], ..deck_view("cz") });
     assert!(html.contains(r#"data-empty="slides""#));
     assert!(!html.contains("data-chart="));
-    assert!(pages::sync(&SyncHealthView { devices: vec![] }).contains(r#"data-empty="devices""#));
+    assert!(pages::sync(&SyncHealthView { devices: vec![], parked: vec![] }).contains(r#"data-empty="devices""#));
     assert!(pages::decks(&[]).contains(r#"data-empty="decks""#));
     assert!(pages::hcps(&[]).contains(r#"data-empty="hcps""#));
 }
@@ -236,7 +237,7 @@ fn sync_page_flags_rejected_events() {
         rejected,
         pending_analysis: pending,
     };
-    let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)] });
+    let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)], parked: vec![] });
     assert!(html.contains(r#"data-stat="rejected" data-value="3""#));
     assert!(
         html.contains(
