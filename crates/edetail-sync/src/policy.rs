@@ -27,7 +27,7 @@ pub const PERMANENT_RETRY_DELAY: u64 = MAX_BACKOFF;
 pub enum FailureClass {
     /// 5xx, 429, an unreadable answer: retry with backoff (honour `Retry-After`).
     Transient,
-    /// Connect error, timeout, connection reset: retry with backoff.
+    /// Connect error, timeout (ours, or the hub's 408), connection reset: retry with backoff.
     Network,
     /// 4xx other than 401 and 429: retrying the same request cannot help; stop this sync.
     Permanent,
@@ -51,6 +51,8 @@ pub fn classify_status(status: u16) -> FailureClass {
     match status {
         401 => FailureClass::Auth,
         429 => FailureClass::Transient,
+        // The hub closed a body that arrived too slowly: the network, not the request, was at fault.
+        408 => FailureClass::Network,
         500..=599 => FailureClass::Transient,
         400..=499 => FailureClass::Permanent,
         // 1xx/3xx reaching us are protocol violations by the hub or a proxy: retry later.
@@ -366,6 +368,7 @@ mod tests {
     fn classifies_statuses_per_protocol_table() {
         assert_eq!(classify_status(401), FailureClass::Auth);
         assert_eq!(classify_status(429), FailureClass::Transient);
+        assert_eq!(classify_status(408), FailureClass::Network, "a body the hub timed out is retried, not dropped");
         assert_eq!(classify_status(500), FailureClass::Transient);
         assert_eq!(classify_status(503), FailureClass::Transient);
         for s in [400, 403, 404, 409, 413, 422] {
