@@ -324,8 +324,8 @@ class CallTest(TempDirTest):
             d.react(start.call_id, ef.ReactionKind.NEUTRAL),
             d.note(start.call_id, "test note"),
             d.follow_up(start.call_id, "dosing", None),
-            d.record(start.call_id, "sample_request", json.dumps({"units": 2})),
-            d.record(None, "app_opened", "{}"),
+            d.record(start.call_id, "app.sample_request", json.dumps({"units": 2})),
+            d.record(None, "app.opened", "{}"),
         ]
         self.assertEqual(pending(), n + len(recs))
         self.assertEqual([r.seq for r in recs], list(range(recs[0].seq, recs[0].seq + len(recs))))
@@ -656,7 +656,7 @@ class SyncTest(TempDirTest):
         # worker thread (as a WorkManager Worker would) while the loop serves the token provider.
         again = run_sync(d)
         self.assertEqual((again.events_uploaded, again.bundles_activated, again.files_downloaded), (0, [], 0))
-        last = d.record(None, "app_opened", "{}")
+        last = d.record(None, "app.opened", "{}")
 
         async def blocking_on_a_worker():
             ef.uniffi_set_event_loop(asyncio.get_running_loop())
@@ -673,7 +673,7 @@ class SyncTest(TempDirTest):
     def test_token_provider_that_raises_is_auth_required(self):
         d = self.installed_device()
         device_id, _ = self.hub.add_device()
-        d.record(None, "app_opened", "{}")
+        d.record(None, "app.opened", "{}")
         for fail in [ef.TokenProviderError.Unavailable("signed out"), RuntimeError("SSO crashed")]:
             with self.subTest(fail=type(fail).__name__):
                 tokens = StaticTokens("unused", fail=fail)
@@ -692,7 +692,7 @@ class SyncTest(TempDirTest):
     def test_wrong_token_refreshes_once_then_auth_required(self):
         d = self.installed_device()
         device_id, _ = self.hub.add_device()
-        d.record(None, "app_opened", "{}")
+        d.record(None, "app.opened", "{}")
         tokens = StaticTokens("0" * 64)
         d.configure_sync(self.hub.url, device_id, tokens)
         with self.assertRaises(ef.ApiError.AuthRequired):

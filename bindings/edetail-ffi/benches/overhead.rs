@@ -83,7 +83,7 @@ fn main() {
     assert!(small_len > 0 && small_len < 4096, "small asset: {small_len} bytes");
 
     bench("record", env_usize("EDETAIL_BENCH_RECORD_N", 200), runs, || {
-        device.record(None, "bench".into(), RECORD_PAYLOAD.into()).expect("record");
+        device.record(None, "app.bench".into(), RECORD_PAYLOAD.into()).expect("record");
     });
     bench("resolve_read", env_usize("EDETAIL_BENCH_N", 10_000), runs, || {
         let r = device.resolve_asset(SMALL_ASSET.into(), None);

@@ -224,8 +224,10 @@ impl EdetailDevice {
         Ok(self.device.follow_up(&call_id, &topic, note.as_deref())?.into())
     }
 
-    /// Any other interaction, with a JSON object payload (anything else is `InvalidInput`:
-    /// the hub refuses it, so it could never be uploaded). I/O.
+    /// Any other interaction, with a JSON object payload. `kind` is an app-defined type,
+    /// `app.` plus letters, digits, `_`, `.`, `-` (`app.sample_request`), or a built-in kind
+    /// (docs/protocol.md). Anything else is `InvalidInput`: the hub refuses it, so it could never
+    /// be uploaded. I/O.
     pub fn record(&self, call_id: Option<String>, kind: String, payload_json: String) -> ApiResult<Recorded> {
         non_empty("kind", &kind)?;
         let payload: serde_json::Value = serde_json::from_str(&payload_json)?;

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/001_initial.sql"),
     include_str!("../migrations/002_plans.sql"),
     include_str!("../migrations/003_privacy.sql"),
+    include_str!("../migrations/004_event_kinds.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -234,6 +235,7 @@ mod tests {
             "dcf04ea5726017b78118ca7cd209acfee5aee308d67672a9cc2c685534a402da", // 001_initial.sql
             "928b726207a2f23f56d90eee96626ab1e4e175827c3894dfa122b78ec1536a54", // 002_plans.sql
             "34a34e6ecaa7c0b0572acea30a81018919cff539b1a7e70ddf29e55ccc81f6ea", // 003_privacy.sql
+            "4f4852ef98253f1fc1c74f561d3a8a7f079a260cecccac66676f78e2ac3a9dba", // 004_event_kinds.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -252,6 +254,39 @@ mod tests {
     #[test]
     fn migrated_database_equals_fresh_database() {
         edetail_sqlite::check_migrations(MIGRATIONS).unwrap();
+    }
+
+    /// Types an app recorded before kinds were checked move into `app.` when not yet uploaded;
+    /// built-in kinds, uploaded and parked events stay as they were.
+    #[test]
+    fn legacy_app_event_types_move_into_the_app_namespace() {
+        let mut c = Connection::open_in_memory().unwrap();
+        edetail_sqlite::migrate(&mut c, &MIGRATIONS[..3]).unwrap();
+        let insert = |c: &Connection, uuid: &str, kind: &str, acked: Option<i64>, parked: Option<&str>| {
+            c.execute(
+                "INSERT INTO events (uuid, type, recorded_at, session, mono_ms, payload, acked_at, parked_reason)
+                 VALUES (?1, ?2, 0, 1, 0, '{}', ?3, ?4)",
+                rusqlite::params![uuid, kind, acked, parked],
+            )
+            .unwrap();
+        };
+        insert(&c, "a", "sample_request", None, None);
+        insert(&c, "b", "slide_enter", None, None);
+        insert(&c, "c", "app_opened", Some(5), None);
+        insert(&c, "d", "app.already", None, None);
+        insert(&c, "e", "odd kind", None, Some("rejected"));
+        insert(&c, "f", "app_background", None, None);
+        edetail_sqlite::migrate(&mut c, MIGRATIONS).unwrap();
+        let kinds: Vec<String> =
+            c.prepare("SELECT type FROM events ORDER BY uuid").unwrap().query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect();
+        assert_eq!(kinds, ["app.sample_request", "slide_enter", "app_opened", "app.already", "odd kind", "app_background"]);
+        // The frozen list holds the 24 built-in kinds this version had, each a built-in kind.
+        let listed: Vec<&str> = MIGRATIONS[3].split("NOT IN (").nth(1).unwrap().split('\'').skip(1).step_by(2).collect();
+        assert_eq!(listed.len(), 24);
+        for k in listed {
+            let kind = edetail_protocol::EventKind::parse(k).unwrap();
+            assert!(edetail_protocol::EventKind::BUILT_IN.contains(&kind), "{k}");
+        }
     }
 
     #[test]

@@ -421,8 +421,10 @@ impl Device {
         Ok((bundle, view))
     }
 
-    /// Records a generic event in a call (custom clickstream, survey, ...). Returns (seq, uuid)
-    /// once the event is durable.
+    /// Records a generic event, in a call or not. `kind` is an app-defined type (`app.` plus a
+    /// name, see `edetail_protocol::EventKind`) or a built-in kind; anything else is
+    /// `Error::Invalid`, since the hub would reject it. Returns (seq, uuid) once the event is
+    /// durable.
     pub fn record(&self, call_id: Option<&str>, kind: &str, payload: Value) -> Result<(i64, String)> {
         let stamp = self.stamp();
         self.db.write(|tx| {

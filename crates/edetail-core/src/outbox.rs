@@ -14,11 +14,9 @@ use crate::clock::from_ms;
 use crate::db::Databases;
 use crate::error::{Error, Result};
 
-/// Largest payload accepted, serialized.
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-/// Longest event type (the hub rejects longer ones: refusing them here keeps every event
-/// uploadable, so no sequence number is ever held back on the device).
-pub const MAX_TYPE_BYTES: usize = 128;
+/// The event contract's limits: the hub rejects what exceeds them, so refusing such events here
+/// keeps every event uploadable and no sequence number is ever held back on the device.
+pub use edetail_protocol::event::{MAX_PAYLOAD_BYTES, MAX_TYPE_BYTES};
 
 /// An event as stored and uploaded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +55,9 @@ pub struct Stamp {
 /// Appends one event inside an open write transaction; returns (seq, uuid).
 pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i64, String)> {
     let payload = serde_json::to_string(&e.payload).map_err(|x| Error::Invalid(x.to_string()))?;
-    if e.kind.trim().is_empty() || e.kind.len() > MAX_TYPE_BYTES || e.kind.contains('\0') {
-        return Err(Error::Invalid(format!("event type must be 1 to {MAX_TYPE_BYTES} bytes without NUL")));
+    if let Err(why) = edetail_protocol::EventKind::parse(e.kind) {
+        let shown: String = e.kind.chars().take(64).collect();
+        return Err(Error::Invalid(format!("event type `{}` refused: {why}", shown.escape_debug())));
     }
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));

@@ -374,6 +374,24 @@ fn outbox_ack_park_and_compact_never_lose_unacknowledged_events() {
     assert_eq!(d.record(None, "custom", json!({})).unwrap().0, 11);
 }
 
+/// The core records only what the hub accepts: built-in kinds and `app.` types; anything else is
+/// refused at once with a reason, and takes no sequence number.
+#[test]
+fn only_kinds_of_the_event_contract_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    for bad in ["tap", "sample_request", "app.", "app.with space", "", "slide_enter\u{0}"] {
+        let err = d.record(None, bad, json!({})).expect_err(bad).to_string();
+        assert!(err.contains("event type"), "{bad:?}: {err}");
+    }
+    assert!(d.record(None, "tap", json!({})).unwrap_err().to_string().contains("app."));
+    assert_eq!(d.record(None, "app.sample_request", json!({"units": 2})).unwrap().0, 1);
+    assert_eq!(d.record(None, "app.Opened-v2", json!({})).unwrap().0, 2);
+    let kinds: Vec<String> = d.outbox().pending(10).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["app.sample_request", "app.Opened-v2"]);
+}
+
 #[test]
 fn disk_full_fails_clearly_and_damages_nothing() {
     let tmp = tempfile::tempdir().unwrap();

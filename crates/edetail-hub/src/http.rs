@@ -24,12 +24,8 @@ use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
 
-/// Largest accepted event payload (serialized JSON).
-pub const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
-/// Longest accepted event type.
-pub const MAX_TYPE_LEN: usize = 128;
-/// Longest accepted call id.
-pub const MAX_CALL_ID_LEN: usize = 128;
+/// The event contract's limits, shared with the device (edetail-protocol).
+use edetail_protocol::event::{MAX_CALL_ID_BYTES, MAX_PAYLOAD_BYTES};
 
 pub(crate) fn router(hub: Hub) -> Router {
     Router::new()
@@ -220,14 +216,12 @@ fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
         Some("uuid is not a UUID".to_string())
     } else if e.seq <= 0 {
         Some(format!("seq must be positive, got {}", e.seq))
-    } else if e.kind.trim().is_empty() {
-        Some("type is empty".to_string())
-    } else if e.kind.len() > MAX_TYPE_LEN {
-        Some(format!("type longer than {MAX_TYPE_LEN} bytes"))
-    } else if e.kind.contains('\0') || e.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
-        Some("type or call_id contains a NUL character".to_string())
-    } else if e.call_id.as_deref().is_some_and(|c| c.len() > MAX_CALL_ID_LEN) {
-        Some(format!("call_id longer than {MAX_CALL_ID_LEN} bytes"))
+    } else if let Err(why) = edetail_protocol::EventKind::parse(&e.kind) {
+        Some(why.to_string())
+    } else if e.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
+        Some("call_id contains a NUL character".to_string())
+    } else if e.call_id.as_deref().is_some_and(|c| c.len() > MAX_CALL_ID_BYTES) {
+        Some(format!("call_id longer than {MAX_CALL_ID_BYTES} bytes"))
     } else if !e.payload.is_object() {
         Some("payload is not a JSON object".to_string())
     } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {

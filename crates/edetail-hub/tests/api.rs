@@ -235,18 +235,41 @@ async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_waterma
     empty_type.kind = String::new();
     let mut huge = event(5);
     huge.payload = json!({"blob": "x".repeat(70 * 1024)});
-    let ack: UploadAck =
-        f.upload(&batch(&f.dev, vec![event(1), bad_payload, bad_uuid, empty_type, huge, event(6)])).await.json().await.unwrap();
-    assert_eq!(ack.accepted.len(), 2);
+    // Types outside the event contract: unknown, an app type without its namespace, a bad app name.
+    let kinded = |seq: i64, kind: &str| {
+        let mut e = event(seq);
+        e.kind = kind.into();
+        e
+    };
+    let events = vec![
+        event(1),
+        bad_payload,
+        bad_uuid,
+        empty_type,
+        huge,
+        event(6),
+        kinded(7, "tap"),
+        kinded(8, "sample_request"),
+        kinded(9, "app.sample request"),
+        kinded(10, "app.sample_request"),
+        kinded(11, "veeva_clickstream"),
+    ];
+    let ack: UploadAck = f.upload(&batch(&f.dev, events)).await.json().await.unwrap();
+    assert_eq!(ack.accepted.len(), 4);
     let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
-    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert_eq!(reasons.len(), 7, "{reasons:?}");
     assert!(reasons[0].contains("not a JSON object"), "{reasons:?}");
     assert!(reasons[1].contains("UUID"), "{reasons:?}");
     assert!(reasons[2].contains("type"), "{reasons:?}");
     assert!(reasons[3].contains("payload over"), "{reasons:?}");
-    assert_eq!(ack.watermark, 6);
+    assert!(reasons[4].contains("not a known event kind") && reasons[4].contains("app."), "{reasons:?}");
+    assert!(reasons[5].contains("not a known event kind"), "{reasons:?}");
+    assert!(reasons[6].contains("printable ASCII"), "{reasons:?}");
+    assert_eq!(ack.watermark, 11);
     let stats = f.hub.stats().unwrap();
-    assert_eq!((stats.events_received, stats.rejected), (2, 4));
+    assert_eq!((stats.events_received, stats.rejected), (4, 7));
+    let kinds: Vec<String> = f.hub.events_for_device(&f.dev.device_id).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["slide_exit", "slide_exit", "app.sample_request", "veeva_clickstream"]);
 }
 
 async fn hostile_requests_get_the_right_error_and_store_nothing(backend: Backend) {

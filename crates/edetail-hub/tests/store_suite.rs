@@ -64,7 +64,7 @@ fn wire(seq: i64) -> WireEvent {
         uuid: uuid::Uuid::new_v4().to_string(),
         seq,
         call_id: if seq % 2 == 0 { Some(format!("call-{}", seq / 10)) } else { None },
-        kind: "slide_view".into(),
+        kind: "slide_exit".into(),
         recorded_at: Utc::now().trunc_subsecs(3),
         session: 1,
         mono_ms: seq * 250,

@@ -1,6 +1,10 @@
 //! edetail-protocol: device <-> hub wire types, version 1 (`/v1`). JSON bodies (gzip allowed),
 //! bearer-token auth. See `docs/protocol.md`. Pure serde, no I/O.
 
+pub mod event;
+
+pub use event::{EventKind, KindError};
+
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -32,7 +32,7 @@ fn wire_events(n: usize, offset: usize) -> Vec<WireEvent> {
             uuid: uuid::Uuid::new_v4().to_string(),
             seq: (offset + i + 1) as i64,
             call_id: Some(format!("call-{}", (offset + i) / 200)),
-            kind: "slide_track".into(),
+            kind: "slide_exit".into(),
             recorded_at: t0,
             session: 1,
             mono_ms: i as i64 * 50,

@@ -17,13 +17,13 @@ pub async fn error_of(r: reqwest::Response, status: StatusCode, code: ErrorCode)
     body
 }
 
-/// A slide view of `call-1` with device sequence number `seq` and a fresh uuid.
+/// A slide exit (a finished view) of `call-1` with device sequence number `seq` and a fresh uuid.
 pub fn event(seq: i64) -> WireEvent {
     WireEvent {
         uuid: uuid::Uuid::new_v4().to_string(),
         seq,
         call_id: Some("call-1".into()),
-        kind: "slide_view".into(),
+        kind: "slide_exit".into(),
         // Devices record milliseconds; stores keep at least microseconds.
         recorded_at: Utc::now().trunc_subsecs(3),
         session: 1,

@@ -100,7 +100,7 @@ pub fn device_with_outbox(dir: &Path, n: usize) -> Arc<Device> {
             st.execute(rusqlite::params![
                 uuid::Uuid::new_v4().to_string(),
                 format!("call-{}", i / 200),
-                "slide_track",
+                "slide_exit",
                 t0 + i as i64 * 50,
                 i as i64 * 50,
                 payload(i).to_string()

@@ -208,7 +208,7 @@ class EdetailDeviceTest {
             d.react(start.callId, ReactionKind.NEUTRAL),
             d.note(start.callId, "test note"),
             d.followUp(start.callId, "dosing", null),
-            d.record(start.callId, "sample_request", """{"units": 2}"""),
+            d.record(start.callId, "app.sample_request", """{"units": 2}"""),
         )
         assertEquals(before + recs.size.toULong(), d.outboxStatus().pending)
         assertEquals((recs[0].seq until recs[0].seq + recs.size).toList(), recs.map { it.seq })
@@ -339,7 +339,7 @@ class EdetailDeviceTest {
         assertEquals(listOf(recorded.toLong(), 0L, 0L), listOf(onHub["events_received"], onHub["duplicates_absorbed"], onHub["rejected"]))
 
         // One more event, synced with sync_blocking on a worker thread (a WorkManager Worker).
-        val last = d.record(null, "app_opened", "{}")
+        val last = d.record(null, "app.opened", "{}")
         assertEquals(1UL, withContext(Dispatchers.IO) { d.syncBlocking() }.eventsUploaded)
         assertEquals(listOf(recorded.toLong() + 1, last.seq), hub.device(deviceId).let { listOf(it["events_received"], it["watermark"]) })
         val again = d.syncNow()
@@ -350,7 +350,7 @@ class EdetailDeviceTest {
     fun tokenProviderThatThrowsIsAuthRequired() = runBlocking {
         val d = device()
         val (deviceId, _) = hub.addDevice()
-        d.record(null, "app_opened", "{}")
+        d.record(null, "app.opened", "{}")
         for (failure in listOf(TokenProviderException.Unavailable("signed out"), IllegalStateException("SSO crashed"))) {
             val tokens = TestTokens("unused", fail = failure)
             d.configureSync(hub.url, deviceId, tokens)
