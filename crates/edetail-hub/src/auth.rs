@@ -10,7 +10,7 @@
 //! a thief cannot learn whether the theft was noticed), 401 "token expired" (the holder already
 //! knows the token existed), 429 with `Retry-After` when over the rate limit.
 //!
-//! Guessing: bad credentials are counted per client address (`client::middleware`); an address
+//! Guessing: bad credentials are counted per client address (`front::middleware`); an address
 //! over `AUTH_FAILURE_BURST` gets 429 for any credential until its bucket refills, other
 //! addresses are untouched. Logins are by token alone, so a failed guess names no account; the
 //! per-account brake applies where a presented token is known but stale (revoked or expired):
@@ -29,10 +29,10 @@ use chrono::Utc;
 use crate::error::{Error, Result};
 use crate::ratelimit::*;
 use crate::store::{Credential, NewCredential, TokenRole};
+use crate::web::{SESSION_COOKIE, session_from_cookie};
 use crate::{Hub, new_token, token_hash};
 
 /// The dashboard session cookie's name.
-pub const SESSION_COOKIE: &str = "edetail_session";
 /// A dashboard login lasts this long (then the operator logs in again).
 pub const SESSION_HOURS: i64 = 12;
 /// Longest accepted login form body.
@@ -99,18 +99,6 @@ pub async fn authenticate(hub: &Hub, headers: &HeaderMap, role: TokenRole) -> Re
     Ok(c.0.subject)
 }
 
-pub(crate) fn session_from_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 /// The operator behind a dashboard request: a bearer operator token, or a session cookie.
 async fn operator_of(hub: &Hub, headers: &HeaderMap) -> Result<String> {
     let (hash, roles): (String, &'static [TokenRole]) = match session_from_cookie(headers) {
@@ -152,7 +140,7 @@ pub(crate) async fn dashboard_gate(State(hub): State<Hub>, req: Request, next: N
 }
 
 fn login_page(status: StatusCode, message: Option<&str>) -> Response {
-    let msg = message.map(|m| format!("<p role=\"alert\" class=\"err\">{}</p>", crate::dashboard::html_escape(m))).unwrap_or_default();
+    let msg = message.map(|m| format!("<p role=\"alert\" class=\"err\">{}</p>", crate::web::html_escape(m))).unwrap_or_default();
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>edetail hub — operator login</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto}}.err{{color:#a00}}\
@@ -161,7 +149,7 @@ fn login_page(status: StatusCode, message: Option<&str>) -> Response {
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>\
          <button id=\"login\" type=\"submit\">Log in</button></form></body></html>"
     );
-    crate::http::html_page(
+    crate::web::html_page(
         status,
         body,
         "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -232,7 +220,7 @@ async fn login_inner(hub: &Hub, headers: &HeaderMap, client: crate::client::Clie
         .await
         .map_err(|e| Error::reading_body(e, |_| Error::TooLarge("login form too large".into())))?;
     let raw = std::str::from_utf8(&raw).map_err(|_| Error::BadRequest("the login form is not UTF-8".into()))?;
-    let token = crate::http::form_value(raw, "token")?.ok_or_else(|| Error::BadRequest("enter the operator token".into()))?;
+    let token = crate::web::form_value(raw, "token")?.ok_or_else(|| Error::BadRequest("enter the operator token".into()))?;
     let token = token.trim().to_string();
     if token.is_empty() {
         return Err(Error::BadRequest("enter the operator token".into()));

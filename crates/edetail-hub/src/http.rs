@@ -23,6 +23,7 @@ use crate::Hub;
 use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
+use crate::web::query_values;
 
 /// The event contract's limits, shared with the device (edetail-protocol).
 use edetail_protocol::event::{MAX_CALL_ID_BYTES, MAX_PAYLOAD_BYTES};
@@ -121,68 +122,6 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
         }
         Some(other) => Err(Error::BadRequest(format!("unsupported content-encoding {other:?}"))),
     }
-}
-
-/// The first value of `key` in an `application/x-www-form-urlencoded` body.
-/// Headers every browser-facing response of the hub carries (dashboard, login, microsites):
-/// no MIME sniffing, and no `Referer` when a page or slide links elsewhere (a microsite URL
-/// carries its secret token; dashboard URLs name HCP ids).
-pub(crate) fn harden(h: &mut HeaderMap) {
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-}
-
-/// `harden` as an axum response middleware (`axum::middleware::map_response`).
-pub(crate) async fn hardened(mut resp: Response) -> Response {
-    harden(resp.headers_mut());
-    resp
-}
-
-/// A server-rendered HTML page: never cached, under content security policy `csp`, hardened.
-pub(crate) fn html_page(status: StatusCode, body: String, csp: &'static str) -> Response {
-    let mut resp = (status, body).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    harden(h);
-    resp
-}
-
-pub(crate) fn form_value(body: &str, key: &str) -> Result<Option<String>> {
-    Ok(query_values(Some(body), key)?.into_iter().next())
-}
-
-/// Values of `key` in a query string (`a=1&a=2`), percent-decoded.
-fn query_values(query: Option<&str>, key: &str) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if percent_decode(k)? == key {
-            out.push(percent_decode(v)?);
-        }
-    }
-    Ok(out)
-}
-
-fn percent_decode(s: &str) -> Result<String> {
-    let bad = || Error::BadRequest("malformed query string".into());
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| bad())
 }
 
 /// Earliest accepted event time (`recorded_at`, raw or skew-corrected): no e-detailing device

@@ -13,6 +13,7 @@ pub mod client;
 pub mod closed_loop;
 pub mod dashboard;
 pub mod error;
+mod front;
 mod http;
 pub mod insights;
 pub mod microsite;
@@ -26,6 +27,7 @@ pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
+mod web;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -321,7 +323,7 @@ impl Hub {
 
     /// `routes` behind the client middleware (client address, bad-credential brake, default CSP).
     fn with_client(&self, routes: axum::Router) -> axum::Router {
-        routes.layer(axum::middleware::from_fn_with_state(self.clone(), client::middleware))
+        routes.layer(axum::middleware::from_fn_with_state(self.clone(), front::middleware))
     }
 
     /// The dashboard over any source, behind this hub's operator login (`/dashboard/login`,

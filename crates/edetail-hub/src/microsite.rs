@@ -53,7 +53,7 @@ pub(crate) fn router(hub: Hub) -> Router {
         .route("/m/{token}/visit", post(visit))
         .route("/m/{token}/a/{*path}", get(asset))
         // Every answer, errors included: the URL carries the link's token, so no Referer.
-        .layer(axum::middleware::map_response(crate::http::hardened))
+        .layer(axum::middleware::map_response(crate::web::hardened))
         .with_state(hub)
 }
 
@@ -64,7 +64,7 @@ fn gone(status: StatusCode, text: &str) -> Response {
          <body style=\"font-family:system-ui;margin:3rem;color:#333\"><h1>{text}</h1>\
          <p>Please ask your representative for a new link.</p></body>"
     );
-    crate::http::html_page(status, body, crate::client::DEFAULT_HTML_CSP)
+    crate::web::html_page(status, body, crate::web::DEFAULT_HTML_CSP)
 }
 
 /// A new visit id for one view of microsite `microsite_id`: `ISSUED-NONCE-TAG` (hex: issue
@@ -190,7 +190,7 @@ async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
 
 /// HTML escaping shared with the dashboard.
 fn esc(s: &str) -> String {
-    crate::dashboard::html_escape(s)
+    crate::web::html_escape(s)
 }
 
 /// Percent-encodes a bundle path for a URL (segments kept).
@@ -252,7 +252,7 @@ footer{{font-size:.8rem;color:#566;padding:1rem 2rem 2rem;text-align:center}}
         visit = esc(&visit),
         script = PAGE_SCRIPT,
     );
-    Ok(crate::http::html_page(StatusCode::OK, body, page_csp()))
+    Ok(crate::web::html_page(StatusCode::OK, body, page_csp()))
 }
 
 async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String)>, headers: HeaderMap) -> Result<Response> {

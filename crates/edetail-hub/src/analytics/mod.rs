@@ -54,6 +54,7 @@
 //! itself: strong interest there does not ask for another microsite).
 
 pub mod deck;
+pub mod ladder;
 mod plan;
 pub mod profile;
 pub mod stages;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::stages::{Stage, StageChange};
+use super::ladder::{Stage, StageChange};
 
 /// Points are kept in thousandths so totals stay exact however many calls are folded in.
 pub const MILLI: i64 = 1000;

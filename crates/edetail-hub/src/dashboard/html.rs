@@ -1,39 +1,9 @@
 //! Escaping and formatting helpers. Every value that reaches a page goes through
 //! [`html_escape`] (text and attribute values alike) or [`url_segment`] (ids in links).
 
-use std::fmt::Write;
+pub use crate::web::{html_escape, url_segment};
 
 use chrono::{DateTime, Utc};
-
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// Percent-encodes one path segment or query value: everything but RFC 3986 unreserved
-/// characters, so `/`, `?`, `#`, `%`, quotes and non-ASCII survive a round trip.
-pub fn url_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
 
 /// `2026-11-03 14:05 UTC`.
 pub fn fmt_time(t: &DateTime<Utc>) -> String {

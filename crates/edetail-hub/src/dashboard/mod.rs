@@ -123,7 +123,7 @@ pub fn router(source: Arc<dyn DashboardSource>) -> Router {
 
 /// Security headers: nothing may be loaded from anywhere (styles and SVG are inline).
 fn page(status: StatusCode, body: String) -> Response {
-    crate::http::html_page(
+    crate::web::html_page(
         status,
         body,
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
