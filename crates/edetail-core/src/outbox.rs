@@ -55,10 +55,12 @@ pub struct Stamp {
 /// Appends one event inside an open write transaction; returns (seq, uuid).
 pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i64, String)> {
     let payload = serde_json::to_string(&e.payload).map_err(|x| Error::Invalid(x.to_string()))?;
-    if let Err(why) = edetail_protocol::EventKind::parse(e.kind) {
+    let kind = edetail_protocol::EventKind::parse(e.kind).map_err(|why| {
         let shown: String = e.kind.chars().take(64).collect();
-        return Err(Error::Invalid(format!("event type `{}` refused: {why}", shown.escape_debug())));
-    }
+        Error::Invalid(format!("event type `{}` refused: {why}", shown.escape_debug()))
+    })?;
+    // The hub checks the same contract: what it would reject is never recorded.
+    edetail_protocol::Payload::parse(&kind, &e.payload).map_err(Error::Invalid)?;
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
     }

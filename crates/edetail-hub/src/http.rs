@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
 use crate::web::query_values;
+use edetail_protocol::{EventKind, Payload};
 
 /// The event contract's limits, shared with the device (edetail-protocol).
 use edetail_protocol::event::{MAX_CALL_ID_BYTES, MAX_PAYLOAD_BYTES};
@@ -151,11 +152,12 @@ fn corrected_time(recorded_at: DateTime<Utc>, skew_ms: i64, now: DateTime<Utc>) 
 /// reason.
 fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
     let corrected = corrected_time(e.recorded_at, skew_ms, now);
+    let kind = EventKind::parse(&e.kind);
     let reason = if uuid::Uuid::parse_str(&e.uuid).is_err() {
         Some("uuid is not a UUID".to_string())
     } else if e.seq <= 0 {
         Some(format!("seq must be positive, got {}", e.seq))
-    } else if let Err(why) = edetail_protocol::EventKind::parse(&e.kind) {
+    } else if let Err(why) = &kind {
         Some(why.to_string())
     } else if e.call_id.as_deref().is_some_and(|c| c.contains('\0')) {
         Some("call_id contains a NUL character".to_string())
@@ -165,6 +167,8 @@ fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
         Some("payload is not a JSON object".to_string())
     } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {
         Some(format!("payload over {MAX_PAYLOAD_BYTES} bytes"))
+    } else if let Some(Err(why)) = kind.as_ref().ok().map(|k| Payload::parse(k, &e.payload)) {
+        Some(why)
     } else if corrected.is_none() {
         Some(format!(
             "recorded_at outside the accepted window (from {} to one day after the hub's clock), also after correcting the device's clock skew of {skew_ms} ms",

@@ -253,11 +253,16 @@ async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_waterma
         kinded(9, "app.sample request"),
         kinded(10, "app.sample_request"),
         kinded(11, "veeva_clickstream"),
+        {
+            let mut e = event(12);
+            e.payload = json!({"slide": "intro", "dwell_ms": "1200"});
+            e
+        },
     ];
     let ack: UploadAck = f.upload(&batch(&f.dev, events)).await.json().await.unwrap();
     assert_eq!(ack.accepted.len(), 4);
     let reasons: Vec<&str> = ack.rejected.iter().map(|r| r.reason.as_str()).collect();
-    assert_eq!(reasons.len(), 7, "{reasons:?}");
+    assert_eq!(reasons.len(), 8, "{reasons:?}");
     assert!(reasons[0].contains("not a JSON object"), "{reasons:?}");
     assert!(reasons[1].contains("UUID"), "{reasons:?}");
     assert!(reasons[2].contains("type"), "{reasons:?}");
@@ -265,9 +270,10 @@ async fn invalid_events_are_rejected_with_a_reason_and_still_advance_the_waterma
     assert!(reasons[4].contains("not a known event kind") && reasons[4].contains("app."), "{reasons:?}");
     assert!(reasons[5].contains("not a known event kind"), "{reasons:?}");
     assert!(reasons[6].contains("printable ASCII"), "{reasons:?}");
-    assert_eq!(ack.watermark, 11);
+    assert!(reasons[7].starts_with("slide_exit payload does not match the event contract"), "{reasons:?}");
+    assert_eq!(ack.watermark, 12);
     let stats = f.hub.stats().unwrap();
-    assert_eq!((stats.events_received, stats.rejected), (4, 7));
+    assert_eq!((stats.events_received, stats.rejected), (4, 8));
     let kinds: Vec<String> = f.hub.events_for_device(&f.dev.device_id).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["slide_exit", "slide_exit", "app.sample_request", "veeva_clickstream"]);
 }

@@ -2,8 +2,11 @@
 //! bearer-token auth. See `docs/protocol.md`. Pure serde, no I/O.
 
 pub mod event;
+pub mod payload;
+pub mod views;
 
 pub use event::{EventKind, KindError};
+pub use payload::Payload;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};

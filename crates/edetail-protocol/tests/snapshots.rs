@@ -131,3 +131,58 @@ fn device_info() {
     round_trip(&v);
     insta::assert_json_snapshot!(v);
 }
+
+/// Every built-in kind's payload, fully populated: a payload change shows up as a reviewed diff.
+#[test]
+fn event_payloads() {
+    use edetail_protocol::payload::*;
+    let all = vec![
+        Payload::CallStarted(CallStarted {
+            rep_id: Some("rep-7".into()),
+            hcp_id: Some("hcp-0102".into()),
+            channel: "face_to_face".into(),
+            bundle_id: Some("com.example.cardiozen.launch".into()),
+            bundle_version: Some(3),
+            location: Some("clinic".into()),
+            plan_id: Some("plan-1".into()),
+            microsite_id: None,
+        }),
+        Payload::CallEnded(CallEnded { duration_ms: Some(754_000) }),
+        Payload::CallInterrupted(CallInterrupted { last_heartbeat_at: Some(t()) }),
+        Payload::SlideEnter(SlideEnter {
+            slide: "efficacy-primary".into(),
+            presentation: Some("main".into()),
+            source: Some("swipe".into()),
+            hcp_led: false,
+            bundle_version: Some(3),
+        }),
+        Payload::SlideExit(SlideExit {
+            slide: Some("efficacy-primary".into()),
+            presentation: Some("main".into()),
+            dwell_ms: Some(8000),
+            closed_by: Some("navigation".into()),
+        }),
+        Payload::AppBackground(AppLifecycle { slide: Some("efficacy-primary".into()) }),
+        Payload::AppForeground(AppLifecycle { slide: Some("efficacy-primary".into()) }),
+        Payload::Reaction(Reaction { slide: Some("efficacy-primary".into()), value: "positive".into() }),
+        Payload::Custom(Custom { slide: Some("dosing".into()), event: Some("chart_toggle".into()), data: json!({"series": "hba1c"}) }),
+        Payload::SurveyAnswer(SurveyAnswer {
+            slide: Some("survey".into()),
+            question: "q-dosing".into(),
+            answers: vec!["once-daily".into()],
+            text: None,
+        }),
+        Payload::Note(Note { text: "asked about renal dosing".into() }),
+        Payload::FollowUpRequest(FollowUpRequest { slide: Some("dosing".into()), topic: "dosing".into(), note: None }),
+        Payload::OversizedEvent(OversizedEvent { original_type_bytes: Some(9), batch_bytes: Some(1_100_000), reason: Some("413".into()) }),
+        Payload::Erased,
+    ];
+    let mut map = serde_json::Map::new();
+    for p in &all {
+        let kind = p.kind();
+        let value = p.to_value();
+        assert_eq!(&Payload::parse(&kind, &value).unwrap(), p, "{kind} round-trips");
+        map.insert(kind.to_string(), value);
+    }
+    insta::assert_json_snapshot!(serde_json::Value::Object(map));
+}

@@ -109,7 +109,19 @@ fn uploads_every_event_exactly_once_and_resends_nothing() {
     for i in 0..1_200 {
         uuids.push(dev.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
-    let (bad_seq, bad_uuid) = dev.device.record(None, "custom", json!([1, 2, 3])).expect("recorded");
+    // The core refuses a payload the hub would reject; an older app's outbox may hold one.
+    assert!(dev.device.record(None, "custom", json!([1, 2, 3])).is_err(), "the core refuses a non-object payload");
+    let (bad_seq, bad_uuid) = {
+        let conn = rusqlite::Connection::open(dev.device.dir().join("edetail.sqlite3")).expect("device db");
+        conn.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
+        let uuid = uuid::Uuid::new_v4().to_string();
+        conn.execute(
+            "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload) VALUES (?1, NULL, 'custom', ?2, 1, 0, '[1,2,3]')",
+            rusqlite::params![uuid, chrono::Utc::now().timestamp_millis()],
+        )
+        .expect("raw insert");
+        (conn.last_insert_rowid(), uuid)
+    };
     let (engine, rec) = engine(&hub, &dev, &creds, &creds.token);
 
     let report = engine.sync_now().expect("sync succeeds");
