@@ -48,16 +48,20 @@ pub struct StorageArgs {
 /// `hub serve`'s connection timeouts and bounds (`edetail_hub::ServerLimits`; defaults there).
 #[derive(Debug, Args)]
 pub struct LimitArgs {
-    /// Seconds a client has to send a request's headers.
+    /// Seconds a client has to send a request's head (request line and headers), counted from
+    /// when the hub starts waiting for it: the connection's start, or the end of the previous
+    /// response on a kept-alive connection (so it also closes one left unused this long).
     #[arg(long, value_name = "SECS")]
     header_timeout: Option<u64>,
-    /// Seconds without a request in progress and without a byte moving before a connection closes.
+    /// Seconds without a request in progress and without a byte moving either way (e.g. a client
+    /// that stopped reading a response) before a connection closes.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
     /// Seconds a TLS client has to complete its handshake.
     #[arg(long, value_name = "SECS")]
     tls_handshake_timeout: Option<u64>,
-    /// Seconds a small request body (events, login, visit) has to arrive completely (else 408).
+    /// Seconds a request body has to arrive completely after its request's head (else 408);
+    /// every request but publish uploads (/v1/publish), which have only --body-stall-timeout.
     #[arg(long, value_name = "SECS")]
     body_timeout: Option<u64>,
     /// Seconds any request body (publish uploads too) may go without progress (else 408).
@@ -66,8 +70,9 @@ pub struct LimitArgs {
     /// Most connections open at once; more are closed on accept.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
-    /// Most connections open at once from one client address (0: no per-address cap, e.g.
-    /// behind a reverse proxy).
+    /// Most connections open at once from one peer address; more are closed on accept. This is
+    /// the TCP peer even with --trusted-proxy: behind a reverse proxy every connection is the
+    /// proxy's, so set 0 there (no per-address cap).
     #[arg(long, value_name = "N")]
     max_connections_per_ip: Option<usize>,
 }
@@ -140,8 +145,10 @@ pub enum HubCommand {
         #[arg(long, value_parser = ["text", "json"], default_value = "text")]
         log_format: String,
         /// A reverse proxy (IP or CIDR network; repeatable) whose X-Forwarded-For names the
-        /// client (rate limits are per client address) and whose X-Forwarded-Proto: https
-        /// makes the dashboard session cookie Secure. Other peers' forwarded headers are ignored.
+        /// client (the right-most address that is no trusted proxy) for the per-address
+        /// bad-credential brake and login and microsite-visit rate limits (not the connection
+        /// caps), and whose X-Forwarded-Proto: https makes the dashboard session cookie Secure.
+        /// Other peers' forwarded headers are ignored.
         #[arg(long = "trusted-proxy", value_name = "IP|CIDR")]
         trusted_proxies: Vec<edetail_hub::client::TrustedProxy>,
     },

@@ -1,30 +1,25 @@
 //! HTTPS for the hub: loads a certificate chain and its private key from PEM files into a
 //! rustls `ServerConfig` (the aws-lc-rs provider, the one reqwest already links: no second
-//! crypto library), and [`TlsListener`], an `axum::serve` listener that completes TLS
-//! handshakes off the accept loop, so `Hub::serve_tls` serves exactly what `Hub::serve` serves.
+//! crypto library). The hub's connection server (`server.rs`) completes the handshakes, each in
+//! its connection's task within [`HANDSHAKE_TIMEOUT`], so `Hub::serve_tls` serves exactly what
+//! `Hub::serve` serves.
 //!
 //! Errors name the file and the problem, never its content (a key file is a secret).
 //! Certificate reload is not supported: restart the hub to pick up a renewed certificate.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
 pub use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::{self, crypto::aws_lc_rs};
-use tokio_rustls::server::TlsStream;
 
-/// A client must finish its handshake within this time, or the connection is dropped.
+/// A client must finish its handshake within this time, or the connection is dropped (the
+/// default of `ServerLimits::tls_handshake_timeout`).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// At most this many handshakes in progress; further connections wait in the kernel's backlog.
-pub const MAX_PENDING_HANDSHAKES: usize = 256;
 
 /// Why the TLS certificate or key could not be used. Never carries key material.
 #[derive(Debug, thiserror::Error)]
@@ -102,80 +97,4 @@ fn bad_pem(what: &'static str, path: &Path, e: &rustls::pki_types::pem::Error) -
         _ => "unrecognised content",
     };
     TlsConfigError::BadPem { what, path: path.to_path_buf(), problem }
-}
-
-/// An `axum::serve` listener yielding TLS streams. A background task accepts TCP connections
-/// and runs each handshake in its own task (bounded by [`HANDSHAKE_TIMEOUT`] and
-/// [`MAX_PENDING_HANDSHAKES`]), so a slow or hostile client never stalls other connections.
-/// Failed handshakes (wrong CA, plain HTTP) are logged at debug level and dropped.
-/// Dropping the listener stops accepting.
-#[derive(Debug)]
-pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    acceptor: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Must be called inside a tokio runtime.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<TlsListener> {
-        let local_addr = listener.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
-        Ok(TlsListener { local_addr, ready, acceptor })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor.abort();
-    }
-}
-
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>) {
-    let pending = Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES));
-    loop {
-        let Ok(permit) = pending.clone().acquire_owned().await else { return };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // As axum does for plain TCP: resource exhaustion (EMFILE) passes; back off.
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-            drop(permit);
-            match handshake {
-                Ok(Ok(tls)) => {
-                    // Fails only when the server has stopped accepting: the connection closes.
-                    let _ = ready.send((tls, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task only ends when aborted (on drop), so this cannot happen while
-            // `self` is alive; wait forever rather than invent a connection.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
 }

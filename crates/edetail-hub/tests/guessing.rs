@@ -27,6 +27,13 @@ async fn fixture() -> Fixture {
     Fixture { _dir: dir, url, hub, _task: task }
 }
 
+/// A fixture with one operator, `ops`; returns its token too.
+async fn fixture_with_operator() -> (Fixture, String) {
+    let f = fixture().await;
+    let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
+    (f, operator)
+}
+
 /// A client whose requests come from `ip` (a loopback address), not following redirects.
 fn from(ip: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -50,13 +57,22 @@ async fn login(c: &reqwest::Client, url: &str, token: &str, extra: &[(&str, &str
     r.send().await.unwrap()
 }
 
+/// The session cookie (`name=value`) a successful login set.
+fn session_of(login: &reqwest::Response) -> String {
+    login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+}
+
+/// `GET /v1/device` with a wrong bearer token, claiming to be forwarded for `forwarded_for`.
+async fn wrong_bearer(c: &reqwest::Client, url: &str, forwarded_for: &str) -> reqwest::Response {
+    c.get(format!("{url}/v1/device")).bearer_auth("0".repeat(64)).header("x-forwarded-for", forwarded_for).send().await.unwrap()
+}
+
 /// An attacker address flooding wrong operator logins and wrong bearer tokens gets 429 with
 /// Retry-After (even for a right token from that address), while the operator from another
 /// address logs in and browses and a device from a third address syncs.
 #[tokio::test]
 async fn guessing_is_braked_per_address_without_locking_out_others() {
-    let f = fixture().await;
-    let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
+    let (f, operator) = fixture_with_operator().await;
     let dev = admin(&f.hub, |h| h.add_device("rep-1", "north")).await.unwrap();
     let attacker = from("127.0.0.2");
     let mut limited = None;
@@ -89,7 +105,7 @@ async fn guessing_is_braked_per_address_without_locking_out_others() {
     let op = from("127.0.0.3");
     let ok = login(&op, &f.url, &operator, &[]).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
-    let session = ok.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let session = session_of(&ok);
     for p in ["/dashboard", "/dashboard/hcps", "/dashboard/sync"] {
         let r = op.get(format!("{}{p}", f.url)).header("cookie", &session).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{p}");
@@ -107,22 +123,14 @@ async fn guessing_is_braked_per_address_without_locking_out_others() {
 /// `X-Forwarded-Proto: https` makes the session cookie Secure.
 #[tokio::test]
 async fn forwarded_headers_count_only_from_trusted_proxies() {
-    let f = fixture().await;
-    let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
+    let (f, operator) = fixture_with_operator().await;
     let attacker = from("127.0.0.5");
     for i in 0..AUTH_FAILURE_BURST as usize {
         let spoof = format!("10.9.{}.{}", i / 200, i % 200 + 1);
-        let r =
-            attacker.get(format!("{}/v1/device", f.url)).bearer_auth("0".repeat(64)).header("x-forwarded-for", spoof).send().await.unwrap();
+        let r = wrong_bearer(&attacker, &f.url, &spoof).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = attacker
-        .get(format!("{}/v1/device", f.url))
-        .bearer_auth("0".repeat(64))
-        .header("x-forwarded-for", "10.99.0.1")
-        .send()
-        .await
-        .unwrap();
+    let r = wrong_bearer(&attacker, &f.url, "10.99.0.1").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "a spoofed X-Forwarded-For did not give a fresh bucket");
     // Spoofed X-Forwarded-Proto from an untrusted peer: no Secure cookie.
     let c = login(&from("127.0.0.6"), &f.url, &operator, &[("x-forwarded-proto", "https")]).await;
@@ -132,22 +140,10 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
     f.hub.set_trusted_proxies(vec!["127.0.0.7".parse().unwrap()]);
     let proxy = from("127.0.0.7");
     for _ in 0..AUTH_FAILURE_BURST as usize {
-        let r = proxy
-            .get(format!("{}/v1/device", f.url))
-            .bearer_auth("0".repeat(64))
-            .header("x-forwarded-for", "203.0.113.9")
-            .send()
-            .await
-            .unwrap();
+        let r = wrong_bearer(&proxy, &f.url, "203.0.113.9").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let r = proxy
-        .get(format!("{}/v1/device", f.url))
-        .bearer_auth("0".repeat(64))
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .unwrap();
+    let r = wrong_bearer(&proxy, &f.url, "203.0.113.9").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let ok = login(&proxy, &f.url, &operator, &[("x-forwarded-for", "198.51.100.1"), ("x-forwarded-proto", "https")]).await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER, "another client behind the same proxy is not locked out");
@@ -158,8 +154,7 @@ async fn forwarded_headers_count_only_from_trusted_proxies() {
 /// header-less (CLI) posts work.
 #[tokio::test]
 async fn cross_site_logins_are_refused() {
-    let f = fixture().await;
-    let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
+    let (f, operator) = fixture_with_operator().await;
     let c = from("127.0.0.1");
     for extra in [
         vec![("origin", "https://evil.example")],
@@ -185,18 +180,17 @@ async fn cross_site_logins_are_refused() {
 /// Rotating an operator's token ends the sessions made with the old one by the grace end.
 #[tokio::test]
 async fn rotation_ends_old_sessions() {
-    let f = fixture().await;
-    let operator = admin(&f.hub, |h| h.add_operator("ops", 90, "cli:test")).await.unwrap();
+    let (f, operator) = fixture_with_operator().await;
     let c = from("127.0.0.1");
     let ok = login(&c, &f.url, &operator, &[]).await;
-    let session = ok.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let session = session_of(&ok);
     let get = |s: String| c.get(format!("{}/dashboard/sync", f.url)).header("cookie", s).send();
     assert_eq!(get(session.clone()).await.unwrap().status(), StatusCode::OK);
     let new = admin(&f.hub, |h| h.rotate_token(TokenRole::Operator, "ops", chrono::Duration::zero(), 90, "cli:test")).await.unwrap();
     let r = get(session).await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "the old session ended with the rotation");
     let ok = login(&c, &f.url, &new, &[]).await;
-    let session = ok.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let session = session_of(&ok);
     assert_eq!(get(session).await.unwrap().status(), StatusCode::OK, "the new token's session works");
 }
 

@@ -597,15 +597,7 @@ fn credentials_expire_rotate_and_revoke(s: Subject) {
     assert!(st.credential("nobody").unwrap().is_none());
 
     let grace_end = now + chrono::Duration::hours(24);
-    st.issue_credential(&NewCredential {
-        token_sha256: "new-hash".into(),
-        role: TokenRole::Device,
-        subject: "d1".into(),
-        created_at: now,
-        expires_at: Some(now + chrono::Duration::days(90)),
-        others_expire_by: Some(grace_end),
-    })
-    .unwrap();
+    st.issue_credential(&rotated("new-hash", TokenRole::Device, "d1", now, grace_end)).unwrap();
     assert_eq!(st.credential("old-hash").unwrap().unwrap().expires_at, Some(grace_end), "old token: grace period");
     assert_eq!(st.device_by_token("old-hash").unwrap().unwrap().id, "d1");
     assert_eq!(st.device_by_token("new-hash").unwrap().unwrap().id, "d1", "same device under the new token");
@@ -646,19 +638,23 @@ fn credentials_expire_rotate_and_revoke(s: Subject) {
     })
     .unwrap();
     let op_grace = now + chrono::Duration::hours(1);
-    st.issue_credential(&NewCredential {
-        token_sha256: "op3-new".into(),
-        role: TokenRole::Operator,
-        subject: "ops3".into(),
-        created_at: now,
-        expires_at: Some(now + chrono::Duration::days(90)),
-        others_expire_by: Some(op_grace),
-    })
-    .unwrap();
+    st.issue_credential(&rotated("op3-new", TokenRole::Operator, "ops3", now, op_grace)).unwrap();
     assert_eq!(st.credential("sess-3").unwrap().unwrap().expires_at, Some(op_grace), "session capped at the grace end");
     assert_eq!(st.credential("op3-hash").unwrap().unwrap().expires_at, Some(op_grace));
     let reopened = (s.reopen)();
     assert!(reopened.credential("op-hash").unwrap().unwrap().revoked_at.is_some());
+}
+
+/// A rotation's new 90-day token for `subject`: its other tokens expire by `grace_end`.
+fn rotated(hash: &str, role: TokenRole, subject: &str, now: chrono::DateTime<Utc>, grace_end: chrono::DateTime<Utc>) -> NewCredential {
+    NewCredential {
+        token_sha256: hash.into(),
+        role,
+        subject: subject.into(),
+        created_at: now,
+        expires_at: Some(now + chrono::Duration::days(90)),
+        others_expire_by: Some(grace_end),
+    }
 }
 
 fn new_cred(hash: &str, role: TokenRole, now: chrono::DateTime<Utc>) -> NewCredential {

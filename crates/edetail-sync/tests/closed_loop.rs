@@ -136,14 +136,21 @@ fn page_slides(html: &str) -> Vec<String> {
     html.split("data-slide=\"").skip(1).map(|s| s.split('"').next().unwrap().to_string()).collect()
 }
 
-#[test]
-fn microsites_serve_only_their_hcp_and_expire() {
-    let w = world();
-    let t = tablet(&w, "rep-1", true);
+/// rep-1 (trusting plans) records a day, syncs it now and the hub analyses it: hcp-samples has
+/// its follow-up microsite. Returns the tablet (keep it alive for the test).
+fn day_synced_and_analysed(w: &World) -> Tablet {
+    let t = tablet(w, "rep-1", true);
     record_day(&t);
     t.clock.set_wall(Utc::now());
     t.engine.sync_now().unwrap();
     w.hub.analyze_pending().unwrap();
+    t
+}
+
+#[test]
+fn microsites_serve_only_their_hcp_and_expire() {
+    let w = world();
+    let _t = day_synced_and_analysed(&w);
 
     let mine = w.hub.microsites_for("hcp-samples").unwrap();
     assert_eq!(mine.len(), 1, "the follow-up request opened one microsite");
@@ -255,11 +262,7 @@ fn post_text(w: &World, path: &str, body: serde_json::Value) -> (u16, String) {
 #[test]
 fn microsite_visit_floods_count_once() {
     let w = world();
-    let t = tablet(&w, "rep-1", true);
-    record_day(&t);
-    t.clock.set_wall(Utc::now());
-    t.engine.sync_now().unwrap();
-    w.hub.analyze_pending().unwrap();
+    let _t = day_synced_and_analysed(&w);
     let m = w.hub.microsites_for("hcp-samples").unwrap().remove(0);
     let path = w.hub.microsite_path(&m.id);
     let feed_plans = || w.hub.store().changes(&m.territory, 0, 10_000).unwrap().plans.len();
