@@ -292,6 +292,56 @@ async fn a_start_keeps_a_live_publish_and_its_blobs(backend: Backend) {
     .await;
 }
 
+/// (e) The store's side of collecting, on both stores: releasing a claim marks for deletion
+/// only the hashes it leased that no version references and no other live claim leases; no
+/// lease is granted on a marked hash until its owner finishes the deletion; a marker is taken
+/// over only once stale.
+async fn releasing_a_claim_marks_only_what_nobody_else_needs(backend: Backend) {
+    let place = Place::new(backend);
+    let hub = place.start();
+    blocking(move || {
+        let (zip, published) = bundle(1, 1);
+        hub.publish_zip(&zip, &[]).unwrap();
+        let store = hub.store().clone();
+        let now = Utc::now();
+        let claim = |version: u64, id: &str| PublishClaim {
+            bundle_id: "com.example.sample".into(),
+            version,
+            claim_id: id.into(),
+            expires_at: now + TimeDelta::hours(1),
+        };
+        let hex = |n: u8| format!("{n:02x}").repeat(32);
+        let referenced = published.iter().next().unwrap().to_hex();
+        let (own, shared, later) = (hex(0xa1), hex(0xb2), hex(0xc3));
+        store.claim_publish(&claim(2, "a"), now).unwrap();
+        store.claim_publish(&claim(3, "b"), now).unwrap();
+        assert!(store.lease_blobs("a", &[own.clone(), shared.clone(), referenced.clone()], now).unwrap().is_empty());
+        assert!(store.lease_blobs("b", std::slice::from_ref(&shared), now).unwrap().is_empty());
+
+        assert_eq!(store.release_claim("a", "collector", now).unwrap(), vec![own.clone()]);
+        assert!(store.dead_claims(now).unwrap().is_empty(), "the released claim and its leases are gone");
+        // Marked: no lease until the owner removes the marker.
+        assert_eq!(store.lease_blobs("b", std::slice::from_ref(&own), now).unwrap(), vec![own.clone()]);
+        store.finish_blob_deletion(&own, "someone-else").unwrap();
+        assert_eq!(store.lease_blobs("b", std::slice::from_ref(&own), now).unwrap(), vec![own.clone()]);
+        store.finish_blob_deletion(&own, "collector").unwrap();
+        assert!(store.lease_blobs("b", std::slice::from_ref(&own), now).unwrap().is_empty());
+
+        // A collector that died after marking: its marker is taken over only once stale.
+        store.claim_publish(&claim(4, "c"), now).unwrap();
+        assert!(store.lease_blobs("c", std::slice::from_ref(&later), now).unwrap().is_empty());
+        assert_eq!(store.release_claim("c", "dead-collector", now).unwrap(), vec![later.clone()]);
+        assert!(store.take_stale_blob_deletions("starter", now - TimeDelta::minutes(1), now).unwrap().is_empty());
+        assert_eq!(store.take_stale_blob_deletions("starter", now + TimeDelta::minutes(1), now).unwrap(), vec![later.clone()]);
+        store.finish_blob_deletion(&later, "dead-collector").unwrap();
+        assert_eq!(store.lease_blobs("b", std::slice::from_ref(&later), now).unwrap(), vec![later.clone()]);
+        store.finish_blob_deletion(&later, "starter").unwrap();
+        assert!(store.lease_blobs("b", std::slice::from_ref(&later), now).unwrap().is_empty());
+        drop(place);
+    })
+    .await;
+}
+
 /// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
@@ -311,4 +361,5 @@ on_both_backends!(
     a_publish_refused_with_409_writes_no_blob,
     a_start_collects_a_dead_publish,
     a_start_keeps_a_live_publish_and_its_blobs,
+    releasing_a_claim_marks_only_what_nobody_else_needs,
 );
