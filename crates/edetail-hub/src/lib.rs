@@ -195,7 +195,8 @@ impl Hub {
         Ok(hub)
     }
 
-    /// A hub over any store and blob store.
+    /// A hub over any store and blob store. Like every start, collects what dead publishes
+    /// left first (`publish::collect_dead_publishes`; store and blob calls, so blocking).
     pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>, analysis: AnalyzerConfig) -> Hub {
         let analyzer = Analyzer::new(store.clone(), analysis);
         let hub = Hub {
