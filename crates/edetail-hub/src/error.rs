@@ -28,6 +28,10 @@ pub enum Error {
     TooLarge(String),
     #[error("bundle {bundle_id} version {offered} is not higher than the current version {current}")]
     VersionConflict { bundle_id: String, current: u64, offered: u64 },
+    /// Another publish holds a live claim on this bundle version (ADR 0016): 409 at once,
+    /// before anything is stored.
+    #[error("another publish of bundle {bundle_id} version {version} is in progress")]
+    PublishInProgress { bundle_id: String, version: u64 },
     #[error("invalid bundle: {0}")]
     InvalidBundle(String),
     #[error("range not satisfiable (blob size {size})")]
@@ -111,7 +115,7 @@ impl Error {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
-            Error::VersionConflict { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),
+            Error::VersionConflict { .. } | Error::PublishInProgress { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),
             Error::InvalidBundle(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::InvalidBundle),
             Error::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, ErrorCode::BadRequest),
             Error::Unavailable(_) | Error::Conflict => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),

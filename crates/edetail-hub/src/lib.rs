@@ -107,6 +107,15 @@ pub(crate) struct HubInner {
     pub(crate) server_limits: std::sync::Mutex<ServerLimits>,
     /// Reverse proxies whose forwarded headers count (`client::resolve`).
     pub(crate) trusted_proxies: std::sync::RwLock<Vec<client::TrustedProxy>>,
+    /// Lifetime of a publish claim in milliseconds (`publish::CLAIM_LEASE` unless changed).
+    pub(crate) claim_lease_ms: std::sync::atomic::AtomicU64,
+}
+
+impl HubInner {
+    /// How long a publish claim holds.
+    pub(crate) fn claim_lease(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::milliseconds(self.claim_lease_ms.load(std::sync::atomic::Ordering::Relaxed) as i64)
+    }
 }
 
 /// Loads the plan key, creating it (and `plan.pub` beside it) when missing.
@@ -188,10 +197,11 @@ impl Hub {
         Ok(hub)
     }
 
-    /// A hub over any store and blob store.
+    /// A hub over any store and blob store. Like every start, collects what dead publishes
+    /// left first (`publish::collect_dead_publishes`; store and blob calls, so blocking).
     pub fn with_store(store: Arc<dyn HubStore>, blobs: BlobStore, publisher_keys: Vec<PublicKey>, analysis: AnalyzerConfig) -> Hub {
         let analyzer = Analyzer::new(store.clone(), analysis);
-        Hub {
+        let hub = Hub {
             inner: Arc::new(HubInner {
                 store,
                 blobs,
@@ -202,8 +212,31 @@ impl Hub {
                 secure_cookies: std::sync::atomic::AtomicBool::new(false),
                 server_limits: std::sync::Mutex::new(ServerLimits::default()),
                 trusted_proxies: std::sync::RwLock::new(Vec::new()),
+                claim_lease_ms: std::sync::atomic::AtomicU64::new(publish::CLAIM_LEASE.as_millis() as u64),
             }),
+        };
+        // What dead publishes left (expired claims, their unreferenced blobs, unfinished
+        // deletions). A failure does not stop the hub: the next start collects again.
+        match publish::collect_dead_publishes(&hub.inner, chrono::Utc::now()) {
+            Ok(c) if c.claims + c.blobs > 0 => {
+                tracing::info!(claims = c.claims, blobs = c.blobs, "collected what dead publishes left");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "collecting what dead publishes left failed; the next start retries"),
         }
+        hub
+    }
+
+    /// Changes how long a publish claim (and its blob leases) holds before a dead publisher's
+    /// claim may be taken over and collected (default `publish::CLAIM_LEASE`). For tests.
+    pub fn set_publish_claim_lease(&self, lease: std::time::Duration) {
+        self.inner.claim_lease_ms.store(lease.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Collects what dead publishes left now, as a start does: finishes stale deletion
+    /// markers, ends expired claims and deletes the blobs only they needed. Blocking.
+    pub fn collect_dead_publishes(&self) -> Result<publish::Collected> {
+        publish::collect_dead_publishes(&self.inner, chrono::Utc::now())
     }
 
     /// Asks the analysis worker to look at the queue now.

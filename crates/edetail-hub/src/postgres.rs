@@ -26,7 +26,7 @@ use crate::sqlite::time_text;
 use crate::store::{
     AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FOREIGN_UUID, FeedBundle, FeedConsent,
     FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite,
-    NewBundleVersion, Prescription, QueuedCall, StoredEvent, Territory,
+    NewBundleVersion, Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/002_closed_loop.sql"),
     include_str!("../migrations/postgres/003_security.sql"),
     include_str!("../migrations/postgres/004_erasure_consent.sql"),
+    include_str!("../migrations/postgres/005_publish_claims.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -56,6 +57,31 @@ const MIGRATION_LOCK: i64 = 0x0065_6465_7461_696c;
 /// erasure's tombstones not yet visible to it) would commit the erased HCP's events after the
 /// erasure. Shared holders do not wait for each other, so concurrent ingest is unaffected.
 pub const ERASURE_LOCK: i64 = 0x0065_7261_7375_7265;
+/// First key ("blob" in ASCII) of the per-blob transaction advisory locks (the two-key form;
+/// the second key is the hash's first 32 bits). A blob lease and a deletion marker are only
+/// written under the blob's lock, so a publish never leases a blob whose deletion was decided
+/// and a deletion is never decided while a lease is being taken (ADR 0016).
+pub const BLOB_LOCK_CLASS: i32 = 0x626c_6f62;
+
+/// Takes the advisory lock of each hash (sorted and deduplicated by the caller, so two
+/// transactions always lock in the same order and cannot deadlock), held until the end of `tx`.
+async fn lock_blob(tx: &Transaction<'_>, sha256: &str) -> Result<()> {
+    let key = u32::from_str_radix(sha256.get(..8).unwrap_or(sha256), 16).unwrap_or(0) as i32;
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&BLOB_LOCK_CLASS, &key]).await.map_err(pg_err)?;
+    Ok(())
+}
+
+/// SQL condition: blob `$1` is referenced by a bundle version (a file or its zip).
+const BLOB_REFERENCED: &str = "(EXISTS (SELECT 1 FROM bundle_files WHERE sha256 = $1) \
+     OR EXISTS (SELECT 1 FROM bundle_versions WHERE zip_sha256 = $1))";
+/// SQL condition: blob `$1` is leased by a claim other than `$2` unexpired at `$3`.
+const BLOB_LEASED_BY_OTHERS: &str = "EXISTS (SELECT 1 FROM blob_leases l JOIN publish_claims c ON c.claim_id = l.claim_id \
+     WHERE l.sha256 = $1 AND l.claim_id <> $2 AND c.expires_at > $3)";
+
+/// The claim expired or was taken over: the publish must start again.
+fn claim_lost() -> Error {
+    Error::Unavailable("the publish claim expired or was taken over: publish again".into())
+}
 
 /// Maps a PostgreSQL failure: lost connections, deadlocks and serialization failures are
 /// transient (503, the device retries); anything else is an internal error (details logged,
@@ -520,6 +546,16 @@ impl HubStore for PgStore {
                 {
                     return Err(Error::VersionConflict { bundle_id: v.bundle_id.clone(), current: cur as u64, offered: v.version });
                 }
+                if let Some(claim) = &v.claim_id {
+                    let held = tx
+                        .execute("DELETE FROM publish_claims WHERE claim_id = $1 AND expires_at > $2", &[claim, &v.published_at])
+                        .await
+                        .map_err(pg_err)?;
+                    if held == 0 {
+                        return Err(claim_lost());
+                    }
+                    tx.execute("DELETE FROM blob_leases WHERE claim_id = $1", &[claim]).await.map_err(pg_err)?;
+                }
                 tx.execute(
                     "INSERT INTO bundles (id, product) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET product = excluded.product",
                     &[&v.bundle_id, &v.product],
@@ -562,6 +598,162 @@ impl HubStore for PgStore {
                 .await
                 .map_err(pg_err)?;
                 Ok(seq)
+            })
+        })
+    }
+
+    fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()> {
+        let version = i64::try_from(claim.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
+        let claim = claim.clone();
+        self.write(move |tx| {
+            Box::pin(async move {
+                // The claim first, the version check after: a statement sees what committed
+                // before it started, so a version recorded while the claim waited on the row
+                // of the claim it ended is seen by the check.
+                let claimed = tx
+                    .query_opt(
+                        "INSERT INTO publish_claims (bundle_id, version, claim_id, expires_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (bundle_id, version) DO UPDATE SET claim_id = excluded.claim_id, expires_at = excluded.expires_at \
+                         WHERE publish_claims.expires_at <= $5 RETURNING claim_id",
+                        &[&claim.bundle_id, &version, &claim.claim_id, &claim.expires_at, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let current: Option<i64> = tx
+                    .query_one("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = $1", &[&claim.bundle_id])
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                if let Some(cur) = current
+                    && cur >= version
+                {
+                    return Err(Error::VersionConflict { bundle_id: claim.bundle_id.clone(), current: cur as u64, offered: claim.version });
+                }
+                if claimed.is_none() {
+                    return Err(Error::PublishInProgress { bundle_id: claim.bundle_id.clone(), version: claim.version });
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn lease_blobs(&self, claim_id: &str, hashes: &[String], now: DateTime<Utc>) -> Result<Vec<String>> {
+        let claim = claim_id.to_string();
+        let mut hashes = hashes.to_vec();
+        hashes.sort();
+        hashes.dedup();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let live = tx
+                    .query_opt("SELECT 1 FROM publish_claims WHERE claim_id = $1 AND expires_at > $2 FOR SHARE", &[&claim, &now])
+                    .await
+                    .map_err(pg_err)?;
+                if live.is_none() {
+                    return Err(claim_lost());
+                }
+                let mut blocked = Vec::new();
+                for h in hashes {
+                    lock_blob(tx, &h).await?;
+                    if tx.query_opt("SELECT 1 FROM blob_deletions WHERE sha256 = $1", &[&h]).await.map_err(pg_err)?.is_some() {
+                        blocked.push(h);
+                        continue;
+                    }
+                    tx.execute("INSERT INTO blob_leases (claim_id, sha256) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&claim, &h])
+                        .await
+                        .map_err(pg_err)?;
+                }
+                Ok(blocked)
+            })
+        })
+    }
+
+    fn release_claim(&self, claim_id: &str, owner: &str, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let (claim, owner) = (claim_id.to_string(), owner.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                let rows =
+                    tx.query("SELECT sha256 FROM blob_leases WHERE claim_id = $1 ORDER BY sha256", &[&claim]).await.map_err(pg_err)?;
+                let mut marked = Vec::new();
+                for h in rows.iter().map(|r| r.get::<_, String>(0)) {
+                    lock_blob(tx, &h).await?;
+                    let row = tx
+                        .query_opt(
+                            &format!(
+                                "INSERT INTO blob_deletions (sha256, owner, marked_at) SELECT $1, $4, $3 \
+                                 WHERE NOT {BLOB_REFERENCED} AND NOT {BLOB_LEASED_BY_OTHERS} ON CONFLICT (sha256) DO NOTHING \
+                                 RETURNING sha256"
+                            ),
+                            &[&h, &claim, &now, &owner],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    if row.is_some() {
+                        marked.push(h);
+                    }
+                }
+                tx.execute("DELETE FROM blob_leases WHERE claim_id = $1", &[&claim]).await.map_err(pg_err)?;
+                tx.execute("DELETE FROM publish_claims WHERE claim_id = $1", &[&claim]).await.map_err(pg_err)?;
+                Ok(marked)
+            })
+        })
+    }
+
+    fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT claim_id FROM publish_claims WHERE expires_at <= $1 \
+                         UNION SELECT claim_id FROM blob_leases WHERE claim_id NOT IN (SELECT claim_id FROM publish_claims) ORDER BY 1",
+                        &[&now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
+    fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>> {
+        let owner = owner.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let rows =
+                    tx.query("SELECT sha256 FROM blob_deletions WHERE marked_at < $1 ORDER BY sha256", &[&before]).await.map_err(pg_err)?;
+                let mut taken = Vec::new();
+                for h in rows.iter().map(|r| r.get::<_, String>(0)) {
+                    lock_blob(tx, &h).await?;
+                    let keep: bool = tx
+                        .query_one(&format!("SELECT {BLOB_REFERENCED} OR {BLOB_LEASED_BY_OTHERS}"), &[&h, &"", &now])
+                        .await
+                        .map_err(pg_err)?
+                        .get(0);
+                    if keep {
+                        tx.execute("DELETE FROM blob_deletions WHERE sha256 = $1", &[&h]).await.map_err(pg_err)?;
+                        continue;
+                    }
+                    let n = tx
+                        .execute(
+                            "UPDATE blob_deletions SET owner = $2, marked_at = $3 WHERE sha256 = $1 AND marked_at < $4",
+                            &[&h, &owner, &now, &before],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    if n > 0 {
+                        taken.push(h);
+                    }
+                }
+                Ok(taken)
+            })
+        })
+    }
+
+    fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()> {
+        let (h, owner) = (sha256.to_string(), owner.to_string());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("DELETE FROM blob_deletions WHERE sha256 = $1 AND owner = $2", &[&h, &owner]).await.map_err(pg_err)?;
+                Ok(())
             })
         })
     }
@@ -1711,6 +1903,7 @@ mod tests {
             "1a00d32160b54398b9b4f5914450ea79e7ef54e44543b806b39d0a861071043b", // 002_closed_loop.sql
             "a069cfaac2766339d29dc3c5aae721a0803e09385ba2ab3d7a93fa8e5aab894b", // 003_security.sql
             "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
+            "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::store::{
     AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
     FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
-    Prescription, QueuedCall, StoredEvent, Territory,
+    Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_closed_loop.sql"),
     include_str!("../migrations/004_security.sql"),
     include_str!("../migrations/005_erasure_consent.sql"),
+    include_str!("../migrations/006_publish_claims.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -192,6 +193,18 @@ fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx.query_row("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", [], |r| r.get(0))?)
 }
 
+/// Times in the claim tables: Unix milliseconds.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// SQL condition: blob `?1` is referenced by a bundle version (a file or its zip).
+const BLOB_REFERENCED: &str = "(EXISTS (SELECT 1 FROM bundle_files WHERE sha256 = ?1) \
+     OR EXISTS (SELECT 1 FROM bundle_versions WHERE zip_sha256 = ?1))";
+/// SQL condition: blob `?1` is leased by a claim other than `?2` unexpired at `?3` (ms).
+const BLOB_LEASED_BY_OTHERS: &str = "EXISTS (SELECT 1 FROM blob_leases l JOIN publish_claims c ON c.claim_id = l.claim_id \
+     WHERE l.sha256 = ?1 AND l.claim_id <> ?2 AND c.expires_at_ms > ?3)";
+
 /// SQL condition: version `v` is offered to territory `?1`.
 const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundle_id = v.bundle_id \
      AND t.version = v.version AND t.territory IN (?1, '*'))";
@@ -335,6 +348,14 @@ impl HubStore for SqliteStore {
             {
                 return Err(Error::VersionConflict { bundle_id: v.bundle_id.clone(), current: cur as u64, offered: v.version });
             }
+            if let Some(claim) = &v.claim_id {
+                let held = tx
+                    .execute("DELETE FROM publish_claims WHERE claim_id = ?1 AND expires_at_ms > ?2", params![claim, ms(v.published_at)])?;
+                if held == 0 {
+                    return Err(Error::Unavailable("the publish claim expired or was taken over: publish again".into()));
+                }
+                tx.execute("DELETE FROM blob_leases WHERE claim_id = ?1", [claim])?;
+            }
             let seq = next_feed_seq(tx)?;
             tx.execute(
                 "INSERT INTO bundles (id, product) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET product = excluded.product",
@@ -371,6 +392,127 @@ impl HubStore for SqliteStore {
                 )?;
             }
             Ok(seq)
+        })
+    }
+
+    // The single writer connection serialises every claim, lease and marker transaction
+    // (immediate transactions), so no further locking is needed on SQLite.
+
+    fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()> {
+        let version = i64::try_from(claim.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
+        self.write(|tx| {
+            let current: Option<i64> =
+                tx.query_row("SELECT MAX(version) FROM bundle_versions WHERE bundle_id = ?1", [&claim.bundle_id], |r| r.get(0))?;
+            if let Some(cur) = current
+                && cur >= version
+            {
+                return Err(Error::VersionConflict { bundle_id: claim.bundle_id.clone(), current: cur as u64, offered: claim.version });
+            }
+            let live: Option<String> = tx
+                .query_row(
+                    "SELECT claim_id FROM publish_claims WHERE bundle_id = ?1 AND version = ?2 AND expires_at_ms > ?3",
+                    params![claim.bundle_id, version, ms(now)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if live.is_some() {
+                return Err(Error::PublishInProgress { bundle_id: claim.bundle_id.clone(), version: claim.version });
+            }
+            tx.execute(
+                "INSERT INTO publish_claims (bundle_id, version, claim_id, expires_at_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (bundle_id, version) DO UPDATE SET claim_id = excluded.claim_id, expires_at_ms = excluded.expires_at_ms",
+                params![claim.bundle_id, version, claim.claim_id, ms(claim.expires_at)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn lease_blobs(&self, claim_id: &str, hashes: &[String], now: DateTime<Utc>) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let live: Option<String> = tx
+                .query_row(
+                    "SELECT claim_id FROM publish_claims WHERE claim_id = ?1 AND expires_at_ms > ?2",
+                    params![claim_id, ms(now)],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if live.is_none() {
+                return Err(Error::Unavailable("the publish claim expired or was taken over: publish again".into()));
+            }
+            let mut blocked = Vec::new();
+            for h in hashes {
+                let marked: Option<String> =
+                    tx.query_row("SELECT sha256 FROM blob_deletions WHERE sha256 = ?1", [h], |r| r.get(0)).optional()?;
+                if marked.is_some() {
+                    blocked.push(h.clone());
+                    continue;
+                }
+                tx.execute("INSERT OR IGNORE INTO blob_leases (claim_id, sha256) VALUES (?1, ?2)", params![claim_id, h])?;
+            }
+            Ok(blocked)
+        })
+    }
+
+    fn release_claim(&self, claim_id: &str, owner: &str, now: DateTime<Utc>) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let hashes: Vec<String> = {
+                let mut st = tx.prepare("SELECT sha256 FROM blob_leases WHERE claim_id = ?1 ORDER BY sha256")?;
+                st.query_map([claim_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            };
+            let mut marked = Vec::new();
+            for h in hashes {
+                let n = tx.execute(
+                    &format!(
+                        "INSERT INTO blob_deletions (sha256, owner, marked_at_ms) SELECT ?1, ?4, ?3 \
+                         WHERE NOT {BLOB_REFERENCED} AND NOT {BLOB_LEASED_BY_OTHERS} ON CONFLICT (sha256) DO NOTHING"
+                    ),
+                    params![h, claim_id, ms(now), owner],
+                )?;
+                if n > 0 {
+                    marked.push(h);
+                }
+            }
+            tx.execute("DELETE FROM blob_leases WHERE claim_id = ?1", [claim_id])?;
+            tx.execute("DELETE FROM publish_claims WHERE claim_id = ?1", [claim_id])?;
+            Ok(marked)
+        })
+    }
+
+    fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare(
+                "SELECT claim_id FROM publish_claims WHERE expires_at_ms <= ?1 \
+                 UNION SELECT claim_id FROM blob_leases WHERE claim_id NOT IN (SELECT claim_id FROM publish_claims) ORDER BY 1",
+            )?;
+            Ok(st.query_map([ms(now)], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>> {
+        self.write(|tx| {
+            let hashes: Vec<String> = {
+                let mut st = tx.prepare("SELECT sha256 FROM blob_deletions WHERE marked_at_ms < ?1 ORDER BY sha256")?;
+                st.query_map([ms(before)], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            };
+            let mut taken = Vec::new();
+            for h in hashes {
+                let keep: bool =
+                    tx.query_row(&format!("SELECT {BLOB_REFERENCED} OR {BLOB_LEASED_BY_OTHERS}"), params![h, "", ms(now)], |r| r.get(0))?;
+                if keep {
+                    tx.execute("DELETE FROM blob_deletions WHERE sha256 = ?1", [&h])?;
+                } else {
+                    tx.execute("UPDATE blob_deletions SET owner = ?2, marked_at_ms = ?3 WHERE sha256 = ?1", params![h, owner, ms(now)])?;
+                    taken.push(h);
+                }
+            }
+            Ok(taken)
+        })
+    }
+
+    fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM blob_deletions WHERE sha256 = ?1 AND owner = ?2", params![sha256, owner])?;
+            Ok(())
         })
     }
 
@@ -1212,6 +1354,7 @@ mod tests {
             "83643e58801481b22de923de66a9b2eb1b607be4dbbacde7d4da406fe5faee1a", // 003_closed_loop.sql
             "116ed4af9a530a85708773bae9c1ae750a6fdf7ef70c1baaf7e19b3a49386a33", // 004_security.sql
             "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
+            "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

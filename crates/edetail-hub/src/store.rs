@@ -73,6 +73,19 @@ pub struct NewBundleVersion {
     pub territories: Vec<String>,
     pub publisher: Option<String>,
     pub published_at: DateTime<Utc>,
+    /// The publish claim this version ends (ADR 0016): deleted, with its blob leases, in the
+    /// insert's transaction; the insert fails with `Unavailable` unless the claim is still
+    /// held and unexpired at `published_at`. `None` records the version without a claim.
+    pub claim_id: Option<String>,
+}
+
+/// A publish's claim on a bundle version (ADR 0016): held until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishClaim {
+    pub bundle_id: String,
+    pub version: u64,
+    pub claim_id: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// A bundle version as offered in the change feed.
@@ -493,6 +506,35 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     }
     /// `insert_bundle_version` and its audit entry (outcome: the feed number), in one transaction.
     fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
+
+    // ---- publish claims, blob leases and deletion markers (ADR 0016) ----------------------
+
+    /// Claims `(bundle_id, version)` for a publish, in one transaction: `VersionConflict` when
+    /// the version is not higher than the current one, `PublishInProgress` when another claim
+    /// holds it unexpired at `now`. An expired claim (its publisher died) is taken over; its
+    /// leases stay under the old claim id, dead, for [`HubStore::dead_claims`].
+    fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()>;
+    /// Leases blob hashes (hex) to a claim unexpired at `now`, before the publish asks the
+    /// blob store about them. Returns the hashes not leased because a deletion marker is on
+    /// them: the caller waits until the deletion is done and asks again. `Unavailable` when
+    /// the claim is gone or expired.
+    fn lease_blobs(&self, claim_id: &str, hashes: &[String], now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Ends a claim that recorded no version, in one transaction: each hash it leased that no
+    /// bundle version references and no other claim unexpired at `now` leases gets a deletion
+    /// marker owned by `owner` (unless already marked); then its leases and the claim row
+    /// go. Returns the hashes marked: the caller deletes them from the blob store and calls
+    /// [`HubStore::finish_blob_deletion`].
+    fn release_claim(&self, claim_id: &str, owner: &str, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Claim ids of dead publishes: claims expired at `now`, and leases whose claim is gone
+    /// (taken over after it expired).
+    fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Deletion markers set before `before` (their deleter presumably died): each is
+    /// re-checked; a hash that is referenced or leased again only loses its marker, the others
+    /// pass to `owner` (marked at `now`) and are returned for deletion.
+    fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Removes the deletion marker of `sha256` when `owner` still holds it (the blob is gone).
+    fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()>;
+
     /// Revokes every published version of `bundle_id` (`NotFound` when never published).
     fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
         self.revoke_audited(bundle_id, reason, now, None)

@@ -89,6 +89,7 @@ fn version(id: &str, v: u64, product: &str, territories: &[&str], files: &[(&str
         territories: territories.iter().map(|t| t.to_string()).collect(),
         publisher: Some("content-team".into()),
         published_at: Utc::now(),
+        claim_id: None,
     }
 }
 

@@ -57,6 +57,15 @@ impl BlobBackend for FsBlobs {
         Ok(())
     }
 
+    fn delete(&self, d: &Sha256Digest) -> Result<()> {
+        let path = self.path_of(d);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().expect("blob path has a parent")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path)(e)),
+        }
+    }
+
     fn read(&self, d: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>> {
         let path = self.path_of(&d);
         Box::pin(async move {

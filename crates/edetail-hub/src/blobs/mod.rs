@@ -38,6 +38,10 @@ pub trait BlobBackend: Send + Sync + fmt::Debug + 'static {
     /// success (same name, same bytes). A failure may leave some of them stored: unreferenced
     /// blobs are harmless and the next publish of the same content finds them.
     fn commit(&self, staged: Vec<StagedBlob>) -> Result<()>;
+    /// Removes a blob; an absent blob is success. Only the collector of failed publishes calls
+    /// it, under a deletion marker (ADR 0016): never for a blob a version references or a
+    /// live publish leases.
+    fn delete(&self, sha256: &Sha256Digest) -> Result<()>;
     /// Streams `len` bytes of a blob starting at `offset`.
     fn read(&self, sha256: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>>;
     /// For logs and `hub stats`: where blobs go (no credentials).
@@ -168,6 +172,11 @@ impl BlobStore {
             return Ok(());
         }
         self.backend.commit(staged)
+    }
+
+    /// Removes a blob from the backend (see [`BlobBackend::delete`]).
+    pub fn delete(&self, d: &Sha256Digest) -> Result<()> {
+        self.backend.delete(d)
     }
 
     pub fn read(&self, d: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>> {

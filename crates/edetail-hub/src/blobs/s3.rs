@@ -205,6 +205,17 @@ impl BlobBackend for S3Blobs {
         Ok(())
     }
 
+    fn delete(&self, d: &Sha256Digest) -> Result<()> {
+        let store = self.store.clone();
+        let key = self.key(d);
+        self.block_on(async move {
+            match store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(s3_err("delete")(e)),
+            }
+        })
+    }
+
     fn read(&self, d: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>> {
         let store = self.store.clone();
         let key = self.key(&d);
