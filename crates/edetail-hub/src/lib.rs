@@ -601,6 +601,12 @@ impl Hub {
     }
 
     /// The blob backend (tests count what it stores).
+    /// This hub process's instance id (its staging directory under `DATA/tmp`); its publishes'
+    /// claim ids start with it.
+    pub fn instance_id(&self) -> String {
+        self.inner.blobs.instance_id().to_string()
+    }
+
     pub fn blob_store_backend(&self) -> Arc<dyn blobs::BlobBackend> {
         self.inner.blobs.backend().clone()
     }

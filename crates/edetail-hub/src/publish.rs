@@ -100,7 +100,9 @@ pub(crate) fn publish(
     let claim = PublishClaim {
         bundle_id: manifest.id.clone(),
         version: manifest.version,
-        claim_id: uuid::Uuid::new_v4().to_string(),
+        // Prefixed with this process's blob-store instance: when the process dies, the next
+        // start on this data directory knows the claim is dead without waiting for it to expire.
+        claim_id: format!("{}.{}", hub.blobs.instance_id(), uuid::Uuid::new_v4()),
         expires_at: now + hub.claim_lease(),
     };
     hub.store.claim_publish(&claim, now)?;
@@ -264,7 +266,22 @@ pub(crate) fn collect_dead_publishes(hub: &HubInner, now: DateTime<Utc>) -> Resu
     let mut report = Collected::default();
     let taken = hub.store.take_stale_blob_deletions(&owner, stale_before, now)?;
     report.blobs += delete_marked(hub, &owner, taken);
-    for claim in hub.store.dead_claims(now)? {
+    let mut dead = hub.store.dead_claims(now)?;
+    // Claims of hub processes on this data directory that died (killed mid-publish): dead now,
+    // expired or not. `dead_claims` at the end of 9999 lists every claim.
+    let of_dead_instance =
+        |c: &String| hub.blobs.dead_instances().iter().any(|i| c.strip_prefix(i.as_str()).is_some_and(|r| r.starts_with('.')));
+    if !hub.blobs.dead_instances().is_empty() {
+        dead.extend(
+            hub.store
+                .dead_claims(DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31 is representable"))?
+                .into_iter()
+                .filter(of_dead_instance),
+        );
+        dead.sort();
+        dead.dedup();
+    }
+    for claim in dead {
         let marked = hub.store.release_claim(&claim, &owner, now)?;
         report.blobs += delete_marked(hub, &owner, marked);
         report.claims += 1;

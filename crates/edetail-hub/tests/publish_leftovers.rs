@@ -263,6 +263,42 @@ async fn a_start_collects_a_dead_publish(backend: Backend) {
     .await;
 }
 
+/// (f) A hub killed mid-publish: its claim has not expired, but the hub that starts next on the
+/// same data directory finds the dead process's staging directory unlocked and collects the
+/// claim at once. While the first hub lives, a second start leaves its claim alone.
+async fn a_start_collects_the_publish_of_a_killed_hub_at_once(backend: Backend) {
+    let place = Place::new(backend);
+    blocking(move || {
+        let first = place.start();
+        let orphan = put_blob(&place, &first, b"committed by a publish whose hub was killed");
+        let now = Utc::now();
+        let claim_id = format!("{}.publish-1", first.instance_id());
+        let claim = PublishClaim {
+            bundle_id: "com.example.sample".into(),
+            version: 1,
+            claim_id: claim_id.clone(),
+            expires_at: now + TimeDelta::hours(1),
+        };
+        first.store().claim_publish(&claim, now).unwrap();
+        assert!(first.store().lease_blobs(&claim_id, &[orphan.to_hex()], now).unwrap().is_empty());
+
+        let second = place.start();
+        assert!(stored(&second, &orphan), "a start collected the claim of a hub that is still running");
+        drop(second);
+
+        // The process dies: the kernel drops its staging directory's lock with it.
+        drop(first);
+        let restarted = place.start();
+        assert!(!stored(&restarted, &orphan), "the killed hub's publish was not collected at the next start");
+        let far = Utc::now() + TimeDelta::days(3650);
+        assert!(!restarted.store().dead_claims(far).unwrap().contains(&claim_id), "the killed hub's claim is still there");
+        // The version it claimed is free again.
+        let again = PublishClaim { claim_id: format!("{}.publish-2", restarted.instance_id()), ..claim };
+        restarted.store().claim_publish(&again, Utc::now()).unwrap();
+    })
+    .await;
+}
+
 /// (d) A live claim of another publisher (a publish in progress on another hub process) is not
 /// collected by a start: its leased blobs stay, unreferenced as they are, and its claim holds.
 async fn a_start_keeps_a_live_publish_and_its_blobs(backend: Backend) {
@@ -360,6 +396,7 @@ on_both_backends!(
     concurrent_same_version_publishes_leave_only_the_winners_blobs,
     a_publish_refused_with_409_writes_no_blob,
     a_start_collects_a_dead_publish,
+    a_start_collects_the_publish_of_a_killed_hub_at_once,
     a_start_keeps_a_live_publish_and_its_blobs,
     releasing_a_claim_marks_only_what_nobody_else_needs,
 );

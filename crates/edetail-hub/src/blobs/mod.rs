@@ -66,6 +66,10 @@ pub struct BlobStore {
     /// The staging directory, open and locked (`flock`) for as long as this store lives: a
     /// directory under `DATA/tmp` whose lock can be taken belongs to no live hub.
     _lock: Arc<std::fs::File>,
+    /// This store's instance id (its staging directory's name after the prefix).
+    instance: String,
+    /// Instance ids of the dead hubs whose staging directories the start removed.
+    dead_instances: Arc<Vec<String>>,
 }
 
 /// Prefix of the per-process staging directories under `DATA/tmp`.
@@ -73,10 +77,11 @@ const STAGING_PREFIX: &str = "staging-";
 
 /// Removes what killed hub processes left in `root` (`DATA/tmp`): staging directories whose
 /// lock nobody holds, and loose files (the layout before per-process directories). Returns how
-/// many entries were removed. Directories of live hubs sharing the data directory are locked
-/// and kept.
-fn sweep_staging(root: &Path) -> Result<usize> {
+/// many entries were removed and the instance ids of the dead hubs whose directories went.
+/// Directories of live hubs sharing the data directory are locked and kept.
+fn sweep_staging(root: &Path) -> Result<(usize, Vec<String>)> {
     let mut removed = 0;
+    let mut dead = Vec::new();
     for entry in std::fs::read_dir(root).map_err(Error::io(root))? {
         let path = entry.map_err(Error::io(root))?.path();
         let is_staging = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(STAGING_PREFIX));
@@ -89,6 +94,9 @@ fn sweep_staging(root: &Path) -> Result<usize> {
                 Ok(()) => {
                     std::fs::remove_dir_all(&path).map_err(Error::io(&path))?;
                     removed += 1;
+                    if let Some(id) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix(STAGING_PREFIX)) {
+                        dead.push(id.to_string());
+                    }
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {}
                 Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path)(e)),
@@ -98,7 +106,7 @@ fn sweep_staging(root: &Path) -> Result<usize> {
             removed += 1;
         }
     }
-    Ok(removed)
+    Ok((removed, dead))
 }
 
 impl BlobStore {
@@ -108,15 +116,16 @@ impl BlobStore {
     pub fn new(data_dir: &Path, backend: Arc<dyn BlobBackend>) -> Result<Self> {
         let root = data_dir.join("tmp");
         std::fs::create_dir_all(&root).map_err(Error::io(&root))?;
-        let removed = sweep_staging(&root)?;
+        let (removed, dead_instances) = sweep_staging(&root)?;
         if removed > 0 {
             tracing::info!(removed, dir = %root.display(), "removed staging files left by a stopped hub");
         }
-        let tmp = root.join(format!("{STAGING_PREFIX}{}", uuid::Uuid::new_v4()));
+        let instance = uuid::Uuid::new_v4().to_string();
+        let tmp = root.join(format!("{STAGING_PREFIX}{instance}"));
         std::fs::create_dir(&tmp).map_err(Error::io(&tmp))?;
         let lock = std::fs::File::open(&tmp).map_err(Error::io(&tmp))?;
         lock.try_lock().map_err(|e| Error::Internal(format!("locking the staging directory {}: {e}", tmp.display())))?;
-        Ok(BlobStore { tmp, backend, _lock: Arc::new(lock) })
+        Ok(BlobStore { tmp, backend, _lock: Arc::new(lock), instance, dead_instances: Arc::new(dead_instances) })
     }
 
     /// The default: blobs on the local filesystem under `DATA/blobs`.
@@ -126,6 +135,17 @@ impl BlobStore {
 
     pub fn backend(&self) -> &Arc<dyn BlobBackend> {
         &self.backend
+    }
+
+    /// This store's instance id: unique per process start; a publish's claim id starts with it.
+    pub fn instance_id(&self) -> &str {
+        &self.instance
+    }
+
+    /// Instance ids of hubs on this data directory that died (their staging directories were
+    /// unlocked and removed when this store opened): their publishes are dead at once.
+    pub fn dead_instances(&self) -> &[String] {
+        &self.dead_instances
     }
 
     /// The local staging directory (also used for request bodies spooled to disk).
