@@ -63,7 +63,7 @@ pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
     }
     if let Some(call_id) = e.call_id
-        && crate::privacy::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
+        && crate::tracking::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
     {
         // Consent off (ADR 0011): nothing of the call is recorded.
         return Ok((0, String::new()));
@@ -98,7 +98,7 @@ const COLUMNS: &str = "seq, uuid, call_id, type, recorded_at, session, mono_ms, 
 /// Read and acknowledgement side of the outbox.
 #[derive(Debug, Clone, Copy)]
 pub struct Outbox<'a> {
-    pub(crate) db: &'a Databases,
+    db: &'a Databases,
 }
 
 /// Counts for the app and support tools.
@@ -111,7 +111,11 @@ pub struct OutboxStats {
     pub last_seq: i64,
 }
 
-impl Outbox<'_> {
+impl<'a> Outbox<'a> {
+    pub(crate) fn new(db: &'a Databases) -> Outbox<'a> {
+        Outbox { db }
+    }
+
     /// Events not yet acknowledged and not parked, oldest first.
     pub fn pending(&self, limit: usize) -> Result<Vec<Event>> {
         self.db.read(|c| {
