@@ -11,10 +11,9 @@ use edetail_bundle::{PublicKey, ReadOptions};
 use rusqlite::{OptionalExtension, params};
 
 use crate::blobs::BlobStore;
-use crate::clock::{Clock, SystemClock, from_ms, to_ms};
+use crate::clock::{Clock, Stamp, SystemClock, from_ms, to_ms};
 use crate::db::{Databases, DbKey};
 use crate::error::{Error, Result};
-use crate::outbox::Stamp;
 use crate::store::ContentStore;
 use crate::validity::{TimeState, TrustedClock, Unopenable, check_openable};
 

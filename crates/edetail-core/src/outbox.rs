@@ -10,6 +10,7 @@ use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::clock::Stamp;
 use crate::clock::from_ms;
 use crate::db::Databases;
 use crate::error::{Error, Result};
@@ -42,14 +43,6 @@ pub struct NewEvent<'a> {
     pub call_id: Option<&'a str>,
     pub kind: &'a str,
     pub payload: Value,
-}
-
-/// Where and when an event is recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp {
-    pub wall_ms: i64,
-    pub session: i64,
-    pub mono_ms: i64,
 }
 
 /// Appends one event inside an open write transaction; returns (seq, uuid).
