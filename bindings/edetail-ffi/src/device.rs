@@ -206,22 +206,22 @@ impl EdetailDevice {
             Navigation::Next | Navigation::Previous => NavSource::Swipe,
             Navigation::ToSlide { .. } | Navigation::ToPresentation { .. } => NavSource::Overview,
         };
-        Ok(self.device.navigate(&call_id, &to.into(), source, hcp_led)?.into())
+        Ok(self.device.calls().navigate(&call_id, &to.into(), source, hcp_led)?.into())
     }
 
     /// The HCP's reaction to the current slide. I/O.
     pub fn react(&self, call_id: String, reaction: ReactionKind) -> ApiResult<Recorded> {
-        Ok(self.device.react(&call_id, reaction.into())?.into())
+        Ok(self.device.calls().react(&call_id, reaction.into())?.into())
     }
 
     /// A rep's note on the call (kept on the device and synced; never logged). I/O.
     pub fn note(&self, call_id: String, text: String) -> ApiResult<Recorded> {
-        Ok(self.device.note(&call_id, &text)?.into())
+        Ok(self.device.calls().note(&call_id, &text)?.into())
     }
 
     /// The HCP asked for a follow-up on a topic. I/O.
     pub fn follow_up(&self, call_id: String, topic: String, note: Option<String>) -> ApiResult<Recorded> {
-        Ok(self.device.follow_up(&call_id, &topic, note.as_deref())?.into())
+        Ok(self.device.calls().follow_up(&call_id, &topic, note.as_deref())?.into())
     }
 
     /// Any other interaction, with a JSON object payload. `kind` is an app-defined type,
@@ -234,51 +234,51 @@ impl EdetailDevice {
         if !payload.is_object() {
             return Err(ApiError::InvalidInput { reason: "payload must be a JSON object".into() });
         }
-        Ok(self.device.record(call_id.as_deref(), &kind, payload)?.into())
+        Ok(self.device.calls().record(call_id.as_deref(), &kind, payload)?.into())
     }
 
     /// Ends the call (closing the current slide's dwell). I/O.
     pub fn end_call(&self, call_id: String) -> ApiResult<()> {
-        Ok(self.device.end_call(&call_id)?)
+        Ok(self.device.calls().end_call(&call_id)?)
     }
 
     /// The call left open by a crash or a killed app, if any (it is recovered as interrupted
     /// when the directory is opened; this is the one still open now).
     pub fn open_call(&self) -> ApiResult<Option<String>> {
-        Ok(self.device.open_call()?)
+        Ok(self.device.calls().open_call()?)
     }
 
     /// Every call on this device, oldest first. I/O.
     pub fn calls(&self) -> ApiResult<Vec<CallInfo>> {
-        Ok(self.device.calls()?.into_iter().map(Into::into).collect())
+        Ok(self.device.calls().list()?.into_iter().map(Into::into).collect())
     }
 
     /// What `start_call` would offer `hcp_id` on `bundle_id` now, to show before the call: the
     /// hub's plan when valid (source `Hub`), else the local suggestion (`Local`). `None` when
     /// the bundle is not installed or cannot be presented now (expired, revoked). I/O.
     pub fn plan_for(&self, hcp_id: String, bundle_id: String) -> ApiResult<Option<CallPlan>> {
-        if self.device.consent_for(&hcp_id)? != edetail_core::Tracking::Full {
+        if self.device.privacy().consent_for(&hcp_id)? != edetail_core::Tracking::Full {
             return Ok(None);
         }
-        Ok(self.device.suggestion_if_presentable(&hcp_id, &bundle_id)?.map(Into::into))
+        Ok(self.device.plans().suggestion_if_presentable(&hcp_id, &bundle_id)?.map(Into::into))
     }
 
     /// The HCP's tracking consent as last received from the hub (`Full` without a record). I/O.
     pub fn consent_for(&self, hcp_id: String) -> ApiResult<ConsentLevel> {
-        Ok(self.device.consent_for(&hcp_id)?.into())
+        Ok(self.device.privacy().consent_for(&hcp_id)?.into())
     }
 
     /// Slide ids of `bundle_id` in the order this device suggests for `hcp_id` from earlier
     /// calls here (local only; `plan_for` prefers the hub's plan). I/O.
     pub fn suggested_slides(&self, hcp_id: String, bundle_id: String) -> ApiResult<Vec<String>> {
-        Ok(self.device.suggested_order(&hcp_id, &bundle_id)?)
+        Ok(self.device.profile().suggested_order(&hcp_id, &bundle_id)?)
     }
 
     /// The one entry point of the slide bridge: forward every string a slide posts (edetail.js
     /// or the Veeva shim) and post the answer back to the page. Never throws: errors are
     /// answered in the bridge's own JSON format. I/O.
     pub fn handle_bridge_message(&self, message: String) -> String {
-        self.device.handle_bridge_message(&message)
+        edetail_core::bridge::handle(&self.device, &message)
     }
 
     /// Recorded events not yet on the hub, for a badge. I/O.
@@ -295,8 +295,8 @@ impl EdetailDevice {
     /// heartbeat instead.
     pub fn set_lifecycle(&self, lifecycle: AppLifecycle) {
         let r = match lifecycle {
-            AppLifecycle::Foreground => self.device.app_foreground(),
-            AppLifecycle::Background => self.device.app_background(),
+            AppLifecycle::Foreground => self.device.calls().app_foreground(),
+            AppLifecycle::Background => self.device.calls().app_background(),
         };
         if let Err(e) = r {
             tracing::warn!(error = %e, "recording the app lifecycle change failed");
@@ -320,7 +320,7 @@ impl EdetailDevice {
     /// Call every few seconds while presenting: a crash then closes dwell at the last
     /// heartbeat. I/O (one small write).
     pub fn heartbeat(&self) -> ApiResult<()> {
-        Ok(self.device.heartbeat()?)
+        Ok(self.device.calls().heartbeat()?)
     }
 
     // ---- sync ------------------------------------------------------------------------------

@@ -138,7 +138,7 @@ pub fn run(args: DeviceArgs, out: &Output) -> anyhow::Result<ExitCode> {
             });
         }
         DeviceCommand::Calls => {
-            let calls = device.calls()?;
+            let calls = device.calls().list()?;
             out.emit(&json!({"calls": calls}), || {
                 calls
                     .iter()

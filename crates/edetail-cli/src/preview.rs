@@ -251,7 +251,7 @@ pub fn run(args: PreviewArgs, out: &Output) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let served = runtime.block_on(serve(app.clone(), listener));
     // End the call whatever happened to the server, so the recording is complete.
-    let ended = app.device.end_call(&app.call_id);
+    let ended = app.device.calls().end_call(&app.call_id);
     runtime.shutdown_timeout(Duration::from_secs(1));
     served?;
     ended.context("ending the preview call")?;
@@ -390,7 +390,7 @@ async fn heartbeat_loop(app: Arc<App>) {
     loop {
         tick.tick().await;
         let a = app.clone();
-        match tokio::task::spawn_blocking(move || a.device.heartbeat()).await {
+        match tokio::task::spawn_blocking(move || a.device.calls().heartbeat()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => note(&format!("heartbeat failed: {e}")),
             Err(e) => note(&format!("heartbeat task failed: {e}")),
@@ -441,7 +441,7 @@ async fn deck(State(app): State<Arc<App>>) -> Response {
 }
 
 fn state_json(app: &App) -> Result<Value, edetail_core::Error> {
-    let c = app.device.call(&app.call_id)?;
+    let c = app.device.calls().get(&app.call_id)?;
     let url = match (&c.slide_id, app.device.content().active(&app.bundle_id)) {
         (Some(s), Ok(active)) => active.manifest.slide(s).map(|sl| slide_href(&app.bundle_id, sl)),
         _ => None,
@@ -482,8 +482,8 @@ async fn nav(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Re
     };
     let stays_possible = !matches!(action, NavAction::Goto { .. });
     let result = blocking(&app, move |a| {
-        let before = a.device.call(&a.call_id).ok().and_then(|c| c.slide_id);
-        a.device.navigate(&a.call_id, &action, source, false).map(|t| (before, t))
+        let before = a.device.calls().get(&a.call_id).ok().and_then(|c| c.slide_id);
+        a.device.calls().navigate(&a.call_id, &action, source, false).map(|t| (before, t))
     })
     .await;
     match result {
@@ -511,7 +511,7 @@ async fn visibility(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes
     let Some(visible) = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v.get("visible").and_then(Value::as_bool)) else {
         return json_error(StatusCode::BAD_REQUEST, "body must be {\"visible\": true | false}");
     };
-    match blocking(&app, move |a| if visible { a.device.app_foreground() } else { a.device.app_background() }).await {
+    match blocking(&app, move |a| if visible { a.device.calls().app_foreground() } else { a.device.calls().app_background() }).await {
         Ok(Ok(())) => json_response(StatusCode::OK, &json!({"ok": true})),
         Ok(Err(e)) => json_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(r) => r,
@@ -604,7 +604,7 @@ async fn bridge(State(app): State<Arc<App>>, req: Request) -> Response {
     let Ok(text) = String::from_utf8(body) else {
         return json_response(StatusCode::OK, &bridge_error("malformed", "message is not UTF-8"));
     };
-    match blocking(&app, move |a| a.device.handle_bridge_message(&text)).await {
+    match blocking(&app, move |a| edetail_core::bridge::handle(&a.device, &text)).await {
         Ok(reply) => ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], reply).into_response(),
         Err(r) => r,
     }

@@ -74,9 +74,9 @@ fn record_call(dir: &Path, key: &SecretKey, events: usize) {
         })
         .unwrap();
     for i in 0..events {
-        device.track(&call, "scroll", json!({"i": i})).unwrap();
+        device.calls().track(&call, "scroll", json!({"i": i})).unwrap();
     }
-    device.end_call(&call).unwrap();
+    device.calls().end_call(&call).unwrap();
 }
 
 fn sync(dir: &Path, hub: &Server, creds: &Value, pubkey: &Path) -> Value {

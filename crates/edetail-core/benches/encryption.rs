@@ -1,4 +1,4 @@
-//! Encryption at rest, priced: `Device::open` (to the first query answered) and `Device::record`
+//! Encryption at rest, priced: `Device::open` (to the first query answered) and `Calls::record`
 //! latency (WAL, synchronous FULL, one transaction per event) on an encrypted database
 //! (SQLCipher, raw key) beside a plain one, both holding the same events, measured in the same
 //! run and interleaved so machine noise hits both sides alike. Prints medians, p99 and the
@@ -87,7 +87,7 @@ fn main() {
             for k in 0..100 {
                 let payload = json!({"slide": "s001", "event": "tap", "data": {"round": round, "k": k}});
                 let t = Instant::now();
-                d.record(None, "custom", payload).expect("record");
+                d.calls().record(None, "custom", payload).expect("record");
                 rec[i].push(t.elapsed());
             }
         }

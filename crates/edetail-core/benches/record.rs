@@ -1,4 +1,4 @@
-//! `Device::record` latency and throughput beside a bare rusqlite INSERT of the same row into a
+//! `Calls::record` latency and throughput beside a bare rusqlite INSERT of the same row into a
 //! table of the same shape, with the same pragmas (WAL; synchronous FULL, then NORMAL for
 //! information), one transaction per row, both measured in the same run, interleaved in rounds
 //! so machine noise hits both sides alike. The target is a ratio (device / bare) <= 1.5.
@@ -120,7 +120,7 @@ fn measure(synchronous: &str, rounds: usize, per_round: usize) -> (Side, Side) {
     println!("  payload {size} bytes serialized");
     // Warm up both (statement caches, WAL file growth).
     for i in 0..50 {
-        d.record(Some(&call), "custom", payload(i)).expect("record");
+        d.calls().record(Some(&call), "custom", payload(i)).expect("record");
         bare.insert(&call, &payload(i), i);
     }
     let (mut dev, mut base) = (Side::new(), Side::new());
@@ -134,7 +134,7 @@ fn measure(synchronous: &str, rounds: usize, per_round: usize) -> (Side, Side) {
                 let p = payload(i);
                 let t = Instant::now();
                 if side == 0 {
-                    d.record(Some(&call), "custom", p).expect("record");
+                    d.calls().record(Some(&call), "custom", p).expect("record");
                     dev.lat.push(t.elapsed());
                 } else {
                     bare.insert(&call, &p, i);

@@ -1,5 +1,5 @@
 //! The bridge path of each vendor container call beside a plain edetail.js call, on a real
-//! device (SQLite WAL, synchronous FULL as shipped): `handle_bridge_message` from the JSON
+//! device (SQLite WAL, synchronous FULL as shipped): `bridge::handle` from the JSON
 //! string the page posts to the reply string, median and p99, interleaved in rounds so machine
 //! noise hits every kind alike. Also the bare parse cost of a `veeva:` request beside parsing
 //! the plain bridge message JSON (no I/O), which is what the vendor layer adds.
@@ -77,7 +77,7 @@ fn main() {
         for (k, (_, m)) in kinds.iter().enumerate() {
             for _ in 0..n {
                 let t = Instant::now();
-                let reply = device.handle_bridge_message(m);
+                let reply = edetail_core::bridge::handle(&device, m);
                 samples[k].push(t.elapsed());
                 debug_assert!(reply.contains("\"ok\":true"), "{reply}");
             }
@@ -98,7 +98,7 @@ fn main() {
     }
     // A reply check outside the timed loop (debug_assert is off in bench builds).
     for (name, m) in &kinds {
-        assert!(device.handle_bridge_message(m).contains("\"ok\":true"), "{name} failed");
+        assert!(edetail_core::bridge::handle(&device, m).contains("\"ok\":true"), "{name} failed");
     }
     assert!(device.outbox().for_call(&call).expect("events").len() > rounds * n);
 

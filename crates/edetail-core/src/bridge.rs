@@ -6,8 +6,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::calls::{NavSource, Reaction};
-use crate::device::{Device, NavAction, NavTarget};
+use crate::device::Device;
 use crate::error::Error;
+use crate::navigation::{NavAction, NavTarget};
 use crate::vendor::veeva::Callback;
 use crate::vendor::{self, Vendor};
 
@@ -88,14 +89,14 @@ fn opt_text(p: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 fn call(device: &Device) -> Result<String, Fail> {
-    device.open_call()?.ok_or_else(|| fail("no_call", "no call is open"))
+    device.calls().open_call()?.ok_or_else(|| fail("no_call", "no call is open"))
 }
 
 fn context(device: &Device) -> Result<Value, Fail> {
-    let Some(call_id) = device.open_call()? else {
+    let Some(call_id) = device.calls().open_call()? else {
         return Ok(json!({"call": null, "hcp": null, "rep": {"id": device.rep_id()}, "slide": null, "bundle": null}));
     };
-    let c = device.call(&call_id)?;
+    let c = device.calls().get(&call_id)?;
     let bundle = match &c.bundle_id {
         Some(b) => device.content().active(b).ok().map(|a| json!({"id": b, "version": a.version})),
         None => None,
@@ -125,7 +126,7 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
                 _ => return Err(fail("invalid_params", "\"action\" must be next, prev or goto")),
             };
             let source = if matches!(action, NavAction::Goto { .. }) { NavSource::Jump } else { NavSource::Link };
-            let t = device.navigate(&call_id, &action, source, false)?;
+            let t = device.calls().navigate(&call_id, &action, source, false)?;
             Ok(json!({"slide": t.slide, "presentation": t.presentation, "url": t.url, "moved": t.moved}))
         }
         "track" => {
@@ -135,7 +136,7 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
             if data.to_string().len() > crate::outbox::MAX_PAYLOAD_BYTES {
                 return Err(fail("invalid_params", "\"data\" is larger than 64 KiB"));
             }
-            let (_, uuid) = device.track(&call_id, event, data)?;
+            let (_, uuid) = device.calls().track(&call_id, event, data)?;
             Ok(json!({"event_id": uuid}))
         }
         "answer" => {
@@ -145,7 +146,7 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
                 Some(Value::Array(a)) => a.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
                 _ => return Err(fail("invalid_params", "\"answers\" must be an array")),
             };
-            device.answer(&call_id, question, &answers, p.get("text").and_then(Value::as_str))?;
+            device.calls().answer(&call_id, question, &answers, p.get("text").and_then(Value::as_str))?;
             Ok(json!({}))
         }
         "react" => {
@@ -155,12 +156,12 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
                 .and_then(Value::as_str)
                 .and_then(Reaction::parse)
                 .ok_or_else(|| fail("invalid_params", "react: value must be positive, neutral or negative"))?;
-            device.react(&call_id, v)?;
+            device.calls().react(&call_id, v)?;
             Ok(json!({}))
         }
         "follow_up" => {
             let call_id = call(device)?;
-            device.follow_up(&call_id, text(p, "topic")?, p.get("note").and_then(Value::as_str))?;
+            device.calls().follow_up(&call_id, text(p, "topic")?, p.get("note").and_then(Value::as_str))?;
             Ok(json!({}))
         }
         "state.save" => {
@@ -169,12 +170,12 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
             if value.to_string().len() > crate::outbox::MAX_PAYLOAD_BYTES {
                 return Err(fail("invalid_params", "\"value\" is larger than 64 KiB"));
             }
-            device.state_save(&call_id, text(p, "key")?, &value)?;
+            device.calls().state_save(&call_id, text(p, "key")?, &value)?;
             Ok(json!({}))
         }
         "state.load" => {
             let call_id = call(device)?;
-            Ok(json!({"value": device.state_load(&call_id, text(p, "key")?)?}))
+            Ok(json!({"value": device.calls().state_load(&call_id, text(p, "key")?)?}))
         }
         "veeva.get_data" => veeva_get_data(device, text(p, "object")?, text(p, "field")?),
         "veeva.request" => veeva_request(device, p),

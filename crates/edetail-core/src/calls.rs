@@ -3,15 +3,21 @@
 //! events, survey answers, notes and follow-up requests; recovery of calls cut off by a crash.
 //!
 //! The open slide view's state lives in the `calls` row and is updated in the same transaction
-//! as the event that changes it, so the recorded events and the state never disagree.
+//! as the event that changes it, so the recorded events and the state never disagree. The
+//! [`Calls`] view (`device.calls()`) runs each interaction as one write transaction; where
+//! next/previous/goto lead is decided by the pure `navigation` module.
 
+use edetail_protocol::Tracking;
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::clock::from_ms;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::outbox::{self, NewEvent, Stamp};
+use crate::navigation::{self, Move, NavAction, NavError, NavTarget, Position, first_visible, presentation_of, slide_url};
+use crate::outbox::{self, NewEvent, Outbox, Stamp};
+use crate::suggestion::Suggestion;
 
 /// A view counts once it lasted this long (or got a reaction): the industry's usual rule.
 pub const VIEW_MIN_DWELL_MS: i64 = 2_000;
@@ -84,6 +90,26 @@ pub enum CallStatus {
     Open,
     Completed,
     Interrupted,
+}
+
+/// How to start a call.
+#[derive(Debug, Clone)]
+pub struct StartCall {
+    pub hcp_id: Option<String>,
+    pub channel: Channel,
+    pub bundle_id: String,
+    /// Presentation to start in (default: the first visible one).
+    pub presentation_id: Option<String>,
+    pub location: Option<String>,
+}
+
+/// A call just started: its id, the first slide, and what to offer the HCP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallStarted {
+    pub call_id: String,
+    pub first: NavTarget,
+    /// `None` when the call has no HCP.
+    pub suggestion: Option<Suggestion>,
 }
 
 /// A call as listed.
@@ -291,6 +317,292 @@ pub(crate) fn recover_interrupted(tx: &Transaction<'_>, stamp: Stamp) -> Result<
         tx.execute("UPDATE calls SET status = 'interrupted', ended_at = ?2 WHERE id = ?1", params![id, last])?;
     }
     Ok(open.into_iter().map(|(id, ..)| id).collect())
+}
+
+/// The tracking a call with `start.hcp_id` gets (full without an HCP).
+pub(crate) fn tracking_for(ctx: &Context, start: &StartCall) -> Result<Tracking> {
+    match &start.hcp_id {
+        Some(h) => ctx.databases().read(|c| crate::tracking::consent_for(c, h)),
+        None => Ok(Tracking::Full),
+    }
+}
+
+/// The calls view of a device (`Device::calls`): navigating and recording in calls (started by
+/// `Device::start_call`), ending and listing them. Each interaction is one write transaction: what it reads (the open slide, the
+/// position) and what it records cannot be separated by another interaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Calls<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> Calls<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Calls<'a> {
+        Calls { ctx }
+    }
+
+    /// Opens the call row, records `call_started` (naming the offered `plan_id`) and enters
+    /// the first slide. The caller checked that the bundle may be opened.
+    pub(crate) fn begin(&self, mut start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
+        let tracking = tracking_for(self.ctx, &start)?;
+        if tracking != Tracking::Full {
+            // Anonymous: recorded without the HCP id. Off: navigation state only, the outbox
+            // refuses the call's events (see `outbox::append`).
+            start.hcp_id = None;
+        }
+        let active = self.ctx.content().active(&start.bundle_id)?;
+        let m = &active.manifest;
+        let deck = match &start.presentation_id {
+            Some(p) => m.presentation(p).ok_or_else(|| Error::Invalid(format!("unknown presentation {p:?}")))?,
+            None => m.presentations.iter().find(|p| !p.hidden).ok_or_else(|| Error::Invalid("no visible presentation".into()))?,
+        };
+        let first = first_visible(m, &deck.slides).ok_or_else(|| Error::Invalid(format!("presentation {:?} has no slides", deck.id)))?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let stamp = self.ctx.stamp();
+        let rep = self.ctx.rep_id();
+        self.ctx.databases().write(|tx| {
+            tx.execute(
+                "INSERT INTO calls (id, rep_id, hcp_id, channel, status, bundle_id, location, started_at, tracking)
+                 VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8)",
+                params![id, rep, start.hcp_id, start.channel.as_str(), start.bundle_id, start.location, stamp.wall_ms, tracking.as_str()],
+            )?;
+            record(
+                tx,
+                Some(&id),
+                "call_started",
+                json!({"rep_id": rep, "hcp_id": start.hcp_id, "channel": start.channel, "bundle_id": start.bundle_id,
+                       "bundle_version": active.version, "location": start.location, "plan_id": plan_id}),
+                stamp,
+            )?;
+            enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)
+        })?;
+        let url = slide_url(&start.bundle_id, m, &first);
+        Ok((id, NavTarget { slide: first, presentation: deck.id.clone(), url, moved: true }))
+    }
+
+    /// The shell shows a slide (swipe, overview pick): closes the open view and opens this one.
+    pub fn enter_slide(&self, call_id: &str, slide_id: &str, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            let view = open_view(tx, call_id)?;
+            let bundle_id = call_bundle(call_id, &view)?;
+            let active = self.ctx.content().active(&bundle_id)?;
+            let m = &active.manifest;
+            let presentation =
+                presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
+            enter_slide(tx, call_id, slide_id, &presentation, active.version, source, hcp_led, stamp)?;
+            Ok(NavTarget { url: slide_url(&bundle_id, m, slide_id), slide: slide_id.into(), presentation, moved: true })
+        })
+    }
+
+    /// Moves within the deck: next/previous skip hidden slides and honour sub-presentations
+    /// (a slide's sub-presentation is shown first, then the slide); goto jumps anywhere
+    /// (see [`navigation::resolve`]).
+    pub fn navigate(&self, call_id: &str, action: &NavAction, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            let view = open_view(tx, call_id)?;
+            let bundle_id = call_bundle(call_id, &view)?;
+            let active = self.ctx.content().active(&bundle_id)?;
+            let m = &active.manifest;
+            let current = view.slide_id.clone().unwrap_or_default();
+            let cur_pres = view.presentation_id.clone().unwrap_or_default();
+            let at = Position { slide: &current, presentation: &cur_pres, return_to: view.return_to.as_deref() };
+            match navigation::resolve(m, at, action) {
+                Ok(Move::Stay) => {
+                    Ok(NavTarget { url: slide_url(&bundle_id, m, &current), slide: current, presentation: cur_pres, moved: false })
+                }
+                Ok(Move::Enter { slide, presentation, return_to }) => {
+                    enter_slide(tx, call_id, &slide, &presentation, active.version, source, hcp_led, stamp)?;
+                    tx.execute("UPDATE calls SET return_to_slide = ?2 WHERE id = ?1", params![call_id, return_to])?;
+                    Ok(NavTarget { url: slide_url(&bundle_id, m, &slide), slide, presentation, moved: true })
+                }
+                Err(NavError::NotFound(what)) => Err(Error::UnknownSlide { bundle_id, slide: what }),
+                Err(NavError::NoTarget) => Err(Error::Invalid("goto needs a slide, presentation or key message".into())),
+            }
+        })
+    }
+
+    /// Records a generic event, in a call or not. `kind` is an app-defined type (`app.` plus a
+    /// name, see `edetail_protocol::EventKind`) or a built-in kind; anything else is
+    /// `Error::Invalid`, since the hub would reject it. Returns (seq, uuid) once the event is
+    /// durable.
+    pub fn record(&self, call_id: Option<&str>, kind: &str, payload: Value) -> Result<(i64, String)> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            if let Some(id) = call_id {
+                open_view(tx, id)?;
+            }
+            record(tx, call_id, kind, payload, stamp)
+        })
+    }
+
+    /// Records an event of an open call whose payload names the slide open now: reading the
+    /// slide and recording happen in one write transaction, so no navigation in between can
+    /// attach the event to the wrong slide.
+    pub(crate) fn record_on_slide(
+        &self,
+        call_id: &str,
+        kind: &str,
+        payload: impl FnOnce(Option<String>) -> Value,
+    ) -> Result<(i64, String)> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            let slide = open_view(tx, call_id)?.slide_id;
+            record(tx, Some(call_id), kind, payload(slide), stamp)
+        })
+    }
+
+    pub fn react(&self, call_id: &str, value: Reaction) -> Result<(i64, String)> {
+        self.record_on_slide(call_id, "reaction", |slide| json!({"slide": slide, "value": value}))
+    }
+
+    pub fn track(&self, call_id: &str, event: &str, data: Value) -> Result<(i64, String)> {
+        self.record_on_slide(call_id, "custom", |slide| json!({"slide": slide, "event": event, "data": data}))
+    }
+
+    pub fn answer(&self, call_id: &str, question: &str, answers: &[String], text: Option<&str>) -> Result<(i64, String)> {
+        self.record_on_slide(
+            call_id,
+            "survey_answer",
+            |slide| json!({"slide": slide, "question": question, "answers": answers, "text": text}),
+        )
+    }
+
+    /// A note by the rep about the call (personal data: stored, never logged).
+    pub fn note(&self, call_id: &str, text: &str) -> Result<(i64, String)> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            open_view(tx, call_id)?;
+            tx.execute("UPDATE calls SET notes = COALESCE(notes || char(10), '') || ?2 WHERE id = ?1", params![call_id, text])?;
+            record(tx, Some(call_id), "note", json!({"text": text}), stamp)
+        })
+    }
+
+    pub fn follow_up(&self, call_id: &str, topic: &str, note: Option<&str>) -> Result<(i64, String)> {
+        self.record_on_slide(call_id, "follow_up_request", |slide| json!({"slide": slide, "topic": topic, "note": note}))
+    }
+
+    /// Keeps the open calls' "last known alive" moment fresh (the shell calls this every few
+    /// seconds); after a crash, dwell is closed here.
+    pub fn heartbeat(&self) -> Result<()> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            for id in open_call_ids(tx)? {
+                heartbeat(tx, &id, stamp)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The app went to the background: dwell pauses in every open call.
+    pub fn app_background(&self) -> Result<()> {
+        self.set_paused(true)
+    }
+
+    /// The app is visible again: dwell resumes.
+    pub fn app_foreground(&self) -> Result<()> {
+        self.set_paused(false)
+    }
+
+    fn set_paused(&self, paused: bool) -> Result<()> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            for id in open_call_ids(tx)? {
+                set_paused(tx, &id, paused, stamp)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Ends a call: closes the open view and records `call_ended`.
+    pub fn end_call(&self, call_id: &str) -> Result<()> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            open_view(tx, call_id)?;
+            close_view(tx, call_id, "call_end", stamp, None)?;
+            let started: i64 = tx.query_row("SELECT started_at FROM calls WHERE id = ?1", [call_id], |r| r.get(0))?;
+            outbox::append(
+                tx,
+                &NewEvent { call_id: Some(call_id), kind: "call_ended", payload: json!({"duration_ms": stamp.wall_ms - started}) },
+                stamp,
+            )?;
+            tx.execute("UPDATE calls SET status = 'completed', ended_at = ?2 WHERE id = ?1", params![call_id, stamp.wall_ms])?;
+            if crate::tracking::call_tracking(tx, call_id)? == Tracking::Off {
+                // Nothing of an untracked call is kept once it ends.
+                tx.execute("DELETE FROM call_state WHERE call_id = ?1", [call_id])?;
+                tx.execute("DELETE FROM calls WHERE id = ?1", [call_id])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The open call, if any (the most recent when several are open).
+    pub fn open_call(&self) -> Result<Option<String>> {
+        self.ctx.databases().read(|c| {
+            Ok(c.query_row("SELECT id FROM calls WHERE status = 'open' ORDER BY started_at DESC LIMIT 1", [], |r| r.get(0)).optional()?)
+        })
+    }
+
+    /// Every call on this device, oldest first.
+    pub fn list(&self) -> Result<Vec<Call>> {
+        self.ctx.databases().read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, rep_id, hcp_id, channel, status, bundle_id, started_at, ended_at, slide_id, presentation_id
+                 FROM calls ORDER BY started_at, id",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok(Call {
+                    id: r.get(0)?,
+                    rep_id: r.get(1)?,
+                    hcp_id: r.get(2)?,
+                    channel: r.get(3)?,
+                    status: r.get(4)?,
+                    bundle_id: r.get(5)?,
+                    started_at: from_ms(r.get(6)?),
+                    ended_at: r.get::<_, Option<i64>>(7)?.map(from_ms),
+                    slide_id: r.get(8)?,
+                    presentation_id: r.get(9)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// One call by id.
+    pub fn get(&self, call_id: &str) -> Result<Call> {
+        self.list()?.into_iter().find(|c| c.id == call_id).ok_or_else(|| Error::UnknownCall(call_id.into()))
+    }
+
+    /// Derived slide views of a call (2 s or a reaction counts as a view).
+    pub fn slide_views(&self, call_id: &str) -> Result<Vec<SlideView>> {
+        Ok(derive_views(&Outbox::new(self.ctx.databases()).for_call(call_id)?))
+    }
+
+    /// Per-call slide state (`edetail.state.save`).
+    pub fn state_save(&self, call_id: &str, key: &str, value: &Value) -> Result<()> {
+        self.ctx.databases().write(|tx| {
+            open_view(tx, call_id)?;
+            tx.execute(
+                "INSERT INTO call_state (call_id, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (call_id, key) DO UPDATE SET value = excluded.value",
+                params![call_id, key, value.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn state_load(&self, call_id: &str, key: &str) -> Result<Option<Value>> {
+        let raw: Option<String> = self.ctx.databases().read(|c| {
+            Ok(c.query_row("SELECT value FROM call_state WHERE call_id = ?1 AND key = ?2", params![call_id, key], |r| r.get(0))
+                .optional()?)
+        })?;
+        Ok(raw.and_then(|s| serde_json::from_str(&s).ok()))
+    }
+}
+
+/// The bundle an open call presents.
+fn call_bundle(call_id: &str, view: &ViewState) -> Result<String> {
+    view.bundle_id.clone().ok_or_else(|| Error::Invalid(format!("call {call_id} has no bundle")))
 }
 
 /// Derives slide views from a call's raw events.

@@ -6,6 +6,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+/// Where and when an event is recorded: wall clock, process session, monotonic offset.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    pub wall_ms: i64,
+    pub session: i64,
+    pub mono_ms: i64,
+}
+
 /// The device's clocks.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// Wall-clock time as the device believes it (may be wrong or set back).

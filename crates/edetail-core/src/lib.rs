@@ -5,12 +5,20 @@
 //!   installs from zips or blob by blob; rollback, revocation, GC.
 //! - [`validity`]: trusted time and whether content may be opened.
 //! - [`assets`]: resolving `(bundle, path, range)` for the WebView, plus the runtime's scripts.
-//! - [`calls`], [`outbox`]: calls, slide views, dwell, and the durable append-only event log.
-//! - [`bridge`]: the slide bridge protocol (`handle_bridge_message`).
-//! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries.
+//! - [`context`]: the opened data directory every part works on (databases, content store,
+//!   trusted clock and event stamps, configuration).
+//! - [`calls`], [`outbox`]: calls, slide views, dwell, and the durable append-only event log;
+//!   [`navigation`]: where next/previous/goto lead, as pure functions over a manifest.
+//! - `tracking`, [`privacy`]: stored tracking levels; erasures and consents from the hub.
 //! - [`profile`]: local interest profile and suggested order per HCP.
-//! - [`plans`]: the hub's signed per-HCP plans, and which suggestion a call offers.
-//! - [`device`]: the `Device` facade over all of it.
+//! - [`plans`]: the hub's signed per-HCP plans, and which [`suggestion`] a call offers.
+//! - [`device`]: the `Device` facade over all of it, with views (`device.calls()`, ...).
+//! - [`bridge`]: the slide bridge protocol (`bridge::handle(&device, json)`), above the facade.
+//! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries, above the
+//!   facade.
+//!
+//! Layering (no module imports one above it): `context` -> `calls`/`outbox`/`plans`/`privacy`/
+//! `profile` -> `device` -> `bridge`/`vendor`.
 //!
 //! No tokio, no HTTP client: the sync engine (edetail-sync) drives network I/O on top.
 
@@ -19,24 +27,32 @@ pub mod blobs;
 pub mod bridge;
 pub mod calls;
 pub mod clock;
+pub mod context;
 pub mod db;
 pub mod device;
 pub mod error;
+pub mod navigation;
 pub mod outbox;
 pub mod plans;
 pub mod privacy;
 pub mod profile;
 pub mod store;
+pub mod suggestion;
+mod tracking;
 pub mod validity;
 pub mod vendor;
 
-pub use calls::{Call, CallStatus, Channel, NavSource, Reaction, SlideView};
+pub use calls::{Call, CallStarted, CallStatus, Calls, Channel, NavSource, Reaction, SlideView, StartCall};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use context::DeviceConfig;
 pub use db::DbKey;
-pub use device::{CallStarted, Device, DeviceConfig, NavAction, NavTarget, StartCall};
+pub use device::Device;
 pub use edetail_protocol::Tracking;
 pub use error::{Error, Result};
-pub use outbox::{Event, OutboxStats};
-pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, SuggestedSlide, Suggestion, SuggestionSource};
-pub use privacy::{ERASED_EVENT, LocalErasure};
+pub use navigation::{NavAction, NavTarget};
+pub use outbox::{Event, Outbox, OutboxStats};
+pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, Plans, StoredPlan};
+pub use privacy::{ERASED_EVENT, LocalErasure, Privacy};
+pub use profile::Profile;
 pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob, PendingDownload};
+pub use suggestion::{SuggestedSlide, Suggestion, SuggestionSource};

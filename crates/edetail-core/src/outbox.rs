@@ -10,6 +10,7 @@ use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::clock::Stamp;
 use crate::clock::from_ms;
 use crate::db::Databases;
 use crate::error::{Error, Result};
@@ -44,14 +45,6 @@ pub struct NewEvent<'a> {
     pub payload: Value,
 }
 
-/// Where and when an event is recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct Stamp {
-    pub wall_ms: i64,
-    pub session: i64,
-    pub mono_ms: i64,
-}
-
 /// Appends one event inside an open write transaction; returns (seq, uuid).
 pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i64, String)> {
     let payload = serde_json::to_string(&e.payload).map_err(|x| Error::Invalid(x.to_string()))?;
@@ -65,7 +58,7 @@ pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
     }
     if let Some(call_id) = e.call_id
-        && crate::privacy::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
+        && crate::tracking::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
     {
         // Consent off (ADR 0011): nothing of the call is recorded.
         return Ok((0, String::new()));
@@ -100,7 +93,7 @@ const COLUMNS: &str = "seq, uuid, call_id, type, recorded_at, session, mono_ms, 
 /// Read and acknowledgement side of the outbox.
 #[derive(Debug, Clone, Copy)]
 pub struct Outbox<'a> {
-    pub(crate) db: &'a Databases,
+    db: &'a Databases,
 }
 
 /// Counts for the app and support tools.
@@ -113,7 +106,11 @@ pub struct OutboxStats {
     pub last_seq: i64,
 }
 
-impl Outbox<'_> {
+impl<'a> Outbox<'a> {
+    pub(crate) fn new(db: &'a Databases) -> Outbox<'a> {
+        Outbox { db }
+    }
+
     /// Events not yet acknowledged and not parked, oldest first.
     pub fn pending(&self, limit: usize) -> Result<Vec<Event>> {
         self.db.read(|c| {

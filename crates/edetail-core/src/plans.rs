@@ -16,8 +16,10 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
 use crate::clock::{from_ms, to_ms};
-use crate::device::Device;
+use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::profile::Profile;
+pub use crate::suggestion::{SuggestedSlide, Suggestion, SuggestionSource};
 
 /// What happened to one received plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,47 +79,8 @@ pub struct OfferedPlan {
     pub skipped: Vec<PlanItem>,
 }
 
-/// Where a call's suggested order comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "source", rename_all = "snake_case")]
-pub enum SuggestionSource {
-    /// The hub's signed plan for this HCP.
-    Hub { plan_id: String, stage: String },
-    /// This device's own history with the HCP (the fallback; works offline).
-    Local,
-}
-
-/// One suggested slide and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SuggestedSlide {
-    pub slide_id: String,
-    pub presentation_id: String,
-    pub reason: String,
-}
-
-/// What a call offers for an HCP: slides in order, where they come from, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Suggestion {
-    pub source: SuggestionSource,
-    pub slides: Vec<SuggestedSlide>,
-    /// One line per reason behind the suggestion as a whole.
-    pub reasons: Vec<String>,
-}
-
-impl Suggestion {
-    /// The offered hub plan's id (`None` for a local suggestion).
-    pub fn plan_id(&self) -> Option<&str> {
-        match &self.source {
-            SuggestionSource::Hub { plan_id, .. } => Some(plan_id),
-            SuggestionSource::Local => None,
-        }
-    }
-
-    pub fn slide_ids(&self) -> Vec<String> {
-        self.slides.iter().map(|s| s.slide_id.clone()).collect()
-    }
-
-    fn from_plan(p: OfferedPlan) -> Suggestion {
+impl From<OfferedPlan> for Suggestion {
+    fn from(p: OfferedPlan) -> Suggestion {
         Suggestion {
             source: SuggestionSource::Hub { plan_id: p.plan_id, stage: p.stage },
             slides: p
@@ -151,15 +114,25 @@ fn parse_plan(bytes: &[u8]) -> std::result::Result<Plan, PlanRefusal> {
     }
 }
 
-impl Device {
+/// The plans view of a device (`Device::plans`).
+#[derive(Debug, Clone, Copy)]
+pub struct Plans<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> Plans<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Plans<'a> {
+        Plans { ctx }
+    }
+
     /// Verifies and stores plans from the change feed, one report per plan in order. Each plan
     /// must be signed by a trusted key; a refused plan is reported and logged (plan id only) and
     /// does not stop the others. A plan replaces the stored one for the same `(hcp_id,
     /// bundle_id)` only when generated later. Idempotent. Fails only for storage errors (then
     /// nothing of this call is stored).
     pub fn store_plans(&self, plans: &[SignedPlan]) -> Result<Vec<PlanReport>> {
-        let received_at = to_ms(self.trusted_now()?);
-        let trusted = &self.config().trusted_keys;
+        let received_at = to_ms(self.ctx.trusted_now()?);
+        let trusted = &self.ctx.config().trusted_keys;
         let mut accepted = Vec::new();
         let mut reports = Vec::with_capacity(plans.len());
         for (index, signed) in plans.iter().enumerate() {
@@ -182,7 +155,7 @@ impl Device {
         if accepted.is_empty() {
             return Ok(reports);
         }
-        self.databases().write(|tx| {
+        self.ctx.databases().write(|tx| {
             for (at, key_id, plan, signed) in &accepted {
                 let stored: Option<(String, i64)> = tx
                     .query_row(
@@ -230,7 +203,7 @@ impl Device {
     /// `valid_until` by the trusted clock, the bundle active and openable, and every slide it
     /// names present in the active manifest. `None`: fall back to the local suggestion.
     pub fn plan_for(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<OfferedPlan>> {
-        let bytes: Option<Vec<u8>> = self.databases().read(|c| {
+        let bytes: Option<Vec<u8>> = self.ctx.databases().read(|c| {
             Ok(c.prepare_cached("SELECT plan FROM plans WHERE hcp_id = ?1 AND bundle_id = ?2")?
                 .query_row(params![hcp_id, bundle_id], |r| r.get(0))
                 .optional()?)
@@ -247,10 +220,10 @@ impl Device {
             tracing::debug!(plan = %plan.plan_id, bundle = bundle_id, "plan not offered: {why}");
             Ok(None)
         };
-        if self.trusted_now()? >= plan.valid_until {
+        if self.ctx.trusted_now()? >= plan.valid_until {
             return not_offered("expired");
         }
-        match self.check_openable(bundle_id) {
+        match self.ctx.check_openable(bundle_id) {
             Ok(()) => {}
             Err(Error::NotOpenable { .. } | Error::UnknownBundle(_)) => return not_offered("bundle not openable"),
             Err(e) => return Err(e),
@@ -258,7 +231,7 @@ impl Device {
         if plan.items.is_empty() {
             return not_offered("no slides");
         }
-        let active = self.content().active(bundle_id)?;
+        let active = self.ctx.content().active(bundle_id)?;
         let m = &active.manifest;
         let known = |i: &PlanItem| {
             m.slide(&i.slide_id).is_some() && m.presentation(&i.presentation_id).is_some_and(|p| p.slides.contains(&i.slide_id))
@@ -279,23 +252,41 @@ impl Device {
         }))
     }
 
-    /// What a call on this bundle would offer this HCP now ([`Device::suggestion`]); `None` when
+    /// What a call on this bundle would offer this HCP now ([`Plans::suggestion`]); `None` when
     /// the bundle is not installed or cannot be presented now (expired, revoked, sync required).
     pub fn suggestion_if_presentable(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<Suggestion>> {
-        match self.check_openable(bundle_id) {
+        match self.ctx.check_openable(bundle_id) {
             Ok(()) => Ok(Some(self.suggestion(hcp_id, bundle_id)?)),
             Err(Error::NotOpenable { .. } | Error::UnknownBundle(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// What to offer for this HCP on this bundle: the hub's plan when [`Device::plan_for`]
-    /// offers one, else the local suggestion ([`Device::local_suggestion`]).
+    /// What to offer for this HCP on this bundle: the hub's plan when [`Plans::plan_for`]
+    /// offers one, else the local suggestion ([`Profile::local_suggestion`]).
     pub fn suggestion(&self, hcp_id: &str, bundle_id: &str) -> Result<Suggestion> {
         match self.plan_for(hcp_id, bundle_id)? {
-            Some(p) => Ok(Suggestion::from_plan(p)),
-            None => self.local_suggestion(hcp_id, bundle_id),
+            Some(p) => Ok(p.into()),
+            None => Profile::new(self.ctx).local_suggestion(hcp_id, bundle_id),
         }
+    }
+
+    /// Every stored plan, by HCP and bundle (support tools and tests).
+    pub fn stored(&self) -> Result<Vec<StoredPlan>> {
+        self.ctx.databases().read(|c| {
+            let mut st =
+                c.prepare_cached("SELECT hcp_id, bundle_id, plan_id, generated_at, received_at FROM plans ORDER BY hcp_id, bundle_id")?;
+            let rows = st.query_map([], |r| {
+                Ok(StoredPlan {
+                    hcp_id: r.get(0)?,
+                    bundle_id: r.get(1)?,
+                    plan_id: r.get(2)?,
+                    generated_at: from_ms(r.get(3)?),
+                    received_at: from_ms(r.get(4)?),
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
     }
 }
 
@@ -326,22 +317,4 @@ pub struct StoredPlan {
     pub plan_id: String,
     pub generated_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
-}
-
-/// Every stored plan, by HCP and bundle.
-pub fn stored_plans(device: &Device) -> Result<Vec<StoredPlan>> {
-    device.databases().read(|c| {
-        let mut st =
-            c.prepare_cached("SELECT hcp_id, bundle_id, plan_id, generated_at, received_at FROM plans ORDER BY hcp_id, bundle_id")?;
-        let rows = st.query_map([], |r| {
-            Ok(StoredPlan {
-                hcp_id: r.get(0)?,
-                bundle_id: r.get(1)?,
-                plan_id: r.get(2)?,
-                generated_at: from_ms(r.get(3)?),
-                received_at: from_ms(r.get(4)?),
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-    })
 }

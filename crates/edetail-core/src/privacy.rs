@@ -16,7 +16,7 @@ use edetail_protocol::{ConsentRecord, Erasure, Tracking};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
-use crate::device::Device;
+use crate::context::Context;
 use crate::error::Result;
 
 /// Type of an outbox event blanked by an erasure before it was uploaded.
@@ -101,18 +101,22 @@ fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The tracking level of a call (`full` for calls without an HCP).
-pub(crate) fn call_tracking(tx: &Transaction<'_>, call_id: &str) -> Result<Tracking> {
-    let t: Option<String> = tx.query_row("SELECT tracking FROM calls WHERE id = ?1", [call_id], |r| r.get(0)).optional()?;
-    Ok(t.as_deref().and_then(Tracking::parse).unwrap_or(Tracking::Full))
+/// The privacy view of a device (`Device::privacy`).
+#[derive(Debug, Clone, Copy)]
+pub struct Privacy<'a> {
+    ctx: &'a Context,
 }
 
-impl Device {
+impl<'a> Privacy<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Privacy<'a> {
+        Privacy { ctx }
+    }
+
     /// Erases everything this device holds about an HCP (an erasure from the hub's feed):
     /// calls (an open one is dropped), slide state, plans, profile, and outbox events, those
     /// not yet uploaded included (blanked, never uploaded with content). Idempotent.
     pub fn erase_hcp(&self, hcp_id: &str) -> Result<LocalErasure> {
-        let out = self.databases().write(|tx| erase(tx, hcp_id))?;
+        let out = self.ctx.databases().write(|tx| erase(tx, hcp_id))?;
         tracing::info!(calls = out.calls, events_blanked = out.events_blanked, "hcp erased on device");
         Ok(out)
     }
@@ -127,7 +131,7 @@ impl Device {
 
     /// Applies consent records (newest `updated_at` per HCP wins); returns how many changed.
     pub fn apply_consents(&self, consents: &[ConsentRecord]) -> Result<usize> {
-        self.databases().write(|tx| {
+        self.ctx.databases().write(|tx| {
             let mut n = 0;
             for c in consents {
                 n += usize::from(apply_consent(tx, c)?);
@@ -139,9 +143,6 @@ impl Device {
     /// The tracking level for calls with this HCP ([`Tracking::DEFAULT`], full, without a
     /// consent record).
     pub fn consent_for(&self, hcp_id: &str) -> Result<Tracking> {
-        self.databases().read(|c| {
-            let t: Option<String> = c.query_row("SELECT tracking FROM consents WHERE hcp_id = ?1", [hcp_id], |r| r.get(0)).optional()?;
-            Ok(t.as_deref().and_then(Tracking::parse).unwrap_or(Tracking::DEFAULT))
-        })
+        self.ctx.databases().read(|c| crate::tracking::consent_for(c, hcp_id))
     }
 }

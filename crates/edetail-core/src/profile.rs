@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::calls::derive_views;
-use crate::device::Device;
+use crate::calls::{Calls, derive_views};
+use crate::context::Context;
 use crate::error::Result;
-use crate::plans::{SuggestedSlide, Suggestion, SuggestionSource};
+use crate::outbox::Outbox;
+use crate::suggestion::{SuggestedSlide, Suggestion, SuggestionSource};
 
 /// Weights, named so they can be tuned and explained.
 pub const WEIGHT_REVISIT: f64 = 0.5;
@@ -52,15 +53,25 @@ fn median(mut v: Vec<i64>) -> i64 {
     v[(v.len() - 1) / 2]
 }
 
-impl Device {
+/// The local profile view of a device (`Device::profile`).
+#[derive(Debug, Clone, Copy)]
+pub struct Profile<'a> {
+    ctx: &'a Context,
+}
+
+impl<'a> Profile<'a> {
+    pub(crate) fn new(ctx: &'a Context) -> Profile<'a> {
+        Profile { ctx }
+    }
+
     /// The interest profile of one HCP from this device's recorded calls.
     pub fn interest_profile(&self, hcp_id: &str) -> Result<InterestProfile> {
-        let calls = self.calls()?;
+        let calls = Calls::new(self.ctx).list()?;
         // Typical dwell per slide across all HCPs.
         let mut all_dwells: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         let mut per_call = Vec::new();
         for c in &calls {
-            let events = self.outbox().for_call(&c.id)?;
+            let events = Outbox::new(self.ctx.databases()).for_call(&c.id)?;
             for v in derive_views(&events) {
                 all_dwells.entry(v.slide_id.clone()).or_default().push(v.dwell_ms);
             }
@@ -71,7 +82,7 @@ impl Device {
         let typical: BTreeMap<String, i64> = all_dwells.into_iter().map(|(k, v)| (k, median(v).max(1000))).collect();
         let mut scores: BTreeMap<String, (f64, u32)> = BTreeMap::new();
         for (c, events) in &per_call {
-            let Some(bundle) = c.bundle_id.as_ref().and_then(|b| self.content().active(b).ok()) else { continue };
+            let Some(bundle) = c.bundle_id.as_ref().and_then(|b| self.ctx.content().active(b).ok()) else { continue };
             let topics_of = |slide: &str| bundle.manifest.slide(slide).map(|s| s.topics.clone()).unwrap_or_default();
             let mut seen: BTreeMap<String, u32> = BTreeMap::new();
             for v in derive_views(events).into_iter().filter(|v| v.counts) {
@@ -124,12 +135,12 @@ impl Device {
         Ok(self.local_suggestion(hcp_id, bundle_id)?.slide_ids())
     }
 
-    /// The local suggestion ([`Device::suggested_order`]) with its reasons: per slide the topic
+    /// The local suggestion ([`Profile::suggested_order`]) with its reasons: per slide the topic
     /// interest that placed it, and overall the calls and strongest topics it rests on.
     pub fn local_suggestion(&self, hcp_id: &str, bundle_id: &str) -> Result<Suggestion> {
         let profile = self.interest_profile(hcp_id)?;
         let interest: BTreeMap<&str, f64> = profile.topics.iter().map(|t| (t.topic.as_str(), t.score)).collect();
-        let active = self.content().active(bundle_id)?;
+        let active = self.ctx.content().active(bundle_id)?;
         let m = &active.manifest;
         let mut reasons = Vec::new();
         if profile.calls == 0 {

@@ -179,15 +179,15 @@ fn crash_child_record_worker() {
             match rng.range(0, 9) {
                 0 => {
                     let slide = if rng.chance(2) { "intro" } else { "efficacy" };
-                    d.enter_slide(&call, slide, NavSource::Swipe, false).expect("enter slide");
+                    d.calls().enter_slide(&call, slide, NavSource::Swipe, false).expect("enter slide");
                 }
-                1 => d.heartbeat().expect("heartbeat"),
+                1 => d.calls().heartbeat().expect("heartbeat"),
                 _ => {
                     let payload = json!({
                         "slide": "efficacy", "event": "chart_tap", "n": n, "nonce": format!("{nonce:016x}-{n}"),
                         "data": {"chart": "hr-forest", "point": n % 7, "label": "HR 0.78 (95% CI 0.69-0.88)"}
                     });
-                    let (seq, uuid) = d.record(Some(&call), "custom", payload).expect("record");
+                    let (seq, uuid) = d.calls().record(Some(&call), "custom", payload).expect("record");
                     emit(&format!("EV {seq} {uuid} {call}"));
                 }
             }
@@ -196,7 +196,7 @@ fn crash_child_record_worker() {
             // Leave some calls open for the kill to interrupt; otherwise end them.
             continue;
         }
-        d.end_call(&call).expect("end call");
+        d.calls().end_call(&call).expect("end call");
         emit(&format!("END {call}"));
     }
     panic!("record child was never killed");
@@ -431,7 +431,7 @@ fn check_record_dir(dir: &Path, log: &RecordLog) {
     assert_eq!(direct, 0);
     // Calls: none left open; ended ones completed; every other one recovered as interrupted,
     // closed exactly once, with every slide view closed.
-    let calls = d.calls().unwrap();
+    let calls = d.calls().list().unwrap();
     let status: HashMap<&str, &str> = calls.iter().map(|c| (c.id.as_str(), c.status.as_str())).collect();
     assert!(calls.iter().all(|c| c.status != "open"), "calls left open after recovery");
     let mut interrupted = 0;
@@ -451,7 +451,7 @@ fn check_record_dir(dir: &Path, log: &RecordLog) {
             }
             s => panic!("call {} has status {s}", c.id),
         }
-        for v in d.slide_views(&c.id).unwrap() {
+        for v in d.calls().slide_views(&c.id).unwrap() {
             assert!(v.closed_by.is_some(), "call {}: view of {} never closed", c.id, v.slide_id);
         }
     }

@@ -272,7 +272,7 @@ fn navigation_skips_hidden_slides_and_shows_sub_presentations_first() {
     let d = open_with(tmp.path(), &c);
     d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
     let call = start(&d, "hcp-1");
-    let nav = |a: NavAction| d.navigate(&call, &a, NavSource::Swipe, false).unwrap().slide;
+    let nav = |a: NavAction| d.calls().navigate(&call, &a, NavSource::Swipe, false).unwrap().slide;
     assert_eq!(nav(NavAction::Next), "efficacy");
     // hidden-ref is skipped; safety requires its ISI first.
     assert_eq!(nav(NavAction::Next), "isi-1");
@@ -283,9 +283,81 @@ fn navigation_skips_hidden_slides_and_shows_sub_presentations_first() {
     assert_eq!(nav(NavAction::Goto { slide: None, presentation: Some("pi".into()), key_message: None }), "pi");
     assert_eq!(nav(NavAction::Goto { slide: None, presentation: None, key_message: Some("KM_DOSING.zip".into()) }), "dosing");
     assert!(
-        d.navigate(&call, &NavAction::Goto { slide: Some("nope".into()), presentation: None, key_message: None }, NavSource::Jump, false)
+        d.calls()
+            .navigate(&call, &NavAction::Goto { slide: Some("nope".into()), presentation: None, key_message: None }, NavSource::Jump, false)
             .is_err()
     );
+}
+
+/// A clock that takes a millisecond to read on threads that ask for it to be slow: reading the
+/// time of an event then leaves room for other threads to act.
+#[derive(Debug)]
+struct SlowClock(Arc<ManualClock>);
+
+thread_local! {
+    static SLOW: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl edetail_core::Clock for SlowClock {
+    fn now_utc(&self) -> chrono::DateTime<Utc> {
+        if SLOW.get() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.0.now_utc()
+    }
+    fn monotonic(&self) -> Duration {
+        self.0.monotonic()
+    }
+}
+
+#[test]
+fn events_name_the_slide_open_when_they_were_recorded_even_while_another_thread_navigates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = Device::open(tmp.path(), DeviceConfig { clock: Arc::new(SlowClock(c.clone())), ..config(&c) }).unwrap();
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    let call = start(&d, "hcp-1");
+    const ROUNDS: usize = 100;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut i = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let slide = if i % 2 == 0 { "efficacy" } else { "intro" };
+                d.calls().enter_slide(&call, slide, NavSource::Swipe, false).unwrap();
+                i += 1;
+            }
+        });
+        s.spawn(|| {
+            SLOW.set(true);
+            let calls = d.calls();
+            for i in 0..ROUNDS {
+                match i % 4 {
+                    0 => calls.react(&call, Reaction::Positive).map(drop),
+                    1 => calls.track(&call, "tap", json!({"i": i})).map(drop),
+                    2 => calls.answer(&call, "q1", &["a".into()], None).map(drop),
+                    _ => calls.follow_up(&call, "dosing", None).map(drop),
+                }
+                .unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    });
+    // Replaying the log in seq order: every event names the slide entered last before it.
+    let mut open: Option<String> = None;
+    let mut checked = 0;
+    for e in d.outbox().for_call(&call).unwrap() {
+        let slide = e.payload.get("slide").and_then(Value::as_str).map(str::to_string);
+        match e.kind.as_str() {
+            "slide_enter" => open = slide,
+            "reaction" | "custom" | "survey_answer" | "follow_up_request" => {
+                assert_eq!(slide, open, "event {} ({}) names a slide that was not open", e.seq, e.kind);
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(checked, ROUNDS);
 }
 
 #[test]
@@ -296,24 +368,24 @@ fn dwell_pauses_in_background_and_views_follow_the_two_second_rule() {
     d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
     let call = start(&d, "hcp-1");
     c.advance(Duration::from_millis(1500)); // intro: 1.5 s, no reaction: not a view
-    d.enter_slide(&call, "efficacy", NavSource::Swipe, true).unwrap();
+    d.calls().enter_slide(&call, "efficacy", NavSource::Swipe, true).unwrap();
     c.advance(Duration::from_secs(5));
-    d.app_background().unwrap();
+    d.calls().app_background().unwrap();
     c.advance(Duration::from_secs(600)); // ten minutes in the background do not count
-    d.app_foreground().unwrap();
+    d.calls().app_foreground().unwrap();
     c.advance(Duration::from_secs(3));
-    d.react(&call, Reaction::Positive).unwrap();
-    d.enter_slide(&call, "safety", NavSource::Overview, false).unwrap();
+    d.calls().react(&call, Reaction::Positive).unwrap();
+    d.calls().enter_slide(&call, "safety", NavSource::Overview, false).unwrap();
     c.advance(Duration::from_millis(500));
-    d.react(&call, Reaction::Negative).unwrap(); // 0.5 s but a reaction: a view
-    d.end_call(&call).unwrap();
+    d.calls().react(&call, Reaction::Negative).unwrap(); // 0.5 s but a reaction: a view
+    d.calls().end_call(&call).unwrap();
 
-    let views = d.slide_views(&call).unwrap();
+    let views = d.calls().slide_views(&call).unwrap();
     let summary: Vec<(&str, i64, bool)> = views.iter().map(|v| (v.slide_id.as_str(), v.dwell_ms, v.counts)).collect();
     assert_eq!(summary, vec![("intro", 1500, false), ("efficacy", 8000, true), ("safety", 500, true)]);
     assert!(views[1].hcp_led);
     assert_eq!(views[1].reactions, vec!["positive"]);
-    assert_eq!(d.call(&call).unwrap().status, "completed");
+    assert_eq!(d.calls().get(&call).unwrap().status, "completed");
     let kinds: Vec<String> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds.first().map(String::as_str), Some("call_started"));
     assert_eq!(kinds.last().map(String::as_str), Some("call_ended"));
@@ -329,15 +401,15 @@ fn a_crash_leaves_the_call_interrupted_with_dwell_closed_at_the_last_heartbeat()
         let d = open_with(tmp.path(), &c);
         d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
         call = start(&d, "hcp-1");
-        d.enter_slide(&call, "efficacy", NavSource::Swipe, false).unwrap();
+        d.calls().enter_slide(&call, "efficacy", NavSource::Swipe, false).unwrap();
         c.advance(Duration::from_secs(7));
-        d.heartbeat().unwrap();
+        d.calls().heartbeat().unwrap();
         c.advance(Duration::from_secs(30)); // then the app is killed: no heartbeat, no end
     }
     let d = open_with(tmp.path(), &c);
-    let got = d.call(&call).unwrap();
+    let got = d.calls().get(&call).unwrap();
     assert_eq!(got.status, "interrupted");
-    let views = d.slide_views(&call).unwrap();
+    let views = d.calls().slide_views(&call).unwrap();
     let last = views.last().unwrap();
     assert_eq!((last.slide_id.as_str(), last.dwell_ms, last.closed_by.as_deref()), ("efficacy", 7000, Some("recovery")));
     assert_eq!(d.outbox().for_call(&call).unwrap().last().unwrap().kind, "call_interrupted");
@@ -355,7 +427,7 @@ fn outbox_ack_park_and_compact_never_lose_unacknowledged_events() {
     let d = open_with(tmp.path(), &c);
     let mut uuids = Vec::new();
     for i in 0..10 {
-        let (seq, uuid) = d.record(None, "custom", json!({"i": i})).unwrap();
+        let (seq, uuid) = d.calls().record(None, "custom", json!({"i": i})).unwrap();
         assert_eq!(seq, i + 1, "sequence numbers are dense and ordered");
         uuids.push(uuid);
     }
@@ -371,7 +443,7 @@ fn outbox_ack_park_and_compact_never_lose_unacknowledged_events() {
     let s = d.outbox().stats().unwrap();
     assert_eq!((s.total, s.pending, s.parked, s.last_seq), (6, 5, 1, 10));
     // Sequence numbers are never reused after compaction.
-    assert_eq!(d.record(None, "custom", json!({})).unwrap().0, 11);
+    assert_eq!(d.calls().record(None, "custom", json!({})).unwrap().0, 11);
 }
 
 /// The core records only what the hub accepts: built-in kinds and `app.` types; anything else is
@@ -382,12 +454,12 @@ fn only_kinds_of_the_event_contract_are_recorded() {
     let c = clock();
     let d = open_with(tmp.path(), &c);
     for bad in ["tap", "sample_request", "app.", "app.with space", "", "slide_enter\u{0}"] {
-        let err = d.record(None, bad, json!({})).expect_err(bad).to_string();
+        let err = d.calls().record(None, bad, json!({})).expect_err(bad).to_string();
         assert!(err.contains("event type"), "{bad:?}: {err}");
     }
-    assert!(d.record(None, "tap", json!({})).unwrap_err().to_string().contains("app."));
-    assert_eq!(d.record(None, "app.sample_request", json!({"units": 2})).unwrap().0, 1);
-    assert_eq!(d.record(None, "app.Opened-v2", json!({})).unwrap().0, 2);
+    assert!(d.calls().record(None, "tap", json!({})).unwrap_err().to_string().contains("app."));
+    assert_eq!(d.calls().record(None, "app.sample_request", json!({"units": 2})).unwrap().0, 1);
+    assert_eq!(d.calls().record(None, "app.Opened-v2", json!({})).unwrap().0, 2);
     let kinds: Vec<String> = d.outbox().pending(10).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["app.sample_request", "app.Opened-v2"]);
 }
@@ -398,7 +470,7 @@ fn disk_full_fails_clearly_and_damages_nothing() {
     let c = clock();
     let d = open_with(tmp.path(), &c);
     for i in 0..20 {
-        d.record(None, "custom", json!({"i": i})).unwrap();
+        d.calls().record(None, "custom", json!({"i": i})).unwrap();
     }
     // Cap the database at its current size: the next pages cannot be allocated.
     d.databases()
@@ -411,7 +483,7 @@ fn disk_full_fails_clearly_and_damages_nothing() {
     let big = "x".repeat(60_000);
     let mut failed = false;
     for _ in 0..50 {
-        match d.record(None, "custom", json!({"blob": big})) {
+        match d.calls().record(None, "custom", json!({"blob": big})) {
             Err(Error::StorageFull) => {
                 failed = true;
                 break;
@@ -429,7 +501,7 @@ fn disk_full_fails_clearly_and_damages_nothing() {
 }
 
 fn bridge(d: &Device, msg: Value) -> Value {
-    serde_json::from_str(&d.handle_bridge_message(&msg.to_string())).unwrap()
+    serde_json::from_str(&edetail_core::bridge::handle(d, &msg.to_string())).unwrap()
 }
 
 #[test]
@@ -484,7 +556,7 @@ fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
         ("\u{0}\u{1}".into(), "malformed"),
     ];
     for (msg, code) in hostile {
-        let r: Value = serde_json::from_str(&d.handle_bridge_message(&msg)).unwrap();
+        let r: Value = serde_json::from_str(&edetail_core::bridge::handle(&d, &msg)).unwrap();
         assert_eq!(r["ok"], false, "{msg:.80}");
         assert_eq!(r["error"]["code"], code, "{msg:.80} -> {r}");
     }
@@ -504,23 +576,23 @@ fn local_profile_ranks_what_the_hcp_lingered_on() {
         for _ in 0..2 {
             let call = start(&d, hcp);
             for s in ["efficacy", "safety", "dosing"] {
-                d.enter_slide(&call, s, NavSource::Swipe, false).unwrap();
+                d.calls().enter_slide(&call, s, NavSource::Swipe, false).unwrap();
                 c.advance(Duration::from_secs(if s == linger { 40 } else { 4 }));
             }
-            d.end_call(&call).unwrap();
+            d.calls().end_call(&call).unwrap();
         }
     }
     let call = start(&d, "hcp-dosing");
-    d.follow_up(&call, "dosing", None).unwrap();
-    d.end_call(&call).unwrap();
+    d.calls().follow_up(&call, "dosing", None).unwrap();
+    d.calls().end_call(&call).unwrap();
 
-    let p = d.interest_profile("hcp-safety").unwrap();
+    let p = d.profile().interest_profile("hcp-safety").unwrap();
     assert_eq!(p.calls, 2);
     assert_eq!(p.topics[0].topic, "safety", "{p:?}");
-    assert_eq!(d.interest_profile("hcp-dosing").unwrap().topics[0].topic, "dosing");
-    assert_eq!(d.suggested_order("hcp-safety", "com.example.sample").unwrap(), vec!["intro", "safety", "efficacy", "dosing"]);
-    assert_eq!(d.suggested_order("hcp-dosing", "com.example.sample").unwrap()[1], "dosing");
-    assert_eq!(d.suggested_order("hcp-new", "com.example.sample").unwrap(), vec!["intro", "efficacy", "safety", "dosing"]);
+    assert_eq!(d.profile().interest_profile("hcp-dosing").unwrap().topics[0].topic, "dosing");
+    assert_eq!(d.profile().suggested_order("hcp-safety", "com.example.sample").unwrap(), vec!["intro", "safety", "efficacy", "dosing"]);
+    assert_eq!(d.profile().suggested_order("hcp-dosing", "com.example.sample").unwrap()[1], "dosing");
+    assert_eq!(d.profile().suggested_order("hcp-new", "com.example.sample").unwrap(), vec!["intro", "efficacy", "safety", "dosing"]);
 }
 
 #[test]

@@ -36,9 +36,9 @@ fn record_call(d: &Device, tmp: &Path) -> String {
     let (call, _) = d
         .start_call(StartCall { hcp_id: Some(HCP.into()), channel: Channel::FaceToFace, bundle_id, presentation_id: None, location: None })
         .unwrap();
-    d.note(&call, NOTE).unwrap();
-    d.answer(&call, "q1", &["a".into()], Some(ANSWER)).unwrap();
-    d.end_call(&call).unwrap();
+    d.calls().note(&call, NOTE).unwrap();
+    d.calls().answer(&call, "q1", &["a".into()], Some(ANSWER)).unwrap();
+    d.calls().end_call(&call).unwrap();
     call
 }
 
@@ -111,7 +111,7 @@ fn wrong_missing_and_unexpected_keys_are_clear_errors_and_change_nothing() {
 
     // Reopen with the right key: everything is still there and recording goes on.
     let d = Device::open(&dir, config(Some(db_key(1)))).unwrap();
-    let c = d.call(&call).unwrap();
+    let c = d.calls().get(&call).unwrap();
     assert_eq!(c.hcp_id.as_deref(), Some(HCP));
     let kinds: Vec<String> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| e.kind).collect();
     assert!(kinds.iter().any(|k| k == "note") && kinds.iter().any(|k| k == "survey_answer"), "{kinds:?}");
@@ -152,7 +152,7 @@ fn encrypt_existing_migrates_a_plain_database() {
     assert!(!contains(&db_bytes(&dir), NOTE));
     assert!(matches!(Device::open(&dir, config(None)), Err(Error::KeyRequired(_))));
     let d = Device::open(&dir, config(Some(db_key(3)))).unwrap();
-    assert_eq!(d.call(&call).unwrap().hcp_id.as_deref(), Some(HCP));
+    assert_eq!(d.calls().get(&call).unwrap().hcp_id.as_deref(), Some(HCP));
     assert_eq!(d.outbox().for_call(&call).unwrap().iter().filter(|e| e.kind == "note").count(), 1);
     assert_eq!(d.integrity_check().unwrap(), "ok");
     // Encrypting an already encrypted database is refused.

@@ -26,8 +26,8 @@ fn record_call(d: &Device, tmp: &Path, hcp: &str, note: &str) -> String {
     let (call, _) = d
         .start_call(StartCall { hcp_id: Some(hcp.into()), channel: Channel::FaceToFace, bundle_id, presentation_id: None, location: None })
         .unwrap();
-    d.note(&call, note).unwrap();
-    d.end_call(&call).unwrap();
+    d.calls().note(&call, note).unwrap();
+    d.calls().end_call(&call).unwrap();
     call
 }
 
@@ -53,10 +53,10 @@ fn one_reps_session_cannot_read_another_reps_calls() {
     let call_b = record_call(&b, tmp.path(), "hcp-of-b", "note-of-rep-b");
 
     // Each session sees only its own rep's calls and events.
-    let ids = |d: &Device| d.calls().unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+    let ids = |d: &Device| d.calls().list().unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
     assert_eq!(ids(&a), vec![call_a.clone()]);
     assert_eq!(ids(&b), vec![call_b.clone()]);
-    assert!(a.call(&call_b).is_err(), "rep A's session cannot look up rep B's call");
+    assert!(a.calls().get(&call_b).is_err(), "rep A's session cannot look up rep B's call");
     assert!(a.outbox().for_call(&call_b).unwrap().is_empty());
     drop(b);
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use edetail_bundle::SecretKey;
 use edetail_bundle::testkit::SampleBundle;
-use edetail_core::plans::stored_plans;
 use edetail_core::{Channel, Device, DeviceConfig, ManualClock, NavSource, PlanOutcome, PlanRefusal, StartCall, SuggestionSource};
 use edetail_protocol::{Base64Bytes, Plan, PlanItem, SignedPlan};
 
@@ -88,7 +87,7 @@ fn bad_untrusted_and_unsigned_plans_are_refused_and_the_others_stored() {
     };
     let also_good = sign(&plan("p-good-2", "hcp-6", t0()), &hub_key());
 
-    let reports = d.store_plans(&[good, tampered, untrusted, unsigned, junk, also_good]).unwrap();
+    let reports = d.plans().store_plans(&[good, tampered, untrusted, unsigned, junk, also_good]).unwrap();
     let outcomes: Vec<&PlanOutcome> = reports.iter().map(|r| &r.outcome).collect();
     assert_eq!(outcomes[0], &PlanOutcome::Stored);
     assert!(matches!(outcomes[1], PlanOutcome::Refused { reason: PlanRefusal::Signature { .. } }), "{reports:?}");
@@ -106,10 +105,10 @@ fn bad_untrusted_and_unsigned_plans_are_refused_and_the_others_stored() {
             assert!(!reason.to_string().contains("hcp-"), "{reason}");
         }
     }
-    let stored: Vec<String> = stored_plans(&d).unwrap().into_iter().map(|r| r.plan_id).collect();
+    let stored: Vec<String> = d.plans().stored().unwrap().into_iter().map(|r| r.plan_id).collect();
     assert_eq!(stored, vec!["p-good", "p-good-2"]);
-    assert!(d.plan_for("hcp-3", BUNDLE).unwrap().is_none());
-    assert!(d.plan_for("hcp-4", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-3", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-4", BUNDLE).unwrap().is_none());
 }
 
 #[test]
@@ -117,18 +116,18 @@ fn newer_plans_replace_older_ones_never_the_reverse_and_reapplying_is_harmless()
     let (_tmp, _c, d) = setup();
     let old = sign(&plan("p-old", "hcp-1", t0() - chrono::Duration::hours(2)), &hub_key());
     let new = sign(&plan("p-new", "hcp-1", t0() - chrono::Duration::hours(1)), &hub_key());
-    assert_eq!(d.store_plans(std::slice::from_ref(&new)).unwrap()[0].outcome, PlanOutcome::Stored);
-    assert_eq!(d.store_plans(std::slice::from_ref(&old)).unwrap()[0].outcome, PlanOutcome::Outdated);
-    assert_eq!(d.plan_for("hcp-1", BUNDLE).unwrap().unwrap().plan_id, "p-new");
+    assert_eq!(d.plans().store_plans(std::slice::from_ref(&new)).unwrap()[0].outcome, PlanOutcome::Stored);
+    assert_eq!(d.plans().store_plans(std::slice::from_ref(&old)).unwrap()[0].outcome, PlanOutcome::Outdated);
+    assert_eq!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().unwrap().plan_id, "p-new");
     // The same page again: nothing changes.
-    let again = d.store_plans(&[old, new.clone()]).unwrap();
+    let again = d.plans().store_plans(&[old, new.clone()]).unwrap();
     assert_eq!(again[0].outcome, PlanOutcome::Outdated);
     assert_eq!(again[1].outcome, PlanOutcome::AlreadyStored);
-    assert_eq!(stored_plans(&d).unwrap().len(), 1);
+    assert_eq!(d.plans().stored().unwrap().len(), 1);
     // A newer one replaces it.
     let newest = sign(&plan("p-newest", "hcp-1", t0()), &hub_key());
-    assert_eq!(d.store_plans(&[newest]).unwrap()[0].outcome, PlanOutcome::Stored);
-    let offered = d.plan_for("hcp-1", BUNDLE).unwrap().unwrap();
+    assert_eq!(d.plans().store_plans(&[newest]).unwrap()[0].outcome, PlanOutcome::Stored);
+    let offered = d.plans().plan_for("hcp-1", BUNDLE).unwrap().unwrap();
     assert_eq!(offered.plan_id, "p-newest");
     assert_eq!(offered.stage, "educated");
     assert_eq!(offered.items.iter().map(|i| i.slide_id.as_str()).collect::<Vec<_>>(), ["efficacy", "intro"]);
@@ -139,17 +138,17 @@ fn newer_plans_replace_older_ones_never_the_reverse_and_reapplying_is_harmless()
 #[test]
 fn an_expired_plan_is_not_offered_even_with_the_clock_set_back() {
     let (tmp, c, d) = setup();
-    d.store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_some());
+    d.plans().store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_some());
     c.advance(Duration::from_secs(15 * 86400)); // past valid_until (14 days)
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
     // Setting the device clock back does not revive it (trusted time), nor does a restart.
     c.set_wall(t0());
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
     drop(d);
     let d = open(&tmp.path().join("data"), &c);
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
-    assert_eq!(d.suggestion("hcp-1", BUNDLE).unwrap().source, SuggestionSource::Local);
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert_eq!(d.plans().suggestion("hcp-1", BUNDLE).unwrap().source, SuggestionSource::Local);
 }
 
 #[test]
@@ -159,10 +158,10 @@ fn a_plan_naming_a_slide_the_active_version_lacks_falls_back_to_local() {
     p.items.push(item("safety", "not in this bundle"));
     let mut wrong_deck = plan("p-wrong-deck", "hcp-2", t0());
     wrong_deck.items[0].presentation_id = "pi".into(); // efficacy is not in presentation pi
-    d.store_plans(&[sign(&p, &hub_key()), sign(&wrong_deck, &hub_key())]).unwrap();
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
-    assert!(d.plan_for("hcp-2", BUNDLE).unwrap().is_none());
-    let s = d.suggestion("hcp-1", BUNDLE).unwrap();
+    d.plans().store_plans(&[sign(&p, &hub_key()), sign(&wrong_deck, &hub_key())]).unwrap();
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-2", BUNDLE).unwrap().is_none());
+    let s = d.plans().suggestion("hcp-1", BUNDLE).unwrap();
     assert_eq!(s.source, SuggestionSource::Local);
     assert_eq!(s.slide_ids(), vec!["intro", "efficacy"]);
 }
@@ -171,12 +170,12 @@ fn a_plan_naming_a_slide_the_active_version_lacks_falls_back_to_local() {
 fn a_plan_for_a_revoked_expired_or_missing_bundle_is_not_offered() {
     // Revoked.
     let (_tmp, _c, d) = setup();
-    d.store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_some());
+    d.plans().store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_some());
     d.content().revoke(BUNDLE, "withdrawn", 0).unwrap();
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
-    assert!(d.suggestion_if_presentable("hcp-1", BUNDLE).unwrap().is_none());
-    assert!(d.suggestion_if_presentable("hcp-1", "com.example.other").unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().suggestion_if_presentable("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().suggestion_if_presentable("hcp-1", "com.example.other").unwrap().is_none());
 
     // Expired content while the plan itself is still valid.
     let tmp = tempfile::tempdir().unwrap();
@@ -185,16 +184,16 @@ fn a_plan_for_a_revoked_expired_or_missing_bundle_is_not_offered() {
     let mut b = SampleBundle::new();
     b.manifest.valid_until = t0() + chrono::Duration::days(2);
     install(&d, tmp.path(), &b);
-    d.store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_some());
+    d.plans().store_plans(&[sign(&plan("p-1", "hcp-1", t0()), &hub_key())]).unwrap();
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_some());
     c.advance(Duration::from_secs(3 * 86400));
-    assert!(d.plan_for("hcp-1", BUNDLE).unwrap().is_none());
+    assert!(d.plans().plan_for("hcp-1", BUNDLE).unwrap().is_none());
 
     // A plan for a bundle not installed here is stored but never offered.
     let mut other = plan("p-other", "hcp-1", t0());
     other.bundle_id = "com.example.other".into();
-    assert_eq!(d.store_plans(&[sign(&other, &hub_key())]).unwrap()[0].outcome, PlanOutcome::Stored);
-    assert!(d.plan_for("hcp-1", "com.example.other").unwrap().is_none());
+    assert_eq!(d.plans().store_plans(&[sign(&other, &hub_key())]).unwrap()[0].outcome, PlanOutcome::Stored);
+    assert!(d.plans().plan_for("hcp-1", "com.example.other").unwrap().is_none());
 }
 
 fn call_started_plan_id(d: &Device, call_id: &str) -> serde_json::Value {
@@ -219,16 +218,16 @@ fn start_call_offers_the_hub_plan_and_records_its_id_else_the_local_suggestion()
     assert_eq!(local.source, SuggestionSource::Local);
     assert!(local.reasons[0].contains("no earlier calls"), "{local:?}");
     assert_eq!(call_started_plan_id(&d, &first.call_id), serde_json::Value::Null);
-    d.enter_slide(&first.call_id, "efficacy", NavSource::Swipe, false).unwrap();
+    d.calls().enter_slide(&first.call_id, "efficacy", NavSource::Swipe, false).unwrap();
     c.advance(Duration::from_secs(30));
-    d.end_call(&first.call_id).unwrap();
-    let local = d.suggestion("hcp-1", BUNDLE).unwrap();
+    d.calls().end_call(&first.call_id).unwrap();
+    let local = d.plans().suggestion("hcp-1", BUNDLE).unwrap();
     assert_eq!(local.source, SuggestionSource::Local);
     assert!(local.reasons.iter().any(|r| r.contains("efficacy")), "{local:?}");
     assert_eq!(local.slides[1].reason.split(' ').take(2).collect::<Vec<_>>(), ["interest", "in"]);
 
     // With a valid hub plan: the plan, and its id in call_started.
-    d.store_plans(&[sign(&plan("p-42", "hcp-1", t0()), &hub_key())]).unwrap();
+    d.plans().store_plans(&[sign(&plan("p-42", "hcp-1", t0()), &hub_key())]).unwrap();
     let started = d.start_call_with_suggestion(start(Some("hcp-1"))).unwrap();
     let s = started.suggestion.unwrap();
     assert_eq!(s.source, SuggestionSource::Hub { plan_id: "p-42".into(), stage: "educated".into() });
@@ -236,16 +235,16 @@ fn start_call_offers_the_hub_plan_and_records_its_id_else_the_local_suggestion()
     assert_eq!(s.slides[0].reason, "strongest interest: efficacy");
     assert_eq!(s.reasons, vec!["stage educated", "interest in efficacy"]);
     assert_eq!(call_started_plan_id(&d, &started.call_id), serde_json::json!("p-42"));
-    d.end_call(&started.call_id).unwrap();
+    d.calls().end_call(&started.call_id).unwrap();
 
     // The plain start_call records it as well; another HCP and no HCP get none.
     let (id, _) = d.start_call(start(Some("hcp-1"))).unwrap();
     assert_eq!(call_started_plan_id(&d, &id), serde_json::json!("p-42"));
-    d.end_call(&id).unwrap();
+    d.calls().end_call(&id).unwrap();
     let other = d.start_call_with_suggestion(start(Some("hcp-2"))).unwrap();
     assert_eq!(other.suggestion.unwrap().source, SuggestionSource::Local);
     assert_eq!(call_started_plan_id(&d, &other.call_id), serde_json::Value::Null);
-    d.end_call(&other.call_id).unwrap();
+    d.calls().end_call(&other.call_id).unwrap();
     let anonymous = d.start_call_with_suggestion(start(None)).unwrap();
     assert!(anonymous.suggestion.is_none());
     assert_eq!(call_started_plan_id(&d, &anonymous.call_id), serde_json::Value::Null);

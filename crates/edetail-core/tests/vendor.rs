@@ -39,7 +39,7 @@ fn world(bundle: SampleBundle) -> World {
 
 impl World {
     fn bridge(&self, method: &str, params: Value) -> Value {
-        let reply = self.device.handle_bridge_message(&json!({"v": 1, "id": 1, "method": method, "params": params}).to_string());
+        let reply = edetail_core::bridge::handle(&self.device, &json!({"v": 1, "id": 1, "method": method, "params": params}).to_string());
         serde_json::from_str(&reply).unwrap()
     }
 
@@ -207,7 +207,7 @@ fn veeva_calls_edetail_cannot_honour_are_answered_and_recorded() {
 fn next_on_the_last_slide_and_prev_on_the_first_do_nothing() {
     let w = world(SampleBundle::new());
     let before = w.count();
-    let t = w.device.navigate(&w.call, &NavAction::Previous, NavSource::Swipe, false).unwrap();
+    let t = w.device.calls().navigate(&w.call, &NavAction::Previous, NavSource::Swipe, false).unwrap();
     assert_eq!((t.slide.as_str(), t.moved), ("intro", false));
     assert_eq!(w.count(), before, "no fake exit/enter");
     let r = w.ok("navigate", json!({"action": "next"}));
@@ -218,7 +218,7 @@ fn next_on_the_last_slide_and_prev_on_the_first_do_nothing() {
     let r = w.ok("veeva.request", json!({"request": "veeva:nextSlide()"}));
     assert_eq!(r["navigate"]["moved"], false);
     assert_eq!(w.count(), before);
-    let views: Vec<String> = w.device.slide_views(&w.call).unwrap().into_iter().map(|v| v.slide_id).collect();
+    let views: Vec<String> = w.device.calls().slide_views(&w.call).unwrap().into_iter().map(|v| v.slide_id).collect();
     assert_eq!(views, ["intro", "efficacy"], "no second view of efficacy");
 }
 
@@ -238,8 +238,8 @@ fn agnitio_deck() -> SampleBundle {
 #[test]
 fn agnitio_slide_reports_become_views_of_the_bundle_slides() {
     let w = world(agnitio_deck());
-    assert_eq!(w.device.call(&w.call).unwrap().slide_id.as_deref(), Some("intro"));
-    let t = w.device.navigate(&w.call, &NavAction::Next, NavSource::Swipe, false).unwrap();
+    assert_eq!(w.device.calls().get(&w.call).unwrap().slide_id.as_deref(), Some("intro"));
+    let t = w.device.calls().navigate(&w.call, &NavAction::Next, NavSource::Swipe, false).unwrap();
     assert_eq!(t.url, "/com.example.sample/index.html?path=core/efficacy", "the route drives the framework");
 
     // The framework reports the slide the shell already shows: nothing new.
@@ -252,7 +252,7 @@ fn agnitio_slide_reports_become_views_of_the_bundle_slides() {
     let r = w.ok("agnitio.invoke", json!({"url": url}));
     assert_eq!(r["result"]["slide"], "intro");
     assert_eq!(w.last().0, "slide_enter");
-    assert_eq!(w.device.call(&w.call).unwrap().slide_id.as_deref(), Some("intro"));
+    assert_eq!(w.device.calls().get(&w.call).unwrap().slide_id.as_deref(), Some("intro"));
     // slideExit is answered; the next enter closes the view.
     let before = w.count();
     w.ok("agnitio.invoke", json!({"api": "monitoringEvent", "params": r#"{"category":"slideExit","valueId":"cz_intro"}"#}));
@@ -319,7 +319,7 @@ fn oce_player_calls() {
 #[test]
 fn vendor_calls_without_an_open_call_are_refused_not_dropped_silently() {
     let w = world(SampleBundle::new());
-    w.device.end_call(&w.call).unwrap();
+    w.device.calls().end_call(&w.call).unwrap();
     for (m, p) in [
         ("veeva.request", json!({"request": "veeva:nextSlide()"})),
         ("agnitio.invoke", json!({"api": "getPresenter", "params": "{}"})),

@@ -867,10 +867,10 @@ impl Inner {
 /// Applies a page's erasures and consents (both idempotent).
 fn apply_privacy(device: &Device, page: &ChangePage, report: &mut SyncReport) -> edetail_core::Result<()> {
     if !page.erasures.is_empty() {
-        report.erasures += device.apply_erasures(&page.erasures)?;
+        report.erasures += device.privacy().apply_erasures(&page.erasures)?;
     }
     if !page.consents.is_empty() {
-        report.consents_changed += device.apply_consents(&page.consents)?;
+        report.consents_changed += device.privacy().apply_consents(&page.consents)?;
     }
     Ok(())
 }
@@ -881,7 +881,7 @@ fn apply_plans(device: &Device, plans: &[edetail_protocol::SignedPlan], report: 
     if plans.is_empty() {
         return Ok(());
     }
-    for r in device.store_plans(plans)? {
+    for r in device.plans().store_plans(plans)? {
         match r.outcome {
             PlanOutcome::Stored => report.plans_stored += 1,
             PlanOutcome::Refused { .. } => report.plans_refused += 1,

@@ -27,16 +27,16 @@ fn record_day(t: &Tablet) -> String {
     for (s, secs) in [("moa-overview", 6), ("efficacy-primary", 6), ("safety-ae", 50), ("tolerability", 45), ("dosing", 3)] {
         show(t, &c, s, secs);
     }
-    t.device.react(&c, Reaction::Positive).unwrap();
-    t.device.end_call(&c).unwrap();
+    t.device.calls().react(&c, Reaction::Positive).unwrap();
+    t.device.calls().end_call(&c).unwrap();
 
     let c = start(t, "hcp-samples").call_id;
     for (s, secs) in [("moa-overview", 12), ("moa-diagram", 14), ("moa-video", 20), ("dosing", 40)] {
         show(t, &c, s, secs);
     }
-    t.device.answer(&c, "dosing-titration-clear", &["yes".into()], Some("free text that must never reach a plan")).unwrap();
-    let (_, follow_up) = t.device.follow_up(&c, "samples", Some("a note")).unwrap();
-    t.device.end_call(&c).unwrap();
+    t.device.calls().answer(&c, "dosing-titration-clear", &["yes".into()], Some("free text that must never reach a plan")).unwrap();
+    let (_, follow_up) = t.device.calls().follow_up(&c, "samples", Some("a note")).unwrap();
+    t.device.calls().end_call(&c).unwrap();
     follow_up
 }
 
@@ -55,7 +55,7 @@ fn closes_the_loop(w: World) {
     let untrusting = tablet(&w, "rep-2", false);
     let follow_up_uuid = record_day(&t);
     assert!(matches!(start(&t, "hcp-safety").suggestion.unwrap().source, SuggestionSource::Local), "no hub plan yet");
-    t.device.end_call(&t.device.open_call().unwrap().unwrap()).unwrap();
+    t.device.calls().end_call(&t.device.calls().open_call().unwrap().unwrap()).unwrap();
 
     t.clock.set_wall(Utc::now());
     let up = t.engine.sync_now().unwrap();
@@ -97,7 +97,7 @@ fn closes_the_loop(w: World) {
     assert_eq!(first_topical.slide_id, "safety-ae", "safety first for the HCP who lingered on it");
     let started = t.device.outbox().for_call(&next.call_id).unwrap().into_iter().find(|e| e.kind == "call_started").unwrap();
     assert_eq!(started.payload["plan_id"], json!(plan_id), "the call records which plan it offered");
-    t.device.end_call(&next.call_id).unwrap();
+    t.device.calls().end_call(&next.call_id).unwrap();
 
     // A tablet that does not trust the hub's plan key refuses its plans and stays local.
     let refused = untrusting.engine.sync_now().unwrap();

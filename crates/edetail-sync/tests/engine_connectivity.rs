@@ -19,7 +19,7 @@ fn setup() -> (tokio::runtime::Runtime, tempfile::TempDir, Arc<Device>, Arc<Sync
     let (url, _, _) = rt.block_on(scripted(answer("503 Service Unavailable", "", body)));
     let dir = tempfile::tempdir().expect("tempdir");
     let device = Arc::new(Device::open(dir.path(), DeviceConfig::new("rep-1")).expect("device"));
-    device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     let engine = SyncEngine::new(device.clone(), SyncConfig::new(url, "d1", Arc::new(StaticToken("t".into())))).expect("engine");
     (rt, dir, device, Arc::new(engine))
 }

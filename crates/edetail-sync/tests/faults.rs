@@ -181,15 +181,15 @@ fn record_call(d: &SimDevice, rng: &mut Rng, round: usize, call: usize) {
     for i in 0..TRACKS_PER_CALL {
         if i % 20 == 10 {
             let slide = ["intro", "efficacy", "pi"][rng.below(3) as usize];
-            d.device.enter_slide(&call_id, slide, NavSource::Swipe, rng.chance(0.3)).expect("slide entered");
+            d.device.calls().enter_slide(&call_id, slide, NavSource::Swipe, rng.chance(0.3)).expect("slide entered");
         }
         if i % 15 == 7 {
             let r = [Reaction::Positive, Reaction::Neutral, Reaction::Negative][rng.below(3) as usize];
-            d.device.react(&call_id, r).expect("reaction");
+            d.device.calls().react(&call_id, r).expect("reaction");
         }
-        d.device.track(&call_id, "scroll", json!({"round": round, "call": call, "i": i, "y": rng.below(1000)})).expect("tracked");
+        d.device.calls().track(&call_id, "scroll", json!({"round": round, "call": call, "i": i, "y": rng.below(1000)})).expect("tracked");
     }
-    d.device.end_call(&call_id).expect("call ends");
+    d.device.calls().end_call(&call_id).expect("call ends");
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn devices_sync_every_event_exactly_once_and_install_v2_through_faults() {
     {
         let d = &devices[0];
         for n in 0..25 {
-            d.device.record(None, "custom", json!({"warmup": n})).expect("recorded");
+            d.device.calls().record(None, "custom", json!({"warmup": n})).expect("recorded");
         }
         let r = d.engine.sync_now().expect("the first sync rides out one lost answer and a duplicate");
         counters.sync_calls.fetch_add(1, Ordering::SeqCst);

@@ -107,10 +107,10 @@ fn uploads_every_event_exactly_once_and_resends_nothing() {
     let dev = open_device(&hub.key);
     let mut uuids = Vec::new();
     for i in 0..1_200 {
-        uuids.push(dev.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
+        uuids.push(dev.device.calls().record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
     // The core refuses a payload the hub would reject; an older app's outbox may hold one.
-    assert!(dev.device.record(None, "custom", json!([1, 2, 3])).is_err(), "the core refuses a non-object payload");
+    assert!(dev.device.calls().record(None, "custom", json!([1, 2, 3])).is_err(), "the core refuses a non-object payload");
     let (bad_seq, bad_uuid) = {
         let conn = rusqlite::Connection::open(dev.device.dir().join("edetail.sqlite3")).expect("device db");
         conn.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
@@ -248,7 +248,7 @@ fn a_wrong_token_is_an_auth_failure_and_acknowledges_nothing() {
     let creds = hub.device();
     let dev = open_device(&hub.key);
     for i in 0..10 {
-        dev.device.record(None, "custom", json!({"n": i})).expect("recorded");
+        dev.device.calls().record(None, "custom", json!({"n": i})).expect("recorded");
     }
     let (engine, _rec) = engine(&hub, &dev, &creds, "not-the-token");
     let err = engine.sync_now().expect_err("must fail");
@@ -265,7 +265,7 @@ fn offline_attempts_nothing_and_concurrent_syncs_are_refused() {
     let hub = TestHub::start();
     let creds = hub.device();
     let dev = open_device(&hub.key);
-    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    dev.device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     let (engine, _rec) = engine(&hub, &dev, &creds, &creds.token);
     engine.set_online(false);
     assert_eq!(engine.state(), SyncState::Offline);
@@ -293,7 +293,7 @@ fn async_callers_on_another_runtime_can_sync() {
     let hub = TestHub::start();
     let creds = hub.device();
     let dev = open_device(&hub.key);
-    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    dev.device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     let (engine, _rec) = engine(&hub, &dev, &creds, &creds.token);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let report = rt.block_on(async {
@@ -327,7 +327,7 @@ fn a_401_refreshes_the_token_once_and_retries() {
     let hub = TestHub::start();
     let creds = hub.device();
     let dev = open_device(&hub.key);
-    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    dev.device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     let tokens = Arc::new(RotatingToken { good: creds.token.clone(), refreshed: AtomicUsize::new(0) });
     let engine =
         SyncEngine::new(dev.device.clone(), SyncConfig::new(hub.url.clone(), creds.device_id.clone(), tokens.clone())).expect("engine");
@@ -341,7 +341,7 @@ fn two_engines_on_one_data_directory_never_sync_at_once() {
     let hub = TestHub::start();
     let creds = hub.device();
     let dev = open_device(&hub.key);
-    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    dev.device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     // The first engine talks to a hub in maintenance (503, retry in 60 s): its sync stays running,
     // waiting, until it is told the device went offline.
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
@@ -471,7 +471,7 @@ fn cancel_stops_a_stuck_sync_and_the_next_one_runs() {
     });
     let key = SecretKey::from_seed(&[7u8; 32]);
     let dev = open_device(&key);
-    dev.device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    dev.device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
     let engine =
         Arc::new(SyncEngine::new(dev.device.clone(), SyncConfig::new(url, "dev-x", Arc::new(StaticToken("t".into())))).expect("engine"));
     for round in 0..2 {

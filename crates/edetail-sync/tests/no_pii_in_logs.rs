@@ -104,13 +104,13 @@ fn a_full_run_logs_no_hcp_notes_answers_or_ids() {
     for (slide, secs) in [("moa-overview", 12), ("safety-ae", 30), ("dosing", 40)] {
         show(&t, &call, slide, secs);
     }
-    device.note(&call, NOTE).unwrap();
-    device.answer(&call, "dosing-titration-clear", &[ANSWER.into()], Some(ANSWER)).unwrap();
-    device.follow_up(&call, "samples", Some(FOLLOW_UP)).unwrap();
+    device.calls().note(&call, NOTE).unwrap();
+    device.calls().answer(&call, "dosing-titration-clear", &[ANSWER.into()], Some(ANSWER)).unwrap();
+    device.calls().follow_up(&call, "samples", Some(FOLLOW_UP)).unwrap();
     // The slide bridge too (a slide saving state and tracking with the marker).
     let bridge = serde_json::json!({"id": 1, "method": "track", "params": {"event": "x", "data": {"t": NOTE}}}).to_string();
-    device.handle_bridge_message(&bridge);
-    device.end_call(&call).unwrap();
+    edetail_core::bridge::handle(device, &bridge);
+    device.calls().end_call(&call).unwrap();
 
     clock.set_wall(Utc::now());
     let up = engine.sync_now().unwrap();

@@ -75,13 +75,13 @@ fn a_page_with_plans_stores_the_good_ones_counts_the_refused_and_advances_the_cu
     assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1, "one page, no upload");
     assert_eq!((report.plans_stored, report.plans_refused), (1, 2), "{report:?}");
     assert_eq!(report.cursor.as_deref(), Some("c-1"));
-    assert_eq!(device.plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
-    assert!(device.plan_for("hcp-2", BUNDLE).expect("read").is_none());
-    assert!(device.plan_for("hcp-3", BUNDLE).expect("read").is_none());
+    assert_eq!(device.plans().plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
+    assert!(device.plans().plan_for("hcp-2", BUNDLE).expect("read").is_none());
+    assert!(device.plans().plan_for("hcp-3", BUNDLE).expect("read").is_none());
 
     // The same page again (e.g. a lost cursor): nothing new, nothing broken.
     std::fs::remove_file(dir.path().join("data").join(edetail_sync::state::STATE_FILE)).expect("state file");
     let again = rt.block_on(engine.sync()).expect("sync again");
     assert_eq!((again.plans_stored, again.plans_refused), (0, 2), "{again:?}");
-    assert_eq!(device.plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
+    assert_eq!(device.plans().plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
 }

@@ -18,9 +18,9 @@ fn call(t: &Tablet, hcp: &str, end: bool) -> String {
     for (s, secs) in [("moa-overview", 12), ("safety-ae", 40), ("dosing", 30)] {
         show(t, &c, s, secs);
     }
-    t.device.follow_up(&c, "samples", Some("a note")).unwrap();
+    t.device.calls().follow_up(&c, "samples", Some("a note")).unwrap();
     if end {
-        t.device.end_call(&c).unwrap();
+        t.device.calls().end_call(&c).unwrap();
     }
     c
 }
@@ -87,13 +87,13 @@ fn erasure_reaches(w: World) {
     t.engine.sync_now().unwrap();
     assert!(w.hub.hcp_profile("hcp-erase").unwrap().is_some());
     assert!(!w.hub.microsites_for("hcp-erase").unwrap().is_empty());
-    assert!(t.device.plan_for("hcp-erase", CARDIOZEN).unwrap().is_some());
+    assert!(t.device.plans().plan_for("hcp-erase", CARDIOZEN).unwrap().is_some());
 
     // Offline: another finished call and an open one with the HCP, queued, never uploaded.
     call(&t, "hcp-erase", true);
     call(&t, "hcp-keep", true);
     let open = call(&t, "hcp-erase", false);
-    assert_eq!(t.device.open_call().unwrap().as_deref(), Some(open.as_str()));
+    assert_eq!(t.device.calls().open_call().unwrap().as_deref(), Some(open.as_str()));
 
     let log = AuditLog::default();
     let report = tracing::subscriber::with_default(log.clone(), || w.hub.erase_hcp("hcp-erase", "dpo@example.com").unwrap());
@@ -111,12 +111,16 @@ fn erasure_reaches(w: World) {
     let before = t.device.outbox().stats().unwrap().last_seq;
     let r = t.engine.sync_now().unwrap();
     assert!(r.erasures >= 1, "{r:?}");
-    assert!(t.device.calls().unwrap().iter().all(|c| c.hcp_id.as_deref() != Some("hcp-erase")));
-    assert_eq!(t.device.calls().unwrap().iter().filter(|c| c.hcp_id.as_deref() == Some("hcp-keep")).count(), 2, "other HCPs untouched");
-    assert_eq!(t.device.open_call().unwrap(), None, "the open call with the erased HCP is dropped");
-    assert!(t.device.record(Some(&open), "custom", json!({})).is_err(), "nothing more can be recorded in it");
-    assert!(t.device.plan_for("hcp-erase", CARDIOZEN).unwrap().is_none());
-    assert!(t.device.plan_for("hcp-keep", CARDIOZEN).unwrap().is_some());
+    assert!(t.device.calls().list().unwrap().iter().all(|c| c.hcp_id.as_deref() != Some("hcp-erase")));
+    assert_eq!(
+        t.device.calls().list().unwrap().iter().filter(|c| c.hcp_id.as_deref() == Some("hcp-keep")).count(),
+        2,
+        "other HCPs untouched"
+    );
+    assert_eq!(t.device.calls().open_call().unwrap(), None, "the open call with the erased HCP is dropped");
+    assert!(t.device.calls().record(Some(&open), "custom", json!({})).is_err(), "nothing more can be recorded in it");
+    assert!(t.device.plans().plan_for("hcp-erase", CARDIOZEN).unwrap().is_none());
+    assert!(t.device.plans().plan_for("hcp-keep", CARDIOZEN).unwrap().is_some());
     assert!(!outbox_text(&t).contains("hcp-erase"), "nothing of the HCP left on the device");
     assert!(!hub_text(&w, &t).contains("hcp-erase"), "nothing of the HCP uploaded afterwards");
     assert!(hub_text(&w, &t).matches("hcp-keep").count() >= 2, "the other HCP's queued call arrived");
@@ -134,7 +138,7 @@ fn erasure_reaches(w: World) {
     assert!(!again.removed_anything() && !again.fed, "{again:?}");
     assert_eq!(log.0.lock().unwrap().len(), 1);
     assert_eq!(t.engine.sync_now().unwrap().erasures, 0);
-    assert!(t.device.erase_hcp("hcp-erase").unwrap() == edetail_core::LocalErasure::default(), "device side idempotent too");
+    assert!(t.device.privacy().erase_hcp("hcp-erase").unwrap() == edetail_core::LocalErasure::default(), "device side idempotent too");
 }
 
 #[test]
@@ -142,7 +146,7 @@ fn consent_full_is_the_default() {
     assert_eq!(Tracking::DEFAULT, Tracking::Full);
     let w = world();
     let t = tablet(&w, "rep-1");
-    assert_eq!(t.device.consent_for("hcp-new").unwrap(), Tracking::Full);
+    assert_eq!(t.device.privacy().consent_for("hcp-new").unwrap(), Tracking::Full);
     assert_eq!(w.hub.consent_for("hcp-new").unwrap(), Tracking::Full);
     let c = start(&t, "hcp-new");
     assert!(c.suggestion.is_some());
@@ -165,7 +169,7 @@ fn consent_anonymous_mid_day_strips_queued_events() {
     w.hub.set_consent("hcp-anon", Tracking::Anonymous, "crm-import").unwrap();
     let r = t.engine.sync_now().unwrap();
     assert!(r.consents_changed >= 1, "{r:?}");
-    assert_eq!(t.device.consent_for("hcp-anon").unwrap(), Tracking::Anonymous);
+    assert_eq!(t.device.privacy().consent_for("hcp-anon").unwrap(), Tracking::Anonymous);
     let stored = w.hub.events_for_device(&t.device_id).unwrap();
     let text = serde_json::to_string(&stored).unwrap();
     assert!(!text.contains("hcp-anon"), "the queued events went up without the HCP id");
@@ -178,9 +182,9 @@ fn consent_anonymous_mid_day_strips_queued_events() {
     // Afternoon: a new call with the HCP is recorded without the id, no per-HCP suggestion.
     let c = start(&t, "hcp-anon");
     assert!(c.suggestion.is_none(), "no per-HCP plan or profile");
-    t.device.end_call(&c.call_id).unwrap();
+    t.device.calls().end_call(&c.call_id).unwrap();
     assert!(!outbox_text(&t).contains("hcp-anon"));
-    assert!(t.device.calls().unwrap().iter().all(|x| x.hcp_id.as_deref() != Some("hcp-anon")));
+    assert!(t.device.calls().list().unwrap().iter().all(|x| x.hcp_id.as_deref() != Some("hcp-anon")));
     t.engine.sync_now().unwrap();
     assert!(!hub_text(&w, &t).contains("hcp-anon"));
     assert_eq!(watermark(&w, &t), t.device.outbox().stats().unwrap().last_seq);
@@ -191,8 +195,8 @@ fn consent_anonymous_mid_day_strips_queued_events() {
         tracking: Tracking::Full,
         updated_at: Utc::now() - chrono::Duration::days(1),
     };
-    assert_eq!(t.device.apply_consents(&[older]).unwrap(), 0);
-    assert_eq!(t.device.consent_for("hcp-anon").unwrap(), Tracking::Anonymous);
+    assert_eq!(t.device.privacy().apply_consents(&[older]).unwrap(), 0);
+    assert_eq!(t.device.privacy().consent_for("hcp-anon").unwrap(), Tracking::Anonymous);
 }
 
 #[test]
@@ -201,23 +205,23 @@ fn consent_off_records_nothing_but_content_displays() {
     let t = tablet(&w, "rep-1");
     w.hub.set_consent("hcp-off", Tracking::Off, "crm-import").unwrap();
     t.engine.sync_now().unwrap();
-    assert_eq!(t.device.consent_for("hcp-off").unwrap(), Tracking::Off);
+    assert_eq!(t.device.privacy().consent_for("hcp-off").unwrap(), Tracking::Off);
     let before = t.device.outbox().stats().unwrap();
 
     let c = start(&t, "hcp-off");
     assert!(c.suggestion.is_none());
     // Content opens and displays: navigation works and the slide's files resolve.
     let goto = NavAction::Goto { slide: Some("safety-ae".into()), presentation: None, key_message: None };
-    let target = t.device.navigate(&c.call_id, &goto, NavSource::Overview, false).unwrap();
+    let target = t.device.calls().navigate(&c.call_id, &goto, NavSource::Overview, false).unwrap();
     assert_eq!(target.slide, "safety-ae");
     let path = target.url.split(['?', '#']).next().unwrap().to_string();
     assert!(t.device.assets().resolve_url_path(&path, None).is_ok(), "{path}");
     t.clock.advance(Duration::from_secs(20));
-    t.device.follow_up(&c.call_id, "samples", None).unwrap();
-    t.device.end_call(&c.call_id).unwrap();
+    t.device.calls().follow_up(&c.call_id, "samples", None).unwrap();
+    t.device.calls().end_call(&c.call_id).unwrap();
 
     assert_eq!(t.device.outbox().stats().unwrap(), before, "no event at all");
-    assert!(t.device.calls().unwrap().is_empty(), "nothing of the call kept");
+    assert!(t.device.calls().list().unwrap().is_empty(), "nothing of the call kept");
     let r = t.engine.sync_now().unwrap();
     assert_eq!(r.events_accepted, 0);
     assert!(w.hub.events_for_device(&t.device_id).unwrap().is_empty());

@@ -32,7 +32,7 @@ fn a_device_syncs_end_to_end_over_https_trusting_the_hubs_ca() {
 
     let config = DeviceConfig { trusted_keys: vec![key.public()], ..DeviceConfig::new("rep-1") };
     let device = Arc::new(Device::open(&dir.path().join("device"), config).expect("device opens"));
-    let mut uuids: Vec<String> = (0..25).map(|i| device.record(None, "custom", json!({"n": i})).expect("recorded").1).collect();
+    let mut uuids: Vec<String> = (0..25).map(|i| device.calls().record(None, "custom", json!({"n": i})).expect("recorded").1).collect();
 
     let mut sync = SyncConfig::new(url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone())));
     sync.trust_roots = vec![ca.ca_der.clone()];
@@ -68,7 +68,7 @@ fn a_device_trusting_another_ca_sends_nothing() {
     let (url, _task) = rt.block_on(edetail_hub::serve_local_tls(hub.clone(), ca.files.load().expect("TLS files"))).expect("hub serves");
     let creds = hub.add_device("rep-1", TERRITORY).expect("device added");
     let device = Arc::new(Device::open(&dir.path().join("device"), DeviceConfig::new("rep-1")).expect("device opens"));
-    device.record(None, "custom", json!({"n": 1})).expect("recorded");
+    device.calls().record(None, "custom", json!({"n": 1})).expect("recorded");
 
     let mut sync = SyncConfig::new(url, creds.device_id.clone(), Arc::new(StaticToken(creds.token.clone())));
     sync.trust_roots = vec![other.ca_der.clone()];

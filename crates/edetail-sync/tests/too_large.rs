@@ -84,16 +84,16 @@ fn an_event_over_the_protocols_batch_limit_is_parked_and_the_rest_uploaded() {
     let s = setup();
     let mut small = Vec::new();
     for i in 0..30 {
-        small.push(s.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
+        small.push(s.device.calls().record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
     // The core refuses such an event today (type <= 128 bytes, payload <= 64 KiB), but an outbox
     // written by an older app may hold one that no batch can carry: write it as such an app did.
     // The real hub answers its batch of one with 413.
     let huge_type = format!("custom.{}", noise(1, MAX_BATCH_BYTES + 1_000));
-    assert!(s.device.record(None, &huge_type, json!({})).is_err(), "the core refuses an oversized type");
+    assert!(s.device.calls().record(None, &huge_type, json!({})).is_err(), "the core refuses an oversized type");
     let (huge_seq, huge_uuid) = s.insert_raw_event(&huge_type);
     for i in 30..60 {
-        small.push(s.device.record(None, "custom", json!({"n": i})).expect("recorded").1);
+        small.push(s.device.calls().record(None, "custom", json!({"n": i})).expect("recorded").1);
     }
 
     let engine = s.engine(&s.hub_url);
@@ -132,7 +132,7 @@ fn a_smaller_limit_in_front_of_the_hub_halves_batches_until_they_pass() {
     s.proxy.set_request_body_limit(Some(LIMIT));
     let mut recorded = BTreeSet::new();
     for i in 0..1_200u64 {
-        recorded.insert(s.device.record(None, "custom", json!({"n": i, "trace": noise(i + 1, 600)})).expect("recorded").1);
+        recorded.insert(s.device.calls().record(None, "custom", json!({"n": i, "trace": noise(i + 1, 600)})).expect("recorded").1);
     }
 
     let engine = s.engine(&s.proxy.url());
@@ -156,7 +156,7 @@ fn an_ordinary_event_refused_as_too_large_stops_the_sync_without_parking_it() {
     // A misconfigured limit far below the protocol's: even one ordinary event is refused.
     s.proxy.set_request_body_limit(Some(100));
     for i in 0..40 {
-        s.device.record(None, "custom", json!({"n": i})).expect("recorded");
+        s.device.calls().record(None, "custom", json!({"n": i})).expect("recorded");
     }
     let engine = s.engine(&s.proxy.url());
     let err = engine.sync_now().expect_err("the sync stops");

@@ -292,26 +292,26 @@ fn main() -> anyhow::Result<()> {
             match step {
                 Show(slide, secs) | HcpAsks(slide, secs) => {
                     let goto = NavAction::Goto { slide: Some(slide.to_string()), presentation: None, key_message: None };
-                    t.device.navigate(&call, &goto, NavSource::Overview, matches!(step, HcpAsks(..)))?;
+                    t.device.calls().navigate(&call, &goto, NavSource::Overview, matches!(step, HcpAsks(..)))?;
                     t.clock.advance(Duration::from_secs(*secs));
                 }
                 Swipe(secs) => {
-                    t.device.navigate(&call, &NavAction::Next, NavSource::Swipe, false)?;
+                    t.device.calls().navigate(&call, &NavAction::Next, NavSource::Swipe, false)?;
                     t.clock.advance(Duration::from_secs(*secs));
                 }
                 React(r) => {
-                    t.device.react(&call, *r)?;
+                    t.device.calls().react(&call, *r)?;
                 }
                 Answer(q, a) => {
-                    t.device.answer(&call, q, &[a.to_string()], None)?;
+                    t.device.calls().answer(&call, q, &[a.to_string()], None)?;
                 }
                 FollowUp(topic) => {
-                    t.device.follow_up(&call, topic, None)?;
+                    t.device.calls().follow_up(&call, topic, None)?;
                 }
                 Deck(method, params) => {
                     let before = t.device.outbox().for_call(&call)?;
                     let msg = json!({"v": 1, "id": deck_calls, "method": method, "params": params});
-                    let reply: serde_json::Value = serde_json::from_str(&t.device.handle_bridge_message(&msg.to_string()))?;
+                    let reply: serde_json::Value = serde_json::from_str(&edetail_core::bridge::handle(&t.device, &msg.to_string()))?;
                     if reply["ok"] != true {
                         bail!("the deck's {method} call was refused: {reply}");
                     }
@@ -323,8 +323,8 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        t.device.end_call(&call)?;
-        let views = t.device.slide_views(&call)?.len();
+        t.device.calls().end_call(&call)?;
+        let views = t.device.calls().slide_views(&call)?.len();
         println!(
             "  {} {}  {} with {} ({}): {} slides shown, offered {}",
             clock_time(&t.clock),
@@ -395,7 +395,7 @@ fn main() -> anyhow::Result<()> {
             }
             None => println!("    stage: {}", stage.as_str()),
         }
-        let offered = t.device.suggestion(v.hcp, v.bundle)?;
+        let offered = t.device.plans().suggestion(v.hcp, v.bundle)?;
         println!("    next call, offered by the tablet: {}", suggestion_source(Some(&offered)));
         for (i, s) in offered.slides.iter().take(6).enumerate() {
             println!("      {}. {:<18} {}", i + 1, s.slide_id, s.reason);

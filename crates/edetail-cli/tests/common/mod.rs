@@ -118,7 +118,7 @@ pub fn files_bytes(b: &SampleBundle) -> u64 {
 
 /// Records `n` custom events; answers their uuids.
 pub fn record_events(device: &Device, n: usize) -> BTreeSet<String> {
-    (0..n).map(|i| device.record(None, "custom", json!({"i": i, "y": (i * 7919) % 1000})).expect("recorded").1).collect()
+    (0..n).map(|i| device.calls().record(None, "custom", json!({"i": i, "y": (i * 7919) % 1000})).expect("recorded").1).collect()
 }
 
 /// Asserts that `bundle` is the active version on `device` and every file resolves to the

@@ -55,14 +55,14 @@ pub fn invoke(device: &Device, call_id: &str, api: &str, params: &str) -> Result
                         .collect();
                     match slide_for(device, call_id, &ids)? {
                         Some(slide) => {
-                            let current = device.call(call_id)?.slide_id;
+                            let current = device.calls().get(call_id)?.slide_id;
                             if current.as_deref() != Some(slide.as_str()) {
-                                device.enter_slide(call_id, &slide, NavSource::Link, false)?;
+                                device.calls().enter_slide(call_id, &slide, NavSource::Link, false)?;
                             }
                             Ok(answer(json!({"slide": slide}), None))
                         }
                         None => {
-                            device.track(call_id, UNKNOWN_SLIDE_EVENT, Value::Object(ev))?;
+                            device.calls().track(call_id, UNKNOWN_SLIDE_EVENT, Value::Object(ev))?;
                             Ok(answer(Value::Null, None))
                         }
                     }
@@ -70,21 +70,21 @@ pub fn invoke(device: &Device, call_id: &str, api: &str, params: &str) -> Result
                 // The next slideEnter (or the end of the call) closes the view.
                 "slideExit" => Ok(answer(Value::Null, None)),
                 _ => {
-                    let (_, uuid) = device.track(call_id, MONITORING_EVENT, Value::Object(ev))?;
+                    let (_, uuid) = device.calls().track(call_id, MONITORING_EVENT, Value::Object(ev))?;
                     Ok(answer(json!({"event_id": uuid}), None))
                 }
             }
         }
         "openPDF" => {
             let path = json.as_ref().and_then(|j| j.get("path").and_then(Value::as_str)).unwrap_or(params).to_string();
-            let (_, uuid) = device.track(call_id, OPEN_PDF_EVENT, json!({"path": path}))?;
+            let (_, uuid) = device.calls().track(call_id, OPEN_PDF_EVENT, json!({"path": path}))?;
             Ok(answer(json!({"event_id": uuid}), None))
         }
         "getPresenter" => Ok(answer(json!({"id": device.rep_id()}), result_function)),
         "getCallContacts" => {
             // Passed the bare function name, not JSON.
             let f = result_function.or_else(|| Some(params.trim().to_string()).filter(|p| is_function_path(p)));
-            let hcp = device.call(call_id)?.hcp_id;
+            let hcp = device.calls().get(call_id)?.hcp_id;
             Ok(answer(Value::Array(hcp.into_iter().map(|h| json!({"id": h})).collect()), f))
         }
         "getMeetingDynamicAttributes" | "getContentSettings" => Ok(answer(json!({}), result_function)),
@@ -105,7 +105,7 @@ fn is_function_path(s: &str) -> bool {
 /// The bundle slide a framework slide id names: by key message, then by slide id, then by the
 /// last segment of a slide path (`core/cz_intro`).
 fn slide_for(device: &Device, call_id: &str, names: &[String]) -> Result<Option<String>> {
-    let Some(bundle) = device.call(call_id)?.bundle_id else { return Ok(None) };
+    let Some(bundle) = device.calls().get(call_id)?.bundle_id else { return Ok(None) };
     let active = device.content().active(&bundle)?;
     let m = &active.manifest;
     for name in names {

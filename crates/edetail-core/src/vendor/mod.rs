@@ -6,7 +6,7 @@
 //!
 //! The page side (`js/containers.js`) only intercepts the transports and forwards raw strings
 //! through the bridge methods `veeva.request`, `agnitio.invoke`, `oce.call` and
-//! `vendor.unsupported`; [`crate::bridge`] dispatches them here.
+//! `vendor.unsupported`; the bridge module (a layer above this one) dispatches them here.
 
 pub mod agnitio;
 pub mod oce;
@@ -15,8 +15,9 @@ pub mod veeva;
 use serde_json::{Value, json};
 
 use crate::calls::NavSource;
-use crate::device::{Device, NavAction, NavTarget};
+use crate::device::Device;
 use crate::error::{Error, Result};
+use crate::navigation::{NavAction, NavTarget};
 
 /// Event kind of a vendor call edetail answered as unsupported.
 pub const UNSUPPORTED_API: &str = "unsupported_api";
@@ -80,9 +81,11 @@ pub fn record_unsupported(device: &Device, call_id: &str, vendor: Vendor, api: &
     } else {
         args
     };
-    let slide = device.call(call_id)?.slide_id;
-    let (_, uuid) =
-        device.record(Some(call_id), UNSUPPORTED_API, json!({"vendor": vendor.as_str(), "api": api, "slide": slide, "args": args}))?;
+    let (_, uuid) = device.calls().record_on_slide(
+        call_id,
+        UNSUPPORTED_API,
+        |slide| json!({"vendor": vendor.as_str(), "api": api, "slide": slide, "args": args}),
+    )?;
     Ok(uuid)
 }
 
@@ -94,7 +97,7 @@ pub(crate) fn goto_named(device: &Device, call_id: &str, names: &[&str], present
             NavAction::Goto { slide: None, presentation: presentation.map(str::to_string), key_message: Some(name.to_string()) },
             NavAction::Goto { slide: Some(name.to_string()), presentation: None, key_message: None },
         ] {
-            match device.navigate(call_id, &action, NavSource::Jump, false) {
+            match device.calls().navigate(call_id, &action, NavSource::Jump, false) {
                 Ok(t) => return Ok(Some(t)),
                 Err(Error::UnknownSlide { .. }) => continue,
                 Err(e) => return Err(e),
@@ -106,5 +109,5 @@ pub(crate) fn goto_named(device: &Device, call_id: &str, names: &[&str], present
 
 /// Next or previous slide on the deck's own request.
 pub(crate) fn step(device: &Device, call_id: &str, next: bool) -> Result<NavTarget> {
-    device.navigate(call_id, if next { &NavAction::Next } else { &NavAction::Previous }, NavSource::Link, false)
+    device.calls().navigate(call_id, if next { &NavAction::Next } else { &NavAction::Previous }, NavSource::Link, false)
 }

@@ -10,8 +10,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, Vendor, goto_named, record_unsupported, step};
-use crate::device::{Device, NavTarget};
+use crate::device::Device;
 use crate::error::Result;
+use crate::navigation::NavTarget;
 
 /// `custom` event name of `addAction`.
 pub const ACTION_EVENT: &str = "oce_action";
@@ -28,7 +29,7 @@ pub const PAGE_EVENT: &str = "oce_page";
 /// An HTML page named `name` in the folder of the call's current slide, as a target that keeps
 /// the slide (`moved`: the page loads).
 fn sequence_page(device: &Device, call_id: &str, names: &[&str]) -> Result<Option<NavTarget>> {
-    let c = device.call(call_id)?;
+    let c = device.calls().get(call_id)?;
     let (Some(bundle), Some(slide)) = (c.bundle_id, c.slide_id) else { return Ok(None) };
     let active = device.content().active(&bundle)?;
     let Some(entry) = active.manifest.slide(&slide).map(|s| s.entry.clone()) else { return Ok(None) };
@@ -63,7 +64,7 @@ pub fn call(device: &Device, call_id: &str, request: &str, params: &Map<String, 
             // A further page of the current sequence (`gotoSlide(null, "detail.html")`): the
             // page loads, the slide view goes on, the page is recorded.
             if let Some(t) = sequence_page(device, call_id, &given)? {
-                device.track(call_id, PAGE_EVENT, json!({"page": t.url}))?;
+                device.calls().track(call_id, PAGE_EVENT, json!({"page": t.url}))?;
                 return Ok(Outcome { result: ok(), navigate: Some(t) });
             }
             Ok(Outcome::answer(json!({"success": false, "message": format!("gotoSlide: no slide named {given:?} in this deck")})))
@@ -73,21 +74,21 @@ pub fn call(device: &Device, call_id: &str, request: &str, params: &Map<String, 
             Ok(Outcome { result: ok(), navigate: Some(t) })
         }
         "addAction" => {
-            let (_, uuid) = device.track(call_id, ACTION_EVENT, Value::Object(params.clone()))?;
+            let (_, uuid) = device.calls().track(call_id, ACTION_EVENT, Value::Object(params.clone()))?;
             Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
         }
         "startTrackingPage" | "stopTrackingPage" => {
             let mut data = params.clone();
             data.insert("request".into(), Value::String(request.into()));
-            let (_, uuid) = device.track(call_id, PAGE_TRACKING_EVENT, Value::Object(data))?;
+            let (_, uuid) = device.calls().track(call_id, PAGE_TRACKING_EVENT, Value::Object(data))?;
             Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
         }
         "updateFeedback" => {
-            let (_, uuid) = device.track(call_id, FEEDBACK_EVENT, Value::Object(params.clone()))?;
+            let (_, uuid) = device.calls().track(call_id, FEEDBACK_EVENT, Value::Object(params.clone()))?;
             Ok(Outcome::answer(json!({"success": true, "event_id": uuid})))
         }
         "saveState" => {
-            device.state_save(call_id, STATE_KEY, params.get("state").unwrap_or(&Value::Null))?;
+            device.calls().state_save(call_id, STATE_KEY, params.get("state").unwrap_or(&Value::Null))?;
             Ok(Outcome::answer(ok()))
         }
         // The page shows alerts and keeps its no-swipe regions itself.

@@ -384,7 +384,7 @@ pub fn execute(device: &Device, call_id: &str, req: &Request) -> Result<Outcome>
         "launchApprovedEmail" => {
             let args = split_args(&req.args);
             let fragments = req.segment("fragments").map(|b| split_args(&b.text())).unwrap_or_default();
-            let (_, uuid) = device.record(
+            let (_, uuid) = device.calls().record(
                 Some(call_id),
                 APPROVED_EMAIL_EVENT,
                 json!({"vendor": "veeva", "template": args.first(), "fragments": fragments, "args": args}),
@@ -422,17 +422,17 @@ fn save_object(device: &Device, call_id: &str, req: &Request) -> Result<Outcome>
         let mut data = Map::new();
         data.insert("id".into(), Value::String(id.trim().to_string()));
         data.extend(values.as_object().cloned().unwrap_or_default());
-        device.track(call_id, CLICKSTREAM_UPDATE_EVENT, Value::Object(data))?;
+        device.calls().track(call_id, CLICKSTREAM_UPDATE_EVENT, Value::Object(data))?;
         return Ok(Outcome::answer(json!({"success": true, "objectId": id.trim()})));
     }
-    let (_, uuid) = device.track(call_id, CLICKSTREAM_EVENT, values)?;
+    let (_, uuid) = device.calls().track(call_id, CLICKSTREAM_EVENT, values)?;
     Ok(Outcome::answer(json!({"success": true, "objectId": uuid})))
 }
 
 /// Fields of the call's current objects: ids and approved metadata only, never HCP names.
 /// `None` when edetail does not know the object or field.
 pub(crate) fn current_field(device: &Device, call_id: &str, object: &str, field: &str) -> Result<Option<Value>> {
-    let c = device.call(call_id)?;
+    let c = device.calls().get(call_id)?;
     let active = c.bundle_id.as_ref().and_then(|b| device.content().active(b).ok());
     let slide = active.as_ref().and_then(|a| c.slide_id.as_ref().and_then(|s| a.manifest.slide(s).cloned()));
     let s = |v: Option<String>| Some(v.map(Value::String).unwrap_or(Value::Null));
@@ -466,7 +466,7 @@ fn query_object(device: &Device, call_id: &str, req: &Request) -> Result<Outcome
             return unsupported_answer(device, call_id, req, &format!("the where clause of queryObject({object})"));
         }
     };
-    let c = device.call(call_id)?;
+    let c = device.calls().get(call_id)?;
     let active = c.bundle_id.as_ref().and_then(|b| device.content().active(b).ok());
     let rows: Vec<Map<String, Value>> = match object.as_str() {
         "Key_Message_vod__c" => active

@@ -109,6 +109,6 @@ pub fn start(t: &Tablet, hcp: &str) -> CallStarted {
 /// Shows `slide` in `call` (from the overview) and lets `secs` seconds pass on it.
 pub fn show(t: &Tablet, call: &str, slide: &str, secs: u64) {
     let goto = NavAction::Goto { slide: Some(slide.into()), presentation: None, key_message: None };
-    t.device.navigate(call, &goto, NavSource::Overview, false).unwrap();
+    t.device.calls().navigate(call, &goto, NavSource::Overview, false).unwrap();
     t.clock.advance(Duration::from_secs(secs));
 }
