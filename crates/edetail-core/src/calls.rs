@@ -19,8 +19,8 @@ use crate::navigation::{self, Move, NavAction, NavError, NavTarget, Position, fi
 use crate::outbox::{self, NewEvent, Outbox, Stamp};
 use crate::suggestion::Suggestion;
 
-/// A view counts once it lasted this long (or got a reaction): the industry's usual rule.
-pub const VIEW_MIN_DWELL_MS: i64 = 2_000;
+/// A view counts with at least this dwell, or with a reaction (the event contract's rule).
+pub use edetail_protocol::views::VIEW_MIN_DWELL_MS;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -605,44 +605,24 @@ fn call_bundle(call_id: &str, view: &ViewState) -> Result<String> {
     view.bundle_id.clone().ok_or_else(|| Error::Invalid(format!("call {call_id} has no bundle")))
 }
 
-/// Derives slide views from a call's raw events.
+/// Derives slide views from a call's raw events: the event contract's one derivation and view
+/// rule (`edetail_protocol::views`), the same the hub's analytics use.
 pub fn derive_views(events: &[crate::outbox::Event]) -> Vec<SlideView> {
-    let mut views: Vec<SlideView> = Vec::new();
-    let mut open: Option<usize> = None;
-    for e in events {
-        let p = &e.payload;
-        let s = |k: &str| p.get(k).and_then(Value::as_str).map(str::to_string);
-        match e.kind.as_str() {
-            "slide_enter" => {
-                views.push(SlideView {
-                    slide_id: s("slide").unwrap_or_default(),
-                    presentation_id: s("presentation"),
-                    entered_seq: e.seq,
-                    dwell_ms: 0,
-                    source: s("source"),
-                    hcp_led: p.get("hcp_led").and_then(Value::as_bool).unwrap_or(false),
-                    reactions: Vec::new(),
-                    counts: false,
-                    closed_by: None,
-                });
-                open = Some(views.len() - 1);
-            }
-            "slide_exit" => {
-                if let Some(i) = open.take() {
-                    views[i].dwell_ms = p.get("dwell_ms").and_then(Value::as_i64).unwrap_or(0);
-                    views[i].closed_by = s("closed_by");
-                }
-            }
-            "reaction" => {
-                if let (Some(i), Some(v)) = (open, s("value")) {
-                    views[i].reactions.push(v);
-                }
-            }
-            _ => {}
+    edetail_protocol::views::derive_views(events).views.into_iter().map(SlideView::from).collect()
+}
+
+impl From<edetail_protocol::views::CallView> for SlideView {
+    fn from(v: edetail_protocol::views::CallView) -> SlideView {
+        SlideView {
+            slide_id: v.slide,
+            presentation_id: v.presentation,
+            entered_seq: v.enter_seq.unwrap_or(0),
+            dwell_ms: v.dwell_ms,
+            source: v.source,
+            hcp_led: v.hcp_led,
+            reactions: v.reactions,
+            counts: v.counts,
+            closed_by: v.closed_by,
         }
     }
-    for v in &mut views {
-        v.counts = v.dwell_ms >= VIEW_MIN_DWELL_MS || !v.reactions.is_empty();
-    }
-    views
 }

@@ -194,3 +194,38 @@ impl<'a> Outbox<'a> {
         })
     }
 }
+
+impl edetail_protocol::views::ViewEvent for Event {
+    fn uuid(&self) -> &str {
+        &self.uuid
+    }
+    fn seq(&self) -> Option<i64> {
+        Some(self.seq)
+    }
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+    fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        self.recorded_at
+    }
+    fn payload(&self) -> &Value {
+        &self.payload
+    }
+}
+
+/// The outbox row as uploaded: the wire form carries everything but the device's own
+/// bookkeeping (acknowledged, parked).
+impl From<Event> for edetail_protocol::WireEvent {
+    fn from(e: Event) -> edetail_protocol::WireEvent {
+        edetail_protocol::WireEvent {
+            uuid: e.uuid,
+            seq: e.seq,
+            call_id: e.call_id,
+            kind: e.kind,
+            recorded_at: e.recorded_at,
+            session: e.session,
+            mono_ms: e.mono_ms,
+            payload: e.payload,
+        }
+    }
+}

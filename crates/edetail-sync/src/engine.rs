@@ -562,16 +562,7 @@ impl Inner {
         };
         let mut size = json_len(&batch)?;
         for e in events {
-            let w = WireEvent {
-                uuid: e.uuid,
-                seq: e.seq,
-                call_id: e.call_id,
-                kind: e.kind,
-                recorded_at: e.recorded_at,
-                session: e.session,
-                mono_ms: e.mono_ms,
-                payload: e.payload,
-            };
+            let w = WireEvent::from(e);
             let n = json_len(&w)? + 1;
             if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
                 break;
