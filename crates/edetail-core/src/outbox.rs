@@ -121,6 +121,18 @@ impl<'a> Outbox<'a> {
         })
     }
 
+    /// Like [`Outbox::pending`], from the first pending event after `after_seq` (an uploader
+    /// with batches in flight asks for the next batch while earlier ones are unacknowledged).
+    pub fn pending_after(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM events WHERE acked_at IS NULL AND parked_reason IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params![after_seq, limit as i64], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
     /// All events in sequence order (support tools, tests).
     pub fn all(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
         self.db.read(|c| {
