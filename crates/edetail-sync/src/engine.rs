@@ -28,7 +28,7 @@
 //! hundreds. A zip the core refuses is discarded and that version is fetched blob by blob.
 
 use std::fmt;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -39,7 +39,6 @@ use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadBatc
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use serde::Serialize;
-use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -932,18 +931,11 @@ fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
     serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
+/// The SHA-256 of a downloaded file, through the bundle crate's content addressing.
 fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Sha256Digest::from_hex(&hex::encode(h.finalize())).map_err(|e| PhaseError::Fatal(Error::Engine(e)))
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    let (digest, _) = edetail_bundle::digest::hash_reader(std::io::BufReader::with_capacity(64 * 1024, f)).map_err(io_err(path))?;
+    Ok(digest)
 }
 
 /// A phase's failure: retryable network/hub failure, or a local one that stops the sync.
