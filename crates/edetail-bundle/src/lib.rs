@@ -20,6 +20,7 @@ pub mod path;
 pub mod problem;
 pub mod reader;
 pub mod refs;
+pub mod serving;
 pub mod sign;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
