@@ -9,6 +9,7 @@
 //! Pure: no SQLite, no network, no async. Everything above it (device runtime, hub, CLI) trusts
 //! this crate's verdict on a bundle.
 
+pub mod cas;
 pub mod digest;
 pub mod error;
 pub mod import;
