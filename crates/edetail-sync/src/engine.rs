@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use crate::error::{Error, Result};
 use crate::http::{HttpFailure, Timeouts, TokenProvider, Transport, content_range_starts_at};
 use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
-use crate::state::SyncStateFile;
+use crate::state;
 
 /// Worker threads of the engine's runtime.
 pub const RUNTIME_WORKERS: usize = 2;
@@ -260,10 +260,10 @@ impl SyncEngine {
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
         let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
             .map_err(|f| Error::Config(f.message))?;
-        let mut st = SyncStateFile::load(device.dir());
+        state::migrate_file(&device)?;
+        let st = state::load(&device)?;
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
-            st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
-            st.store(device.dir())?;
+            state::store(&device, &edetail_core::SyncCursor { hub_device_id: Some(config.device_id.clone()), cursor: None })?;
         }
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let (online, _) = watch::channel(true);
@@ -577,7 +577,7 @@ impl Inner {
     /// sync is never uploaded with their id. The cursor is not stored here; the download phase
     /// reads the same pages and applies them whole (erasures and consents are idempotent).
     async fn apply_privacy_ahead(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let mut cursor = SyncStateFile::load(self.device.dir()).cursor;
+        let mut cursor = state::load(&self.device)?.cursor;
         loop {
             let page = self.transport.changes(cursor.as_deref()).await?;
             apply_privacy(&self.device, &page, report)?;
@@ -590,15 +590,14 @@ impl Inner {
 
     /// Applies change-feed pages until `has_more` is false.
     async fn download_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let dir = self.device.dir().to_path_buf();
         loop {
-            let mut st = SyncStateFile::load(&dir);
+            let mut st = state::load(&self.device)?;
             let page = self.transport.changes(st.cursor.as_deref()).await?;
             self.apply_page(&page, report).await?;
             self.device.observe_hub_time(page.hub_time)?;
             st.hub_device_id = Some(self.config.device_id.clone());
             st.cursor = Some(page.next_cursor.clone());
-            st.store(&dir)?;
+            state::store(&self.device, &st)?;
             report.pages += 1;
             report.cursor = Some(page.next_cursor.clone());
             if !page.has_more {
