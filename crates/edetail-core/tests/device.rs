@@ -604,3 +604,22 @@ fn a_data_directory_is_opened_by_one_device_at_a_time() {
     drop(d);
     open_with(tmp.path(), &c);
 }
+
+/// The sync cursor lives in the device database: empty at first, stored whole, kept across a
+/// reopen, and a `None` field removes what was stored.
+#[test]
+fn sync_cursor_is_kept_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let d = open_with(dir.path(), &clock);
+    assert_eq!(d.sync_cursor().unwrap(), edetail_core::SyncCursor::default());
+    let c = edetail_core::SyncCursor { hub_device_id: Some("d1".into()), cursor: Some("c-9".into()) };
+    d.set_sync_cursor(&c).unwrap();
+    assert_eq!(d.sync_cursor().unwrap(), c);
+    drop(d);
+    let d = open_with(dir.path(), &clock);
+    assert_eq!(d.sync_cursor().unwrap(), c, "kept across a reopen");
+    let reset = edetail_core::SyncCursor { hub_device_id: Some("d2".into()), cursor: None };
+    d.set_sync_cursor(&reset).unwrap();
+    assert_eq!(d.sync_cursor().unwrap(), reset);
+}

@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -40,13 +40,12 @@ use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadAck,
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use serde::Serialize;
-use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::http::{HttpFailure, Timeouts, TokenProvider, Transport, content_range_starts_at};
 use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
-use crate::state::SyncStateFile;
+use crate::state;
 
 /// Worker threads of the engine's runtime.
 pub const RUNTIME_WORKERS: usize = 2;
@@ -279,10 +278,10 @@ impl SyncEngine {
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
         let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
             .map_err(|f| Error::Config(f.message))?;
-        let mut st = SyncStateFile::load(device.dir());
+        state::migrate_file(&device)?;
+        let st = state::load(&device)?;
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
-            st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
-            st.store(device.dir())?;
+            state::store(&device, &edetail_core::SyncCursor { hub_device_id: Some(config.device_id.clone()), cursor: None })?;
         }
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let (online, _) = watch::channel(true);
@@ -653,7 +652,7 @@ impl Inner {
     /// sync is never uploaded with their id. The cursor is not stored here; the download phase
     /// reads the same pages and applies them whole (erasures and consents are idempotent).
     async fn apply_privacy_ahead(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let mut cursor = SyncStateFile::load(self.device.dir()).cursor;
+        let mut cursor = state::load(&self.device)?.cursor;
         loop {
             let page = self.transport.changes(cursor.as_deref()).await?;
             apply_privacy(&self.device, &page, report)?;
@@ -666,15 +665,14 @@ impl Inner {
 
     /// Applies change-feed pages until `has_more` is false.
     async fn download_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let dir = self.device.dir().to_path_buf();
         loop {
-            let mut st = SyncStateFile::load(&dir);
+            let mut st = state::load(&self.device)?;
             let page = self.transport.changes(st.cursor.as_deref()).await?;
             self.apply_page(&page, report).await?;
             self.device.observe_hub_time(page.hub_time)?;
             st.hub_device_id = Some(self.config.device_id.clone());
             st.cursor = Some(page.next_cursor.clone());
-            st.store(&dir)?;
+            state::store(&self.device, &st)?;
             report.pages += 1;
             report.cursor = Some(page.next_cursor.clone());
             if !page.has_more {
@@ -1007,18 +1005,11 @@ fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
     serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
+/// The SHA-256 of a downloaded file, through the bundle crate's content addressing.
 fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Sha256Digest::from_hex(&hex::encode(h.finalize())).map_err(|e| PhaseError::Fatal(Error::Engine(e)))
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    let (digest, _) = edetail_bundle::digest::hash_reader(std::io::BufReader::with_capacity(64 * 1024, f)).map_err(io_err(path))?;
+    Ok(digest)
 }
 
 /// A phase's failure: retryable network/hub failure, or a local one that stops the sync.
