@@ -19,8 +19,8 @@ use edetail_protocol::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::Hub;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
 use crate::web::query_values;
@@ -397,6 +397,7 @@ async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query
     let territories = query_values(query.as_deref(), "territory")?;
     let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
-    let result = blocking(move || crate::publish::publish(h.inner(), zip, &territories, Some(&publisher), &publisher)).await?;
+    let result =
+        blocking(move || crate::publish::publish(&h.inner().publishing(), zip, &territories, Some(&publisher), &publisher)).await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())
 }

@@ -36,7 +36,8 @@ use std::time::Instant;
 
 use edetail_bundle::Sha256Digest;
 use edetail_core::{Device, PlanOutcome};
-use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadAck, UploadBatch, WireEvent};
+use edetail_protocol::payload::{OversizedEvent, Payload};
+use edetail_protocol::{ChangePage, EventKind, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use serde::Serialize;
@@ -57,7 +58,7 @@ pub const ZIP_INSTALL_MIN_FILES: usize = 32;
 pub const ZIP_INSTALL_MIN_SHARE: f64 = 0.9;
 /// Event type of the stub uploaded in place of an event too large for any batch (the original
 /// stays parked on the device with the reason).
-pub const OVERSIZED_STUB_TYPE: &str = "oversized_event";
+pub const OVERSIZED_STUB_TYPE: &str = EventKind::OversizedEvent.as_str();
 /// Directory under the device's data directory holding partial downloads.
 pub const TMP_DIR: &str = "tmp-sync";
 /// File under the device's data directory that a running sync holds locked (`File::try_lock`):
@@ -579,12 +580,13 @@ impl Inner {
         // The hub still learns that this sequence number exists (a small stub with the same uuid
         // and seq), so its watermark for the device moves past it instead of holding every later
         // number open.
+        let stub = Payload::OversizedEvent(OversizedEvent {
+            original_type_bytes: Some(event.kind.len() as u64),
+            batch_bytes: Some(body_bytes as u64),
+            reason: Some(reason.clone()),
+        });
         let stub = UploadBatch {
-            events: vec![WireEvent {
-                kind: OVERSIZED_STUB_TYPE.to_string(),
-                payload: serde_json::json!({"original_type_bytes": event.kind.len(), "batch_bytes": body_bytes, "reason": reason}),
-                ..event.clone()
-            }],
+            events: vec![WireEvent { kind: stub.kind().as_str().to_string(), payload: stub.to_value(), ..event.clone() }],
             ..batch.clone()
         };
         let ack = self.transport.upload(&stub).await?;
