@@ -410,13 +410,19 @@ impl<'a> Calls<'a> {
         Ok((id, NavTarget { slide: first, presentation: deck.id.clone(), url, moved: true }))
     }
 
+    /// An open call's view state, the bundle it presents and that bundle's active version.
+    fn presenting(&self, tx: &Transaction<'_>, call_id: &str) -> Result<(ViewState, String, std::sync::Arc<crate::store::ActiveBundle>)> {
+        let view = open_view(tx, call_id)?;
+        let bundle_id = call_bundle(call_id, &view)?;
+        let active = self.ctx.content().active(&bundle_id)?;
+        Ok((view, bundle_id, active))
+    }
+
     /// The shell shows a slide (swipe, overview pick): closes the open view and opens this one.
     pub fn enter_slide(&self, call_id: &str, slide_id: &str, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
-            let view = open_view(tx, call_id)?;
-            let bundle_id = call_bundle(call_id, &view)?;
-            let active = self.ctx.content().active(&bundle_id)?;
+            let (_, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let presentation =
                 presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
@@ -431,9 +437,7 @@ impl<'a> Calls<'a> {
     pub fn navigate(&self, call_id: &str, action: &NavAction, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
-            let view = open_view(tx, call_id)?;
-            let bundle_id = call_bundle(call_id, &view)?;
-            let active = self.ctx.content().active(&bundle_id)?;
+            let (view, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let current = view.slide_id.clone().unwrap_or_default();
             let cur_pres = view.presentation_id.clone().unwrap_or_default();
