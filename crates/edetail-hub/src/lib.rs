@@ -15,6 +15,7 @@ pub mod dashboard;
 pub mod error;
 mod front;
 mod http;
+pub mod ingest;
 pub mod insights;
 pub mod microsite;
 pub mod postgres;

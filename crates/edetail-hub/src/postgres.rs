@@ -10,23 +10,23 @@
 //! back over a channel, so no runtime is ever nested. A bounded pool hands out connections;
 //! waiting too long for one, or losing the server, answers `Unavailable` (503, retried).
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
 
 use crate::error::{Error, Result};
+use crate::ingest::{IngestChanges, IngestFacts};
 use crate::sqlite::time_text;
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FOREIGN_UUID, FeedBundle, FeedConsent,
-    FeedErasure, FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite,
-    NewBundleVersion, Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
+    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
+    FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
+    Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -897,12 +897,7 @@ impl HubStore for PgStore {
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         let device_id = device_id.to_string();
         let events = events.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
-                apply_batch(tx, device_id, events, skew_ms, now).await
-            })
-        })
+        self.write(move |tx| Box::pin(async move { apply_batch(tx, device_id, events, skew_ms, now).await }))
     }
 
     fn stats(&self) -> Result<HubStats> {
@@ -1680,9 +1675,8 @@ fn credential_row(r: &tokio_postgres::Row) -> Result<Credential> {
 }
 
 /// One upload batch in one transaction: the device row is locked first (so the same device's
-/// batches arriving at several hub processes apply one after the other), events go in with one
-/// multi-row insert, and what did not insert is classified as a duplicate of this device's own
-/// event or rejected as another device's uuid.
+/// batches arriving at several hub processes apply one after the other), the facts are read,
+/// [`crate::ingest::plan`] decides, and the changes go in with one multi-row insert per table.
 async fn apply_batch(
     tx: &Transaction<'_>,
     device_id: String,
@@ -1690,178 +1684,137 @@ async fn apply_batch(
     skew_ms: i64,
     now: DateTime<Utc>,
 ) -> Result<BatchOutcome> {
-    let mut watermark: i64 = tx
-        .query_opt("SELECT watermark FROM devices WHERE id = $1 FOR UPDATE", &[&device_id])
-        .await
-        .map_err(pg_err)?
-        .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?
-        .get(0);
+    let facts = ingest_facts(tx, &device_id, &events).await?;
+    let changes = crate::ingest::plan(&device_id, &events, &facts);
+    persist_ingest(tx, &device_id, &changes, skew_ms, now).await?;
+    Ok(changes.outcome)
+}
 
-    let valid_seqs: Vec<i64> =
-        events.iter().filter_map(|ev| if let CheckedEvent::Valid { event, .. } = ev { Some(event.seq) } else { None }).collect();
-    let mut taken: HashMap<i64, Vec<String>> = HashMap::new();
-    if !valid_seqs.is_empty() {
-        for r in tx
-            .query("SELECT seq, uuid FROM events WHERE device_id = $1 AND seq = ANY($2)", &[&device_id, &valid_seqs])
-            .await
-            .map_err(pg_err)?
-        {
-            taken.entry(r.get(0)).or_default().push(r.get(1));
-        }
-    }
-    let events = crate::store::reject_reused_seqs(&events, taken);
-
-    let mut cols = EventColumns::default();
-    for ev in &events {
-        if let CheckedEvent::Valid { event: e, recorded_at_corrected } = ev {
-            cols.push(e, *recorded_at_corrected)?;
-        }
-    }
-    let inserted: HashSet<String> = if cols.uuid.is_empty() {
-        HashSet::new()
-    } else {
+/// Reads what decides an upload batch ([`crate::ingest::IngestFacts`]): the erasure lock
+/// (shared) and the device row (locked: the device's batches are serialized), then the stored
+/// facts in one pipelined round of queries.
+async fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEvent]) -> Result<IngestFacts> {
+    let (_, device) = futures_util::future::try_join(
+        tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]),
+        tx.query_opt("SELECT watermark FROM devices WHERE id = $1 FOR UPDATE", &[&device_id]),
+    )
+    .await
+    .map_err(pg_err)?;
+    let watermark: i64 = device.ok_or_else(|| Error::NotFound(format!("device {device_id}")))?.get(0);
+    let w = IngestFacts::wanted(events);
+    let (holders, known, seen) = futures_util::future::try_join3(
+        tx.query("SELECT seq, uuid FROM events WHERE device_id = $1 AND seq = ANY($2)", &[&device_id, &w.seqs]),
         tx.query(
+            "SELECT 'o', uuid, device_id FROM events WHERE uuid = ANY($1) \
+             UNION ALL SELECT 'u', uuid, '' FROM erased_events WHERE uuid = ANY($1) \
+             UNION ALL SELECT 'c', call_id, '' FROM erased_calls WHERE device_id = $2 AND call_id = ANY($3)",
+            &[&w.uuids, &device_id, &w.call_ids],
+        ),
+        tx.query("SELECT seq FROM device_seqs WHERE device_id = $1 AND seq > $2 ORDER BY seq", &[&device_id, &watermark]),
+    )
+    .await
+    .map_err(pg_err)?;
+    let mut facts = IngestFacts { watermark, ..IngestFacts::default() };
+    for r in holders {
+        facts.seq_holders.entry(r.get(0)).or_default().push(r.get(1));
+    }
+    for r in known {
+        match r.get::<_, &str>(0) {
+            "o" => {
+                facts.owners.insert(r.get(1), r.get(2));
+            }
+            "u" => {
+                facts.erased_uuids.insert(r.get(1));
+            }
+            _ => {
+                facts.erased_calls.insert(r.get(1));
+            }
+        }
+    }
+    facts.seen_above = seen.iter().map(|r| r.get(0)).collect();
+    Ok(facts)
+}
+
+type PgFut<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>> + Send + 'a>>;
+
+/// Persists a planned upload batch ([`crate::ingest::plan`]) and the device's counters: one
+/// `UNNEST` insert per table, sent together (pipelined).
+async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>, skew_ms: i64, now: DateTime<Utc>) -> Result<()> {
+    let mut cols = EventColumns::default();
+    for (e, corrected) in &ch.inserts {
+        cols.push(e, *corrected)?;
+    }
+    // Kept for support; a hostile "uuid" may hold NUL, which text columns refuse.
+    let rej_uuid: Vec<String> = ch.rejections.iter().map(|r| r.uuid.replace('\0', "\u{fffd}")).collect();
+    let rej_seq: Vec<i64> = ch.rejections.iter().map(|r| r.seq).collect();
+    let rej_reason: Vec<String> = ch.rejections.iter().map(|r| r.reason.clone()).collect();
+    let watermark = ch.outcome.watermark;
+    let (accepted, duplicates) = (ch.outcome.accepted.len() as i64, ch.outcome.duplicates.len() as i64);
+    let event_params: [&(dyn tokio_postgres::types::ToSql + Sync); 11] = [
+        &device_id,
+        &now,
+        &cols.uuid,
+        &cols.seq,
+        &cols.call_id,
+        &cols.kind,
+        &cols.recorded_at,
+        &cols.corrected,
+        &cols.session,
+        &cols.mono_ms,
+        &cols.payload,
+    ];
+    let queue_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&device_id, &ch.enqueue_calls, &now];
+    let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &ch.remember_seqs];
+    let forget_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &watermark];
+    let device_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
+        [&device_id, &watermark, &skew_ms, &now, &accepted, &duplicates, &rej_uuid, &rej_seq, &rej_reason];
+    let mut writes: Vec<PgFut<'_>> = Vec::new();
+    if !ch.inserts.is_empty() {
+        writes.push(Box::pin(tx.execute(
             "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, session, mono_ms, \
              payload, received_at) \
              SELECT u.uuid, $1, u.seq, u.call_id, u.type, u.recorded_at, u.corrected, u.session, u.mono_ms, u.payload, $2 \
              FROM UNNEST($3::text[], $4::bigint[], $5::text[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], \
                          $10::bigint[], $11::text[]) \
                AS u(uuid, seq, call_id, type, recorded_at, corrected, session, mono_ms, payload) \
-             WHERE NOT EXISTS (SELECT 1 FROM erased_events x WHERE x.uuid = u.uuid) \
-               AND NOT EXISTS (SELECT 1 FROM erased_calls y WHERE y.device_id = $1 AND y.call_id = u.call_id) \
-             ON CONFLICT (uuid) DO NOTHING RETURNING uuid",
-            &[
-                &device_id,
-                &now,
-                &cols.uuid,
-                &cols.seq,
-                &cols.call_id,
-                &cols.kind,
-                &cols.recorded_at,
-                &cols.corrected,
-                &cols.session,
-                &cols.mono_ms,
-                &cols.payload,
-            ],
-        )
-        .await
-        .map_err(pg_err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-    };
-    // Owners of the uuids that did not insert: this device (a duplicate) or another (rejected).
-    let not_inserted: Vec<String> = cols.uuid.iter().filter(|u| !inserted.contains(*u)).cloned().collect();
-    let owners: HashMap<String, String> = if not_inserted.is_empty() {
-        HashMap::new()
-    } else {
-        tx.query("SELECT uuid, device_id FROM events WHERE uuid = ANY($1)", &[&not_inserted])
-            .await
-            .map_err(pg_err)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
-    };
-
-    // Finished calls whose end was stored now: queued for analysis in this transaction.
-    let (mut ended_device, mut ended_call) = (Vec::new(), Vec::new());
-    for ev in &events {
-        if let CheckedEvent::Valid { event: e, .. } = ev
-            && let Some(call_id) = &e.call_id
-            && crate::sqlite::is_call_end(&e.kind)
-            && inserted.contains(&e.uuid)
-        {
-            ended_device.push(device_id.clone());
-            ended_call.push(call_id.clone());
-        }
+             ON CONFLICT (uuid) DO NOTHING",
+            &event_params,
+        )));
     }
-    if !ended_call.is_empty() {
-        tx.execute(
-            "INSERT INTO analysis_queue (device_id, call_id, queued_at) SELECT d, c, $3 FROM UNNEST($1::text[], $2::text[]) AS q(d, c) \
+    if !ch.enqueue_calls.is_empty() {
+        writes.push(Box::pin(tx.execute(
+            "INSERT INTO analysis_queue (device_id, call_id, queued_at) SELECT $1, c, $3 FROM UNNEST($2::text[]) AS q(c) \
              ON CONFLICT (device_id, call_id) DO NOTHING",
-            &[&ended_device, &ended_call, &now],
-        )
-        .await
-        .map_err(pg_err)?;
+            &queue_params,
+        )));
     }
-
-    let mut out = BatchOutcome::default();
-    let mut reported: HashSet<&str> = HashSet::new();
-    let (mut rej_uuid, mut rej_seq, mut rej_reason) = (Vec::new(), Vec::new(), Vec::new());
-    let mut seqs = Vec::new();
-    for ev in &events {
-        let seq = match ev {
-            CheckedEvent::Valid { event: e, .. } => {
-                if inserted.contains(&e.uuid) && reported.insert(e.uuid.as_str()) {
-                    out.accepted.push(e.uuid.clone());
-                } else if owners.get(&e.uuid).is_none_or(|o| *o == device_id) {
-                    out.duplicates.push(e.uuid.clone());
-                } else {
-                    rej_uuid.push(e.uuid.clone());
-                    rej_seq.push(e.seq);
-                    rej_reason.push(FOREIGN_UUID.to_string());
-                    out.rejected.push(RejectedEvent { uuid: e.uuid.clone(), reason: FOREIGN_UUID.to_string() });
-                }
-                e.seq
-            }
-            CheckedEvent::Rejected { uuid, seq, reason } => {
-                // Kept for support; a hostile "uuid" may hold NUL, which text columns refuse.
-                rej_uuid.push(uuid.replace('\0', "\u{fffd}"));
-                rej_seq.push(*seq);
-                rej_reason.push(reason.clone());
-                out.rejected.push(RejectedEvent { uuid: uuid.clone(), reason: reason.clone() });
-                *seq
-            }
-        };
-        if seq > watermark {
-            seqs.push(seq);
-        }
-    }
-    let new_rejections = if rej_uuid.is_empty() {
-        0
-    } else {
-        tx.execute(
-            "INSERT INTO rejected_events (uuid, device_id, seq, reason, received_at) \
-             SELECT r.uuid, $1, r.seq, r.reason, $2 FROM UNNEST($3::text[], $4::bigint[], $5::text[]) AS r(uuid, seq, reason) \
-             ON CONFLICT DO NOTHING",
-            &[&device_id, &now, &rej_uuid, &rej_seq, &rej_reason],
-        )
-        .await
-        .map_err(pg_err)? as i64
-    };
-    if !seqs.is_empty() {
-        tx.execute(
+    if !ch.remember_seqs.is_empty() {
+        writes.push(Box::pin(tx.execute(
             "INSERT INTO device_seqs (device_id, seq) SELECT $1, s FROM UNNEST($2::bigint[]) AS s ON CONFLICT DO NOTHING",
-            &[&device_id, &seqs],
-        )
-        .await
-        .map_err(pg_err)?;
+            &seq_params,
+        )));
     }
-    // Advance over the contiguous run of seen sequence numbers.
-    let rows = tx
-        .query("SELECT seq FROM device_seqs WHERE device_id = $1 AND seq > $2 ORDER BY seq", &[&device_id, &watermark])
-        .await
-        .map_err(pg_err)?;
-    for r in &rows {
-        let s: i64 = r.get(0);
-        if s != watermark + 1 {
-            break;
-        }
-        watermark = s;
+    if watermark > ch.old_watermark {
+        writes.push(Box::pin(tx.execute("DELETE FROM device_seqs WHERE device_id = $1 AND seq <= $2", &forget_params)));
     }
-    tx.execute("DELETE FROM device_seqs WHERE device_id = $1 AND seq <= $2", &[&device_id, &watermark]).await.map_err(pg_err)?;
-    tx.execute(
-        "UPDATE devices SET watermark = $2, skew_ms = $3, last_seen_at = $4, events_received = events_received + $5, \
-         duplicates = duplicates + $6, rejected = rejected + $7 WHERE id = $1",
-        &[&device_id, &watermark, &skew_ms, &now, &(out.accepted.len() as i64), &(out.duplicates.len() as i64), &new_rejections],
-    )
-    .await
-    .map_err(pg_err)?;
-    out.watermark = watermark;
-    Ok(out)
+    // The rejections and the device's counters in one statement (only new rejection rows count).
+    writes.push(Box::pin(tx.execute(
+        "WITH r AS (INSERT INTO rejected_events (uuid, device_id, seq, reason, received_at) \
+             SELECT r.uuid, $1, r.seq, r.reason, $4 FROM UNNEST($7::text[], $8::bigint[], $9::text[]) AS r(uuid, seq, reason) \
+             ON CONFLICT DO NOTHING RETURNING 1) \
+         UPDATE devices SET watermark = $2, skew_ms = $3, last_seen_at = $4, events_received = events_received + $5, \
+         duplicates = duplicates + $6, rejected = rejected + (SELECT COUNT(*) FROM r) WHERE id = $1",
+        &device_params,
+    )));
+    let done = futures_util::future::try_join_all(writes).await.map_err(pg_err)?;
+    if !ch.inserts.is_empty() && done[0] != ch.inserts.len() as u64 {
+        // Another device's batch stored one of these uuids since the facts were read: retry,
+        // and the event is then classified against it.
+        return Err(Error::Unavailable("a concurrent upload stored some of these events first: retry".into()));
+    }
+    Ok(())
 }
 
-/// Valid events of a batch, column by column (for one `UNNEST` insert).
 #[derive(Default)]
 struct EventColumns {
     uuid: Vec<String>,

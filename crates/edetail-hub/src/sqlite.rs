@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
+use crate::ingest::{IngestChanges, IngestFacts};
 use crate::store::{
     AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
     FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
@@ -141,11 +142,6 @@ impl SqliteStore {
     }
 }
 
-/// Event kinds that finish a call: the call is queued for analysis when one is stored.
-pub(crate) fn is_call_end(kind: &str) -> bool {
-    matches!(kind, "call_ended" | "call_interrupted")
-}
-
 fn json_text(v: &serde_json::Value) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::Internal(format!("serializing: {e}")))
 }
@@ -210,6 +206,100 @@ const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundl
      AND t.version = v.version AND t.territory IN (?1, '*'))";
 /// SQL condition: version `v` was revoked after it was published.
 const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
+
+/// Reads what decides an upload batch of `device_id` ([`crate::ingest::IngestFacts`]).
+fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEvent]) -> Result<IngestFacts> {
+    let watermark: i64 = tx
+        .query_row("SELECT watermark FROM devices WHERE id = ?1", [device_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
+    let wanted = IngestFacts::wanted(events);
+    let mut facts = IngestFacts { watermark, ..IngestFacts::default() };
+    let mut holders = tx.prepare_cached("SELECT uuid FROM events WHERE device_id = ?1 AND seq = ?2")?;
+    for seq in &wanted.seqs {
+        let uuids = holders.query_map(params![device_id, seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+        if !uuids.is_empty() {
+            facts.seq_holders.insert(*seq, uuids);
+        }
+    }
+    let mut known =
+        tx.prepare_cached("SELECT (SELECT device_id FROM events WHERE uuid = ?1), EXISTS (SELECT 1 FROM erased_events WHERE uuid = ?1)")?;
+    for uuid in wanted.uuids {
+        let (owner, erased): (Option<String>, bool) = known.query_row([&uuid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if erased {
+            facts.erased_uuids.insert(uuid.clone());
+        }
+        if let Some(owner) = owner {
+            facts.owners.insert(uuid, owner);
+        }
+    }
+    let mut erased_call = tx.prepare_cached("SELECT EXISTS (SELECT 1 FROM erased_calls WHERE device_id = ?1 AND call_id = ?2)")?;
+    for call_id in wanted.call_ids {
+        if erased_call.query_row(params![device_id, call_id], |r| r.get::<_, bool>(0))? {
+            facts.erased_calls.insert(call_id);
+        }
+    }
+    let mut seen = tx.prepare_cached("SELECT seq FROM device_seqs WHERE device_id = ?1 AND seq > ?2 ORDER BY seq")?;
+    facts.seen_above = seen.query_map(params![device_id, watermark], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    Ok(facts)
+}
+
+/// Persists a planned upload batch ([`crate::ingest::plan`]) and the device's counters.
+fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>, skew_ms: i64, now: DateTime<Utc>) -> Result<()> {
+    let received_at = time_text(now);
+    let mut insert_event = tx.prepare_cached(
+        "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, \
+         session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for (e, recorded_at_corrected) in &ch.inserts {
+        let payload = serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?;
+        insert_event.execute(params![
+            e.uuid,
+            device_id,
+            e.seq,
+            e.call_id,
+            e.kind,
+            time_text(e.recorded_at),
+            time_text(*recorded_at_corrected),
+            e.session,
+            e.mono_ms,
+            payload,
+            received_at
+        ])?;
+    }
+    let mut enqueue = tx.prepare_cached("INSERT OR IGNORE INTO analysis_queue (device_id, call_id, queued_at) VALUES (?1, ?2, ?3)")?;
+    for call_id in &ch.enqueue_calls {
+        enqueue.execute(params![device_id, call_id, received_at])?;
+    }
+    let mut insert_rejected =
+        tx.prepare_cached("INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut new_rejections = 0i64;
+    for r in &ch.rejections {
+        new_rejections += insert_rejected.execute(params![r.uuid, device_id, r.seq, r.reason, received_at])? as i64;
+    }
+    let mut insert_seq = tx.prepare_cached("INSERT OR IGNORE INTO device_seqs (device_id, seq) VALUES (?1, ?2)")?;
+    for seq in &ch.remember_seqs {
+        insert_seq.execute(params![device_id, seq])?;
+    }
+    let watermark = ch.outcome.watermark;
+    if watermark > ch.old_watermark {
+        tx.execute("DELETE FROM device_seqs WHERE device_id = ?1 AND seq <= ?2", params![device_id, watermark])?;
+    }
+    tx.execute(
+        "UPDATE devices SET watermark = ?2, skew_ms = ?3, last_seen_at = ?4, events_received = events_received + ?5, \
+         duplicates = duplicates + ?6, rejected = rejected + ?7 WHERE id = ?1",
+        params![
+            device_id,
+            watermark,
+            skew_ms,
+            received_at,
+            ch.outcome.accepted.len() as i64,
+            ch.outcome.duplicates.len() as i64,
+            new_rejections
+        ],
+    )?;
+    Ok(())
+}
 
 impl HubStore for SqliteStore {
     fn add_device_audited(
@@ -635,114 +725,11 @@ impl HubStore for SqliteStore {
     }
 
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
-        let received_at = time_text(now);
         self.write(|tx| {
-            let mut watermark: i64 = tx
-                .query_row("SELECT watermark FROM devices WHERE id = ?1", [device_id], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
-            let mut taken: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
-            {
-                let mut holders = tx.prepare_cached("SELECT uuid FROM events WHERE device_id = ?1 AND seq = ?2")?;
-                for ev in events {
-                    if let CheckedEvent::Valid { event: e, .. } = ev
-                        && !taken.contains_key(&e.seq)
-                    {
-                        let uuids =
-                            holders.query_map(params![device_id, e.seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
-                        taken.insert(e.seq, uuids);
-                    }
-                }
-            }
-            let events = crate::store::reject_reused_seqs(events, taken);
-            let mut out = BatchOutcome::default();
-            let mut new_rejections = 0i64;
-            let mut insert_event = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, \
-                 session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            let mut owner_of = tx.prepare_cached("SELECT device_id FROM events WHERE uuid = ?1")?;
-            let mut erased = tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM erased_events WHERE uuid = ?1) \
-                 OR EXISTS (SELECT 1 FROM erased_calls WHERE device_id = ?2 AND call_id = ?3)",
-            )?;
-            let mut enqueue =
-                tx.prepare_cached("INSERT OR IGNORE INTO analysis_queue (device_id, call_id, queued_at) VALUES (?1, ?2, ?3)")?;
-            let mut insert_seq = tx.prepare_cached("INSERT OR IGNORE INTO device_seqs (device_id, seq) VALUES (?1, ?2)")?;
-            let mut insert_rejected = tx.prepare_cached(
-                "INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?;
-            for ev in &events {
-                let seq = match ev {
-                    CheckedEvent::Valid { event: e, .. }
-                        if erased.query_row(params![e.uuid, device_id, e.call_id], |r| r.get::<_, bool>(0))? =>
-                    {
-                        // Erased (ADR 0011): acknowledged like a duplicate, never stored again.
-                        out.duplicates.push(e.uuid.clone());
-                        e.seq
-                    }
-                    CheckedEvent::Valid { event: e, recorded_at_corrected } => {
-                        let payload = serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?;
-                        let n = insert_event.execute(params![
-                            e.uuid,
-                            device_id,
-                            e.seq,
-                            e.call_id,
-                            e.kind,
-                            time_text(e.recorded_at),
-                            time_text(*recorded_at_corrected),
-                            e.session,
-                            e.mono_ms,
-                            payload,
-                            received_at
-                        ])?;
-                        if n == 1 {
-                            out.accepted.push(e.uuid.clone());
-                            if let (Some(call_id), true) = (&e.call_id, is_call_end(&e.kind)) {
-                                enqueue.execute(params![device_id, call_id, received_at])?;
-                            }
-                        } else {
-                            let owner: String = owner_of.query_row([&e.uuid], |r| r.get(0))?;
-                            if owner == device_id {
-                                out.duplicates.push(e.uuid.clone());
-                            } else {
-                                let reason = crate::store::FOREIGN_UUID.to_string();
-                                new_rejections += insert_rejected.execute(params![e.uuid, device_id, e.seq, reason, received_at])? as i64;
-                                out.rejected.push(RejectedEvent { uuid: e.uuid.clone(), reason });
-                            }
-                        }
-                        e.seq
-                    }
-                    CheckedEvent::Rejected { uuid, seq, reason } => {
-                        new_rejections += insert_rejected.execute(params![uuid, device_id, seq, reason, received_at])? as i64;
-                        out.rejected.push(RejectedEvent { uuid: uuid.clone(), reason: reason.clone() });
-                        *seq
-                    }
-                };
-                if seq > watermark {
-                    insert_seq.execute(params![device_id, seq])?;
-                }
-            }
-            // Advance over the contiguous run of seen sequence numbers.
-            {
-                let mut st = tx.prepare_cached("SELECT seq FROM device_seqs WHERE device_id = ?1 AND seq > ?2 ORDER BY seq")?;
-                let mut rows = st.query(params![device_id, watermark])?;
-                while let Some(r) = rows.next()? {
-                    let s: i64 = r.get(0)?;
-                    if s != watermark + 1 {
-                        break;
-                    }
-                    watermark = s;
-                }
-            }
-            tx.execute("DELETE FROM device_seqs WHERE device_id = ?1 AND seq <= ?2", params![device_id, watermark])?;
-            tx.execute(
-                "UPDATE devices SET watermark = ?2, skew_ms = ?3, last_seen_at = ?4, events_received = events_received + ?5, \
-                 duplicates = duplicates + ?6, rejected = rejected + ?7 WHERE id = ?1",
-                params![device_id, watermark, skew_ms, received_at, out.accepted.len() as i64, out.duplicates.len() as i64, new_rejections],
-            )?;
-            out.watermark = watermark;
-            Ok(out)
+            let facts = ingest_facts(tx, device_id, events)?;
+            let changes = crate::ingest::plan(device_id, events, &facts);
+            persist_ingest(tx, device_id, &changes, skew_ms, now)?;
+            Ok(changes.outcome)
         })
     }
 

@@ -10,39 +10,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 
-/// Rejection reason for an event whose uuid another device's stored event already carries.
-pub const FOREIGN_UUID: &str = "uuid already used by another device's event";
-
-/// Rejection reason for an event whose `(device, seq)` another stored event (another uuid)
-/// already holds: a device never reuses a sequence number, so one of the two is forged or the
-/// device's outbox was reset; the first stays, the second is never stored.
-pub fn seq_reused(seq: i64) -> String {
-    format!("seq {seq} is already used by another event")
-}
-
-/// Turns each valid event whose seq is already held by another uuid into a rejection
-/// ([`seq_reused`]). `taken` maps seqs to the uuids this device's stored events hold there;
-/// events earlier in the batch count too. An event whose own uuid holds the seq passes (a
-/// duplicate is classified by the store).
-pub(crate) fn reject_reused_seqs(events: &[CheckedEvent], mut taken: std::collections::HashMap<i64, Vec<String>>) -> Vec<CheckedEvent> {
-    events
-        .iter()
-        .map(|ev| match ev {
-            CheckedEvent::Valid { event: e, .. } => {
-                let holders = taken.entry(e.seq).or_default();
-                if !holders.is_empty() && !holders.contains(&e.uuid) {
-                    CheckedEvent::Rejected { uuid: e.uuid.clone(), seq: e.seq, reason: seq_reused(e.seq) }
-                } else {
-                    if holders.is_empty() {
-                        holders.push(e.uuid.clone());
-                    }
-                    ev.clone()
-                }
-            }
-            CheckedEvent::Rejected { .. } => ev.clone(),
-        })
-        .collect()
-}
+pub use crate::ingest::{FOREIGN_UUID, seq_reused};
 
 /// A registered device, as found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
