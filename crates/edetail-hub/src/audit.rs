@@ -1,7 +1,7 @@
 //! The audit hook of erasure and consent changes.
 //!
 //! Entries go to the append-only `audit_log` (ADR 0010) with subject `hcp`, in the same
-//! transaction as the change (`HubStore::erase_hcp_audited`, `set_consent_audited`), and to the
+//! transaction as the change (`HubStore::erase_hcp`, `set_consent`), and to the
 //! log as one `tracing::info!` under the `edetail_audit` target once it committed.
 //!
 //! Details never carry personal data: no HCP id and no hash of it either (HCP ids come from a

@@ -457,7 +457,7 @@ impl Hub {
             &device_id,
             serde_json::json!({"territory": territory, "expires_at": expires_at}),
         ));
-        self.inner.store.add_device_audited(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
+        self.inner.store.add_device(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
         Ok(DeviceCredentials { device_id, token })
     }
 
@@ -472,7 +472,7 @@ impl Hub {
         }
         let token = new_token()?;
         let audit = store::Audited::plain(audit_entry(actor, "publisher.add", name, serde_json::json!({})));
-        self.inner.store.add_publisher_audited(name, &token_hash(&token), Utc::now(), Some(&audit))?;
+        self.inner.store.add_publisher(name, &token_hash(&token), Utc::now(), Some(&audit))?;
         Ok(token)
     }
 
@@ -482,7 +482,7 @@ impl Hub {
         let expires_at = token_expiry(token_days)?;
         let token = new_token()?;
         let audit = store::Audited::plain(audit_entry(actor, "operator.add", name, serde_json::json!({"expires_at": expires_at})));
-        self.inner.store.add_operator_audited(name, &token_hash(&token), Utc::now(), Some(expires_at), Some(&audit))?;
+        self.inner.store.add_operator(name, &token_hash(&token), Utc::now(), Some(expires_at), Some(&audit))?;
         Ok(token)
     }
 
@@ -513,7 +513,7 @@ impl Hub {
             subject,
             serde_json::json!({"grace_seconds": grace.num_seconds(), "expires_at": expires_at}),
         ));
-        self.inner.store.issue_credential_audited(
+        self.inner.store.issue_credential(
             &store::NewCredential {
                 token_sha256: token_hash(&token),
                 role,
@@ -534,7 +534,7 @@ impl Hub {
             entry: audit_entry(actor, &format!("{}.revoke", role.as_str()), subject, serde_json::json!({})),
             outcome: |n| serde_json::json!({"tokens": n}),
         };
-        self.inner.store.revoke_credentials_audited(role, subject, Utc::now(), Some(&audit))
+        self.inner.store.revoke_credentials(role, subject, Utc::now(), Some(&audit))
     }
 
     /// Appends an audit entry now, on its own. `details` must name no person (ids only). The
@@ -623,7 +623,7 @@ impl Hub {
             entry: audit_entry(actor, "bundle.revoke", bundle_id, serde_json::json!({"reason": reason})),
             outcome: |feed_seq| serde_json::json!({"feed_seq": feed_seq}),
         };
-        self.inner.store.revoke_audited(bundle_id, reason, Utc::now(), Some(&audit))?;
+        self.inner.store.revoke(bundle_id, reason, Utc::now(), Some(&audit))?;
         Ok(())
     }
 
@@ -636,7 +636,7 @@ impl Hub {
     /// transaction and sends the erasure to every device through the change feed. Idempotent.
     /// Audited as "hcp erased" with `actor` and the counts (never the HCP id).
     pub fn erase_hcp(&self, hcp_id: &str, actor: &str) -> Result<ErasureReport> {
-        let report = self.inner.store.erase_hcp_audited(hcp_id, Utc::now(), Some(&audit::hcp_erased(actor)))?;
+        let report = self.inner.store.erase_hcp(hcp_id, Utc::now(), Some(&audit::hcp_erased(actor)))?;
         audit::log(audit::HCP_ERASED, actor, &serde_json::to_value(&report).unwrap_or_default());
         Ok(report)
     }
@@ -645,7 +645,7 @@ impl Hub {
     /// "consent changed" with `actor` and the new tracking (never the HCP id).
     pub fn set_consent(&self, hcp_id: &str, tracking: edetail_protocol::Tracking, actor: &str) -> Result<()> {
         let details = serde_json::json!({"tracking": tracking});
-        self.inner.store.set_consent_audited(hcp_id, tracking, Utc::now(), Some(&audit::consent_changed(actor, details.clone())))?;
+        self.inner.store.set_consent(hcp_id, tracking, Utc::now(), Some(&audit::consent_changed(actor, details.clone())))?;
         audit::log(audit::CONSENT_CHANGED, actor, &details);
         Ok(())
     }

@@ -358,7 +358,7 @@ async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
 }
 
 impl HubStore for PgStore {
-    fn add_device_audited(
+    fn add_device(
         &self,
         device_id: &str,
         rep_id: &str,
@@ -444,7 +444,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
         let (name, tok) = (name.to_string(), token_sha256.to_string());
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
@@ -530,7 +530,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
         let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
         let v = v.clone();
         self.write_audited(audit, move |tx| {
@@ -758,7 +758,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         let (id, reason) = (bundle_id.to_string(), reason.to_string());
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
@@ -1405,7 +1405,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn issue_credential_audited(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
+    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
         let n = n.clone();
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
@@ -1464,7 +1464,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
         let subject = subject.to_string();
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
@@ -1501,7 +1501,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn add_operator_audited(
+    fn add_operator(
         &self,
         name: &str,
         token_sha256: &str,
@@ -1554,7 +1554,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         let hcp = hcp_id.to_string();
         self.write_audited(audit, move |tx| {
             Box::pin(async move {
@@ -1629,7 +1629,7 @@ impl HubStore for PgStore {
         })
     }
 
-    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         let hcp = hcp_id.to_string();
         self.write_audited(audit, move |tx| {
             Box::pin(async move {

@@ -302,7 +302,7 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
 }
 
 impl HubStore for SqliteStore {
-    fn add_device_audited(
+    fn add_device(
         &self,
         device_id: &str,
         rep_id: &str,
@@ -360,7 +360,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()> {
         self.write_audited(audit, |tx| {
             let n = tx.execute(
                 "INSERT OR IGNORE INTO publishers (name, token_sha256, created_at) VALUES (?1, ?2, ?3)",
@@ -428,7 +428,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64> {
         let version = i64::try_from(v.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
         self.write_audited(audit, |tx| {
             let current: Option<i64> =
@@ -606,7 +606,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         self.write_audited(audit, |tx| {
             let known: Option<String> = tx.query_row("SELECT id FROM bundles WHERE id = ?1", [bundle_id], |r| r.get(0)).optional()?;
             if known.is_none() {
@@ -1106,7 +1106,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn issue_credential_audited(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
+    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
         self.write_audited(audit, |tx| {
             let exists: bool = match n.role {
                 TokenRole::Device => tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)", [&n.subject], |r| r.get(0))?,
@@ -1166,7 +1166,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
         self.write_audited(audit, |tx| {
             let held: i64 =
                 tx.query_row("SELECT COUNT(*) FROM credentials WHERE role = ?1 AND subject = ?2", params![role.as_str(), subject], |r| {
@@ -1194,7 +1194,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn add_operator_audited(
+    fn add_operator(
         &self,
         name: &str,
         token_sha256: &str,
@@ -1237,7 +1237,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         self.write_audited(audit, |tx| {
             // The hub keeps payloads as JSON text: collect the calls first (parsed in Rust, the
             // same on both backends), then delete by (device, call).
@@ -1280,7 +1280,7 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64> {
         self.write_audited(audit, |tx| {
             let seq = next_feed_seq(tx)?;
             tx.execute(

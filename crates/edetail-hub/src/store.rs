@@ -433,14 +433,10 @@ pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
 pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// Registers a device (and its territory when new, unrestricted) with a token valid for
-    /// `DEFAULT_DEVICE_TOKEN_DAYS`.
-    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.add_device_audited(device_id, rep_id, territory, token_sha256, now, None, None)
-    }
-    /// `add_device` with the token's expiry (`None`: the default) and an audit entry, in one
+    /// `token_expires_at` (`None`: `DEFAULT_DEVICE_TOKEN_DAYS`), and `audit` appended in the same
     /// transaction.
     #[allow(clippy::too_many_arguments)]
-    fn add_device_audited(
+    fn add_device(
         &self,
         device_id: &str,
         rep_id: &str,
@@ -456,10 +452,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn territories(&self) -> Result<Vec<Territory>>;
     /// Territories that list `product`, by name.
     fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
-    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.add_publisher_audited(name, token_sha256, now, None)
-    }
-    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
+    /// Registers a publisher with its first token (`BadRequest` when the name is taken).
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
     /// The publisher's name.
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
@@ -469,11 +463,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
     /// Records a published version; fails with `VersionConflict` unless it is higher than the
     /// current one (checked inside the transaction). Returns its feed sequence number.
-    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
-        self.insert_bundle_version_audited(v, None)
-    }
-    /// `insert_bundle_version` and its audit entry (outcome: the feed number), in one transaction.
-    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
 
     // ---- publish claims, blob leases and deletion markers (ADR 0016) ----------------------
 
@@ -504,11 +495,8 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()>;
 
     /// Revokes every published version of `bundle_id` (`NotFound` when never published).
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
-        self.revoke_audited(bundle_id, reason, now, None)
-    }
-    /// `revoke` and its audit entry (outcome: the feed number), in one transaction.
-    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
     fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
     /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
@@ -584,27 +572,19 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>>;
     /// Records a token for an existing device, publisher or operator (`NotFound` when the
     /// subject does not exist); with `others_expire_by`, caps the subject's other tokens.
-    fn issue_credential(&self, c: &NewCredential) -> Result<()> {
-        self.issue_credential_audited(c, None)
-    }
-    /// `issue_credential` and its audit entry, in one transaction.
-    fn issue_credential_audited(&self, c: &NewCredential, audit: Option<&Audited<()>>) -> Result<()>;
+    /// `audit` is appended in the same transaction.
+    fn issue_credential(&self, c: &NewCredential, audit: Option<&Audited<()>>) -> Result<()>;
     /// Sets the expiry of one token.
     fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()>;
     /// Revokes every unrevoked token of a subject in a role (for an operator, also its
     /// dashboard sessions); returns how many. `NotFound` when the subject holds no token.
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
-        self.revoke_credentials_audited(role, subject, now, None)
-    }
-    /// `revoke_credentials` and its audit entry (outcome: how many), in one transaction.
-    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64>;
+    /// `audit` (outcome: how many) is appended in the same transaction.
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64>;
     /// Revokes one token (a dashboard logout); no error when unknown.
     fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Registers an operator with its first token (`BadRequest` when the name is taken).
-    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
-        self.add_operator_audited(name, token_sha256, now, expires_at, None)
-    }
-    fn add_operator_audited(
+    /// Registers an operator with its first token (`BadRequest` when the name is taken);
+    /// `audit` is appended in the same transaction.
+    fn add_operator(
         &self,
         name: &str,
         token_sha256: &str,
@@ -624,17 +604,11 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// stored again; the HCP's analysis document, plans, microsites, segment and
     /// prescriptions; and puts an erasure in every territory's feed. Device watermarks are
     /// untouched. Idempotent: erasing again removes nothing and adds no feed item.
-    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
-        self.erase_hcp_audited(hcp_id, now, None)
-    }
-    /// `erase_hcp` and its audit entry (outcome: the report's counts), in one transaction.
-    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport>;
+    /// `audit` (outcome: the report's counts) is appended in the same transaction.
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport>;
     /// Sets an HCP's tracking consent and puts it in every territory's feed.
-    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
-        self.set_consent_audited(hcp_id, tracking, now, None)
-    }
-    /// `set_consent` and its audit entry, in one transaction.
-    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
     fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
 }
