@@ -24,9 +24,10 @@ use crate::error::{Error, Result};
 use crate::ingest::{IngestChanges, IngestFacts};
 use crate::sqlite::time_text;
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
-    FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
-    Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
+    AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
+    ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
+    StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -357,7 +358,7 @@ async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
     Ok(tx.query_one("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", &[]).await.map_err(pg_err)?.get(0))
 }
 
-impl HubStore for PgStore {
+impl CredentialStore for PgStore {
     fn add_device(
         &self,
         device_id: &str,
@@ -388,58 +389,6 @@ impl HubStore for PgStore {
                 .await
                 .map_err(pg_err)?;
                 Ok(())
-            })
-        })
-    }
-
-    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
-        let (name, products) = (name.to_string(), products.to_vec());
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute("INSERT INTO territories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&name, &now])
-                    .await
-                    .map_err(pg_err)?;
-                tx.execute("DELETE FROM territory_products WHERE territory = $1", &[&name]).await.map_err(pg_err)?;
-                tx.execute(
-                    "INSERT INTO territory_products (territory, product) SELECT $1, p FROM UNNEST($2::text[]) AS p ON CONFLICT DO NOTHING",
-                    &[&name, &products],
-                )
-                .await
-                .map_err(pg_err)?;
-                Ok(())
-            })
-        })
-    }
-
-    fn territories(&self) -> Result<Vec<Territory>> {
-        self.read(|tx| {
-            Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name), \
-                         COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM territory_products p WHERE p.territory = t.name), '{}') \
-                         FROM territories t ORDER BY t.name",
-                        &[],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                Ok(rows
-                    .iter()
-                    .map(|r| Territory { name: r.get(0), devices: r.get::<_, i64>(1) as u64, products: r.get(2) })
-                    .collect())
-            })
-        })
-    }
-
-    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
-        let product = product.to_string();
-        self.read(move |tx| {
-            Box::pin(async move {
-                let rows = tx
-                    .query("SELECT territory FROM territory_products WHERE product = $1 ORDER BY territory", &[&product])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(rows.iter().map(|r| r.get(0)).collect())
             })
         })
     }
@@ -517,6 +466,214 @@ impl HubStore for PgStore {
                 .await
                 .map_err(pg_err)?;
             Ok(())
+        })
+    }
+
+    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
+        let tok = token_sha256.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let row = c
+                .query_opt(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = $1"), &[&tok])
+                .await
+                .map_err(pg_err)?;
+            row.as_ref().map(credential_row).transpose()
+        })
+    }
+
+    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>> {
+        let subject = subject.to_string();
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = $1 AND subject = $2 ORDER BY created_at, token_sha256"
+                    ),
+                    &[&role.as_str(), &subject],
+                )
+                .await
+                .map_err(pg_err)?;
+            rows.iter().map(credential_row).collect()
+        })
+    }
+
+    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
+        let n = n.clone();
+        self.write_audited(audit, move |tx| {
+            Box::pin(async move {
+                let exists_sql = match n.role {
+                    TokenRole::Device => "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 FOR UPDATE)",
+                    TokenRole::Publisher => "SELECT EXISTS (SELECT 1 FROM publishers WHERE name = $1 FOR UPDATE)",
+                    TokenRole::Operator | TokenRole::Session => "SELECT EXISTS (SELECT 1 FROM operators WHERE name = $1)",
+                };
+                let exists: bool = tx.query_one(exists_sql, &[&n.subject]).await.map_err(pg_err)?.get(0);
+                if !exists || n.subject == MICROSITE_DEVICE && n.role == TokenRole::Device {
+                    return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
+                }
+                if let Some(by) = n.others_expire_by {
+                    tx.execute(
+                        // An operator's rotation ends its dashboard sessions by the grace end too.
+                        "UPDATE credentials SET expires_at = $3 WHERE subject = $2 AND revoked_at IS NULL \
+                         AND (role = $1 OR ($1 = 'operator' AND role = 'session')) \
+                         AND (expires_at IS NULL OR expires_at > $3)",
+                        &[&n.role.as_str(), &n.subject, &by],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
+                tx.execute(
+                    "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&n.token_sha256, &n.role.as_str(), &n.subject, &n.created_at, &n.expires_at],
+                )
+                .await
+                .map_err(pg_err)?;
+                let update = match n.role {
+                    TokenRole::Device => Some("UPDATE devices SET token_sha256 = $2 WHERE id = $1"),
+                    TokenRole::Publisher => Some("UPDATE publishers SET token_sha256 = $2 WHERE name = $1"),
+                    TokenRole::Operator | TokenRole::Session => None,
+                };
+                if let Some(sql) = update {
+                    tx.execute(sql, &[&n.subject, &n.token_sha256]).await.map_err(pg_err)?;
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+        let tok = token_sha256.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute("UPDATE credentials SET expires_at = $2 WHERE token_sha256 = $1", &[&tok, &expires_at])
+                    .await
+                    .map_err(pg_err)?;
+                if n == 0 {
+                    return Err(Error::NotFound("token".into()));
+                }
+                Ok(())
+            })
+        })
+    }
+
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
+        let subject = subject.to_string();
+        self.write_audited(audit, move |tx| {
+            Box::pin(async move {
+                let held: i64 = tx
+                    .query_one("SELECT COUNT(*) FROM credentials WHERE role = $1 AND subject = $2", &[&role.as_str(), &subject])
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                if held == 0 {
+                    return Err(Error::NotFound(format!("{} {subject}", role.as_str())));
+                }
+                let n = tx
+                    .execute(
+                        "UPDATE credentials SET revoked_at = $3 WHERE subject = $2 AND revoked_at IS NULL \
+                         AND (role = $1 OR ($1 = 'operator' AND role = 'session'))",
+                        &[&role.as_str(), &subject, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(n)
+            })
+        })
+    }
+
+    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        let tok = token_sha256.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("UPDATE credentials SET revoked_at = $2 WHERE token_sha256 = $1 AND revoked_at IS NULL", &[&tok, &now])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn add_operator(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
+        let (name, tok) = (name.to_string(), token_sha256.to_string());
+        self.write_audited(audit, move |tx| {
+            Box::pin(async move {
+                let n = tx
+                    .execute("INSERT INTO operators (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &now])
+                    .await
+                    .map_err(pg_err)?;
+                if n == 0 {
+                    return Err(Error::BadRequest(format!("operator {name:?} already exists")));
+                }
+                tx.execute(
+                    "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES ($1, 'operator', $2, $3, $4)",
+                    &[&tok, &name, &now, &expires_at],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+}
+
+impl FeedStore for PgStore {
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
+        let (name, products) = (name.to_string(), products.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("INSERT INTO territories (name, created_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&name, &now])
+                    .await
+                    .map_err(pg_err)?;
+                tx.execute("DELETE FROM territory_products WHERE territory = $1", &[&name]).await.map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO territory_products (territory, product) SELECT $1, p FROM UNNEST($2::text[]) AS p ON CONFLICT DO NOTHING",
+                    &[&name, &products],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn territories(&self) -> Result<Vec<Territory>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name), \
+                         COALESCE((SELECT array_agg(p.product ORDER BY p.product) FROM territory_products p WHERE p.territory = t.name), '{}') \
+                         FROM territories t ORDER BY t.name",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| Territory { name: r.get(0), devices: r.get::<_, i64>(1) as u64, products: r.get(2) })
+                    .collect())
+            })
+        })
+    }
+
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
+        let product = product.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT territory FROM territory_products WHERE product = $1 ORDER BY territory", &[&product])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
         })
     }
 
@@ -894,6 +1051,21 @@ impl HubStore for PgStore {
         })
     }
 
+    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>> {
+        let b = bundle_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                Ok(tx
+                    .query_opt("SELECT manifest FROM bundle_versions WHERE bundle_id = $1 AND version = $2", &[&b, &(version as i64)])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| r.get(0)))
+            })
+        })
+    }
+}
+
+impl IngestStore for PgStore {
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         let device_id = device_id.to_string();
         let events = events.to_vec();
@@ -979,7 +1151,9 @@ impl HubStore for PgStore {
             })
         })
     }
+}
 
+impl AnalysisStore for PgStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(move |tx| {
             Box::pin(async move {
@@ -1199,19 +1373,6 @@ impl HubStore for PgStore {
         })
     }
 
-    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>> {
-        let b = bundle_id.to_string();
-        self.read(move |tx| {
-            Box::pin(async move {
-                Ok(tx
-                    .query_opt("SELECT manifest FROM bundle_versions WHERE bundle_id = $1 AND version = $2", &[&b, &(version as i64)])
-                    .await
-                    .map_err(pg_err)?
-                    .map(|r| r.get(0)))
-            })
-        })
-    }
-
     fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         let (h, b) = (hcp_id.to_string(), bundle_id.to_string());
         self.read(move |tx| {
@@ -1237,66 +1398,6 @@ impl HubStore for PgStore {
                     .await
                     .map_err(pg_err)?
                     .map(|r| (r.get(0), r.get(1))))
-            })
-        })
-    }
-
-    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize> {
-        let rows = rows.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                for (id, segment) in &rows {
-                    tx.execute(
-                        "INSERT INTO hcps (id, segment, updated_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, updated_at = excluded.updated_at",
-                        &[id, segment, &now],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                }
-                Ok(rows.len())
-            })
-        })
-    }
-
-    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
-        let h = hcp_id.to_string();
-        self.read(move |tx| {
-            Box::pin(
-                async move { Ok(tx.query_opt("SELECT segment FROM hcps WHERE id = $1", &[&h]).await.map_err(pg_err)?.map(|r| r.get(0))) },
-            )
-        })
-    }
-
-    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
-        let rows = rows.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                for p in &rows {
-                    tx.execute(
-                        "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
-                        &[&p.hcp_id, &p.product, &p.period, &(p.count as i64)],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                }
-                Ok(rows.len())
-            })
-        })
-    }
-
-    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
-        let h = hcp_id.to_string();
-        self.read(move |tx| {
-            Box::pin(async move {
-                Ok(tx
-                    .query("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = $1 ORDER BY product, period", &[&h])
-                    .await
-                    .map_err(pg_err)?
-                    .iter()
-                    .map(|r| Prescription { hcp_id: r.get(0), product: r.get(1), period: r.get(2), count: r.get::<_, i64>(3) as u64 })
-                    .collect())
             })
         })
     }
@@ -1375,185 +1476,71 @@ impl HubStore for PgStore {
             })
         })
     }
+}
 
-    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
-        let tok = token_sha256.to_string();
-        self.run(move |pool| async move {
-            let c = pool.get().await?;
-            let row = c
-                .query_opt(&format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = $1"), &[&tok])
-                .await
-                .map_err(pg_err)?;
-            row.as_ref().map(credential_row).transpose()
-        })
-    }
-
-    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>> {
-        let subject = subject.to_string();
-        self.run(move |pool| async move {
-            let c = pool.get().await?;
-            let rows = c
-                .query(
-                    &format!(
-                        "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = $1 AND subject = $2 ORDER BY created_at, token_sha256"
-                    ),
-                    &[&role.as_str(), &subject],
-                )
-                .await
-                .map_err(pg_err)?;
-            rows.iter().map(credential_row).collect()
-        })
-    }
-
-    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
-        let n = n.clone();
-        self.write_audited(audit, move |tx| {
+impl CrmStore for PgStore {
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize> {
+        let rows = rows.to_vec();
+        self.write(move |tx| {
             Box::pin(async move {
-                let exists_sql = match n.role {
-                    TokenRole::Device => "SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 FOR UPDATE)",
-                    TokenRole::Publisher => "SELECT EXISTS (SELECT 1 FROM publishers WHERE name = $1 FOR UPDATE)",
-                    TokenRole::Operator | TokenRole::Session => "SELECT EXISTS (SELECT 1 FROM operators WHERE name = $1)",
-                };
-                let exists: bool = tx.query_one(exists_sql, &[&n.subject]).await.map_err(pg_err)?.get(0);
-                if !exists || n.subject == MICROSITE_DEVICE && n.role == TokenRole::Device {
-                    return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
-                }
-                if let Some(by) = n.others_expire_by {
+                for (id, segment) in &rows {
                     tx.execute(
-                        // An operator's rotation ends its dashboard sessions by the grace end too.
-                        "UPDATE credentials SET expires_at = $3 WHERE subject = $2 AND revoked_at IS NULL \
-                         AND (role = $1 OR ($1 = 'operator' AND role = 'session')) \
-                         AND (expires_at IS NULL OR expires_at > $3)",
-                        &[&n.role.as_str(), &n.subject, &by],
+                        "INSERT INTO hcps (id, segment, updated_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, updated_at = excluded.updated_at",
+                        &[id, segment, &now],
                     )
                     .await
                     .map_err(pg_err)?;
                 }
-                tx.execute(
-                    "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-                    &[&n.token_sha256, &n.role.as_str(), &n.subject, &n.created_at, &n.expires_at],
-                )
-                .await
-                .map_err(pg_err)?;
-                let update = match n.role {
-                    TokenRole::Device => Some("UPDATE devices SET token_sha256 = $2 WHERE id = $1"),
-                    TokenRole::Publisher => Some("UPDATE publishers SET token_sha256 = $2 WHERE name = $1"),
-                    TokenRole::Operator | TokenRole::Session => None,
-                };
-                if let Some(sql) = update {
-                    tx.execute(sql, &[&n.subject, &n.token_sha256]).await.map_err(pg_err)?;
-                }
-                Ok(())
+                Ok(rows.len())
             })
         })
     }
 
-    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()> {
-        let tok = token_sha256.to_string();
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
+        let h = hcp_id.to_string();
+        self.read(move |tx| {
+            Box::pin(
+                async move { Ok(tx.query_opt("SELECT segment FROM hcps WHERE id = $1", &[&h]).await.map_err(pg_err)?.map(|r| r.get(0))) },
+            )
+        })
+    }
+
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
+        let rows = rows.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
-                let n = tx
-                    .execute("UPDATE credentials SET expires_at = $2 WHERE token_sha256 = $1", &[&tok, &expires_at])
+                for p in &rows {
+                    tx.execute(
+                        "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
+                        &[&p.hcp_id, &p.product, &p.period, &(p.count as i64)],
+                    )
                     .await
                     .map_err(pg_err)?;
-                if n == 0 {
-                    return Err(Error::NotFound("token".into()));
                 }
-                Ok(())
+                Ok(rows.len())
             })
         })
     }
 
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
-        let subject = subject.to_string();
-        self.write_audited(audit, move |tx| {
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
+        let h = hcp_id.to_string();
+        self.read(move |tx| {
             Box::pin(async move {
-                let held: i64 = tx
-                    .query_one("SELECT COUNT(*) FROM credentials WHERE role = $1 AND subject = $2", &[&role.as_str(), &subject])
+                Ok(tx
+                    .query("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = $1 ORDER BY product, period", &[&h])
                     .await
                     .map_err(pg_err)?
-                    .get(0);
-                if held == 0 {
-                    return Err(Error::NotFound(format!("{} {subject}", role.as_str())));
-                }
-                let n = tx
-                    .execute(
-                        "UPDATE credentials SET revoked_at = $3 WHERE subject = $2 AND revoked_at IS NULL \
-                         AND (role = $1 OR ($1 = 'operator' AND role = 'session'))",
-                        &[&role.as_str(), &subject, &now],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                Ok(n)
+                    .iter()
+                    .map(|r| Prescription { hcp_id: r.get(0), product: r.get(1), period: r.get(2), count: r.get::<_, i64>(3) as u64 })
+                    .collect())
             })
         })
     }
+}
 
-    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        let tok = token_sha256.to_string();
-        self.write(move |tx| {
-            Box::pin(async move {
-                tx.execute("UPDATE credentials SET revoked_at = $2 WHERE token_sha256 = $1 AND revoked_at IS NULL", &[&tok, &now])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(())
-            })
-        })
-    }
-
-    fn add_operator(
-        &self,
-        name: &str,
-        token_sha256: &str,
-        now: DateTime<Utc>,
-        expires_at: Option<DateTime<Utc>>,
-        audit: Option<&Audited<()>>,
-    ) -> Result<()> {
-        let (name, tok) = (name.to_string(), token_sha256.to_string());
-        self.write_audited(audit, move |tx| {
-            Box::pin(async move {
-                let n = tx
-                    .execute("INSERT INTO operators (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", &[&name, &now])
-                    .await
-                    .map_err(pg_err)?;
-                if n == 0 {
-                    return Err(Error::BadRequest(format!("operator {name:?} already exists")));
-                }
-                tx.execute(
-                    "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES ($1, 'operator', $2, $3, $4)",
-                    &[&tok, &name, &now, &expires_at],
-                )
-                .await
-                .map_err(pg_err)?;
-                Ok(())
-            })
-        })
-    }
-
-    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
-        let e = e.clone();
-        self.write(move |tx| Box::pin(async move { insert_audit(tx, &e).await }))
-    }
-
-    fn audit_log(&self) -> Result<Vec<AuditEntry>> {
-        self.run(move |pool| async move {
-            let c = pool.get().await?;
-            let rows = c.query("SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id", &[]).await.map_err(pg_err)?;
-            rows.iter()
-                .map(|r| {
-                    Ok(AuditEntry {
-                        id: r.get(0),
-                        at: r.get(1),
-                        actor: r.get(2),
-                        action: r.get(3),
-                        subject: r.get(4),
-                        details: json_value(r.get(5))?,
-                    })
-                })
-                .collect()
-        })
-    }
-
+impl PrivacyStore for PgStore {
     fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         let hcp = hcp_id.to_string();
         self.write_audited(audit, move |tx| {
@@ -1657,6 +1644,32 @@ impl HubStore for PgStore {
                     .map(|r| consent_row(&r).map(|f| f.consent))
                     .transpose()
             })
+        })
+    }
+}
+
+impl AuditStore for PgStore {
+    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
+        let e = e.clone();
+        self.write(move |tx| Box::pin(async move { insert_audit(tx, &e).await }))
+    }
+
+    fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let rows = c.query("SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id", &[]).await.map_err(pg_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AuditEntry {
+                        id: r.get(0),
+                        at: r.get(1),
+                        actor: r.get(2),
+                        action: r.get(3),
+                        subject: r.get(4),
+                        details: json_value(r.get(5))?,
+                    })
+                })
+                .collect()
         })
     }
 }

@@ -12,9 +12,10 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, Transactio
 use crate::error::{Error, Result};
 use crate::ingest::{IngestChanges, IngestFacts};
 use crate::store::{
-    AnalysisCommit, BatchOutcome, CheckedEvent, DeviceRecord, DeviceStats, Doc, ErasureReport, FeedBundle, FeedConsent, FeedErasure,
-    FeedPage, FeedPlan, FeedRevocation, HubStats, HubStore, MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion,
-    Prescription, PublishClaim, QueuedCall, StoredEvent, Territory,
+    AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
+    ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
+    StoredEvent, Territory,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -301,7 +302,7 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
     Ok(())
 }
 
-impl HubStore for SqliteStore {
+impl CredentialStore for SqliteStore {
     fn add_device(
         &self,
         device_id: &str,
@@ -324,39 +325,6 @@ impl HubStore for SqliteStore {
                 params![token_sha256, device_id, time_text(now), time_text(expires)],
             )?;
             Ok(())
-        })
-    }
-
-    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
-        self.write(|tx| {
-            tx.execute("INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
-            tx.execute("DELETE FROM territory_products WHERE territory = ?1", [name])?;
-            for p in products {
-                tx.execute("INSERT OR IGNORE INTO territory_products (territory, product) VALUES (?1, ?2)", params![name, p])?;
-            }
-            Ok(())
-        })
-    }
-
-    fn territories(&self) -> Result<Vec<Territory>> {
-        self.read(|c| {
-            let mut st =
-                c.prepare("SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name) FROM territories t ORDER BY t.name")?;
-            let mut out = st
-                .query_map([], |r| Ok(Territory { name: r.get(0)?, products: Vec::new(), devices: r.get::<_, i64>(1)? as u64 }))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut st = c.prepare("SELECT product FROM territory_products WHERE territory = ?1 ORDER BY product")?;
-            for t in &mut out {
-                t.products = st.query_map([&t.name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            }
-            Ok(out)
-        })
-    }
-
-    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut st = c.prepare("SELECT territory FROM territory_products WHERE product = ?1 ORDER BY territory")?;
-            Ok(st.query_map([product], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -418,6 +386,170 @@ impl HubStore for SqliteStore {
                 params![device_id, time_text(now), skew_ms],
             )?;
             Ok(())
+        })
+    }
+
+    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = ?1"),
+                [token_sha256],
+                credential_row,
+            )
+            .optional()?)
+        })
+    }
+
+    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>> {
+        self.read(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = ?1 AND subject = ?2 ORDER BY created_at, rowid"
+            ))?;
+            Ok(st.query_map(params![role.as_str(), subject], credential_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
+        self.write_audited(audit, |tx| {
+            let exists: bool = match n.role {
+                TokenRole::Device => tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)", [&n.subject], |r| r.get(0))?,
+                TokenRole::Publisher => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM publishers WHERE name = ?1)", [&n.subject], |r| r.get(0))?
+                }
+                TokenRole::Operator | TokenRole::Session => {
+                    tx.query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [&n.subject], |r| r.get(0))?
+                }
+            };
+            if !exists || n.subject == crate::store::MICROSITE_DEVICE && n.role == TokenRole::Device {
+                return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
+            }
+            if let Some(by) = n.others_expire_by {
+                // An operator's rotation ends its dashboard sessions by the grace end too.
+                let mut st = tx.prepare(
+                    "SELECT token_sha256, expires_at FROM credentials WHERE subject = ?2 AND revoked_at IS NULL \
+                     AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
+                )?;
+                let rows = st
+                    .query_map(params![n.role.as_str(), n.subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                for (hash, expires) in rows {
+                    let expires = expires.map(|t| parse_time(&t)).transpose()?;
+                    if expires.is_none_or(|t| t > by) {
+                        tx.execute("UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1", params![hash, time_text(by)])?;
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![n.token_sha256, n.role.as_str(), n.subject, time_text(n.created_at), n.expires_at.map(time_text)],
+            )?;
+            match n.role {
+                TokenRole::Device => {
+                    tx.execute("UPDATE devices SET token_sha256 = ?2 WHERE id = ?1", params![n.subject, n.token_sha256])?;
+                }
+                TokenRole::Publisher => {
+                    tx.execute("UPDATE publishers SET token_sha256 = ?2 WHERE name = ?1", params![n.subject, n.token_sha256])?;
+                }
+                TokenRole::Operator | TokenRole::Session => {}
+            }
+            Ok(())
+        })
+    }
+
+    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1",
+                params![token_sha256, expires_at.map(time_text)],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound("token".into()));
+            }
+            Ok(())
+        })
+    }
+
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
+        self.write_audited(audit, |tx| {
+            let held: i64 =
+                tx.query_row("SELECT COUNT(*) FROM credentials WHERE role = ?1 AND subject = ?2", params![role.as_str(), subject], |r| {
+                    r.get(0)
+                })?;
+            if held == 0 {
+                return Err(Error::NotFound(format!("{} {subject}", role.as_str())));
+            }
+            let n = tx.execute(
+                "UPDATE credentials SET revoked_at = ?3 WHERE subject = ?2 AND revoked_at IS NULL \
+                 AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
+                params![role.as_str(), subject, time_text(now)],
+            )?;
+            Ok(n as u64)
+        })
+    }
+
+    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE credentials SET revoked_at = ?2 WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+                params![token_sha256, time_text(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn add_operator(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()> {
+        self.write_audited(audit, |tx| {
+            let n = tx.execute("INSERT OR IGNORE INTO operators (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
+            if n == 0 {
+                return Err(Error::BadRequest(format!("operator {name:?} already exists")));
+            }
+            tx.execute(
+                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'operator', ?2, ?3, ?4)",
+                params![token_sha256, name, time_text(now), expires_at.map(time_text)],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+impl FeedStore for SqliteStore {
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("INSERT OR IGNORE INTO territories (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
+            tx.execute("DELETE FROM territory_products WHERE territory = ?1", [name])?;
+            for p in products {
+                tx.execute("INSERT OR IGNORE INTO territory_products (territory, product) VALUES (?1, ?2)", params![name, p])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn territories(&self) -> Result<Vec<Territory>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT t.name, (SELECT COUNT(*) FROM devices d WHERE d.territory = t.name) FROM territories t ORDER BY t.name")?;
+            let mut out = st
+                .query_map([], |r| Ok(Territory { name: r.get(0)?, products: Vec::new(), devices: r.get::<_, i64>(1)? as u64 }))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare("SELECT product FROM territory_products WHERE territory = ?1 ORDER BY product")?;
+            for t in &mut out {
+                t.products = st.query_map([&t.name], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT territory FROM territory_products WHERE product = ?1 ORDER BY territory")?;
+            Ok(st.query_map([product], |r| r.get(0))?.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 
@@ -487,7 +619,6 @@ impl HubStore for SqliteStore {
 
     // The single writer connection serialises every claim, lease and marker transaction
     // (immediate transactions), so no further locking is needed on SQLite.
-
     fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()> {
         let version = i64::try_from(claim.version).map_err(|_| Error::InvalidBundle("version out of range".into()))?;
         self.write(|tx| {
@@ -724,6 +855,19 @@ impl HubStore for SqliteStore {
         })
     }
 
+    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT manifest FROM bundle_versions WHERE bundle_id = ?1 AND version = ?2",
+                params![bundle_id, version as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
+        })
+    }
+}
+
+impl IngestStore for SqliteStore {
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
         self.write(|tx| {
             let facts = ingest_facts(tx, device_id, events)?;
@@ -795,7 +939,9 @@ impl HubStore for SqliteStore {
             Ok(rows)
         })
     }
+}
 
+impl AnalysisStore for SqliteStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(|c| {
             let mut st = c.prepare(
@@ -961,17 +1107,6 @@ impl HubStore for SqliteStore {
         })
     }
 
-    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                "SELECT manifest FROM bundle_versions WHERE bundle_id = ?1 AND version = ?2",
-                params![bundle_id, version as i64],
-                |r| r.get(0),
-            )
-            .optional()?)
-        })
-    }
-
     fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         self.read(|c| {
             Ok(c.query_row(
@@ -989,50 +1124,6 @@ impl HubStore for SqliteStore {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
-        })
-    }
-
-    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize> {
-        let now = time_text(now);
-        self.write(|tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO hcps (id, segment, updated_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, updated_at = excluded.updated_at",
-            )?;
-            for (id, segment) in rows {
-                st.execute(params![id, segment, now])?;
-            }
-            Ok(rows.len())
-        })
-    }
-
-    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
-        self.read(|c| Ok(c.query_row("SELECT segment FROM hcps WHERE id = ?1", [hcp_id], |r| r.get(0)).optional()?))
-    }
-
-    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
-        self.write(|tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
-            )?;
-            for p in rows {
-                st.execute(params![p.hcp_id, p.product, p.period, p.count as i64])?;
-            }
-            Ok(rows.len())
-        })
-    }
-
-    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
-        self.read(|c| {
-            let mut st =
-                c.prepare("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = ?1 ORDER BY product, period")?;
-            let rows = st
-                .query_map([hcp_id], |r| {
-                    Ok(Prescription { hcp_id: r.get(0)?, product: r.get(1)?, period: r.get(2)?, count: r.get::<_, i64>(3)? as u64 })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
         })
     }
 
@@ -1085,158 +1176,55 @@ impl HubStore for SqliteStore {
             Ok(())
         })
     }
+}
 
-    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>> {
-        self.read(|c| {
-            Ok(c.query_row(
-                &format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE token_sha256 = ?1"),
-                [token_sha256],
-                credential_row,
-            )
-            .optional()?)
-        })
-    }
-
-    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>> {
-        self.read(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE role = ?1 AND subject = ?2 ORDER BY created_at, rowid"
-            ))?;
-            Ok(st.query_map(params![role.as_str(), subject], credential_row)?.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-    }
-
-    fn issue_credential(&self, n: &NewCredential, audit: Option<&Audited<()>>) -> Result<()> {
-        self.write_audited(audit, |tx| {
-            let exists: bool = match n.role {
-                TokenRole::Device => tx.query_row("SELECT EXISTS (SELECT 1 FROM devices WHERE id = ?1)", [&n.subject], |r| r.get(0))?,
-                TokenRole::Publisher => {
-                    tx.query_row("SELECT EXISTS (SELECT 1 FROM publishers WHERE name = ?1)", [&n.subject], |r| r.get(0))?
-                }
-                TokenRole::Operator | TokenRole::Session => {
-                    tx.query_row("SELECT EXISTS (SELECT 1 FROM operators WHERE name = ?1)", [&n.subject], |r| r.get(0))?
-                }
-            };
-            if !exists || n.subject == crate::store::MICROSITE_DEVICE && n.role == TokenRole::Device {
-                return Err(Error::NotFound(format!("{} {}", n.role.as_str(), n.subject)));
-            }
-            if let Some(by) = n.others_expire_by {
-                // An operator's rotation ends its dashboard sessions by the grace end too.
-                let mut st = tx.prepare(
-                    "SELECT token_sha256, expires_at FROM credentials WHERE subject = ?2 AND revoked_at IS NULL \
-                     AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
-                )?;
-                let rows = st
-                    .query_map(params![n.role.as_str(), n.subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                for (hash, expires) in rows {
-                    let expires = expires.map(|t| parse_time(&t)).transpose()?;
-                    if expires.is_none_or(|t| t > by) {
-                        tx.execute("UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1", params![hash, time_text(by)])?;
-                    }
-                }
-            }
-            tx.execute(
-                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![n.token_sha256, n.role.as_str(), n.subject, time_text(n.created_at), n.expires_at.map(time_text)],
-            )?;
-            match n.role {
-                TokenRole::Device => {
-                    tx.execute("UPDATE devices SET token_sha256 = ?2 WHERE id = ?1", params![n.subject, n.token_sha256])?;
-                }
-                TokenRole::Publisher => {
-                    tx.execute("UPDATE publishers SET token_sha256 = ?2 WHERE name = ?1", params![n.subject, n.token_sha256])?;
-                }
-                TokenRole::Operator | TokenRole::Session => {}
-            }
-            Ok(())
-        })
-    }
-
-    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()> {
+impl CrmStore for SqliteStore {
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize> {
+        let now = time_text(now);
         self.write(|tx| {
-            let n = tx.execute(
-                "UPDATE credentials SET expires_at = ?2 WHERE token_sha256 = ?1",
-                params![token_sha256, expires_at.map(time_text)],
+            let mut st = tx.prepare_cached(
+                "INSERT INTO hcps (id, segment, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, updated_at = excluded.updated_at",
             )?;
-            if n == 0 {
-                return Err(Error::NotFound("token".into()));
+            for (id, segment) in rows {
+                st.execute(params![id, segment, now])?;
             }
-            Ok(())
+            Ok(rows.len())
         })
     }
 
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64> {
-        self.write_audited(audit, |tx| {
-            let held: i64 =
-                tx.query_row("SELECT COUNT(*) FROM credentials WHERE role = ?1 AND subject = ?2", params![role.as_str(), subject], |r| {
-                    r.get(0)
-                })?;
-            if held == 0 {
-                return Err(Error::NotFound(format!("{} {subject}", role.as_str())));
-            }
-            let n = tx.execute(
-                "UPDATE credentials SET revoked_at = ?3 WHERE subject = ?2 AND revoked_at IS NULL \
-                 AND (role = ?1 OR (?1 = 'operator' AND role = 'session'))",
-                params![role.as_str(), subject, time_text(now)],
-            )?;
-            Ok(n as u64)
-        })
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
+        self.read(|c| Ok(c.query_row("SELECT segment FROM hcps WHERE id = ?1", [hcp_id], |r| r.get(0)).optional()?))
     }
 
-    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
         self.write(|tx| {
-            tx.execute(
-                "UPDATE credentials SET revoked_at = ?2 WHERE token_sha256 = ?1 AND revoked_at IS NULL",
-                params![token_sha256, time_text(now)],
+            let mut st = tx.prepare_cached(
+                "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
             )?;
-            Ok(())
-        })
-    }
-
-    fn add_operator(
-        &self,
-        name: &str,
-        token_sha256: &str,
-        now: DateTime<Utc>,
-        expires_at: Option<DateTime<Utc>>,
-        audit: Option<&Audited<()>>,
-    ) -> Result<()> {
-        self.write_audited(audit, |tx| {
-            let n = tx.execute("INSERT OR IGNORE INTO operators (name, created_at) VALUES (?1, ?2)", params![name, time_text(now)])?;
-            if n == 0 {
-                return Err(Error::BadRequest(format!("operator {name:?} already exists")));
+            for p in rows {
+                st.execute(params![p.hcp_id, p.product, p.period, p.count as i64])?;
             }
-            tx.execute(
-                "INSERT INTO credentials (token_sha256, role, subject, created_at, expires_at) VALUES (?1, 'operator', ?2, ?3, ?4)",
-                params![token_sha256, name, time_text(now), expires_at.map(time_text)],
-            )?;
-            Ok(())
+            Ok(rows.len())
         })
     }
 
-    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
-        self.write(|tx| insert_audit(tx, e))
-    }
-
-    fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
         self.read(|c| {
-            let mut st = c.prepare("SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id")?;
-            Ok(st
-                .query_map([], |r| {
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: parse_time(&r.get::<_, String>(1)?)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        subject: r.get(4)?,
-                        details: json_value(&r.get::<_, String>(5)?)?,
-                    })
+            let mut st =
+                c.prepare("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = ?1 ORDER BY product, period")?;
+            let rows = st
+                .query_map([hcp_id], |r| {
+                    Ok(Prescription { hcp_id: r.get(0)?, product: r.get(1)?, period: r.get(2)?, count: r.get::<_, i64>(3)? as u64 })
                 })?
-                .collect::<rusqlite::Result<Vec<_>>>()?)
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
         })
     }
+}
 
+impl PrivacyStore for SqliteStore {
     fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         self.write_audited(audit, |tx| {
             // The hub keeps payloads as JSON text: collect the calls first (parsed in Rust, the
@@ -1298,6 +1286,30 @@ impl HubStore for SqliteStore {
             Ok(c.query_row("SELECT feed_seq, hcp_id, tracking, updated_at FROM consents WHERE hcp_id = ?1", [hcp_id], consent_row)
                 .optional()?
                 .map(|f| f.consent))
+        })
+    }
+}
+
+impl AuditStore for SqliteStore {
+    fn append_audit(&self, e: &NewAuditEntry) -> Result<i64> {
+        self.write(|tx| insert_audit(tx, e))
+    }
+
+    fn audit_log(&self) -> Result<Vec<AuditEntry>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT id, at, actor, action, subject, details FROM audit_log ORDER BY id")?;
+            Ok(st
+                .query_map([], |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: parse_time(&r.get::<_, String>(1)?)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        subject: r.get(4)?,
+                        details: json_value(&r.get::<_, String>(5)?)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
 }

@@ -430,8 +430,31 @@ pub const DEFAULT_PUBLISHER_TOKEN_DAYS: i64 = 365;
 /// Default lifetime of an operator token.
 pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 
-/// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
-pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
+/// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`): every
+/// concern's trait at once, so `Arc<dyn HubStore>` reaches all of them. Implemented for every
+/// type that implements the seven.
+pub trait HubStore:
+    CredentialStore + FeedStore + IngestStore + AnalysisStore + CrmStore + PrivacyStore + AuditStore + Send + Sync + std::fmt::Debug + 'static
+{
+}
+
+impl<T> HubStore for T where
+    T: CredentialStore
+        + FeedStore
+        + IngestStore
+        + AnalysisStore
+        + CrmStore
+        + PrivacyStore
+        + AuditStore
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static
+{
+}
+
+/// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token hash, rotation and revocation.
+pub trait CredentialStore {
     /// Registers a device (and its territory when new, unrestricted) with a token valid for
     /// `token_expires_at` (`None`: `DEFAULT_DEVICE_TOKEN_DAYS`), and `audit` appended in the same
     /// transaction.
@@ -446,12 +469,6 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
         token_expires_at: Option<DateTime<Utc>>,
         audit: Option<&Audited<()>>,
     ) -> Result<()>;
-    /// Creates or updates a territory with exactly these products (empty: unrestricted).
-    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
-    /// Every territory, by name.
-    fn territories(&self) -> Result<Vec<Territory>>;
-    /// Territories that list `product`, by name.
-    fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
     /// Registers a publisher with its first token (`BadRequest` when the name is taken).
     fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
@@ -459,113 +476,6 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
     /// Records an authenticated request: last seen time and, when the device sent its clock, the skew.
     fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()>;
-    /// The highest published version of a bundle id.
-    fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
-    /// Records a published version; fails with `VersionConflict` unless it is higher than the
-    /// current one (checked inside the transaction). Returns its feed sequence number.
-    /// `audit` (outcome: the feed number) is appended in the same transaction.
-    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
-
-    // ---- publish claims, blob leases and deletion markers (ADR 0016) ----------------------
-
-    /// Claims `(bundle_id, version)` for a publish, in one transaction: `VersionConflict` when
-    /// the version is not higher than the current one, `PublishInProgress` when another claim
-    /// holds it unexpired at `now`. An expired claim (its publisher died) is taken over; its
-    /// leases stay under the old claim id, dead, for [`HubStore::dead_claims`].
-    fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()>;
-    /// Leases blob hashes (hex) to a claim unexpired at `now`, before the publish asks the
-    /// blob store about them. Returns the hashes not leased because a deletion marker is on
-    /// them: the caller waits until the deletion is done and asks again. `Unavailable` when
-    /// the claim is gone or expired.
-    fn lease_blobs(&self, claim_id: &str, hashes: &[String], now: DateTime<Utc>) -> Result<Vec<String>>;
-    /// Ends a claim that recorded no version, in one transaction: each hash it leased that no
-    /// bundle version references and no other claim unexpired at `now` leases gets a deletion
-    /// marker owned by `owner` (unless already marked); then its leases and the claim row
-    /// go. Returns the hashes marked: the caller deletes them from the blob store and calls
-    /// [`HubStore::finish_blob_deletion`].
-    fn release_claim(&self, claim_id: &str, owner: &str, now: DateTime<Utc>) -> Result<Vec<String>>;
-    /// Claim ids of dead publishes: claims expired at `now`, and leases whose claim is gone
-    /// (taken over after it expired).
-    fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
-    /// Deletion markers set before `before` (their deleter presumably died): each is
-    /// re-checked; a hash that is referenced or leased again only loses its marker, the others
-    /// pass to `owner` (marked at `now`) and are returned for deletion.
-    fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>>;
-    /// Removes the deletion marker of `sha256` when `owner` still holds it (the blob is gone).
-    fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()>;
-
-    /// Revokes every published version of `bundle_id` (`NotFound` when never published).
-    /// `audit` (outcome: the feed number) is appended in the same transaction.
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
-    /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
-    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
-    /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
-    /// unrevoked version); `None` otherwise.
-    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>>;
-    /// The zip blob `(sha256, size)` of an entitled, unrevoked bundle version.
-    fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>>;
-    /// The newest version of a bundle a device of `territory` is entitled to (and that is not
-    /// revoked): the only version whose content may be selected for that territory (plans,
-    /// microsites). `None` when the territory is entitled to none.
-    fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>>;
-    /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
-    /// records rejections, advances the watermark and stores the skew. An event whose uuid is
-    /// already stored for *another* device is rejected (never silently absorbed).
-    fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome>;
-    fn stats(&self) -> Result<HubStats>;
-    /// Stored events of a device, by seq.
-    fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
-
-    // ---- the closed loop: analysis queue, derived documents, plans, microsites ------------
-
-    /// Queued finished calls, oldest first, skipping those that failed
-    /// `MAX_ANALYSIS_ATTEMPTS` times.
-    fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
-    /// Calls waiting for analysis (including failed ones).
-    fn pending_call_count(&self) -> Result<u64>;
-    /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by
-    /// device id; devices with none are absent.
-    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>>;
-    /// Parked calls (failed `MAX_ANALYSIS_ATTEMPTS` times, not analysed), oldest first.
-    fn parked_calls(&self) -> Result<Vec<ParkedCall>>;
-    /// A call's stored events, by seq.
-    fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
-    /// The documents at these `(kind, key)`s, `None` where absent.
-    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>>;
-    /// Every document of a kind, by key.
-    fn list_docs(&self, kind: &str) -> Result<Vec<Doc>>;
-    /// Writes one call's analysis and removes its queue row, atomically. `Ok(false)` when
-    /// someone else analysed it first or a document moved since it was read: nothing written.
-    fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool>;
-    /// Records a failed analysis attempt (the error names no personal data).
-    fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()>;
-    /// Manifest bytes of a published version.
-    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
-    /// The latest plan of an HCP on a bundle (plan bytes, signature).
-    fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
-    /// The newest plan of an HCP on any bundle (plan bytes, signature).
-    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
-    /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
-    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
-    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
-    /// Creates or replaces prescription counts; returns how many rows.
-    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
-    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;
-    fn microsite_by_token(&self, token_sha256: &str) -> Result<Option<Microsite>>;
-    fn microsites_for(&self, hcp_id: &str) -> Result<Vec<Microsite>>;
-    /// Records a whole hub-side call (a microsite visit) under `MICROSITE_DEVICE`: assigns
-    /// sequence numbers, stores the events, counts the visit on the microsite and queues the
-    /// call for analysis, in one transaction.
-    fn record_microsite_visit(
-        &self,
-        microsite_id: &str,
-        call_id: &str,
-        events: &[(String, serde_json::Value)],
-        now: DateTime<Utc>,
-    ) -> Result<()>;
-
-    // ---- credentials, operators and the audit trail (issue 7) ------------------------------
-
     /// The credential with this token hash, live or not.
     fn credential(&self, token_sha256: &str) -> Result<Option<Credential>>;
     /// Every credential of a subject in a role, oldest first.
@@ -592,13 +502,129 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
         expires_at: Option<DateTime<Utc>>,
         audit: Option<&Audited<()>>,
     ) -> Result<()>;
-    /// Appends to the audit trail (there is no update or delete: the database refuses both).
-    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
-    /// The audit trail, oldest first.
-    fn audit_log(&self) -> Result<Vec<AuditEntry>>;
+}
 
-    // ---- privacy: right to erasure and tracking consent (ADR 0011) -----------------------
+/// Publishing and the change feed: territories and their products, bundle versions, publish claims, blob leases and deletion markers (ADR 0016), revocations, entitlement.
+pub trait FeedStore {
+    /// Creates or updates a territory with exactly these products (empty: unrestricted).
+    fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
+    /// Every territory, by name.
+    fn territories(&self) -> Result<Vec<Territory>>;
+    /// Territories that list `product`, by name.
+    fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
+    /// The highest published version of a bundle id.
+    fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
+    /// Records a published version; fails with `VersionConflict` unless it is higher than the
+    /// current one (checked inside the transaction). Returns its feed sequence number.
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// Claims `(bundle_id, version)` for a publish, in one transaction: `VersionConflict` when
+    /// the version is not higher than the current one, `PublishInProgress` when another claim
+    /// holds it unexpired at `now`. An expired claim (its publisher died) is taken over; its
+    /// leases stay under the old claim id, dead, for [`HubStore::dead_claims`].
+    fn claim_publish(&self, claim: &PublishClaim, now: DateTime<Utc>) -> Result<()>;
+    /// Leases blob hashes (hex) to a claim unexpired at `now`, before the publish asks the
+    /// blob store about them. Returns the hashes not leased because a deletion marker is on
+    /// them: the caller waits until the deletion is done and asks again. `Unavailable` when
+    /// the claim is gone or expired.
+    fn lease_blobs(&self, claim_id: &str, hashes: &[String], now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Ends a claim that recorded no version, in one transaction: each hash it leased that no
+    /// bundle version references and no other claim unexpired at `now` leases gets a deletion
+    /// marker owned by `owner` (unless already marked); then its leases and the claim row
+    /// go. Returns the hashes marked: the caller deletes them from the blob store and calls
+    /// [`HubStore::finish_blob_deletion`].
+    fn release_claim(&self, claim_id: &str, owner: &str, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Claim ids of dead publishes: claims expired at `now`, and leases whose claim is gone
+    /// (taken over after it expired).
+    fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Deletion markers set before `before` (their deleter presumably died): each is
+    /// re-checked; a hash that is referenced or leased again only loses its marker, the others
+    /// pass to `owner` (marked at `now`) and are returned for deletion.
+    fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Removes the deletion marker of `sha256` when `owner` still holds it (the blob is gone).
+    fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()>;
+    /// Revokes every published version of `bundle_id` (`NotFound` when never published).
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
+    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
+    /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
+    /// unrevoked version); `None` otherwise.
+    fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>>;
+    /// The zip blob `(sha256, size)` of an entitled, unrevoked bundle version.
+    fn bundle_zip(&self, territory: &str, bundle_id: &str, version: u64) -> Result<Option<(String, u64)>>;
+    /// The newest version of a bundle a device of `territory` is entitled to (and that is not
+    /// revoked): the only version whose content may be selected for that territory (plans,
+    /// microsites). `None` when the territory is entitled to none.
+    fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>>;
+    /// Manifest bytes of a published version.
+    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
+}
 
+/// Upload batches (decided by [`crate::ingest::plan`], persisted by the store), stored events and hub-wide figures.
+pub trait IngestStore {
+    /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
+    /// records rejections, advances the watermark and stores the skew. An event whose uuid is
+    /// already stored for *another* device is rejected (never silently absorbed).
+    fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome>;
+    fn stats(&self) -> Result<HubStats>;
+    /// Stored events of a device, by seq.
+    fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
+}
+
+/// The closed loop: the analysis queue, derived documents, plans, microsites and their visits.
+pub trait AnalysisStore {
+    /// Queued finished calls, oldest first, skipping those that failed
+    /// `MAX_ANALYSIS_ATTEMPTS` times.
+    fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
+    /// Calls waiting for analysis (including failed ones).
+    fn pending_call_count(&self) -> Result<u64>;
+    /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by
+    /// device id; devices with none are absent.
+    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>>;
+    /// Parked calls (failed `MAX_ANALYSIS_ATTEMPTS` times, not analysed), oldest first.
+    fn parked_calls(&self) -> Result<Vec<ParkedCall>>;
+    /// A call's stored events, by seq.
+    fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
+    /// The documents at these `(kind, key)`s, `None` where absent.
+    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>>;
+    /// Every document of a kind, by key.
+    fn list_docs(&self, kind: &str) -> Result<Vec<Doc>>;
+    /// Writes one call's analysis and removes its queue row, atomically. `Ok(false)` when
+    /// someone else analysed it first or a document moved since it was read: nothing written.
+    fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool>;
+    /// Records a failed analysis attempt (the error names no personal data).
+    fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()>;
+    /// The latest plan of an HCP on a bundle (plan bytes, signature).
+    fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    /// The newest plan of an HCP on any bundle (plan bytes, signature).
+    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
+    fn microsite_by_token(&self, token_sha256: &str) -> Result<Option<Microsite>>;
+    fn microsites_for(&self, hcp_id: &str) -> Result<Vec<Microsite>>;
+    /// Records a whole hub-side call (a microsite visit) under `MICROSITE_DEVICE`: assigns
+    /// sequence numbers, stores the events, counts the visit on the microsite and queues the
+    /// call for analysis, in one transaction.
+    fn record_microsite_visit(
+        &self,
+        microsite_id: &str,
+        call_id: &str,
+        events: &[(String, serde_json::Value)],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+}
+
+/// CRM imports: HCP segments and prescription counts.
+pub trait CrmStore {
+    /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
+    /// Creates or replaces prescription counts; returns how many rows.
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;
+}
+
+/// Privacy (ADR 0011): the right to erasure and tracking consent.
+pub trait PrivacyStore {
     /// Removes, in one transaction, the events of every call whose `call_started` names the
     /// HCP (device calls and microsite visits), leaving tombstones so re-sent events are never
     /// stored again; the HCP's analysis document, plans, microsites, segment and
@@ -611,6 +637,14 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
     fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
+}
+
+/// The append-only audit trail (issue 7).
+pub trait AuditStore {
+    /// Appends to the audit trail (there is no update or delete: the database refuses both).
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
+    /// The audit trail, oldest first.
+    fn audit_log(&self) -> Result<Vec<AuditEntry>>;
 }
 
 /// Merges bundle offers, revocations, plans, erasures and consents (each fetched `limit + 1`
