@@ -21,7 +21,21 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use edetail_protocol::{RejectedEvent, WireEvent};
 
-use crate::store::{BatchOutcome, CheckedEvent};
+/// An event of an upload batch after validation: to store, or rejected permanently.
+#[derive(Debug, Clone)]
+pub enum CheckedEvent {
+    Valid { event: WireEvent, recorded_at_corrected: DateTime<Utc> },
+    Rejected { uuid: String, seq: i64, reason: String },
+}
+
+/// The outcome of applying one batch (one transaction).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub accepted: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub rejected: Vec<RejectedEvent>,
+    pub watermark: i64,
+}
 
 /// Rejection reason for an event whose uuid another device's stored event already carries.
 pub const FOREIGN_UUID: &str = "uuid already used by another device's event";

@@ -18,13 +18,12 @@ mod http;
 pub mod ingest;
 pub mod insights;
 pub mod microsite;
-pub mod postgres;
 pub mod publish;
 pub mod ratelimit;
 pub mod reqlog;
 pub mod server;
-pub mod sqlite;
 pub mod store;
+pub use store::{postgres, sqlite};
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;

@@ -1,16 +1,20 @@
-//! The `HubStore` trait: everything the hub keeps besides blob bytes. Two implementations:
-//! SQLite (`sqlite.rs`, the zero-setup default) and PostgreSQL (`postgres.rs`, shared by several
-//! hub processes). Methods are synchronous: HTTP handlers call them through
-//! `tokio::task::spawn_blocking`. One behavioural test suite (`tests/store_suite.rs`) runs
-//! against both.
+//! The hub's store: everything the hub keeps besides blob bytes, behind one narrow trait per
+//! concern (credentials, feed, ingest, analysis, CRM imports, privacy, audit) and `HubStore`,
+//! their union. Two implementations, split by the same concerns: SQLite (`sqlite/`, the
+//! zero-setup default) and PostgreSQL (`postgres/`, shared by several hub processes). Methods
+//! are synchronous: HTTP handlers call them through `tokio::task::spawn_blocking`. One
+//! behavioural test suite (`tests/store_suite.rs`) runs against both.
+
+pub mod postgres;
+pub mod sqlite;
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
 use serde::Serialize;
 
 use crate::error::Result;
 
-pub use crate::ingest::{FOREIGN_UUID, seq_reused};
+pub use crate::ingest::{BatchOutcome, CheckedEvent, FOREIGN_UUID, seq_reused};
 
 /// A registered device, as found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,22 +142,6 @@ pub struct FeedPage {
     /// Cursor after this page (feed sequence number).
     pub next_cursor: i64,
     pub has_more: bool,
-}
-
-/// An event of an upload batch after validation: to store, or rejected permanently.
-#[derive(Debug, Clone)]
-pub enum CheckedEvent {
-    Valid { event: WireEvent, recorded_at_corrected: DateTime<Utc> },
-    Rejected { uuid: String, seq: i64, reason: String },
-}
-
-/// The outcome of applying one batch (one transaction).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BatchOutcome {
-    pub accepted: Vec<String>,
-    pub duplicates: Vec<String>,
-    pub rejected: Vec<RejectedEvent>,
-    pub watermark: i64,
 }
 
 /// Per-device figures for operators.
@@ -359,7 +347,8 @@ pub struct NewCredential {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Rotation: the subject's other live tokens of this role expire at this time at the latest
-    /// (the grace period); for an operator, its dashboard sessions too. `None`: they are left alone.
+    /// (the grace period); for an operator, its dashboard sessions too. `None`: they are left
+    /// alone.
     pub others_expire_by: Option<DateTime<Utc>>,
 }
 
@@ -453,7 +442,8 @@ impl<T> HubStore for T where
 {
 }
 
-/// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token hash, rotation and revocation.
+/// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token
+/// hash, rotation and revocation.
 pub trait CredentialStore {
     /// Registers a device (and its territory when new, unrestricted) with a token valid for
     /// `token_expires_at` (`None`: `DEFAULT_DEVICE_TOKEN_DAYS`), and `audit` appended in the same
@@ -474,7 +464,8 @@ pub trait CredentialStore {
     fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
     /// The publisher's name.
     fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
-    /// Records an authenticated request: last seen time and, when the device sent its clock, the skew.
+    /// Records an authenticated request: last seen time and, when the device sent its clock, the
+    /// skew.
     fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()>;
     /// The credential with this token hash, live or not.
     fn credential(&self, token_sha256: &str) -> Result<Option<Credential>>;
@@ -504,7 +495,8 @@ pub trait CredentialStore {
     ) -> Result<()>;
 }
 
-/// Publishing and the change feed: territories and their products, bundle versions, publish claims, blob leases and deletion markers (ADR 0016), revocations, entitlement.
+/// Publishing and the change feed: territories and their products, bundle versions, publish claims,
+/// blob leases and deletion markers (ADR 0016), revocations, entitlement.
 pub trait FeedStore {
     /// Creates or updates a territory with exactly these products (empty: unrestricted).
     fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
@@ -561,7 +553,8 @@ pub trait FeedStore {
     fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
 }
 
-/// Upload batches (decided by [`crate::ingest::plan`], persisted by the store), stored events and hub-wide figures.
+/// Upload batches (decided by [`crate::ingest::plan`], persisted by the store), stored events and
+/// hub-wide figures.
 pub trait IngestStore {
     /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
     /// records rejections, advances the watermark and stores the skew. An event whose uuid is
