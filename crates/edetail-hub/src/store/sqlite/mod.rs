@@ -11,11 +11,12 @@ mod ingest;
 mod privacy;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
+use edetail_sqlite::lock;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
 use crate::ingest::{IngestChanges, IngestFacts};
@@ -42,15 +43,6 @@ const MIGRATIONS: &[&str] = &[
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hub.sqlite3";
-
-fn configure(conn: &Connection) -> Result<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(())
-}
 
 /// Brings a database to [`SCHEMA_VERSION`] inside one immediate transaction.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
@@ -93,22 +85,15 @@ pub struct SqliteStore {
     reader: Mutex<Connection>,
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    // A panic while holding the lock cannot leave SQLite half-written (transactions roll back
-    // on drop), so a poisoned lock is still safe to use.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl SqliteStore {
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(DB_FILE);
         create_private_file(&path)?;
         let mut writer = Connection::open(&path)?;
-        configure(&writer)?;
+        edetail_sqlite::configure_writer(&writer, "FULL")?;
         migrate(&mut writer)?;
-        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
-        reader.pragma_update(None, "busy_timeout", 5000)?;
-        reader.pragma_update(None, "temp_store", "MEMORY")?;
+        let reader = edetail_sqlite::open_reader(&path)?;
+        edetail_sqlite::configure_reader(&reader)?;
         Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
