@@ -9,6 +9,7 @@
 //! Pure: no SQLite, no network, no async. Everything above it (device runtime, hub, CLI) trusts
 //! this crate's verdict on a bundle.
 
+pub mod cas;
 pub mod digest;
 pub mod error;
 pub mod import;
@@ -20,6 +21,7 @@ pub mod path;
 pub mod problem;
 pub mod reader;
 pub mod refs;
+pub mod serving;
 pub mod sign;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

@@ -22,12 +22,10 @@ pub const CONTAINERS_JS: &str = include_str!("../js/containers.js");
 /// URL folder reserved for the runtime.
 pub const RESERVED_PREFIX: &str = "_edetail";
 
-/// An inclusive byte range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
-    pub start: u64,
-    pub end: u64,
-}
+/// An inclusive byte range (parsed by [`edetail_bundle::serving::parse_range`]).
+pub use edetail_bundle::serving::ByteRange;
+/// Decodes `%XX` escapes of a URL path (None when malformed or not UTF-8).
+pub use edetail_bundle::serving::percent_decode;
 
 /// A resolved asset: what to send and how.
 pub struct Asset {
@@ -55,48 +53,10 @@ impl std::fmt::Debug for Asset {
 }
 
 /// Parses an HTTP `Range` header value against a file size. Only single ranges are supported
-/// (WebViews ask for one range when seeking media).
+/// (WebViews ask for one range when seeking media); any invalid or unsatisfiable range is
+/// [`Error::BadRange`].
 pub fn parse_range(header: &str, size: u64, path: &str) -> Result<ByteRange> {
-    let bad = |detail: &str| Error::BadRange { path: path.into(), detail: detail.into() };
-    let spec = header.trim().strip_prefix("bytes=").ok_or_else(|| bad("only byte ranges are supported"))?;
-    if spec.contains(',') {
-        return Err(bad("multiple ranges are not supported"));
-    }
-    let (a, b) = spec.split_once('-').ok_or_else(|| bad("malformed range"))?;
-    let (a, b) = (a.trim(), b.trim());
-    let range = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| bad("malformed suffix length"))?;
-        if n == 0 || size == 0 {
-            return Err(bad("empty suffix range"));
-        }
-        ByteRange { start: size.saturating_sub(n), end: size - 1 }
-    } else {
-        let start: u64 = a.parse().map_err(|_| bad("malformed start"))?;
-        let end: u64 = if b.is_empty() { size.saturating_sub(1) } else { b.parse().map_err(|_| bad("malformed end"))? };
-        ByteRange { start, end: end.min(size.saturating_sub(1)) }
-    };
-    if range.start >= size || range.start > range.end {
-        return Err(bad("range not satisfiable"));
-    }
-    Ok(range)
-}
-
-/// Decodes `%XX` escapes of a URL path (None when malformed or not UTF-8).
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    edetail_bundle::serving::parse_range(header, size).map_err(|e| Error::BadRange { path: path.into(), detail: e.detail().into() })
 }
 
 /// The URL path of a bundle file under the shell's origin: `/<bundle-id>/<path>`, every byte

@@ -8,9 +8,10 @@
 //! next/previous/goto lead is decided by the pure `navigation` module.
 
 use edetail_protocol::Tracking;
+use edetail_protocol::payload::{self, Payload};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::clock::from_ms;
 use crate::context::Context;
@@ -65,6 +66,19 @@ pub enum NavSource {
     Start,
 }
 
+impl NavSource {
+    /// Its name in `slide_enter.source` (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NavSource::Swipe => "swipe",
+            NavSource::Link => "link",
+            NavSource::Jump => "jump",
+            NavSource::Overview => "overview",
+            NavSource::Start => "start",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reaction {
@@ -74,6 +88,15 @@ pub enum Reaction {
 }
 
 impl Reaction {
+    /// Its name in `reaction.value` (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reaction::Positive => "positive",
+            Reaction::Neutral => "neutral",
+            Reaction::Negative => "negative",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Reaction> {
         match s {
             "positive" => Some(Reaction::Positive),
@@ -202,9 +225,20 @@ pub(crate) fn open_call_ids(tx: &Transaction<'_>) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Records an event for a call and refreshes the call's heartbeat in the same transaction.
+/// Records an event for a call and refreshes the call's heartbeat in the same transaction
+/// (the public `Calls::record` of any kind with a JSON payload).
 pub(crate) fn record(tx: &Transaction<'_>, call_id: Option<&str>, kind: &str, payload: Value, stamp: Stamp) -> Result<(i64, String)> {
     let r = outbox::append(tx, &NewEvent { call_id, kind, payload }, stamp)?;
+    if let Some(id) = call_id {
+        heartbeat(tx, id, stamp)?;
+    }
+    Ok(r)
+}
+
+/// Records one of the core's own events, built as its typed payload, and refreshes the call's
+/// heartbeat in the same transaction.
+pub(crate) fn record_typed(tx: &Transaction<'_>, call_id: Option<&str>, payload: &Payload, stamp: Stamp) -> Result<(i64, String)> {
+    let r = outbox::append_typed(tx, call_id, payload, stamp)?;
     if let Some(id) = call_id {
         heartbeat(tx, id, stamp)?;
     }
@@ -230,15 +264,13 @@ pub(crate) fn close_view(tx: &Transaction<'_>, call_id: &str, closed_by: &str, s
     let v = load_view(tx, call_id)?;
     let Some(slide) = v.slide_id.clone() else { return Ok(()) };
     let dwell = dwell_override.unwrap_or_else(|| v.dwell_at(stamp.mono_ms));
-    outbox::append(
-        tx,
-        &NewEvent {
-            call_id: Some(call_id),
-            kind: "slide_exit",
-            payload: json!({"slide": slide, "presentation": v.presentation_id, "dwell_ms": dwell, "closed_by": closed_by}),
-        },
-        stamp,
-    )?;
+    let exit = payload::SlideExit {
+        slide: Some(slide),
+        presentation: v.presentation_id.clone(),
+        dwell_ms: Some(dwell),
+        closed_by: Some(closed_by.to_string()),
+    };
+    outbox::append_typed(tx, Some(call_id), &Payload::SlideExit(exit), stamp)?;
     tx.prepare_cached(
         "UPDATE calls SET slide_id = NULL, presentation_id = NULL, view_started_mono = NULL, view_dwell_ms = 0, view_hcp_led = 0 WHERE id = ?1",
     )?
@@ -260,16 +292,14 @@ pub(crate) fn enter_slide(
 ) -> Result<()> {
     let v = open_view(tx, call_id)?;
     close_view(tx, call_id, "navigation", stamp, None)?;
-    outbox::append(
-        tx,
-        &NewEvent {
-            call_id: Some(call_id),
-            kind: "slide_enter",
-            payload: json!({"slide": slide, "presentation": presentation, "source": source, "hcp_led": hcp_led,
-                            "bundle_version": bundle_version}),
-        },
-        stamp,
-    )?;
+    let enter = payload::SlideEnter {
+        slide: slide.to_string(),
+        presentation: Some(presentation.to_string()),
+        source: Some(source.as_str().to_string()),
+        hcp_led,
+        bundle_version: Some(bundle_version),
+    };
+    outbox::append_typed(tx, Some(call_id), &Payload::SlideEnter(enter), stamp)?;
     tx.prepare_cached(
         "UPDATE calls SET slide_id = ?2, presentation_id = ?3, view_started_mono = ?4, view_dwell_ms = 0, view_paused = ?5,
                           view_hcp_led = ?6 WHERE id = ?1",
@@ -291,8 +321,9 @@ pub(crate) fn set_paused(tx: &Transaction<'_>, call_id: &str, paused: bool, stam
         dwell,
         stamp.mono_ms
     ])?;
-    let kind = if paused { "app_background" } else { "app_foreground" };
-    record(tx, Some(call_id), kind, json!({"slide": v.slide_id}), stamp)?;
+    let lifecycle = payload::AppLifecycle { slide: v.slide_id };
+    let event = if paused { Payload::AppBackground(lifecycle) } else { Payload::AppForeground(lifecycle) };
+    record_typed(tx, Some(call_id), &event, stamp)?;
     Ok(())
 }
 
@@ -309,11 +340,8 @@ pub(crate) fn recover_interrupted(tx: &Transaction<'_>, stamp: Stamp) -> Result<
     for (id, hb_at, hb_dwell, started) in &open {
         let last = hb_at.unwrap_or(*started);
         close_view(tx, id, "recovery", stamp, Some(hb_dwell.unwrap_or(0)))?;
-        outbox::append(
-            tx,
-            &NewEvent { call_id: Some(id), kind: "call_interrupted", payload: json!({"last_heartbeat_at": from_ms(last)}) },
-            stamp,
-        )?;
+        let interrupted = payload::CallInterrupted { last_heartbeat_at: Some(from_ms(last)) };
+        outbox::append_typed(tx, Some(id), &Payload::CallInterrupted(interrupted), stamp)?;
         tx.execute("UPDATE calls SET status = 'interrupted', ended_at = ?2 WHERE id = ?1", params![id, last])?;
     }
     Ok(open.into_iter().map(|(id, ..)| id).collect())
@@ -365,27 +393,36 @@ impl<'a> Calls<'a> {
                  VALUES (?1, ?2, ?3, ?4, 'open', ?5, ?6, ?7, ?8)",
                 params![id, rep, start.hcp_id, start.channel.as_str(), start.bundle_id, start.location, stamp.wall_ms, tracking.as_str()],
             )?;
-            record(
-                tx,
-                Some(&id),
-                "call_started",
-                json!({"rep_id": rep, "hcp_id": start.hcp_id, "channel": start.channel, "bundle_id": start.bundle_id,
-                       "bundle_version": active.version, "location": start.location, "plan_id": plan_id}),
-                stamp,
-            )?;
+            let started = payload::CallStarted {
+                rep_id: Some(rep.to_string()),
+                hcp_id: start.hcp_id.clone(),
+                channel: start.channel.as_str().to_string(),
+                bundle_id: Some(start.bundle_id.clone()),
+                bundle_version: Some(active.version),
+                location: start.location.clone(),
+                plan_id,
+                microsite_id: None,
+            };
+            record_typed(tx, Some(&id), &Payload::CallStarted(started), stamp)?;
             enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)
         })?;
         let url = slide_url(&start.bundle_id, m, &first);
         Ok((id, NavTarget { slide: first, presentation: deck.id.clone(), url, moved: true }))
     }
 
+    /// An open call's view state, the bundle it presents and that bundle's active version.
+    fn presenting(&self, tx: &Transaction<'_>, call_id: &str) -> Result<(ViewState, String, std::sync::Arc<crate::store::ActiveBundle>)> {
+        let view = open_view(tx, call_id)?;
+        let bundle_id = call_bundle(call_id, &view)?;
+        let active = self.ctx.content().active(&bundle_id)?;
+        Ok((view, bundle_id, active))
+    }
+
     /// The shell shows a slide (swipe, overview pick): closes the open view and opens this one.
     pub fn enter_slide(&self, call_id: &str, slide_id: &str, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
-            let view = open_view(tx, call_id)?;
-            let bundle_id = call_bundle(call_id, &view)?;
-            let active = self.ctx.content().active(&bundle_id)?;
+            let (_, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let presentation =
                 presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
@@ -400,9 +437,7 @@ impl<'a> Calls<'a> {
     pub fn navigate(&self, call_id: &str, action: &NavAction, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
-            let view = open_view(tx, call_id)?;
-            let bundle_id = call_bundle(call_id, &view)?;
-            let active = self.ctx.content().active(&bundle_id)?;
+            let (view, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let current = view.slide_id.clone().unwrap_or_default();
             let cur_pres = view.presentation_id.clone().unwrap_or_default();
@@ -439,33 +474,43 @@ impl<'a> Calls<'a> {
     /// Records an event of an open call whose payload names the slide open now: reading the
     /// slide and recording happen in one write transaction, so no navigation in between can
     /// attach the event to the wrong slide.
-    pub(crate) fn record_on_slide(
-        &self,
-        call_id: &str,
-        kind: &str,
-        payload: impl FnOnce(Option<String>) -> Value,
-    ) -> Result<(i64, String)> {
+    pub(crate) fn record_on_slide(&self, call_id: &str, payload: impl FnOnce(Option<String>) -> Payload) -> Result<(i64, String)> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
             let slide = open_view(tx, call_id)?.slide_id;
-            record(tx, Some(call_id), kind, payload(slide), stamp)
+            record_typed(tx, Some(call_id), &payload(slide), stamp)
+        })
+    }
+
+    /// Records one of the core's own events (a vendor kind's open map, say) in a call, or
+    /// outside one, once the call is checked open.
+    pub(crate) fn record_payload(&self, call_id: Option<&str>, payload: &Payload) -> Result<(i64, String)> {
+        let stamp = self.ctx.stamp();
+        self.ctx.databases().write(|tx| {
+            if let Some(id) = call_id {
+                open_view(tx, id)?;
+            }
+            record_typed(tx, call_id, payload, stamp)
         })
     }
 
     pub fn react(&self, call_id: &str, value: Reaction) -> Result<(i64, String)> {
-        self.record_on_slide(call_id, "reaction", |slide| json!({"slide": slide, "value": value}))
+        self.record_on_slide(call_id, |slide| Payload::Reaction(payload::Reaction { slide, value: value.as_str().to_string() }))
     }
 
     pub fn track(&self, call_id: &str, event: &str, data: Value) -> Result<(i64, String)> {
-        self.record_on_slide(call_id, "custom", |slide| json!({"slide": slide, "event": event, "data": data}))
+        self.record_on_slide(call_id, |slide| Payload::Custom(payload::Custom { slide, event: Some(event.to_string()), data }))
     }
 
     pub fn answer(&self, call_id: &str, question: &str, answers: &[String], text: Option<&str>) -> Result<(i64, String)> {
-        self.record_on_slide(
-            call_id,
-            "survey_answer",
-            |slide| json!({"slide": slide, "question": question, "answers": answers, "text": text}),
-        )
+        self.record_on_slide(call_id, |slide| {
+            Payload::SurveyAnswer(payload::SurveyAnswer {
+                slide,
+                question: question.to_string(),
+                answers: answers.to_vec(),
+                text: text.map(str::to_string),
+            })
+        })
     }
 
     /// A note by the rep about the call (personal data: stored, never logged).
@@ -474,12 +519,14 @@ impl<'a> Calls<'a> {
         self.ctx.databases().write(|tx| {
             open_view(tx, call_id)?;
             tx.execute("UPDATE calls SET notes = COALESCE(notes || char(10), '') || ?2 WHERE id = ?1", params![call_id, text])?;
-            record(tx, Some(call_id), "note", json!({"text": text}), stamp)
+            record_typed(tx, Some(call_id), &Payload::Note(payload::Note { text: text.to_string() }), stamp)
         })
     }
 
     pub fn follow_up(&self, call_id: &str, topic: &str, note: Option<&str>) -> Result<(i64, String)> {
-        self.record_on_slide(call_id, "follow_up_request", |slide| json!({"slide": slide, "topic": topic, "note": note}))
+        self.record_on_slide(call_id, |slide| {
+            Payload::FollowUpRequest(payload::FollowUpRequest { slide, topic: topic.to_string(), note: note.map(str::to_string) })
+        })
     }
 
     /// Keeps the open calls' "last known alive" moment fresh (the shell calls this every few
@@ -521,11 +568,8 @@ impl<'a> Calls<'a> {
             open_view(tx, call_id)?;
             close_view(tx, call_id, "call_end", stamp, None)?;
             let started: i64 = tx.query_row("SELECT started_at FROM calls WHERE id = ?1", [call_id], |r| r.get(0))?;
-            outbox::append(
-                tx,
-                &NewEvent { call_id: Some(call_id), kind: "call_ended", payload: json!({"duration_ms": stamp.wall_ms - started}) },
-                stamp,
-            )?;
+            let ended = payload::CallEnded { duration_ms: Some(stamp.wall_ms - started) };
+            outbox::append_typed(tx, Some(call_id), &Payload::CallEnded(ended), stamp)?;
             tx.execute("UPDATE calls SET status = 'completed', ended_at = ?2 WHERE id = ?1", params![call_id, stamp.wall_ms])?;
             if crate::tracking::call_tracking(tx, call_id)? == Tracking::Off {
                 // Nothing of an untracked call is kept once it ends.
@@ -623,6 +667,28 @@ impl From<edetail_protocol::views::CallView> for SlideView {
             reactions: v.reactions,
             counts: v.counts,
             closed_by: v.closed_by,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `slide_enter.source`, `reaction.value` and `call_started.channel` carry these names; they
+    /// must stay the serialised forms the JSON payloads used to carry.
+    #[test]
+    fn payload_names_are_the_serialised_names() {
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for s in [NavSource::Swipe, NavSource::Link, NavSource::Jump, NavSource::Overview, NavSource::Start] {
+            assert_eq!(s.as_str(), name(serde_json::to_value(s).unwrap()));
+        }
+        for r in [Reaction::Positive, Reaction::Neutral, Reaction::Negative] {
+            assert_eq!(r.as_str(), name(serde_json::to_value(r).unwrap()));
+            assert_eq!(Reaction::parse(r.as_str()), Some(r));
+        }
+        for c in [Channel::FaceToFace, Channel::Remote, Channel::Preview] {
+            assert_eq!(c.as_str(), name(serde_json::to_value(c).unwrap()));
         }
     }
 }

@@ -65,6 +65,18 @@ const META_SESSION: &str = "session";
 const META_TIME_FLOOR: &str = "time_floor_ms";
 const META_LAST_HUB_SYNC: &str = "last_hub_sync_ms";
 const META_DEVICE_ID: &str = "device_id";
+const META_SYNC_HUB_DEVICE_ID: &str = "sync_hub_device_id";
+const META_SYNC_CURSOR: &str = "sync_cursor";
+
+/// Where this device's sync with its hub stands (stored in `meta`; read and written by
+/// edetail-sync, opaque to core).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncCursor {
+    /// The hub-issued device id the cursor belongs to.
+    pub hub_device_id: Option<String>,
+    /// Last fully applied change-feed cursor.
+    pub cursor: Option<String>,
+}
 /// The database file inside a data directory.
 pub const DB_FILE: &str = "edetail.sqlite3";
 
@@ -135,6 +147,31 @@ impl Context {
     /// This device's stable id (created with the data directory).
     pub fn device_id(&self) -> Result<String> {
         self.db.read(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [META_DEVICE_ID], |r| r.get(0))?))
+    }
+
+    /// The stored sync cursor (empty when this device never synced).
+    pub fn sync_cursor(&self) -> Result<SyncCursor> {
+        self.db.read(|c| {
+            let get = |k: &str| -> Result<Option<String>> {
+                Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0)).optional()?)
+            };
+            Ok(SyncCursor { hub_device_id: get(META_SYNC_HUB_DEVICE_ID)?, cursor: get(META_SYNC_CURSOR)? })
+        })
+    }
+
+    /// Replaces the stored sync cursor (a `None` field is removed), in one transaction.
+    pub fn set_sync_cursor(&self, s: &SyncCursor) -> Result<()> {
+        self.db.write(|tx| {
+            for (k, v) in [(META_SYNC_HUB_DEVICE_ID, &s.hub_device_id), (META_SYNC_CURSOR, &s.cursor)] {
+                match v {
+                    Some(v) => set_meta(tx, k, v)?,
+                    None => {
+                        tx.execute("DELETE FROM meta WHERE key = ?1", [k])?;
+                    }
+                }
+            }
+            Ok(())
+        })
     }
 
     /// When an event happens: the device's own wall clock (raw: the hub estimates the skew at

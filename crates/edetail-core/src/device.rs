@@ -24,7 +24,7 @@ use crate::store::{ContentStore, InstallOutcome};
 use crate::validity::Unopenable;
 
 pub use crate::calls::{CallStarted, StartCall};
-pub use crate::context::{DB_FILE, DeviceConfig};
+pub use crate::context::{DB_FILE, DeviceConfig, SyncCursor};
 pub use crate::navigation::{NavAction, NavTarget};
 
 /// An open data directory.
@@ -111,6 +111,16 @@ impl Device {
     /// The hub's clock at a successful sync.
     pub fn observe_hub_time(&self, hub_now: DateTime<Utc>) -> Result<()> {
         self.ctx.observe_hub_time(hub_now)
+    }
+
+    /// Where sync with the hub stands (kept in the database for edetail-sync).
+    pub fn sync_cursor(&self) -> Result<SyncCursor> {
+        self.ctx.sync_cursor()
+    }
+
+    /// Stores where sync with the hub stands.
+    pub fn set_sync_cursor(&self, cursor: &SyncCursor) -> Result<()> {
+        self.ctx.set_sync_cursor(cursor)
     }
 
     /// Installs a bundle zip (see [`ContentStore::install_zip`]).

@@ -44,7 +44,7 @@ pub mod vendor;
 
 pub use calls::{Call, CallStarted, CallStatus, Calls, Channel, NavSource, Reaction, SlideView, StartCall};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use context::DeviceConfig;
+pub use context::{DeviceConfig, SyncCursor};
 pub use db::DbKey;
 pub use device::Device;
 pub use edetail_protocol::Tracking;

@@ -6,6 +6,7 @@
 //! acknowledged events may be compacted after a retention period. An event the hub rejects
 //! permanently is parked with its reason, never dropped.
 
+use edetail_protocol::{EventKind, Payload};
 use rusqlite::{Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -45,19 +46,44 @@ pub struct NewEvent<'a> {
     pub payload: Value,
 }
 
-/// Appends one event inside an open write transaction; returns (seq, uuid).
+/// Appends one event inside an open write transaction; returns (seq, uuid). The payload is
+/// checked against its kind's contract and stored as given (unknown fields kept): the public
+/// `record` path. The core's own events go through [`append_typed`].
 pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i64, String)> {
-    let payload = serde_json::to_string(&e.payload).map_err(|x| Error::Invalid(x.to_string()))?;
-    let kind = edetail_protocol::EventKind::parse(e.kind).map_err(|why| {
-        let shown: String = e.kind.chars().take(64).collect();
-        Error::Invalid(format!("event type `{}` refused: {why}", shown.escape_debug()))
-    })?;
+    let kind = parse_kind(e.kind)?;
     // The hub checks the same contract: what it would reject is never recorded.
-    edetail_protocol::Payload::parse(&kind, &e.payload).map_err(Error::Invalid)?;
+    Payload::parse(&kind, &e.payload).map_err(Error::Invalid)?;
+    insert(tx, e.call_id, &kind, &e.payload, stamp)
+}
+
+/// Appends one event built as its kind's typed payload (`Payload::SlideExit(SlideExit {..})`)
+/// inside an open write transaction; returns (seq, uuid). Typed payloads match the contract by
+/// construction; an open map (vendor and app-defined kinds) is checked as `append` checks it.
+pub fn append_typed(tx: &Transaction<'_>, call_id: Option<&str>, payload: &Payload, stamp: Stamp) -> Result<(i64, String)> {
+    let kind = parse_kind(payload.kind().as_str())?;
+    let value = payload.to_value();
+    if let Payload::Open(..) = payload {
+        Payload::parse(&kind, &value).map_err(Error::Invalid)?;
+    }
+    insert(tx, call_id, &kind, &value, stamp)
+}
+
+/// The kind of a type string, or `Error::Invalid` naming (a cut of) it.
+fn parse_kind(kind: &str) -> Result<EventKind> {
+    EventKind::parse(kind).map_err(|why| {
+        let shown: String = kind.chars().take(64).collect();
+        Error::Invalid(format!("event type `{}` refused: {why}", shown.escape_debug()))
+    })
+}
+
+/// Stores a checked event: refuses a payload over the limit, records nothing of a call whose
+/// consent is off.
+fn insert(tx: &Transaction<'_>, call_id: Option<&str>, kind: &EventKind, payload: &Value, stamp: Stamp) -> Result<(i64, String)> {
+    let payload = serde_json::to_string(payload).map_err(|x| Error::Invalid(x.to_string()))?;
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(Error::Invalid(format!("event payload is {} bytes; at most {MAX_PAYLOAD_BYTES}", payload.len())));
     }
-    if let Some(call_id) = e.call_id
+    if let Some(call_id) = call_id
         && crate::tracking::call_tracking(tx, call_id)? == edetail_protocol::Tracking::Off
     {
         // Consent off (ADR 0011): nothing of the call is recorded.
@@ -67,7 +93,7 @@ pub fn append(tx: &Transaction<'_>, e: &NewEvent<'_>, stamp: Stamp) -> Result<(i
     tx.prepare_cached(
         "INSERT INTO events (uuid, call_id, type, recorded_at, session, mono_ms, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![uuid, e.call_id, e.kind, stamp.wall_ms, stamp.session, stamp.mono_ms, payload])
+    .execute(params![uuid, call_id, kind.as_str(), stamp.wall_ms, stamp.session, stamp.mono_ms, payload])
     .map_err(Error::from_sql)?;
     Ok((tx.last_insert_rowid(), uuid))
 }
@@ -117,6 +143,18 @@ impl<'a> Outbox<'a> {
             let sql = format!("SELECT {COLUMNS} FROM events WHERE acked_at IS NULL AND parked_reason IS NULL ORDER BY seq LIMIT ?1");
             let mut st = c.prepare_cached(&sql)?;
             let rows = st.query_map([limit as i64], row_to_event)?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    /// Like [`Outbox::pending`], from the first pending event after `after_seq` (an uploader
+    /// with batches in flight asks for the next batch while earlier ones are unacknowledged).
+    pub fn pending_after(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+        self.db.read(|c| {
+            let sql =
+                format!("SELECT {COLUMNS} FROM events WHERE acked_at IS NULL AND parked_reason IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2");
+            let mut st = c.prepare_cached(&sql)?;
+            let rows = st.query_map(rusqlite::params![after_seq, limit as i64], row_to_event)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }

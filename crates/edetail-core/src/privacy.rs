@@ -12,7 +12,7 @@
 //!   their local calls before anything else is uploaded.
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{ConsentRecord, Erasure, Tracking};
+use edetail_protocol::{ConsentRecord, Erasure, EventKind, Tracking};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -20,7 +20,7 @@ use crate::context::Context;
 use crate::error::Result;
 
 /// Type of an outbox event blanked by an erasure before it was uploaded.
-pub const ERASED_EVENT: &str = "erased";
+pub const ERASED_EVENT: &str = EventKind::Erased.as_str();
 
 /// What an erasure removed here (counts only).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -85,8 +85,10 @@ pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<b
 /// upload; acknowledged ones too, they only serve local history now).
 fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     for id in calls_of(tx, hcp_id)? {
-        let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = 'call_started'")?;
-        let rows: Vec<(i64, String)> = st.query_map([&id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+        let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = ?2")?;
+        let rows: Vec<(i64, String)> = st
+            .query_map(params![&id, EventKind::CallStarted.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
         for (seq, payload) in rows {
             let mut v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_else(|_| serde_json::json!({}));
             if let Some(o) = v.as_object_mut() {

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use edetail_protocol::EventKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -105,13 +106,13 @@ impl<'a> Profile<'a> {
             }
             for e in events {
                 let slide = e.payload.get("slide").and_then(Value::as_str).unwrap_or_default();
-                match e.kind.as_str() {
-                    "survey_answer" => {
+                match EventKind::parse(&e.kind) {
+                    Ok(EventKind::SurveyAnswer) => {
                         for t in topics_of(slide) {
                             scores.entry(t).or_default().0 += WEIGHT_ANSWER;
                         }
                     }
-                    "follow_up_request" => {
+                    Ok(EventKind::FollowUpRequest) => {
                         if let Some(t) = e.payload.get("topic").and_then(Value::as_str) {
                             scores.entry(t.to_string()).or_default().0 += WEIGHT_FOLLOW_UP;
                         }

@@ -604,3 +604,90 @@ fn a_data_directory_is_opened_by_one_device_at_a_time() {
     drop(d);
     open_with(tmp.path(), &c);
 }
+
+/// The sync cursor lives in the device database: empty at first, stored whole, kept across a
+/// reopen, and a `None` field removes what was stored.
+#[test]
+fn sync_cursor_is_kept_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let d = open_with(dir.path(), &clock);
+    assert_eq!(d.sync_cursor().unwrap(), edetail_core::SyncCursor::default());
+    let c = edetail_core::SyncCursor { hub_device_id: Some("d1".into()), cursor: Some("c-9".into()) };
+    d.set_sync_cursor(&c).unwrap();
+    assert_eq!(d.sync_cursor().unwrap(), c);
+    drop(d);
+    let d = open_with(dir.path(), &clock);
+    assert_eq!(d.sync_cursor().unwrap(), c, "kept across a reopen");
+    let reset = edetail_core::SyncCursor { hub_device_id: Some("d2".into()), cursor: None };
+    d.set_sync_cursor(&reset).unwrap();
+    assert_eq!(d.sync_cursor().unwrap(), reset);
+}
+
+/// The core records its own events as the event contract's typed payloads; the JSON written is
+/// what the hub and older devices know, field for field (a `None` that the payload type skips,
+/// `call_started.location`, is left out rather than written as null; the hub reads neither).
+#[test]
+fn the_core_records_its_events_with_the_wire_payloads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    d.install_zip(&write_zip(tmp.path(), "deck.zip", &deck(), true)).unwrap();
+    let version = deck().manifest.version;
+    let call = start(&d, "hcp-1");
+    c.advance(Duration::from_millis(1500));
+    d.calls().enter_slide(&call, "efficacy", NavSource::Swipe, true).unwrap();
+    d.calls().app_background().unwrap();
+    c.advance(Duration::from_secs(60));
+    d.calls().app_foreground().unwrap();
+    c.advance(Duration::from_secs(4));
+    d.calls().react(&call, Reaction::Positive).unwrap();
+    d.calls().track(&call, "chart_toggle", json!({"series": "hba1c"})).unwrap();
+    d.calls().answer(&call, "q-dosing", &["once-daily".to_string()], None).unwrap();
+    d.calls().note(&call, "asked about renal dosing").unwrap();
+    d.calls().follow_up(&call, "dosing", Some("send the leaflet")).unwrap();
+    d.calls().end_call(&call).unwrap();
+
+    let got: Vec<(String, Value)> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| (e.kind, e.payload)).collect();
+    let want = vec![
+        (
+            "call_started",
+            json!({"rep_id": "rep-1", "hcp_id": "hcp-1", "channel": "face_to_face", "bundle_id": "com.example.sample",
+                   "bundle_version": version, "plan_id": null}),
+        ),
+        ("slide_enter", json!({"slide": "intro", "presentation": "main", "source": "start", "hcp_led": false, "bundle_version": version})),
+        ("slide_exit", json!({"slide": "intro", "presentation": "main", "dwell_ms": 1500, "closed_by": "navigation"})),
+        (
+            "slide_enter",
+            json!({"slide": "efficacy", "presentation": "main", "source": "swipe", "hcp_led": true, "bundle_version": version}),
+        ),
+        ("app_background", json!({"slide": "efficacy"})),
+        ("app_foreground", json!({"slide": "efficacy"})),
+        ("reaction", json!({"slide": "efficacy", "value": "positive"})),
+        ("custom", json!({"slide": "efficacy", "event": "chart_toggle", "data": {"series": "hba1c"}})),
+        ("survey_answer", json!({"slide": "efficacy", "question": "q-dosing", "answers": ["once-daily"], "text": null})),
+        ("note", json!({"text": "asked about renal dosing"})),
+        ("follow_up_request", json!({"slide": "efficacy", "topic": "dosing", "note": "send the leaflet"})),
+        ("slide_exit", json!({"slide": "efficacy", "presentation": "main", "dwell_ms": 4000, "closed_by": "call_end"})),
+        ("call_ended", json!({"duration_ms": 65_500})),
+    ];
+    let want: Vec<(String, Value)> = want.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    assert_eq!(got, want);
+
+    // A call cut off by a crash is closed at its last heartbeat.
+    let cut = start(&d, "hcp-2");
+    c.advance(Duration::from_secs(3));
+    d.calls().heartbeat().unwrap();
+    c.advance(Duration::from_secs(30));
+    drop(d);
+    let d = open_with(tmp.path(), &c);
+    let events = d.outbox().for_call(&cut).unwrap();
+    let last: Vec<(&str, &Value)> = events.iter().rev().take(2).map(|e| (e.kind.as_str(), &e.payload)).collect();
+    assert_eq!(
+        last,
+        vec![
+            ("call_interrupted", &json!({"last_heartbeat_at": "2026-11-24T09:01:08.500Z"})),
+            ("slide_exit", &json!({"slide": "intro", "presentation": "main", "dwell_ms": 3000, "closed_by": "recovery"})),
+        ]
+    );
+}

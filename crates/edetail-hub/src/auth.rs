@@ -27,10 +27,11 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::ratelimit::*;
 use crate::store::{Credential, NewCredential, TokenRole};
+use crate::tokens::{new_token, token_hash};
 use crate::web::{SESSION_COOKIE, session_from_cookie};
-use crate::{Hub, new_token, token_hash};
 
 /// The dashboard session cookie's name.
 /// A dashboard login lasts this long (then the operator logs in again).

@@ -10,8 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::Hub;
 use crate::client::{AuthFailed, Client, resolve};
+use crate::hub::Hub;
 use crate::ratelimit::{AUTH_FAILURE_BURST, AUTH_FAILURE_RATE_PER_SEC};
 use crate::web::DEFAULT_HTML_CSP;
 

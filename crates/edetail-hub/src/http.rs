@@ -19,8 +19,8 @@ use edetail_protocol::{
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::Hub;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::publish::MAX_PUBLISH_BYTES;
 use crate::store::{CheckedEvent, DeviceRecord, TokenRole};
 use crate::web::query_values;
@@ -327,37 +327,15 @@ async fn get_bundle_zip(State(hub): State<Hub>, headers: HeaderMap, Path((id, fi
 }
 
 /// A byte range request: `Some((first, last))` inclusive, `None` for the whole file.
-/// Malformed or multi-range headers are ignored (whole file), as RFC 9110 allows.
+/// Malformed or multi-range headers are ignored (whole file), as RFC 9110 allows; a well-formed
+/// range past the end is 416.
 fn parse_range(headers: &HeaderMap, len: u64) -> Result<Option<(u64, u64)>> {
-    let Some(spec) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
-    let Some(spec) = spec.trim().strip_prefix("bytes=") else { return Ok(None) };
-    if spec.contains(',') {
-        return Ok(None);
+    let Some(value) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    match edetail_bundle::serving::parse_range(value, len) {
+        Ok(r) => Ok(Some((r.start, r.end))),
+        Err(e) if e.is_unsatisfiable() => Err(Error::RangeNotSatisfiable { size: len }),
+        Err(_) => Ok(None),
     }
-    let Some((a, b)) = spec.split_once('-') else { return Ok(None) };
-    let (a, b) = (a.trim(), b.trim());
-    let unsatisfiable = Error::RangeNotSatisfiable { size: len };
-    if a.is_empty() {
-        // Suffix: the last N bytes.
-        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
-        if n == 0 || len == 0 {
-            return Err(unsatisfiable);
-        }
-        return Ok(Some((len.saturating_sub(n), len - 1)));
-    }
-    let Ok(first) = a.parse::<u64>() else { return Ok(None) };
-    let last = if b.is_empty() {
-        u64::MAX
-    } else {
-        match b.parse::<u64>() {
-            Ok(v) if v >= first => v,
-            _ => return Ok(None),
-        }
-    };
-    if first >= len {
-        return Err(unsatisfiable);
-    }
-    Ok(Some((first, last.min(len - 1))))
 }
 
 /// Streams a blob (never loaded into memory), honouring a single `Range`.
@@ -419,6 +397,7 @@ async fn post_publish(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query
     let territories = query_values(query.as_deref(), "territory")?;
     let zip = spool_body(&headers, body, MAX_PUBLISH_BYTES, hub.inner().blobs.tmp_dir()).await?;
     let h = hub.clone();
-    let result = blocking(move || crate::publish::publish(h.inner(), zip, &territories, Some(&publisher), &publisher)).await?;
+    let result =
+        blocking(move || crate::publish::publish(&h.inner().publishing(), zip, &territories, Some(&publisher), &publisher)).await?;
     Ok((StatusCode::OK, axum::Json(result)).into_response())
 }

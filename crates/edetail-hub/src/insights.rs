@@ -7,12 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 use edetail_bundle::Manifest;
 
-use crate::Hub;
 use crate::analytics::{DeckMeta, DeckStats, HcpProfile, SEGMENT_ALL};
 use crate::closed_loop::{DOC_DECK, DOC_HCP};
 use crate::dashboard::DashboardSource;
 use crate::dashboard::model::*;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 
 /// Evidence lines shown per topic.
 const EVIDENCE_SHOWN: usize = 6;

@@ -28,8 +28,8 @@ use edetail_bundle::{BundlePath, Manifest, Sha256Digest};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::Hub;
 use crate::error::{Error, Result};
+use crate::hub::Hub;
 use crate::store::{MICROSITE_DEVICE, Microsite};
 
 /// Largest accepted visit report.

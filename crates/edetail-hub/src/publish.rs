@@ -16,10 +16,9 @@ use edetail_bundle::{BundleArchive, ReadOptions, Sha256Digest};
 use edetail_protocol::PublishResult;
 use tempfile::NamedTempFile;
 
-use crate::HubInner;
-use crate::blobs::StagedBlob;
+use crate::blobs::{BlobStore, StagedBlob};
 use crate::error::{Error, Result};
-use crate::store::{NewBundleVersion, PublishClaim};
+use crate::store::{HubStore, NewBundleVersion, PublishClaim};
 
 /// The territory value meaning "every territory".
 pub const ALL_TERRITORIES: &str = "*";
@@ -64,8 +63,17 @@ pub fn normalize_territories(territories: &[String]) -> Result<Vec<String>> {
     Ok(set.into_iter().collect())
 }
 
+/// What publishing needs of a hub: its metadata store, blob store, trusted publisher keys and
+/// the lifetime of a claim (`HubInner::publishing`).
+pub(crate) struct Publishing<'a> {
+    pub(crate) store: &'a dyn HubStore,
+    pub(crate) blobs: &'a BlobStore,
+    pub(crate) publisher_keys: &'a [edetail_bundle::PublicKey],
+    pub(crate) claim_lease: chrono::TimeDelta,
+}
+
 /// Writes an in-memory zip to a temp file in the staging directory.
-pub(crate) fn spool_bytes(hub: &HubInner, zip: &[u8]) -> Result<NamedTempFile> {
+pub(crate) fn spool_bytes(hub: &Publishing<'_>, zip: &[u8]) -> Result<NamedTempFile> {
     let tmp = hub.blobs.tmp_dir();
     let mut f = NamedTempFile::new_in(tmp).map_err(Error::io(tmp))?;
     f.write_all(zip).map_err(Error::io(tmp))?;
@@ -78,14 +86,14 @@ pub(crate) fn spool_bytes(hub: &HubInner, zip: &[u8]) -> Result<NamedTempFile> {
 /// The audit entry (bundle id, version, territories and the feed number; no content) is
 /// written in the same transaction as the version, as `actor`.
 pub(crate) fn publish(
-    hub: &HubInner,
+    hub: &Publishing<'_>,
     zip_file: NamedTempFile,
     territories: &[String],
     publisher: Option<&str>,
     actor: &str,
 ) -> Result<PublishResult> {
     let explicit = normalize_territories(territories)?;
-    let opts = ReadOptions::signed_by(hub.publisher_keys.clone());
+    let opts = ReadOptions::signed_by(hub.publisher_keys.to_vec());
     let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
     let manifest = BundleArchive::open(&mut file, &opts).map_err(rejected)?.manifest().clone();
     drop(file);
@@ -103,7 +111,7 @@ pub(crate) fn publish(
         // Prefixed with this process's blob-store instance: when the process dies, the next
         // start on this data directory knows the claim is dead without waiting for it to expire.
         claim_id: format!("{}.{}", hub.blobs.instance_id(), uuid::Uuid::new_v4()),
-        expires_at: now + hub.claim_lease(),
+        expires_at: now + hub.claim_lease,
     };
     hub.store.claim_publish(&claim, now)?;
     let result = publish_claimed(hub, &claim.claim_id, &opts, zip_file, explicit, publisher, actor);
@@ -117,7 +125,7 @@ pub(crate) fn publish(
 
 /// The rest of `publish`, under the claim `claim_id`.
 fn publish_claimed(
-    hub: &HubInner,
+    hub: &Publishing<'_>,
     claim_id: &str,
     opts: &ReadOptions,
     zip_file: NamedTempFile,
@@ -187,7 +195,7 @@ fn publish_claimed(
         claim_id: Some(claim_id.to_string()),
     };
     let audit = crate::store::Audited {
-        entry: crate::audit_entry(
+        entry: crate::audit::audit_entry(
             actor,
             "bundle.publish",
             &v.bundle_id,
@@ -204,7 +212,7 @@ fn publish_claimed(
 /// them is in progress: once the marker is gone the blob is absent and this publish stores it
 /// again. Waiting, rather than leasing a blob marked for deletion and uploading it anyway,
 /// keeps the collector's delete from removing the fresh upload.
-fn lease(hub: &HubInner, claim_id: &str, mut hashes: Vec<String>) -> Result<()> {
+fn lease(hub: &Publishing<'_>, claim_id: &str, mut hashes: Vec<String>) -> Result<()> {
     let deadline = std::time::Instant::now() + LEASE_WAIT;
     loop {
         hashes = hub.store.lease_blobs(claim_id, &hashes, Utc::now())?;
@@ -221,7 +229,7 @@ fn lease(hub: &HubInner, claim_id: &str, mut hashes: Vec<String>) -> Result<()> 
 /// Deletes from the blob store the hashes the store just marked for `owner`, then removes
 /// their markers. Returns how many were deleted; a failure is logged and leaves the marker
 /// (a later start finishes it).
-fn delete_marked(hub: &HubInner, owner: &str, marked: Vec<String>) -> usize {
+fn delete_marked(hub: &Publishing<'_>, owner: &str, marked: Vec<String>) -> usize {
     let mut deleted = 0;
     for hex in marked {
         let done = Sha256Digest::from_hex(&hex)
@@ -238,7 +246,7 @@ fn delete_marked(hub: &HubInner, owner: &str, marked: Vec<String>) -> usize {
 
 /// Ends a claim that recorded no version and deletes the blobs only it needed. Returns how
 /// many blobs were deleted; failures are logged (the claim expires, a later start collects).
-pub(crate) fn collect_claim(hub: &HubInner, claim_id: &str) -> usize {
+pub(crate) fn collect_claim(hub: &Publishing<'_>, claim_id: &str) -> usize {
     match hub.store.release_claim(claim_id, claim_id, Utc::now()) {
         Ok(marked) => delete_marked(hub, claim_id, marked),
         Err(e) => {
@@ -260,7 +268,7 @@ pub struct Collected {
 /// At start: finishes deletion markers older than `STALE_DELETION` (their collector died),
 /// then ends every dead claim at `now`, deleting the blobs no version references and no live
 /// claim leases.
-pub(crate) fn collect_dead_publishes(hub: &HubInner, now: DateTime<Utc>) -> Result<Collected> {
+pub(crate) fn collect_dead_publishes(hub: &Publishing<'_>, now: DateTime<Utc>) -> Result<Collected> {
     let owner = uuid::Uuid::new_v4().to_string();
     let stale_before = now - STALE_DELETION;
     let mut report = Collected::default();

@@ -58,24 +58,9 @@ pub(crate) fn query_values(query: Option<&str>, key: &str) -> Result<Vec<String>
     Ok(out)
 }
 
+/// A percent-decoded query or form component; a malformed one is a bad request.
 fn percent_decode(s: &str) -> Result<String> {
-    let bad = || Error::BadRequest("malformed query string".into());
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| bad())
+    edetail_bundle::serving::form_decode(s).ok_or_else(|| Error::BadRequest("malformed query string".into()))
 }
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.

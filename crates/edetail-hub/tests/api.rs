@@ -2,6 +2,7 @@
 //! local backends (SQLite + blob files) and once over the shared ones (a real PostgreSQL and a
 //! real S3-compatible server, started by `scripts/services`).
 
+#[macro_use]
 mod common;
 
 use common::{SEED, error_of, event};
@@ -687,20 +688,6 @@ fn a_start_removes_staging_files_of_stopped_hubs_and_keeps_live_ones() {
     assert_eq!(count_files(&root), 0);
     assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
     drop(again);
-}
-
-/// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Local).await } )*
-        }
-        mod shared {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Shared).await } )*
-        }
-    };
 }
 
 on_both_backends!(

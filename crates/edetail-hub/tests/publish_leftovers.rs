@@ -5,6 +5,7 @@
 //! (SQLite + blob files) and once over the shared ones (a real PostgreSQL and a real
 //! S3-compatible server, started by `scripts/services`).
 
+#[macro_use]
 mod common;
 
 use common::{SEED, error_of};
@@ -376,20 +377,6 @@ async fn releasing_a_claim_marks_only_what_nobody_else_needs(backend: Backend) {
         drop(place);
     })
     .await;
-}
-
-/// Every test above, once per backend pair: `local::NAME` and `shared::NAME`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod local {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Local).await } )*
-        }
-        mod shared {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::Backend::Shared).await } )*
-        }
-    };
 }
 
 on_both_backends!(

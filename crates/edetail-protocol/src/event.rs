@@ -33,11 +33,12 @@ macro_rules! kinds {
             /// Every kind the runtime itself records (all but [`EventKind::App`]).
             pub const BUILT_IN: &'static [EventKind] = &[$(EventKind::$variant,)*];
 
-            /// The type string on the wire and in the outbox.
-            pub fn as_str(&self) -> &str {
+            /// The type string on the wire and in the outbox. A `const fn`, so constants naming
+            /// a kind are defined by the contract: `const X: &str = EventKind::Erased.as_str();`.
+            pub const fn as_str(&self) -> &str {
                 match self {
                     $(EventKind::$variant => $name,)*
-                    EventKind::App(s) => s,
+                    EventKind::App(s) => s.as_str(),
                 }
             }
 

@@ -27,8 +27,8 @@ pub struct CallStarted {
     pub bundle_version: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
-    /// The hub plan the call followed, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The hub plan the call followed; null when none (docs/protocol.md), so always present.
+    #[serde(default)]
     pub plan_id: Option<String>,
     /// Set by the hub for a microsite visit recorded as a call.
     #[serde(default, skip_serializing_if = "Option::is_none")]

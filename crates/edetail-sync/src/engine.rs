@@ -27,25 +27,26 @@
 //! the core install it in one verified batch: one request and one batch of fsyncs instead of
 //! hundreds. A zip the core refuses is discarded and that version is fetched blob by blob.
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use edetail_bundle::Sha256Digest;
 use edetail_core::{Device, PlanOutcome};
-use edetail_protocol::{ChangePage, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadBatch, WireEvent};
+use edetail_protocol::payload::{OversizedEvent, Payload};
+use edetail_protocol::{ChangePage, EventKind, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_RANGE;
 use serde::Serialize;
-use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::http::{HttpFailure, Timeouts, TokenProvider, Transport, content_range_starts_at};
 use crate::policy::{FailureClass, Input, Lifecycle, Policy, SplitMix64, Step, StopReason, SyncState};
-use crate::state::SyncStateFile;
+use crate::state;
 
 /// Worker threads of the engine's runtime.
 pub const RUNTIME_WORKERS: usize = 2;
@@ -57,7 +58,7 @@ pub const ZIP_INSTALL_MIN_FILES: usize = 32;
 pub const ZIP_INSTALL_MIN_SHARE: f64 = 0.9;
 /// Event type of the stub uploaded in place of an event too large for any batch (the original
 /// stays parked on the device with the reason).
-pub const OVERSIZED_STUB_TYPE: &str = "oversized_event";
+pub const OVERSIZED_STUB_TYPE: &str = EventKind::OversizedEvent.as_str();
 /// Directory under the device's data directory holding partial downloads.
 pub const TMP_DIR: &str = "tmp-sync";
 /// File under the device's data directory that a running sync holds locked (`File::try_lock`):
@@ -223,6 +224,23 @@ impl Drop for SyncEngine {
     }
 }
 
+/// Upload batches in flight at once: one stored by the hub while the next is read, encoded and
+/// sent (the hub applies a device's batches one after another either way).
+const UPLOAD_WINDOW: usize = 2;
+
+/// A batch sent and not yet answered. Dropping it (a cancelled sync) aborts the request.
+struct InFlight {
+    batch: Arc<UploadBatch>,
+    body_bytes: usize,
+    task: tokio::task::JoinHandle<std::result::Result<UploadAck, HttpFailure>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -261,10 +279,10 @@ impl SyncEngine {
             .map_err(|e| Error::Engine(format!("runtime: {e}")))?;
         let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
             .map_err(|f| Error::Config(f.message))?;
-        let mut st = SyncStateFile::load(device.dir());
+        state::migrate_file(&device)?;
+        let st = state::load(&device)?;
         if st.hub_device_id.as_deref() != Some(config.device_id.as_str()) {
-            st = SyncStateFile { hub_device_id: Some(config.device_id.clone()), cursor: None };
-            st.store(device.dir())?;
+            state::store(&device, &edetail_core::SyncCursor { hub_device_id: Some(config.device_id.clone()), cursor: None })?;
         }
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
         let (online, _) = watch::channel(true);
@@ -470,85 +488,143 @@ impl Inner {
         if !outbox.pending(1)?.is_empty() {
             self.apply_privacy_ahead(report).await?;
         }
+        // Up to UPLOAD_WINDOW batches in flight: the next batch is read, encoded and sent while
+        // the hub stores the previous one. Answers are applied in order; each marks only its
+        // own events, so a lost or failed answer leaves exactly those events pending.
+        let mut window: VecDeque<InFlight> = VecDeque::new();
+        let mut last_sent: Option<i64> = None;
+        let mut answered = false;
         loop {
-            let events = outbox.pending(batch_limit)?;
-            if events.is_empty() {
-                return Ok(());
+            // One batch at a time until the hub took a full one (a proxy's body limit is found
+            // with one refused request, not a window of them); after a 413 the batch limit is
+            // halved and stays one at a time.
+            let depth = if answered && batch_limit == MAX_BATCH_EVENTS { UPLOAD_WINDOW } else { 1 };
+            while window.len() < depth {
+                let events = match last_sent {
+                    Some(seq) => outbox.pending_after(seq, batch_limit)?,
+                    None => outbox.pending(batch_limit)?,
+                };
+                if events.is_empty() {
+                    break;
+                }
+                let (batch, body_bytes) = self.build_batch(events)?;
+                last_sent = batch.events.last().map(|e| e.seq);
+                let batch = Arc::new(batch);
+                let (transport, sending) = (self.transport.clone(), batch.clone());
+                let task = tokio::spawn(async move { transport.upload(&sending).await });
+                window.push_back(InFlight { batch, body_bytes, task });
             }
-            let (batch, body_bytes) = self.build_batch(events)?;
-            let sent = batch.events.len();
-            let ack = match self.transport.upload(&batch).await {
+            let Some(mut front) = window.pop_front() else { return Ok(()) };
+            let sent = front.batch.events.len();
+            let answer = (&mut front.task)
+                .await
+                .map_err(|e| PhaseError::Http(HttpFailure::new(FailureClass::Transient, format!("upload task failed: {e}"))))?;
+            let ack = match answer {
                 Ok(ack) => ack,
-                Err(f) if f.status == Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16()) => {
-                    if sent > 1 {
-                        batch_limit = sent / 2;
-                        report.batches_split += 1;
-                        tracing::info!(sent, next = batch_limit, "the hub refused a batch as too large: halving it");
+                Err(f) => {
+                    // Later batches went out assuming this one would be taken: apply what they
+                    // got (durable on the hub) and go on from the outbox as it is now.
+                    self.settle(&mut window, report).await?;
+                    last_sent = None;
+                    if f.status == Some(StatusCode::PAYLOAD_TOO_LARGE.as_u16()) {
+                        if sent > 1 {
+                            batch_limit = sent / 2;
+                            report.batches_split += 1;
+                            tracing::info!(sent, next = batch_limit, "the hub refused a batch as too large: halving it");
+                            continue;
+                        }
+                        self.send_oversized_stub(&front.batch, front.body_bytes, f, report).await?;
                         continue;
                     }
-                    let event = &batch.events[0];
-                    if body_bytes <= MAX_BATCH_BYTES {
-                        return Err(PhaseError::Http(HttpFailure {
-                            class: FailureClass::Permanent,
-                            message: format!(
-                                "event #{} refused as too large ({}) although its batch is {body_bytes} bytes, within the \
-                                 protocol's {MAX_BATCH_BYTES}: a limit in front of the hub is too low",
-                                event.seq, f.message
-                            ),
-                            ..f
-                        }));
-                    }
-                    let reason = format!(
-                        "too large to upload: {body_bytes} bytes as a batch of one, over the protocol's {MAX_BATCH_BYTES} (HTTP 413)"
-                    );
-                    // The hub still learns that this sequence number exists (a small stub with the
-                    // same uuid and seq), so its watermark for the device moves past it instead of
-                    // holding every later number open.
-                    let stub = UploadBatch {
-                        events: vec![WireEvent {
-                            kind: OVERSIZED_STUB_TYPE.to_string(),
-                            payload: serde_json::json!({"original_type_bytes": event.kind.len(), "batch_bytes": body_bytes, "reason": reason}),
-                            ..event.clone()
-                        }],
-                        ..batch.clone()
-                    };
-                    let ack = self.transport.upload(&stub).await?;
-                    if !ack.accepted.contains(&event.uuid) && !ack.duplicates.contains(&event.uuid) {
-                        tracing::warn!(seq = event.seq, "the hub did not take the stub of an oversized event");
-                    }
-                    tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload (stub sent)");
-                    outbox.park(&event.uuid, &reason)?;
-                    report.events_parked += 1;
-                    self.emit(SyncProgress::EventsUploaded { accepted: 0, duplicates: 0, parked: 1 });
-                    continue;
+                    return Err(f.into());
                 }
-                Err(f) => return Err(f.into()),
             };
-            // Only now, with the hub's answer read, is anything marked.
-            let now = now_ms();
-            let mut durable = ack.accepted.clone();
-            durable.extend(ack.duplicates.iter().cloned());
-            outbox.ack(&durable, now)?;
-            for r in &ack.rejected {
-                outbox.park(&r.uuid, &r.reason)?;
-            }
-            self.device.observe_hub_time(ack.hub_time)?;
-            report.batches += 1;
-            report.events_accepted += ack.accepted.len();
-            report.events_duplicates += ack.duplicates.len();
-            report.events_parked += ack.rejected.len();
-            self.emit(SyncProgress::EventsUploaded {
-                accepted: ack.accepted.len(),
-                duplicates: ack.duplicates.len(),
-                parked: ack.rejected.len(),
-            });
-            if durable.len() + ack.rejected.len() == 0 && sent > 0 {
-                return Err(PhaseError::Http(HttpFailure::new(
-                    FailureClass::Transient,
-                    format!("the hub acknowledged none of {sent} events"),
-                )));
+            self.apply_ack(&ack, sent, report)?;
+            answered = true;
+        }
+    }
+
+    /// Waits for the batches still in flight and applies the answers that arrived; failures are
+    /// dropped (their events stay pending and go again).
+    async fn settle(&self, window: &mut VecDeque<InFlight>, report: &mut SyncReport) -> Result<(), PhaseError> {
+        while let Some(mut f) = window.pop_front() {
+            if let Ok(Ok(ack)) = (&mut f.task).await {
+                self.apply_ack(&ack, f.batch.events.len(), report)?;
             }
         }
+        Ok(())
+    }
+
+    /// A batch of one event the hub refused as too large: parks it, and sends a small stub with
+    /// the same uuid and seq so the hub's watermark moves past it.
+    async fn send_oversized_stub(
+        &self,
+        batch: &UploadBatch,
+        body_bytes: usize,
+        f: HttpFailure,
+        report: &mut SyncReport,
+    ) -> Result<(), PhaseError> {
+        let event = &batch.events[0];
+        if body_bytes <= MAX_BATCH_BYTES {
+            return Err(PhaseError::Http(HttpFailure {
+                class: FailureClass::Permanent,
+                message: format!(
+                    "event #{} refused as too large ({}) although its batch is {body_bytes} bytes, within the \
+                     protocol's {MAX_BATCH_BYTES}: a limit in front of the hub is too low",
+                    event.seq, f.message
+                ),
+                ..f
+            }));
+        }
+        let reason = format!("too large to upload: {body_bytes} bytes as a batch of one, over the protocol's {MAX_BATCH_BYTES} (HTTP 413)");
+        // The hub still learns that this sequence number exists (a small stub with the same uuid
+        // and seq), so its watermark for the device moves past it instead of holding every later
+        // number open.
+        let stub = Payload::OversizedEvent(OversizedEvent {
+            original_type_bytes: Some(event.kind.len() as u64),
+            batch_bytes: Some(body_bytes as u64),
+            reason: Some(reason.clone()),
+        });
+        let stub = UploadBatch {
+            events: vec![WireEvent { kind: stub.kind().as_str().to_string(), payload: stub.to_value(), ..event.clone() }],
+            ..batch.clone()
+        };
+        let ack = self.transport.upload(&stub).await?;
+        if !ack.accepted.contains(&event.uuid) && !ack.duplicates.contains(&event.uuid) {
+            tracing::warn!(seq = event.seq, "the hub did not take the stub of an oversized event");
+        }
+        tracing::warn!(seq = event.seq, body_bytes, "event parked: too large to upload (stub sent)");
+        self.device.outbox().park(&event.uuid, &reason)?;
+        report.events_parked += 1;
+        self.emit(SyncProgress::EventsUploaded { accepted: 0, duplicates: 0, parked: 1 });
+        Ok(())
+    }
+
+    /// Marks what the hub's answer to a batch of `sent` events made durable or rejected.
+    fn apply_ack(&self, ack: &UploadAck, sent: usize, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let outbox = self.device.outbox();
+        // Only now, with the hub's answer read, is anything marked.
+        let now = now_ms();
+        let mut durable = ack.accepted.clone();
+        durable.extend(ack.duplicates.iter().cloned());
+        outbox.ack(&durable, now)?;
+        for r in &ack.rejected {
+            outbox.park(&r.uuid, &r.reason)?;
+        }
+        self.device.observe_hub_time(ack.hub_time)?;
+        report.batches += 1;
+        report.events_accepted += ack.accepted.len();
+        report.events_duplicates += ack.duplicates.len();
+        report.events_parked += ack.rejected.len();
+        self.emit(SyncProgress::EventsUploaded {
+            accepted: ack.accepted.len(),
+            duplicates: ack.duplicates.len(),
+            parked: ack.rejected.len(),
+        });
+        if durable.len() + ack.rejected.len() == 0 && sent > 0 {
+            return Err(PhaseError::Http(HttpFailure::new(FailureClass::Transient, format!("the hub acknowledged none of {sent} events"))));
+        }
+        Ok(())
     }
 
     /// A batch of the first `events` that fit in `MAX_BATCH_BYTES` of JSON (always at least one),
@@ -578,7 +654,7 @@ impl Inner {
     /// sync is never uploaded with their id. The cursor is not stored here; the download phase
     /// reads the same pages and applies them whole (erasures and consents are idempotent).
     async fn apply_privacy_ahead(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let mut cursor = SyncStateFile::load(self.device.dir()).cursor;
+        let mut cursor = state::load(&self.device)?.cursor;
         loop {
             let page = self.transport.changes(cursor.as_deref()).await?;
             apply_privacy(&self.device, &page, report)?;
@@ -591,15 +667,14 @@ impl Inner {
 
     /// Applies change-feed pages until `has_more` is false.
     async fn download_all(&self, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let dir = self.device.dir().to_path_buf();
         loop {
-            let mut st = SyncStateFile::load(&dir);
+            let mut st = state::load(&self.device)?;
             let page = self.transport.changes(st.cursor.as_deref()).await?;
             self.apply_page(&page, report).await?;
             self.device.observe_hub_time(page.hub_time)?;
             st.hub_device_id = Some(self.config.device_id.clone());
             st.cursor = Some(page.next_cursor.clone());
-            st.store(&dir)?;
+            state::store(&self.device, &st)?;
             report.pages += 1;
             report.cursor = Some(page.next_cursor.clone());
             if !page.has_more {
@@ -932,18 +1007,11 @@ fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
     serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
+/// The SHA-256 of a downloaded file, through the bundle crate's content addressing.
 fn hash_file(path: &Path) -> Result<Sha256Digest, PhaseError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Sha256Digest::from_hex(&hex::encode(h.finalize())).map_err(|e| PhaseError::Fatal(Error::Engine(e)))
+    let f = std::fs::File::open(path).map_err(io_err(path))?;
+    let (digest, _) = edetail_bundle::digest::hash_reader(std::io::BufReader::with_capacity(64 * 1024, f)).map_err(io_err(path))?;
+    Ok(digest)
 }
 
 /// A phase's failure: retryable network/hub failure, or a local one that stops the sync.

@@ -6,7 +6,8 @@
 //! - [`http`]: the reqwest transport (auth via [`TokenProvider`], gzip uploads, error bodies).
 //! - [`engine`]: [`SyncEngine`], which owns its tokio runtime and drives an
 //!   `edetail_core::Device` (see `docs/adr/0006-sync-engine-owns-its-runtime.md`).
-//! - [`state`]: the persisted change-feed cursor.
+//! - [`state`]: the change-feed cursor, kept in the device database (and the move of an old
+//!   `sync-state.json` into it).
 //!
 //! Depends on edetail-core and edetail-protocol; never on edetail-hub (dev-dependency at most)
 //! nor on edetail-ffi.

@@ -80,8 +80,47 @@ fn a_page_with_plans_stores_the_good_ones_counts_the_refused_and_advances_the_cu
     assert!(device.plans().plan_for("hcp-3", BUNDLE).expect("read").is_none());
 
     // The same page again (e.g. a lost cursor): nothing new, nothing broken.
-    std::fs::remove_file(dir.path().join("data").join(edetail_sync::state::STATE_FILE)).expect("state file");
+    device.set_sync_cursor(&edetail_core::SyncCursor { hub_device_id: Some("d1".into()), cursor: None }).expect("cursor lost");
     let again = rt.block_on(engine.sync()).expect("sync again");
     assert_eq!((again.plans_stored, again.plans_refused), (0, 2), "{again:?}");
     assert_eq!(device.plans().plan_for("hcp-1", BUNDLE).expect("read").expect("offered").plan_id, "p-good");
+}
+
+/// A data directory from before the cursor moved into the device database: the engine moves
+/// its `sync-state.json` in, and the first sync asks the feed from that cursor, not from zero.
+#[test]
+fn an_old_cursor_file_is_moved_into_the_database_and_the_feed_resumes_from_it() {
+    use edetail_sync::state::{STATE_FILE, SyncStateFile};
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let page = ChangePage {
+        next_cursor: "c-8".into(),
+        has_more: false,
+        bundles: vec![],
+        revocations: vec![],
+        plans: vec![],
+        erasures: vec![],
+        consents: vec![],
+        hub_time: Utc::now(),
+    };
+    let body = serde_json::to_string(&page).expect("json");
+    let (url, count, seen) = rt.block_on(scripted(answer("200 OK", "", &body)));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    drop(Device::open(&data, DeviceConfig::new("rep-1")).expect("an existing device"));
+    SyncStateFile { hub_device_id: Some("d1".into()), cursor: Some("c-7".into()) }.write(&data).expect("old state file");
+
+    let device = Arc::new(Device::open(&data, DeviceConfig::new("rep-1")).expect("device"));
+    let engine = SyncEngine::new(device.clone(), SyncConfig::new(url, "d1", Arc::new(StaticToken("t".into())))).expect("engine");
+    assert!(!data.join(STATE_FILE).exists(), "the file is gone once moved");
+    assert_eq!(device.sync_cursor().expect("cursor").cursor.as_deref(), Some("c-7"));
+
+    let report = rt.block_on(engine.sync()).expect("sync");
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let request = String::from_utf8_lossy(&seen.lock().expect("lock")[0]).to_string();
+    let line = request.lines().next().unwrap_or_default().to_string();
+    assert!(line.starts_with("GET ") && line.contains("/changes?since=c-7 "), "resumed from the stored cursor: {line}");
+    assert_eq!(report.cursor.as_deref(), Some("c-8"));
+    assert_eq!(device.sync_cursor().expect("cursor").cursor.as_deref(), Some("c-8"), "stored in the database");
+    assert!(!data.join(STATE_FILE).exists(), "no file comes back");
 }

@@ -8,6 +8,7 @@
 //! `custom` event `agnitio_monitoring`. Data calls (`getPresenter`, `getCallContacts`, ...)
 //! answer through the `resultFunction` they name, with ids only, never names.
 
+use edetail_protocol::EventKind;
 use serde_json::{Value, json};
 
 use super::{Outcome, Vendor, record_unsupported};
@@ -16,11 +17,11 @@ use crate::device::Device;
 use crate::error::{Error, Result};
 
 /// `custom` event name of a monitoring event that is not a slide view.
-pub const MONITORING_EVENT: &str = "agnitio_monitoring";
+pub const MONITORING_EVENT: &str = EventKind::AgnitioMonitoring.as_str();
 /// `custom` event name of `openPDF`.
-pub const OPEN_PDF_EVENT: &str = "agnitio_open_pdf";
+pub const OPEN_PDF_EVENT: &str = EventKind::AgnitioOpenPdf.as_str();
 /// `custom` event name of a `slideEnter` whose slide the bundle does not know.
-pub const UNKNOWN_SLIDE_EVENT: &str = "agnitio_unknown_slide";
+pub const UNKNOWN_SLIDE_EVENT: &str = EventKind::AgnitioUnknownSlide.as_str();
 
 /// Splits `objc://iplanner/<api>?<encoded params>` into the api and the decoded params.
 pub fn parse_url(url: &str) -> Option<(String, String)> {

@@ -12,6 +12,7 @@ pub mod agnitio;
 pub mod oce;
 pub mod veeva;
 
+use edetail_protocol::{EventKind, Payload};
 use serde_json::{Value, json};
 
 use crate::calls::NavSource;
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::navigation::{NavAction, NavTarget};
 
 /// Event kind of a vendor call edetail answered as unsupported.
-pub const UNSUPPORTED_API: &str = "unsupported_api";
+pub const UNSUPPORTED_API: &str = EventKind::UnsupportedApi.as_str();
 /// Longest serialized `args` kept in an `unsupported_api` event; longer ones are cut and
 /// marked `truncated`.
 pub const MAX_ARGS_BYTES: usize = 8 * 1024;
@@ -81,12 +82,19 @@ pub fn record_unsupported(device: &Device, call_id: &str, vendor: Vendor, api: &
     } else {
         args
     };
-    let (_, uuid) = device.calls().record_on_slide(
-        call_id,
-        UNSUPPORTED_API,
-        |slide| json!({"vendor": vendor.as_str(), "api": api, "slide": slide, "args": args}),
-    )?;
+    let (_, uuid) = device.calls().record_on_slide(call_id, |slide| {
+        open_payload(
+            EventKind::UnsupportedApi,
+            [("vendor", vendor.as_str().into()), ("api", api.into()), ("slide", slide.into()), ("args", args)],
+        )
+    })?;
     Ok(uuid)
+}
+
+/// A vendor kind's payload: the JSON object as built (vendor kinds have no typed payload, the
+/// contract keeps them as open maps).
+pub(crate) fn open_payload<const N: usize>(kind: EventKind, fields: [(&str, Value); N]) -> Payload {
+    Payload::Open(kind, fields.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
 
 /// Moves the call to the slide a vendor call names: by key message (also its `.zip` file name

@@ -7,6 +7,7 @@
 //! events; `saveState` is the call's slide state; gesture regions and `alert` are the page's
 //! business and only answered; anything else is recorded as `unsupported_api`.
 
+use edetail_protocol::EventKind;
 use serde_json::{Map, Value, json};
 
 use super::{Outcome, Vendor, goto_named, record_unsupported, step};
@@ -15,11 +16,11 @@ use crate::error::Result;
 use crate::navigation::NavTarget;
 
 /// `custom` event name of `addAction`.
-pub const ACTION_EVENT: &str = "oce_action";
+pub const ACTION_EVENT: &str = EventKind::OceAction.as_str();
 /// `custom` event name of `startTrackingPage` / `stopTrackingPage`.
-pub const PAGE_TRACKING_EVENT: &str = "oce_page_tracking";
+pub const PAGE_TRACKING_EVENT: &str = EventKind::OcePageTracking.as_str();
 /// `custom` event name of `updateFeedback`.
-pub const FEEDBACK_EVENT: &str = "oce_feedback";
+pub const FEEDBACK_EVENT: &str = EventKind::OceFeedback.as_str();
 /// Slide-state key under which `saveState` keeps the deck's state.
 pub const STATE_KEY: &str = "oce_state";
 

@@ -16,20 +16,21 @@
 
 use std::fmt;
 
+use edetail_protocol::EventKind;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, Vendor, goto_named, record_unsupported, step};
+use super::{Outcome, Vendor, goto_named, open_payload, record_unsupported, step};
 use crate::device::Device;
 use crate::error::Result;
 
 /// The object Veeva's clickstream tracking saves.
 pub const CLICKSTREAM: &str = "Call_Clickstream_vod__c";
 /// Event name of a saved clickstream record (the same as the `com.veeva.clm` stand-in's).
-pub const CLICKSTREAM_EVENT: &str = "veeva_clickstream";
+pub const CLICKSTREAM_EVENT: &str = EventKind::VeevaClickstream.as_str();
 /// Event name of an updated clickstream record.
-pub const CLICKSTREAM_UPDATE_EVENT: &str = "veeva_clickstream_update";
+pub const CLICKSTREAM_UPDATE_EVENT: &str = EventKind::VeevaClickstreamUpdate.as_str();
 /// Event kind of `launchApprovedEmail`: the rep asked to send an approved email.
-pub const APPROVED_EMAIL_EVENT: &str = "approved_email_request";
+pub const APPROVED_EMAIL_EVENT: &str = EventKind::ApprovedEmailRequest.as_str();
 /// Most requests accepted in one string (`formatCreateRecords` output).
 pub const MAX_REQUESTS: usize = 64;
 /// Deepest parenthesis nesting accepted in a body.
@@ -384,11 +385,11 @@ pub fn execute(device: &Device, call_id: &str, req: &Request) -> Result<Outcome>
         "launchApprovedEmail" => {
             let args = split_args(&req.args);
             let fragments = req.segment("fragments").map(|b| split_args(&b.text())).unwrap_or_default();
-            let (_, uuid) = device.calls().record(
-                Some(call_id),
-                APPROVED_EMAIL_EVENT,
-                json!({"vendor": "veeva", "template": args.first(), "fragments": fragments, "args": args}),
-            )?;
+            let email = open_payload(
+                EventKind::ApprovedEmailRequest,
+                [("vendor", "veeva".into()), ("template", json!(args.first())), ("fragments", json!(fragments)), ("args", json!(args))],
+            );
+            let (_, uuid) = device.calls().record_payload(Some(call_id), &email)?;
             Ok(Outcome::answer(json!({"success": true, "objectId": uuid})))
         }
         _ => unsupported_answer(device, call_id, req, &req.command),

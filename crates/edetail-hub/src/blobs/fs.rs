@@ -1,13 +1,13 @@
-//! The filesystem blob backend: `ROOT/ab/cdef…` named by SHA-256. Staged temp files are
-//! renamed into place (a rename onto an existing blob of the same hash is success) and the
-//! folders fsynced; reads stream from the file, never loading it into memory.
+//! The filesystem blob backend: `ROOT/ab/cdef…` named by SHA-256 (`edetail_bundle::cas::CasDir`,
+//! the device's layout too). Staged temp files are renamed into place (a rename onto an
+//! existing blob of the same hash is success) and the folders fsynced; reads stream from the
+//! file, never loading it into memory.
 
-use std::collections::BTreeSet;
-use std::fs::{self, File};
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
 use edetail_bundle::Sha256Digest;
+use edetail_bundle::cas::{CasDir, CasError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
@@ -19,51 +19,42 @@ const READ_CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct FsBlobs {
-    root: PathBuf,
+    dir: CasDir,
 }
 
 impl FsBlobs {
     pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root).map_err(Error::io(root))?;
-        Ok(FsBlobs { root: root.to_path_buf() })
+        Ok(FsBlobs { dir: CasDir::open(root).map_err(cas_error)? })
     }
 
     pub fn path_of(&self, d: &Sha256Digest) -> PathBuf {
-        let hex = d.to_hex();
-        self.root.join(&hex[..2]).join(&hex[2..])
+        self.dir.path_of(d)
+    }
+}
+
+fn cas_error(e: CasError) -> Error {
+    match e {
+        CasError::Io { path, source } => Error::io(path)(source),
+        CasError::Mismatch { .. } => Error::Internal(e.to_string()),
     }
 }
 
 impl BlobBackend for FsBlobs {
     fn contains(&self, d: &Sha256Digest) -> Result<bool> {
-        Ok(self.path_of(d).is_file())
+        Ok(self.dir.contains(d))
     }
 
     fn commit(&self, staged: Vec<StagedBlob>) -> Result<()> {
-        let mut dirs = BTreeSet::new();
+        // Staged files are fsynced already; their names (folders, root) are synced here.
+        let names: Vec<Sha256Digest> = staged.iter().map(|b| b.sha256).collect();
         for b in staged {
-            let dest = self.path_of(&b.sha256);
-            let dir = dest.parent().expect("blob path has a parent").to_path_buf();
-            fs::create_dir_all(&dir).map_err(Error::io(&dir))?;
-            b.file.persist(&dest).map_err(|e| Error::io(&dest)(e.error))?;
-            dirs.insert(dir);
+            self.dir.place(b.file, &b.sha256).map_err(cas_error)?;
         }
-        for d in &dirs {
-            sync_dir(d)?;
-        }
-        if !dirs.is_empty() {
-            sync_dir(&self.root)?;
-        }
-        Ok(())
+        self.dir.sync(&names, false).map_err(cas_error)
     }
 
     fn delete(&self, d: &Sha256Digest) -> Result<()> {
-        let path = self.path_of(d);
-        match fs::remove_file(&path) {
-            Ok(()) => sync_dir(path.parent().expect("blob path has a parent")),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&path)(e)),
-        }
+        self.dir.remove(d, true).map(|_| ()).map_err(cas_error)
     }
 
     fn read(&self, d: Sha256Digest, offset: u64, len: u64) -> BoxFuture<'static, Result<ByteStream>> {
@@ -86,25 +77,10 @@ impl BlobBackend for FsBlobs {
     }
 
     fn describe(&self) -> String {
-        format!("file:{}", self.root.display())
+        format!("file:{}", self.dir.root().display())
     }
 
     fn count(&self) -> Result<u64> {
-        let mut n = 0;
-        for prefix in fs::read_dir(&self.root).map_err(Error::io(&self.root))? {
-            let prefix = prefix.map_err(Error::io(&self.root))?.path();
-            if prefix.is_dir() {
-                n += fs::read_dir(&prefix).map_err(Error::io(&prefix))?.count() as u64;
-            }
-        }
-        Ok(n)
+        Ok(self.dir.list().map_err(cas_error)?.len() as u64)
     }
-}
-
-fn sync_dir(d: &Path) -> Result<()> {
-    #[cfg(unix)]
-    File::open(d).and_then(|f| f.sync_all()).map_err(Error::io(d))?;
-    #[cfg(not(unix))]
-    let _ = d;
-    Ok(())
 }

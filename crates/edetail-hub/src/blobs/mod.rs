@@ -1,6 +1,7 @@
 //! Content-addressed blob storage for the hub: every file of every published bundle (and the
 //! published zip itself) stored once, named by its SHA-256. Publishing stages blobs into local
-//! temp files (hashed while written, fsynced) and commits them only when the whole bundle
+//! temp files (hashed while written, fsynced: `edetail_bundle::cas`, the device's write path
+//! too) and commits them only when the whole bundle
 //! verified, so a rejected bundle stores nothing; devices read them back with byte ranges.
 //!
 //! Two backends behind [`BlobBackend`]: the local filesystem ([`fs::FsBlobs`], the default,
@@ -11,14 +12,14 @@ pub mod fs;
 pub mod s3;
 
 use std::fmt;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use edetail_bundle::Sha256Digest;
-use edetail_bundle::digest::HashingWriter;
+use edetail_bundle::cas::{self, CasError, Expect};
 use futures_util::Stream;
 use tempfile::NamedTempFile;
 
@@ -160,22 +161,16 @@ impl BlobStore {
     /// Streams `content` to a temp file, hashing it; fails (discarding the file) when the
     /// reader fails or the content does not hash to `expected`.
     pub fn stage(&self, content: &mut dyn Read, expected: Option<&Sha256Digest>) -> Result<StagedBlob> {
-        let file = NamedTempFile::new_in(&self.tmp).map_err(Error::io(&self.tmp))?;
-        let mut w = HashingWriter::new(BufWriter::new(file));
-        io::copy(content, &mut w).map_err(|e| match edetail_bundle::reader::problem_of(&e) {
+        let expect = expected.map_or(Expect::Any, Expect::Digest);
+        let staged = cas::stage(&self.tmp, content, expect, true).map_err(|e| match e.problem() {
             // The verifying reader found the content wrong: the bundle's fault.
             Some(p) => Error::InvalidBundle(p.to_string()),
-            None => Error::io(&self.tmp)(e),
+            None => match e {
+                CasError::Io { path, source } => Error::io(path)(source),
+                CasError::Mismatch { .. } => Error::InvalidBundle(e.to_string()),
+            },
         })?;
-        let (buf, sha256, size) = w.finish();
-        let file = buf.into_inner().map_err(|e| Error::io(&self.tmp)(e.into_error()))?;
-        if let Some(exp) = expected
-            && *exp != sha256
-        {
-            return Err(Error::InvalidBundle(format!("content hashes to {sha256}, expected {exp}")));
-        }
-        file.as_file().sync_all().map_err(Error::io(file.path()))?;
-        Ok(StagedBlob { sha256, size, file })
+        Ok(StagedBlob { sha256: staged.sha256, size: staged.size, file: staged.file })
     }
 
     /// Adopts a temp file already in the staging directory (a spooled request body) as a

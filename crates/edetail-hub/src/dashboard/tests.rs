@@ -316,7 +316,7 @@ async fn merges_into_the_hub_router() {
     assert_eq!(as_operator("/dashboard/decks/cz").await.unwrap().status(), 404);
     assert_eq!(http.get(format!("{hub_url}/dashboard")).send().await.unwrap().status(), 303, "no operator: to the login form");
     hub_task.abort();
-    let app = crate::http_router_for_tests(&hub).merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
+    let app = crate::serve::http_router_for_tests(&hub).merge(router(Arc::new(Mem { decks: vec![summary("cz")], fail: false })));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let task = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

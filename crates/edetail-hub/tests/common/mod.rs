@@ -31,3 +31,19 @@ pub fn event(seq: i64) -> WireEvent {
         payload: json!({"slide": "intro", "dwell_ms": 1200}),
     }
 }
+
+/// Every named test, once per backend pair: `local::NAME` (SQLite, blob files) and
+/// `shared::NAME` (PostgreSQL, S3); each is `async fn NAME(backend: Backend)` in the test file.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod local {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Local).await } )*
+        }
+        mod shared {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(super::Backend::Shared).await } )*
+        }
+    };
+}
