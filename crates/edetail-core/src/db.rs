@@ -156,12 +156,7 @@ pub fn encrypt_plain(path: &Path, key: &DbKey) -> Result<()> {
 }
 
 fn configure(conn: &Connection) -> Result<()> {
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", SYNCHRONOUS)?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    Ok(())
+    Ok(edetail_sqlite::configure_writer(conn, SYNCHRONOUS)?)
 }
 
 /// Brings a database to [`SCHEMA_VERSION`] inside one immediate transaction.
@@ -188,17 +183,14 @@ impl Databases {
         apply_key(&writer, path, key)?;
         configure(&writer)?;
         migrate(&mut writer)?;
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let reader = edetail_sqlite::open_reader(path)?;
         apply_key(&reader, path, key)?;
-        reader.pragma_update(None, "busy_timeout", 5000)?;
-        reader.pragma_update(None, "temp_store", "MEMORY")?;
+        edetail_sqlite::configure_reader(&reader)?;
         Ok(Databases { writer: Mutex::new(writer), reader: Mutex::new(reader) })
     }
 
     fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-        // back on drop), so a poisoned lock is still safe to use.
-        m.lock().unwrap_or_else(|p| p.into_inner())
+        edetail_sqlite::lock(m)
     }
 
     /// Runs `f` in an immediate write transaction, committed when `f` succeeds.

@@ -52,7 +52,7 @@ impl Hub {
             &device_id,
             serde_json::json!({"territory": territory, "expires_at": expires_at}),
         ));
-        self.inner.store.add_device_audited(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
+        self.inner.store.add_device(&device_id, rep_id, territory, &hash, now, Some(expires_at), Some(&audit))?;
         Ok(DeviceCredentials { device_id, token })
     }
 
@@ -67,7 +67,7 @@ impl Hub {
         }
         let token = new_token()?;
         let audit = store::Audited::plain(audit_entry(actor, "publisher.add", name, serde_json::json!({})));
-        self.inner.store.add_publisher_audited(name, &token_hash(&token), Utc::now(), Some(&audit))?;
+        self.inner.store.add_publisher(name, &token_hash(&token), Utc::now(), Some(&audit))?;
         Ok(token)
     }
 
@@ -77,7 +77,7 @@ impl Hub {
         let expires_at = token_expiry(token_days)?;
         let token = new_token()?;
         let audit = store::Audited::plain(audit_entry(actor, "operator.add", name, serde_json::json!({"expires_at": expires_at})));
-        self.inner.store.add_operator_audited(name, &token_hash(&token), Utc::now(), Some(expires_at), Some(&audit))?;
+        self.inner.store.add_operator(name, &token_hash(&token), Utc::now(), Some(expires_at), Some(&audit))?;
         Ok(token)
     }
 
@@ -108,7 +108,7 @@ impl Hub {
             subject,
             serde_json::json!({"grace_seconds": grace.num_seconds(), "expires_at": expires_at}),
         ));
-        self.inner.store.issue_credential_audited(
+        self.inner.store.issue_credential(
             &store::NewCredential {
                 token_sha256: token_hash(&token),
                 role,
@@ -129,7 +129,7 @@ impl Hub {
             entry: audit_entry(actor, &format!("{}.revoke", role.as_str()), subject, serde_json::json!({})),
             outcome: |n| serde_json::json!({"tokens": n}),
         };
-        self.inner.store.revoke_credentials_audited(role, subject, Utc::now(), Some(&audit))
+        self.inner.store.revoke_credentials(role, subject, Utc::now(), Some(&audit))
     }
 
     /// Appends an audit entry now, on its own. `details` must name no person (ids only). The

@@ -2,7 +2,7 @@
 //! used by every audited change) and the actor of CLI admin commands (`cli_actor`).
 //!
 //! Entries go to the append-only `audit_log` (ADR 0010) with subject `hcp`, in the same
-//! transaction as the change (`HubStore::erase_hcp_audited`, `set_consent_audited`), and to the
+//! transaction as the change (`HubStore::erase_hcp`, `set_consent`), and to the
 //! log as one `tracing::info!` under the `edetail_audit` target once it committed.
 //!
 //! Details never carry personal data: no HCP id and no hash of it either (HCP ids come from a

@@ -231,14 +231,19 @@ async fn login_inner(hub: &Hub, headers: &HeaderMap, client: crate::client::Clie
         let c = check_credential(&h, &token_hash(&token), &[TokenRole::Operator])?;
         let session = new_token()?;
         let now = Utc::now();
-        h.inner().store.issue_credential(&NewCredential {
-            token_sha256: token_hash(&session),
-            role: TokenRole::Session,
-            subject: c.subject.clone(),
-            created_at: now,
-            expires_at: Some((now + chrono::Duration::hours(SESSION_HOURS)).min(c.expires_at.unwrap_or(chrono::DateTime::<Utc>::MAX_UTC))),
-            others_expire_by: None,
-        })?;
+        h.inner().store.issue_credential(
+            &NewCredential {
+                token_sha256: token_hash(&session),
+                role: TokenRole::Session,
+                subject: c.subject.clone(),
+                created_at: now,
+                expires_at: Some(
+                    (now + chrono::Duration::hours(SESSION_HOURS)).min(c.expires_at.unwrap_or(chrono::DateTime::<Utc>::MAX_UTC)),
+                ),
+                others_expire_by: None,
+            },
+            None,
+        )?;
         Ok((session, c.subject))
     })
     .await

@@ -196,7 +196,7 @@ async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> 
     let now = Utc::now();
     let skew_ms = (batch.device_time - now).num_milliseconds();
     let checked: Vec<CheckedEvent> = batch.events.into_iter().map(|e| check_event(e, skew_ms, now)).collect();
-    let ends_a_call = checked.iter().any(|c| matches!(c, CheckedEvent::Valid { event, .. } if crate::sqlite::is_call_end(&event.kind)));
+    let ends_a_call = checked.iter().any(|c| matches!(c, CheckedEvent::Valid { event, .. } if crate::ingest::is_call_end(&event.kind)));
     let store = hub.inner().store.clone();
     let device_id = dev.id.clone();
     let outcome = blocking(move || store.apply_batch(&device_id, &checked, skew_ms, now)).await?;

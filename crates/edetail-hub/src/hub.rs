@@ -17,11 +17,11 @@ use crate::client;
 use crate::closed_loop::{self, AnalysisReport, Analyzer, AnalyzerConfig};
 use crate::config::{HubConfig, PLAN_KEY_FILE, create_private_dir, load_or_create_plan_key};
 use crate::error::{Error, Result};
-use crate::postgres;
 use crate::publish;
 use crate::ratelimit;
 use crate::server::ServerLimits;
-use crate::sqlite::SqliteStore;
+use crate::store::postgres;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{self, ErasureReport, HubStats, HubStore, Territory};
 
 /// A running hub's shared state; cheap to clone.
@@ -300,7 +300,7 @@ impl Hub {
             entry: audit_entry(actor, "bundle.revoke", bundle_id, serde_json::json!({"reason": reason})),
             outcome: |feed_seq| serde_json::json!({"feed_seq": feed_seq}),
         };
-        self.inner.store.revoke_audited(bundle_id, reason, Utc::now(), Some(&audit))?;
+        self.inner.store.revoke(bundle_id, reason, Utc::now(), Some(&audit))?;
         Ok(())
     }
 
@@ -313,7 +313,7 @@ impl Hub {
     /// transaction and sends the erasure to every device through the change feed. Idempotent.
     /// Audited as "hcp erased" with `actor` and the counts (never the HCP id).
     pub fn erase_hcp(&self, hcp_id: &str, actor: &str) -> Result<ErasureReport> {
-        let report = self.inner.store.erase_hcp_audited(hcp_id, Utc::now(), Some(&audit::hcp_erased(actor)))?;
+        let report = self.inner.store.erase_hcp(hcp_id, Utc::now(), Some(&audit::hcp_erased(actor)))?;
         audit::log(audit::HCP_ERASED, actor, &serde_json::to_value(&report).unwrap_or_default());
         Ok(report)
     }
@@ -322,7 +322,7 @@ impl Hub {
     /// "consent changed" with `actor` and the new tracking (never the HCP id).
     pub fn set_consent(&self, hcp_id: &str, tracking: edetail_protocol::Tracking, actor: &str) -> Result<()> {
         let details = serde_json::json!({"tracking": tracking});
-        self.inner.store.set_consent_audited(hcp_id, tracking, Utc::now(), Some(&audit::consent_changed(actor, details.clone())))?;
+        self.inner.store.set_consent(hcp_id, tracking, Utc::now(), Some(&audit::consent_changed(actor, details.clone())))?;
         audit::log(audit::CONSENT_CHANGED, actor, &details);
         Ok(())
     }

@@ -24,16 +24,16 @@ mod front;
 mod http;
 mod hub;
 mod imports;
+pub mod ingest;
 pub mod insights;
 pub mod microsite;
-pub mod postgres;
 pub mod publish;
 pub mod ratelimit;
 pub mod reqlog;
 mod serve;
 pub mod server;
-pub mod sqlite;
 pub mod store;
+pub use store::{postgres, sqlite};
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;

@@ -203,7 +203,7 @@ fn publish_claimed(
         ),
         outcome: |seq| serde_json::json!({"feed_seq": seq}),
     };
-    hub.store.insert_bundle_version_audited(&v, Some(&audit))?;
+    hub.store.insert_bundle_version(&v, Some(&audit))?;
     tracing::info!(bundle = %manifest.id, version = manifest.version, blobs_new, blobs_existing, "published");
     Ok(PublishResult { bundle_id: manifest.id, version: manifest.version, blobs_new, blobs_existing, territories })
 }

@@ -101,7 +101,7 @@ fn sha(n: u64) -> String {
 /// and a rejected event fills its gap.
 fn watermark_advances_over_contiguous_seqs_only(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
     let (a, c) = (wire(1), wire(3));
     let o = st.apply_batch("d1", &[valid(&a), valid(&c)], 0, Utc::now()).unwrap();
     assert_eq!((o.accepted.len(), o.watermark), (2, 1));
@@ -117,7 +117,7 @@ fn watermark_advances_over_contiguous_seqs_only(s: Subject) {
 /// Stored events read back exactly as sent (payload, optional call id, times, order by seq).
 fn events_round_trip_exactly(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
     let events: Vec<WireEvent> = (1..=25).map(wire).collect();
     let batch: Vec<CheckedEvent> = events.iter().rev().map(valid).collect();
     let o = st.apply_batch("d1", &batch, 1500, Utc::now()).unwrap();
@@ -131,7 +131,7 @@ fn events_round_trip_exactly(s: Subject) {
 /// Duplicates inside one batch and across batches are absorbed and counted.
 fn duplicates_within_and_across_batches(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
     let e1 = wire(1);
     let e2 = wire(2);
     let o = st.apply_batch("d1", &[valid(&e1), valid(&e1), valid(&e2)], 0, Utc::now()).unwrap();
@@ -145,8 +145,8 @@ fn duplicates_within_and_across_batches(s: Subject) {
 /// A device reusing another device's event uuid is rejected with a reason, not absorbed.
 fn another_devices_uuid_is_rejected(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
-    st.add_device("d2", "rep2", "t", "h2", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
+    st.add_device("d2", "rep2", "t", "h2", Utc::now(), None, None).unwrap();
     let e = wire(1);
     st.apply_batch("d1", &[valid(&e)], 0, Utc::now()).unwrap();
     let o = st.apply_batch("d2", &[valid(&e)], 0, Utc::now()).unwrap();
@@ -166,13 +166,13 @@ fn unknown_device_batch_is_not_found(s: Subject) {
 /// Tokens find their device or publisher; publishers are unique by name.
 fn tokens_find_devices_and_publishers(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep-7", "north", "tok-hash", Utc::now()).unwrap();
+    st.add_device("d1", "rep-7", "north", "tok-hash", Utc::now(), None, None).unwrap();
     let d = st.device_by_token("tok-hash").unwrap().unwrap();
     assert_eq!((d.id.as_str(), d.rep_id.as_str(), d.territory.as_str(), d.watermark), ("d1", "rep-7", "north", 0));
     assert!(st.device_by_token("other").unwrap().is_none());
-    st.add_publisher("content", "pub-hash", Utc::now()).unwrap();
+    st.add_publisher("content", "pub-hash", Utc::now(), None).unwrap();
     assert_eq!(st.publisher_by_token("pub-hash").unwrap().as_deref(), Some("content"));
-    assert!(matches!(st.add_publisher("content", "x", Utc::now()), Err(Error::BadRequest(_))));
+    assert!(matches!(st.add_publisher("content", "x", Utc::now(), None), Err(Error::BadRequest(_))));
     st.touch_device("d1", Utc::now(), Some(-250)).unwrap();
     assert_eq!(st.device_by_token("tok-hash").unwrap().unwrap().skew_ms, -250);
     st.touch_device("d1", Utc::now(), None).unwrap();
@@ -182,11 +182,11 @@ fn tokens_find_devices_and_publishers(s: Subject) {
 /// Versions must increase; the feed offers the latest entitled version per bundle, in feed order.
 fn versions_increase_and_the_feed_offers_the_latest(s: Subject) {
     let st = &s.store;
-    let s1 = st.insert_bundle_version(&version("a", 1, "cz", &["*"], &[(&sha(1), 10), (&sha(2), 20)])).unwrap();
-    let s2 = st.insert_bundle_version(&version("b", 1, "gl", &["north"], &[(&sha(3), 30)])).unwrap();
+    let s1 = st.insert_bundle_version(&version("a", 1, "cz", &["*"], &[(&sha(1), 10), (&sha(2), 20)]), None).unwrap();
+    let s2 = st.insert_bundle_version(&version("b", 1, "gl", &["north"], &[(&sha(3), 30)]), None).unwrap();
     assert!(s2 > s1);
     for v in [1, 0] {
-        let r = st.insert_bundle_version(&version("a", v, "cz", &["*"], &[]));
+        let r = st.insert_bundle_version(&version("a", v, "cz", &["*"], &[]), None);
         assert!(matches!(r, Err(Error::VersionConflict { current: 1, .. })), "{r:?}");
     }
     assert_eq!(st.current_version("a").unwrap(), Some(1));
@@ -200,7 +200,7 @@ fn versions_increase_and_the_feed_offers_the_latest(s: Subject) {
     assert_eq!(south.bundles.len(), 1, "b is north's only");
     assert_eq!(south.next_cursor, s2, "the head, even when nothing is visible");
 
-    let s3 = st.insert_bundle_version(&version("a", 2, "cz", &["*"], &[(&sha(1), 10), (&sha(4), 40)])).unwrap();
+    let s3 = st.insert_bundle_version(&version("a", 2, "cz", &["*"], &[(&sha(1), 10), (&sha(4), 40)]), None).unwrap();
     let after = st.changes("north", s2, 100).unwrap();
     assert_eq!(after.bundles.iter().map(|b| (b.bundle_id.as_str(), b.version)).collect::<Vec<_>>(), vec![("a", 2)]);
     assert_eq!(after.next_cursor, s3);
@@ -214,9 +214,9 @@ fn versions_increase_and_the_feed_offers_the_latest(s: Subject) {
 fn feed_pages_chain(s: Subject) {
     let st = &s.store;
     for i in 0..23 {
-        st.insert_bundle_version(&version(&format!("deck{i:02}"), 1, "cz", &["*"], &[(&sha(i), 1)])).unwrap();
+        st.insert_bundle_version(&version(&format!("deck{i:02}"), 1, "cz", &["*"], &[(&sha(i), 1)]), None).unwrap();
     }
-    st.revoke("deck03", "withdrawn", Utc::now()).unwrap();
+    st.revoke("deck03", "withdrawn", Utc::now(), None).unwrap();
     let (mut cursor, mut seen, mut revoked, mut pages) = (0, Vec::new(), Vec::new(), 0);
     loop {
         let p = st.changes("east", cursor, 5).unwrap();
@@ -240,14 +240,14 @@ fn feed_pages_chain(s: Subject) {
 /// Blobs are entitled (with their size) only through an offered, unrevoked version; zips too.
 fn entitlement_follows_territories_and_revocation(s: Subject) {
     let st = &s.store;
-    st.insert_bundle_version(&version("a", 1, "cz", &["north"], &[(&sha(1), 11)])).unwrap();
+    st.insert_bundle_version(&version("a", 1, "cz", &["north"], &[(&sha(1), 11)]), None).unwrap();
     assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), Some(11));
     assert_eq!(st.blob_entitled("south", &sha(1)).unwrap(), None);
     assert_eq!(st.blob_entitled("north", &sha(9)).unwrap(), None);
     assert_eq!(st.bundle_zip("north", "a", 1).unwrap(), Some((format!("{:064x}", 1001), 4242)));
     assert_eq!(st.bundle_zip("south", "a", 1).unwrap(), None);
     assert_eq!(st.bundle_zip("north", "a", 2).unwrap(), None);
-    let seq = st.revoke("a", "MLR withdrawal", Utc::now()).unwrap();
+    let seq = st.revoke("a", "MLR withdrawal", Utc::now(), None).unwrap();
     assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), None);
     assert_eq!(st.bundle_zip("north", "a", 1).unwrap(), None);
     let p = st.changes("north", 0, 100).unwrap();
@@ -255,17 +255,17 @@ fn entitlement_follows_territories_and_revocation(s: Subject) {
     assert_eq!(p.revocations.len(), 1);
     assert_eq!((p.revocations[0].feed_seq, p.revocations[0].revocation.reason.as_str()), (seq, "MLR withdrawal"));
     assert!(st.changes("south", 0, 100).unwrap().revocations.is_empty(), "south never had it");
-    assert!(matches!(st.revoke("unknown", "x", Utc::now()), Err(Error::NotFound(_))));
+    assert!(matches!(st.revoke("unknown", "x", Utc::now(), None), Err(Error::NotFound(_))));
     // A higher version published after the revocation is offered again.
-    st.insert_bundle_version(&version("a", 2, "cz", &["north"], &[(&sha(1), 11)])).unwrap();
+    st.insert_bundle_version(&version("a", 2, "cz", &["north"], &[(&sha(1), 11)]), None).unwrap();
     assert_eq!(st.blob_entitled("north", &sha(1)).unwrap(), Some(11));
 }
 
 /// Territories: created by devices or by operators, with the products they sell.
 fn territories_and_products(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
-    st.add_device("d2", "rep", "north", "h2", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    st.add_device("d2", "rep", "north", "h2", Utc::now(), None, None).unwrap();
     st.set_territory("south", &["cardiozen".into(), "glucora".into()], Utc::now()).unwrap();
     st.set_territory("east", &["cardiozen".into()], Utc::now()).unwrap();
     let t = st.territories().unwrap();
@@ -288,7 +288,7 @@ fn territories_and_products(s: Subject) {
 fn two_processes_share_one_database(s: Subject) {
     let a = s.store.clone();
     let b = (s.reopen)();
-    a.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    a.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
     assert!(b.device_by_token("h1").unwrap().is_some());
     let events: Vec<WireEvent> = (1..=200).map(wire).collect();
     let batches: Vec<Vec<CheckedEvent>> = events.chunks(50).map(|c| c.iter().map(valid).collect()).collect();
@@ -315,7 +315,7 @@ fn two_processes_share_one_database(s: Subject) {
     let threads: Vec<_> = (0..8)
         .map(|i| {
             let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-            std::thread::spawn(move || store.insert_bundle_version(&version("race", 1 + (i % 4) as u64, "cz", &["*"], &[])))
+            std::thread::spawn(move || store.insert_bundle_version(&version("race", 1 + (i % 4) as u64, "cz", &["*"], &[]), None))
         })
         .collect();
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
@@ -330,7 +330,7 @@ fn two_processes_share_one_database(s: Subject) {
 
 /// Re-opening a migrated database keeps its data and does not migrate again.
 fn reopening_keeps_everything(s: Subject) {
-    s.store.add_device("d1", "rep", "t", "h1", Utc::now()).unwrap();
+    s.store.add_device("d1", "rep", "t", "h1", Utc::now(), None, None).unwrap();
     s.store.apply_batch("d1", &[valid(&wire(1))], 0, Utc::now()).unwrap();
     let again = (s.reopen)();
     assert_eq!(again.stats().unwrap().events_received, 1);
@@ -362,7 +362,7 @@ fn doc(kind: &str, key: &str, v: serde_json::Value, expected_version: i64) -> Do
 /// later second terminal event for the same call, queue nothing more.
 fn finished_calls_are_queued_once(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
     let start = call_event(1, "c1", "call_started");
     let end = call_event(2, "c1", "call_ended");
     st.apply_batch("d1", &[valid(&start)], 0, Utc::now()).unwrap();
@@ -391,7 +391,7 @@ fn finished_calls_are_queued_once(s: Subject) {
     assert!(st.pending_calls(10).unwrap().is_empty());
     assert_eq!(st.pending_call_count().unwrap(), 1, "still counted as pending for operators");
     // Per device, for the dashboard's sync health.
-    st.add_device("d2", "rep", "north", "h2", Utc::now()).unwrap();
+    st.add_device("d2", "rep", "north", "h2", Utc::now(), None, None).unwrap();
     let (e1, e2) = (call_event(1, "x1", "call_ended"), call_event(2, "x2", "call_ended"));
     st.apply_batch("d2", &[valid(&e1), valid(&e2)], 0, Utc::now()).unwrap();
     assert_eq!(st.pending_calls_by_device().unwrap(), [("d1".to_string(), 1), ("d2".to_string(), 2)]);
@@ -401,7 +401,7 @@ fn finished_calls_are_queued_once(s: Subject) {
 /// version, or a second analysis of the same call, writes nothing.
 fn analysis_commits_are_optimistic(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
     for (i, c) in ["c1", "c2", "c3"].iter().enumerate() {
         st.apply_batch("d1", &[valid(&call_event(i as i64 + 1, c, "call_ended"))], 0, Utc::now()).unwrap();
     }
@@ -428,7 +428,7 @@ fn analysis_commits_are_optimistic(s: Subject) {
 /// Two hub processes race to analyse the same calls: each call is committed exactly once.
 fn concurrent_analysers_commit_each_call_once(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
     let n = 12;
     for i in 0..n {
         st.apply_batch("d1", &[valid(&call_event(i + 1, &format!("c{i}"), "call_ended"))], 0, Utc::now()).unwrap();
@@ -478,8 +478,8 @@ fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
 /// Plans take feed numbers and travel only in their territory's feed, after the cursor.
 fn plans_travel_in_their_territory_feed(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
-    st.insert_bundle_version(&version("b", 1, "cz", &["*"], &[])).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    st.insert_bundle_version(&version("b", 1, "cz", &["*"], &[]), None).unwrap();
     st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended")), valid(&call_event(2, "c2", "call_ended"))], 0, Utc::now()).unwrap();
     let q = st.pending_calls(10).unwrap();
     let mut c = commit(q[0].queue_id, vec![]);
@@ -516,7 +516,7 @@ fn plans_travel_in_their_territory_feed(s: Subject) {
 /// hub's microsite pseudo-device, counted and queued for analysis with the microsite's territory.
 fn microsite_visits_are_recorded_and_queued(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
     st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended"))], 0, Utc::now()).unwrap();
     let q = st.pending_calls(10).unwrap();
     let now = Utc::now().trunc_subsecs(0);
@@ -589,7 +589,7 @@ fn segments_and_prescriptions(s: Subject) {
 fn credentials_expire_rotate_and_revoke(s: Subject) {
     let st = &s.store;
     let now = Utc::now().trunc_subsecs(3);
-    st.add_device("d1", "rep-7", "north", "old-hash", now).unwrap();
+    st.add_device("d1", "rep-7", "north", "old-hash", now, None, None).unwrap();
     let c = st.credential("old-hash").unwrap().unwrap();
     assert_eq!((c.role, c.subject.as_str()), (TokenRole::Device, "d1"));
     let days = (c.expires_at.unwrap() - now).num_days();
@@ -598,48 +598,51 @@ fn credentials_expire_rotate_and_revoke(s: Subject) {
     assert!(st.credential("nobody").unwrap().is_none());
 
     let grace_end = now + chrono::Duration::hours(24);
-    st.issue_credential(&rotated("new-hash", TokenRole::Device, "d1", now, grace_end)).unwrap();
+    st.issue_credential(&rotated("new-hash", TokenRole::Device, "d1", now, grace_end), None).unwrap();
     assert_eq!(st.credential("old-hash").unwrap().unwrap().expires_at, Some(grace_end), "old token: grace period");
     assert_eq!(st.device_by_token("old-hash").unwrap().unwrap().id, "d1");
     assert_eq!(st.device_by_token("new-hash").unwrap().unwrap().id, "d1", "same device under the new token");
     assert_eq!(st.credentials_of(TokenRole::Device, "d1").unwrap().len(), 2);
     let unknown = NewCredential { subject: "ghost".into(), token_sha256: "g".into(), ..new_cred("x", TokenRole::Device, now) };
-    assert!(matches!(st.issue_credential(&unknown), Err(Error::NotFound(_))));
+    assert!(matches!(st.issue_credential(&unknown, None), Err(Error::NotFound(_))));
     assert!(
-        matches!(st.issue_credential(&new_cred("m", TokenRole::Device, now)), Err(Error::NotFound(_))),
+        matches!(st.issue_credential(&new_cred("m", TokenRole::Device, now), None), Err(Error::NotFound(_))),
         "the microsite pseudo-device never gets a token"
     );
 
     st.set_credential_expiry("new-hash", Some(now + chrono::Duration::days(3))).unwrap();
     assert_eq!(st.credential("new-hash").unwrap().unwrap().expires_at, Some(now + chrono::Duration::days(3)));
-    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now).unwrap(), 2);
+    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now, None).unwrap(), 2);
     assert!(st.credentials_of(TokenRole::Device, "d1").unwrap().iter().all(|c| c.revoked_at.is_some() && !c.is_live(now)));
-    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now).unwrap(), 0, "already revoked");
-    assert!(matches!(st.revoke_credentials(TokenRole::Device, "nope", now), Err(Error::NotFound(_))));
-    assert!(matches!(st.revoke_credentials(TokenRole::Publisher, "d1", now), Err(Error::NotFound(_))), "roles are separate");
+    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", now, None).unwrap(), 0, "already revoked");
+    assert!(matches!(st.revoke_credentials(TokenRole::Device, "nope", now, None), Err(Error::NotFound(_))));
+    assert!(matches!(st.revoke_credentials(TokenRole::Publisher, "d1", now, None), Err(Error::NotFound(_))), "roles are separate");
 
-    st.add_publisher("content", "pub-hash", now).unwrap();
+    st.add_publisher("content", "pub-hash", now, None).unwrap();
     assert_eq!(st.credential("pub-hash").unwrap().unwrap().role, TokenRole::Publisher);
 
-    st.add_operator("ops", "op-hash", now, Some(now + chrono::Duration::days(90))).unwrap();
-    assert!(matches!(st.add_operator("ops", "op-2", now, None), Err(Error::BadRequest(_))));
-    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-hash", TokenRole::Session, now) }).unwrap();
+    st.add_operator("ops", "op-hash", now, Some(now + chrono::Duration::days(90)), None).unwrap();
+    assert!(matches!(st.add_operator("ops", "op-2", now, None, None), Err(Error::BadRequest(_))));
+    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-hash", TokenRole::Session, now) }, None).unwrap();
     assert_eq!(st.credential("sess-hash").unwrap().unwrap().subject, "ops");
     st.revoke_credential("sess-hash", now).unwrap();
     assert!(st.credential("sess-hash").unwrap().unwrap().revoked_at.is_some());
-    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-2", TokenRole::Session, now) }).unwrap();
-    assert_eq!(st.revoke_credentials(TokenRole::Operator, "ops", now).unwrap(), 2, "operator token and its live session");
+    st.issue_credential(&NewCredential { subject: "ops".into(), ..new_cred("sess-2", TokenRole::Session, now) }, None).unwrap();
+    assert_eq!(st.revoke_credentials(TokenRole::Operator, "ops", now, None).unwrap(), 2, "operator token and its live session");
     assert!(st.credential("sess-2").unwrap().unwrap().revoked_at.is_some());
     // Rotating an operator's token caps its sessions at the grace end too (issue 13).
-    st.add_operator("ops3", "op3-hash", now, Some(now + chrono::Duration::days(90))).unwrap();
-    st.issue_credential(&NewCredential {
-        subject: "ops3".into(),
-        expires_at: Some(now + chrono::Duration::hours(12)),
-        ..new_cred("sess-3", TokenRole::Session, now)
-    })
+    st.add_operator("ops3", "op3-hash", now, Some(now + chrono::Duration::days(90)), None).unwrap();
+    st.issue_credential(
+        &NewCredential {
+            subject: "ops3".into(),
+            expires_at: Some(now + chrono::Duration::hours(12)),
+            ..new_cred("sess-3", TokenRole::Session, now)
+        },
+        None,
+    )
     .unwrap();
     let op_grace = now + chrono::Duration::hours(1);
-    st.issue_credential(&rotated("op3-new", TokenRole::Operator, "ops3", now, op_grace)).unwrap();
+    st.issue_credential(&rotated("op3-new", TokenRole::Operator, "ops3", now, op_grace), None).unwrap();
     assert_eq!(st.credential("sess-3").unwrap().unwrap().expires_at, Some(op_grace), "session capped at the grace end");
     assert_eq!(st.credential("op3-hash").unwrap().unwrap().expires_at, Some(op_grace));
     let reopened = (s.reopen)();
@@ -713,23 +716,16 @@ fn audited_changes_commit_with_their_entry(s: Subject) {
     let seq_outcome: fn(&i64) -> serde_json::Value = |seq| json!({"feed_seq": seq});
 
     // Refused changes leave no entry.
-    let r = st.revoke_audited(
-        "never-published",
-        "x",
-        Utc::now(),
-        Some(&feed(seq_outcome, entry("bundle.revoke", "never-published", json!({})))),
-    );
+    let r = st.revoke("never-published", "x", Utc::now(), Some(&feed(seq_outcome, entry("bundle.revoke", "never-published", json!({})))));
     assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
     let seq = st
-        .insert_bundle_version_audited(
+        .insert_bundle_version(
             &version("b", 2, "cz", &["*"], &[]),
             Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({"version": 2})))),
         )
         .unwrap();
-    let r = st.insert_bundle_version_audited(
-        &version("b", 1, "cz", &["*"], &[]),
-        Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({})))),
-    );
+    let r =
+        st.insert_bundle_version(&version("b", 1, "cz", &["*"], &[]), Some(&feed(seq_outcome, entry("bundle.publish", "b", json!({})))));
     assert!(matches!(r, Err(Error::VersionConflict { .. })), "{r:?}");
     let log = st.audit_log().unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
@@ -738,11 +734,11 @@ fn audited_changes_commit_with_their_entry(s: Subject) {
     // A device with its token's expiry and its entry; a second device with the same id is refused.
     let expires = (Utc::now() + chrono::Duration::days(3)).trunc_subsecs(0);
     let add = Audited::plain(entry("device.add", "d1", json!({"territory": "north"})));
-    st.add_device_audited("d1", "rep", "north", "h1", Utc::now(), Some(expires), Some(&add)).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), Some(expires), Some(&add)).unwrap();
     assert_eq!(st.credential("h1").unwrap().unwrap().expires_at, Some(expires));
-    assert!(st.add_device_audited("d1", "rep", "north", "h2", Utc::now(), None, Some(&add)).is_err());
+    assert!(st.add_device("d1", "rep", "north", "h2", Utc::now(), None, Some(&add)).is_err());
     let revoke = Audited { entry: entry("device.revoke", "d1", json!({})), outcome: |n: &u64| json!({"tokens": n}) };
-    assert_eq!(st.revoke_credentials_audited(TokenRole::Device, "d1", Utc::now(), Some(&revoke)).unwrap(), 1);
+    assert_eq!(st.revoke_credentials(TokenRole::Device, "d1", Utc::now(), Some(&revoke)).unwrap(), 1);
     let actions: Vec<(String, serde_json::Value)> = st.audit_log().unwrap().into_iter().map(|e| (e.action, e.details)).collect();
     assert_eq!(
         actions[1..],
@@ -756,20 +752,20 @@ fn audited_changes_commit_with_their_entry(s: Subject) {
         "CREATE TRIGGER no_boom BEFORE INSERT ON audit_log WHEN NEW.action = 'boom' BEGIN SELECT RAISE(ABORT, 'boom refused'); END"
     };
     (s.sql)(refuse).unwrap();
-    let r = st.revoke_audited("b", "recall", Utc::now(), Some(&feed(seq_outcome, entry("boom", "b", json!({})))));
+    let r = st.revoke("b", "recall", Utc::now(), Some(&feed(seq_outcome, entry("boom", "b", json!({})))));
     assert!(r.is_err(), "{r:?}");
     let page = st.changes("north", 0, 100).unwrap();
     assert!(page.revocations.is_empty() && page.bundles.len() == 1, "the revocation rolled back with its entry");
     st.apply_batch("d1", &[valid(&started(1, "c1", "hcp-1")), valid(&call_event(2, "c1", "call_ended"))], 0, Utc::now()).unwrap();
     let before = st.audit_log().unwrap();
     let boom = Audited { entry: entry("boom", "hcp", json!({})), outcome: |r: &edetail_hub::store::ErasureReport| json!(r) };
-    assert!(st.erase_hcp_audited("hcp-1", Utc::now(), Some(&boom)).is_err());
+    assert!(st.erase_hcp("hcp-1", Utc::now(), Some(&boom)).is_err());
     assert_eq!(st.call_events("d1", "c1").unwrap().len(), 2, "the HCP's events are still there");
     assert_eq!(st.audit_log().unwrap(), before, "nothing appended");
     assert!(st.changes("north", 0, 100).unwrap().erasures.is_empty(), "the erasure rolled back with its entry");
     // The same change with an acceptable entry goes through, with the report as details.
     let ok = Audited { entry: entry("hcp erased", "hcp", json!({})), outcome: |r: &edetail_hub::store::ErasureReport| json!(r) };
-    let report = st.erase_hcp_audited("hcp-1", Utc::now(), Some(&ok)).unwrap();
+    let report = st.erase_hcp("hcp-1", Utc::now(), Some(&ok)).unwrap();
     assert!(report.fed);
     assert_eq!(st.audit_log().unwrap().last().unwrap().details, json!(report));
 }
@@ -786,8 +782,8 @@ fn started(seq: i64, call: &str, hcp: &str) -> WireEvent {
 /// never stored again; the erasure reaches every territory's feed once; erasing again is a no-op.
 fn erasure_removes_an_hcp_everywhere(s: Subject) {
     let st = &s.store;
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
-    st.add_device("d2", "rep2", "south", "h2", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    st.add_device("d2", "rep2", "south", "h2", Utc::now(), None, None).unwrap();
     // hcp-1's call c1 (ended), hcp-10's call c2 (an id with hcp-1 as prefix), hcp-1 on d2 too.
     let c1 = [started(1, "c1", "hcp-1"), call_event(2, "c1", "slide_view"), call_event(3, "c1", "call_ended")];
     let c2 = [started(4, "c2", "hcp-10"), call_event(5, "c2", "call_ended")];
@@ -833,7 +829,7 @@ fn erasure_removes_an_hcp_everywhere(s: Subject) {
     st.import_prescriptions(&[rx("hcp-1"), rx("hcp-10")]).unwrap();
     let before = st.changes("south", 0, 100).unwrap().next_cursor;
 
-    let r = st.erase_hcp("hcp-1", Utc::now()).unwrap();
+    let r = st.erase_hcp("hcp-1", Utc::now(), None).unwrap();
     assert_eq!((r.calls, r.events, r.docs, r.plans, r.microsites, r.segments, r.prescriptions), (3, 6, 1, 1, 1, 1, 1));
     assert!(r.fed);
     assert!(st.call_events("d1", "c1").unwrap().is_empty());
@@ -870,7 +866,7 @@ fn erasure_removes_an_hcp_everywhere(s: Subject) {
 
     // Idempotent: nothing more removed, no second feed item.
     let head = st.changes("north", 0, 100).unwrap().next_cursor;
-    let again = st.erase_hcp("hcp-1", Utc::now()).unwrap();
+    let again = st.erase_hcp("hcp-1", Utc::now(), None).unwrap();
     assert!(!again.removed_anything() && !again.fed);
     assert!(st.changes("north", head, 100).unwrap().erasures.is_empty());
 }
@@ -880,11 +876,11 @@ fn consent_records_travel_in_every_feed(s: Subject) {
     use edetail_protocol::Tracking;
     let st = &s.store;
     assert_eq!(st.consent("hcp-1").unwrap(), None);
-    st.set_consent("hcp-1", Tracking::Anonymous, Utc::now()).unwrap();
+    st.set_consent("hcp-1", Tracking::Anonymous, Utc::now(), None).unwrap();
     let p = st.changes("south", 0, 100).unwrap();
     assert_eq!(p.consents.len(), 1);
     assert_eq!((p.consents[0].consent.hcp_id.as_str(), p.consents[0].consent.tracking), ("hcp-1", Tracking::Anonymous));
-    st.set_consent("hcp-1", Tracking::Off, Utc::now()).unwrap();
+    st.set_consent("hcp-1", Tracking::Off, Utc::now(), None).unwrap();
     let after = st.changes("north", p.next_cursor, 100).unwrap();
     assert_eq!(after.consents.iter().map(|c| c.consent.tracking).collect::<Vec<_>>(), [Tracking::Off]);
     assert_eq!(st.consent("hcp-1").unwrap().unwrap().tracking, Tracking::Off);
@@ -938,7 +934,7 @@ fn postgres_erasure_and_event_writes_are_ordered() {
     use std::time::Duration;
     let db = TestDatabase::new();
     let st: Arc<dyn HubStore> = Arc::new(PgStore::connect(&db.url, 8).unwrap());
-    st.add_device("d1", "rep", "north", "h1", Utc::now()).unwrap();
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
     st.apply_batch("d1", &[valid(&started(1, "c1", "hcp-1")), valid(&call_event(2, "c1", "call_ended"))], 0, Utc::now()).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (mut client, conn) = rt.block_on(tokio_postgres::connect(&db.url, tokio_postgres::NoTls)).unwrap();
@@ -949,7 +945,7 @@ fn postgres_erasure_and_event_writes_are_ordered() {
     rt.block_on(tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK])).unwrap();
     let eraser = {
         let st = st.clone();
-        std::thread::spawn(move || st.erase_hcp("hcp-1", Utc::now()))
+        std::thread::spawn(move || st.erase_hcp("hcp-1", Utc::now(), None))
     };
     std::thread::sleep(Duration::from_millis(500));
     assert!(!eraser.is_finished(), "the erasure waits for the event write in flight");

@@ -1,8 +1,46 @@
-//! SQLite schema migrations shared by the device runtime and the hub: numbered SQL scripts
-//! applied in order under `PRAGMA user_version`, and the check that a migrated database equals
-//! a fresh one.
+//! SQLite support shared by the device runtime and the hub: the connection plumbing (the
+//! writer's and the reader's pragmas, the read-only reader, the poison-tolerant lock), and
+//! schema migrations: numbered SQL scripts applied in order under `PRAGMA user_version`, and
+//! the check that a migrated database equals a fresh one.
 
-use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+/// How long a connection waits for another one's lock before answering `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT_MS: i64 = 5000;
+
+/// Configures the writer connection: WAL (readers never block the writer), `synchronous`
+/// (`FULL`: a commit survives power loss), foreign keys, the busy timeout, temp tables in memory.
+pub fn configure_writer(conn: &Connection, synchronous: &str) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Opens the reader connection of the database at `path`: read-only, without SQLite's own
+/// mutex (the caller keeps it behind a `Mutex`). Configure it with [`configure_reader`] (after
+/// keying it, where the database is encrypted).
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
+/// Configures the reader connection: the busy timeout, temp tables in memory.
+pub fn configure_reader(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "busy_timeout", BUSY_TIMEOUT_MS)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
+/// Locks a connection. A panic while holding the lock cannot leave SQLite half-written
+/// (transactions roll back on drop), so a poisoned lock is still safe to use.
+pub fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Why `migrate` failed.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +146,36 @@ pub fn check_frozen(migrations: &[&str], released: &[&str]) -> Result<(), String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_is_durable_wal_and_the_reader_cannot_write() {
+        let dir = std::env::temp_dir().join(format!("edetail-sqlite-plumbing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.sqlite3");
+        let _ = std::fs::remove_file(&path);
+        let writer = Connection::open(&path).unwrap();
+        configure_writer(&writer, "FULL").unwrap();
+        let mode: String = writer.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let sync: i64 = writer.pragma_query_value(None, "synchronous", |r| r.get(0)).unwrap();
+        let fk: i64 = writer.pragma_query_value(None, "foreign_keys", |r| r.get(0)).unwrap();
+        assert_eq!((mode.as_str(), sync, fk), ("wal", 2, 1), "WAL, synchronous=FULL, foreign keys on");
+        writer.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        let reader = open_reader(&path).unwrap();
+        configure_reader(&reader).unwrap();
+        let busy: i64 = reader.pragma_query_value(None, "busy_timeout", |r| r.get(0)).unwrap();
+        assert_eq!(busy, BUSY_TIMEOUT_MS);
+        assert_eq!(reader.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+        assert!(reader.execute("INSERT INTO t VALUES (2)", []).is_err(), "the reader is read-only");
+        let m = Mutex::new(reader);
+        let _ = std::panic::catch_unwind(|| {
+            let _g = m.lock().unwrap();
+            panic!("poison the lock");
+        });
+        assert!(m.is_poisoned());
+        assert_eq!(lock(&m).query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+        drop((writer, m));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     const GOOD: &[&str] = &["CREATE TABLE a (x INTEGER);", "ALTER TABLE a ADD COLUMN y TEXT; CREATE INDEX a_y ON a(y);"];
 

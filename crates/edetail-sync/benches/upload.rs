@@ -44,7 +44,7 @@ fn wire_events(n: usize, offset: usize) -> Vec<WireEvent> {
 /// The raw store rate: the same batches straight into `apply_batch` (events/s).
 fn raw_store_rate(backend: Backend, n: usize) -> f64 {
     let s = fresh_store(backend, "raw");
-    s.store.add_device("dev-raw", "rep", "t", "tok", Utc::now()).expect("device");
+    s.store.add_device("dev-raw", "rep", "t", "tok", Utc::now(), None, None).expect("device");
     let events = wire_events(n, 0);
     let batches: Vec<Vec<CheckedEvent>> = events
         .chunks(MAX_BATCH_EVENTS)

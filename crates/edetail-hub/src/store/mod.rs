@@ -1,48 +1,20 @@
-//! The `HubStore` trait: everything the hub keeps besides blob bytes. Two implementations:
-//! SQLite (`sqlite.rs`, the zero-setup default) and PostgreSQL (`postgres.rs`, shared by several
-//! hub processes). Methods are synchronous: HTTP handlers call them through
-//! `tokio::task::spawn_blocking`. One behavioural test suite (`tests/store_suite.rs`) runs
-//! against both.
+//! The hub's store: everything the hub keeps besides blob bytes, behind one narrow trait per
+//! concern (credentials, feed, ingest, analysis, CRM imports, privacy, audit) and `HubStore`,
+//! their union. Two implementations, split by the same concerns: SQLite (`sqlite/`, the
+//! zero-setup default) and PostgreSQL (`postgres/`, shared by several hub processes). Methods
+//! are synchronous: HTTP handlers call them through `tokio::task::spawn_blocking`. One
+//! behavioural test suite (`tests/store_suite.rs`) runs against both.
+
+pub mod postgres;
+pub mod sqlite;
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{ConsentRecord, Erasure, RejectedEvent, Revocation, Tracking, WireEvent};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
 use serde::Serialize;
 
 use crate::error::Result;
 
-/// Rejection reason for an event whose uuid another device's stored event already carries.
-pub const FOREIGN_UUID: &str = "uuid already used by another device's event";
-
-/// Rejection reason for an event whose `(device, seq)` another stored event (another uuid)
-/// already holds: a device never reuses a sequence number, so one of the two is forged or the
-/// device's outbox was reset; the first stays, the second is never stored.
-pub fn seq_reused(seq: i64) -> String {
-    format!("seq {seq} is already used by another event")
-}
-
-/// Turns each valid event whose seq is already held by another uuid into a rejection
-/// ([`seq_reused`]). `taken` maps seqs to the uuids this device's stored events hold there;
-/// events earlier in the batch count too. An event whose own uuid holds the seq passes (a
-/// duplicate is classified by the store).
-pub(crate) fn reject_reused_seqs(events: &[CheckedEvent], mut taken: std::collections::HashMap<i64, Vec<String>>) -> Vec<CheckedEvent> {
-    events
-        .iter()
-        .map(|ev| match ev {
-            CheckedEvent::Valid { event: e, .. } => {
-                let holders = taken.entry(e.seq).or_default();
-                if !holders.is_empty() && !holders.contains(&e.uuid) {
-                    CheckedEvent::Rejected { uuid: e.uuid.clone(), seq: e.seq, reason: seq_reused(e.seq) }
-                } else {
-                    if holders.is_empty() {
-                        holders.push(e.uuid.clone());
-                    }
-                    ev.clone()
-                }
-            }
-            CheckedEvent::Rejected { .. } => ev.clone(),
-        })
-        .collect()
-}
+pub use crate::ingest::{BatchOutcome, CheckedEvent, FOREIGN_UUID, seq_reused};
 
 /// A registered device, as found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,22 +142,6 @@ pub struct FeedPage {
     /// Cursor after this page (feed sequence number).
     pub next_cursor: i64,
     pub has_more: bool,
-}
-
-/// An event of an upload batch after validation: to store, or rejected permanently.
-#[derive(Debug, Clone)]
-pub enum CheckedEvent {
-    Valid { event: WireEvent, recorded_at_corrected: DateTime<Utc> },
-    Rejected { uuid: String, seq: i64, reason: String },
-}
-
-/// The outcome of applying one batch (one transaction).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BatchOutcome {
-    pub accepted: Vec<String>,
-    pub duplicates: Vec<String>,
-    pub rejected: Vec<RejectedEvent>,
-    pub watermark: i64,
 }
 
 /// Per-device figures for operators.
@@ -391,7 +347,8 @@ pub struct NewCredential {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     /// Rotation: the subject's other live tokens of this role expire at this time at the latest
-    /// (the grace period); for an operator, its dashboard sessions too. `None`: they are left alone.
+    /// (the grace period); for an operator, its dashboard sessions too. `None`: they are left
+    /// alone.
     pub others_expire_by: Option<DateTime<Utc>>,
 }
 
@@ -462,17 +419,37 @@ pub const DEFAULT_PUBLISHER_TOKEN_DAYS: i64 = 365;
 /// Default lifetime of an operator token.
 pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 
-/// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`).
-pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
+/// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`): every
+/// concern's trait at once, so `Arc<dyn HubStore>` reaches all of them. Implemented for every
+/// type that implements the seven.
+pub trait HubStore:
+    CredentialStore + FeedStore + IngestStore + AnalysisStore + CrmStore + PrivacyStore + AuditStore + Send + Sync + std::fmt::Debug + 'static
+{
+}
+
+impl<T> HubStore for T where
+    T: CredentialStore
+        + FeedStore
+        + IngestStore
+        + AnalysisStore
+        + CrmStore
+        + PrivacyStore
+        + AuditStore
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static
+{
+}
+
+/// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token
+/// hash, rotation and revocation.
+pub trait CredentialStore {
     /// Registers a device (and its territory when new, unrestricted) with a token valid for
-    /// `DEFAULT_DEVICE_TOKEN_DAYS`.
-    fn add_device(&self, device_id: &str, rep_id: &str, territory: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.add_device_audited(device_id, rep_id, territory, token_sha256, now, None, None)
-    }
-    /// `add_device` with the token's expiry (`None`: the default) and an audit entry, in one
+    /// `token_expires_at` (`None`: `DEFAULT_DEVICE_TOKEN_DAYS`), and `audit` appended in the same
     /// transaction.
     #[allow(clippy::too_many_arguments)]
-    fn add_device_audited(
+    fn add_device(
         &self,
         device_id: &str,
         rep_id: &str,
@@ -482,33 +459,57 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
         token_expires_at: Option<DateTime<Utc>>,
         audit: Option<&Audited<()>>,
     ) -> Result<()>;
+    /// Registers a publisher with its first token (`BadRequest` when the name is taken).
+    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
+    fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
+    /// The publisher's name.
+    fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
+    /// Records an authenticated request: last seen time and, when the device sent its clock, the
+    /// skew.
+    fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()>;
+    /// The credential with this token hash, live or not.
+    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>>;
+    /// Every credential of a subject in a role, oldest first.
+    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>>;
+    /// Records a token for an existing device, publisher or operator (`NotFound` when the
+    /// subject does not exist); with `others_expire_by`, caps the subject's other tokens.
+    /// `audit` is appended in the same transaction.
+    fn issue_credential(&self, c: &NewCredential, audit: Option<&Audited<()>>) -> Result<()>;
+    /// Sets the expiry of one token.
+    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()>;
+    /// Revokes every unrevoked token of a subject in a role (for an operator, also its
+    /// dashboard sessions); returns how many. `NotFound` when the subject holds no token.
+    /// `audit` (outcome: how many) is appended in the same transaction.
+    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64>;
+    /// Revokes one token (a dashboard logout); no error when unknown.
+    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
+    /// Registers an operator with its first token (`BadRequest` when the name is taken);
+    /// `audit` is appended in the same transaction.
+    fn add_operator(
+        &self,
+        name: &str,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        audit: Option<&Audited<()>>,
+    ) -> Result<()>;
+}
+
+/// Publishing and the change feed: territories and their products, bundle versions, publish claims,
+/// blob leases and deletion markers (ADR 0016), revocations, entitlement.
+pub trait FeedStore {
     /// Creates or updates a territory with exactly these products (empty: unrestricted).
     fn set_territory(&self, name: &str, products: &[String], now: DateTime<Utc>) -> Result<()>;
     /// Every territory, by name.
     fn territories(&self) -> Result<Vec<Territory>>;
     /// Territories that list `product`, by name.
     fn territories_for_product(&self, product: &str) -> Result<Vec<String>>;
-    fn add_publisher(&self, name: &str, token_sha256: &str, now: DateTime<Utc>) -> Result<()> {
-        self.add_publisher_audited(name, token_sha256, now, None)
-    }
-    fn add_publisher_audited(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, audit: Option<&Audited<()>>) -> Result<()>;
-    fn device_by_token(&self, token_sha256: &str) -> Result<Option<DeviceRecord>>;
-    /// The publisher's name.
-    fn publisher_by_token(&self, token_sha256: &str) -> Result<Option<String>>;
-    /// Records an authenticated request: last seen time and, when the device sent its clock, the skew.
-    fn touch_device(&self, device_id: &str, now: DateTime<Utc>, skew_ms: Option<i64>) -> Result<()>;
     /// The highest published version of a bundle id.
     fn current_version(&self, bundle_id: &str) -> Result<Option<u64>>;
     /// Records a published version; fails with `VersionConflict` unless it is higher than the
     /// current one (checked inside the transaction). Returns its feed sequence number.
-    fn insert_bundle_version(&self, v: &NewBundleVersion) -> Result<i64> {
-        self.insert_bundle_version_audited(v, None)
-    }
-    /// `insert_bundle_version` and its audit entry (outcome: the feed number), in one transaction.
-    fn insert_bundle_version_audited(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
-
-    // ---- publish claims, blob leases and deletion markers (ADR 0016) ----------------------
-
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn insert_bundle_version(&self, v: &NewBundleVersion, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Claims `(bundle_id, version)` for a publish, in one transaction: `VersionConflict` when
     /// the version is not higher than the current one, `PublishInProgress` when another claim
     /// holds it unexpired at `now`. An expired claim (its publisher died) is taken over; its
@@ -534,13 +535,9 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>>;
     /// Removes the deletion marker of `sha256` when `owner` still holds it (the blob is gone).
     fn finish_blob_deletion(&self, sha256: &str, owner: &str) -> Result<()>;
-
     /// Revokes every published version of `bundle_id` (`NotFound` when never published).
-    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>) -> Result<i64> {
-        self.revoke_audited(bundle_id, reason, now, None)
-    }
-    /// `revoke` and its audit entry (outcome: the feed number), in one transaction.
-    fn revoke_audited(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
     fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
     /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
@@ -552,6 +549,13 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     /// revoked): the only version whose content may be selected for that territory (plans,
     /// microsites). `None` when the territory is entitled to none.
     fn latest_entitled_version(&self, territory: &str, bundle_id: &str) -> Result<Option<u64>>;
+    /// Manifest bytes of a published version.
+    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
+}
+
+/// Upload batches (decided by [`crate::ingest::plan`], persisted by the store), stored events and
+/// hub-wide figures.
+pub trait IngestStore {
     /// Applies one upload batch in one transaction: stores new events, classifies duplicates,
     /// records rejections, advances the watermark and stores the skew. An event whose uuid is
     /// already stored for *another* device is rejected (never silently absorbed).
@@ -559,9 +563,10 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn stats(&self) -> Result<HubStats>;
     /// Stored events of a device, by seq.
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
+}
 
-    // ---- the closed loop: analysis queue, derived documents, plans, microsites ------------
-
+/// The closed loop: the analysis queue, derived documents, plans, microsites and their visits.
+pub trait AnalysisStore {
     /// Queued finished calls, oldest first, skipping those that failed
     /// `MAX_ANALYSIS_ATTEMPTS` times.
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
@@ -583,18 +588,10 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
     fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool>;
     /// Records a failed analysis attempt (the error names no personal data).
     fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()>;
-    /// Manifest bytes of a published version.
-    fn bundle_manifest(&self, bundle_id: &str, version: u64) -> Result<Option<Vec<u8>>>;
     /// The latest plan of an HCP on a bundle (plan bytes, signature).
     fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
     /// The newest plan of an HCP on any bundle (plan bytes, signature).
     fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>>;
-    /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
-    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
-    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
-    /// Creates or replaces prescription counts; returns how many rows.
-    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
-    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;
     fn microsite_by_token(&self, token_sha256: &str) -> Result<Option<Microsite>>;
     fn microsites_for(&self, hcp_id: &str) -> Result<Vec<Microsite>>;
     /// Records a whole hub-side call (a microsite visit) under `MICROSITE_DEVICE`: assigns
@@ -607,68 +604,40 @@ pub trait HubStore: Send + Sync + std::fmt::Debug + 'static {
         events: &[(String, serde_json::Value)],
         now: DateTime<Utc>,
     ) -> Result<()>;
+}
 
-    // ---- credentials, operators and the audit trail (issue 7) ------------------------------
+/// CRM imports: HCP segments and prescription counts.
+pub trait CrmStore {
+    /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
+    /// Creates or replaces prescription counts; returns how many rows.
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;
+}
 
-    /// The credential with this token hash, live or not.
-    fn credential(&self, token_sha256: &str) -> Result<Option<Credential>>;
-    /// Every credential of a subject in a role, oldest first.
-    fn credentials_of(&self, role: TokenRole, subject: &str) -> Result<Vec<Credential>>;
-    /// Records a token for an existing device, publisher or operator (`NotFound` when the
-    /// subject does not exist); with `others_expire_by`, caps the subject's other tokens.
-    fn issue_credential(&self, c: &NewCredential) -> Result<()> {
-        self.issue_credential_audited(c, None)
-    }
-    /// `issue_credential` and its audit entry, in one transaction.
-    fn issue_credential_audited(&self, c: &NewCredential, audit: Option<&Audited<()>>) -> Result<()>;
-    /// Sets the expiry of one token.
-    fn set_credential_expiry(&self, token_sha256: &str, expires_at: Option<DateTime<Utc>>) -> Result<()>;
-    /// Revokes every unrevoked token of a subject in a role (for an operator, also its
-    /// dashboard sessions); returns how many. `NotFound` when the subject holds no token.
-    fn revoke_credentials(&self, role: TokenRole, subject: &str, now: DateTime<Utc>) -> Result<u64> {
-        self.revoke_credentials_audited(role, subject, now, None)
-    }
-    /// `revoke_credentials` and its audit entry (outcome: how many), in one transaction.
-    fn revoke_credentials_audited(&self, role: TokenRole, subject: &str, now: DateTime<Utc>, audit: Option<&Audited<u64>>) -> Result<u64>;
-    /// Revokes one token (a dashboard logout); no error when unknown.
-    fn revoke_credential(&self, token_sha256: &str, now: DateTime<Utc>) -> Result<()>;
-    /// Registers an operator with its first token (`BadRequest` when the name is taken).
-    fn add_operator(&self, name: &str, token_sha256: &str, now: DateTime<Utc>, expires_at: Option<DateTime<Utc>>) -> Result<()> {
-        self.add_operator_audited(name, token_sha256, now, expires_at, None)
-    }
-    fn add_operator_audited(
-        &self,
-        name: &str,
-        token_sha256: &str,
-        now: DateTime<Utc>,
-        expires_at: Option<DateTime<Utc>>,
-        audit: Option<&Audited<()>>,
-    ) -> Result<()>;
-    /// Appends to the audit trail (there is no update or delete: the database refuses both).
-    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
-    /// The audit trail, oldest first.
-    fn audit_log(&self) -> Result<Vec<AuditEntry>>;
-
-    // ---- privacy: right to erasure and tracking consent (ADR 0011) -----------------------
-
+/// Privacy (ADR 0011): the right to erasure and tracking consent.
+pub trait PrivacyStore {
     /// Removes, in one transaction, the events of every call whose `call_started` names the
     /// HCP (device calls and microsite visits), leaving tombstones so re-sent events are never
     /// stored again; the HCP's analysis document, plans, microsites, segment and
     /// prescriptions; and puts an erasure in every territory's feed. Device watermarks are
     /// untouched. Idempotent: erasing again removes nothing and adds no feed item.
-    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>) -> Result<ErasureReport> {
-        self.erase_hcp_audited(hcp_id, now, None)
-    }
-    /// `erase_hcp` and its audit entry (outcome: the report's counts), in one transaction.
-    fn erase_hcp_audited(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport>;
+    /// `audit` (outcome: the report's counts) is appended in the same transaction.
+    fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport>;
     /// Sets an HCP's tracking consent and puts it in every territory's feed.
-    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>) -> Result<i64> {
-        self.set_consent_audited(hcp_id, tracking, now, None)
-    }
-    /// `set_consent` and its audit entry, in one transaction.
-    fn set_consent_audited(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
+    /// `audit` (outcome: the feed number) is appended in the same transaction.
+    fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
     fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
+}
+
+/// The append-only audit trail (issue 7).
+pub trait AuditStore {
+    /// Appends to the audit trail (there is no update or delete: the database refuses both).
+    fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64>;
+    /// The audit trail, oldest first.
+    fn audit_log(&self) -> Result<Vec<AuditEntry>>;
 }
 
 /// Merges bundle offers, revocations, plans, erasures and consents (each fetched `limit + 1`

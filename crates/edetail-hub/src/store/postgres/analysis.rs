@@ -1,0 +1,350 @@
+//! The PostgreSQL store: the analysis queue, derived documents, plans and microsites
+//! (`AnalysisStore`).
+
+use super::*;
+
+impl AnalysisStore for PgStore {
+    fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT q.id, q.device_id, q.call_id, \
+                           CASE WHEN q.device_id = $2 THEN COALESCE((SELECT m.territory FROM microsites m \
+                                JOIN events e ON e.device_id = q.device_id AND e.call_id = q.call_id AND e.type = 'call_started' \
+                                WHERE m.id = (e.payload::jsonb ->> 'microsite_id') LIMIT 1), '*') \
+                           ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
+                           q.attempts \
+                         FROM analysis_queue q WHERE q.done_at IS NULL AND q.attempts < $3 ORDER BY q.id LIMIT $1",
+                        &[&(limit as i64), &MICROSITE_DEVICE, &MAX_ANALYSIS_ATTEMPTS],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| QueuedCall {
+                        queue_id: r.get(0),
+                        device_id: r.get(1),
+                        call_id: r.get(2),
+                        territory: r.get(3),
+                        attempts: r.get(4),
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn pending_call_count(&self) -> Result<u64> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let n: i64 = tx.query_one("SELECT COUNT(*) FROM analysis_queue WHERE done_at IS NULL", &[]).await.map_err(pg_err)?.get(0);
+                Ok(n as u64)
+            })
+        })
+    }
+
+    fn parked_calls(&self) -> Result<Vec<crate::store::ParkedCall>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT device_id, call_id, attempts::bigint, COALESCE(last_error, '') FROM analysis_queue \
+                         WHERE done_at IS NULL AND attempts >= $1 ORDER BY id",
+                        &[&MAX_ANALYSIS_ATTEMPTS],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| crate::store::ParkedCall { device_id: r.get(0), call_id: r.get(1), attempts: r.get(2), reason: r.get(3) })
+                    .collect())
+            })
+        })
+    }
+
+    fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id",
+                        &[],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
+            })
+        })
+    }
+
+    fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
+        let (d, c) = (device_id.to_string(), call_id.to_string());
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT uuid, seq, type, recorded_at_corrected, payload FROM events WHERE device_id = $1 AND call_id = $2 ORDER BY seq",
+                        &[&d, &c],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StoredEvent {
+                            uuid: r.get(0),
+                            seq: r.get(1),
+                            kind: r.get(2),
+                            recorded_at_corrected: r.get(3),
+                            payload: json_value(r.get(4))?,
+                        })
+                    })
+                    .collect()
+            })
+        })
+    }
+
+    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
+        let keys = keys.to_vec();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::with_capacity(keys.len());
+                for (kind, key) in keys {
+                    let row = tx
+                        .query_opt("SELECT doc, version FROM analytics_docs WHERE kind = $1 AND key = $2", &[&kind, &key])
+                        .await
+                        .map_err(pg_err)?;
+                    out.push(match row {
+                        Some(r) => Some(Doc { doc: json_value(r.get(0))?, version: r.get(1), kind, key }),
+                        None => None,
+                    });
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    fn list_docs(&self, kind: &str) -> Result<Vec<Doc>> {
+        let kind = kind.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT key, doc, version FROM analytics_docs WHERE kind = $1 ORDER BY key", &[&kind])
+                    .await
+                    .map_err(pg_err)?;
+                rows.iter().map(|r| Ok(Doc { kind: kind.clone(), key: r.get(0), doc: json_value(r.get(1))?, version: r.get(2) })).collect()
+            })
+        })
+    }
+
+    fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool> {
+        let commit = commit.clone();
+        let r = self.write(move |tx| {
+            Box::pin(async move {
+                let now = commit.now;
+                let n = tx
+                    .execute("UPDATE analysis_queue SET done_at = $2 WHERE id = $1 AND done_at IS NULL", &[&commit.queue_id, &now])
+                    .await
+                    .map_err(pg_err)?;
+                if n != 1 {
+                    return Err(Error::Conflict);
+                }
+                for d in &commit.docs {
+                    let text = json_text(&d.doc)?;
+                    let n = if d.expected_version == 0 {
+                        tx.execute(
+                            "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) VALUES ($1, $2, $3, 1, $4) \
+                             ON CONFLICT (kind, key) DO NOTHING",
+                            &[&d.kind, &d.key, &text, &now],
+                        )
+                        .await
+                    } else {
+                        tx.execute(
+                            "UPDATE analytics_docs SET doc = $3, version = version + 1, updated_at = $5 \
+                             WHERE kind = $1 AND key = $2 AND version = $4",
+                            &[&d.kind, &d.key, &text, &d.expected_version, &now],
+                        )
+                        .await
+                    }
+                    .map_err(pg_err)?;
+                    if n != 1 {
+                        return Err(Error::Conflict);
+                    }
+                }
+                for p in &commit.plans {
+                    let seq = next_feed_seq(tx).await?;
+                    tx.execute(
+                        "INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        &[&seq, &p.territory, &p.hcp_id, &p.bundle_id, &p.plan_id, &p.stage, &p.plan, &p.signature, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
+                for m in &commit.microsites {
+                    tx.execute(
+                        &format!("INSERT INTO microsites ({MICROSITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)"),
+                        &[
+                            &m.id,
+                            &m.token_sha256,
+                            &m.hcp_id,
+                            &m.territory,
+                            &m.bundle_id,
+                            &(m.bundle_version as i64),
+                            &json_text(&serde_json::json!(m.slides))?,
+                            &json_text(&serde_json::json!(m.topics))?,
+                            &m.reason,
+                            &m.created_at,
+                            &m.expires_at,
+                        ],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
+                Ok(())
+            })
+        });
+        match r {
+            Ok(()) => Ok(true),
+            Err(Error::Conflict) => Ok(false),
+            // Two workers inserting the same new document: the loser's unique violation.
+            Err(e) => Err(e),
+        }
+    }
+
+    fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()> {
+        let error = error.to_string();
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("UPDATE analysis_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1", &[&queue_id, &error])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+
+    fn latest_plan(&self, hcp_id: &str, bundle_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let (h, b) = (hcp_id.to_string(), bundle_id.to_string());
+        self.read(move |tx| {
+            Box::pin(async move {
+                Ok(tx
+                    .query_opt(
+                        "SELECT plan, signature FROM plans WHERE hcp_id = $1 AND bundle_id = $2 ORDER BY feed_seq DESC LIMIT 1",
+                        &[&h, &b],
+                    )
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| (r.get(0), r.get(1))))
+            })
+        })
+    }
+
+    fn newest_plan_of_hcp(&self, hcp_id: &str) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        let h = hcp_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                Ok(tx
+                    .query_opt("SELECT plan, signature FROM plans WHERE hcp_id = $1 ORDER BY feed_seq DESC LIMIT 1", &[&h])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| (r.get(0), r.get(1))))
+            })
+        })
+    }
+
+    fn microsite_by_token(&self, token_sha256: &str) -> Result<Option<Microsite>> {
+        let t = token_sha256.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query_opt(&format!("SELECT {MICROSITE_COLUMNS} FROM microsites WHERE token_sha256 = $1"), &[&t])
+                    .await
+                    .map_err(pg_err)?
+                    .map(|r| microsite_row(&r))
+                    .transpose()
+            })
+        })
+    }
+
+    fn microsites_for(&self, hcp_id: &str) -> Result<Vec<Microsite>> {
+        let h = hcp_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                tx.query(&format!("SELECT {MICROSITE_COLUMNS} FROM microsites WHERE hcp_id = $1 ORDER BY created_at, id"), &[&h])
+                    .await
+                    .map_err(pg_err)?
+                    .iter()
+                    .map(microsite_row)
+                    .collect()
+            })
+        })
+    }
+
+    fn record_microsite_visit(
+        &self,
+        microsite_id: &str,
+        call_id: &str,
+        events: &[(String, serde_json::Value)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (m, c, events) = (microsite_id.to_string(), call_id.to_string(), events.to_vec());
+        self.write(move |tx| {
+            Box::pin(async move {
+                tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
+                let n = tx.execute("UPDATE microsites SET views = views + 1 WHERE id = $1", &[&m]).await.map_err(pg_err)?;
+                if n != 1 {
+                    return Err(Error::NotFound("microsite".into()));
+                }
+                let mut seq: i64 = tx
+                    .query_one("SELECT watermark FROM devices WHERE id = $1 FOR UPDATE", &[&MICROSITE_DEVICE])
+                    .await
+                    .map_err(pg_err)?
+                    .get(0);
+                for (kind, payload) in &events {
+                    seq += 1;
+                    let uuid = uuid::Uuid::new_v4().to_string();
+                    tx.execute(
+                        "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, session, mono_ms, \
+                         payload, received_at) VALUES ($1, $2, $3, $4, $5, $6, $6, 0, 0, $7, $6)",
+                        &[&uuid, &MICROSITE_DEVICE, &seq, &c, kind, &now, &json_text(payload)?],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
+                tx.execute(
+                    "UPDATE devices SET watermark = $2, last_seen_at = $3, events_received = events_received + $4 WHERE id = $1",
+                    &[&MICROSITE_DEVICE, &seq, &now, &(events.len() as i64)],
+                )
+                .await
+                .map_err(pg_err)?;
+                tx.execute(
+                    "INSERT INTO analysis_queue (device_id, call_id, queued_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&MICROSITE_DEVICE, &c, &now],
+                )
+                .await
+                .map_err(pg_err)?;
+                Ok(())
+            })
+        })
+    }
+}
+
+const MICROSITE_COLUMNS: &str =
+    "id, token_sha256, hcp_id, territory, bundle_id, bundle_version, slides, topics, reason, created_at, expires_at, views";
+
+fn microsite_row(r: &tokio_postgres::Row) -> Result<Microsite> {
+    let list = |s: String| -> Result<Vec<String>> { serde_json::from_str(&s).map_err(|e| Error::Internal(format!("stored JSON: {e}"))) };
+    Ok(Microsite {
+        id: r.get(0),
+        token_sha256: r.get(1),
+        hcp_id: r.get(2),
+        territory: r.get(3),
+        bundle_id: r.get(4),
+        bundle_version: r.get::<_, i64>(5) as u64,
+        slides: list(r.get(6))?,
+        topics: list(r.get(7))?,
+        reason: r.get(8),
+        created_at: r.get(9),
+        expires_at: r.get(10),
+        views: r.get::<_, i64>(11) as u64,
+    })
+}

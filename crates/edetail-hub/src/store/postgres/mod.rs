@@ -1,0 +1,334 @@
+//! The PostgreSQL `HubStore`, for operators who outgrow one machine: several hub processes may
+//! share one database. Numbered migrations (`migrations/postgres/`) under an advisory lock, so
+//! hubs starting together migrate once. Concurrency rests on row locks: the single
+//! `feed_counter` row orders publishes and revocations (feed numbers become visible in commit
+//! order, so a device's cursor can never skip one), and each device row serializes that device's
+//! batches (watermark and dedupe stay exact when retries land on different hub processes).
+//!
+//! tokio-postgres on a small runtime owned by the store: the trait is synchronous (handlers
+//! call it from the blocking pool), each call runs on the store's runtime and its result comes
+//! back over a channel, so no runtime is ever nested. A bounded pool hands out connections;
+//! waiting too long for one, or losing the server, answers `Unavailable` (503, retried).
+
+mod analysis;
+mod audit;
+mod credentials;
+mod crm;
+mod feed;
+mod ingest;
+mod privacy;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::{Client, IsolationLevel, NoTls, Transaction};
+
+use crate::error::{Error, Result};
+use crate::ingest::{IngestChanges, IngestFacts};
+use crate::store::sqlite::time_text;
+use crate::store::{
+    AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
+    ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
+    StoredEvent, Territory,
+};
+use crate::store::{
+    AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
+};
+
+/// Connections a hub process keeps at most.
+pub const DEFAULT_POOL_SIZE: usize = 16;
+/// Waiting longer than this for a free connection answers 503.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Worker threads of the store's runtime.
+const RUNTIME_WORKERS: usize = 2;
+/// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/postgres/001_initial.sql"),
+    include_str!("../../../migrations/postgres/002_closed_loop.sql"),
+    include_str!("../../../migrations/postgres/003_security.sql"),
+    include_str!("../../../migrations/postgres/004_erasure_consent.sql"),
+    include_str!("../../../migrations/postgres/005_publish_claims.sql"),
+];
+/// The schema version this code writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// Advisory lock key held while migrating ("edetail" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0065_6465_7461_696c;
+/// Advisory lock key ("erasure" in ASCII) ordering erasures against event writes: every
+/// transaction that stores events (an upload batch, a microsite visit) holds it shared, an
+/// erasure holds it exclusively, each as its first statement. Without it, on read committed, a
+/// batch in flight when an erasure starts (its events not yet visible to the erasure, the
+/// erasure's tombstones not yet visible to it) would commit the erased HCP's events after the
+/// erasure. Shared holders do not wait for each other, so concurrent ingest is unaffected.
+pub const ERASURE_LOCK: i64 = 0x0065_7261_7375_7265;
+
+/// Maps a PostgreSQL failure: lost connections, deadlocks and serialization failures are
+/// transient (503, the device retries); anything else is an internal error (details logged,
+/// never sent).
+fn pg_err(e: tokio_postgres::Error) -> Error {
+    use tokio_postgres::error::SqlState;
+    let transient = e.is_closed()
+        || e.code().is_some_and(|c| {
+            *c == SqlState::T_R_SERIALIZATION_FAILURE
+                || *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::ADMIN_SHUTDOWN
+                || *c == SqlState::CANNOT_CONNECT_NOW
+                || *c == SqlState::TOO_MANY_CONNECTIONS
+        })
+        || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    if e.code() == Some(&SqlState::DISK_FULL) {
+        return Error::StorageFull(format!("database: {e}"));
+    }
+    if transient { Error::Unavailable(format!("database: {e}")) } else { Error::Internal(format!("database: {e}")) }
+}
+
+struct Pool {
+    config: tokio_postgres::Config,
+    idle: Mutex<Vec<Client>>,
+    permits: Arc<Semaphore>,
+}
+
+/// A connection borrowed from the pool; returned on drop unless it broke.
+struct Conn<'a> {
+    pool: &'a Pool,
+    client: Option<Client>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+        {
+            self.pool.idle.lock().unwrap_or_else(|p| p.into_inner()).push(c);
+        }
+    }
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client.as_ref().expect("client present until drop")
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client.as_mut().expect("client present until drop")
+    }
+}
+
+impl Pool {
+    async fn get(&self) -> Result<Conn<'_>> {
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::Unavailable("all database connections are busy".into()))?
+            .map_err(|_| Error::Unavailable("database pool closed".into()))?;
+        loop {
+            let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            match idle {
+                Some(c) if c.is_closed() => continue,
+                Some(c) => return Ok(Conn { pool: self, client: Some(c), _permit: permit }),
+                None => break,
+            }
+        }
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| Error::Unavailable(format!("database: {e}")))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "database connection ended");
+            }
+        });
+        Ok(Conn { pool: self, client: Some(client), _permit: permit })
+    }
+}
+
+pub struct PgStore {
+    pool: Arc<Pool>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may carry a password.
+        let c = &self.pool.config;
+        f.debug_struct("PgStore").field("hosts", &c.get_hosts()).field("dbname", &c.get_dbname()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), migrates the schema (under an
+    /// advisory lock) and keeps at most `pool_size` connections.
+    pub fn connect(url: &str, pool_size: usize) -> Result<PgStore> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|e| Error::BadRequest(format!("invalid PostgreSQL URL: {e}")))?;
+        config.application_name("edetail-hub");
+        config.connect_timeout(Duration::from_secs(10));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_WORKERS)
+            .thread_name("edetail-hub-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
+        let pool = Arc::new(Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(pool_size.max(1))) });
+        let store = PgStore { pool, runtime: Some(runtime) };
+        store.run(|pool| async move {
+            let mut c = pool.get().await?;
+            migrate(&mut c).await
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` on the store's runtime and blocks the calling thread for its result. Works
+    /// from plain threads and from another runtime's blocking pool (no nested `block_on`).
+    fn run<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Pool>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let pool = self.pool.clone();
+        self.runtime.as_ref().expect("runtime lives until drop").spawn(async move {
+            let _ = tx.send(f(pool).await);
+        });
+        rx.recv().map_err(|_| Error::Internal("database task lost".into()))?
+    }
+
+    /// Runs `f` in a read-committed transaction on a pooled connection, committing on success.
+    fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            let v = f(&tx).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(v)
+        })
+    }
+
+    /// `write`, appending `audit` (with `f`'s outcome) in the same transaction.
+    fn write_audited<T, F>(&self, audit: Option<&Audited<T>>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        let audit = audit.cloned();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let v = f(tx).await?;
+                if let Some(a) = audit {
+                    insert_audit(tx, &a.entry_for(&v)).await?;
+                }
+                Ok(v)
+            })
+        })
+    }
+
+    /// Runs `f` in a read-only repeatable-read transaction (one consistent snapshot).
+    fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'t> FnOnce(&'t Transaction<'t>) -> BoxFut<'t, T> + Send + 'static,
+    {
+        self.run(|pool| async move {
+            let mut c = pool.get().await?;
+            let tx = c.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().await.map_err(pg_err)?;
+            let v = f(&tx).await?;
+            tx.commit().await.map_err(pg_err)?;
+            Ok(v)
+        })
+    }
+}
+
+type BoxFut<'t, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 't>>;
+
+/// Appends one audit entry inside `tx`.
+async fn insert_audit(tx: &Transaction<'_>, e: &NewAuditEntry) -> Result<i64> {
+    let details = json_text(&e.details)?;
+    let row = tx
+        .query_one(
+            "INSERT INTO audit_log (at, actor, action, subject, details) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            &[&e.at, &e.actor, &e.action, &e.subject, &details],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(row.get(0))
+}
+
+/// Brings the database to [`SCHEMA_VERSION`]; concurrent hubs wait on the advisory lock.
+async fn migrate(c: &mut Client) -> Result<()> {
+    let tx = c.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(pg_err)?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS edetail_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)")
+        .await
+        .map_err(pg_err)?;
+    let current: i64 =
+        tx.query_opt("SELECT version FROM edetail_schema WHERE id = 1", &[]).await.map_err(pg_err)?.map(|r| r.get(0)).unwrap_or(0);
+    if current > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew { found: current, supported: SCHEMA_VERSION });
+    }
+    for sql in MIGRATIONS.iter().skip(current as usize) {
+        tx.batch_execute(sql).await.map_err(pg_err)?;
+    }
+    tx.execute(
+        "INSERT INTO edetail_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+        &[&SCHEMA_VERSION],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(())
+}
+
+fn json_text(v: &serde_json::Value) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("serializing: {e}")))
+}
+
+fn json_value(s: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| Error::Internal(format!("stored JSON: {e}")))
+}
+
+fn consent_row(r: &tokio_postgres::Row) -> Result<FeedConsent> {
+    let tracking: String = r.get(2);
+    let tracking = Tracking::parse(&tracking).ok_or_else(|| Error::Internal(format!("stored tracking {tracking:?}")))?;
+    Ok(FeedConsent { feed_seq: r.get(0), consent: ConsentRecord { hcp_id: r.get(1), tracking, updated_at: r.get(3) } })
+}
+
+async fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
+    // Taking this row's lock first orders every publish and revocation.
+    Ok(tx.query_one("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", &[]).await.map_err(pg_err)?.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released migrations never change (a database that applied one never runs it again):
+    /// a new migration appends its hash here, an edit of a released one fails.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let released = [
+            "a141f21794d8137daa404306cc5715399e802ff5ed58db499b1da847ed0e67eb", // 001_initial.sql
+            "1a00d32160b54398b9b4f5914450ea79e7ef54e44543b806b39d0a861071043b", // 002_closed_loop.sql
+            "a069cfaac2766339d29dc3c5aae721a0803e09385ba2ab3d7a93fa8e5aab894b", // 003_security.sql
+            "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
+            "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
+        ];
+        edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+}

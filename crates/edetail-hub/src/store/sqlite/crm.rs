@@ -1,0 +1,49 @@
+//! The SQLite store: HCP segments and prescriptions imported from the CRM (`CrmStore`).
+
+use super::*;
+
+impl CrmStore for SqliteStore {
+    fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize> {
+        let now = time_text(now);
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO hcps (id, segment, updated_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET segment = excluded.segment, updated_at = excluded.updated_at",
+            )?;
+            for (id, segment) in rows {
+                st.execute(params![id, segment, now])?;
+            }
+            Ok(rows.len())
+        })
+    }
+
+    fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
+        self.read(|c| Ok(c.query_row("SELECT segment FROM hcps WHERE id = ?1", [hcp_id], |r| r.get(0)).optional()?))
+    }
+
+    fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
+            )?;
+            for p in rows {
+                st.execute(params![p.hcp_id, p.product, p.period, p.count as i64])?;
+            }
+            Ok(rows.len())
+        })
+    }
+
+    fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>> {
+        self.read(|c| {
+            let mut st =
+                c.prepare("SELECT hcp_id, product, period, count FROM prescriptions WHERE hcp_id = ?1 ORDER BY product, period")?;
+            let rows = st
+                .query_map([hcp_id], |r| {
+                    Ok(Prescription { hcp_id: r.get(0)?, product: r.get(1)?, period: r.get(2)?, count: r.get::<_, i64>(3)? as u64 })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! The SQLite `HubStore`: one file `hub.sqlite3` in the data directory, WAL with
+//! synchronous=FULL (an acknowledged event survives power loss), numbered migrations under
+//! `PRAGMA user_version`, one writer connection plus one reader connection.
+
+mod analysis;
+mod audit;
+mod credentials;
+mod crm;
+mod feed;
+mod ingest;
+mod privacy;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
+use edetail_sqlite::lock;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+use crate::error::{Error, Result};
+use crate::ingest::{IngestChanges, IngestFacts};
+use crate::store::{
+    AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
+    ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
+    StoredEvent, Territory,
+};
+use crate::store::{
+    AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
+};
+
+/// Migrations in order; `MIGRATIONS[i]` upgrades from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/001_initial.sql"),
+    include_str!("../../../migrations/002_territories.sql"),
+    include_str!("../../../migrations/003_closed_loop.sql"),
+    include_str!("../../../migrations/004_security.sql"),
+    include_str!("../../../migrations/005_erasure_consent.sql"),
+    include_str!("../../../migrations/006_publish_claims.sql"),
+];
+/// The schema version this code writes. Always `MIGRATIONS.len()`.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "hub.sqlite3";
+
+/// Brings a database to [`SCHEMA_VERSION`] inside one immediate transaction.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    edetail_sqlite::migrate(conn, MIGRATIONS).map_err(|e| match e {
+        edetail_sqlite::MigrateError::TooNew { found, supported } => Error::SchemaTooNew { found, supported },
+        edetail_sqlite::MigrateError::Sqlite(e) => Error::from(e),
+    })
+}
+
+/// Times as stored: RFC 3339, UTC, lossless (sub-second digits as needed).
+pub(crate) fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+/// Creates an empty database file readable by its owner only (0600) when none exists: SQLite
+/// gives the `-wal` and `-shm` files it creates beside it the same mode. It holds call events
+/// and HCP ids, so no other account on the machine may read it. An existing file keeps its mode
+/// (an operator may have chosen another).
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path)(e)),
+    }
+}
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(DB_FILE);
+        create_private_file(&path)?;
+        let mut writer = Connection::open(&path)?;
+        edetail_sqlite::configure_writer(&writer, "FULL")?;
+        migrate(&mut writer)?;
+        let reader = edetail_sqlite::open_reader(&path)?;
+        edetail_sqlite::configure_reader(&reader)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+    }
+
+    /// Test support: caps the database at its current size plus `extra_pages` pages
+    /// (`PRAGMA max_page_count`), so the next writes fail with SQLITE_FULL as on a full disk.
+    #[cfg(feature = "testkit")]
+    pub fn limit_growth(&self, extra_pages: i64) -> Result<()> {
+        let conn = lock(&self.writer);
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", pages + extra_pages)?;
+        Ok(())
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let v = f(&tx)?;
+        tx.commit()?;
+        Ok(v)
+    }
+
+    /// `write`, appending `audit` (with `f`'s outcome) in the same transaction.
+    fn write_audited<T>(&self, audit: Option<&Audited<T>>, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.write(|tx| {
+            let v = f(tx)?;
+            if let Some(a) = audit {
+                insert_audit(tx, &a.entry_for(&v))?;
+            }
+            Ok(v)
+        })
+    }
+
+    /// Runs `f` in a read transaction (one consistent snapshot).
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = lock(&self.reader);
+        let tx = conn.unchecked_transaction()?;
+        let v = f(&tx)?;
+        tx.finish()?;
+        Ok(v)
+    }
+}
+
+fn json_text(v: &serde_json::Value) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Internal(format!("serializing: {e}")))
+}
+
+fn json_value(s: &str) -> rusqlite::Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn consent_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FeedConsent> {
+    let tracking: String = r.get(2)?;
+    let tracking = Tracking::parse(&tracking).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, format!("tracking {tracking:?}").into())
+    })?;
+    Ok(FeedConsent {
+        feed_seq: r.get(0)?,
+        consent: ConsentRecord { hcp_id: r.get(1)?, tracking, updated_at: parse_time(&r.get::<_, String>(3)?)? },
+    })
+}
+
+fn next_feed_seq(tx: &Transaction<'_>) -> Result<i64> {
+    Ok(tx.query_row("UPDATE feed_counter SET value = value + 1 WHERE id = 1 RETURNING value", [], |r| r.get(0))?)
+}
+
+/// Appends one audit entry inside `tx`.
+fn insert_audit(tx: &Transaction<'_>, e: &NewAuditEntry) -> Result<i64> {
+    tx.execute(
+        "INSERT INTO audit_log (at, actor, action, subject, details) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![time_text(e.at), e.actor, e.action, e.subject, json_text(&e.details)?],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Released migrations never change (a database that applied one never runs it again):
+    /// a new migration appends its hash here, an edit of a released one fails.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let released = [
+            "77934b6466f40930d70b787a5f3e2d1fe0a414e55d18da9827f4c63bfe49ea47", // 001_initial.sql
+            "f0657903947ec5c68699f675080c67d89e18b69e984c12bae88c20a436daae6a", // 002_territories.sql
+            "83643e58801481b22de923de66a9b2eb1b607be4dbbacde7d4da406fe5faee1a", // 003_closed_loop.sql
+            "116ed4af9a530a85708773bae9c1ae750a6fdf7ef70c1baaf7e19b3a49386a33", // 004_security.sql
+            "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
+            "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
+        ];
+        edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+
+    /// Every migration applies from every past version and ends at the fresh schema.
+    #[test]
+    fn migrated_database_equals_fresh_database() {
+        edetail_sqlite::check_migrations(MIGRATIONS).unwrap();
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        assert!(matches!(migrate(&mut c), Err(Error::SchemaTooNew { .. })));
+    }
+}
