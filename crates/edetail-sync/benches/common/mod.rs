@@ -70,6 +70,10 @@ pub fn start_hub(rt: &tokio::runtime::Runtime, backend: Backend, name: &str) -> 
     let store = fresh_store(backend, name);
     let blobs = BlobStore::open_local(&store.dir).expect("blobs");
     let hub = Hub::with_store(store.store.clone(), blobs, vec![key().public()], edetail_hub::AnalyzerConfig::generated().unwrap());
+    // Every simulated device connects from 127.0.0.1, and a client may open a second connection
+    // while its first returns to the pool: the per-address cap (64, for devices that each have
+    // their own address) would cut the concurrent-devices run short, so it is off here.
+    hub.set_server_limits(edetail_hub::server::ServerLimits { max_connections_per_ip: 0, ..Default::default() }).expect("limits");
     let (url, task) = rt.block_on(edetail_hub::serve_local(hub.clone())).expect("serve");
     BenchHub { hub, url, _store: store, _task: task }
 }
