@@ -507,11 +507,12 @@ impl Inner {
                 if events.is_empty() {
                     break;
                 }
-                let (batch, body_bytes) = self.build_batch(events)?;
+                let (batch, body) = self.build_batch(events)?;
                 last_sent = batch.events.last().map(|e| e.seq);
+                let body_bytes = body.len();
                 let batch = Arc::new(batch);
-                let (transport, sending) = (self.transport.clone(), batch.clone());
-                let task = tokio::spawn(async move { transport.upload(&sending).await });
+                let transport = self.transport.clone();
+                let task = tokio::spawn(async move { transport.upload_json(&body).await });
                 window.push_back(InFlight { batch, body_bytes, task });
             }
             let Some(mut front) = window.pop_front() else { return Ok(()) };
@@ -629,24 +630,36 @@ impl Inner {
 
     /// A batch of the first `events` that fit in `MAX_BATCH_BYTES` of JSON (always at least one),
     /// and its size in bytes as the hub will measure it (an upper bound).
-    fn build_batch(&self, events: Vec<edetail_core::Event>) -> Result<(UploadBatch, usize), PhaseError> {
+    fn build_batch(&self, events: Vec<edetail_core::Event>) -> Result<(UploadBatch, Vec<u8>), PhaseError> {
         let mut batch = UploadBatch {
             device_id: self.config.device_id.clone(),
             batch_id: uuid::Uuid::new_v4().to_string(),
             device_time: chrono::Utc::now(),
             events: Vec::with_capacity(events.len()),
         };
-        let mut size = json_len(&batch)?;
+        // Each event is encoded once, into the body itself: the batch's own fields with an empty
+        // `events` list (its last field), then the events spliced in.
+        let fatal = |e: serde_json::Error| PhaseError::Fatal(Error::Engine(e.to_string()));
+        let mut body = serde_json::to_vec(&batch).map_err(fatal)?;
+        debug_assert!(body.ends_with(b"[]}"), "events is the last field of UploadBatch");
+        body.truncate(body.len() - 2);
+        let head = body.len();
         for e in events {
             let w = WireEvent::from(e);
-            let n = json_len(&w)? + 1;
-            if !batch.events.is_empty() && size + n > MAX_BATCH_BYTES {
+            let at = body.len();
+            if !batch.events.is_empty() {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, &w).map_err(fatal)?;
+            if !batch.events.is_empty() && body.len() + 2 > MAX_BATCH_BYTES {
+                body.truncate(at);
                 break;
             }
-            size += n;
             batch.events.push(w);
         }
-        Ok((batch, size))
+        debug_assert!(body.len() > head || batch.events.is_empty());
+        body.extend_from_slice(b"]}");
+        Ok((batch, body))
     }
 
     /// Before uploading, reads the change feed from the stored cursor and applies only its
@@ -1000,11 +1013,6 @@ fn remove(path: &Path) -> Result<(), PhaseError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(path)(e)),
     }
-}
-
-/// Bytes of `v` serialized as JSON, as in a request body.
-fn json_len<T: Serialize>(v: &T) -> Result<usize, PhaseError> {
-    serde_json::to_vec(v).map(|b| b.len()).map_err(|e| PhaseError::Fatal(Error::Engine(e.to_string())))
 }
 
 /// The SHA-256 of a downloaded file, through the bundle crate's content addressing.

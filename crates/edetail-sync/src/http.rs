@@ -256,8 +256,13 @@ impl Transport {
     /// `POST /v1/events` with a gzip JSON body.
     pub async fn upload(&self, batch: &UploadBatch) -> Result<UploadAck, HttpFailure> {
         let json = serde_json::to_vec(batch).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        self.upload_json(&json).await
+    }
+
+    /// `POST /v1/events` with a batch already encoded as JSON (an `UploadBatch`).
+    pub async fn upload_json(&self, json: &[u8]) -> Result<UploadAck, HttpFailure> {
         let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 4), flate2::Compression::fast());
-        gz.write_all(&json).and_then(|_| gz.flush()).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        gz.write_all(json).and_then(|_| gz.flush()).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
         let body = gz.finish().map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
         let url = self.url("/events");
         let resp = self
