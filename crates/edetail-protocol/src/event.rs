@@ -83,23 +83,25 @@ kinds! {
     OversizedEvent => "oversized_event",
     /// A deck called a vendor API edetail does not handle (kept so nothing is lost silently).
     UnsupportedApi => "unsupported_api",
-    /// A Veeva deck's `createRecord` on a clickstream object.
+    // Reserved vendor kinds: accepted, but the core records vendor tracking as `custom` events
+    // whose `event` carries these names (see docs/protocol.md).
+    /// Reserved (Veeva clickstream `createRecord`; recorded as `custom` today).
     VeevaClickstream => "veeva_clickstream",
-    /// A Veeva deck's `updateRecord` on a clickstream object.
+    /// Reserved (Veeva clickstream `updateRecord`; recorded as `custom` today).
     VeevaClickstreamUpdate => "veeva_clickstream_update",
     /// A Veeva deck's `launchApprovedEmail`.
     ApprovedEmailRequest => "approved_email_request",
-    /// An Agnitio deck's monitoring event (`ag.submit`).
+    /// Reserved (Agnitio monitoring; recorded as `custom` today).
     AgnitioMonitoring => "agnitio_monitoring",
-    /// An Agnitio deck opened a PDF.
+    /// Reserved (Agnitio opened a PDF; recorded as `custom` today).
     AgnitioOpenPdf => "agnitio_open_pdf",
-    /// An Agnitio deck navigated to a slide its manifest does not have.
+    /// Reserved (Agnitio unknown slide; recorded as `custom` today).
     AgnitioUnknownSlide => "agnitio_unknown_slide",
-    /// An OCE deck's tracked action.
+    /// Reserved (OCE action; recorded as `custom` today).
     OceAction => "oce_action",
-    /// An OCE deck's page tracking call.
+    /// Reserved (OCE page tracking; recorded as `custom` today).
     OcePageTracking => "oce_page_tracking",
-    /// An OCE deck's feedback (reaction) call.
+    /// Reserved (OCE feedback; recorded as `custom` today).
     OceFeedback => "oce_feedback",
 }
 
