@@ -29,8 +29,11 @@ const DOWNLOAD_KILLS: usize = 5;
 const UPLOAD_LINK: u64 = 40 * 1024;
 /// Kill delays after spawning the uploading child (ms).
 const UPLOAD_KILL_AFTER: (u64, u64) = (300, 1_000);
-/// Response bandwidth while downloading: the media take at least 6 s.
-const DOWNLOAD_LINK: u64 = 4 * 1024 * 1024;
+/// Response bandwidth while downloading: slow enough that all the kill delays together
+/// (at most 6 s, at most 6 MB) stay inside the first 8 MB media file, so the last kill always
+/// leaves a partial file for the final sync to resume (at 4 MB/s a kill could land just after
+/// a file completed, leaving nothing partial). The final sync runs at full speed.
+const DOWNLOAD_LINK: u64 = 1024 * 1024;
 const DOWNLOAD_KILL_AFTER: (u64, u64) = (300, 1_200);
 const MEDIA_FILES: usize = 3;
 const MEDIA_BYTES: usize = 8 * 1024 * 1024;
@@ -125,6 +128,11 @@ fn device_sync_killed_mid_upload_and_mid_download_uploads_once_and_resumes() {
         let device = Device::open(&data, device_config()).expect("device opens");
         assert_eq!(device.content().active_version(common::BUNDLE).expect("active"), None, "the kills interrupted the download");
     }
+    assert!(
+        partial_after_kills.last().is_some_and(|&b| b > 0 && b < MEDIA_BYTES as u64),
+        "the last kill left a partial first media file: {partial_after_kills:?}"
+    );
+    proxy.set_link_bandwidth(None);
     let download = sync_to_completion(&mut cmd);
     let sent = proxy.stats().response_bytes.load(std::sync::atomic::Ordering::SeqCst) - bytes_before;
     let bundle_bytes = files_bytes(&bundle);
