@@ -195,6 +195,18 @@ impl Context {
         })
     }
 
+    /// Applies the hub's answer to an uploaded batch and records its clock, in one transaction
+    /// (one commit per batch on the device, not two).
+    pub fn settle_upload(&self, answer: &crate::outbox::BatchAnswer<'_>, now_ms: i64, hub_now: DateTime<Utc>) -> Result<usize> {
+        let s = self.time.observe_hub_time(hub_now);
+        self.db.write(|tx| {
+            let n = crate::outbox::settle_in(tx, answer, now_ms)?;
+            set_meta(tx, META_TIME_FLOOR, &s.floor_ms.to_string())?;
+            set_meta(tx, META_LAST_HUB_SYNC, &s.last_hub_sync_ms.to_string())?;
+            Ok(n)
+        })
+    }
+
     /// The hub's clock at a successful sync.
     pub fn observe_hub_time(&self, hub_now: DateTime<Utc>) -> Result<()> {
         let s = self.time.observe_hub_time(hub_now);

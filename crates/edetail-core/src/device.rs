@@ -16,7 +16,7 @@ use crate::clock::to_ms;
 use crate::context::Context;
 use crate::db::{Databases, DbKey};
 use crate::error::Result;
-use crate::outbox::Outbox;
+use crate::outbox::{BatchAnswer, Outbox};
 use crate::plans::Plans;
 use crate::privacy::Privacy;
 use crate::profile::Profile;
@@ -106,6 +106,12 @@ impl Device {
     /// Trusted time (never runs backwards; see `validity`). Persists the floor.
     pub fn trusted_now(&self) -> Result<DateTime<Utc>> {
         self.ctx.trusted_now()
+    }
+
+    /// The hub's answer to an uploaded batch (events it holds, events it rejected, by seq) and
+    /// its clock, applied in one transaction; answers how many events were newly acknowledged.
+    pub fn settle_upload(&self, answer: &BatchAnswer<'_>, now_ms: i64, hub_now: DateTime<Utc>) -> Result<usize> {
+        self.ctx.settle_upload(answer, now_ms, hub_now)
     }
 
     /// The hub's clock at a successful sync.

@@ -50,7 +50,7 @@ pub use device::Device;
 pub use edetail_protocol::Tracking;
 pub use error::{Error, Result};
 pub use navigation::{NavAction, NavTarget};
-pub use outbox::{Event, Outbox, OutboxStats};
+pub use outbox::{BatchAnswer, Event, Outbox, OutboxStats, PendingUpload};
 pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, Plans, StoredPlan};
 pub use privacy::{ERASED_EVENT, LocalErasure, Privacy};
 pub use profile::Profile;

@@ -38,6 +38,47 @@ pub struct Event {
     pub parked_reason: Option<String>,
 }
 
+/// The hub's answer to one uploaded batch, by sequence number (the uploader knows each event's
+/// seq; marking by seq walks the table in order instead of looking every uuid up in its index).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatchAnswer<'a> {
+    /// Events the hub holds, stored now or before (accepted and duplicates).
+    pub durable: &'a [i64],
+    /// Events the hub rejected permanently, with its reasons: parked, never dropped.
+    pub rejected: &'a [(i64, &'a str)],
+}
+
+/// Marks acknowledged and parks per `answer` inside an open write transaction; answers how many
+/// events were newly acknowledged (acknowledging twice changes nothing).
+pub fn settle_in(tx: &Transaction<'_>, answer: &BatchAnswer<'_>, now_ms: i64) -> Result<usize> {
+    // A batch's events are usually consecutive: one statement per run of consecutive seqs.
+    let mut ack = tx.prepare_cached("UPDATE events SET acked_at = ?3 WHERE seq BETWEEN ?1 AND ?2 AND acked_at IS NULL")?;
+    let mut n = 0;
+    for (first, last) in runs(answer.durable) {
+        n += ack.execute(params![first, last, now_ms])?;
+    }
+    let mut park = tx.prepare_cached("UPDATE events SET parked_reason = ?2 WHERE seq = ?1")?;
+    for (seq, reason) in answer.rejected {
+        park.execute(params![seq, reason])?;
+    }
+    Ok(n)
+}
+
+/// `seqs` as runs of consecutive numbers `(first, last)`, after sorting and deduplicating.
+fn runs(seqs: &[i64]) -> Vec<(i64, i64)> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for s in sorted {
+        match runs.last_mut() {
+            Some((_, last)) if *last + 1 == s => *last = s,
+            _ => runs.push((s, s)),
+        }
+    }
+    runs
+}
+
 /// What to record; the outbox adds uuid, seq and times.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent<'a> {
@@ -116,6 +157,54 @@ fn row_to_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
 
 const COLUMNS: &str = "seq, uuid, call_id, type, recorded_at, session, mono_ms, payload, acked_at, parked_reason";
 
+/// A pending event as the uploader encodes it: the payload as stored, JSON text that is checked
+/// but never parsed into a map on its way out ([`PendingUpload::wire`]).
+#[derive(Debug, Clone)]
+pub struct PendingUpload {
+    pub seq: i64,
+    pub uuid: String,
+    pub call_id: Option<String>,
+    pub kind: String,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub session: i64,
+    pub mono_ms: i64,
+    /// The stored payload; `null` where the stored text is not JSON (as [`Event`] reads it: the
+    /// hub rejects it with a reason and the event is parked, never lost).
+    pub payload: Box<serde_json::value::RawValue>,
+}
+
+impl PendingUpload {
+    /// The event as encoded on the wire (the same bytes as the [`edetail_protocol::WireEvent`]).
+    pub fn wire(&self) -> edetail_protocol::WireEventRef<'_> {
+        edetail_protocol::WireEventRef {
+            uuid: &self.uuid,
+            seq: self.seq,
+            call_id: self.call_id.as_deref(),
+            kind: &self.kind,
+            recorded_at: self.recorded_at,
+            session: self.session,
+            mono_ms: self.mono_ms,
+            payload: &self.payload,
+        }
+    }
+}
+
+fn row_to_upload(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingUpload> {
+    let payload: String = r.get(7)?;
+    Ok(PendingUpload {
+        seq: r.get(0)?,
+        uuid: r.get(1)?,
+        call_id: r.get(2)?,
+        kind: r.get(3)?,
+        recorded_at: from_ms(r.get(4)?),
+        session: r.get(5)?,
+        mono_ms: r.get(6)?,
+        payload: serde_json::value::RawValue::from_string(payload)
+            .or_else(|_| serde_json::value::RawValue::from_string("null".into()))
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, Box::new(e)))?,
+    })
+}
+
 /// Read and acknowledgement side of the outbox.
 #[derive(Debug, Clone, Copy)]
 pub struct Outbox<'a> {
@@ -147,14 +236,14 @@ impl<'a> Outbox<'a> {
         })
     }
 
-    /// Like [`Outbox::pending`], from the first pending event after `after_seq` (an uploader
-    /// with batches in flight asks for the next batch while earlier ones are unacknowledged).
-    pub fn pending_after(&self, after_seq: i64, limit: usize) -> Result<Vec<Event>> {
+    /// Pending events after `after_seq` (all pending ones: `None`), oldest first, as the uploader
+    /// encodes them.
+    pub fn pending_uploads(&self, after_seq: Option<i64>, limit: usize) -> Result<Vec<PendingUpload>> {
         self.db.read(|c| {
             let sql =
                 format!("SELECT {COLUMNS} FROM events WHERE acked_at IS NULL AND parked_reason IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2");
             let mut st = c.prepare_cached(&sql)?;
-            let rows = st.query_map(rusqlite::params![after_seq, limit as i64], row_to_event)?;
+            let rows = st.query_map(params![after_seq.unwrap_or(0), limit as i64], row_to_upload)?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
     }
@@ -189,6 +278,12 @@ impl<'a> Outbox<'a> {
             }
             Ok(n)
         })
+    }
+
+    /// Applies the hub's answer to one uploaded batch ([`settle_in`]) in a transaction of its
+    /// own; [`crate::Device::settle_upload`] also records the hub's clock in the same one.
+    pub fn settle(&self, answer: &BatchAnswer<'_>, now_ms: i64) -> Result<usize> {
+        self.db.write(|tx| settle_in(tx, answer, now_ms))
     }
 
     /// Parks an event the hub rejected permanently, with the hub's reason. It stays visible.

@@ -446,6 +446,32 @@ fn outbox_ack_park_and_compact_never_lose_unacknowledged_events() {
     assert_eq!(d.calls().record(None, "custom", json!({})).unwrap().0, 11);
 }
 
+/// The hub's answer to an upload, applied by seq in one transaction with its clock: only the named
+/// events are marked (runs and gaps alike), rejected ones are parked with the reason, the hub's
+/// clock becomes the trusted floor, and settling twice changes nothing.
+#[test]
+fn an_upload_answer_marks_exactly_its_events_by_seq() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = clock();
+    let d = open_with(tmp.path(), &c);
+    for i in 0..12 {
+        d.calls().record(None, "custom", json!({"i": i})).unwrap();
+    }
+    // Runs 1-3 and 5-6, a lone 9, out of order and repeated; 4 rejected; 7, 8, 10-12 unanswered.
+    let durable = [6, 1, 2, 3, 5, 9, 2];
+    let rejected = [(4, "seq 4 is already used by another event")];
+    let hub_now = edetail_core::Clock::now_utc(&*c) + chrono::Duration::days(2);
+    let answer = edetail_core::BatchAnswer { durable: &durable, rejected: &rejected };
+    assert_eq!(d.settle_upload(&answer, 1000, hub_now).unwrap(), 6);
+    assert_eq!(d.settle_upload(&answer, 2000, hub_now).unwrap(), 0, "settling twice is harmless");
+    let pending: Vec<i64> = d.outbox().pending(100).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(pending, [7, 8, 10, 11, 12]);
+    let parked = d.outbox().parked().unwrap();
+    assert_eq!((parked.len(), parked[0].seq, parked[0].parked_reason.as_deref()), (1, 4, Some(rejected[0].1)));
+    assert_eq!(d.outbox().stats().unwrap().acked, 6);
+    assert!(d.trusted_now().unwrap() >= hub_now, "the hub's clock is the trusted floor");
+}
+
 /// The core records only what the hub accepts: built-in kinds and `app.` types; anything else is
 /// refused at once with a reason, and takes no sequence number.
 #[test]

@@ -60,6 +60,23 @@ pub struct WireEvent {
     pub payload: Value,
 }
 
+/// A [`WireEvent`] borrowed for encoding, its payload already JSON text (the device's outbox
+/// stores it so): encodes byte for byte as the `WireEvent` with that payload does, without
+/// parsing the payload into a map and writing it out again.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct WireEventRef<'a> {
+    pub uuid: &'a str,
+    pub seq: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<&'a str>,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub recorded_at: DateTime<Utc>,
+    pub session: i64,
+    pub mono_ms: i64,
+    pub payload: &'a serde_json::value::RawValue,
+}
+
 /// `POST /v1/events`: a batch of outbox events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UploadBatch {

@@ -33,6 +33,33 @@ fn upload_batch() {
     insta::assert_json_snapshot!(v);
 }
 
+/// The borrowed encoding with the payload as text writes exactly the bytes of the owned one, with
+/// and without a call id, for payloads with nesting, escapes, floats and unicode.
+#[test]
+fn wire_event_ref_encodes_as_the_wire_event() {
+    let payloads = [
+        json!({}),
+        json!({"slide": "efficacy-primary", "dwell_ms": 8000}),
+        json!({"a": {"b": [1, 2.5, -3e-7, null, true]}, "q": "line\nbreak \"quoted\" \u{e9}\u{1F600}", "z": 1.0}),
+    ];
+    for (i, payload) in payloads.into_iter().enumerate() {
+        let owned = WireEvent { call_id: (i % 2 == 0).then(|| "call-1".to_string()), payload, ..event() };
+        let text = serde_json::to_string(&owned.payload).unwrap();
+        let raw = serde_json::value::RawValue::from_string(text).unwrap();
+        let borrowed = WireEventRef {
+            uuid: &owned.uuid,
+            seq: owned.seq,
+            call_id: owned.call_id.as_deref(),
+            kind: &owned.kind,
+            recorded_at: owned.recorded_at,
+            session: owned.session,
+            mono_ms: owned.mono_ms,
+            payload: &raw,
+        };
+        assert_eq!(serde_json::to_string(&borrowed).unwrap(), serde_json::to_string(&owned).unwrap());
+    }
+}
+
 #[test]
 fn upload_ack() {
     let v = UploadAck {

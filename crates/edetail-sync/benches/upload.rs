@@ -11,7 +11,9 @@
 //!
 //! Medians of `EDETAIL_BENCH_RUNS` (default 3) alternating runs. PostgreSQL is the cluster
 //! `scripts/services` starts (or `EDETAIL_TEST_PG_URL`), a fresh database per run.
-//! Run: `cargo bench -p edetail-sync --bench upload`.
+//! Run: `cargo bench -p edetail-sync --bench upload`; `EDETAIL_BENCH_BACKEND=sqlite` (or
+//! `postgresql`) for one store only, `EDETAIL_BENCH_PARTS=raw,upload` (any of raw, upload,
+//! ingest) for some parts, e.g. under a profiler.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -151,11 +153,17 @@ fn main() {
     // Start the PostgreSQL cluster before any timing.
     let _ = edetail_hub::testkit::postgres_url();
     println!("upload: {n} events from one device; ingest: {devices} devices x {per_device} events; medians of {runs} runs");
+    let only = std::env::var("EDETAIL_BENCH_BACKEND").unwrap_or_default();
+    let parts = std::env::var("EDETAIL_BENCH_PARTS").unwrap_or_default();
+    let wanted = |what: u8| parts.is_empty() || parts.split(',').any(|p| p.trim() == ["raw", "upload", "ingest"][what as usize]);
     for backend in [Backend::Sqlite, Backend::Postgres] {
+        if !only.is_empty() && !backend.name().eq_ignore_ascii_case(&only) {
+            continue;
+        }
         let (mut raw, mut e2e, mut ing, mut p50, mut p99) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs {
             let order: &[u8] = if run % 2 == 0 { &[0, 1, 2] } else { &[2, 1, 0] };
-            for &what in order {
+            for &what in order.iter().filter(|w| wanted(**w)) {
                 sync_disk();
                 match what {
                     0 => raw.push(raw_store_rate(backend, n)),
@@ -169,6 +177,7 @@ fn main() {
                 }
             }
         }
+        let median_f = |v: Vec<f64>| if v.is_empty() { f64::NAN } else { median_f(v) };
         let (raw, e2e, ing) = (median_f(raw), median_f(e2e), median_f(ing));
         println!("  {}", backend.name());
         println!("    {:<44} {:>9.0} events/s", "hub store apply_batch, raw (baseline)", raw);

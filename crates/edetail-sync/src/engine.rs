@@ -27,7 +27,7 @@
 //! the core install it in one verified batch: one request and one batch of fsyncs instead of
 //! hundreds. A zip the core refuses is discarded and that version is fetched blob by blob.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use edetail_bundle::Sha256Digest;
-use edetail_core::{Device, PlanOutcome};
+use edetail_core::{BatchAnswer, Device, PendingUpload, PlanOutcome};
 use edetail_protocol::payload::{OversizedEvent, Payload};
 use edetail_protocol::{ChangePage, EventKind, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, UploadAck, UploadBatch, WireEvent};
 use reqwest::StatusCode;
@@ -226,11 +226,17 @@ impl Drop for SyncEngine {
 
 /// Upload batches in flight at once: one stored by the hub while the next is read, encoded and
 /// sent (the hub applies a device's batches one after another either way).
-const UPLOAD_WINDOW: usize = 2;
+const UPLOAD_WINDOW: usize = 3;
+
+/// A batch as sent: its header (the `events` list empty) and the events it carries.
+struct SentBatch {
+    header: UploadBatch,
+    events: Vec<PendingUpload>,
+}
 
 /// A batch sent and not yet answered. Dropping it (a cancelled sync) aborts the request.
 struct InFlight {
-    batch: Arc<UploadBatch>,
+    batch: SentBatch,
     body_bytes: usize,
     task: tokio::task::JoinHandle<std::result::Result<UploadAck, HttpFailure>>,
 }
@@ -500,17 +506,13 @@ impl Inner {
             // halved and stays one at a time.
             let depth = if answered && batch_limit == MAX_BATCH_EVENTS { UPLOAD_WINDOW } else { 1 };
             while window.len() < depth {
-                let events = match last_sent {
-                    Some(seq) => outbox.pending_after(seq, batch_limit)?,
-                    None => outbox.pending(batch_limit)?,
-                };
+                let events = outbox.pending_uploads(last_sent, batch_limit)?;
                 if events.is_empty() {
                     break;
                 }
                 let (batch, body) = self.build_batch(events)?;
                 last_sent = batch.events.last().map(|e| e.seq);
                 let body_bytes = body.len();
-                let batch = Arc::new(batch);
                 let transport = self.transport.clone();
                 let task = tokio::spawn(async move { transport.upload_json(&body).await });
                 window.push_back(InFlight { batch, body_bytes, task });
@@ -540,7 +542,7 @@ impl Inner {
                     return Err(f.into());
                 }
             };
-            self.apply_ack(&ack, sent, report)?;
+            self.apply_ack(&ack, &front.batch, report)?;
             answered = true;
         }
     }
@@ -550,7 +552,7 @@ impl Inner {
     async fn settle(&self, window: &mut VecDeque<InFlight>, report: &mut SyncReport) -> Result<(), PhaseError> {
         while let Some(mut f) = window.pop_front() {
             if let Ok(Ok(ack)) = (&mut f.task).await {
-                self.apply_ack(&ack, f.batch.events.len(), report)?;
+                self.apply_ack(&ack, &f.batch, report)?;
             }
         }
         Ok(())
@@ -560,7 +562,7 @@ impl Inner {
     /// the same uuid and seq so the hub's watermark moves past it.
     async fn send_oversized_stub(
         &self,
-        batch: &UploadBatch,
+        batch: &SentBatch,
         body_bytes: usize,
         f: HttpFailure,
         report: &mut SyncReport,
@@ -587,8 +589,17 @@ impl Inner {
             reason: Some(reason.clone()),
         });
         let stub = UploadBatch {
-            events: vec![WireEvent { kind: stub.kind().as_str().to_string(), payload: stub.to_value(), ..event.clone() }],
-            ..batch.clone()
+            events: vec![WireEvent {
+                uuid: event.uuid.clone(),
+                seq: event.seq,
+                call_id: event.call_id.clone(),
+                kind: stub.kind().as_str().to_string(),
+                recorded_at: event.recorded_at,
+                session: event.session,
+                mono_ms: event.mono_ms,
+                payload: stub.to_value(),
+            }],
+            ..batch.header.clone()
         };
         let ack = self.transport.upload(&stub).await?;
         if !ack.accepted.contains(&event.uuid) && !ack.duplicates.contains(&event.uuid) {
@@ -601,18 +612,25 @@ impl Inner {
         Ok(())
     }
 
-    /// Marks what the hub's answer to a batch of `sent` events made durable or rejected.
-    fn apply_ack(&self, ack: &UploadAck, sent: usize, report: &mut SyncReport) -> Result<(), PhaseError> {
-        let outbox = self.device.outbox();
-        // Only now, with the hub's answer read, is anything marked.
-        let now = now_ms();
-        let mut durable = ack.accepted.clone();
-        durable.extend(ack.duplicates.iter().cloned());
-        outbox.ack(&durable, now)?;
-        for r in &ack.rejected {
-            outbox.park(&r.uuid, &r.reason)?;
+    /// Marks what the hub's answer to `batch` made durable or rejected, and records the hub's
+    /// clock, in one device transaction. Events are marked by their seq in the batch; a uuid the
+    /// answer names that the batch does not carry is ignored (logged): it cannot be ours.
+    fn apply_ack(&self, ack: &UploadAck, batch: &SentBatch, report: &mut SyncReport) -> Result<(), PhaseError> {
+        let sent = batch.events.len();
+        let seq_of: HashMap<&str, i64> = batch.events.iter().map(|e| (e.uuid.as_str(), e.seq)).collect();
+        let mut strays = 0usize;
+        let mut seq = |uuid: &str| {
+            let s = seq_of.get(uuid).copied();
+            strays += usize::from(s.is_none());
+            s
+        };
+        let durable: Vec<i64> = ack.accepted.iter().chain(&ack.duplicates).filter_map(|u| seq(u)).collect();
+        let rejected: Vec<(i64, &str)> = ack.rejected.iter().filter_map(|r| Some((seq(&r.uuid)?, r.reason.as_str()))).collect();
+        if strays > 0 {
+            tracing::warn!(strays, "the hub's answer names events this batch did not carry: ignored");
         }
-        self.device.observe_hub_time(ack.hub_time)?;
+        // Only now, with the hub's answer read, is anything marked.
+        self.device.settle_upload(&BatchAnswer { durable: &durable, rejected: &rejected }, now_ms(), ack.hub_time)?;
         report.batches += 1;
         report.events_accepted += ack.accepted.len();
         report.events_duplicates += ack.duplicates.len();
@@ -622,44 +640,44 @@ impl Inner {
             duplicates: ack.duplicates.len(),
             parked: ack.rejected.len(),
         });
-        if durable.len() + ack.rejected.len() == 0 && sent > 0 {
+        if durable.len() + rejected.len() == 0 && sent > 0 {
             return Err(PhaseError::Http(HttpFailure::new(FailureClass::Transient, format!("the hub acknowledged none of {sent} events"))));
         }
         Ok(())
     }
 
     /// A batch of the first `events` that fit in `MAX_BATCH_BYTES` of JSON (always at least one),
-    /// and its size in bytes as the hub will measure it (an upper bound).
-    fn build_batch(&self, events: Vec<edetail_core::Event>) -> Result<(UploadBatch, Vec<u8>), PhaseError> {
-        let mut batch = UploadBatch {
+    /// and its body, whose size is what the hub measures.
+    fn build_batch(&self, mut events: Vec<PendingUpload>) -> Result<(SentBatch, Vec<u8>), PhaseError> {
+        let header = UploadBatch {
             device_id: self.config.device_id.clone(),
             batch_id: uuid::Uuid::new_v4().to_string(),
             device_time: chrono::Utc::now(),
-            events: Vec::with_capacity(events.len()),
+            events: Vec::new(),
         };
-        // Each event is encoded once, into the body itself: the batch's own fields with an empty
-        // `events` list (its last field), then the events spliced in.
+        // Each event is encoded once, into the body itself, its payload copied as stored: the
+        // batch's own fields with an empty `events` list (its last field), then the events
+        // spliced in.
         let fatal = |e: serde_json::Error| PhaseError::Fatal(Error::Engine(e.to_string()));
-        let mut body = serde_json::to_vec(&batch).map_err(fatal)?;
+        let mut body = serde_json::to_vec(&header).map_err(fatal)?;
         debug_assert!(body.ends_with(b"[]}"), "events is the last field of UploadBatch");
         body.truncate(body.len() - 2);
-        let head = body.len();
-        for e in events {
-            let w = WireEvent::from(e);
+        let mut fit = 0;
+        for e in &events {
             let at = body.len();
-            if !batch.events.is_empty() {
+            if fit > 0 {
                 body.push(b',');
             }
-            serde_json::to_writer(&mut body, &w).map_err(fatal)?;
-            if !batch.events.is_empty() && body.len() + 2 > MAX_BATCH_BYTES {
+            serde_json::to_writer(&mut body, &e.wire()).map_err(fatal)?;
+            if fit > 0 && body.len() + 2 > MAX_BATCH_BYTES {
                 body.truncate(at);
                 break;
             }
-            batch.events.push(w);
+            fit += 1;
         }
-        debug_assert!(body.len() > head || batch.events.is_empty());
+        events.truncate(fit);
         body.extend_from_slice(b"]}");
-        Ok((batch, body))
+        Ok((SentBatch { header, events }, body))
     }
 
     /// Before uploading, reads the change feed from the stored cursor and applies only its
