@@ -224,8 +224,9 @@ impl Drop for SyncEngine {
     }
 }
 
-/// Upload batches in flight at once: one stored by the hub while the next is read, encoded and
-/// sent (the hub applies a device's batches one after another either way).
+/// Upload batches in flight at once: one stored by the hub while the next waits there and a third
+/// is read, encoded and sent as the device applies an answer (the hub applies a device's batches
+/// one after another either way). Measured with the upload bench: 2 -> 3 gained ~10%, 4 nothing.
 const UPLOAD_WINDOW: usize = 3;
 
 /// A batch as sent: its header (the `events` list empty) and the events it carries.
