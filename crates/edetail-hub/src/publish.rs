@@ -94,9 +94,10 @@ pub(crate) fn publish(
 ) -> Result<PublishResult> {
     let explicit = normalize_territories(territories)?;
     let opts = ReadOptions::signed_by(hub.publisher_keys.to_vec());
-    let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
-    let manifest = BundleArchive::open(&mut file, &opts).map_err(rejected)?.manifest().clone();
-    drop(file);
+    // Opened and its signature checked once; the same archive is then read under the claim.
+    let file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
+    let archive = BundleArchive::open(file, &opts).map_err(rejected)?;
+    let manifest = archive.manifest().clone();
     // Checked before anything is staged or committed: the stores keep versions as signed
     // 64-bit integers, and a refusal after the blobs were committed would leave them behind.
     if i64::try_from(manifest.version).is_err() {
@@ -114,7 +115,7 @@ pub(crate) fn publish(
         expires_at: now + hub.claim_lease,
     };
     hub.store.claim_publish(&claim, now)?;
-    let result = publish_claimed(hub, &claim.claim_id, &opts, zip_file, explicit, publisher, actor);
+    let result = publish_claimed(hub, &claim.claim_id, archive, zip_file, explicit, publisher, actor);
     if result.is_err() {
         // Best effort: a claim left here expires, and the next start collects it.
         let collected = collect_claim(hub, &claim.claim_id);
@@ -127,14 +128,12 @@ pub(crate) fn publish(
 fn publish_claimed(
     hub: &Publishing<'_>,
     claim_id: &str,
-    opts: &ReadOptions,
+    mut archive: BundleArchive<std::fs::File>,
     zip_file: NamedTempFile,
     explicit: Vec<String>,
     publisher: Option<&str>,
     actor: &str,
 ) -> Result<PublishResult> {
-    let mut file = zip_file.reopen().map_err(Error::io(zip_file.path()))?;
-    let mut archive = BundleArchive::open(&mut file, opts).map_err(rejected)?;
     let manifest = archive.manifest().clone();
     let signature = archive.signature_bytes().ok_or_else(|| Error::InvalidBundle("manifest.sig is missing".into()))?.to_vec();
     let territories = if !explicit.is_empty() {
@@ -172,7 +171,6 @@ fn publish_claimed(
     }
     let manifest_bytes = archive.manifest_bytes().to_vec();
     drop(archive);
-    drop(file);
     let zip = hub.blobs.adopt(zip_file)?;
     let (zip_sha, zip_size) = (zip.sha256, zip.size);
     lease(hub, claim_id, vec![zip_sha.to_hex()])?;
@@ -276,16 +274,11 @@ pub(crate) fn collect_dead_publishes(hub: &Publishing<'_>, now: DateTime<Utc>) -
     report.blobs += delete_marked(hub, &owner, taken);
     let mut dead = hub.store.dead_claims(now)?;
     // Claims of hub processes on this data directory that died (killed mid-publish): dead now,
-    // expired or not. `dead_claims` at the end of 9999 lists every claim.
+    // expired or not.
     let of_dead_instance =
         |c: &String| hub.blobs.dead_instances().iter().any(|i| c.strip_prefix(i.as_str()).is_some_and(|r| r.starts_with('.')));
     if !hub.blobs.dead_instances().is_empty() {
-        dead.extend(
-            hub.store
-                .dead_claims(DateTime::from_timestamp(253_402_300_799, 0).expect("9999-12-31 is representable"))?
-                .into_iter()
-                .filter(of_dead_instance),
-        );
+        dead.extend(hub.store.all_claims()?.into_iter().filter(of_dead_instance));
         dead.sort();
         dead.dedup();
     }

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const LIMITS: ServerLimits = ServerLimits {
-    header_read_timeout: Duration::from_millis(1500),
+    header_read_timeout: Duration::from_secs(3),
     idle_timeout: Duration::from_secs(2),
     tls_handshake_timeout: Duration::from_secs(1),
     body_timeout: Duration::from_secs(2),
@@ -115,7 +115,9 @@ async fn a_half_open_flood_is_capped_and_timed_out_while_a_normal_client_is_serv
     let latest = closed.iter().map(|(opened, c)| c.as_ref().unwrap().1 - *opened).max().unwrap();
     assert!(latest <= LIMITS.header_read_timeout + Duration::from_secs(2), "slowest close took {latest:?}");
     // Beyond the per-address cap, connections close at once (not after the timeout).
-    let prompt = closed[..FLOOD].iter().filter(|(opened, c)| c.as_ref().unwrap().1 - *opened < Duration::from_millis(800)).count();
+    // "At once": well under the header timeout, with room for a loaded machine (a 2-core CI box running
+    // other tests once refused only 70 of 160 within 800 ms).
+    let prompt = closed[..FLOOD].iter().filter(|(opened, c)| c.as_ref().unwrap().1 - *opened < LIMITS.header_read_timeout / 2).count();
     assert!(prompt >= FLOOD - LIMITS.max_connections_per_ip, "only {prompt} of the excess connections were refused promptly");
 
     let (ok, failures) = client.await.unwrap();

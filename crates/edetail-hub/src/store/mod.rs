@@ -529,6 +529,9 @@ pub trait FeedStore {
     /// Claim ids of dead publishes: claims expired at `now`, and leases whose claim is gone
     /// (taken over after it expired).
     fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Every claim id, live or dead: claims, and leases whose claim is gone (the caller picks
+    /// those of hub processes known dead).
+    fn all_claims(&self) -> Result<Vec<String>>;
     /// Deletion markers set before `before` (their deleter presumably died): each is
     /// re-checked; a hash that is referenced or leased again only loses its marker, the others
     /// pass to `owner` (marked at `now`) and are returned for deletion.

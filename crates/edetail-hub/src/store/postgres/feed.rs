@@ -234,6 +234,18 @@ impl FeedStore for PgStore {
         })
     }
 
+    fn all_claims(&self) -> Result<Vec<String>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT claim_id FROM publish_claims UNION SELECT claim_id FROM blob_leases ORDER BY 1", &[])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
     fn dead_claims(&self, now: DateTime<Utc>) -> Result<Vec<String>> {
         self.read(move |tx| {
             Box::pin(async move {

@@ -193,6 +193,13 @@ impl FeedStore for SqliteStore {
         })
     }
 
+    fn all_claims(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT claim_id FROM publish_claims UNION SELECT claim_id FROM blob_leases ORDER BY 1")?;
+            Ok(st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     fn take_stale_blob_deletions(&self, owner: &str, before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>> {
         self.write(|tx| {
             let hashes: Vec<String> = {

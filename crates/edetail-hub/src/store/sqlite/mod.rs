@@ -1,6 +1,7 @@
 //! The SQLite `HubStore`: one file `hub.sqlite3` in the data directory, WAL with
 //! synchronous=FULL (an acknowledged event survives power loss), numbered migrations under
-//! `PRAGMA user_version`, one writer connection plus one reader connection.
+//! `PRAGMA user_version`, one writer connection plus one reader connection; upload batches
+//! that arrive together are committed together (`ingest::GroupCommit`).
 
 mod analysis;
 mod audit;
@@ -83,6 +84,8 @@ fn create_private_file(path: &Path) -> Result<()> {
 pub struct SqliteStore {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Upload batches waiting to be written together ([`ingest::GroupCommit`]).
+    group: ingest::GroupCommit,
 }
 
 impl SqliteStore {
@@ -94,7 +97,7 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let reader = edetail_sqlite::open_reader(&path)?;
         edetail_sqlite::configure_reader(&reader)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader) })
+        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader), group: ingest::GroupCommit::default() })
     }
 
     /// Test support: caps the database at its current size plus `extra_pages` pages
