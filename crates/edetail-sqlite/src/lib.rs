@@ -1,7 +1,12 @@
 //! SQLite support shared by the device runtime and the hub: the connection plumbing (the
-//! writer's and the reader's pragmas, the read-only reader, the poison-tolerant lock), and
+//! writer's and the reader's pragmas, the read-only reader, a pool of readers, the
+//! poison-tolerant lock), and
 //! schema migrations: numbered SQL scripts applied in order under `PRAGMA user_version`, and
 //! the check that a migrated database equals a fresh one.
+
+mod pool;
+
+pub use pool::{PooledReader, READER_WAIT, ReaderPool};
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};

@@ -1,6 +1,6 @@
 //! The SQLite `HubStore`: one file `hub.sqlite3` in the data directory, WAL with
 //! synchronous=FULL (an acknowledged event survives power loss), numbered migrations under
-//! `PRAGMA user_version`, one writer connection plus one reader connection; upload batches
+//! `PRAGMA user_version`, one writer connection plus a pool of reader connections; upload batches
 //! that arrive together are committed together (`ingest::GroupCommit`).
 
 mod analysis;
@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use edetail_protocol::{ConsentRecord, Erasure, Revocation, Tracking, WireEvent};
-use edetail_sqlite::lock;
+use edetail_sqlite::{ReaderPool, lock};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use crate::error::{Error, Result};
@@ -80,10 +80,16 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
+/// Reader connections at most: reads beyond this many at once wait for one to come back. Each
+/// keeps a page cache of up to 2 MiB.
+pub const READERS: usize = 8;
+
 #[derive(Debug)]
 pub struct SqliteStore {
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    /// Read-only connections, one per concurrent read ([`READERS`] at most): a dashboard page
+    /// reading for seconds never makes a device's request wait.
+    readers: ReaderPool,
     /// Upload batches waiting to be written together ([`ingest::GroupCommit`]).
     group: ingest::GroupCommit,
 }
@@ -95,9 +101,8 @@ impl SqliteStore {
         let mut writer = Connection::open(&path)?;
         edetail_sqlite::configure_writer(&writer, "FULL")?;
         migrate(&mut writer)?;
-        let reader = edetail_sqlite::open_reader(&path)?;
-        edetail_sqlite::configure_reader(&reader)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), reader: Mutex::new(reader), group: ingest::GroupCommit::default() })
+        let readers = ReaderPool::open(&path, READERS)?;
+        Ok(SqliteStore { writer: Mutex::new(writer), readers, group: ingest::GroupCommit::default() })
     }
 
     /// Test support: caps the database at its current size plus `extra_pages` pages
@@ -131,7 +136,7 @@ impl SqliteStore {
 
     /// Runs `f` in a read transaction (one consistent snapshot).
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = lock(&self.reader);
+        let conn = self.readers.get()?;
         let tx = conn.unchecked_transaction()?;
         let v = f(&tx)?;
         tx.finish()?;
@@ -201,5 +206,36 @@ mod tests {
         let mut c = Connection::open_in_memory().unwrap();
         c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         assert!(matches!(migrate(&mut c), Err(Error::SchemaTooNew { .. })));
+    }
+
+    /// Issue 15: a device authenticating while an operator's page holds a read (for as long as
+    /// it likes) is answered at once, from another reader connection.
+    #[test]
+    fn a_long_dashboard_read_does_not_make_device_requests_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.add_device("dev-1", "rep-1", "north", "tok-hash-1", Utc::now(), None, None).unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let store = &store;
+            let page = s.spawn(move || {
+                store.read(|c| {
+                    let n: i64 = c.query_row("SELECT COUNT(*) FROM devices", [], |r| r.get(0))?;
+                    held_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(n)
+                })
+            });
+            held_rx.recv().unwrap();
+            let t = std::time::Instant::now();
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            s.spawn(move || done_tx.send(store.device_by_token("tok-hash-1").map(|d| d.map(|d| d.id))).unwrap());
+            let answer = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+            release_tx.send(()).unwrap();
+            assert_eq!(answer.expect("the device was answered while the page read").unwrap(), Some("dev-1".to_string()));
+            assert!(t.elapsed() < std::time::Duration::from_secs(5));
+            assert!(page.join().unwrap().unwrap() >= 1);
+        });
     }
 }
