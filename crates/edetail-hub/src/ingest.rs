@@ -19,7 +19,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use edetail_protocol::{RejectedEvent, WireEvent};
+use edetail_protocol::{EventKind, RejectedEvent, WireEvent};
 
 /// An event of an upload batch after validation: to store, or rejected permanently.
 #[derive(Debug, Clone)]
@@ -50,6 +50,17 @@ pub fn seq_reused(seq: i64) -> String {
 /// Event kinds that finish a call: the call is queued for analysis when one is stored.
 pub fn is_call_end(kind: &str) -> bool {
     matches!(kind, "call_ended" | "call_interrupted")
+}
+
+/// The HCP a stored event's call is with, when it is a `call_started` naming her: the store
+/// indexes the call under her id (`call_hcps`) for erasure. Every path that stores events uses
+/// it (device batches, microsite visits).
+pub fn call_hcp(kind: &str, payload: &serde_json::Value) -> Option<String> {
+    if kind != EventKind::CallStarted.as_str() {
+        return None;
+    }
+    // An id with a NUL is no HCP's (and PostgreSQL text cannot hold it).
+    payload.get("hcp_id")?.as_str().filter(|h| !h.contains('\0')).map(str::to_string)
 }
 
 /// What the store knows that decides a batch, read in the batch's transaction (after locking
@@ -125,6 +136,9 @@ pub struct IngestChanges<'a> {
     /// Calls of this device to queue for analysis (their end is among `inserts`), in order,
     /// deduplicated.
     pub enqueue_calls: Vec<String>,
+    /// `(call_id, hcp_id)` of each stored `call_started` that names its HCP: the index by which
+    /// an erasure finds an HCP's calls without reading every call's first event.
+    pub call_hcps: Vec<(String, String)>,
     /// Rejections to record, in batch order.
     pub rejections: Vec<Rejection>,
     /// Seqs seen by this batch above the new watermark, ascending: kept until the gap closes.
@@ -145,6 +159,7 @@ pub fn plan<'a>(device_id: &str, events: &'a [CheckedEvent], facts: &IngestFacts
     let mut ch = IngestChanges {
         inserts: Vec::new(),
         enqueue_calls: Vec::new(),
+        call_hcps: Vec::new(),
         rejections: Vec::new(),
         remember_seqs: Vec::new(),
         old_watermark: facts.watermark,
@@ -191,6 +206,11 @@ pub fn plan<'a>(device_id: &str, events: &'a [CheckedEvent], facts: &IngestFacts
                             && enqueued.insert(call_id)
                         {
                             ch.enqueue_calls.push(call_id.clone());
+                        }
+                        if let Some(hcp) = call_hcp(&e.kind, &e.payload)
+                            && let Some(call_id) = &e.call_id
+                        {
+                            ch.call_hcps.push((call_id.clone(), hcp));
                         }
                     }
                 }
@@ -246,6 +266,33 @@ mod tests {
 
     fn reasons(ch: &IngestChanges<'_>) -> Vec<(String, String)> {
         ch.rejections.iter().map(|r| (r.uuid.clone(), r.reason.clone())).collect()
+    }
+
+    /// Stored `call_started` events that name an HCP index the call under her id; a duplicate,
+    /// an erased call or a call_started without an HCP adds nothing.
+    #[test]
+    fn stored_call_starts_index_their_hcp() {
+        let with_hcp = |uuid: &str, seq: i64, call: &str, hcp: serde_json::Value| {
+            let mut e = ev(uuid, seq, Some(call), "call_started");
+            if let CheckedEvent::Valid { event, .. } = &mut e {
+                event.payload = serde_json::json!({"hcp_id": hcp, "bundle_id": "deck"});
+            }
+            e
+        };
+        let events = vec![
+            with_hcp("a", 1, "c1", serde_json::json!("hcp-1")),
+            with_hcp("b", 2, "c2", serde_json::json!(null)),
+            with_hcp("c", 3, "c3", serde_json::json!("hcp-3")),
+            with_hcp("d", 4, "c4", serde_json::json!("hcp-4")),
+            ev("e", 5, Some("c5"), "slide_enter"),
+        ];
+        let facts = IngestFacts {
+            owners: [("c".to_string(), "d1".to_string())].into(),
+            erased_calls: ["c4".to_string()].into(),
+            ..IngestFacts::default()
+        };
+        let ch = plan("d1", &events, &facts);
+        assert_eq!(ch.call_hcps, [("c1".to_string(), "hcp-1".to_string())]);
     }
 
     #[test]

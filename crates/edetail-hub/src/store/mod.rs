@@ -122,15 +122,6 @@ impl ErasureReport {
     }
 }
 
-/// Whether a stored `call_started` payload (JSON text) names `hcp_id`. Parsed, never matched
-/// as text, so ids that are prefixes of others or need JSON escaping are exact on both backends.
-pub(crate) fn payload_names_hcp(payload: &str, hcp_id: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| v.get("hcp_id").and_then(|h| h.as_str().map(|h| h == hcp_id)))
-        .unwrap_or(false)
-}
-
 /// One page of a territory's change feed, items in feed order.
 #[derive(Debug, Clone, Default)]
 pub struct FeedPage {

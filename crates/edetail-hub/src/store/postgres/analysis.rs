@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// A call's events in order (analysis, per call): by `events_by_call`.
+pub(crate) const CALL_EVENTS_SQL: &str =
+    "SELECT uuid, seq, type, recorded_at_corrected, payload FROM events WHERE device_id = $1 AND call_id = $2 ORDER BY seq";
+/// Calls waiting for analysis per device (the sync dashboard): by `analysis_pending_by_device`.
+pub(crate) const PENDING_BY_DEVICE_SQL: &str =
+    "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id";
+
 impl AnalysisStore for PgStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(move |tx| {
@@ -65,13 +72,7 @@ impl AnalysisStore for PgStore {
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
         self.read(move |tx| {
             Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id",
-                        &[],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let rows = tx.query(PENDING_BY_DEVICE_SQL, &[]).await.map_err(pg_err)?;
                 Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1) as u64)).collect())
             })
         })
@@ -81,13 +82,7 @@ impl AnalysisStore for PgStore {
         let (d, c) = (device_id.to_string(), call_id.to_string());
         self.read(move |tx| {
             Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT uuid, seq, type, recorded_at_corrected, payload FROM events WHERE device_id = $1 AND call_id = $2 ORDER BY seq",
-                        &[&d, &c],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let rows = tx.query(CALL_EVENTS_SQL, &[&d, &c]).await.map_err(pg_err)?;
                 rows.iter()
                     .map(|r| {
                         Ok(StoredEvent {
@@ -309,6 +304,14 @@ impl AnalysisStore for PgStore {
                     )
                     .await
                     .map_err(pg_err)?;
+                    if let Some(hcp) = crate::ingest::call_hcp(kind, payload) {
+                        tx.execute(
+                            "INSERT INTO call_hcps (hcp_id, device_id, call_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                            &[&hcp, &MICROSITE_DEVICE, &c],
+                        )
+                        .await
+                        .map_err(pg_err)?;
+                    }
                 }
                 tx.execute(
                     "UPDATE devices SET watermark = $2, last_seen_at = $3, events_received = events_received + $4 WHERE id = $1",

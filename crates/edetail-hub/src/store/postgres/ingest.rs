@@ -179,6 +179,8 @@ async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChange
         &cols.payload,
     ];
     let queue_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&device_id, &ch.enqueue_calls, &now];
+    let (hcp_calls, hcp_ids): (Vec<&str>, Vec<&str>) = ch.call_hcps.iter().map(|(c, h)| (c.as_str(), h.as_str())).unzip();
+    let call_hcp_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&device_id, &hcp_calls, &hcp_ids];
     let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &ch.remember_seqs];
     let forget_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &watermark];
     let device_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
@@ -201,6 +203,13 @@ async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChange
             "INSERT INTO analysis_queue (device_id, call_id, queued_at) SELECT $1, c, $3 FROM UNNEST($2::text[]) AS q(c) \
              ON CONFLICT (device_id, call_id) DO NOTHING",
             &queue_params,
+        )));
+    }
+    if !ch.call_hcps.is_empty() {
+        writes.push(Box::pin(tx.execute(
+            "INSERT INTO call_hcps (hcp_id, device_id, call_id) SELECT h, $1, c FROM UNNEST($2::text[], $3::text[]) AS x(c, h) \
+             ON CONFLICT DO NOTHING",
+            &call_hcp_params,
         )));
     }
     if !ch.remember_seqs.is_empty() {

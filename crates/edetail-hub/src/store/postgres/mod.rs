@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/003_security.sql"),
     include_str!("../../../migrations/postgres/004_erasure_consent.sql"),
     include_str!("../../../migrations/postgres/005_publish_claims.sql"),
+    include_str!("../../../migrations/postgres/006_hot_path_indexes.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -328,7 +329,91 @@ mod tests {
             "a069cfaac2766339d29dc3c5aae721a0803e09385ba2ab3d7a93fa8e5aab894b", // 003_security.sql
             "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
             "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
+            "2643bd63a971b739c2eb501b2f2d153ea73da2a49c3c2839b97ece64d242898f", // 006_hot_path_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
+    }
+
+    /// Issue 15: the hot-path queries can be served by their indexes (`EXPLAIN` with sequential
+    /// scans disabled: without a usable index the plan still shows one).
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn hot_path_queries_use_their_indexes() {
+        let db = crate::testkit::TestDatabase::new();
+        let store = PgStore::connect(&db.url, 1).unwrap();
+        let cases = [
+            ("call events", analysis::CALL_EVENTS_SQL, "events_by_call"),
+            ("pending calls by device", analysis::PENDING_BY_DEVICE_SQL, "analysis_pending_by_device"),
+            ("an HCP's calls", privacy::ERASE_CALLS_SQL, "call_hcps_pkey"),
+            ("erasing calls' events", privacy::ERASE_EVENTS_SQL, "events_by_call"),
+        ];
+        for (what, sql, index) in cases {
+            // Parameters as literals (EXPLAIN of a statement with `$n` needs their types).
+            let sql = sql.replace("$1::text[]", "ARRAY['d']::text[]").replace("$2::text[]", "ARRAY['c']::text[]");
+            let sql = sql.replace("$1", "'d'").replace("$2", "'c'");
+            let plan = store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.batch_execute("SET LOCAL enable_seqscan = off").await.map_err(pg_err)?;
+                        let rows = tx.query(&format!("EXPLAIN {sql}"), &[]).await.map_err(pg_err)?;
+                        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+                    })
+                })
+                .unwrap();
+            assert!(plan.contains(index), "{what}: {index} not in the plan:\n{plan}");
+            let scanned = ["events", "analysis_queue", "call_hcps"].iter().any(|t| plan.contains(&format!("Seq Scan on {t}")));
+            assert!(!scanned, "{what}: a table is scanned whole:\n{plan}");
+        }
+    }
+
+    /// Migration 006 indexes the calls already stored: after the upgrade, erasing an HCP finds
+    /// her calls recorded before it, also one whose payload holds a `\u0000` escape (which
+    /// PostgreSQL's jsonb refuses), and only hers.
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn the_upgrade_indexes_stored_calls_for_erasure() {
+        let db = crate::testkit::TestDatabase::new();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&db.url, NoTls).await.unwrap();
+            let conn = tokio::spawn(conn);
+            for sql in &MIGRATIONS[..5] {
+                client.batch_execute(sql).await.unwrap();
+            }
+            client
+                .batch_execute(
+                    "CREATE TABLE edetail_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL); \
+                     INSERT INTO edetail_schema VALUES (1, 5); \
+                     INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', now());",
+                )
+                .await
+                .unwrap();
+            let mut seq = 0i64;
+            for (call, payload) in [
+                ("c1", r#"{"hcp_id":"hcp-1","bundle_id":"deck"}"#),
+                ("c2", r#"{"hcp_id":"hcp-10","bundle_id":"deck"}"#),
+                ("c3", r#"{"bundle_id":"deck"}"#),
+                ("c4", r#"{"hcp_id":"hcp-1","note":"a\u0000b \\u0000"}"#),
+            ] {
+                for (kind, payload) in [("call_started", payload), ("slide_enter", r#"{"slide":"s1"}"#)] {
+                    seq += 1;
+                    client
+                        .execute(
+                            "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, session, mono_ms, \
+                             payload, received_at) VALUES ($1, 'dev-1', $2, $3, $4, now(), now(), 1, 0, $5, now())",
+                            &[&format!("u{seq}"), &seq, &call, &kind, &payload],
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+            drop(client);
+            let _ = conn.await;
+        });
+        let store = PgStore::connect(&db.url, 1).unwrap();
+        let report = store.erase_hcp("hcp-1", Utc::now(), None).unwrap();
+        assert_eq!((report.calls, report.events), (2, 4), "calls c1 and c4, two events each");
+        let left: Vec<Option<String>> = store.events_for_device("dev-1").unwrap().into_iter().map(|e| e.call_id).collect();
+        assert_eq!(left, [Some("c2".to_string()), Some("c2".into()), Some("c3".into()), Some("c3".into())]);
     }
 }

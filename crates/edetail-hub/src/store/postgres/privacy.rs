@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// An HCP's calls, for erasure (by index: `call_hcps`'s primary key).
+pub(crate) const ERASE_CALLS_SQL: &str = "SELECT device_id, call_id FROM call_hcps WHERE hcp_id = $1 ORDER BY device_id, call_id";
+
+/// The erased calls' events: by `events_by_call`.
+pub(crate) const ERASE_EVENTS_SQL: &str =
+    "DELETE FROM events e USING UNNEST($1::text[], $2::text[]) AS c(d, i) WHERE e.device_id = c.d AND e.call_id = c.i";
+
 impl PrivacyStore for PgStore {
     fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         let hcp = hcp_id.to_string();
@@ -11,14 +18,9 @@ impl PrivacyStore for PgStore {
                 // (`ERASURE_LOCK`), then order the feed item on the feed counter row.
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ERASURE_LOCK]).await.map_err(pg_err)?;
                 let seq = next_feed_seq(tx).await?;
-                let calls: Vec<(String, String)> = tx
-                    .query("SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL", &[])
-                    .await
-                    .map_err(pg_err)?
-                    .iter()
-                    .filter(|r| crate::store::payload_names_hcp(r.get(2), &hcp))
-                    .map(|r| (r.get(0), r.get(1)))
-                    .collect();
+                // The HCP's calls by her id (`call_hcps`, kept by ingest).
+                let calls: Vec<(String, String)> =
+                    tx.query(ERASE_CALLS_SQL, &[&hcp]).await.map_err(pg_err)?.iter().map(|r| (r.get(0), r.get(1))).collect();
                 let mut report = ErasureReport { calls: calls.len() as u64, ..ErasureReport::default() };
                 if !calls.is_empty() {
                     let devices: Vec<&str> = calls.iter().map(|c| c.0.as_str()).collect();
@@ -37,13 +39,7 @@ impl PrivacyStore for PgStore {
                     )
                     .await
                     .map_err(pg_err)?;
-                    report.events = tx
-                        .execute(
-                            "DELETE FROM events e USING UNNEST($1::text[], $2::text[]) AS c(d, i) WHERE e.device_id = c.d AND e.call_id = c.i",
-                            &[&devices, &ids],
-                        )
-                        .await
-                        .map_err(pg_err)?;
+                    report.events = tx.execute(ERASE_EVENTS_SQL, &[&devices, &ids]).await.map_err(pg_err)?;
                     tx.execute(
                         "DELETE FROM analysis_queue q USING UNNEST($1::text[], $2::text[]) AS c(d, i) WHERE q.device_id = c.d AND q.call_id = c.i",
                         &[&devices, &ids],
@@ -55,6 +51,7 @@ impl PrivacyStore for PgStore {
                     let hcp = hcp.clone();
                     async move { tx.execute(sql, &[&hcp]).await.map_err(pg_err) }
                 };
+                del("DELETE FROM call_hcps WHERE hcp_id = $1").await?;
                 report.docs = del("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = $1").await?;
                 report.plans = del("DELETE FROM plans WHERE hcp_id = $1").await?;
                 report.microsites = del("DELETE FROM microsites WHERE hcp_id = $1").await?;

@@ -2,6 +2,13 @@
 
 use super::*;
 
+/// A call's events in order (analysis, per call): by `events_by_call`.
+pub(crate) const CALL_EVENTS_SQL: &str =
+    "SELECT uuid, seq, type, recorded_at_corrected, payload FROM events WHERE device_id = ?1 AND call_id = ?2 ORDER BY seq";
+/// Calls waiting for analysis per device (the sync dashboard): by `analysis_pending_by_device`.
+pub(crate) const PENDING_BY_DEVICE_SQL: &str =
+    "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id";
+
 impl AnalysisStore for SqliteStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(|c| {
@@ -48,9 +55,7 @@ impl AnalysisStore for SqliteStore {
 
     fn pending_calls_by_device(&self) -> Result<Vec<(String, u64)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id",
-            )?;
+            let mut st = c.prepare_cached(PENDING_BY_DEVICE_SQL)?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
@@ -58,9 +63,7 @@ impl AnalysisStore for SqliteStore {
 
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT uuid, seq, type, recorded_at_corrected, payload FROM events WHERE device_id = ?1 AND call_id = ?2 ORDER BY seq",
-            )?;
+            let mut st = c.prepare_cached(CALL_EVENTS_SQL)?;
             let rows = st
                 .query_map(params![device_id, call_id], |r| {
                     Ok(StoredEvent {
@@ -225,6 +228,12 @@ impl AnalysisStore for SqliteStore {
                 seq += 1;
                 let uuid = uuid::Uuid::new_v4().to_string();
                 insert.execute(params![uuid, MICROSITE_DEVICE, seq, call_id, kind, at, json_text(payload)?])?;
+                if let Some(hcp) = crate::ingest::call_hcp(kind, payload) {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO call_hcps (hcp_id, device_id, call_id) VALUES (?1, ?2, ?3)",
+                        params![hcp, MICROSITE_DEVICE, call_id],
+                    )?;
+                }
             }
             tx.execute(
                 "UPDATE devices SET watermark = ?2, last_seen_at = ?3, events_received = events_received + ?4 WHERE id = ?1",

@@ -320,6 +320,10 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
     for call_id in &ch.enqueue_calls {
         enqueue.execute(params![device_id, call_id, received_at])?;
     }
+    let mut call_hcp = tx.prepare_cached("INSERT OR IGNORE INTO call_hcps (hcp_id, device_id, call_id) VALUES (?1, ?2, ?3)")?;
+    for (call_id, hcp_id) in &ch.call_hcps {
+        call_hcp.execute(params![hcp_id, device_id, call_id])?;
+    }
     let mut insert_rejected =
         tx.prepare_cached("INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     let mut new_rejections = 0i64;

@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/004_security.sql"),
     include_str!("../../../migrations/005_erasure_consent.sql"),
     include_str!("../../../migrations/006_publish_claims.sql"),
+    include_str!("../../../migrations/007_hot_path_indexes.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -191,6 +192,7 @@ mod tests {
             "116ed4af9a530a85708773bae9c1ae750a6fdf7ef70c1baaf7e19b3a49386a33", // 004_security.sql
             "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
             "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
+            "6b0b5cb92b6f89cf8388a9e948cb593a5fceed0e352c6635258173981e3113dd", // 007_hot_path_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -237,5 +239,66 @@ mod tests {
             assert!(t.elapsed() < std::time::Duration::from_secs(5));
             assert!(page.join().unwrap().unwrap() >= 1);
         });
+    }
+
+    /// Issue 15: the hot-path queries are served by their indexes (`EXPLAIN QUERY PLAN`), never
+    /// by a scan of a whole table.
+    #[test]
+    fn hot_path_queries_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let cases = [
+            ("call events", analysis::CALL_EVENTS_SQL, "INDEX events_by_call (device_id=? AND call_id=?)"),
+            ("pending calls by device", analysis::PENDING_BY_DEVICE_SQL, "USING INDEX analysis_pending_by_device"),
+            ("an HCP's calls", privacy::ERASE_CALLS_SQL, "SEARCH call_hcps USING PRIMARY KEY (hcp_id=?)"),
+            ("erasing a call's events", privacy::ERASE_EVENTS_SQL, "INDEX events_by_call (device_id=? AND call_id=?)"),
+        ];
+        let c = lock(&store.writer);
+        for (what, sql, expected) in cases {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, st.parameter_count());
+            let plan: Vec<String> = st.query_map(rusqlite::params_from_iter(nulls), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+            assert!(plan.iter().any(|p| p.contains(expected)), "{what}: {expected} not in the plan {plan:?}");
+            assert!(!plan.iter().any(|p| p.starts_with("SCAN ") && !p.contains(" USING ")), "{what}: a table is scanned whole: {plan:?}");
+        }
+    }
+
+    /// Migration 007 indexes the calls already stored: after the upgrade, erasing an HCP finds
+    /// her calls recorded before it (and only hers: another id, a prefix of hers, a payload
+    /// without an id are left alone).
+    #[test]
+    fn the_upgrade_indexes_stored_calls_for_erasure() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            edetail_sqlite::migrate(&mut c, &MIGRATIONS[..6]).unwrap();
+            c.execute_batch(
+                "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', '2026-01-01T00:00:00Z');",
+            )
+            .unwrap();
+            let mut seq = 0;
+            for (call, payload) in [
+                ("c1", r#"{"hcp_id":"hcp-1","bundle_id":"deck"}"#),
+                ("c2", r#"{"hcp_id":"hcp-10","bundle_id":"deck"}"#),
+                ("c3", r#"{"bundle_id":"deck"}"#),
+                ("c4", r#"{"hcp_id":"hcp-1"}"#),
+            ] {
+                for (kind, payload) in [("call_started", payload), ("slide_enter", r#"{"slide":"s1"}"#)] {
+                    seq += 1;
+                    c.execute(
+                        "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, session, mono_ms, \
+                         payload, received_at) VALUES (?1, 'dev-1', ?2, ?3, ?4, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 1, 0, ?5, \
+                         '2026-01-01T00:00:00Z')",
+                        params![format!("u{seq}"), seq, call, kind, payload],
+                    )
+                    .unwrap();
+                }
+            }
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let report = store.erase_hcp("hcp-1", Utc::now(), None).unwrap();
+        assert_eq!((report.calls, report.events), (2, 4), "calls c1 and c4, two events each");
+        let left: Vec<Option<String>> = store.events_for_device("dev-1").unwrap().into_iter().map(|e| e.call_id).collect();
+        assert_eq!(left, [Some("c2".to_string()), Some("c2".into()), Some("c3".into()), Some("c3".into())]);
     }
 }

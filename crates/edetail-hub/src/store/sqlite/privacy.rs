@@ -2,23 +2,21 @@
 
 use super::*;
 
+/// An HCP's calls, for erasure (by index: `call_hcps`'s primary key).
+pub(crate) const ERASE_CALLS_SQL: &str = "SELECT device_id, call_id FROM call_hcps WHERE hcp_id = ?1 ORDER BY device_id, call_id";
+
+/// A call's events, erased: by `events_by_call`.
+pub(crate) const ERASE_EVENTS_SQL: &str = "DELETE FROM events WHERE device_id = ?1 AND call_id = ?2";
+
 impl PrivacyStore for SqliteStore {
     fn erase_hcp(&self, hcp_id: &str, now: DateTime<Utc>, audit: Option<&Audited<ErasureReport>>) -> Result<ErasureReport> {
         self.write_audited(audit, |tx| {
-            // The hub keeps payloads as JSON text: collect the calls first (parsed in Rust, the
-            // same on both backends), then delete by (device, call).
-            let mut calls = Vec::new();
-            {
-                let mut st =
-                    tx.prepare("SELECT device_id, call_id, payload FROM events WHERE type = 'call_started' AND call_id IS NOT NULL")?;
-                let mut rows = st.query([])?;
-                while let Some(r) = rows.next()? {
-                    let payload: String = r.get(2)?;
-                    if crate::store::payload_names_hcp(&payload, hcp_id) {
-                        calls.push((r.get::<_, String>(0)?, r.get::<_, String>(1)?));
-                    }
-                }
-            }
+            // The HCP's calls by her id (`call_hcps`, kept by ingest), then everything of each
+            // call by (device, call).
+            let calls: Vec<(String, String)> = {
+                let mut st = tx.prepare(ERASE_CALLS_SQL)?;
+                st.query_map([hcp_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+            };
             let mut report = ErasureReport { calls: calls.len() as u64, ..ErasureReport::default() };
             for (device, call) in &calls {
                 tx.execute(
@@ -27,9 +25,10 @@ impl PrivacyStore for SqliteStore {
                     params![device, call],
                 )?;
                 tx.execute("INSERT OR IGNORE INTO erased_calls (device_id, call_id) VALUES (?1, ?2)", params![device, call])?;
-                report.events += tx.execute("DELETE FROM events WHERE device_id = ?1 AND call_id = ?2", params![device, call])? as u64;
+                report.events += tx.execute(ERASE_EVENTS_SQL, params![device, call])? as u64;
                 tx.execute("DELETE FROM analysis_queue WHERE device_id = ?1 AND call_id = ?2", params![device, call])?;
             }
+            tx.execute("DELETE FROM call_hcps WHERE hcp_id = ?1", [hcp_id])?;
             report.docs = tx.execute("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = ?1", [hcp_id])? as u64;
             report.plans = tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])? as u64;
             report.microsites = tx.execute("DELETE FROM microsites WHERE hcp_id = ?1", [hcp_id])? as u64;

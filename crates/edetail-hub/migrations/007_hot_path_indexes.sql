@@ -1,0 +1,24 @@
+-- Hub schema, version 7 (issue 15): indexes for the hot paths.
+
+-- A call's events: analysis reads them per call, erasure copies and deletes them per call
+-- (before, both walked the device's whole history through events_by_device).
+CREATE INDEX events_by_call ON events(device_id, call_id, seq) WHERE call_id IS NOT NULL;
+
+-- Which HCP each call is with, from its stored call_started event (ingest adds a row in the
+-- batch's transaction): an erasure finds an HCP's calls by her id instead of parsing every
+-- call's first event inside its write transaction.
+CREATE TABLE call_hcps (
+    hcp_id    TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    call_id   TEXT NOT NULL,
+    PRIMARY KEY (hcp_id, device_id, call_id)
+) STRICT, WITHOUT ROWID;
+
+INSERT OR IGNORE INTO call_hcps (hcp_id, device_id, call_id)
+SELECT json_extract(payload, '$.hcp_id'), device_id, call_id
+FROM events
+WHERE type = 'call_started' AND call_id IS NOT NULL AND json_valid(payload)
+  AND json_type(payload, '$.hcp_id') = 'text';
+
+-- Calls waiting for analysis per device (the sync dashboard), from the pending rows only.
+CREATE INDEX analysis_pending_by_device ON analysis_queue(device_id) WHERE done_at IS NULL;
