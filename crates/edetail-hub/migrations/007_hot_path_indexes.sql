@@ -1,4 +1,4 @@
--- Hub schema, version 7 (issue 15): indexes for the hot paths.
+-- Hub schema, version 7 (issue 15): indexes for the hot paths; the current plan only.
 
 -- A call's events: analysis reads them per call, erasure copies and deletes them per call
 -- (before, both walked the device's whole history through events_by_device).
@@ -22,3 +22,9 @@ WHERE type = 'call_started' AND call_id IS NOT NULL AND json_valid(payload)
 
 -- Calls waiting for analysis per device (the sync dashboard), from the pending rows only.
 CREATE INDEX analysis_pending_by_device ON analysis_queue(device_id) WHERE done_at IS NULL;
+
+-- The feed carries each HCP's current plan only (per territory and deck): a new plan replaces
+-- the one before (analysis deletes it in the same transaction), so a new tablet downloads one
+-- plan per HCP and deck, not every plan ever made. Devices keep one plan per HCP and deck too.
+DELETE FROM plans WHERE feed_seq NOT IN (SELECT MAX(feed_seq) FROM plans GROUP BY territory, hcp_id, bundle_id);
+CREATE UNIQUE INDEX plans_current ON plans(territory, hcp_id, bundle_id);

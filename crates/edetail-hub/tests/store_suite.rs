@@ -475,7 +475,8 @@ fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
     }
 }
 
-/// Plans take feed numbers and travel only in their territory's feed, after the cursor.
+/// Plans take feed numbers and travel only in their territory's feed, after the cursor; a new
+/// plan for an HCP and deck replaces the one before in the feed.
 fn plans_travel_in_their_territory_feed(s: Subject) {
     let st = &s.store;
     st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
@@ -496,6 +497,12 @@ fn plans_travel_in_their_territory_feed(s: Subject) {
     assert!(st.commit_analysis(&c).unwrap());
     let after = st.changes("north", north.next_cursor, 100).unwrap();
     assert_eq!((after.bundles.len(), after.plans.len()), (0, 1), "only the new plan after the cursor");
+    // Issue 15: the new plan replaced p1: a tablet reading the feed from the start gets only
+    // the HCP's current plan for the deck.
+    let fresh = st.changes("north", 0, 100).unwrap();
+    let ids: Vec<Vec<u8>> = fresh.plans.iter().map(|p| p.plan.clone()).collect();
+    assert_eq!(ids, [b"{\"plan_id\":\"p2\"}".to_vec()], "only the current plan in the feed");
+    assert_eq!(st.changes("south", 0, 100).unwrap().plans.len(), 1, "another territory's plan stays");
     let one = st.changes("north", 0, 1).unwrap();
     assert!(one.has_more && one.plans.is_empty() && one.bundles.len() == 1, "pages chain over plans too");
     assert_eq!(st.latest_plan("hcp-1", "b").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec());
@@ -509,6 +516,7 @@ fn plans_travel_in_their_territory_feed(s: Subject) {
     assert!(st.commit_analysis(&c).unwrap());
     assert_eq!(st.newest_plan_of_hcp("hcp-1").unwrap().unwrap().0, b"{\"plan_id\":\"p3\"}".to_vec());
     assert_eq!(st.latest_plan("hcp-1", "b").unwrap().unwrap().0, b"{\"plan_id\":\"p2\"}".to_vec(), "per bundle unchanged");
+    assert_eq!(st.changes("north", 0, 100).unwrap().plans.len(), 2, "one current plan per deck");
     assert_eq!(st.newest_plan_of_hcp("hcp-7").unwrap(), None);
 }
 

@@ -329,7 +329,7 @@ mod tests {
             "a069cfaac2766339d29dc3c5aae721a0803e09385ba2ab3d7a93fa8e5aab894b", // 003_security.sql
             "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
             "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
-            "2643bd63a971b739c2eb501b2f2d153ea73da2a49c3c2839b97ece64d242898f", // 006_hot_path_indexes.sql
+            "424b6f208e4ea9fdd264e2b89cf9e364ae15069112f6831677ecd8ed1413f21c", // 006_hot_path_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -384,7 +384,11 @@ mod tests {
                 .batch_execute(
                     "CREATE TABLE edetail_schema (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL); \
                      INSERT INTO edetail_schema VALUES (1, 5); \
-                     INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', now());",
+                     INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', now()); \
+                     INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) VALUES \
+                       (1, 'north', 'hcp-2', 'deck', 'p1', 'aware', '\\x00', '\\x00', now()), \
+                       (2, 'north', 'hcp-2', 'deck', 'p2', 'aware', '\\x00', '\\x00', now()), \
+                       (3, 'south', 'hcp-2', 'deck', 'p3', 'aware', '\\x00', '\\x00', now());",
                 )
                 .await
                 .unwrap();
@@ -411,6 +415,15 @@ mod tests {
             let _ = conn.await;
         });
         let store = PgStore::connect(&db.url, 1).unwrap();
+        let plans: Vec<String> = store
+            .read(|tx| {
+                Box::pin(async move {
+                    let rows = tx.query("SELECT plan_id FROM plans ORDER BY feed_seq", &[]).await.map_err(pg_err)?;
+                    Ok(rows.iter().map(|r| r.get(0)).collect())
+                })
+            })
+            .unwrap();
+        assert_eq!(plans, ["p2", "p3"], "the upgrade keeps each HCP's current plan per territory and deck");
         let report = store.erase_hcp("hcp-1", Utc::now(), None).unwrap();
         assert_eq!((report.calls, report.events), (2, 4), "calls c1 and c4, two events each");
         let left: Vec<Option<String>> = store.events_for_device("dev-1").unwrap().into_iter().map(|e| e.call_id).collect();

@@ -134,6 +134,11 @@ impl AnalysisStore for SqliteStore {
             }
             for p in &commit.plans {
                 let seq = next_feed_seq(tx)?;
+                // The new plan replaces the HCP's current one for this deck in the feed.
+                tx.execute(
+                    "DELETE FROM plans WHERE territory = ?1 AND hcp_id = ?2 AND bundle_id = ?3",
+                    params![p.territory, p.hcp_id, p.bundle_id],
+                )?;
                 tx.execute(
                     "INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -192,7 +192,7 @@ mod tests {
             "116ed4af9a530a85708773bae9c1ae750a6fdf7ef70c1baaf7e19b3a49386a33", // 004_security.sql
             "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
             "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
-            "6b0b5cb92b6f89cf8388a9e948cb593a5fceed0e352c6635258173981e3113dd", // 007_hot_path_indexes.sql
+            "1d144e9cb2e352e66e6fa76d9c0822a7366618af850aab908b99d367ef957ee2", // 007_hot_path_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -273,7 +273,11 @@ mod tests {
             let mut c = Connection::open(dir.path().join(DB_FILE)).unwrap();
             edetail_sqlite::migrate(&mut c, &MIGRATIONS[..6]).unwrap();
             c.execute_batch(
-                "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', '2026-01-01T00:00:00Z');",
+                "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES ('dev-1', 'rep', 'north', 'h', '2026-01-01T00:00:00Z'); \
+                 INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) VALUES \
+                   (1, 'north', 'hcp-2', 'deck', 'p1', 'aware', x'00', x'00', '2026-01-01T00:00:00Z'), \
+                   (2, 'north', 'hcp-2', 'deck', 'p2', 'aware', x'00', x'00', '2026-01-01T00:00:00Z'), \
+                   (3, 'south', 'hcp-2', 'deck', 'p3', 'aware', x'00', x'00', '2026-01-01T00:00:00Z');",
             )
             .unwrap();
             let mut seq = 0;
@@ -296,6 +300,14 @@ mod tests {
             }
         }
         let store = SqliteStore::open(dir.path()).unwrap();
+        let plans: Vec<String> = store
+            .read(|c| {
+                Ok(c.prepare("SELECT plan_id FROM plans ORDER BY feed_seq")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(plans, ["p2", "p3"], "the upgrade keeps each HCP's current plan per territory and deck");
         let report = store.erase_hcp("hcp-1", Utc::now(), None).unwrap();
         assert_eq!((report.calls, report.events), (2, 4), "calls c1 and c4, two events each");
         let left: Vec<Option<String>> = store.events_for_device("dev-1").unwrap().into_iter().map(|e| e.call_id).collect();
