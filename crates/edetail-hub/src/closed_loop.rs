@@ -31,6 +31,9 @@ pub const MICROSITE_VALIDITY: Duration = Duration::days(14);
 pub const MICROSITE_MAX_SLIDES: usize = 6;
 /// Calls analysed per store round trip.
 pub const BATCH: usize = 50;
+/// How long a worker holds the calls it claimed (`AnalysisStore::claim_calls`): far longer than
+/// a batch takes; a worker that dies leaves its calls to the others after this.
+pub const CLAIM_LEASE: Duration = Duration::minutes(5);
 /// Optimistic retries of one call within one run before leaving it for the next run.
 pub const MAX_CONFLICT_RETRIES: usize = 8;
 
@@ -62,13 +65,27 @@ pub struct Analyzer {
     link_key: [u8; 32],
     /// Keys the visit ids microsite pages carry (`microsite::issue_visit_id`).
     visit_key: [u8; 32],
+    /// Whose claims on the analysis queue are this worker's (one per analyzer: several hub
+    /// processes on one PostgreSQL database share the queue without analysing a call twice).
+    owner: String,
+    /// One run at a time per analyzer: a manual run (`hub analyze`, tests) waits for the
+    /// background worker's, then finds what is left (claims are skipped while another
+    /// transaction is taking them, so two runs of one process would not see each other's).
+    run_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl Analyzer {
     pub fn new(store: Arc<dyn HubStore>, config: AnalyzerConfig) -> Analyzer {
         let link_key = Sha256Digest::of(format!("edetail microsite links\n{}", config.plan_key.to_file_text()).as_bytes()).0;
         let visit_key = Sha256Digest::of(format!("edetail microsite visits\n{}", config.plan_key.to_file_text()).as_bytes()).0;
-        Analyzer { store, config: Arc::new(config), link_key, visit_key }
+        Analyzer {
+            store,
+            config: Arc::new(config),
+            link_key,
+            visit_key,
+            owner: format!("analyzer-{}", uuid::Uuid::new_v4()),
+            run_lock: Arc::default(),
+        }
     }
 
     /// The plan key's public half, for devices.
@@ -93,9 +110,10 @@ impl Analyzer {
 
     /// Analyses every queued call (until the queue is empty or only failing calls remain).
     pub fn run(&self) -> Result<AnalysisReport> {
+        let _turn = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut report = AnalysisReport::default();
         loop {
-            let queued = self.store.pending_calls(BATCH)?;
+            let queued = self.store.claim_calls(BATCH, &self.owner, Utc::now(), CLAIM_LEASE)?;
             if queued.is_empty() {
                 return Ok(report);
             }

@@ -475,6 +475,72 @@ fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
     }
 }
 
+/// Issue 15: workers of several hub processes share the analysis queue. A claim takes calls no
+/// other worker holds (concurrent claimers from two store handles, as two hub processes, never
+/// get the same call), an owner's own claims are renewed, an expired lease frees them, a failed
+/// analysis releases its call, and an analysed call is never claimed again.
+fn queue_claims_are_exclusive_and_expire(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    const CALLS: i64 = 60;
+    let ends: Vec<CheckedEvent> = (1..=CALLS).map(|i| valid(&call_event(i, &format!("c{i}"), "call_ended"))).collect();
+    st.apply_batch("d1", &ends, 0, Utc::now()).unwrap();
+    let now = Utc::now();
+    let lease = chrono::Duration::minutes(5);
+
+    // Four workers over two handles claim concurrently until the queue is taken.
+    let other = (s.reopen)();
+    let handles: Vec<Arc<dyn HubStore>> = vec![st.clone(), other.clone(), st.clone(), other];
+    let claimed: Vec<Vec<i64>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = handles
+            .iter()
+            .enumerate()
+            .map(|(w, store)| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        // Its own claims come back first (renewed), then up to 4 more.
+                        let got = store.claim_calls(mine.len() + 4, &format!("worker-{w}"), now, lease).unwrap();
+                        let fresh: Vec<i64> = got.iter().map(|c| c.queue_id).filter(|id| !mine.contains(id)).collect();
+                        if fresh.is_empty() {
+                            return mine;
+                        }
+                        mine.extend(fresh);
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let all: Vec<i64> = claimed.iter().flatten().copied().collect();
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), CALLS as usize, "no call claimed by two workers: {claimed:?}");
+    assert_eq!(distinct.len(), CALLS as usize, "every call claimed");
+
+    // Nothing left for a newcomer while the leases run; its own claims come back to an owner.
+    assert!(st.claim_calls(10, "newcomer", now, lease).unwrap().is_empty());
+    // (Which worker got how many depends on scheduling; one that got at least two is used.)
+    let w = claimed.iter().position(|c| c.len() >= 2).expect("a worker claimed two calls");
+    let owner = format!("worker-{w}");
+    let held: BTreeSet<i64> = claimed[w].iter().copied().collect();
+    let again: BTreeSet<i64> = st.claim_calls(CALLS as usize, &owner, now, lease).unwrap().iter().map(|c| c.queue_id).collect();
+    assert_eq!(again, held, "an owner renews its own claims and takes no one else's");
+    let c = &st.claim_calls(1, &owner, now, lease).unwrap()[0];
+    assert_eq!((c.device_id.as_str(), c.territory.as_str()), ("d1", "north"), "claimed calls carry what analysis needs");
+
+    // A failed analysis releases its call; an analysed one is gone for good.
+    let (failed, done) = (claimed[w][0], claimed[w][1]);
+    st.analysis_failed(failed, "boom").unwrap();
+    assert!(st.commit_analysis(&commit(done, vec![])).unwrap());
+    let got: Vec<i64> = st.claim_calls(10, "newcomer", now, lease).unwrap().iter().map(|c| c.queue_id).collect();
+    assert_eq!(got, [failed], "the failed call is free again; the analysed one is not");
+
+    // When the leases end, a newcomer takes what is left (a dead worker's calls).
+    let later = now + lease + chrono::Duration::seconds(1);
+    let left = st.claim_calls(CALLS as usize, "newcomer", later, lease).unwrap();
+    assert_eq!(left.len(), CALLS as usize - 1, "every call but the analysed one");
+}
+
 /// Plans take feed numbers and travel only in their territory's feed, after the cursor; a new
 /// plan for an HCP and deck replaces the one before in the feed.
 fn plans_travel_in_their_territory_feed(s: Subject) {
@@ -930,6 +996,7 @@ suite!(
     segments_and_prescriptions,
     erasure_removes_an_hcp_everywhere,
     consent_records_travel_in_every_feed,
+    queue_claims_are_exclusive_and_expire,
 );
 
 /// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight

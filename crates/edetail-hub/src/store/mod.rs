@@ -564,6 +564,12 @@ pub trait AnalysisStore {
     /// Queued finished calls, oldest first, skipping those that failed
     /// `MAX_ANALYSIS_ATTEMPTS` times.
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>>;
+    /// Claims up to `limit` queued calls for `owner` until `now + lease`, oldest first: calls
+    /// not analysed, not parked, and not claimed by another owner's lease still running at
+    /// `now` (the owner's own claims are renewed). Claimed
+    /// calls are skipped by every other claimer (another hub process on the same database)
+    /// until the lease ends; a worker that dies leaves them to the next claimer then.
+    fn claim_calls(&self, limit: usize, owner: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Vec<QueuedCall>>;
     /// Calls waiting for analysis (including failed ones).
     fn pending_call_count(&self) -> Result<u64>;
     /// Calls waiting for analysis (including failed ones) per device, `(device_id, count)` by

@@ -10,33 +10,62 @@ pub(crate) const CALL_EVENTS_SQL: &str =
 pub(crate) const PENDING_BY_DEVICE_SQL: &str =
     "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id";
 
+/// A queued call and the territory it is analysed for (the microsite's for a visit, else the
+/// device's); `$2` is the microsite pseudo-device.
+const QUEUED_CALL_COLUMNS: &str = "q.id, q.device_id, q.call_id, \
+   CASE WHEN q.device_id = $2 THEN COALESCE((SELECT m.territory FROM microsites m \
+        JOIN events e ON e.device_id = q.device_id AND e.call_id = q.call_id AND e.type = 'call_started' \
+        WHERE m.id = (e.payload::jsonb ->> 'microsite_id') LIMIT 1), '*') \
+   ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
+   q.attempts";
+
+fn queued_call(r: &tokio_postgres::Row) -> QueuedCall {
+    QueuedCall { queue_id: r.get(0), device_id: r.get(1), call_id: r.get(2), territory: r.get(3), attempts: r.get(4) }
+}
+
 impl AnalysisStore for PgStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(move |tx| {
             Box::pin(async move {
                 let rows = tx
                     .query(
-                        "SELECT q.id, q.device_id, q.call_id, \
-                           CASE WHEN q.device_id = $2 THEN COALESCE((SELECT m.territory FROM microsites m \
-                                JOIN events e ON e.device_id = q.device_id AND e.call_id = q.call_id AND e.type = 'call_started' \
-                                WHERE m.id = (e.payload::jsonb ->> 'microsite_id') LIMIT 1), '*') \
-                           ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
-                           q.attempts \
-                         FROM analysis_queue q WHERE q.done_at IS NULL AND q.attempts < $3 ORDER BY q.id LIMIT $1",
+                        &format!(
+                            "SELECT {QUEUED_CALL_COLUMNS} FROM analysis_queue q WHERE q.done_at IS NULL AND q.attempts < $3 \
+                             ORDER BY q.id LIMIT $1"
+                        ),
                         &[&(limit as i64), &MICROSITE_DEVICE, &MAX_ANALYSIS_ATTEMPTS],
                     )
                     .await
                     .map_err(pg_err)?;
-                Ok(rows
-                    .iter()
-                    .map(|r| QueuedCall {
-                        queue_id: r.get(0),
-                        device_id: r.get(1),
-                        call_id: r.get(2),
-                        territory: r.get(3),
-                        attempts: r.get(4),
-                    })
-                    .collect())
+                Ok(rows.iter().map(queued_call).collect())
+            })
+        })
+    }
+
+    fn claim_calls(&self, limit: usize, owner: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Vec<QueuedCall>> {
+        let (owner, until) = (owner.to_string(), now + lease);
+        self.write(move |tx| {
+            Box::pin(async move {
+                // SKIP LOCKED: rows another hub process is claiming right now are passed over,
+                // not waited for; each call goes to one claimer.
+                let rows = tx
+                    .query(
+                        "WITH c AS (SELECT id FROM analysis_queue WHERE done_at IS NULL AND attempts < $2 \
+                                    AND (claimed_until IS NULL OR claimed_until <= $3 OR claimed_by = $4) ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
+                         UPDATE analysis_queue q SET claimed_by = $4, claimed_until = $5 FROM c WHERE q.id = c.id RETURNING q.id",
+                        &[&(limit as i64), &MAX_ANALYSIS_ATTEMPTS, &now, &owner, &until],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+                let rows = tx
+                    .query(
+                        &format!("SELECT {QUEUED_CALL_COLUMNS} FROM analysis_queue q WHERE q.id = ANY($1) ORDER BY q.id"),
+                        &[&ids, &MICROSITE_DEVICE],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(queued_call).collect())
             })
         })
     }
@@ -217,7 +246,10 @@ impl AnalysisStore for PgStore {
         let error = error.to_string();
         self.write(move |tx| {
             Box::pin(async move {
-                tx.execute("UPDATE analysis_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1", &[&queue_id, &error])
+                tx.execute(
+                    "UPDATE analysis_queue SET attempts = attempts + 1, last_error = $2, claimed_by = NULL, claimed_until = NULL WHERE id = $1",
+                    &[&queue_id, &error],
+                )
                     .await
                     .map_err(pg_err)?;
                 Ok(())

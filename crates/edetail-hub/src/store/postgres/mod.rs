@@ -55,6 +55,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/004_erasure_consent.sql"),
     include_str!("../../../migrations/postgres/005_publish_claims.sql"),
     include_str!("../../../migrations/postgres/006_hot_path_indexes.sql"),
+    include_str!("../../../migrations/postgres/007_queue_claims.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -330,6 +331,7 @@ mod tests {
             "0b23d20b2afc31bfc137728a305c7faca7b274612a99a707fed67c882d654f06", // 004_erasure_consent.sql
             "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
             "424b6f208e4ea9fdd264e2b89cf9e364ae15069112f6831677ecd8ed1413f21c", // 006_hot_path_indexes.sql
+            "16769fa93224642bda0e8327bb73b1d3c66760ad46a82f1d75bcc66070a63fe7", // 007_queue_claims.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

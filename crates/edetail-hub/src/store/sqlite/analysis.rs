@@ -9,30 +9,48 @@ pub(crate) const CALL_EVENTS_SQL: &str =
 pub(crate) const PENDING_BY_DEVICE_SQL: &str =
     "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id";
 
+/// A queued call and the territory it is analysed for (the microsite's for a visit, else the
+/// device's); `?2` is the microsite pseudo-device.
+const QUEUED_CALL_COLUMNS: &str = "q.id, q.device_id, q.call_id, \
+   CASE WHEN q.device_id = ?2 THEN COALESCE((SELECT m.territory FROM microsites m \
+        JOIN events e ON e.device_id = q.device_id AND e.call_id = q.call_id AND e.type = 'call_started' \
+        WHERE m.id = json_extract(e.payload, '$.microsite_id')), '*') \
+   ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
+   q.attempts";
+
+fn queued_call(r: &rusqlite::Row<'_>) -> rusqlite::Result<QueuedCall> {
+    Ok(QueuedCall { queue_id: r.get(0)?, device_id: r.get(1)?, call_id: r.get(2)?, territory: r.get(3)?, attempts: r.get(4)? })
+}
+
 impl AnalysisStore for SqliteStore {
     fn pending_calls(&self, limit: usize) -> Result<Vec<QueuedCall>> {
         self.read(|c| {
-            let mut st = c.prepare(
-                "SELECT q.id, q.device_id, q.call_id, \
-                   CASE WHEN q.device_id = ?2 THEN COALESCE((SELECT m.territory FROM microsites m \
-                        JOIN events e ON e.device_id = q.device_id AND e.call_id = q.call_id AND e.type = 'call_started' \
-                        WHERE m.id = json_extract(e.payload, '$.microsite_id')), '*') \
-                   ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
-                   q.attempts \
-                 FROM analysis_queue q WHERE q.done_at IS NULL AND q.attempts < ?3 ORDER BY q.id LIMIT ?1",
-            )?;
+            let mut st = c.prepare(&format!(
+                "SELECT {QUEUED_CALL_COLUMNS} FROM analysis_queue q WHERE q.done_at IS NULL AND q.attempts < ?3 ORDER BY q.id LIMIT ?1"
+            ))?;
             let rows = st
-                .query_map(params![limit as i64, MICROSITE_DEVICE, MAX_ANALYSIS_ATTEMPTS], |r| {
-                    Ok(QueuedCall {
-                        queue_id: r.get(0)?,
-                        device_id: r.get(1)?,
-                        call_id: r.get(2)?,
-                        territory: r.get(3)?,
-                        attempts: r.get(4)?,
-                    })
-                })?
+                .query_map(params![limit as i64, MICROSITE_DEVICE, MAX_ANALYSIS_ATTEMPTS], queued_call)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+    }
+
+    fn claim_calls(&self, limit: usize, owner: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Vec<QueuedCall>> {
+        // One writer: the claim is atomic without row locks.
+        self.write(|tx| {
+            let ids: Vec<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM analysis_queue WHERE done_at IS NULL AND attempts < ?2 \
+                     AND (claimed_until_ms IS NULL OR claimed_until_ms <= ?3 OR claimed_by = ?4) ORDER BY id LIMIT ?1",
+                )?
+                .query_map(params![limit as i64, MAX_ANALYSIS_ATTEMPTS, ms(now), owner], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut claim = tx.prepare_cached("UPDATE analysis_queue SET claimed_by = ?2, claimed_until_ms = ?3 WHERE id = ?1")?;
+            for id in &ids {
+                claim.execute(params![id, owner, ms(now + lease)])?;
+            }
+            let mut read = tx.prepare_cached(&format!("SELECT {QUEUED_CALL_COLUMNS} FROM analysis_queue q WHERE q.id = ?1"))?;
+            ids.iter().map(|id| Ok(read.query_row(params![id, MICROSITE_DEVICE], queued_call)?)).collect()
         })
     }
 
@@ -171,7 +189,10 @@ impl AnalysisStore for SqliteStore {
 
     fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()> {
         self.write(|tx| {
-            tx.execute("UPDATE analysis_queue SET attempts = attempts + 1, last_error = ?2 WHERE id = ?1", params![queue_id, error])?;
+            tx.execute(
+                "UPDATE analysis_queue SET attempts = attempts + 1, last_error = ?2, claimed_by = NULL, claimed_until_ms = NULL WHERE id = ?1",
+                params![queue_id, error],
+            )?;
             Ok(())
         })
     }

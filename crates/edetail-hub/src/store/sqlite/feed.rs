@@ -366,11 +366,6 @@ const BLOB_REFERENCED: &str = "(EXISTS (SELECT 1 FROM bundle_files WHERE sha256 
 const BLOB_LEASED_BY_OTHERS: &str = "EXISTS (SELECT 1 FROM blob_leases l JOIN publish_claims c ON c.claim_id = l.claim_id \
      WHERE l.sha256 = ?1 AND l.claim_id <> ?2 AND c.expires_at_ms > ?3)";
 
-/// Times in the claim tables: Unix milliseconds.
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
 /// SQL condition: version `v` is offered to territory `?1`.
 const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundle_id = v.bundle_id \
      AND t.version = v.version AND t.territory IN (?1, '*'))";

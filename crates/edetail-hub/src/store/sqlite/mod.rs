@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/005_erasure_consent.sql"),
     include_str!("../../../migrations/006_publish_claims.sql"),
     include_str!("../../../migrations/007_hot_path_indexes.sql"),
+    include_str!("../../../migrations/008_queue_claims.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -57,6 +58,11 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
 /// Times as stored: RFC 3339, UTC, lossless (sub-second digits as needed).
 pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Times in the claim and lease columns: Unix milliseconds.
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
 }
 
 fn parse_time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
@@ -193,6 +199,7 @@ mod tests {
             "81c52fc0919716c6788582b75112c344416921759956ec3b273e37a3d644f1de", // 005_erasure_consent.sql
             "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
             "1d144e9cb2e352e66e6fa76d9c0822a7366618af850aab908b99d367ef957ee2", // 007_hot_path_indexes.sql
+            "c960690ef7551a60c3fd3cc7f262532d4a5f1ab308f9c32d5f3cbe72787c84dd", // 008_queue_claims.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
