@@ -460,6 +460,7 @@ fn microsite_with_prying_slide(hub: &edetail_hub::Hub, key: &edetail_bundle::Sec
     store.commit_analysis(&AnalysisCommit {
         queue_id: queued.queue_id,
         docs: vec![],
+        summaries: vec![],
         plans: vec![],
         microsites: vec![site],
         now: Utc::now(),

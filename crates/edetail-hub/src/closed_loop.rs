@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use crate::analytics::{self, AnalyzedEvent, CallInput, DeckMeta, DeckStats, HcpProfile, StageRules};
 use crate::error::{Error, Result};
-use crate::store::{AnalysisCommit, Doc, DocWrite, HubStore, Microsite, NewPlan, QueuedCall};
+use crate::store::{AnalysisCommit, Doc, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
 
 /// Document kinds in the store.
 pub const DOC_HCP: &str = "hcp";
@@ -34,6 +34,8 @@ pub const BATCH: usize = 50;
 /// How long a worker holds the calls it claimed (`AnalysisStore::claim_calls`): far longer than
 /// a batch takes; a worker that dies leaves its calls to the others after this.
 pub const CLAIM_LEASE: Duration = Duration::minutes(5);
+/// HCP profiles summarised per transaction when summarising those written before summaries.
+const SUMMARY_BATCH: usize = 500;
 /// Optimistic retries of one call within one run before leaving it for the next run.
 pub const MAX_CONFLICT_RETRIES: usize = 8;
 
@@ -53,6 +55,8 @@ pub struct AnalysisReport {
     pub calls_skipped: u64,
     pub conflicts_retried: u64,
     pub calls_failed: u64,
+    /// HCP profiles analysed before summaries existed, summarised (once).
+    pub profiles_summarised: u64,
     pub plans: u64,
     pub microsites: u64,
 }
@@ -111,7 +115,7 @@ impl Analyzer {
     /// Analyses every queued call (until the queue is empty or only failing calls remain).
     pub fn run(&self) -> Result<AnalysisReport> {
         let _turn = self.run_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut report = AnalysisReport::default();
+        let mut report = AnalysisReport { profiles_summarised: self.summarise_old_profiles()?, ..AnalysisReport::default() };
         loop {
             let queued = self.store.claim_calls(BATCH, &self.owner, Utc::now(), CLAIM_LEASE)?;
             if queued.is_empty() {
@@ -134,6 +138,24 @@ impl Analyzer {
             if !progressed {
                 return Ok(report);
             }
+        }
+    }
+
+    /// Summarises HCP profiles analysed before summaries existed (once: afterwards every
+    /// analysis commit writes the summary with the profile). Answers how many.
+    fn summarise_old_profiles(&self) -> Result<u64> {
+        let mut done = 0;
+        loop {
+            let docs = self.store.unsummarised_profiles(SUMMARY_BATCH)?;
+            if docs.is_empty() {
+                return Ok(done);
+            }
+            let summaries = docs
+                .iter()
+                .map(|d| from_doc::<HcpProfile>(d).map(|p| HcpSummary { hcp_id: d.key.clone(), ..summary_of(&p) }))
+                .collect::<Result<Vec<_>>>()?;
+            self.store.put_hcp_summaries(&summaries)?;
+            done += summaries.len() as u64;
         }
     }
 
@@ -164,6 +186,7 @@ impl Analyzer {
             let done = self.store.commit_analysis(&AnalysisCommit {
                 queue_id: call.queue_id,
                 docs: vec![],
+                summaries: vec![],
                 plans: vec![],
                 microsites: vec![],
                 now,
@@ -215,6 +238,7 @@ impl Analyzer {
                 doc: to_doc(&stats)?,
                 expected_version: deck_version,
             }],
+            summaries: vec![],
             plans: vec![],
             microsites: vec![],
             now,
@@ -226,6 +250,7 @@ impl Analyzer {
                 doc: to_doc(profile)?,
                 expected_version: *version,
             });
+            commit.summaries.push(HcpSummary { hcp_id: profile_key(profile), ..summary_of(profile) });
             // Plans go to the territory the HCP was met in; a microsite visit answers in the
             // microsite's territory. Content is selected only from versions that territory is
             // entitled to: a call on a bundle its territory may not show (side-loaded, or
@@ -344,5 +369,20 @@ impl AnalyzerConfig {
     pub fn generated() -> Result<AnalyzerConfig> {
         let plan_key = SecretKey::generate().map_err(|e| Error::Internal(format!("generating a plan key: {e}")))?;
         Ok(AnalyzerConfig { plan_key, rules: StageRules::default() })
+    }
+}
+
+/// What the dashboard's lists need of a profile ([`HcpSummary`]).
+pub(crate) fn summary_of(p: &HcpProfile) -> HcpSummary {
+    let mut channels: Vec<String> = p.products.values().flat_map(|f| f.channels.keys().cloned()).collect();
+    channels.sort();
+    channels.dedup();
+    HcpSummary {
+        hcp_id: p.hcp_id.clone(),
+        calls: p.calls,
+        last_call_at: p.last_call_at,
+        top_topic: p.top_topics().first().map(|(t, _)| t.to_string()),
+        stages: p.products.iter().map(|(prod, f)| (prod.clone(), f.stage.as_str().to_string())).collect(),
+        channels,
     }
 }

@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 use edetail_bundle::Manifest;
 
-use crate::analytics::{DeckMeta, DeckStats, HcpProfile, SEGMENT_ALL};
-use crate::closed_loop::{DOC_DECK, DOC_HCP};
-use crate::dashboard::DashboardSource;
+use crate::analytics::{DeckMeta, DeckStats, SEGMENT_ALL};
+use crate::closed_loop::DOC_DECK;
 use crate::dashboard::model::*;
+use crate::dashboard::{DashboardSource, HcpQuery};
 use crate::error::{Error, Result};
 use crate::hub::Hub;
 
@@ -37,14 +37,6 @@ impl HubInsights {
             .list_docs(DOC_DECK)?
             .into_iter()
             .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored deck statistics: {e}"))))
-            .collect()
-    }
-
-    fn profiles(&self) -> Result<Vec<HcpProfile>> {
-        self.store()
-            .list_docs(DOC_HCP)?
-            .into_iter()
-            .map(|d| serde_json::from_value(d.doc).map_err(|e| Error::Internal(format!("stored profile: {e}"))))
             .collect()
     }
 
@@ -122,18 +114,29 @@ impl DashboardSource for HubInsights {
     }
 
     fn hcps(&self) -> Result<Vec<HcpRow>> {
-        let mut out = Vec::new();
-        for p in self.profiles()? {
-            out.push(HcpRow {
-                segment: self.store().hcp_segment(&p.hcp_id)?,
-                calls: p.calls,
-                last_call_at: p.last_call_at,
-                stages: p.products.iter().map(|(prod, f)| ProductStage { product: prod.clone(), stage: f.stage.as_str().into() }).collect(),
-                top_topic: p.top_topics().first().map(|(t, _)| t.to_string()),
-                hcp_id: p.hcp_id,
-            });
-        }
-        Ok(out)
+        Ok(self.hcp_page(&HcpQuery { limit: i64::MAX as u64, ..HcpQuery::default() })?.rows)
+    }
+
+    /// From the HCP summaries (indexed, paginated): never loads profiles.
+    fn hcp_page(&self, q: &HcpQuery) -> Result<HcpList> {
+        let page = self.store().hcp_page(q)?;
+        let rows = page
+            .rows
+            .into_iter()
+            .map(|(s, segment)| HcpRow {
+                segment,
+                calls: s.calls,
+                last_call_at: s.last_call_at,
+                stages: s.stages.into_iter().map(|(product, stage)| ProductStage { product, stage }).collect(),
+                top_topic: s.top_topic,
+                hcp_id: s.hcp_id,
+            })
+            .collect();
+        Ok(HcpList { rows, total: page.total, query: q.clone() })
+    }
+
+    fn hcp_overview(&self) -> Result<HcpOverview> {
+        Ok(HcpOverview { total: self.store().hcp_count()?, stages: self.store().stage_counts()? })
     }
 
     fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>> {
@@ -232,12 +235,9 @@ impl DashboardSource for HubInsights {
                 r.views += s.views;
             }
         }
-        for p in self.profiles()? {
-            let reached: BTreeSet<&String> = p.products.values().flat_map(|f| f.channels.keys()).collect();
-            for c in reached {
-                let r = rows.entry(c.clone()).or_insert_with(|| ChannelRow { channel: c.clone(), calls: 0, views: 0, hcps_reached: 0 });
-                r.hcps_reached += 1;
-            }
+        for (c, reached) in self.store().channel_reach()? {
+            let r = rows.entry(c.clone()).or_insert_with(|| ChannelRow { channel: c.clone(), calls: 0, views: 0, hcps_reached: 0 });
+            r.hcps_reached += reached;
         }
         Ok(ChannelsView { rows: rows.into_values().collect() })
     }

@@ -351,7 +351,7 @@ fn call_event(seq: i64, call: &str, kind: &str) -> WireEvent {
 }
 
 fn commit(queue_id: i64, docs: Vec<DocWrite>) -> AnalysisCommit {
-    AnalysisCommit { queue_id, docs, plans: vec![], microsites: vec![], now: Utc::now() }
+    AnalysisCommit { queue_id, docs, summaries: vec![], plans: vec![], microsites: vec![], now: Utc::now() }
 }
 
 fn doc(kind: &str, key: &str, v: serde_json::Value, expected_version: i64) -> DocWrite {
@@ -473,6 +473,87 @@ fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
         plan: format!("{{\"plan_id\":\"{id}\"}}").into_bytes(),
         signature: vec![9, 9],
     }
+}
+
+/// Issue 15: the dashboard's HCP lists and counts come from summaries written with the profile:
+/// filters (stage, product, segment, id prefix, also with LIKE wildcards in it) combine, every
+/// order pages stably with the right total, counts per stage and channel reach are exact,
+/// replacing a summary replaces its stages and channels, old profiles are found for summarising,
+/// and erasure removes every trace.
+fn hcp_summaries_list_count_and_erase(s: Subject) {
+    use edetail_hub::store::{HcpQuery, HcpSort, HcpSummary};
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    let ends: Vec<CheckedEvent> = (1..=3).map(|i| valid(&call_event(i, &format!("c{i}"), "call_ended"))).collect();
+    st.apply_batch("d1", &ends, 0, Utc::now()).unwrap();
+    let t = |d: i64| Some(Utc::now().trunc_subsecs(0) - chrono::Duration::days(d));
+    let summary = |id: &str, calls: u64, last: Option<chrono::DateTime<Utc>>, stages: &[(&str, &str)], channels: &[&str]| HcpSummary {
+        hcp_id: id.into(),
+        calls,
+        last_call_at: last,
+        top_topic: Some("efficacy".into()),
+        stages: stages.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect(),
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+    };
+    let mut all = vec![
+        summary("hcp-a", 3, t(1), &[("cz", "aware"), ("rx", "convinced")], &["face_to_face"]),
+        summary("hcp-b", 7, t(5), &[("cz", "convinced")], &["face_to_face", "remote"]),
+        summary("hcp-c", 7, None, &[("cz", "aware")], &[]),
+        summary("x%_1", 1, t(2), &[("rx", "aware")], &["remote"]),
+    ];
+    all.extend((0..60).map(|i| summary(&format!("bulk-{i:02}"), 1, t(10), &[("cz", "unaware")], &["face_to_face"])));
+    let q = st.pending_calls(10).unwrap();
+    let mut c = commit(q[0].queue_id, vec![]);
+    c.summaries = all[..2].to_vec();
+    assert!(st.commit_analysis(&c).unwrap(), "summaries are written with the analysis");
+    st.put_hcp_summaries(&all[2..]).unwrap();
+    st.set_hcp_segments(&[("hcp-a".into(), "gp".into()), ("hcp-c".into(), "cardio".into())], Utc::now()).unwrap();
+
+    let ids = |q: HcpQuery| -> (Vec<String>, u64) {
+        let p = st.hcp_page(&HcpQuery { limit: 100, ..q }).unwrap();
+        (p.rows.iter().map(|(h, _)| h.hcp_id.clone()).collect(), p.total)
+    };
+    let q = HcpQuery::default;
+    assert_eq!(ids(HcpQuery { stage: Some("aware".into()), ..q() }).0, ["hcp-a", "hcp-c", "x%_1"]);
+    assert_eq!(ids(HcpQuery { stage: Some("aware".into()), product: Some("cz".into()), ..q() }).0, ["hcp-a", "hcp-c"]);
+    assert_eq!(ids(HcpQuery { product: Some("rx".into()), ..q() }).0, ["hcp-a", "x%_1"]);
+    assert_eq!(ids(HcpQuery { segment: Some("cardio".into()), ..q() }).0, ["hcp-c"]);
+    assert_eq!(ids(HcpQuery { id_prefix: Some("hcp-".into()), ..q() }).0, ["hcp-a", "hcp-b", "hcp-c"]);
+    assert_eq!(ids(HcpQuery { id_prefix: Some("x%_".into()), ..q() }).0, ["x%_1"], "wildcards are literal");
+    assert_eq!(ids(HcpQuery { id_prefix: Some("%".into()), ..q() }).1, 0);
+    assert_eq!(ids(HcpQuery { sort: HcpSort::Calls, id_prefix: Some("hcp".into()), ..q() }).0, ["hcp-b", "hcp-c", "hcp-a"]);
+    assert_eq!(
+        ids(HcpQuery { sort: HcpSort::LastCall, stage: Some("aware".into()), ..q() }).0,
+        ["hcp-a", "x%_1", "hcp-c"],
+        "latest first, never called last"
+    );
+    let page = st.hcp_page(&HcpQuery { limit: 50, offset: 50, ..q() }).unwrap();
+    assert_eq!((page.rows.len(), page.total), (14, 64), "the second page of 64");
+    let (hcp_a, segment) = &st.hcp_page(&HcpQuery { id_prefix: Some("hcp-a".into()), ..q() }).unwrap().rows[0];
+    assert_eq!((hcp_a, segment.as_deref()), (&HcpSummary { channels: vec![], ..all[0].clone() }, Some("gp")));
+
+    let counts = st.stage_counts().unwrap();
+    assert_eq!(counts, [("aware".to_string(), 3), ("convinced".into(), 2), ("unaware".into(), 60)]);
+    assert_eq!(st.channel_reach().unwrap(), [("face_to_face".to_string(), 62), ("remote".into(), 2)]);
+    assert_eq!(st.hcp_count().unwrap(), 64);
+    // A new summary replaces the old one whole.
+    st.put_hcp_summaries(&[summary("hcp-b", 8, t(0), &[("cz", "advocate")], &["email"])]).unwrap();
+    assert_eq!(ids(HcpQuery { stage: Some("convinced".into()), ..q() }).0, ["hcp-a"]);
+    assert_eq!(st.channel_reach().unwrap(), [("email".to_string(), 1), ("face_to_face".into(), 61), ("remote".into(), 1)]);
+
+    // Profiles analysed before summaries existed are found until summarised.
+    let q2 = st.pending_calls(10).unwrap();
+    let c = commit(q2[0].queue_id, vec![doc("hcp", "hcp-old", json!({"hcp_id": "hcp-old", "calls": 2}), 0)]);
+    assert!(st.commit_analysis(&c).unwrap());
+    let old: Vec<String> = st.unsummarised_profiles(10).unwrap().into_iter().map(|d| d.key).collect();
+    assert_eq!(old, ["hcp-old"]);
+    st.put_hcp_summaries(&[summary("hcp-old", 2, None, &[], &[])]).unwrap();
+    assert!(st.unsummarised_profiles(10).unwrap().is_empty());
+
+    st.erase_hcp("hcp-a", Utc::now(), None).unwrap();
+    assert_eq!(ids(HcpQuery { id_prefix: Some("hcp-a".into()), ..q() }).1, 0, "erasure removes the summary");
+    assert_eq!(st.stage_counts().unwrap().iter().find(|(s, _)| s == "aware").unwrap().1, 2);
+    assert_eq!(st.channel_reach().unwrap()[1], ("face_to_face".to_string(), 60));
 }
 
 /// Issue 15: workers of several hub processes share the analysis queue. A claim takes calls no
@@ -997,6 +1078,7 @@ suite!(
     erasure_removes_an_hcp_everywhere,
     consent_records_travel_in_every_feed,
     queue_claims_are_exclusive_and_expire,
+    hcp_summaries_list_count_and_erase,
 );
 
 /// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight

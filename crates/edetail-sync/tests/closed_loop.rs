@@ -223,6 +223,7 @@ fn microsites_serve_only_their_hcp_and_expire() {
             .commit_analysis(&AnalysisCommit {
                 queue_id: queued.queue_id,
                 docs: vec![],
+                summaries: vec![],
                 plans: vec![],
                 microsites: vec![expired, other],
                 now: Utc::now()

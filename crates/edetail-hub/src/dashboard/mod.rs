@@ -37,6 +37,7 @@ use axum::response::Response;
 use axum::routing::get;
 
 use crate::error::{Error, Result};
+pub use crate::store::{HcpQuery, HcpSort};
 pub use html::{html_escape, url_segment};
 pub use model::*;
 
@@ -48,8 +49,24 @@ pub trait DashboardSource: Send + Sync + 'static {
     /// One deck's slide-level performance, for every HCP (`segment` None) or one segment;
     /// `None` when the deck is unknown.
     fn deck(&self, bundle_id: &str, segment: Option<&str>) -> Result<Option<DeckView>>;
-    /// Every HCP seen in events.
+    /// Every HCP seen in events (small sources and tests; the pages ask for
+    /// [`DashboardSource::hcp_page`] and [`DashboardSource::hcp_overview`]).
     fn hcps(&self) -> Result<Vec<HcpRow>>;
+    /// One page of HCPs matching `q`. The default filters [`DashboardSource::hcps`] in memory;
+    /// a source over a store answers with indexed queries.
+    fn hcp_page(&self, q: &HcpQuery) -> Result<HcpList> {
+        Ok(page_in_memory(self.hcps()?, q))
+    }
+    /// How many HCPs, and the counts per stage (one per HCP and product). The default counts
+    /// [`DashboardSource::hcps`].
+    fn hcp_overview(&self) -> Result<HcpOverview> {
+        let hcps = self.hcps()?;
+        let mut stages: std::collections::BTreeMap<String, u64> = Default::default();
+        for s in hcps.iter().flat_map(|h| &h.stages) {
+            *stages.entry(s.stage.clone()).or_default() += 1;
+        }
+        Ok(HcpOverview { total: hcps.len() as u64, stages: stages.into_iter().collect() })
+    }
     /// One HCP; `None` when unknown.
     fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>>;
     fn channels(&self) -> Result<ChannelsView>;
@@ -57,6 +74,56 @@ pub trait DashboardSource: Send + Sync + 'static {
 }
 
 type Source = Arc<dyn DashboardSource>;
+
+/// HCPs per page of the list.
+pub const HCPS_PER_PAGE: u64 = 50;
+
+/// [`DashboardSource::hcp_page`] over a list in memory: the same filters and order as the
+/// store's query.
+pub fn page_in_memory(mut hcps: Vec<HcpRow>, q: &HcpQuery) -> HcpList {
+    hcps.retain(|h| {
+        q.segment.as_ref().is_none_or(|s| h.segment.as_ref() == Some(s))
+            && q.id_prefix.as_ref().is_none_or(|p| h.hcp_id.starts_with(p.as_str()))
+            && q.product.as_ref().is_none_or(|p| h.stages.iter().any(|s| &s.product == p))
+            && q.stage
+                .as_ref()
+                .is_none_or(|st| h.stages.iter().any(|s| &s.stage == st && q.product.as_ref().is_none_or(|p| &s.product == p)))
+    });
+    match q.sort {
+        HcpSort::Id => hcps.sort_by(|a, b| a.hcp_id.cmp(&b.hcp_id)),
+        HcpSort::Calls => hcps.sort_by(|a, b| b.calls.cmp(&a.calls).then_with(|| a.hcp_id.cmp(&b.hcp_id))),
+        HcpSort::LastCall => hcps.sort_by(|a, b| {
+            (a.last_call_at.is_none(), std::cmp::Reverse(a.last_call_at), &a.hcp_id).cmp(&(
+                b.last_call_at.is_none(),
+                std::cmp::Reverse(b.last_call_at),
+                &b.hcp_id,
+            ))
+        }),
+    }
+    let total = hcps.len() as u64;
+    let rows = hcps.into_iter().skip(q.offset.min(usize::MAX as u64) as usize).take(q.limit.min(usize::MAX as u64) as usize).collect();
+    HcpList { rows, total, query: q.clone() }
+}
+
+/// The HCP list's query from its URL: `stage`, `product`, `segment`, `q` (id prefix), `sort`
+/// (`id`, `calls`, `last_call`), `page` (from 1). Empty values are no filter.
+pub fn hcp_query(params: &HashMap<String, String>) -> HcpQuery {
+    let text = |k: &str| params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let page = params.get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    HcpQuery {
+        stage: text("stage"),
+        product: text("product"),
+        segment: text("segment"),
+        id_prefix: text("q"),
+        sort: match params.get("sort").map(String::as_str) {
+            Some("calls") => HcpSort::Calls,
+            Some("last_call") => HcpSort::LastCall,
+            _ => HcpSort::Id,
+        },
+        offset: (page - 1).saturating_mul(HCPS_PER_PAGE),
+        limit: HCPS_PER_PAGE,
+    }
+}
 
 /// What the dashboard must show for `source`, as the browser test reads it:
 /// `{decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
@@ -126,7 +193,7 @@ fn page(status: StatusCode, body: String) -> Response {
     crate::web::html_page(
         status,
         body,
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     )
 }
 
@@ -149,7 +216,7 @@ async fn render<T: Send + 'static>(
 
 async fn overview(State(src): State<Source>) -> Response {
     render(
-        move || Ok(Some((src.decks()?, src.hcps()?, src.channels()?, src.sync_health()?))),
+        move || Ok(Some((src.decks()?, src.hcp_overview()?, src.channels()?, src.sync_health()?))),
         String::new,
         |(d, h, c, s)| pages::overview(d, h, c, s),
     )
@@ -175,8 +242,9 @@ async fn deck(State(src): State<Source>, Path(bundle_id): Path<String>, Query(q)
     .await
 }
 
-async fn hcps(State(src): State<Source>) -> Response {
-    render(move || Ok(Some(src.hcps()?)), String::new, |h| pages::hcps(h)).await
+async fn hcps(State(src): State<Source>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let q = hcp_query(&params);
+    render(move || Ok(Some(src.hcp_page(&q)?)), String::new, pages::hcps).await
 }
 
 async fn hcp(State(src): State<Source>, Path(hcp_id): Path<String>) -> Response {

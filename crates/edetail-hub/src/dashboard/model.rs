@@ -84,6 +84,23 @@ pub struct HcpRow {
     pub top_topic: Option<String>,
 }
 
+/// One page of the HCP list: the rows, how many HCPs match the filters, and the query (for the
+/// page's filter, sort and paging links).
+#[derive(Debug, Clone, Serialize)]
+pub struct HcpList {
+    pub rows: Vec<HcpRow>,
+    pub total: u64,
+    #[serde(skip)]
+    pub query: crate::store::HcpQuery,
+}
+
+/// The overview's HCP figures: how many HCPs, and one count per HCP and product per stage.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HcpOverview {
+    pub total: u64,
+    pub stages: Vec<(String, u64)>,
+}
+
 /// Adoption stage of an HCP for one product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProductStage {

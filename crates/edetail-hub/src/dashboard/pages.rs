@@ -7,6 +7,7 @@ use std::fmt::Write;
 use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, plural, url_segment as u};
 use super::model::*;
 use super::svg::{self, Bar, Part, Stack};
+use super::{HcpQuery, HcpSort};
 
 const CSS: &str = r#"
 :root{--ink:#1d2733;--muted:#5f6b7a;--line:#e3e8ef;--bg:#f5f7fa;--card:#fff;--accent:#1f5fa8;--accent-soft:#e8f0fa;--ok:#2f8a5b;--warn:#b7791f;--bad:#c53030}
@@ -158,19 +159,19 @@ fn channel_bars(rows: &[ChannelRow]) -> String {
     svg::hbars("channels", "Calls per channel", &bars)
 }
 
-/// Counts per adoption stage over every HCP and product, in ladder order (unknown stages last).
-fn stage_counts(hcps: &[HcpRow]) -> Vec<(String, u64)> {
+/// Counts per adoption stage (one per HCP and product), in ladder order (unknown stages last).
+fn stage_counts(counted: &[(String, u64)]) -> Vec<(String, u64)> {
     let mut counts: Vec<(String, u64)> = svg::STAGES.iter().map(|s| (s.to_string(), 0)).collect();
-    for s in hcps.iter().flat_map(|h| &h.stages) {
-        match counts.iter_mut().find(|(k, _)| *k == s.stage) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((s.stage.clone(), 1)),
+    for (stage, n) in counted {
+        match counts.iter_mut().find(|(k, _)| k == stage) {
+            Some((_, c)) => *c += n,
+            None => counts.push((stage.clone(), *n)),
         }
     }
     counts
 }
 
-pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView, sync: &SyncHealthView) -> String {
+pub fn overview(decks: &[DeckSummary], hcps: &HcpOverview, channels: &ChannelsView, sync: &SyncHealthView) -> String {
     let mut b = String::new();
     b.push_str(
         r#"<h1>Overview</h1><p class="sub">Deck performance, HCP adoption, channels and device sync at a glance.</p><div class="stats">"#,
@@ -180,7 +181,7 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
     let rejected: u64 = sync.devices.iter().map(|d| d.rejected).sum();
     let pending: u64 = sync.devices.iter().map(|d| d.pending_analysis).sum();
     stat(&mut b, "decks", "Decks", decks.len() as u64, "");
-    stat(&mut b, "hcps", "HCPs", hcps.len() as u64, "");
+    stat(&mut b, "hcps", "HCPs", hcps.total, "");
     stat(&mut b, "calls", "Calls", calls, "");
     stat(&mut b, "views", "Slide views", views, "");
     stat(&mut b, "devices", "Devices", sync.devices.len() as u64, "");
@@ -193,10 +194,10 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
     b.push_str("</div>");
 
     b.push_str(r#"<div class="grid2"><div class="card" id="hcps"><h2>HCPs by adoption stage</h2><p class="hint">One count per HCP and product.</p>"#);
-    if hcps.is_empty() {
+    if hcps.total == 0 {
         b.push_str(r#"<p class="empty" data-empty="hcps">No HCPs seen yet.</p>"#);
     } else {
-        let bars: Vec<Bar> = stage_counts(hcps)
+        let bars: Vec<Bar> = stage_counts(&hcps.stages)
             .into_iter()
             .map(|(s, n)| Bar {
                 label: s.clone(),
@@ -208,7 +209,7 @@ pub fn overview(decks: &[DeckSummary], hcps: &[HcpRow], channels: &ChannelsView,
             .collect();
         b.push_str(&svg::hbars("stage-funnel", "HCPs by adoption stage", &bars));
     }
-    let _ = write!(b, r#"<p><a href="/dashboard/hcps" data-link="hcps">All {} HCPs →</a></p></div>"#, hcps.len());
+    let _ = write!(b, r#"<p><a href="/dashboard/hcps" data-link="hcps">All {} HCPs →</a></p></div>"#, hcps.total);
 
     b.push_str(r#"<div class="card" id="channels"><h2>Channels</h2>"#);
     if channels.rows.is_empty() {
@@ -349,15 +350,86 @@ pub fn deck(d: &DeckView) -> String {
     layout("deck", &d.title, Nav::Decks, &b)
 }
 
-pub fn hcps(hcps: &[HcpRow]) -> String {
+/// The HCP list's URL for `q` with `change` applied (filters, order and page kept otherwise).
+fn hcps_href(q: &HcpQuery, change: impl FnOnce(&mut HcpQuery)) -> String {
+    let mut q = q.clone();
+    change(&mut q);
+    let mut parts: Vec<String> = Vec::new();
+    for (k, v) in [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment), ("q", &q.id_prefix)] {
+        if let Some(v) = v {
+            parts.push(format!("{k}={}", u(v)));
+        }
+    }
+    match q.sort {
+        HcpSort::Id => {}
+        HcpSort::Calls => parts.push("sort=calls".into()),
+        HcpSort::LastCall => parts.push("sort=last_call".into()),
+    }
+    let page = q.offset / q.limit.max(1) + 1;
+    if page > 1 {
+        parts.push(format!("page={page}"));
+    }
+    if parts.is_empty() { "/dashboard/hcps".into() } else { format!("/dashboard/hcps?{}", parts.join("&")) }
+}
+
+pub fn hcps(list: &HcpList) -> String {
+    let q = &list.query;
     let mut b = String::from(
         r#"<div class="crumbs"><a href="/dashboard">Overview</a> / HCPs</div><h1>HCPs</h1><p class="sub">Pseudonymous ids; open one for the interest profile, adoption history and the hub's plan.</p><div class="card">"#,
     );
-    if hcps.is_empty() {
-        b.push_str(r#"<p class="empty" data-empty="hcps">No HCPs seen yet.</p>"#);
+    // Filters: stage links, a search by id (prefix), the order; each keeps the others.
+    b.push_str(r#"<p class="filters" data-filters="hcps">Stage: "#);
+    let all = hcps_href(q, |q| {
+        q.stage = None;
+        q.offset = 0;
+    });
+    let _ = write!(b, r#"<a href="{}" data-filter-stage=""{}>all</a>"#, e(&all), if q.stage.is_none() { r#" class="on""# } else { "" });
+    for st in svg::STAGES {
+        let href = hcps_href(q, |q| {
+            q.stage = Some(st.to_string());
+            q.offset = 0;
+        });
+        let on = if q.stage.as_deref() == Some(st) { r#" class="on""# } else { "" };
+        let _ = write!(b, r#" · <a href="{}" data-filter-stage="{st}"{on}>{st}</a>"#, e(&href));
+    }
+    b.push_str(" &nbsp; Order: ");
+    for (sort, label, key) in
+        [(HcpSort::Id, "id", "id"), (HcpSort::Calls, "most calls", "calls"), (HcpSort::LastCall, "latest call", "last_call")]
+    {
+        let href = hcps_href(q, |q| {
+            q.sort = sort;
+            q.offset = 0;
+        });
+        let on = if q.sort == sort { r#" class="on""# } else { "" };
+        let _ = write!(b, r#"<a href="{}" data-sort="{key}"{on}>{label}</a> "#, e(&href));
+    }
+    b.push_str("</p>");
+    let hidden: String = [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment)]
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, e(v))))
+        .collect();
+    let _ = write!(
+        b,
+        r#"<form method="get" action="/dashboard/hcps" data-search="hcps">{hidden}<label>HCP id starts with <input name="q" value="{}"></label> <button>Search</button></form>"#,
+        e(q.id_prefix.as_deref().unwrap_or(""))
+    );
+    let filtered = [&q.stage, &q.product, &q.segment, &q.id_prefix].iter().any(|v| v.is_some());
+    if list.rows.is_empty() {
+        if filtered {
+            b.push_str(r#"<p class="empty" data-empty="hcps-filtered">No HCP matches these filters.</p>"#);
+        } else {
+            b.push_str(r#"<p class="empty" data-empty="hcps">No HCPs seen yet.</p>"#);
+        }
     } else {
+        let first = q.offset + 1;
+        let last = q.offset + list.rows.len() as u64;
+        let _ = write!(
+            b,
+            r#"<p class="hint" data-page-of="{total}" data-first="{first}" data-last="{last}">{first}–{last} of {total}</p>"#,
+            total = list.total
+        );
         b.push_str(r#"<table data-table="hcps"><thead><tr><th>HCP</th><th>Segment</th><th class="n">Calls</th><th>Last call</th><th>Stage</th><th>Top interest</th></tr></thead><tbody>"#);
-        for h in hcps {
+        for h in &list.rows {
             let stages: String = h
                 .stages
                 .iter()
@@ -375,6 +447,16 @@ pub fn hcps(hcps: &[HcpRow]) -> String {
             );
         }
         b.push_str("</tbody></table>");
+        b.push_str(r#"<p class="pager">"#);
+        if q.offset > 0 {
+            let prev = hcps_href(q, |q| q.offset = q.offset.saturating_sub(q.limit));
+            let _ = write!(b, r#"<a href="{}" data-page="prev">← previous</a> "#, e(&prev));
+        }
+        if last < list.total {
+            let next = hcps_href(q, |q| q.offset += q.limit);
+            let _ = write!(b, r#"<a href="{}" data-page="next">next →</a>"#, e(&next));
+        }
+        b.push_str("</p>");
     }
     b.push_str("</div>");
     layout("hcps", "HCPs", Nav::Hcps, &b)

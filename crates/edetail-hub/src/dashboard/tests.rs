@@ -173,8 +173,12 @@ fn deck_page_carries_the_numbers_in_attributes() {
 
 #[test]
 fn hostile_ids_are_escaped_and_encoded_in_links() {
-    let html =
-        pages::overview(&[summary(HOSTILE)], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![], parked: vec![] });
+    let html = pages::overview(
+        &[summary(HOSTILE)],
+        &HcpOverview::default(),
+        &ChannelsView { rows: vec![] },
+        &SyncHealthView { devices: vec![], parked: vec![] },
+    );
     assert_no_injection(&html);
     assert!(html.contains(r#"href="/dashboard/decks/%3Cscript%3Ealert%28%22x%22%29%3C%2Fscript%3E%26%27""#), "{html}");
     let html = pages::hcp(&hcp_view(HOSTILE, true));
@@ -201,7 +205,8 @@ fn hcp_page_shows_interests_stages_and_plan_in_order() {
 
 #[test]
 fn empty_states() {
-    let html = pages::overview(&[], &[], &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![], parked: vec![] });
+    let html =
+        pages::overview(&[], &HcpOverview::default(), &ChannelsView { rows: vec![] }, &SyncHealthView { devices: vec![], parked: vec![] });
     for what in ["decks", "hcps", "channels"] {
         assert!(html.contains(&format!(r#"data-empty="{what}""#)), "{what}");
     }
@@ -221,7 +226,7 @@ fn empty_states() {
     assert!(!html.contains("data-chart="));
     assert!(pages::sync(&SyncHealthView { devices: vec![], parked: vec![] }).contains(r#"data-empty="devices""#));
     assert!(pages::decks(&[]).contains(r#"data-empty="decks""#));
-    assert!(pages::hcps(&[]).contains(r#"data-empty="hcps""#));
+    assert!(pages::hcps(&HcpList { rows: vec![], total: 0, query: HcpQuery::default() }).contains(r#"data-empty="hcps""#));
 }
 
 #[test]
@@ -367,4 +372,53 @@ fn expectations_pick_a_deck_and_hcps_with_and_without_plan() {
     let x = expectations(&Mem::default()).unwrap();
     assert!(x.get("deck").is_none() && x.get("hcp").is_none());
     assert_eq!(x["decks"], serde_json::json!([]));
+}
+
+/// Issue 15: the HCP list is paginated, filtered and sorted from the URL; its links keep the
+/// other filters; the page says which rows of how many it shows.
+#[test]
+fn the_hcp_list_pages_filters_and_sorts_from_its_url() {
+    let row = |i: usize| HcpRow {
+        hcp_id: format!("h{i:03}"),
+        segment: Some(if i.is_multiple_of(2) { "gp" } else { "cardio" }.into()),
+        calls: (i % 7) as u64,
+        last_call_at: None,
+        stages: vec![ProductStage { product: "cz".into(), stage: if i < 10 { "convinced" } else { "aware" }.into() }],
+        top_topic: None,
+    };
+    let hcps: Vec<HcpRow> = (0..120).map(row).collect();
+    let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+
+    let first = page_in_memory(hcps.clone(), &hcp_query(&params(&[])));
+    assert_eq!((first.rows.len(), first.total), (50, 120));
+    let html = pages::hcps(&first);
+    assert!(html.contains(r#"data-page-of="120" data-first="1" data-last="50""#), "{html}");
+    assert!(html.contains(r#"href="/dashboard/hcps?page=2" data-page="next""#), "{html}");
+    assert!(!html.contains(r#"data-page="prev""#));
+
+    let last = page_in_memory(hcps.clone(), &hcp_query(&params(&[("page", "3")])));
+    assert_eq!(last.rows.first().unwrap().hcp_id, "h100");
+    let html = pages::hcps(&last);
+    assert!(
+        html.contains(r#"data-first="101" data-last="120""#)
+            && html.contains(r#"data-page="prev""#)
+            && !html.contains(r#"data-page="next""#)
+    );
+
+    let q = hcp_query(&params(&[("stage", "convinced"), ("segment", "gp"), ("sort", "calls"), ("q", "h00")]));
+    let list = page_in_memory(hcps.clone(), &q);
+    let ids: Vec<&str> = list.rows.iter().map(|r| r.hcp_id.as_str()).collect();
+    assert_eq!(ids, ["h006", "h004", "h002", "h008", "h000"], "convinced, gp, id prefix h00, most calls first");
+    let html = pages::hcps(&list);
+    // The stage links keep segment, search and order; the order links keep the filters.
+    assert!(html.contains(r#"href="/dashboard/hcps?stage=aware&amp;segment=gp&amp;q=h00&amp;sort=calls""#), "{html}");
+    assert!(html.contains(r#"href="/dashboard/hcps?stage=convinced&amp;segment=gp&amp;q=h00&amp;sort=last_call""#), "{html}");
+    assert!(html.contains(r#"<input type="hidden" name="stage" value="convinced">"#) && html.contains(r#"name="q" value="h00""#));
+
+    let none = page_in_memory(hcps, &hcp_query(&params(&[("q", "nobody")])));
+    assert!(pages::hcps(&none).contains(r#"data-empty="hcps-filtered""#));
+    // A page beyond the end or a bad page number is no error.
+    assert_eq!(hcp_query(&params(&[("page", "0")])).offset, 0);
+    assert_eq!(hcp_query(&params(&[("page", "x")])).offset, 0);
+    assert_eq!(hcp_query(&params(&[("page", &u64::MAX.to_string())])).offset, u64::MAX);
 }

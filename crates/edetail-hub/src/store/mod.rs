@@ -264,9 +264,68 @@ pub struct Microsite {
 pub struct AnalysisCommit {
     pub queue_id: i64,
     pub docs: Vec<DocWrite>,
+    /// The summaries of the HCP profiles among `docs`, replaced with them.
+    pub summaries: Vec<HcpSummary>,
     pub plans: Vec<NewPlan>,
     pub microsites: Vec<Microsite>,
     pub now: DateTime<Utc>,
+}
+
+/// What the dashboard's HCP lists and counts need of one HCP, kept beside her profile by every
+/// analysis commit that writes it: lists, stage counts and channel reach never load profiles.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct HcpSummary {
+    pub hcp_id: String,
+    pub calls: u64,
+    pub last_call_at: Option<DateTime<Utc>>,
+    /// Her strongest interest, if any.
+    pub top_topic: Option<String>,
+    /// `(product, stage)` by product.
+    pub stages: Vec<(String, String)>,
+    /// Channels she was reached on (any product), sorted.
+    pub channels: Vec<String>,
+}
+
+/// Order of the HCP list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HcpSort {
+    /// By id.
+    #[default]
+    Id,
+    /// Most calls first (then by id).
+    Calls,
+    /// Latest call first (never called last, then by id).
+    LastCall,
+}
+
+/// One page of the HCP list: filters (all optional, combined), order and window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HcpQuery {
+    /// At this stage (for `product` when given, else for any product).
+    pub stage: Option<String>,
+    /// Detailed on this product.
+    pub product: Option<String>,
+    /// In this segment (the CRM import's).
+    pub segment: Option<String>,
+    /// Ids starting with this.
+    pub id_prefix: Option<String>,
+    pub sort: HcpSort,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+impl Default for HcpQuery {
+    fn default() -> Self {
+        HcpQuery { stage: None, product: None, segment: None, id_prefix: None, sort: HcpSort::Id, offset: 0, limit: 50 }
+    }
+}
+
+/// A page of the HCP list and how many HCPs match the filters in all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HcpPage {
+    /// Each HCP with her segment.
+    pub rows: Vec<(HcpSummary, Option<String>)>,
+    pub total: u64,
 }
 
 /// Prescriptions of one HCP for one product in one period (`YYYY-MM`).
@@ -414,7 +473,18 @@ pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 /// concern's trait at once, so `Arc<dyn HubStore>` reaches all of them. Implemented for every
 /// type that implements the seven.
 pub trait HubStore:
-    CredentialStore + FeedStore + IngestStore + AnalysisStore + CrmStore + PrivacyStore + AuditStore + Send + Sync + std::fmt::Debug + 'static
+    CredentialStore
+    + FeedStore
+    + IngestStore
+    + AnalysisStore
+    + InsightStore
+    + CrmStore
+    + PrivacyStore
+    + AuditStore
+    + Send
+    + Sync
+    + std::fmt::Debug
+    + 'static
 {
 }
 
@@ -423,6 +493,7 @@ impl<T> HubStore for T where
         + FeedStore
         + IngestStore
         + AnalysisStore
+        + InsightStore
         + CrmStore
         + PrivacyStore
         + AuditStore
@@ -431,6 +502,24 @@ impl<T> HubStore for T where
         + std::fmt::Debug
         + 'static
 {
+}
+
+/// The dashboard's lists and counts over HCP summaries (issue 15): indexed SQL, paginated,
+/// never a load of every profile.
+pub trait InsightStore {
+    /// A page of the HCP list.
+    fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage>;
+    /// `(stage, count)`: one count per HCP and product, by stage name.
+    fn stage_counts(&self) -> Result<Vec<(String, u64)>>;
+    /// `(channel, HCPs reached on it)`, by channel.
+    fn channel_reach(&self) -> Result<Vec<(String, u64)>>;
+    /// HCPs with a summary.
+    fn hcp_count(&self) -> Result<u64>;
+    /// HCP profiles without a summary (analysed before summaries existed), at most `limit`, by
+    /// key: the worker summarises them once.
+    fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>>;
+    /// Stores summaries (replacing each HCP's previous one).
+    fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()>;
 }
 
 /// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token

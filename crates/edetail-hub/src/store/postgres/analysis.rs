@@ -211,6 +211,9 @@ impl AnalysisStore for PgStore {
                     .await
                     .map_err(pg_err)?;
                 }
+                for s in &commit.summaries {
+                    super::insight::put_summary(tx, s).await?;
+                }
                 for m in &commit.microsites {
                     tx.execute(
                         &format!("INSERT INTO microsites ({MICROSITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)"),

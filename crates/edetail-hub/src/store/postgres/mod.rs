@@ -16,6 +16,7 @@ mod credentials;
 mod crm;
 mod feed;
 mod ingest;
+mod insight;
 mod privacy;
 
 use std::fmt;
@@ -56,6 +57,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/005_publish_claims.sql"),
     include_str!("../../../migrations/postgres/006_hot_path_indexes.sql"),
     include_str!("../../../migrations/postgres/007_queue_claims.sql"),
+    include_str!("../../../migrations/postgres/008_hcp_summaries.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -332,6 +334,7 @@ mod tests {
             "a58bc8a52a7cc52735e4afa28c61e5a7c4077909e759bd315dfa6cd70d668b39", // 005_publish_claims.sql
             "424b6f208e4ea9fdd264e2b89cf9e364ae15069112f6831677ecd8ed1413f21c", // 006_hot_path_indexes.sql
             "16769fa93224642bda0e8327bb73b1d3c66760ad46a82f1d75bcc66070a63fe7", // 007_queue_claims.sql
+            "5288ac5ceb5c60e3fa487f5c7034a04338c86ec38ff70aac5a5dfba3cf11fd6c", // 008_hcp_summaries.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

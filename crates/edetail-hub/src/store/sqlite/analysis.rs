@@ -163,6 +163,9 @@ impl AnalysisStore for SqliteStore {
                     params![seq, p.territory, p.hcp_id, p.bundle_id, p.plan_id, p.stage, p.plan, p.signature, now],
                 )?;
             }
+            for s in &commit.summaries {
+                super::insight::put_summary(tx, s)?;
+            }
             for m in &commit.microsites {
                 tx.execute(
                     &format!("INSERT INTO microsites ({MICROSITE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)"),

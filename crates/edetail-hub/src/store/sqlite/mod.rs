@@ -9,6 +9,7 @@ mod credentials;
 mod crm;
 mod feed;
 mod ingest;
+mod insight;
 mod privacy;
 
 use std::path::Path;
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/006_publish_claims.sql"),
     include_str!("../../../migrations/007_hot_path_indexes.sql"),
     include_str!("../../../migrations/008_queue_claims.sql"),
+    include_str!("../../../migrations/009_hcp_summaries.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -200,6 +202,7 @@ mod tests {
             "a386049402ffb93563f77568c84033e4730876b5de97a31acbc28bf828cfd6dd", // 006_publish_claims.sql
             "1d144e9cb2e352e66e6fa76d9c0822a7366618af850aab908b99d367ef957ee2", // 007_hot_path_indexes.sql
             "c960690ef7551a60c3fd3cc7f262532d4a5f1ab308f9c32d5f3cbe72787c84dd", // 008_queue_claims.sql
+            "8cb077940bc82f971c6e142f0cfd46119fe93ea9d7a3879904011a443bff2acc", // 009_hcp_summaries.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

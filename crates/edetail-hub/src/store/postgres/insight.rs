@@ -1,0 +1,151 @@
+//! The PostgreSQL store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
+
+use super::*;
+use crate::store::{HcpPage, HcpQuery, HcpSort, HcpSummary, InsightStore};
+
+/// Replaces `s` (summary row, stage rows, channel rows) inside an open transaction.
+pub(super) async fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
+    let stages = serde_json::to_string(&s.stages).map_err(|e| Error::Internal(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO hcp_summaries (hcp_id, calls, last_call_at, top_topic, stages) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (hcp_id) DO UPDATE SET calls = excluded.calls, last_call_at = excluded.last_call_at, \
+         top_topic = excluded.top_topic, stages = excluded.stages",
+        &[&s.hcp_id, &(s.calls as i64), &s.last_call_at, &s.top_topic, &stages],
+    )
+    .await
+    .map_err(pg_err)?;
+    let (products, names): (Vec<&str>, Vec<&str>) = s.stages.iter().map(|(p, st)| (p.as_str(), st.as_str())).unzip();
+    tx.execute("DELETE FROM hcp_stages WHERE hcp_id = $1", &[&s.hcp_id]).await.map_err(pg_err)?;
+    tx.execute(
+        "INSERT INTO hcp_stages (hcp_id, product, stage) SELECT $1, p, st FROM UNNEST($2::text[], $3::text[]) AS x(p, st)",
+        &[&s.hcp_id, &products, &names],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.execute("DELETE FROM hcp_channels WHERE hcp_id = $1", &[&s.hcp_id]).await.map_err(pg_err)?;
+    tx.execute(
+        "INSERT INTO hcp_channels (hcp_id, channel) SELECT $1, c FROM UNNEST($2::text[]) AS x(c) ON CONFLICT DO NOTHING",
+        &[&s.hcp_id, &s.channels],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Removes an HCP's summary rows (erasure) inside an open transaction.
+pub(super) async fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+    for table in ["hcp_summaries", "hcp_stages", "hcp_channels"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE hcp_id = $1"), &[&hcp_id]).await.map_err(pg_err)?;
+    }
+    Ok(())
+}
+
+/// The HCP list's filters over `hcp_summaries s` joined to `hcps h`; parameters `$1` stage,
+/// `$2` product, `$3` segment, `$4` id prefix (compared as a prefix, whatever the collation).
+const HCP_FILTER: &str = "FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id \
+     WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.stage = $1 \
+                                         AND ($2::text IS NULL OR t.product = $2))) \
+       AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = $2)) \
+       AND ($3::text IS NULL OR h.segment = $3) \
+       AND ($4::text IS NULL OR left(s.hcp_id, length($4)) = $4)";
+
+impl InsightStore for PgStore {
+    fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
+        let order = match q.sort {
+            HcpSort::Id => "s.hcp_id",
+            HcpSort::Calls => "s.calls DESC, s.hcp_id",
+            HcpSort::LastCall => "s.last_call_at DESC NULLS LAST, s.hcp_id",
+        };
+        let q = q.clone();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let filters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&q.stage, &q.product, &q.segment, &q.id_prefix];
+                let total: i64 = tx.query_one(&format!("SELECT COUNT(*) {HCP_FILTER}"), &filters).await.map_err(pg_err)?.get(0);
+                let (limit, offset) = (q.limit.min(i64::MAX as u64) as i64, q.offset.min(i64::MAX as u64) as i64);
+                let rows = tx
+                    .query(
+                        &format!(
+                            "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {HCP_FILTER} \
+                             ORDER BY {order} LIMIT $5 OFFSET $6"
+                        ),
+                        &[&q.stage, &q.product, &q.segment, &q.id_prefix, &limit, &offset],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let rows = rows
+                    .iter()
+                    .map(|r| {
+                        let stages: String = r.get(4);
+                        Ok((
+                            HcpSummary {
+                                hcp_id: r.get(0),
+                                calls: r.get::<_, i64>(1).max(0) as u64,
+                                last_call_at: r.get(2),
+                                top_topic: r.get(3),
+                                stages: serde_json::from_str(&stages).map_err(|e| Error::Internal(format!("stored stages: {e}")))?,
+                                channels: Vec::new(),
+                            },
+                            r.get(5),
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(HcpPage { rows, total: total.max(0) as u64 })
+            })
+        })
+    }
+
+    fn stage_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx.query("SELECT stage, COUNT(*) FROM hcp_stages GROUP BY stage ORDER BY stage", &[]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)).collect())
+            })
+        })
+    }
+
+    fn channel_reach(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows =
+                    tx.query("SELECT channel, COUNT(*) FROM hcp_channels GROUP BY channel ORDER BY channel", &[]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)).collect())
+            })
+        })
+    }
+
+    fn hcp_count(&self) -> Result<u64> {
+        self.read(|tx| {
+            Box::pin(async move {
+                Ok(tx.query_one("SELECT COUNT(*) FROM hcp_summaries", &[]).await.map_err(pg_err)?.get::<_, i64>(0).max(0) as u64)
+            })
+        })
+    }
+
+    fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>> {
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query(
+                        "SELECT d.key, d.doc, d.version FROM analytics_docs d WHERE d.kind = 'hcp' \
+                         AND NOT EXISTS (SELECT 1 FROM hcp_summaries s WHERE s.hcp_id = d.key) ORDER BY d.key LIMIT $1",
+                        &[&(limit as i64)],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                rows.iter().map(|r| Ok(Doc { kind: "hcp".into(), key: r.get(0), doc: json_value(r.get(1))?, version: r.get(2) })).collect()
+            })
+        })
+    }
+
+    fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()> {
+        let summaries = summaries.to_vec();
+        self.write(move |tx| {
+            Box::pin(async move {
+                for s in &summaries {
+                    put_summary(tx, s).await?;
+                }
+                Ok(())
+            })
+        })
+    }
+}

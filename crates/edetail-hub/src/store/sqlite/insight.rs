@@ -1,0 +1,124 @@
+//! The SQLite store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
+
+use super::*;
+use crate::store::{HcpPage, HcpQuery, HcpSort, HcpSummary, InsightStore};
+
+/// Replaces `s` (summary row, stage rows, channel rows) inside an open write transaction.
+pub(super) fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO hcp_summaries (hcp_id, calls, last_call_at, top_topic, stages) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (hcp_id) DO UPDATE SET calls = excluded.calls, last_call_at = excluded.last_call_at, \
+         top_topic = excluded.top_topic, stages = excluded.stages",
+    )?
+    .execute(params![
+        s.hcp_id,
+        s.calls as i64,
+        s.last_call_at.map(time_text),
+        s.top_topic,
+        serde_json::to_string(&s.stages).map_err(|e| Error::Internal(e.to_string()))?
+    ])?;
+    tx.prepare_cached("DELETE FROM hcp_stages WHERE hcp_id = ?1")?.execute([&s.hcp_id])?;
+    let mut stage = tx.prepare_cached("INSERT INTO hcp_stages (hcp_id, product, stage) VALUES (?1, ?2, ?3)")?;
+    for (product, st) in &s.stages {
+        stage.execute(params![s.hcp_id, product, st])?;
+    }
+    tx.prepare_cached("DELETE FROM hcp_channels WHERE hcp_id = ?1")?.execute([&s.hcp_id])?;
+    let mut channel = tx.prepare_cached("INSERT OR IGNORE INTO hcp_channels (hcp_id, channel) VALUES (?1, ?2)")?;
+    for c in &s.channels {
+        channel.execute(params![s.hcp_id, c])?;
+    }
+    Ok(())
+}
+
+/// Removes an HCP's summary rows (erasure) inside an open write transaction.
+pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+    for table in ["hcp_summaries", "hcp_stages", "hcp_channels"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE hcp_id = ?1"), [hcp_id])?;
+    }
+    Ok(())
+}
+
+/// The HCP list's filters, as SQL over `hcp_summaries s` joined to `hcps h`; parameters
+/// `?1` stage, `?2` product, `?3` segment, `?4` id prefix, `?5` the prefix's upper bound.
+const HCP_FILTER: &str = "FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id \
+     WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.stage = ?1 AND (?2 IS NULL OR t.product = ?2))) \
+       AND (?2 IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = ?2)) \
+       AND (?3 IS NULL OR h.segment = ?3) \
+       AND (?4 IS NULL OR (s.hcp_id >= ?4 AND s.hcp_id < ?5))";
+
+impl InsightStore for SqliteStore {
+    fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
+        let order = match q.sort {
+            HcpSort::Id => "s.hcp_id",
+            HcpSort::Calls => "s.calls DESC, s.hcp_id",
+            HcpSort::LastCall => "s.last_call_at IS NULL, s.last_call_at DESC, s.hcp_id",
+        };
+        // Every id with the prefix sorts below prefix + U+10FFFF (byte order, SQLite's BINARY).
+        let upper = q.id_prefix.as_ref().map(|p| format!("{p}\u{10FFFF}"));
+        self.read(|c| {
+            let filters = params![q.stage, q.product, q.segment, q.id_prefix, upper];
+            let total: i64 = c.prepare_cached(&format!("SELECT COUNT(*) {HCP_FILTER}"))?.query_row(filters, |r| r.get(0))?;
+            let mut st = c.prepare_cached(&format!(
+                "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {HCP_FILTER} ORDER BY {order} LIMIT ?6 OFFSET ?7"
+            ))?;
+            let rows = st
+                .query_map(
+                    params![q.stage, q.product, q.segment, q.id_prefix, upper, q.limit.min(i64::MAX as u64) as i64, q.offset.min(i64::MAX as u64) as i64],
+                    |r| {
+                        let stages: String = r.get(4)?;
+                        Ok((
+                            HcpSummary {
+                                hcp_id: r.get(0)?,
+                                calls: r.get::<_, i64>(1)?.max(0) as u64,
+                                last_call_at: r.get::<_, Option<String>>(2)?.as_deref().map(parse_time).transpose()?,
+                                top_topic: r.get(3)?,
+                                stages: serde_json::from_str(&stages)
+                                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+                                channels: Vec::new(),
+                            },
+                            r.get(5)?,
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(HcpPage { rows, total: total.max(0) as u64 })
+        })
+    }
+
+    fn stage_counts(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT stage, COUNT(*) FROM hcp_stages GROUP BY stage ORDER BY stage")?;
+            Ok(st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn channel_reach(&self) -> Result<Vec<(String, u64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT channel, COUNT(*) FROM hcp_channels GROUP BY channel ORDER BY channel")?;
+            Ok(st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn hcp_count(&self) -> Result<u64> {
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM hcp_summaries", [], |r| r.get::<_, i64>(0))?.max(0) as u64))
+    }
+
+    fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT d.key, d.doc, d.version FROM analytics_docs d WHERE d.kind = 'hcp' \
+                 AND NOT EXISTS (SELECT 1 FROM hcp_summaries s WHERE s.hcp_id = d.key) ORDER BY d.key LIMIT ?1",
+            )?;
+            let rows = st
+                .query_map([limit as i64], |r| {
+                    Ok(Doc { kind: "hcp".into(), key: r.get(0)?, doc: json_value(&r.get::<_, String>(1)?)?, version: r.get(2)? })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()> {
+        self.write(|tx| summaries.iter().try_for_each(|s| put_summary(tx, s)))
+    }
+}
