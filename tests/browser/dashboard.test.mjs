@@ -266,6 +266,13 @@ function scenarios(ctx) {
     const rows = await attrs(page, 'table[data-table="hcps"] tbody tr');
     check(same(rows.map((r) => [r["data-hcp"], Number(r["data-calls"])]), x.hcps.map((r) => [r.hcp_id, r.calls])), "HCP rows (id, calls)");
     await shot(page, "hcps");
+    // Issue 15: the order comes from the server; the link keeps the page, its rows re-sort.
+    await clickNav(page, 'a[data-sort="calls"]');
+    check(new URL(page.url()).searchParams.get("sort") === "calls", "ordered by calls via the URL");
+    const byCalls = (await attrs(page, 'table[data-table="hcps"] tbody tr')).map((r) => [r["data-hcp"], Number(r["data-calls"])]);
+    const expected = x.hcps.map((r) => [r.hcp_id, r.calls]).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    check(same(byCalls, expected), "HCP rows by calls, most first");
+    await clickNav(page, 'a[data-sort="id"]');
     await clickNav(page, `tr[data-hcp=${q(h.hcp_id)}] a[data-link="hcp"]`);
     check((await pageName(page)) === "hcp", "HCP page loaded");
     check((await page.$eval("h1", (el) => el.dataset.hcp)) === h.hcp_id, "page is for " + h.hcp_id);

@@ -128,11 +128,12 @@ pub fn hcp_query(params: &HashMap<String, String>) -> HcpQuery {
 /// What the dashboard must show for `source`, as the browser test reads it:
 /// `{decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
 /// `deck` is the first deck with slide data (and `deck_segment` its first segment's view),
-/// `hcp` the first HCP with a plan (else the first HCP) and `hcp_without_plan` the first other
+/// `hcps` the HCP list's first page as shown, `hcp` the first HCP with a plan (else the first HCP) and `hcp_without_plan` the first other
 /// HCP without one. Keys without a candidate are left out (the test skips their scenarios).
 pub fn expectations(source: &dyn DashboardSource) -> Result<serde_json::Value> {
     let decks = source.decks()?;
-    let hcps = source.hcps()?;
+    // The list's first page as shown (by id): the HCP scenarios click rows on it.
+    let hcps = source.hcp_page(&HcpQuery::default())?.rows;
     let mut x = serde_json::json!({
         "decks": decks,
         "hcps": hcps,
