@@ -35,6 +35,8 @@ pub mod server;
 pub mod store;
 pub use store::{postgres, sqlite};
 #[cfg(feature = "testkit")]
+pub mod scale;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
 mod tokens;

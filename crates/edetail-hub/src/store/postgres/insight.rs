@@ -40,14 +40,41 @@ pub(super) async fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result
     Ok(())
 }
 
-/// The HCP list's filters over `hcp_summaries s` joined to `hcps h`; parameters `$1` stage,
-/// `$2` product, `$3` segment, `$4` id prefix (compared as a prefix, whatever the collation).
-const HCP_FILTER: &str = "FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id \
-     WHERE ($1::text IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.stage = $1 \
-                                         AND ($2::text IS NULL OR t.product = $2))) \
-       AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = $2)) \
-       AND ($3::text IS NULL OR h.segment = $3) \
-       AND ($4::text IS NULL OR left(s.hcp_id, length($4)) = $4)";
+/// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, only those set (so
+/// the planner can drive the query by an index): the condition and its parameters in order.
+fn hcp_filter(q: &HcpQuery) -> (String, Vec<String>) {
+    let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let arg = |v: &str, args: &mut Vec<String>| {
+        args.push(v.to_string());
+        format!("${}", args.len())
+    };
+    match (&q.stage, &q.product) {
+        (Some(stage), Some(product)) => {
+            let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
+        }
+        (Some(stage), None) => {
+            let s = arg(stage, &mut args);
+            conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
+        }
+        (None, Some(product)) => {
+            let p = arg(product, &mut args);
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
+        }
+        (None, None) => {}
+    }
+    if let Some(segment) = &q.segment {
+        let s = arg(segment, &mut args);
+        conds.push(format!("h.segment = {s}"));
+    }
+    if let Some(prefix) = &q.id_prefix {
+        // Compared as a prefix whatever the database's collation.
+        let p = arg(prefix, &mut args);
+        conds.push(format!("left(s.hcp_id, length({p})) = {p}"));
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
+}
 
 impl InsightStore for PgStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
@@ -56,19 +83,20 @@ impl InsightStore for PgStore {
             HcpSort::Calls => "s.calls DESC, s.hcp_id",
             HcpSort::LastCall => "s.last_call_at DESC NULLS LAST, s.hcp_id",
         };
-        let q = q.clone();
+        let (from, args) = hcp_filter(q);
+        let (limit, offset) = (q.limit.min(i64::MAX as u64), q.offset.min(i64::MAX as u64));
         self.read(move |tx| {
             Box::pin(async move {
-                let filters: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&q.stage, &q.product, &q.segment, &q.id_prefix];
-                let total: i64 = tx.query_one(&format!("SELECT COUNT(*) {HCP_FILTER}"), &filters).await.map_err(pg_err)?.get(0);
-                let (limit, offset) = (q.limit.min(i64::MAX as u64) as i64, q.offset.min(i64::MAX as u64) as i64);
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+                let total: i64 = tx.query_one(&format!("SELECT COUNT(*) {from}"), &params).await.map_err(pg_err)?.get(0);
                 let rows = tx
                     .query(
                         &format!(
-                            "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {HCP_FILTER} \
-                             ORDER BY {order} LIMIT $5 OFFSET $6"
+                            "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {from} \
+                             ORDER BY {order} LIMIT {limit} OFFSET {offset}"
                         ),
-                        &[&q.stage, &q.product, &q.segment, &q.id_prefix, &limit, &offset],
+                        &params,
                     )
                     .await
                     .map_err(pg_err)?;

@@ -38,13 +38,42 @@ pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The HCP list's filters, as SQL over `hcp_summaries s` joined to `hcps h`; parameters
-/// `?1` stage, `?2` product, `?3` segment, `?4` id prefix, `?5` the prefix's upper bound.
-const HCP_FILTER: &str = "FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id \
-     WHERE (?1 IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.stage = ?1 AND (?2 IS NULL OR t.product = ?2))) \
-       AND (?2 IS NULL OR EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = ?2)) \
-       AND (?3 IS NULL OR h.segment = ?3) \
-       AND (?4 IS NULL OR (s.hcp_id >= ?4 AND s.hcp_id < ?5))";
+/// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, only those set (a
+/// catch-all `?n IS NULL OR ...` would keep the planner from driving the query by an index):
+/// the condition and its parameters in order.
+fn hcp_filter(q: &HcpQuery) -> (String, Vec<String>) {
+    let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let arg = |v: &str, args: &mut Vec<String>| {
+        args.push(v.to_string());
+        format!("?{}", args.len())
+    };
+    match (&q.stage, &q.product) {
+        (Some(stage), Some(product)) => {
+            let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
+        }
+        (Some(stage), None) => {
+            let s = arg(stage, &mut args);
+            conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
+        }
+        (None, Some(product)) => {
+            let p = arg(product, &mut args);
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
+        }
+        (None, None) => {}
+    }
+    if let Some(segment) = &q.segment {
+        let s = arg(segment, &mut args);
+        conds.push(format!("h.segment = {s}"));
+    }
+    if let Some(prefix) = &q.id_prefix {
+        // Every id with the prefix sorts below prefix + U+10FFFF (byte order, SQLite's BINARY).
+        let (lo, hi) = (arg(prefix, &mut args), arg(&format!("{prefix}\u{10FFFF}"), &mut args));
+        conds.push(format!("s.hcp_id >= {lo} AND s.hcp_id < {hi}"));
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
+}
 
 impl InsightStore for SqliteStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
@@ -53,33 +82,31 @@ impl InsightStore for SqliteStore {
             HcpSort::Calls => "s.calls DESC, s.hcp_id",
             HcpSort::LastCall => "s.last_call_at IS NULL, s.last_call_at DESC, s.hcp_id",
         };
-        // Every id with the prefix sorts below prefix + U+10FFFF (byte order, SQLite's BINARY).
-        let upper = q.id_prefix.as_ref().map(|p| format!("{p}\u{10FFFF}"));
+        let (from, args) = hcp_filter(q);
         self.read(|c| {
-            let filters = params![q.stage, q.product, q.segment, q.id_prefix, upper];
-            let total: i64 = c.prepare_cached(&format!("SELECT COUNT(*) {HCP_FILTER}"))?.query_row(filters, |r| r.get(0))?;
-            let mut st = c.prepare_cached(&format!(
-                "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {HCP_FILTER} ORDER BY {order} LIMIT ?6 OFFSET ?7"
+            let total: i64 =
+                c.prepare_cached(&format!("SELECT COUNT(*) {from}"))?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+            let mut st = c.prepare(&format!(
+                "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {from} ORDER BY {order} LIMIT {} OFFSET {}",
+                q.limit.min(i64::MAX as u64),
+                q.offset.min(i64::MAX as u64)
             ))?;
             let rows = st
-                .query_map(
-                    params![q.stage, q.product, q.segment, q.id_prefix, upper, q.limit.min(i64::MAX as u64) as i64, q.offset.min(i64::MAX as u64) as i64],
-                    |r| {
-                        let stages: String = r.get(4)?;
-                        Ok((
-                            HcpSummary {
-                                hcp_id: r.get(0)?,
-                                calls: r.get::<_, i64>(1)?.max(0) as u64,
-                                last_call_at: r.get::<_, Option<String>>(2)?.as_deref().map(parse_time).transpose()?,
-                                top_topic: r.get(3)?,
-                                stages: serde_json::from_str(&stages)
-                                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
-                                channels: Vec::new(),
-                            },
-                            r.get(5)?,
-                        ))
-                    },
-                )?
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    let stages: String = r.get(4)?;
+                    Ok((
+                        HcpSummary {
+                            hcp_id: r.get(0)?,
+                            calls: r.get::<_, i64>(1)?.max(0) as u64,
+                            last_call_at: r.get::<_, Option<String>>(2)?.as_deref().map(parse_time).transpose()?,
+                            top_topic: r.get(3)?,
+                            stages: serde_json::from_str(&stages)
+                                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
+                            channels: Vec::new(),
+                        },
+                        r.get(5)?,
+                    ))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(HcpPage { rows, total: total.max(0) as u64 })
         })

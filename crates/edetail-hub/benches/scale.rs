@@ -1,0 +1,224 @@
+//! The hub at a company's size (issue 15): grows one hub step by step with generated calls
+//! (`edetail_hub::scale`: many devices in several territories, realistic slide views) and
+//! reports, after each step: store ingest events/s, analysis calls/s, p50/p95 of every
+//! dashboard page, a device request's p99 while dashboard pages load, a device's full feed
+//! (bytes as JSON and gzip, time), the process's peak RSS and the database size.
+//!
+//! Steps are cumulative `EVENTS:HCPS` targets: `EDETAIL_SCALE_STEPS` (default
+//! `20000:2000,100000:10000`; the issue's targets are `1000000:20000,10000000:100000`, hours
+//! on a 2-core machine). `EDETAIL_SCALE_BACKEND=postgresql` for the PostgreSQL store (the
+//! cluster `scripts/services` starts), `EDETAIL_SCALE_DEVICES` (default 200),
+//! `EDETAIL_SCALE_TERRITORIES` (default 10). Loopback only; nothing leaves the machine.
+//! Run: `cargo bench -p edetail-hub --bench scale`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use edetail_bundle::SecretKey;
+use edetail_bundle::testkit::SampleBundle;
+use edetail_hub::blobs::BlobStore;
+use edetail_hub::postgres::PgStore;
+use edetail_hub::scale::{Grown, ScaleSpec};
+use edetail_hub::testkit::TestDatabase;
+use edetail_hub::{AnalyzerConfig, Hub, HubConfig, serve_local};
+use edetail_protocol::ChangePage;
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn dir_mb(dir: &std::path::Path) -> f64 {
+    fn walk(p: &std::path::Path) -> u64 {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(dir) as f64 / 1e6
+}
+
+async fn timed_get(http: &reqwest::Client, url: &str, token: &str) -> (Duration, usize) {
+    let t = Instant::now();
+    let r = http.get(url).bearer_auth(token).send().await.expect("request");
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    let n = r.bytes().await.expect("body").len();
+    (t.elapsed(), n)
+}
+
+fn main() {
+    let steps: Vec<(u64, u64)> = std::env::var("EDETAIL_SCALE_STEPS")
+        .unwrap_or_else(|_| "20000:2000,100000:10000".into())
+        .split(',')
+        .filter_map(|s| {
+            let (e, h) = s.split_once(':')?;
+            Some((e.trim().parse().ok()?, h.trim().parse().ok()?))
+        })
+        .collect();
+    let backend = std::env::var("EDETAIL_SCALE_BACKEND").unwrap_or_else(|_| "sqlite".into());
+    let spec =
+        ScaleSpec { devices: env_usize("EDETAIL_SCALE_DEVICES", 200), territories: env_usize("EDETAIL_SCALE_TERRITORIES", 10), seed: 15 };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("scratch");
+    let key = SecretKey::from_seed(&[15; 32]);
+    let _db;
+    let hub = if backend.eq_ignore_ascii_case("postgresql") || backend.eq_ignore_ascii_case("postgres") {
+        let db = TestDatabase::new();
+        let store = PgStore::connect(&db.url, edetail_hub::postgres::DEFAULT_POOL_SIZE).expect("postgres");
+        _db = Some(db);
+        Hub::with_store(
+            Arc::new(store),
+            BlobStore::open_local(dir.path()).expect("blobs"),
+            vec![key.public()],
+            AnalyzerConfig::generated().unwrap(),
+        )
+    } else {
+        _db = None;
+        Hub::open(HubConfig::local(dir.path().join("hub"), vec![key.public()])).expect("hub")
+    };
+    hub.publish_zip(&SampleBundle::new().zip(Some(&key)), &[]).expect("publish");
+    let mut grown = Grown::start(&hub, &spec).expect("devices");
+    let (url, _task) = rt.block_on(serve_local(hub.clone())).expect("serve");
+    println!("scale ({backend}): {} devices in {} territories; cumulative steps {steps:?}", spec.devices, spec.territories);
+    let (mut events, mut last_hcps) = (0u64, 0u64);
+    for (target, hcps) in steps {
+        let add = target.saturating_sub(events);
+        let r = grown.grow(&hub, add, hcps.max(last_hcps)).expect("grow");
+        events += r.events;
+        last_hcps = hcps;
+        println!("\n  step: {events} events, HCPs drawn from {hcps} ({} with a summary)", hub.store().hcp_count().unwrap_or(0));
+        println!("    ingest (store, batches of 500)   {:>10.0} events/s", r.ingest_per_sec());
+        println!(
+            "    analysis                         {:>10.0} calls/s ({} calls in {:.1} s)",
+            r.analysis_per_sec(),
+            r.calls_analysed,
+            r.analysis_secs
+        );
+        let hcp =
+            hub.store().hcp_page(&Default::default()).ok().and_then(|p| p.rows.first().map(|(s, _)| s.hcp_id.clone())).unwrap_or_default();
+        let pages = [
+            "/dashboard".to_string(),
+            "/dashboard/decks".into(),
+            "/dashboard/decks/com.example.sample".into(),
+            "/dashboard/hcps".into(),
+            "/dashboard/hcps?sort=calls&page=3".into(),
+            "/dashboard/hcps?stage=aware&sort=last_call".into(),
+            format!("/dashboard/hcps/{hcp}"),
+            "/dashboard/channels".into(),
+            "/dashboard/sync".into(),
+        ];
+        let http = reqwest::Client::new();
+        // Fresh operators per step: the dashboard's per-operator rate limit (10/s, burst 100)
+        // must not throttle the timed requests.
+        let operator = hub.add_operator(&format!("bench-{events}"), 1, "cli:bench").expect("operator");
+        let loaders_ops: Vec<String> =
+            (0..2).map(|i| hub.add_operator(&format!("load-{events}-{i}"), 1, "cli:bench").expect("operator")).collect();
+        rt.block_on(async {
+            for path in &pages {
+                let _ = timed_get(&http, &format!("{url}{path}"), &operator).await;
+                let mut lat = Vec::new();
+                let mut bytes = 0;
+                for _ in 0..10 {
+                    let (d, n) = timed_get(&http, &format!("{url}{path}"), &operator).await;
+                    lat.push(d);
+                    bytes = n;
+                }
+                lat.sort();
+                println!(
+                    "    {:<44} p50 {:>8.1} ms  p95 {:>8.1} ms  ({:.0} KB)",
+                    path,
+                    pct(&lat, 50.0),
+                    pct(&lat, 95.0),
+                    bytes as f64 / 1e3
+                );
+            }
+            // A device's requests while two operators load pages.
+            let device = grown.devices[0].0.clone();
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let loaders: Vec<_> = loaders_ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| {
+                    let (http, url, op, stop, pages) = (http.clone(), url.clone(), op.clone(), stop.clone(), pages.clone());
+                    tokio::spawn(async move {
+                        let mut k = i;
+                        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            // Throttled (429) loads are fine here: the load is what matters.
+                            let r = http.get(format!("{url}{}", pages[k % pages.len()])).bearer_auth(&op).send().await;
+                            if let Ok(r) = r {
+                                let _ = r.bytes().await;
+                            }
+                            k += 1;
+                        }
+                    })
+                })
+                .collect();
+            let mut lat = Vec::new();
+            for _ in 0..100 {
+                lat.push(timed_get(&http, &format!("{url}/v1/device"), &device.token).await.0);
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            for l in loaders {
+                let _ = l.await;
+            }
+            lat.sort();
+            println!("    GET /v1/device while pages load       p50 {:>8.1} ms  p99 {:>8.1} ms", pct(&lat, 50.0), pct(&lat, 99.0));
+            // A new tablet's full feed.
+            let raw = reqwest::Client::builder().no_gzip().build().expect("client");
+            let (mut cursor, mut json_bytes, mut gz_bytes, mut plans) = ("0".to_string(), 0usize, 0usize, 0usize);
+            let t = Instant::now();
+            loop {
+                let r = http.get(format!("{url}/v1/changes?since={cursor}")).bearer_auth(&device.token).send().await.expect("feed");
+                let body = r.bytes().await.expect("feed body");
+                json_bytes += body.len();
+                let page: ChangePage = serde_json::from_slice(&body).expect("page");
+                let gz = raw
+                    .get(format!("{url}/v1/changes?since={cursor}"))
+                    .bearer_auth(&device.token)
+                    .header("accept-encoding", "gzip")
+                    .send()
+                    .await
+                    .expect("feed gz");
+                gz_bytes += gz.bytes().await.expect("gz body").len();
+                plans += page.plans.len();
+                cursor = page.next_cursor;
+                if !page.has_more {
+                    break;
+                }
+            }
+            println!(
+                "    a device's full feed                 {plans} plans, {:.1} KB JSON, {:.1} KB gzip, {:.0} ms (both encodings)",
+                json_bytes as f64 / 1e3,
+                gz_bytes as f64 / 1e3,
+                t.elapsed().as_secs_f64() * 1e3
+            );
+        });
+        println!("    peak RSS (the whole bench process)   {:>10.0} MB", peak_rss_mb());
+        println!(
+            "    data directory                       {:>10.1} MB{}",
+            dir_mb(dir.path()),
+            if _db.is_some() { " (blobs; database in PostgreSQL)" } else { "" }
+        );
+    }
+}

@@ -1,0 +1,180 @@
+//! The scale generator (feature `testkit`; issue 15): grows a hub step by step with realistic
+//! calls from many devices in several territories (slide views with dwell, reactions, calls
+//! ended), through the store's ingest path and the analysis worker, so the scale benchmark
+//! (`benches/scale.rs`) and its CI smoke step (`tests/scale_smoke.rs`) measure the same hub.
+//! Seeded: the same spec and seed build the same data.
+
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use edetail_protocol::WireEvent;
+use serde_json::json;
+
+use crate::admin::DeviceCredentials;
+use crate::error::Result;
+use crate::hub::Hub;
+use crate::store::CheckedEvent;
+
+/// The bundle the calls are made with: `edetail_bundle::testkit::SampleBundle`'s id, version
+/// and slides (the caller publishes it to every territory first).
+pub const BUNDLE_ID: &str = "com.example.sample";
+const SLIDES: [&str; 2] = ["intro", "efficacy"];
+const CHANNELS: [&str; 3] = ["face_to_face", "face_to_face", "remote"];
+const REACTIONS: [&str; 3] = ["positive", "neutral", "negative"];
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct ScaleSpec {
+    pub devices: usize,
+    pub territories: usize,
+    pub seed: u64,
+}
+
+/// The hub being grown: its devices, the HCP count and the calls so far.
+#[derive(Debug)]
+pub struct Grown {
+    pub devices: Vec<(DeviceCredentials, String)>,
+    next_seq: Vec<i64>,
+    calls: u64,
+    rng: u64,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    pub events: u64,
+    pub calls: u64,
+    pub ingest_secs: f64,
+    pub calls_analysed: u64,
+    pub analysis_secs: f64,
+}
+
+impl StepReport {
+    pub fn ingest_per_sec(&self) -> f64 {
+        self.events as f64 / self.ingest_secs.max(1e-9)
+    }
+    pub fn analysis_per_sec(&self) -> f64 {
+        self.calls_analysed as f64 / self.analysis_secs.max(1e-9)
+    }
+}
+
+impl Grown {
+    /// Registers `spec.devices` devices over `spec.territories` territories (`t0`, `t1`, ...).
+    pub fn start(hub: &Hub, spec: &ScaleSpec) -> Result<Grown> {
+        let devices = (0..spec.devices)
+            .map(|i| {
+                let territory = format!("t{}", i % spec.territories.max(1));
+                Ok((hub.add_device(&format!("rep-{i:04}"), &territory)?, territory))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Grown { next_seq: vec![1; devices.len()], devices, calls: 0, rng: spec.seed | 1 })
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*: deterministic, good enough to spread calls.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// One call's events: started (HCP, channel), 2-6 slide views with dwell, sometimes a
+    /// reaction, ended. Times within the last 300 days.
+    fn call(&mut self, device: usize, hcps: u64) -> Vec<WireEvent> {
+        self.calls += 1;
+        let call_id = format!("call-{device}-{}", self.calls);
+        let hcp = format!("hcp-{:06}", self.below(hcps));
+        let start = Utc::now() - Duration::minutes(self.below(300 * 24 * 60) as i64 + 60);
+        let channel = CHANNELS[self.below(CHANNELS.len() as u64) as usize];
+        let mut t = 0i64;
+        let mut out = vec![(
+            "call_started",
+            json!({"hcp_id": hcp, "bundle_id": BUNDLE_ID, "bundle_version": 1, "channel": channel, "rep_id": "rep"}),
+        )];
+        for _ in 0..2 + self.below(5) {
+            let slide = SLIDES[self.below(SLIDES.len() as u64) as usize];
+            let dwell = 1_000 + self.below(40_000) as i64;
+            out.push(("slide_enter", json!({"slide": slide, "presentation": "main"})));
+            if self.below(4) == 0 {
+                out.push(("reaction", json!({"slide": slide, "value": REACTIONS[self.below(3) as usize]})));
+            }
+            out.push(("slide_exit", json!({"slide": slide, "presentation": "main", "dwell_ms": dwell, "closed_by": "navigation"})));
+            t += dwell;
+        }
+        out.push(("call_ended", json!({})));
+        let n = out.len() as i64;
+        out.into_iter()
+            .enumerate()
+            .map(|(i, (kind, payload))| {
+                let seq = self.next_seq[device];
+                self.next_seq[device] += 1;
+                WireEvent {
+                    uuid: uuid::Uuid::new_v4().to_string(),
+                    seq,
+                    call_id: Some(call_id.clone()),
+                    kind: kind.into(),
+                    recorded_at: start + Duration::milliseconds(t * i as i64 / n),
+                    session: 1,
+                    mono_ms: t * i as i64 / n,
+                    payload,
+                }
+            })
+            .collect()
+    }
+
+    /// Adds about `events` events (whole calls, round-robin over the devices) with HCPs drawn
+    /// from `hcps`, through the store's ingest (batches of 500), then analyses every call.
+    pub fn grow(&mut self, hub: &Hub, events: u64, hcps: u64) -> Result<StepReport> {
+        let mut report = StepReport::default();
+        let mut pending: Vec<Vec<WireEvent>> = vec![Vec::new(); self.devices.len()];
+        let store = hub.store().clone();
+        let mut device = 0;
+        let mut ingest = std::time::Duration::ZERO;
+        while report.events < events {
+            let call = self.call(device, hcps);
+            report.events += call.len() as u64;
+            report.calls += 1;
+            pending[device].extend(call);
+            if pending[device].len() >= edetail_protocol::MAX_BATCH_EVENTS {
+                let batch: Vec<WireEvent> = pending[device].drain(..).collect();
+                let t = Instant::now();
+                apply(&store, &self.devices[device].0.device_id, batch)?;
+                ingest += t.elapsed();
+            }
+            device = (device + 1) % self.devices.len();
+        }
+        for (d, batch) in pending.into_iter().enumerate() {
+            if !batch.is_empty() {
+                let t = Instant::now();
+                apply(&store, &self.devices[d].0.device_id, batch)?;
+                ingest += t.elapsed();
+            }
+        }
+        report.ingest_secs = ingest.as_secs_f64();
+        let t = Instant::now();
+        let analysed = hub.analyze_pending()?;
+        report.analysis_secs = t.elapsed().as_secs_f64();
+        report.calls_analysed = analysed.calls_analysed;
+        Ok(report)
+    }
+}
+
+/// Stores one batch; every generated event is checked against the event contract first (as
+/// the hub's upload route does), so the generator cannot drift from what devices send.
+fn apply(store: &std::sync::Arc<dyn crate::store::HubStore>, device_id: &str, batch: Vec<WireEvent>) -> Result<()> {
+    for e in &batch {
+        let kind = edetail_protocol::EventKind::parse(&e.kind).map_err(|why| crate::error::Error::Internal(format!("generator: {why}")))?;
+        edetail_protocol::payload::Payload::parse(&kind, &e.payload)
+            .map_err(|why| crate::error::Error::Internal(format!("generator: {why}")))?;
+    }
+    let checked: Vec<CheckedEvent> =
+        batch.into_iter().map(|event| CheckedEvent::Valid { recorded_at_corrected: event.recorded_at, event }).collect();
+    let n = checked.len();
+    let o = store.apply_batch(device_id, &checked, 0, Utc::now())?;
+    debug_assert_eq!(o.accepted.len(), n);
+    Ok(())
+}
