@@ -504,6 +504,64 @@ impl<T> HubStore for T where
 {
 }
 
+/// Which SQL a query is written for (placeholders, collation-safe prefix tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SqlDialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, with only the
+/// filters that are set (a catch-all `?n IS NULL OR ...` form keeps SQLite from driving the
+/// query by the stage index: 1.1 s against 5 ms at 100 k events): the `FROM ... WHERE` text and
+/// its parameters in order. Both backends use it.
+pub(crate) fn hcp_filter(q: &HcpQuery, dialect: SqlDialect) -> (String, Vec<String>) {
+    let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let arg = |v: &str, args: &mut Vec<String>| {
+        args.push(v.to_string());
+        match dialect {
+            SqlDialect::Sqlite => format!("?{}", args.len()),
+            SqlDialect::Postgres => format!("${}", args.len()),
+        }
+    };
+    match (&q.stage, &q.product) {
+        (Some(stage), Some(product)) => {
+            let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
+        }
+        (Some(stage), None) => {
+            let s = arg(stage, &mut args);
+            conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
+        }
+        (None, Some(product)) => {
+            let p = arg(product, &mut args);
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
+        }
+        (None, None) => {}
+    }
+    if let Some(segment) = &q.segment {
+        let s = arg(segment, &mut args);
+        conds.push(format!("h.segment = {s}"));
+    }
+    if let Some(prefix) = &q.id_prefix {
+        match dialect {
+            // Every id with the prefix sorts below prefix + U+10FFFF in SQLite's byte order: a
+            // range the primary key serves.
+            SqlDialect::Sqlite => {
+                let (lo, hi) = (arg(prefix, &mut args), arg(&format!("{prefix}\u{10FFFF}"), &mut args));
+                conds.push(format!("s.hcp_id >= {lo} AND s.hcp_id < {hi}"));
+            }
+            // Compared as a prefix whatever the database's collation.
+            SqlDialect::Postgres => {
+                let p = arg(prefix, &mut args);
+                conds.push(format!("left(s.hcp_id, length({p})) = {p}"));
+            }
+        }
+    }
+    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
+}
+
 /// The dashboard's lists and counts over HCP summaries (issue 15): indexed SQL, paginated,
 /// never a load of every profile.
 pub trait InsightStore {

@@ -40,42 +40,6 @@ pub(super) async fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result
     Ok(())
 }
 
-/// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, only those set (so
-/// the planner can drive the query by an index): the condition and its parameters in order.
-fn hcp_filter(q: &HcpQuery) -> (String, Vec<String>) {
-    let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    let arg = |v: &str, args: &mut Vec<String>| {
-        args.push(v.to_string());
-        format!("${}", args.len())
-    };
-    match (&q.stage, &q.product) {
-        (Some(stage), Some(product)) => {
-            let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
-            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
-        }
-        (Some(stage), None) => {
-            let s = arg(stage, &mut args);
-            conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
-        }
-        (None, Some(product)) => {
-            let p = arg(product, &mut args);
-            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
-        }
-        (None, None) => {}
-    }
-    if let Some(segment) = &q.segment {
-        let s = arg(segment, &mut args);
-        conds.push(format!("h.segment = {s}"));
-    }
-    if let Some(prefix) = &q.id_prefix {
-        // Compared as a prefix whatever the database's collation.
-        let p = arg(prefix, &mut args);
-        conds.push(format!("left(s.hcp_id, length({p})) = {p}"));
-    }
-    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
-}
-
 impl InsightStore for PgStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
         let order = match q.sort {
@@ -83,7 +47,7 @@ impl InsightStore for PgStore {
             HcpSort::Calls => "s.calls DESC, s.hcp_id",
             HcpSort::LastCall => "s.last_call_at DESC NULLS LAST, s.hcp_id",
         };
-        let (from, args) = hcp_filter(q);
+        let (from, args) = crate::store::hcp_filter(q, crate::store::SqlDialect::Postgres);
         let (limit, offset) = (q.limit.min(i64::MAX as u64), q.offset.min(i64::MAX as u64));
         self.read(move |tx| {
             Box::pin(async move {

@@ -38,43 +38,6 @@ pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, only those set (a
-/// catch-all `?n IS NULL OR ...` would keep the planner from driving the query by an index):
-/// the condition and its parameters in order.
-fn hcp_filter(q: &HcpQuery) -> (String, Vec<String>) {
-    let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    let arg = |v: &str, args: &mut Vec<String>| {
-        args.push(v.to_string());
-        format!("?{}", args.len())
-    };
-    match (&q.stage, &q.product) {
-        (Some(stage), Some(product)) => {
-            let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
-            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
-        }
-        (Some(stage), None) => {
-            let s = arg(stage, &mut args);
-            conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
-        }
-        (None, Some(product)) => {
-            let p = arg(product, &mut args);
-            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
-        }
-        (None, None) => {}
-    }
-    if let Some(segment) = &q.segment {
-        let s = arg(segment, &mut args);
-        conds.push(format!("h.segment = {s}"));
-    }
-    if let Some(prefix) = &q.id_prefix {
-        // Every id with the prefix sorts below prefix + U+10FFFF (byte order, SQLite's BINARY).
-        let (lo, hi) = (arg(prefix, &mut args), arg(&format!("{prefix}\u{10FFFF}"), &mut args));
-        conds.push(format!("s.hcp_id >= {lo} AND s.hcp_id < {hi}"));
-    }
-    let filter = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
-}
-
 impl InsightStore for SqliteStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
         let order = match q.sort {
@@ -82,7 +45,7 @@ impl InsightStore for SqliteStore {
             HcpSort::Calls => "s.calls DESC, s.hcp_id",
             HcpSort::LastCall => "s.last_call_at IS NULL, s.last_call_at DESC, s.hcp_id",
         };
-        let (from, args) = hcp_filter(q);
+        let (from, args) = crate::store::hcp_filter(q, crate::store::SqlDialect::Sqlite);
         self.read(|c| {
             let total: i64 =
                 c.prepare_cached(&format!("SELECT COUNT(*) {from}"))?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
