@@ -439,7 +439,12 @@ fn microsite_with_prying_slide(hub: &edetail_hub::Hub, key: &edetail_bundle::Sec
         payload: serde_json::json!({}),
     };
     let store = hub.store();
-    store.apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now())?;
+    store.apply_batch(
+        &dev.device_id,
+        &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended, payload_json: None }],
+        0,
+        Utc::now(),
+    )?;
     let queued = store.pending_calls(10)?.into_iter().next().ok_or_else(|| Error::Internal("no queued call".into()))?;
     let path = hub.microsite_path("ms-fixture");
     let token = path.trim_start_matches("/m/").to_string();

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use edetail_bundle::Sha256Digest;
 use edetail_protocol::{
     Base64Bytes, BundleOffer, ChangePage, DEVICE_TIME_HEADER, DeviceInfo, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_PAGE_ITEMS, UploadAck,
-    UploadBatch, WireEvent,
+    WireEvent,
 };
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
@@ -148,9 +148,52 @@ fn corrected_time(recorded_at: DateTime<Utc>, skew_ms: i64, now: DateTime<Utc>) 
         .or_else(|| Some(recorded_at).filter(|t| time_in_window(*t, now)))
 }
 
+/// `POST /v1/events` as read by the hub: an `UploadBatch` whose payloads are kept as the JSON
+/// text the device sent, so the hub measures and stores that text instead of writing a parsed
+/// map out again (twice).
+#[derive(serde::Deserialize)]
+struct IncomingBatch {
+    device_id: String,
+    batch_id: String,
+    device_time: DateTime<Utc>,
+    events: Vec<IncomingEvent>,
+}
+
+/// A `WireEvent` with its payload as sent.
+#[derive(serde::Deserialize)]
+struct IncomingEvent {
+    uuid: String,
+    seq: i64,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: String,
+    recorded_at: DateTime<Utc>,
+    session: i64,
+    mono_ms: i64,
+    payload: Box<serde_json::value::RawValue>,
+}
+
 /// Validates one event at hub time `now`; permanently invalid ones become rejections with a
-/// reason.
-fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
+/// reason. The payload's size is that of its text as sent.
+fn check_event(incoming: IncomingEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
+    let payload_bytes = incoming.payload.get().len();
+    let payload_json: Box<str> = incoming.payload.into();
+    // Parsed once for the checks and the planner; the text is what is stored.
+    let (payload, unreadable) = match serde_json::from_str::<serde_json::Value>(&payload_json) {
+        Ok(v) => (v, false),
+        Err(_) => (serde_json::Value::Null, true),
+    };
+    let e = WireEvent {
+        uuid: incoming.uuid,
+        seq: incoming.seq,
+        call_id: incoming.call_id,
+        kind: incoming.kind,
+        recorded_at: incoming.recorded_at,
+        session: incoming.session,
+        mono_ms: incoming.mono_ms,
+        payload,
+    };
     let corrected = corrected_time(e.recorded_at, skew_ms, now);
     let kind = EventKind::parse(&e.kind);
     let reason = if uuid::Uuid::parse_str(&e.uuid).is_err() {
@@ -163,9 +206,9 @@ fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
         Some("call_id contains a NUL character".to_string())
     } else if e.call_id.as_deref().is_some_and(|c| c.len() > MAX_CALL_ID_BYTES) {
         Some(format!("call_id longer than {MAX_CALL_ID_BYTES} bytes"))
-    } else if !e.payload.is_object() {
+    } else if unreadable || !e.payload.is_object() {
         Some("payload is not a JSON object".to_string())
-    } else if serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len()) > MAX_PAYLOAD_BYTES {
+    } else if payload_bytes > MAX_PAYLOAD_BYTES {
         Some(format!("payload over {MAX_PAYLOAD_BYTES} bytes"))
     } else if let Some(Err(why)) = kind.as_ref().ok().map(|k| Payload::parse(k, &e.payload)) {
         Some(why)
@@ -178,7 +221,9 @@ fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
         None
     };
     match (reason, corrected) {
-        (None, Some(recorded_at_corrected)) => CheckedEvent::Valid { event: e, recorded_at_corrected },
+        (None, Some(recorded_at_corrected)) => {
+            CheckedEvent::Valid { event: e, recorded_at_corrected, payload_json: Some(String::from(payload_json)) }
+        }
         (reason, _) => CheckedEvent::Rejected { uuid: e.uuid, seq: e.seq, reason: reason.unwrap_or_default() },
     }
 }
@@ -186,7 +231,7 @@ fn check_event(e: WireEvent, skew_ms: i64, now: DateTime<Utc>) -> CheckedEvent {
 async fn post_events(State(hub): State<Hub>, headers: HeaderMap, body: Body) -> Result<axum::Json<UploadAck>> {
     let dev = device_auth(&hub, &headers, Touch::ByRoute).await?;
     let raw = read_body(&headers, body, MAX_BATCH_BYTES).await?;
-    let batch: UploadBatch = serde_json::from_slice(&raw).map_err(|e| Error::BadRequest(format!("malformed batch: {e}")))?;
+    let batch: IncomingBatch = serde_json::from_slice(&raw).map_err(|e| Error::BadRequest(format!("malformed batch: {e}")))?;
     if batch.device_id != dev.id {
         return Err(Error::Forbidden("device_id is not the token's device".into()));
     }

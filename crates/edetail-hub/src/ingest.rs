@@ -24,8 +24,18 @@ use edetail_protocol::{EventKind, RejectedEvent, WireEvent};
 /// An event of an upload batch after validation: to store, or rejected permanently.
 #[derive(Debug, Clone)]
 pub enum CheckedEvent {
-    Valid { event: WireEvent, recorded_at_corrected: DateTime<Utc> },
-    Rejected { uuid: String, seq: i64, reason: String },
+    Valid {
+        event: WireEvent,
+        recorded_at_corrected: DateTime<Utc>,
+        /// The payload as the device sent it (JSON text), when the caller has it: stored as is.
+        /// `None`: the store writes `event.payload` out.
+        payload_json: Option<String>,
+    },
+    Rejected {
+        uuid: String,
+        seq: i64,
+        reason: String,
+    },
 }
 
 /// The outcome of applying one batch (one transaction).
@@ -132,7 +142,7 @@ pub struct Rejection {
 pub struct IngestChanges<'a> {
     /// Events to store, in batch order, with their corrected times. None is stored yet, none
     /// is erased, and no two share a uuid.
-    pub inserts: Vec<(&'a WireEvent, DateTime<Utc>)>,
+    pub inserts: Vec<Insert<'a>>,
     /// Calls of this device to queue for analysis (their end is among `inserts`), in order,
     /// deduplicated.
     pub enqueue_calls: Vec<String>,
@@ -147,6 +157,24 @@ pub struct IngestChanges<'a> {
     pub old_watermark: i64,
     /// The answer to the device: accepted (= `inserts`), duplicates, rejected, new watermark.
     pub outcome: BatchOutcome,
+}
+
+/// An event to store, with its corrected time and its payload text when the device's is at hand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Insert<'a> {
+    pub event: &'a WireEvent,
+    pub recorded_at_corrected: DateTime<Utc>,
+    pub payload_json: Option<&'a str>,
+}
+
+impl Insert<'_> {
+    /// The payload text to store: the device's as sent, else `event.payload` written out.
+    pub fn payload_text(&self) -> Result<std::borrow::Cow<'_, str>, serde_json::Error> {
+        match self.payload_json {
+            Some(text) => Ok(std::borrow::Cow::Borrowed(text)),
+            None => serde_json::to_string(&self.event.payload).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 /// Plans one batch of `device_id` (pure: reads nothing but its arguments).
@@ -175,7 +203,7 @@ pub fn plan<'a>(device_id: &str, events: &'a [CheckedEvent], facts: &IngestFacts
                 reject(&mut ch, uuid, *seq, reason.clone());
                 *seq
             }
-            CheckedEvent::Valid { event: e, recorded_at_corrected } => {
+            CheckedEvent::Valid { event: e, recorded_at_corrected, payload_json } => {
                 // A seq already held by another uuid (stored, or earlier in this batch).
                 let holders = taken
                     .entry(e.seq)
@@ -199,7 +227,11 @@ pub fn plan<'a>(device_id: &str, events: &'a [CheckedEvent], facts: &IngestFacts
                     } else if !stored_here.insert(&e.uuid) {
                         ch.outcome.duplicates.push(e.uuid.clone());
                     } else {
-                        ch.inserts.push((e, *recorded_at_corrected));
+                        ch.inserts.push(Insert {
+                            event: e,
+                            recorded_at_corrected: *recorded_at_corrected,
+                            payload_json: payload_json.as_deref(),
+                        });
                         ch.outcome.accepted.push(e.uuid.clone());
                         if let Some(call_id) = &e.call_id
                             && is_call_end(&e.kind)
@@ -253,6 +285,7 @@ mod tests {
                 payload: serde_json::json!({}),
             },
             recorded_at_corrected: t,
+            payload_json: None,
         }
     }
 
@@ -261,7 +294,7 @@ mod tests {
     }
 
     fn inserted(ch: &IngestChanges<'_>) -> Vec<String> {
-        ch.inserts.iter().map(|(e, _)| e.uuid.clone()).collect()
+        ch.inserts.iter().map(|i| i.event.uuid.clone()).collect()
     }
 
     fn reasons(ch: &IngestChanges<'_>) -> Vec<(String, String)> {

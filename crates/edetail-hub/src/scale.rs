@@ -171,8 +171,10 @@ fn apply(store: &std::sync::Arc<dyn crate::store::HubStore>, device_id: &str, ba
         edetail_protocol::payload::Payload::parse(&kind, &e.payload)
             .map_err(|why| crate::error::Error::Internal(format!("generator: {why}")))?;
     }
-    let checked: Vec<CheckedEvent> =
-        batch.into_iter().map(|event| CheckedEvent::Valid { recorded_at_corrected: event.recorded_at, event }).collect();
+    let checked: Vec<CheckedEvent> = batch
+        .into_iter()
+        .map(|event| CheckedEvent::Valid { recorded_at_corrected: event.recorded_at, event, payload_json: None })
+        .collect();
     let n = checked.len();
     let o = store.apply_batch(device_id, &checked, 0, Utc::now())?;
     debug_assert_eq!(o.accepted.len(), n);

@@ -23,7 +23,7 @@ fn batch(first_seq: i64, n: usize, pad: usize) -> Vec<CheckedEvent> {
             if pad > 0 {
                 event.payload = serde_json::json!({"slide": "intro", "dwell_ms": 1200, "pad": "x".repeat(pad)});
             }
-            CheckedEvent::Valid { recorded_at_corrected: event.recorded_at, event }
+            CheckedEvent::Valid { recorded_at_corrected: event.recorded_at, event, payload_json: None }
         })
         .collect()
 }

@@ -73,7 +73,7 @@ fn wire(seq: i64) -> WireEvent {
 }
 
 fn valid(e: &WireEvent) -> CheckedEvent {
-    CheckedEvent::Valid { event: e.clone(), recorded_at_corrected: e.recorded_at }
+    CheckedEvent::Valid { event: e.clone(), recorded_at_corrected: e.recorded_at, payload_json: None }
 }
 
 fn version(id: &str, v: u64, product: &str, territories: &[&str], files: &[(&str, u64)]) -> NewBundleVersion {

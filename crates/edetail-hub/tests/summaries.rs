@@ -34,7 +34,7 @@ fn profiles_written_before_summaries_are_summarised_once() {
         mono_ms: 0,
         payload: serde_json::json!({}),
     };
-    let checked = edetail_hub::store::CheckedEvent::Valid { recorded_at_corrected: end.recorded_at, event: end };
+    let checked = edetail_hub::store::CheckedEvent::Valid { recorded_at_corrected: end.recorded_at, event: end, payload_json: None };
     edetail_hub::store::IngestStore::apply_batch(&*store, "d1", &[checked], 0, Utc::now()).unwrap();
     let queued = store.pending_calls(1).unwrap();
     let commit =

@@ -50,7 +50,9 @@ fn raw_store_rate(backend: Backend, n: usize) -> f64 {
     let events = wire_events(n, 0);
     let batches: Vec<Vec<CheckedEvent>> = events
         .chunks(MAX_BATCH_EVENTS)
-        .map(|c| c.iter().map(|e| CheckedEvent::Valid { event: e.clone(), recorded_at_corrected: e.recorded_at }).collect())
+        .map(|c| {
+            c.iter().map(|e| CheckedEvent::Valid { event: e.clone(), recorded_at_corrected: e.recorded_at, payload_json: None }).collect()
+        })
         .collect();
     let t = Instant::now();
     for b in &batches {

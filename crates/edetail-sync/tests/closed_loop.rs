@@ -205,7 +205,12 @@ fn microsites_serve_only_their_hcp_and_expire() {
         payload: json!({}),
     };
     store
-        .apply_batch(&dev.device_id, &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended }], 0, Utc::now())
+        .apply_batch(
+            &dev.device_id,
+            &[CheckedEvent::Valid { recorded_at_corrected: ended.recorded_at, event: ended, payload_json: None }],
+            0,
+            Utc::now(),
+        )
         .unwrap();
     let queued = store.pending_calls(10).unwrap().into_iter().find(|q| q.call_id == "c-expired").unwrap();
     let token = "ab".repeat(32);

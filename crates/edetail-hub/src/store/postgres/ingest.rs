@@ -156,8 +156,8 @@ async fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEv
 /// `UNNEST` insert per table, sent together (pipelined).
 async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>, skew_ms: i64, now: DateTime<Utc>) -> Result<()> {
     let mut cols = EventColumns::default();
-    for (e, corrected) in &ch.inserts {
-        cols.push(e, *corrected)?;
+    for ins in &ch.inserts {
+        cols.push(ins)?;
     }
     // Kept for support; a hostile "uuid" may hold NUL, which text columns refuse.
     let rej_uuid: Vec<String> = ch.rejections.iter().map(|r| r.uuid.replace('\0', "\u{fffd}")).collect();
@@ -255,7 +255,8 @@ struct EventColumns {
 }
 
 impl EventColumns {
-    fn push(&mut self, e: &WireEvent, corrected: DateTime<Utc>) -> Result<()> {
+    fn push(&mut self, ins: &crate::ingest::Insert<'_>) -> Result<()> {
+        let (e, corrected) = (ins.event, ins.recorded_at_corrected);
         self.uuid.push(e.uuid.clone());
         self.seq.push(e.seq);
         self.call_id.push(e.call_id.clone());
@@ -264,7 +265,7 @@ impl EventColumns {
         self.corrected.push(corrected);
         self.session.push(e.session);
         self.mono_ms.push(e.mono_ms);
-        self.payload.push(serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?);
+        self.payload.push(ins.payload_text().map_err(|err| Error::Internal(err.to_string()))?.into_owned());
         Ok(())
     }
 }

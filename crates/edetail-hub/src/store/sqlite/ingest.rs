@@ -300,8 +300,9 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
         "INSERT INTO events (uuid, device_id, seq, call_id, type, recorded_at, recorded_at_corrected, \
          session, mono_ms, payload, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for (e, recorded_at_corrected) in &ch.inserts {
-        let payload = serde_json::to_string(&e.payload).map_err(|err| Error::Internal(err.to_string()))?;
+    for ins in &ch.inserts {
+        let (e, recorded_at_corrected) = (ins.event, &ins.recorded_at_corrected);
+        let payload = ins.payload_text().map_err(|err| Error::Internal(err.to_string()))?;
         insert_event.execute(params![
             e.uuid,
             device_id,
