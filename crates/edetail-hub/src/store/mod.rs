@@ -471,7 +471,7 @@ pub const DEFAULT_OPERATOR_TOKEN_DAYS: i64 = 90;
 
 /// Persistent state of a hub (metadata and events; blob bytes live in a `BlobStore`): every
 /// concern's trait at once, so `Arc<dyn HubStore>` reaches all of them. Implemented for every
-/// type that implements the seven.
+/// type that implements the eight.
 pub trait HubStore:
     CredentialStore
     + FeedStore
