@@ -463,7 +463,8 @@ fn microsite_with_prying_slide(hub: &edetail_hub::Hub, key: &edetail_bundle::Sec
         views: 0,
     };
     store.commit_analysis(&AnalysisCommit {
-        queue_id: queued.queue_id,
+        queue_ids: vec![queued.queue_id],
+        merges: vec![],
         docs: vec![],
         summaries: vec![],
         plans: vec![],

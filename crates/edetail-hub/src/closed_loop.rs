@@ -8,17 +8,18 @@
 //! race (another hub process, a concurrent call of the same HCP) writes nothing and retries
 //! from fresh reads. Several hub processes may run this worker on one PostgreSQL.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use edetail_bundle::{Manifest, SecretKey, Sha256Digest};
 use edetail_protocol::Plan;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::analytics::{self, AnalyzedEvent, CallInput, DeckMeta, DeckStats, HcpProfile, StageRules};
 use crate::error::{Error, Result};
-use crate::store::{AnalysisCommit, Doc, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
+use crate::store::{AnalysisCommit, Doc, DocMerge, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
 
 /// Document kinds in the store.
 pub const DOC_HCP: &str = "hcp";
@@ -29,7 +30,7 @@ pub const PLAN_VALIDITY: Duration = Duration::days(30);
 pub const MICROSITE_VALIDITY: Duration = Duration::days(14);
 /// At most this many slides on a microsite.
 pub const MICROSITE_MAX_SLIDES: usize = 6;
-/// Calls analysed per store round trip.
+/// Calls claimed, read and committed together.
 pub const BATCH: usize = 50;
 /// How long a worker holds the calls it claimed (`AnalysisStore::claim_calls`): far longer than
 /// a batch takes; a worker that dies leaves its calls to the others after this.
@@ -61,6 +62,38 @@ pub struct AnalysisReport {
     pub microsites: u64,
 }
 
+impl AnalysisReport {
+    fn add(&mut self, o: &AnalysisReport) {
+        self.calls_analysed += o.calls_analysed;
+        self.calls_skipped += o.calls_skipped;
+        self.conflicts_retried += o.conflicts_retried;
+        self.calls_failed += o.calls_failed;
+        self.profiles_summarised += o.profiles_summarised;
+        self.plans += o.plans;
+        self.microsites += o.microsites;
+    }
+}
+
+/// A published bundle version as the analysis needs it.
+#[derive(Debug)]
+struct Content {
+    manifest: Manifest,
+    deck: DeckMeta,
+}
+
+/// Published bundle versions by `(bundle_id, version)`.
+type ContentCache = BTreeMap<(String, u64), Arc<Content>>;
+
+/// How the store folds a batch's deck statistics into the stored ones ([`DocMerge`]).
+fn merge_deck_stats(stored: Option<&Value>, delta: &Value) -> Result<Value> {
+    let mut stats: DeckStats = match stored {
+        Some(v) => DeckStats::deserialize(v).map_err(|e| Error::Internal(format!("stored deck statistics: {e}")))?,
+        None => DeckStats::default(),
+    };
+    stats.merge(&DeckStats::deserialize(delta).map_err(|e| Error::Internal(format!("deck statistics delta: {e}")))?);
+    to_doc(&stats)
+}
+
 /// The analysis worker over one store.
 #[derive(Debug, Clone)]
 pub struct Analyzer {
@@ -75,7 +108,9 @@ pub struct Analyzer {
     /// One run at a time per analyzer: a manual run (`hub analyze`, tests) waits for the
     /// background worker's, then finds what is left (claims are skipped while another
     /// transaction is taking them, so two runs of one process would not see each other's).
-    run_lock: Arc<std::sync::Mutex<()>>,
+    run_lock: Arc<Mutex<()>>,
+    /// Published bundle versions seen, by `(bundle_id, version)` (they never change).
+    contents: Arc<Mutex<ContentCache>>,
 }
 
 impl Analyzer {
@@ -89,6 +124,7 @@ impl Analyzer {
             visit_key,
             owner: format!("analyzer-{}", uuid::Uuid::new_v4()),
             run_lock: Arc::default(),
+            contents: Arc::default(),
         }
     }
 
@@ -121,20 +157,32 @@ impl Analyzer {
             if queued.is_empty() {
                 return Ok(report);
             }
-            let mut progressed = false;
-            for call in &queued {
-                match self.analyse_with_retries(call, &mut report) {
-                    Ok(true) => progressed = true,
-                    Ok(false) => {}
-                    Err(e) => {
-                        // Never the payloads: the error names the call and what failed.
-                        tracing::warn!(device = %call.device_id, call = %call.call_id, error = %e, "call analysis failed");
-                        report.calls_failed += 1;
-                        self.store.analysis_failed(call.queue_id, &e.to_string())?;
-                        progressed = true;
+            // The claimed calls in one commit; one by one when that keeps conflicting or fails,
+            // so a failure is recorded against the call that caused it.
+            let whole = if queued.len() > 1 { self.analyse_with_retries(&queued, &mut report) } else { Ok(false) };
+            let progressed = match whole {
+                Ok(true) => true,
+                Ok(false) | Err(_) => {
+                    if let Err(e) = whole {
+                        tracing::debug!(calls = queued.len(), error = %e, "batch analysis failed; analysing its calls one by one");
                     }
+                    let mut progressed = false;
+                    for call in &queued {
+                        match self.analyse_with_retries(std::slice::from_ref(call), &mut report) {
+                            Ok(true) => progressed = true,
+                            Ok(false) => {}
+                            Err(e) => {
+                                // Never the payloads: the error names the call and what failed.
+                                tracing::warn!(device = %call.device_id, call = %call.call_id, error = %e, "call analysis failed");
+                                report.calls_failed += 1;
+                                self.store.analysis_failed(call.queue_id, &e.to_string())?;
+                                progressed = true;
+                            }
+                        }
+                    }
+                    progressed
                 }
-            }
+            };
             if !progressed {
                 return Ok(report);
             }
@@ -159,9 +207,10 @@ impl Analyzer {
         }
     }
 
-    fn analyse_with_retries(&self, call: &QueuedCall, report: &mut AnalysisReport) -> Result<bool> {
+    fn analyse_with_retries(&self, calls: &[QueuedCall], report: &mut AnalysisReport) -> Result<bool> {
         for _ in 0..MAX_CONFLICT_RETRIES {
-            if self.analyse(call, report)? {
+            if let Some(done) = self.analyse(calls)? {
+                report.add(&done);
                 return Ok(true);
             }
             report.conflicts_retried += 1;
@@ -169,81 +218,161 @@ impl Analyzer {
         Ok(false)
     }
 
-    /// One attempt: reads, computes, commits. `Ok(false)` on an optimistic conflict.
-    fn analyse(&self, call: &QueuedCall, report: &mut AnalysisReport) -> Result<bool> {
+    /// One attempt at a batch of calls (in queue order): reads them all, folds each into its
+    /// deck's statistics and its HCP's profile in memory, makes each HCP's plan from the
+    /// profile after the batch, and commits everything at once. `None` on an optimistic
+    /// conflict (nothing written).
+    fn analyse(&self, calls: &[QueuedCall]) -> Result<Option<AnalysisReport>> {
         let now = Utc::now();
-        let events = self.store.call_events(&call.device_id, &call.call_id)?;
-        let input = CallInput {
-            call_key: format!("{}/{}", call.device_id, call.call_id),
-            device_id: call.device_id.clone(),
-            territory: call.territory.clone(),
-            events: events
-                .into_iter()
-                .map(|e| AnalyzedEvent { uuid: e.uuid, kind: e.kind, at: e.recorded_at_corrected, payload: e.payload })
-                .collect(),
-        };
-        let skip = |report: &mut AnalysisReport| -> Result<bool> {
-            let done = self.store.commit_analysis(&AnalysisCommit {
-                queue_id: call.queue_id,
-                docs: vec![],
-                summaries: vec![],
-                plans: vec![],
-                microsites: vec![],
-                now,
-            })?;
-            if done {
-                report.calls_skipped += 1;
-            }
-            Ok(done)
-        };
-        let Some(header) = analytics::call_header(&input) else { return skip(report) };
-        if header.channel == "preview" {
-            return skip(report);
-        }
-        let manifest = match self.manifest(&header.bundle_id, header.bundle_version)? {
-            Some(m) => m,
-            // A bundle this hub never published (content side-loaded for a test): nothing to fold into.
-            None => return skip(report),
-        };
-        let deck = DeckMeta::from_manifest(&manifest);
+        let mut report = AnalysisReport::default();
+        let refs: Vec<(String, String)> = calls.iter().map(|c| (c.device_id.clone(), c.call_id.clone())).collect();
+        let events = self.store.calls_events(&refs)?;
 
-        let mut keys = vec![(DOC_DECK.to_string(), header.bundle_id.clone())];
-        if let Some(h) = &header.hcp_id {
-            keys.push((DOC_HCP.to_string(), h.clone()));
+        // The calls there is something to fold in (a header, not a preview, a known bundle).
+        let mut work = Vec::new();
+        for (call, events) in calls.iter().zip(events) {
+            let input = CallInput {
+                call_key: format!("{}/{}", call.device_id, call.call_id),
+                device_id: call.device_id.clone(),
+                territory: call.territory.clone(),
+                events: events
+                    .into_iter()
+                    .map(|e| AnalyzedEvent { uuid: e.uuid, kind: e.kind, at: e.recorded_at_corrected, payload: e.payload })
+                    .collect(),
+            };
+            let Some(header) = analytics::call_header(&input).filter(|h| h.channel != "preview") else {
+                report.calls_skipped += 1;
+                continue;
+            };
+            // A bundle this hub never published (content side-loaded for a test): nothing to fold into.
+            let Some(content) = self.content(&header.bundle_id, header.bundle_version)? else {
+                report.calls_skipped += 1;
+                continue;
+            };
+            work.push((call, input, header, content));
+        }
+
+        // Each deck's statistics and each HCP's profile, read once for the batch.
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for (_, _, h, _) in &work {
+            let mut push = |k: (String, String)| {
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            };
+            push((DOC_DECK.to_string(), h.bundle_id.clone()));
+            if let Some(hcp) = &h.hcp_id {
+                push((DOC_HCP.to_string(), hcp.clone()));
+            }
         }
         let docs = self.store.load_docs(&keys)?;
-        let (mut stats, deck_version): (DeckStats, i64) = parse_doc(docs[0].as_ref())?;
-        let mut profile: Option<(HcpProfile, i64)> = match &header.hcp_id {
-            Some(h) => {
-                let (p, v): (Option<HcpProfile>, i64) = match docs.get(1).and_then(Option::as_ref) {
-                    Some(d) => (Some(from_doc(d)?), d.version),
-                    None => (None, 0),
+        let mut decks: BTreeMap<String, (DeckStats, DeckStats)> = BTreeMap::new();
+        let mut profiles: BTreeMap<String, (HcpProfile, i64)> = BTreeMap::new();
+        for ((kind, key), doc) in keys.iter().zip(&docs) {
+            if kind == DOC_DECK {
+                let (stats, _): (DeckStats, i64) = parse_doc(doc.as_ref())?;
+                let stats = if stats.bundle_id.is_empty() { DeckStats::new(key) } else { stats };
+                decks.insert(key.clone(), (stats.clone(), stats));
+            } else {
+                let profile = match doc {
+                    Some(d) => (from_doc(d)?, d.version),
+                    None => (HcpProfile::new(key), 0),
                 };
-                Some((p.unwrap_or_else(|| HcpProfile::new(h)), v))
+                profiles.insert(key.clone(), profile);
             }
-            None => None,
-        };
-        let segment = match &header.hcp_id {
-            Some(h) => self.store.hcp_segment(h)?,
-            None => None,
-        };
-        let outcome =
-            analytics::analyze_call(&input, &deck, &mut stats, profile.as_mut().map(|(p, _)| p), segment.as_deref(), &self.config.rules);
+        }
+        let hcp_ids: Vec<String> = profiles.keys().cloned().collect();
+        let segments = if hcp_ids.is_empty() { Default::default() } else { self.store.hcp_segments(&hcp_ids)? };
 
+        let mut entitled: BTreeMap<(String, String), Option<u64>> = BTreeMap::new();
+        let mut zips: BTreeMap<(String, String, u64), bool> = BTreeMap::new();
+        // (territory, HCP, bundle) -> what the plan is made on; the last call's wins.
+        let mut wanted: BTreeMap<(String, String, String), (u64, Arc<Content>)> = BTreeMap::new();
+        let mut microsites = Vec::new();
+        for (call, input, header, content) in &work {
+            let stats = &mut decks.get_mut(&header.bundle_id).expect("every deck was loaded").1;
+            let mut profile = header.hcp_id.as_ref().map(|h| &mut profiles.get_mut(h).expect("every profile was loaded").0);
+            let segment = header.hcp_id.as_ref().and_then(|h| segments.get(h)).map(String::as_str);
+            let outcome = analytics::analyze_call(input, &content.deck, stats, profile.as_deref_mut(), segment, &self.config.rules);
+            report.calls_analysed += 1;
+            let Some(profile) = profile else { continue };
+            // Plans go to the territory the HCP was met in; a microsite visit answers in the
+            // microsite's territory. Content is selected only from versions that territory is
+            // entitled to: a call on a bundle its territory may not show (side-loaded, or
+            // entitlement narrowed since) still counts in the HCP's profile and the deck's
+            // figures (it happened), but yields no plan and no microsite.
+            if call.territory.is_empty() || call.territory == crate::publish::ALL_TERRITORIES {
+                continue;
+            }
+            let key = (call.territory.clone(), header.bundle_id.clone());
+            let version = match entitled.get(&key) {
+                Some(v) => *v,
+                None => {
+                    let v = self.store.latest_entitled_version(&call.territory, &header.bundle_id)?;
+                    *entitled.entry(key).or_insert(v)
+                }
+            };
+            if let Some(version) = version {
+                wanted.insert((call.territory.clone(), profile_key(profile), header.bundle_id.clone()), (version, content.clone()));
+            }
+            if header.channel != "microsite"
+                && let Some(want) = &outcome.wants_microsite
+            {
+                let zkey = (call.territory.clone(), header.bundle_id.clone(), content.manifest.version);
+                let has_zip = match zips.get(&zkey) {
+                    Some(z) => *z,
+                    None => {
+                        let z = self.store.bundle_zip(&call.territory, &header.bundle_id, content.manifest.version)?.is_some();
+                        *zips.entry(zkey).or_insert(z)
+                    }
+                };
+                let slides =
+                    if has_zip { analytics::microsite_slides(profile, &content.deck, &want.topics, MICROSITE_MAX_SLIDES) } else { vec![] };
+                if !slides.is_empty() {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let token = self.microsite_token(&id);
+                    microsites.push(Microsite {
+                        token_sha256: Sha256Digest::of(token.as_bytes()).to_hex(),
+                        id,
+                        hcp_id: profile_key(profile),
+                        territory: call.territory.clone(),
+                        bundle_id: header.bundle_id.clone(),
+                        bundle_version: content.manifest.version,
+                        slides,
+                        topics: want.topics.clone(),
+                        reason: want.why.join("; "),
+                        created_at: now,
+                        expires_at: now + MICROSITE_VALIDITY,
+                        views: 0,
+                    });
+                }
+            }
+        }
+
+        // Each HCP's plan, from her profile after the whole batch.
+        let mut plans = Vec::new();
+        for ((territory, hcp, bundle_id), (version, content)) in &wanted {
+            let stats = &decks[bundle_id].1;
+            plans.push(self.plan_for(&profiles[hcp].0, bundle_id, *version, content, stats, territory, now)?);
+        }
         let mut commit = AnalysisCommit {
-            queue_id: call.queue_id,
-            docs: vec![DocWrite {
-                kind: DOC_DECK.into(),
-                key: header.bundle_id.clone(),
-                doc: to_doc(&stats)?,
-                expected_version: deck_version,
-            }],
+            queue_ids: calls.iter().map(|c| c.queue_id).collect(),
+            docs: vec![],
+            merges: vec![],
             summaries: vec![],
-            plans: vec![],
-            microsites: vec![],
+            plans,
+            microsites,
             now,
         };
-        if let Some((profile, version)) = &profile {
+        for (bundle_id, (base, folded)) in &decks {
+            commit.merges.push(DocMerge {
+                kind: DOC_DECK.into(),
+                key: bundle_id.clone(),
+                delta: to_doc(&folded.delta_since(base))?,
+                merge: merge_deck_stats,
+            });
+        }
+        for (profile, version) in profiles.values() {
             commit.docs.push(DocWrite {
                 kind: DOC_HCP.into(),
                 key: profile_key(profile),
@@ -251,51 +380,24 @@ impl Analyzer {
                 expected_version: *version,
             });
             commit.summaries.push(HcpSummary { hcp_id: profile_key(profile), ..summary_of(profile) });
-            // Plans go to the territory the HCP was met in; a microsite visit answers in the
-            // microsite's territory. Content is selected only from versions that territory is
-            // entitled to: a call on a bundle its territory may not show (side-loaded, or
-            // entitlement narrowed since) still counts in the HCP's profile and the deck's
-            // figures (it happened), but yields no plan and no microsite.
-            if !call.territory.is_empty() && call.territory != crate::publish::ALL_TERRITORIES {
-                if let Some(version) = self.store.latest_entitled_version(&call.territory, &header.bundle_id)? {
-                    let plan = self.plan_for(profile, &header.bundle_id, version, &manifest, &deck, &stats, &call.territory, now)?;
-                    commit.plans.push(plan);
-                }
-                if header.channel != "microsite"
-                    && let Some(want) = &outcome.wants_microsite
-                    && self.store.bundle_zip(&call.territory, &header.bundle_id, manifest.version)?.is_some()
-                {
-                    let slides = analytics::microsite_slides(profile, &deck, &want.topics, MICROSITE_MAX_SLIDES);
-                    if !slides.is_empty() {
-                        let id = uuid::Uuid::new_v4().to_string();
-                        let token = self.microsite_token(&id);
-                        commit.microsites.push(Microsite {
-                            token_sha256: Sha256Digest::of(token.as_bytes()).to_hex(),
-                            id,
-                            hcp_id: profile_key(profile),
-                            territory: call.territory.clone(),
-                            bundle_id: header.bundle_id.clone(),
-                            bundle_version: manifest.version,
-                            slides,
-                            topics: want.topics.clone(),
-                            reason: want.why.join("; "),
-                            created_at: now,
-                            expires_at: now + MICROSITE_VALIDITY,
-                            views: 0,
-                        });
-                    }
-                }
-            }
         }
-        let (plans, microsites) = (commit.plans.len() as u64, commit.microsites.len() as u64);
-        if self.store.commit_analysis(&commit)? {
-            report.calls_analysed += 1;
-            report.plans += plans;
-            report.microsites += microsites;
-            Ok(true)
-        } else {
-            Ok(false)
+        report.plans = commit.plans.len() as u64;
+        report.microsites = commit.microsites.len() as u64;
+        Ok(self.store.commit_analysis(&commit)?.then_some(report))
+    }
+
+    /// A bundle version's manifest and deck (cached: published versions never change), or the
+    /// current version's when this one is unknown here.
+    fn content(&self, bundle_id: &str, version: u64) -> Result<Option<Arc<Content>>> {
+        if let Some(c) = self.contents.lock().unwrap_or_else(|p| p.into_inner()).get(&(bundle_id.to_string(), version)) {
+            return Ok(Some(c.clone()));
         }
+        let Some(manifest) = self.manifest(bundle_id, version)? else { return Ok(None) };
+        let content = Arc::new(Content { deck: DeckMeta::from_manifest(&manifest), manifest });
+        if content.manifest.version == version {
+            self.contents.lock().unwrap_or_else(|p| p.into_inner()).insert((bundle_id.to_string(), version), content.clone());
+        }
+        Ok(Some(content))
     }
 
     /// The manifest a call was made on, or the current one when that version is unknown here.
@@ -318,15 +420,13 @@ impl Analyzer {
         profile: &HcpProfile,
         bundle_id: &str,
         version: u64,
-        call_manifest: &Manifest,
-        call_deck: &DeckMeta,
+        call_content: &Content,
         stats: &DeckStats,
         territory: &str,
         now: DateTime<Utc>,
     ) -> Result<NewPlan> {
-        let current = if version != call_manifest.version { self.manifest(bundle_id, version)? } else { None };
-        let deck = current.as_ref().map(DeckMeta::from_manifest);
-        let deck = deck.as_ref().unwrap_or(call_deck);
+        let current = if version != call_content.manifest.version { self.content(bundle_id, version)? } else { None };
+        let deck = current.as_ref().map_or(&call_content.deck, |c| &c.deck);
         let plan_id = uuid::Uuid::new_v4().to_string();
         let plan: Plan =
             analytics::build_plan_with_rules(profile, deck, stats, territory, &plan_id, now, PLAN_VALIDITY, &self.config.rules);

@@ -10,7 +10,8 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
-    AnalysisCommit, CheckedEvent, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan, Prescription,
+    AnalysisCommit, CheckedEvent, DocMerge, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
+    Prescription,
 };
 use edetail_hub::store::{Audited, NewAuditEntry, NewCredential, TokenRole};
 use edetail_hub::testkit::TestDatabase;
@@ -351,7 +352,15 @@ fn call_event(seq: i64, call: &str, kind: &str) -> WireEvent {
 }
 
 fn commit(queue_id: i64, docs: Vec<DocWrite>) -> AnalysisCommit {
-    AnalysisCommit { queue_id, docs, summaries: vec![], plans: vec![], microsites: vec![], now: Utc::now() }
+    AnalysisCommit {
+        queue_ids: vec![queue_id],
+        docs,
+        merges: vec![],
+        summaries: vec![],
+        plans: vec![],
+        microsites: vec![],
+        now: Utc::now(),
+    }
 }
 
 fn doc(kind: &str, key: &str, v: serde_json::Value, expected_version: i64) -> DocWrite {
@@ -461,6 +470,106 @@ fn concurrent_analysers_commit_each_call_once(s: Subject) {
     assert_eq!(wins, n, "every call committed once");
     let d = st.load_docs(&[("deck".to_string(), "b".to_string())]).unwrap().pop().unwrap().unwrap();
     assert_eq!(d.doc["calls"], n, "no lost update");
+}
+
+/// The test's merge rule: counters add up.
+fn add_counts(stored: Option<&serde_json::Value>, delta: &serde_json::Value) -> edetail_hub::Result<serde_json::Value> {
+    let n = |v: Option<&serde_json::Value>, k: &str| v.and_then(|v| v[k].as_i64()).unwrap_or(0);
+    Ok(json!({"calls": n(stored, "calls") + n(Some(delta), "calls"), "views": n(stored, "views") + n(Some(delta), "views")}))
+}
+
+fn merge(key: &str, calls: i64, views: i64) -> DocMerge {
+    DocMerge { kind: "deck".into(), key: key.into(), delta: json!({"calls": calls, "views": views}), merge: add_counts }
+}
+
+/// A batch commit: all its calls are marked done together with its documents, plans and
+/// merged counters, or nothing is written (one of its calls was done already).
+fn batch_commits_are_all_or_nothing(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    for i in 0..4 {
+        let c = format!("c{i}");
+        st.apply_batch(
+            "d1",
+            &[valid(&call_event(2 * i + 1, &c, "call_started")), valid(&call_event(2 * i + 2, &c, "call_ended"))],
+            0,
+            Utc::now(),
+        )
+        .unwrap();
+    }
+    let q = st.pending_calls(10).unwrap();
+    assert_eq!(q.len(), 4);
+    // Every call's events in one read, in the order asked; an unknown call has none.
+    let asked: Vec<(String, String)> = ["c2", "nope", "c0"].iter().map(|c| ("d1".to_string(), c.to_string())).collect();
+    let events = st.calls_events(&asked).unwrap();
+    assert_eq!(events.iter().map(Vec::len).collect::<Vec<_>>(), [2, 0, 2]);
+    assert_eq!((events[0][0].seq, events[0][1].seq, events[2][0].seq), (5, 6, 1));
+    assert_eq!(events[2][1].kind, "call_ended");
+    // Calls 0 and 1 together, with a plan and a merged counter.
+    let mut c = commit(q[0].queue_id, vec![doc("hcp", "hcp-1", json!({"calls": 2}), 0)]);
+    c.queue_ids.push(q[1].queue_id);
+    c.merges.push(merge("b", 2, 5));
+    c.plans.push(new_plan("north", "hcp-1", "p1"));
+    assert!(st.commit_analysis(&c).unwrap());
+    assert_eq!(st.pending_call_count().unwrap(), 2);
+    // Calls 1 (done already) and 2: nothing of it is written.
+    let mut c = commit(q[2].queue_id, vec![doc("hcp", "hcp-2", json!({"calls": 1}), 0)]);
+    c.queue_ids.push(q[1].queue_id);
+    c.merges.push(merge("b", 2, 100));
+    c.plans.push(new_plan("north", "hcp-2", "p2"));
+    assert!(!st.commit_analysis(&c).unwrap());
+    assert_eq!(st.pending_call_count().unwrap(), 2, "call 2 stays queued");
+    assert_eq!(st.load_docs(&[("hcp".into(), "hcp-2".into())]).unwrap(), vec![None]);
+    let deck = st.load_docs(&[("deck".into(), "b".into())]).unwrap().pop().unwrap().unwrap();
+    assert_eq!(deck.doc, json!({"calls": 2, "views": 5}));
+    let feed = st.changes("north", 0, 100).unwrap();
+    assert_eq!(feed.plans.iter().map(|p| p.plan.clone()).collect::<Vec<_>>(), [b"{\"plan_id\":\"p1\"}".to_vec()]);
+    // A merge adds to what is stored.
+    let mut c = commit(q[2].queue_id, vec![]);
+    c.queue_ids.push(q[3].queue_id);
+    c.merges.push(merge("b", 2, 7));
+    assert!(st.commit_analysis(&c).unwrap());
+    let deck = st.load_docs(&[("deck".into(), "b".into())]).unwrap().pop().unwrap().unwrap();
+    assert_eq!((deck.doc.clone(), deck.version), (json!({"calls": 4, "views": 12}), 2));
+}
+
+/// Workers in two hub processes commit batches that add to the same counters at once: every
+/// commit succeeds the first time (no optimistic conflict on merged documents) and no
+/// addition is lost.
+fn merged_documents_add_up_under_concurrent_commits(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    let n = 40;
+    for i in 0..n {
+        st.apply_batch("d1", &[valid(&call_event(i + 1, &format!("c{i}"), "call_ended"))], 0, Utc::now()).unwrap();
+    }
+    let ids: Vec<i64> = st.pending_calls(n as usize).unwrap().iter().map(|c| c.queue_id).collect();
+    let (a, b) = (s.store.clone(), (s.reopen)());
+    let workers: Vec<_> = [a.clone(), b.clone(), a, b]
+        .into_iter()
+        .enumerate()
+        .map(|(w, store)| {
+            let mine: Vec<i64> = ids.iter().copied().skip(w).step_by(4).collect();
+            std::thread::spawn(move || {
+                mine.chunks(2)
+                    .map(|pair| {
+                        let mut c = commit(pair[0], vec![]);
+                        c.queue_ids.extend(&pair[1..]);
+                        // Both documents, in the same order in every commit.
+                        c.merges = vec![merge("b", pair.len() as i64, 3), merge("c", 1, 0)];
+                        store.commit_analysis(&c).unwrap()
+                    })
+                    .collect::<Vec<bool>>()
+            })
+        })
+        .collect();
+    let results: Vec<bool> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert_eq!(results.len(), n as usize / 2);
+    assert!(results.iter().all(|ok| *ok), "no merge conflicts: {results:?}");
+    let docs = st.load_docs(&[("deck".into(), "b".into()), ("deck".into(), "c".into())]).unwrap();
+    assert_eq!(docs[0].as_ref().unwrap().doc, json!({"calls": n, "views": 3 * n / 2}));
+    assert_eq!(docs[1].as_ref().unwrap().doc, json!({"calls": n / 2, "views": 0}));
+    assert_eq!(st.pending_call_count().unwrap(), 0);
 }
 
 fn new_plan(territory: &str, hcp: &str, id: &str) -> NewPlan {
@@ -731,6 +840,9 @@ fn segments_and_prescriptions(s: Subject) {
     st.set_hcp_segments(&[("h2".into(), "diabetology".into())], Utc::now()).unwrap();
     assert_eq!(st.hcp_segment("h2").unwrap().as_deref(), Some("diabetology"));
     assert_eq!(st.hcp_segment("h3").unwrap(), None);
+    let got = st.hcp_segments(&["h1".into(), "h2".into(), "h3".into()]).unwrap();
+    assert_eq!(got.len(), 2, "an HCP without a segment is absent");
+    assert_eq!((got["h1"].as_str(), got["h2"].as_str()), ("cardiology", "diabetology"));
     let rx = |p: &str, n: u64| Prescription { hcp_id: "h1".into(), product: "cardiozen".into(), period: p.into(), count: n };
     st.import_prescriptions(&[rx("2026-10", 3), rx("2026-11", 5)]).unwrap();
     st.import_prescriptions(&[rx("2026-11", 6)]).unwrap();
@@ -1072,6 +1184,8 @@ suite!(
     finished_calls_are_queued_once,
     analysis_commits_are_optimistic,
     concurrent_analysers_commit_each_call_once,
+    batch_commits_are_all_or_nothing,
+    merged_documents_add_up_under_concurrent_commits,
     plans_travel_in_their_territory_feed,
     microsite_visits_are_recorded_and_queued,
     segments_and_prescriptions,

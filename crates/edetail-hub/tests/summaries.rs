@@ -37,8 +37,15 @@ fn profiles_written_before_summaries_are_summarised_once() {
     let checked = edetail_hub::store::CheckedEvent::Valid { recorded_at_corrected: end.recorded_at, event: end, payload_json: None };
     edetail_hub::store::IngestStore::apply_batch(&*store, "d1", &[checked], 0, Utc::now()).unwrap();
     let queued = store.pending_calls(1).unwrap();
-    let commit =
-        AnalysisCommit { queue_id: queued[0].queue_id, docs, summaries: vec![], plans: vec![], microsites: vec![], now: Utc::now() };
+    let commit = AnalysisCommit {
+        queue_ids: vec![queued[0].queue_id],
+        docs,
+        merges: vec![],
+        summaries: vec![],
+        plans: vec![],
+        microsites: vec![],
+        now: Utc::now(),
+    };
     assert!(store.commit_analysis(&commit).unwrap());
     assert_eq!(store.hcp_count().unwrap(), 0);
 

@@ -226,7 +226,8 @@ fn microsites_serve_only_their_hcp_and_expire() {
     assert!(
         store
             .commit_analysis(&AnalysisCommit {
-                queue_id: queued.queue_id,
+                queue_ids: vec![queued.queue_id],
+                merges: vec![],
                 docs: vec![],
                 summaries: vec![],
                 plans: vec![],

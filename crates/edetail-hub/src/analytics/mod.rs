@@ -55,6 +55,7 @@
 
 pub mod deck;
 pub mod ladder;
+mod merge;
 mod plan;
 pub mod profile;
 pub mod stages;

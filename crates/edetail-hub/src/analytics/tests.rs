@@ -407,6 +407,46 @@ fn segments_split_and_all_sums_them() {
 }
 
 #[test]
+fn deltas_of_concurrent_workers_merge_to_the_sequential_fold() {
+    let deck = small_deck();
+    let calls = small_calls();
+    let segs = [Some("cardiologist"), Some("gp"), None, Some("gp")];
+    // What is stored before: the first call.
+    let mut base = DeckStats::new(&deck.bundle_id);
+    analyze(&calls[0], &deck, &mut base, None, segs[0]);
+    // Sequentially: the other three folded into it.
+    let mut sequential = base.clone();
+    for (c, seg) in calls.iter().zip(segs).skip(1) {
+        analyze(c, &deck, &mut sequential, None, seg);
+    }
+    // Two workers start from the same stored statistics: one folds calls 1 and 3, the other
+    // call 2; each commits only what it added.
+    let (mut w1, mut w2) = (base.clone(), base.clone());
+    analyze(&calls[1], &deck, &mut w1, None, segs[1]);
+    analyze(&calls[3], &deck, &mut w1, None, segs[3]);
+    analyze(&calls[2], &deck, &mut w2, None, segs[2]);
+    let (d1, d2) = (w1.delta_since(&base), w2.delta_since(&base));
+    assert_eq!(d1.calls, 2);
+    assert!(!d1.segments.contains_key("cardiologist"), "a delta carries only what changed");
+    let mut stored = base.clone();
+    stored.merge(&d2);
+    stored.merge(&d1);
+    assert_eq!(stored, sequential);
+    // And through JSON, as the store merges documents.
+    let mut stored: DeckStats = serde_json::from_str(&serde_json::to_string(&base).unwrap()).unwrap();
+    stored.merge(&serde_json::from_str(&serde_json::to_string(&d1).unwrap()).unwrap());
+    stored.merge(&serde_json::from_str(&serde_json::to_string(&d2).unwrap()).unwrap());
+    assert_eq!(stored, sequential);
+    // A delta of nothing changes nothing; into empty statistics, a delta is the statistics.
+    let mut same = sequential.clone();
+    same.merge(&sequential.delta_since(&sequential));
+    assert_eq!(same, sequential);
+    let mut empty = DeckStats::default();
+    empty.merge(&sequential.delta_since(&DeckStats::new(&deck.bundle_id)));
+    assert_eq!(empty, sequential);
+}
+
+#[test]
 fn incremental_with_json_round_trips_equals_in_memory_and_expected_totals() {
     let deck = cardiozen();
     let rules = StageRules::default();

@@ -229,6 +229,21 @@ pub struct DocWrite {
     pub expected_version: i64,
 }
 
+/// Folds a worker's change into the stored document: `merge(stored, delta)` (stored `None`
+/// when absent) is the new document.
+pub type MergeFn = fn(Option<&serde_json::Value>, &serde_json::Value) -> Result<serde_json::Value>;
+
+/// A document of counters several workers add to at once (deck statistics): the store reads it
+/// under the row's lock inside the commit and writes `merge(stored, delta)`, so concurrent
+/// commits never conflict on it (and none of their additions is lost).
+#[derive(Debug, Clone)]
+pub struct DocMerge {
+    pub kind: String,
+    pub key: String,
+    pub delta: serde_json::Value,
+    pub merge: MergeFn,
+}
+
 /// A signed plan to put in a territory's change feed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPlan {
@@ -259,11 +274,16 @@ pub struct Microsite {
     pub views: u64,
 }
 
-/// Everything one call's analysis writes, in one transaction.
-#[derive(Debug, Clone, PartialEq)]
+/// Everything one analysis batch writes, in one transaction.
+#[derive(Debug, Clone)]
 pub struct AnalysisCommit {
-    pub queue_id: i64,
+    /// The queue rows of the calls analysed (or skipped), marked done; nothing is written when
+    /// any of them is done already.
+    pub queue_ids: Vec<i64>,
+    /// Written with optimistic versions (HCP profiles): nothing is written when one moved.
     pub docs: Vec<DocWrite>,
+    /// Added to under the row's lock, last in the transaction (deck statistics).
+    pub merges: Vec<DocMerge>,
     /// The summaries of the HCP profiles among `docs`, replaced with them.
     pub summaries: Vec<HcpSummary>,
     pub plans: Vec<NewPlan>,
@@ -726,12 +746,15 @@ pub trait AnalysisStore {
     fn parked_calls(&self) -> Result<Vec<ParkedCall>>;
     /// A call's stored events, by seq.
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
+    /// The stored events of each `(device_id, call_id)`, by seq, in the order asked (one read).
+    fn calls_events(&self, calls: &[(String, String)]) -> Result<Vec<Vec<StoredEvent>>>;
     /// The documents at these `(kind, key)`s, `None` where absent.
     fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>>;
     /// Every document of a kind, by key.
     fn list_docs(&self, kind: &str) -> Result<Vec<Doc>>;
-    /// Writes one call's analysis and removes its queue row, atomically. `Ok(false)` when
-    /// someone else analysed it first or a document moved since it was read: nothing written.
+    /// Writes a batch's analysis and marks its queue rows done, atomically. `Ok(false)` when
+    /// someone else analysed one of its calls first or a versioned document moved since it was
+    /// read (or two workers created the same merged document at once): nothing written.
     fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool>;
     /// Records a failed analysis attempt (the error names no personal data).
     fn analysis_failed(&self, queue_id: i64, error: &str) -> Result<()>;
@@ -758,6 +781,8 @@ pub trait CrmStore {
     /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
     fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
     fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
+    /// The segments of these HCPs (those without one are absent), in one read.
+    fn hcp_segments(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, String>>;
     /// Creates or replaces prescription counts; returns how many rows.
     fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize>;
     fn prescriptions(&self, hcp_id: &str) -> Result<Vec<Prescription>>;

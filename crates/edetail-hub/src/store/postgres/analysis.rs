@@ -2,6 +2,7 @@
 //! (`AnalysisStore`).
 
 use super::*;
+use crate::store::NewPlan;
 
 /// A call's events in order (analysis, per call): by `events_by_call`.
 pub(crate) const CALL_EVENTS_SQL: &str =
@@ -18,6 +19,42 @@ const QUEUED_CALL_COLUMNS: &str = "q.id, q.device_id, q.call_id, \
         WHERE m.id = (e.payload::jsonb ->> 'microsite_id') LIMIT 1), '*') \
    ELSE COALESCE((SELECT d.territory FROM devices d WHERE d.id = q.device_id), '') END, \
    q.attempts";
+
+/// Puts new plans in the feed, each replacing its HCP's current plan for the deck in that
+/// territory: one feed-counter update for all of them, then two statements.
+async fn insert_plans(tx: &Transaction<'_>, plans: &[NewPlan], now: DateTime<Utc>) -> Result<()> {
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let last: i64 = tx
+        .query_one("UPDATE feed_counter SET value = value + $1 WHERE id = 1 RETURNING value", &[&(plans.len() as i64)])
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    let first = last - plans.len() as i64 + 1;
+    let seqs: Vec<i64> = (first..=last).collect();
+    let col = |f: fn(&NewPlan) -> &String| plans.iter().map(f).cloned().collect::<Vec<String>>();
+    let (territories, hcps, bundles) = (col(|p| &p.territory), col(|p| &p.hcp_id), col(|p| &p.bundle_id));
+    let (ids, stages) = (col(|p| &p.plan_id), col(|p| &p.stage));
+    let bodies: Vec<&[u8]> = plans.iter().map(|p| p.plan.as_slice()).collect();
+    let signatures: Vec<&[u8]> = plans.iter().map(|p| p.signature.as_slice()).collect();
+    tx.execute(
+        "DELETE FROM plans p USING UNNEST($1::text[], $2::text[], $3::text[]) AS x(t, h, b) \
+         WHERE p.territory = x.t AND p.hcp_id = x.h AND p.bundle_id = x.b",
+        &[&territories, &hcps, &bundles],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.execute(
+        "INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) \
+         SELECT s, t, h, b, i, st, pl, sg, $9 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], \
+         $6::text[], $7::bytea[], $8::bytea[]) AS x(s, t, h, b, i, st, pl, sg)",
+        &[&seqs, &territories, &hcps, &bundles, &ids, &stages, &bodies, &signatures, &now],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
+}
 
 fn queued_call(r: &tokio_postgres::Row) -> QueuedCall {
     QueuedCall { queue_id: r.get(0), device_id: r.get(1), call_id: r.get(2), territory: r.get(3), attempts: r.get(4) }
@@ -127,20 +164,56 @@ impl AnalysisStore for PgStore {
         })
     }
 
+    fn calls_events(&self, calls: &[(String, String)]) -> Result<Vec<Vec<StoredEvent>>> {
+        let (devices, call_ids): (Vec<String>, Vec<String>) = calls.iter().cloned().unzip();
+        let n = calls.len();
+        self.read(move |tx| {
+            Box::pin(async move {
+                // One query for the batch: each (device, call) looked up by `events_by_call`.
+                let rows = tx
+                    .query(
+                        "SELECT e.uuid, e.seq, e.type, e.recorded_at_corrected, e.payload, x.i \
+                         FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS x(d, c, i) \
+                         JOIN events e ON e.device_id = x.d AND e.call_id = x.c ORDER BY x.i, e.seq",
+                        &[&devices, &call_ids],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let mut out: Vec<Vec<StoredEvent>> = (0..n).map(|_| Vec::new()).collect();
+                for r in &rows {
+                    let i: i64 = r.get(5);
+                    out[(i - 1) as usize].push(StoredEvent {
+                        uuid: r.get(0),
+                        seq: r.get(1),
+                        kind: r.get(2),
+                        recorded_at_corrected: r.get(3),
+                        payload: json_value(r.get(4))?,
+                    });
+                }
+                Ok(out)
+            })
+        })
+    }
+
     fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
         let keys = keys.to_vec();
         self.read(move |tx| {
             Box::pin(async move {
-                let mut out = Vec::with_capacity(keys.len());
-                for (kind, key) in keys {
-                    let row = tx
-                        .query_opt("SELECT doc, version FROM analytics_docs WHERE kind = $1 AND key = $2", &[&kind, &key])
-                        .await
-                        .map_err(pg_err)?;
-                    out.push(match row {
-                        Some(r) => Some(Doc { doc: json_value(r.get(0))?, version: r.get(1), kind, key }),
-                        None => None,
-                    });
+                let (kinds, names): (Vec<&str>, Vec<&str>) = keys.iter().map(|(k, n)| (k.as_str(), n.as_str())).unzip();
+                // One query for all of them, by the primary key.
+                let rows = tx
+                    .query(
+                        "SELECT x.i, d.doc, d.version FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS x(k, n, i) \
+                         JOIN analytics_docs d ON d.kind = x.k AND d.key = x.n",
+                        &[&kinds, &names],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                let mut out: Vec<Option<Doc>> = vec![None; keys.len()];
+                for r in &rows {
+                    let i = (r.get::<_, i64>(0) - 1) as usize;
+                    let (kind, key) = keys[i].clone();
+                    out[i] = Some(Doc { doc: json_value(r.get(1))?, version: r.get(2), kind, key });
                 }
                 Ok(out)
             })
@@ -166,10 +239,10 @@ impl AnalysisStore for PgStore {
             Box::pin(async move {
                 let now = commit.now;
                 let n = tx
-                    .execute("UPDATE analysis_queue SET done_at = $2 WHERE id = $1 AND done_at IS NULL", &[&commit.queue_id, &now])
+                    .execute("UPDATE analysis_queue SET done_at = $2 WHERE id = ANY($1) AND done_at IS NULL", &[&commit.queue_ids, &now])
                     .await
                     .map_err(pg_err)?;
-                if n != 1 {
+                if n != commit.queue_ids.len() as u64 {
                     return Err(Error::Conflict);
                 }
                 for d in &commit.docs {
@@ -194,26 +267,7 @@ impl AnalysisStore for PgStore {
                         return Err(Error::Conflict);
                     }
                 }
-                for p in &commit.plans {
-                    let seq = next_feed_seq(tx).await?;
-                    // The new plan replaces the HCP's current one for this deck in the feed.
-                    tx.execute(
-                        "DELETE FROM plans WHERE territory = $1 AND hcp_id = $2 AND bundle_id = $3",
-                        &[&p.territory, &p.hcp_id, &p.bundle_id],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                    tx.execute(
-                        "INSERT INTO plans (feed_seq, territory, hcp_id, bundle_id, plan_id, stage, plan, signature, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        &[&seq, &p.territory, &p.hcp_id, &p.bundle_id, &p.plan_id, &p.stage, &p.plan, &p.signature, &now],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                }
-                for s in &commit.summaries {
-                    super::insight::put_summary(tx, s).await?;
-                }
+                super::insight::put_summaries(tx, &commit.summaries).await?;
                 for m in &commit.microsites {
                     tx.execute(
                         &format!("INSERT INTO microsites ({MICROSITE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0)"),
@@ -234,13 +288,38 @@ impl AnalysisStore for PgStore {
                     .await
                     .map_err(pg_err)?;
                 }
+                // The rows other commits wait for come last, so they are held briefly: the feed
+                // counter (plans) and the merged documents (deck statistics).
+                insert_plans(tx, &commit.plans, now).await?;
+                for m in &commit.merges {
+                    // A new document is created empty (version 0) first: a commit creating it at
+                    // the same time waits here for this one and then adds to what it wrote.
+                    tx.execute(
+                        "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) VALUES ($1, $2, '{}', 0, $3) \
+                         ON CONFLICT (kind, key) DO NOTHING",
+                        &[&m.kind, &m.key, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    let row = tx
+                        .query_one("SELECT doc, version FROM analytics_docs WHERE kind = $1 AND key = $2 FOR UPDATE", &[&m.kind, &m.key])
+                        .await
+                        .map_err(pg_err)?;
+                    let stored = if row.get::<_, i64>(1) == 0 { None } else { Some(json_value(row.get(0))?) };
+                    let text = json_text(&(m.merge)(stored.as_ref(), &m.delta)?)?;
+                    tx.execute(
+                        "UPDATE analytics_docs SET doc = $3, version = version + 1, updated_at = $4 WHERE kind = $1 AND key = $2",
+                        &[&m.kind, &m.key, &text, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                }
                 Ok(())
             })
         });
         match r {
             Ok(()) => Ok(true),
             Err(Error::Conflict) => Ok(false),
-            // Two workers inserting the same new document: the loser's unique violation.
             Err(e) => Err(e),
         }
     }

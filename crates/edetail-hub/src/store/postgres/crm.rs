@@ -30,6 +30,16 @@ impl CrmStore for PgStore {
         })
     }
 
+    fn hcp_segments(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        let ids = hcp_ids.to_vec();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx.query("SELECT id, segment FROM hcps WHERE id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+            })
+        })
+    }
+
     fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
         let rows = rows.to_vec();
         self.write(move |tx| {

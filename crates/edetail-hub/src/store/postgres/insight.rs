@@ -4,28 +4,53 @@ use super::*;
 use crate::store::{HcpPage, HcpQuery, HcpSort, HcpSummary, InsightStore};
 
 /// Replaces `s` (summary row, stage rows, channel rows) inside an open transaction.
-pub(super) async fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
-    let stages = serde_json::to_string(&s.stages).map_err(|e| Error::Internal(e.to_string()))?;
+/// Creates or replaces HCP summaries (distinct HCPs) inside an open transaction: five
+/// statements for the whole set.
+pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]) -> Result<()> {
+    if summaries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = summaries.iter().map(|s| s.hcp_id.as_str()).collect();
+    let calls: Vec<i64> = summaries.iter().map(|s| s.calls as i64).collect();
+    let last: Vec<Option<DateTime<Utc>>> = summaries.iter().map(|s| s.last_call_at).collect();
+    let top: Vec<Option<&str>> = summaries.iter().map(|s| s.top_topic.as_deref()).collect();
+    let stages = summaries
+        .iter()
+        .map(|s| serde_json::to_string(&s.stages).map_err(|e| Error::Internal(e.to_string())))
+        .collect::<Result<Vec<String>>>()?;
     tx.execute(
-        "INSERT INTO hcp_summaries (hcp_id, calls, last_call_at, top_topic, stages) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO hcp_summaries (hcp_id, calls, last_call_at, top_topic, stages) \
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[]) \
          ON CONFLICT (hcp_id) DO UPDATE SET calls = excluded.calls, last_call_at = excluded.last_call_at, \
          top_topic = excluded.top_topic, stages = excluded.stages",
-        &[&s.hcp_id, &(s.calls as i64), &s.last_call_at, &s.top_topic, &stages],
+        &[&ids, &calls, &last, &top, &stages],
     )
     .await
     .map_err(pg_err)?;
-    let (products, names): (Vec<&str>, Vec<&str>) = s.stages.iter().map(|(p, st)| (p.as_str(), st.as_str())).unzip();
-    tx.execute("DELETE FROM hcp_stages WHERE hcp_id = $1", &[&s.hcp_id]).await.map_err(pg_err)?;
+    let mut stage_rows: (Vec<&str>, Vec<&str>, Vec<&str>) = Default::default();
+    let mut channel_rows: (Vec<&str>, Vec<&str>) = Default::default();
+    for s in summaries {
+        for (p, st) in &s.stages {
+            stage_rows.0.push(&s.hcp_id);
+            stage_rows.1.push(p);
+            stage_rows.2.push(st);
+        }
+        for c in &s.channels {
+            channel_rows.0.push(&s.hcp_id);
+            channel_rows.1.push(c);
+        }
+    }
+    tx.execute("DELETE FROM hcp_stages WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
     tx.execute(
-        "INSERT INTO hcp_stages (hcp_id, product, stage) SELECT $1, p, st FROM UNNEST($2::text[], $3::text[]) AS x(p, st)",
-        &[&s.hcp_id, &products, &names],
+        "INSERT INTO hcp_stages (hcp_id, product, stage) SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])",
+        &[&stage_rows.0, &stage_rows.1, &stage_rows.2],
     )
     .await
     .map_err(pg_err)?;
-    tx.execute("DELETE FROM hcp_channels WHERE hcp_id = $1", &[&s.hcp_id]).await.map_err(pg_err)?;
+    tx.execute("DELETE FROM hcp_channels WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
     tx.execute(
-        "INSERT INTO hcp_channels (hcp_id, channel) SELECT $1, c FROM UNNEST($2::text[]) AS x(c) ON CONFLICT DO NOTHING",
-        &[&s.hcp_id, &s.channels],
+        "INSERT INTO hcp_channels (hcp_id, channel) SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
+        &[&channel_rows.0, &channel_rows.1],
     )
     .await
     .map_err(pg_err)?;
@@ -131,13 +156,6 @@ impl InsightStore for PgStore {
 
     fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()> {
         let summaries = summaries.to_vec();
-        self.write(move |tx| {
-            Box::pin(async move {
-                for s in &summaries {
-                    put_summary(tx, s).await?;
-                }
-                Ok(())
-            })
-        })
+        self.write(move |tx| Box::pin(async move { put_summaries(tx, &summaries).await }))
     }
 }

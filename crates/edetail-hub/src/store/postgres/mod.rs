@@ -85,10 +85,15 @@ fn pg_err(e: tokio_postgres::Error) -> Error {
                 || *c == SqlState::TOO_MANY_CONNECTIONS
         })
         || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    // The SQLSTATE names the failure without the server's message (which can quote values).
+    let what = match e.code() {
+        Some(c) => format!("database: {e} (SQLSTATE {})", c.code()),
+        None => format!("database: {e}"),
+    };
     if e.code() == Some(&SqlState::DISK_FULL) {
-        return Error::StorageFull(format!("database: {e}"));
+        return Error::StorageFull(what);
     }
-    if transient { Error::Unavailable(format!("database: {e}")) } else { Error::Internal(format!("database: {e}")) }
+    if transient { Error::Unavailable(what) } else { Error::Internal(what) }
 }
 
 struct Pool {

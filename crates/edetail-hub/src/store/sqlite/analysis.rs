@@ -9,6 +9,22 @@ pub(crate) const CALL_EVENTS_SQL: &str =
 pub(crate) const PENDING_BY_DEVICE_SQL: &str =
     "SELECT device_id, COUNT(*) FROM analysis_queue WHERE done_at IS NULL GROUP BY device_id ORDER BY device_id";
 
+fn read_call_events(c: &rusqlite::Connection, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
+    let mut st = c.prepare_cached(CALL_EVENTS_SQL)?;
+    let rows = st
+        .query_map(params![device_id, call_id], |r| {
+            Ok(StoredEvent {
+                uuid: r.get(0)?,
+                seq: r.get(1)?,
+                kind: r.get(2)?,
+                recorded_at_corrected: parse_time(&r.get::<_, String>(3)?)?,
+                payload: json_value(&r.get::<_, String>(4)?)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 /// A queued call and the territory it is analysed for (the microsite's for a visit, else the
 /// device's); `?2` is the microsite pseudo-device.
 const QUEUED_CALL_COLUMNS: &str = "q.id, q.device_id, q.call_id, \
@@ -80,21 +96,12 @@ impl AnalysisStore for SqliteStore {
     }
 
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached(CALL_EVENTS_SQL)?;
-            let rows = st
-                .query_map(params![device_id, call_id], |r| {
-                    Ok(StoredEvent {
-                        uuid: r.get(0)?,
-                        seq: r.get(1)?,
-                        kind: r.get(2)?,
-                        recorded_at_corrected: parse_time(&r.get::<_, String>(3)?)?,
-                        payload: json_value(&r.get::<_, String>(4)?)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
+        self.read(|c| read_call_events(c, device_id, call_id))
+    }
+
+    fn calls_events(&self, calls: &[(String, String)]) -> Result<Vec<Vec<StoredEvent>>> {
+        // One read transaction, one indexed lookup per call (no round trips in SQLite).
+        self.read(|c| calls.iter().map(|(d, call)| read_call_events(c, d, call)).collect())
     }
 
     fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
@@ -127,10 +134,11 @@ impl AnalysisStore for SqliteStore {
     fn commit_analysis(&self, commit: &AnalysisCommit) -> Result<bool> {
         let now = time_text(commit.now);
         self.write(|tx| {
-            let n =
-                tx.execute("UPDATE analysis_queue SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL", params![commit.queue_id, now])?;
-            if n != 1 {
-                return Err(Error::Conflict);
+            let mut st = tx.prepare_cached("UPDATE analysis_queue SET done_at = ?2 WHERE id = ?1 AND done_at IS NULL")?;
+            for id in &commit.queue_ids {
+                if st.execute(params![id, now])? != 1 {
+                    return Err(Error::Conflict);
+                }
             }
             for d in &commit.docs {
                 let text = json_text(&d.doc)?;
@@ -182,6 +190,19 @@ impl AnalysisStore for SqliteStore {
                         time_text(m.created_at),
                         time_text(m.expires_at)
                     ],
+                )?;
+            }
+            // Merged documents last (one writer in SQLite: the read below is current).
+            for m in &commit.merges {
+                let stored: Option<String> = tx
+                    .query_row("SELECT doc FROM analytics_docs WHERE kind = ?1 AND key = ?2", params![m.kind, m.key], |r| r.get(0))
+                    .optional()?;
+                let stored = stored.as_deref().map(json_value).transpose()?;
+                let text = json_text(&(m.merge)(stored.as_ref(), &m.delta)?)?;
+                tx.execute(
+                    "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) VALUES (?1, ?2, ?3, 1, ?4) \
+                     ON CONFLICT (kind, key) DO UPDATE SET doc = excluded.doc, version = version + 1, updated_at = excluded.updated_at",
+                    params![m.kind, m.key, text, now],
                 )?;
             }
             Ok(())

@@ -21,6 +21,19 @@ impl CrmStore for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT segment FROM hcps WHERE id = ?1", [hcp_id], |r| r.get(0)).optional()?))
     }
 
+    fn hcp_segments(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT segment FROM hcps WHERE id = ?1")?;
+            let mut out = std::collections::HashMap::new();
+            for h in hcp_ids {
+                if let Some(seg) = st.query_row([h], |r| r.get::<_, String>(0)).optional()? {
+                    out.insert(h.clone(), seg);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn import_prescriptions(&self, rows: &[Prescription]) -> Result<usize> {
         self.write(|tx| {
             let mut st = tx.prepare_cached(
