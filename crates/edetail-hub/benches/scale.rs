@@ -7,7 +7,8 @@
 //! Steps are cumulative `EVENTS:HCPS` targets: `EDETAIL_SCALE_STEPS` (default
 //! `20000:2000,100000:10000`; the targets are `1000000:20000,10000000:100000`, hours
 //! on a 2-core machine). `EDETAIL_SCALE_BACKEND=postgresql` for the PostgreSQL store (the
-//! cluster `scripts/services` starts), `EDETAIL_SCALE_DEVICES` (default 200),
+//! cluster `scripts/services` starts; `EDETAIL_SCALE_ANALYSERS`, default 2, hubs over that
+//! database analyse at once, as hub processes sharing the queue), `EDETAIL_SCALE_DEVICES` (default 200),
 //! `EDETAIL_SCALE_TERRITORIES` (default 10). Loopback only; nothing leaves the machine.
 //! Run: `cargo bench -p edetail-hub --bench scale`.
 
@@ -83,16 +84,25 @@ fn main() {
     let dir = tempfile::tempdir().expect("scratch");
     let key = SecretKey::from_seed(&[15; 32]);
     let _db;
+    let mut others = Vec::new();
     let hub = if backend.eq_ignore_ascii_case("postgresql") || backend.eq_ignore_ascii_case("postgres") {
         let db = TestDatabase::new();
-        let store = PgStore::connect(&db.url, edetail_hub::postgres::DEFAULT_POOL_SIZE).expect("postgres");
+        let pg_hub = || {
+            let store = PgStore::connect(&db.url, edetail_hub::postgres::DEFAULT_POOL_SIZE).expect("postgres");
+            Hub::with_store(
+                Arc::new(store),
+                BlobStore::open_local(dir.path()).expect("blobs"),
+                vec![key.public()],
+                AnalyzerConfig::generated().unwrap(),
+            )
+        };
+        let hub = pg_hub();
+        // Further hub "processes" on the same database: each its own pool and analyser.
+        for _ in 1..env_usize("EDETAIL_SCALE_ANALYSERS", 2) {
+            others.push(pg_hub());
+        }
         _db = Some(db);
-        Hub::with_store(
-            Arc::new(store),
-            BlobStore::open_local(dir.path()).expect("blobs"),
-            vec![key.public()],
-            AnalyzerConfig::generated().unwrap(),
-        )
+        hub
     } else {
         _db = None;
         Hub::open(HubConfig::local(dir.path().join("hub"), vec![key.public()])).expect("hub")
@@ -104,13 +114,15 @@ fn main() {
     let (mut events, mut last_hcps) = (0u64, 0u64);
     for (target, hcps) in steps {
         let add = target.saturating_sub(events);
-        let r = grown.grow(&hub, add, hcps.max(last_hcps)).expect("grow");
+        let r = grown.grow_shared(&hub, &others, add, hcps.max(last_hcps)).expect("grow");
         events += r.events;
         last_hcps = hcps;
         println!("\n  step: {events} events, HCPs drawn from {hcps} ({} with a summary)", hub.store().hcp_count().unwrap_or(0));
         println!("    ingest (store, batches of 500)   {:>10.0} events/s", r.ingest_per_sec());
         println!(
-            "    analysis                         {:>10.0} calls/s ({} calls in {:.1} s)",
+            "    analysis ({} hub{})                {:>10.0} calls/s ({} calls in {:.1} s)",
+            1 + others.len(),
+            if others.is_empty() { " " } else { "s" },
             r.analysis_per_sec(),
             r.calls_analysed,
             r.analysis_secs

@@ -47,6 +47,8 @@ pub struct StepReport {
     pub ingest_secs: f64,
     pub calls_analysed: u64,
     pub analysis_secs: f64,
+    /// Calls each analysing hub analysed in the timed drain (the first is `hub`'s).
+    pub analysed_by: Vec<u64>,
 }
 
 impl StepReport {
@@ -129,6 +131,13 @@ impl Grown {
     /// Adds about `events` events (whole calls, round-robin over the devices) with HCPs drawn
     /// from `hcps`, through the store's ingest (batches of 500), then analyses every call.
     pub fn grow(&mut self, hub: &Hub, events: u64, hcps: u64) -> Result<StepReport> {
+        self.grow_shared(hub, &[], events, hcps)
+    }
+
+    /// [`Grown::grow`], with the calls analysed by `hub` and every hub in `others` at once
+    /// (other hubs over the same PostgreSQL database, each with its own connection pool and
+    /// analyser, as other hub processes would be).
+    pub fn grow_shared(&mut self, hub: &Hub, others: &[Hub], events: u64, hcps: u64) -> Result<StepReport> {
         let mut report = StepReport::default();
         let mut pending: Vec<Vec<WireEvent>> = vec![Vec::new(); self.devices.len()];
         let store = hub.store().clone();
@@ -155,10 +164,19 @@ impl Grown {
             }
         }
         report.ingest_secs = ingest.as_secs_f64();
+        // The backlog the ingest left (a serving hub's own worker may have analysed some
+        // already), drained by the analysers; the rate is that backlog over the time taken.
+        let backlog = store.pending_call_count()?;
         let t = Instant::now();
-        let analysed = hub.analyze_pending()?;
+        let runs: Vec<Result<crate::closed_loop::AnalysisReport>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = std::iter::once(hub).chain(others).map(|h| scope.spawn(move || h.analyze_pending())).collect();
+            workers.into_iter().map(|w| w.join().expect("analysis thread")).collect()
+        });
         report.analysis_secs = t.elapsed().as_secs_f64();
-        report.calls_analysed = analysed.calls_analysed;
+        for r in runs {
+            report.analysed_by.push(r?.calls_analysed);
+        }
+        report.calls_analysed = backlog - store.pending_call_count()?;
         Ok(report)
     }
 }
