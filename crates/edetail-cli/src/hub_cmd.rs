@@ -192,6 +192,14 @@ pub enum HubCommand {
         /// The CSV file.
         csv: PathBuf,
     },
+    /// Import target lists (CSV with header rep_id,hcp_id): each rep listed gets exactly these
+    /// HCPs (reps not in the file keep theirs); her devices then receive plans only for her
+    /// targets and the HCPs she has called on. Newly assigned HCPs' plans are sent again.
+    Targets {
+        #[command(flatten)]
+        storage: StorageArgs,
+        csv: PathBuf,
+    },
     /// Import prescriptions (CSV with header hcp_id,product,period,count; period YYYY-MM),
     /// shown beside engagement on the dashboard.
     Prescriptions {
@@ -531,6 +539,16 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
         HubCommand::Hcps { storage, csv } => {
             let n = open(storage, vec![])?.import_hcp_segments(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
             out.emit(&serde_json::json!({"imported": n}), || format!("imported {n} HCP segment(s)\n"));
+            Ok(ExitCode::SUCCESS)
+        }
+        HubCommand::Targets { storage, csv } => {
+            let r = open(storage, vec![])?.import_rep_targets(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
+            out.emit(&r, || {
+                format!(
+                    "imported the target lists of {} rep(s): {} target(s), {} added, {} removed; {} plan(s) sent again\n",
+                    r.reps, r.targets, r.added, r.removed, r.plans_resent
+                )
+            });
             Ok(ExitCode::SUCCESS)
         }
         HubCommand::Prescriptions { storage, csv } => {

@@ -2,7 +2,8 @@
 //! (`edetail_hub::scale`: many devices in several territories, realistic slide views) and
 //! reports, after each step: store ingest events/s, analysis calls/s, p50/p95 of every
 //! dashboard page, a device request's p99 while dashboard pages load, a device's full feed
-//! (bytes as JSON and gzip, time), the process's peak RSS and the database size.
+//! after the CRM's target lists are imported (its rep's targets' plans: bytes as JSON and
+//! gzip, time), the process's peak RSS and the database size.
 //!
 //! Steps are cumulative `EVENTS:HCPS` targets: `EDETAIL_SCALE_STEPS` (default
 //! `20000:2000,100000:10000`; the targets are `1000000:20000,10000000:100000`, hours
@@ -117,6 +118,10 @@ fn main() {
         let r = grown.grow_shared(&hub, &others, add, hcps.max(last_hcps)).expect("grow");
         events += r.events;
         last_hcps = hcps;
+        // The CRM's target lists (every HCP drawn so far is some rep's target).
+        let t = Instant::now();
+        let targets = hub.import_rep_targets(&grown.targets_csv(hcps)).expect("targets");
+        let import_secs = t.elapsed().as_secs_f64();
         println!("\n  step: {events} events, HCPs drawn from {hcps} ({} with a summary)", hub.store().hcp_count().unwrap_or(0));
         println!("    ingest (store, batches of 500)   {:>10.0} events/s", r.ingest_per_sec());
         println!(
@@ -126,6 +131,10 @@ fn main() {
             r.analysis_per_sec(),
             r.calls_analysed,
             r.analysis_secs
+        );
+        println!(
+            "    target lists import              {:>10.1} s ({} reps, {} targets, {} new, {} plans sent again)",
+            import_secs, targets.reps, targets.targets, targets.added, targets.plans_resent
         );
         let hcp =
             hub.store().hcp_page(&Default::default()).ok().and_then(|p| p.rows.first().map(|(s, _)| s.hcp_id.clone())).unwrap_or_default();
@@ -220,7 +229,8 @@ fn main() {
                 }
             }
             println!(
-                "    a device's full feed                 {plans} plans, {:.1} KB JSON, {:.1} KB gzip, {:.0} ms (both encodings)",
+                "    a device's full feed ({} targets)    {plans} plans, {:.1} KB JSON, {:.1} KB gzip, {:.0} ms (both encodings)",
+                hcps.div_ceil(spec.devices as u64),
                 json_bytes as f64 / 1e3,
                 gz_bytes as f64 / 1e3,
                 t.elapsed().as_secs_f64() * 1e3

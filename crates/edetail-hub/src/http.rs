@@ -284,7 +284,7 @@ async fn get_changes(State(hub): State<Hub>, headers: HeaderMap, RawQuery(query)
         Some(s) => s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| Error::BadRequest("invalid cursor".into()))?,
     };
     let store = hub.inner().store.clone();
-    let page = blocking(move || store.changes(&dev.territory, since, MAX_PAGE_ITEMS)).await?;
+    let page = blocking(move || store.changes_for(&dev.territory, Some(&dev.rep_id), since, MAX_PAGE_ITEMS)).await?;
     json_maybe_gzip(
         &headers,
         &ChangePage {

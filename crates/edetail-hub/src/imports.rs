@@ -1,4 +1,4 @@
-//! CRM imports: HCP segments and prescriptions from small CSV files, checked whole before
+//! CRM imports: HCP segments, reps' target lists and prescriptions from small CSV files, checked whole before
 //! anything is stored; errors name the line, never its content.
 
 use chrono::Utc;
@@ -16,6 +16,17 @@ impl Hub {
             .map(|mut r| (std::mem::take(&mut r[0]), std::mem::take(&mut r[1])))
             .collect::<Vec<_>>();
         self.inner.store.set_hcp_segments(&rows, Utc::now())
+    }
+
+    /// Imports reps' target lists from CSV with a header `rep_id,hcp_id`: each rep in the file
+    /// gets exactly the HCPs listed for her (reps not in the file keep theirs). The whole file
+    /// or nothing.
+    pub fn import_rep_targets(&self, csv: &str) -> Result<store::TargetImport> {
+        let rows = parse_csv(csv, &["rep_id", "hcp_id"])?
+            .into_iter()
+            .map(|mut r| (std::mem::take(&mut r[0]), std::mem::take(&mut r[1])))
+            .collect::<Vec<_>>();
+        self.inner.store.set_rep_targets(&rows, Utc::now())
     }
 
     /// Imports prescriptions from CSV with a header `hcp_id,product,period,count` (period

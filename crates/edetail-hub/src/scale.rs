@@ -2,7 +2,8 @@
 //! calls from many devices in several territories (slide views with dwell, reactions, calls
 //! ended), through the store's ingest path and the analysis worker, so the scale benchmark
 //! (`benches/scale.rs`) and its CI smoke step (`tests/scale_smoke.rs`) measure the same hub.
-//! Seeded: the same spec and seed build the same data.
+//! Seeded: the same spec and seed build the same data. Each HCP is the target of one rep, who
+//! calls on her (`Grown::targets_csv` is the CRM's target list).
 
 use std::time::Instant;
 
@@ -21,6 +22,11 @@ pub const BUNDLE_ID: &str = "com.example.sample";
 const SLIDES: [&str; 2] = ["intro", "efficacy"];
 const CHANNELS: [&str; 3] = ["face_to_face", "face_to_face", "remote"];
 const REACTIONS: [&str; 3] = ["positive", "neutral", "negative"];
+
+/// The rep of device `i` (one device per rep).
+pub fn rep_of(i: u64) -> String {
+    format!("rep-{i:04}")
+}
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -66,7 +72,7 @@ impl Grown {
         let devices = (0..spec.devices)
             .map(|i| {
                 let territory = format!("t{}", i % spec.territories.max(1));
-                Ok((hub.add_device(&format!("rep-{i:04}"), &territory)?, territory))
+                Ok((hub.add_device(&rep_of(i as u64), &territory)?, territory))
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Grown { next_seq: vec![1; devices.len()], devices, calls: 0, rng: spec.seed | 1 })
@@ -89,7 +95,12 @@ impl Grown {
     fn call(&mut self, device: usize, hcps: u64) -> Vec<WireEvent> {
         self.calls += 1;
         let call_id = format!("call-{device}-{}", self.calls);
-        let hcp = format!("hcp-{:06}", self.below(hcps));
+        // HCP `h` is a target of the rep of device `h % devices` (see `targets_csv`); calls
+        // are on the device's own targets.
+        let n = self.devices.len() as u64;
+        let d = device as u64;
+        let hcp = if hcps > d { d + n * self.below((hcps - d).div_ceil(n)) } else { self.below(hcps) };
+        let hcp = format!("hcp-{hcp:06}");
         let start = Utc::now() - Duration::minutes(self.below(300 * 24 * 60) as i64 + 60);
         let channel = CHANNELS[self.below(CHANNELS.len() as u64) as usize];
         let mut t = 0i64;
@@ -126,6 +137,17 @@ impl Grown {
                 }
             })
             .collect()
+    }
+
+    /// The reps' target lists as the CRM would export them (`rep_id,hcp_id`, for
+    /// `Hub::import_rep_targets`): HCP `h` of `hcps` is assigned to the rep of device
+    /// `h % devices`, who calls on her.
+    pub fn targets_csv(&self, hcps: u64) -> String {
+        let mut csv = String::from("rep_id,hcp_id\n");
+        for h in 0..hcps {
+            csv.push_str(&format!("{},hcp-{h:06}\n", rep_of(h % self.devices.len() as u64)));
+        }
+        csv
     }
 
     /// Adds about `events` events (whole calls, round-robin over the devices) with HCPs drawn

@@ -83,4 +83,20 @@ async fn the_smallest_scale_step_builds_and_is_served() {
         assert!(!plans.is_empty(), "{territory} has plans");
         assert_eq!(distinct.len(), plans.len(), "{territory}: one plan per HCP in the feed");
     }
+
+    // With the CRM's target lists, a rep's device receives the plans of her targets only.
+    let (h, csv) = (hub.clone(), grown.targets_csv(150));
+    let r = tokio::task::spawn_blocking(move || h.import_rep_targets(&csv)).await.unwrap().unwrap();
+    assert_eq!((r.reps, r.targets, r.added), (6, 150, 150));
+    let (creds, _) = &grown.devices[0];
+    let page: ChangePage =
+        http.get(format!("{url}/v1/changes?since=0")).bearer_auth(&creds.token).send().await.unwrap().json().await.unwrap();
+    assert!(!page.has_more);
+    let hcps: BTreeSet<u64> = page
+        .plans
+        .iter()
+        .map(|p| serde_json::from_slice::<edetail_protocol::Plan>(&p.plan.0).unwrap().hcp_id["hcp-".len()..].parse().unwrap())
+        .collect();
+    assert!(!hcps.is_empty());
+    assert!(hcps.iter().all(|h| h % 6 == 0), "device 0's rep gets her targets' plans only: {hcps:?}");
 }

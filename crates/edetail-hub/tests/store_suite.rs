@@ -850,6 +850,64 @@ fn segments_and_prescriptions(s: Subject) {
     assert!(st.prescriptions("h2").unwrap().is_empty());
 }
 
+/// Plan ids in a feed page, sorted.
+fn plan_ids(page: &edetail_hub::store::FeedPage) -> Vec<String> {
+    let mut ids: Vec<String> = page
+        .plans
+        .iter()
+        .map(|p| serde_json::from_slice::<serde_json::Value>(&p.plan).unwrap()["plan_id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Target lists narrow a rep's plan feed to her targets and the HCPs she called on; a rep
+/// without a list gets her territory's; an HCP newly assigned reaches a device already past
+/// her plan; lists are replaced per rep; erasure removes the HCP from every list.
+fn rep_target_lists_narrow_the_plan_feed(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep-a", "north", "h1", Utc::now(), None, None).unwrap();
+    st.add_device("d2", "rep-b", "north", "h2", Utc::now(), None, None).unwrap();
+    st.apply_batch("d1", &[valid(&call_event(1, "c1", "call_ended"))], 0, Utc::now()).unwrap();
+    let q = st.pending_calls(10).unwrap();
+    let mut c = commit(q[0].queue_id, vec![]);
+    c.plans = vec![
+        new_plan("north", "hcp-1", "p1"),
+        new_plan("north", "hcp-2", "p2"),
+        new_plan("north", "hcp-3", "p3"),
+        new_plan("south", "hcp-1", "s1"),
+    ];
+    assert!(st.commit_analysis(&c).unwrap());
+    let feed = |rep: Option<&str>, since: i64| st.changes_for("north", rep, since, 100).unwrap();
+    assert_eq!(plan_ids(&feed(Some("rep-a"), 0)), ["p1", "p2", "p3"], "no list: the territory's plans");
+
+    let r = st.set_rep_targets(&[("rep-a".into(), "hcp-1".into()), ("rep-a".into(), "hcp-1".into())], Utc::now()).unwrap();
+    assert_eq!((r.reps, r.added, r.removed), (1, 1, 0));
+    assert_eq!(r.plans_resent, 2, "hcp-1's current plans (north and south) go out again");
+    let a = feed(Some("rep-a"), 0);
+    assert_eq!(plan_ids(&a), ["p1"]);
+    assert_eq!(plan_ids(&feed(Some("rep-b"), 0)), ["p1", "p2", "p3"], "rep-b has no list");
+    assert_eq!(plan_ids(&feed(None, 0)), ["p1", "p2", "p3"]);
+
+    // rep-a calls on hcp-3: her plans follow.
+    st.apply_batch("d1", &[valid(&started(2, "c2", "hcp-3"))], 0, Utc::now()).unwrap();
+    assert_eq!(plan_ids(&feed(Some("rep-a"), 0)), ["p1", "p3"]);
+
+    // hcp-2 newly assigned: a device past her plan receives it.
+    let cursor = feed(Some("rep-a"), 0).next_cursor;
+    assert!(plan_ids(&feed(Some("rep-a"), cursor)).is_empty());
+    let r = st.set_rep_targets(&[("rep-a".into(), "hcp-2".into()), ("rep-a".into(), "hcp-1".into())], Utc::now()).unwrap();
+    assert_eq!((r.added, r.removed, r.plans_resent), (1, 0, 1));
+    assert_eq!(plan_ids(&feed(Some("rep-a"), cursor)), ["p2"]);
+    // Replacing rep-a's list; rep-b's is untouched by a file without her.
+    let r = st.set_rep_targets(&[("rep-a".into(), "hcp-2".into())], Utc::now()).unwrap();
+    assert_eq!((r.added, r.removed, r.plans_resent), (0, 1, 0));
+    assert_eq!(st.rep_targets("rep-a").unwrap(), ["hcp-2"]);
+    assert!(st.rep_targets("rep-b").unwrap().is_empty());
+    st.erase_hcp("hcp-2", Utc::now(), None).unwrap();
+    assert!(st.rep_targets("rep-a").unwrap().is_empty(), "erasure removes her from every list");
+}
+
 /// Credentials: devices and publishers get an expiring token on creation; rotation keeps the
 /// old token for the grace period and moves the device's current token; revocation covers all
 /// of a subject's tokens (an operator's sessions too) and answers NotFound for unknown subjects.
@@ -1193,6 +1251,7 @@ suite!(
     consent_records_travel_in_every_feed,
     queue_claims_are_exclusive_and_expire,
     hcp_summaries_list_count_and_erase,
+    rep_target_lists_narrow_the_plan_feed,
 );
 
 /// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight

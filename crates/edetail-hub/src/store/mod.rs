@@ -306,6 +306,30 @@ pub struct HcpSummary {
     pub channels: Vec<String>,
 }
 
+/// Target-list rows grouped by rep: `rep_id -> HCP ids` (duplicates collapse).
+pub(crate) fn target_lists(rows: &[(String, String)]) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut lists: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for (rep, hcp) in rows {
+        lists.entry(rep.clone()).or_default().insert(hcp.clone());
+    }
+    lists
+}
+
+/// What a target-list import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TargetImport {
+    /// Reps whose lists were replaced.
+    pub reps: usize,
+    /// Rows on those lists now.
+    pub targets: usize,
+    /// `(rep, HCP)` pairs that were not on the list before.
+    pub added: usize,
+    /// Pairs taken off.
+    pub removed: usize,
+    /// Current plans put in the feed again for newly assigned HCPs.
+    pub plans_resent: usize,
+}
+
 /// Order of the HCP list.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum HcpSort {
@@ -700,7 +724,12 @@ pub trait FeedStore {
     /// `audit` (outcome: the feed number) is appended in the same transaction.
     fn revoke(&self, bundle_id: &str, reason: &str, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// Changes visible to `territory` after feed sequence `since`, at most `limit` items.
-    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage>;
+    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage> {
+        self.changes_for(territory, None, since, limit)
+    }
+    /// [`FeedStore::changes`] for a device of `rep_id`: when the rep has a target list, plans
+    /// only for her targets and the HCPs she has called on (any of her devices).
+    fn changes_for(&self, territory: &str, rep_id: Option<&str>, since: i64, limit: usize) -> Result<FeedPage>;
     /// The size of the blob when a device of `territory` may fetch it (a file of an entitled,
     /// unrevoked version); `None` otherwise.
     fn blob_entitled(&self, territory: &str, sha256: &str) -> Result<Option<u64>>;
@@ -781,6 +810,12 @@ pub trait CrmStore {
     /// Creates or replaces HCP segments `(hcp_id, segment)`; returns how many rows.
     fn set_hcp_segments(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<usize>;
     fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>>;
+    /// Replaces the target lists of the reps in `rows` (`(rep_id, hcp_id)`; reps absent keep
+    /// theirs). An HCP newly on a rep's list has her current plans re-sequenced in the feed,
+    /// so the rep's devices receive them even past them.
+    fn set_rep_targets(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<TargetImport>;
+    /// A rep's targets, by HCP id.
+    fn rep_targets(&self, rep_id: &str) -> Result<Vec<String>>;
     /// The segments of these HCPs (those without one are absent), in one read.
     fn hcp_segments(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, String>>;
     /// Creates or replaces prescription counts; returns how many rows.

@@ -30,6 +30,76 @@ impl CrmStore for PgStore {
         })
     }
 
+    fn set_rep_targets(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<TargetImport> {
+        let lists = target_lists(rows);
+        let total = rows.len();
+        self.write(move |tx| {
+            Box::pin(async move {
+                let mut report = TargetImport { reps: lists.len(), targets: total, ..TargetImport::default() };
+                for (rep, hcps) in &lists {
+                    // Imports of one rep's list are serialized (the rows are locked).
+                    let before: std::collections::BTreeSet<String> = tx
+                        .query("SELECT hcp_id FROM rep_targets WHERE rep_id = $1 FOR UPDATE", &[rep])
+                        .await
+                        .map_err(pg_err)?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    report.removed += before.difference(hcps).count();
+                    tx.execute("DELETE FROM rep_targets WHERE rep_id = $1", &[rep]).await.map_err(pg_err)?;
+                    let list: Vec<&String> = hcps.iter().collect();
+                    tx.execute(
+                        "INSERT INTO rep_targets (rep_id, hcp_id, assigned_at) SELECT $1, h, $3 FROM UNNEST($2::text[]) AS x(h)",
+                        &[rep, &list, &now],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    let added: Vec<&String> = hcps.difference(&before).collect();
+                    report.added += added.len();
+                    if added.is_empty() {
+                        continue;
+                    }
+                    // Their current plans go out again, with new feed numbers (the counter's
+                    // row lock orders this with every other feed write).
+                    let seqs: Vec<i64> = tx
+                        .query("SELECT feed_seq FROM plans WHERE hcp_id = ANY($1) ORDER BY feed_seq", &[&added])
+                        .await
+                        .map_err(pg_err)?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect();
+                    if seqs.is_empty() {
+                        continue;
+                    }
+                    let last: i64 = tx
+                        .query_one("UPDATE feed_counter SET value = value + $1 WHERE id = 1 RETURNING value", &[&(seqs.len() as i64)])
+                        .await
+                        .map_err(pg_err)?
+                        .get(0);
+                    let fresh: Vec<i64> = (last - seqs.len() as i64 + 1..=last).collect();
+                    tx.execute(
+                        "UPDATE plans p SET feed_seq = x.new FROM UNNEST($1::bigint[], $2::bigint[]) AS x(old, new) WHERE p.feed_seq = x.old",
+                        &[&seqs, &fresh],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    report.plans_resent += seqs.len();
+                }
+                Ok(report)
+            })
+        })
+    }
+
+    fn rep_targets(&self, rep_id: &str) -> Result<Vec<String>> {
+        let rep = rep_id.to_string();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx.query("SELECT hcp_id FROM rep_targets WHERE rep_id = $1 ORDER BY hcp_id", &[&rep]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
     fn hcp_segments(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, String>> {
         let ids = hcp_ids.to_vec();
         self.read(move |tx| {

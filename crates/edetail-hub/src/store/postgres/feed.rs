@@ -325,8 +325,9 @@ impl FeedStore for PgStore {
         })
     }
 
-    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage> {
+    fn changes_for(&self, territory: &str, rep_id: Option<&str>, since: i64, limit: usize) -> Result<FeedPage> {
         let territory = territory.to_string();
+        let rep_id = rep_id.map(str::to_string);
         self.read(move |tx| {
             Box::pin(async move {
                 let fetch = (limit + 1) as i64;
@@ -368,10 +369,7 @@ impl FeedStore for PgStore {
                     })
                     .collect();
                 let plans = tx
-                    .query(
-                        "SELECT feed_seq, plan, signature FROM plans WHERE territory = $1 AND feed_seq > $2 ORDER BY feed_seq LIMIT $3",
-                        &[&territory, &since, &fetch],
-                    )
+                    .query(PLAN_FEED_SQL, &[&territory, &since, &fetch, &rep_id])
                     .await
                     .map_err(pg_err)?
                     .iter()
@@ -489,3 +487,14 @@ const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundl
 
 /// SQL condition: version `v` was revoked after it was published.
 const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
+
+/// A territory's plans after a feed number (`$1` territory, `$2` since, `$3` limit), for the
+/// devices of rep `$4` (NULL: every device of the territory): those of HCPs on her target list
+/// or that she has called on, all of them when she has no list. By `plans_by_territory`, then
+/// per plan the rep's list and her calls on the HCP by their keys.
+pub(crate) const PLAN_FEED_SQL: &str = "SELECT p.feed_seq, p.plan, p.signature FROM plans p \
+     WHERE p.territory = $1 AND p.feed_seq > $2 AND ($4::text IS NULL \
+     OR NOT EXISTS (SELECT 1 FROM rep_targets WHERE rep_id = $4) \
+     OR EXISTS (SELECT 1 FROM rep_targets t WHERE t.rep_id = $4 AND t.hcp_id = p.hcp_id) \
+     OR EXISTS (SELECT 1 FROM call_hcps ch JOIN devices d ON d.id = ch.device_id WHERE ch.hcp_id = p.hcp_id AND d.rep_id = $4)) \
+     ORDER BY p.feed_seq LIMIT $3";

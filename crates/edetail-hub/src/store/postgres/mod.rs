@@ -36,7 +36,7 @@ use crate::store::{
     AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
     ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
     MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
-    StoredEvent, Territory,
+    StoredEvent, TargetImport, Territory, target_lists,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -58,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/006_hot_path_indexes.sql"),
     include_str!("../../../migrations/postgres/007_queue_claims.sql"),
     include_str!("../../../migrations/postgres/008_hcp_summaries.sql"),
+    include_str!("../../../migrations/postgres/009_rep_targets.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -340,6 +341,7 @@ mod tests {
             "424b6f208e4ea9fdd264e2b89cf9e364ae15069112f6831677ecd8ed1413f21c", // 006_hot_path_indexes.sql
             "16769fa93224642bda0e8327bb73b1d3c66760ad46a82f1d75bcc66070a63fe7", // 007_queue_claims.sql
             "5288ac5ceb5c60e3fa487f5c7034a04338c86ec38ff70aac5a5dfba3cf11fd6c", // 008_hcp_summaries.sql
+            "890d5311c439ebe28b4e57e9bd5ee9eaae7960b65513a8abfb5fed66a1aa5d6d", // 009_rep_targets.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -356,9 +358,13 @@ mod tests {
             ("pending calls by device", analysis::PENDING_BY_DEVICE_SQL, "analysis_pending_by_device"),
             ("an HCP's calls", privacy::ERASE_CALLS_SQL, "call_hcps_pkey"),
             ("erasing calls' events", privacy::ERASE_EVENTS_SQL, "events_by_call"),
+            ("a rep's plan feed", feed::PLAN_FEED_SQL, "plans_by_territory"),
+            ("a rep's plan feed: her list", feed::PLAN_FEED_SQL, "rep_targets_pkey"),
+            ("a rep's plan feed: her calls", feed::PLAN_FEED_SQL, "call_hcps_pkey"),
         ];
         for (what, sql, index) in cases {
             // Parameters as literals (EXPLAIN of a statement with `$n` needs their types).
+            let sql = sql.replace("$4::text", "'r'::text").replace("$4", "'r'").replace("> $2", "> 0").replace("$3", "100");
             let sql = sql.replace("$1::text[]", "ARRAY['d']::text[]").replace("$2::text[]", "ARRAY['c']::text[]");
             let sql = sql.replace("$1", "'d'").replace("$2", "'c'");
             let plan = store
@@ -371,7 +377,9 @@ mod tests {
                 })
                 .unwrap();
             assert!(plan.contains(index), "{what}: {index} not in the plan:\n{plan}");
-            let scanned = ["events", "analysis_queue", "call_hcps"].iter().any(|t| plan.contains(&format!("Seq Scan on {t}")));
+            let scanned = ["events", "analysis_queue", "call_hcps", "plans", "rep_targets"]
+                .iter()
+                .any(|t| plan.contains(&format!("Seq Scan on {t}")));
             assert!(!scanned, "{what}: a table is scanned whole:\n{plan}");
         }
     }

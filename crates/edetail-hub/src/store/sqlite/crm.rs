@@ -17,6 +17,47 @@ impl CrmStore for SqliteStore {
         })
     }
 
+    fn set_rep_targets(&self, rows: &[(String, String)], now: DateTime<Utc>) -> Result<TargetImport> {
+        let now = time_text(now);
+        let lists = target_lists(rows);
+        self.write(|tx| {
+            let mut report = TargetImport { reps: lists.len(), targets: rows.len(), ..TargetImport::default() };
+            for (rep, hcps) in &lists {
+                let before: BTreeSet<String> = tx
+                    .prepare_cached("SELECT hcp_id FROM rep_targets WHERE rep_id = ?1")?
+                    .query_map([rep], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                report.removed += before.difference(hcps).count();
+                tx.execute("DELETE FROM rep_targets WHERE rep_id = ?1", [rep])?;
+                let mut insert = tx.prepare_cached("INSERT INTO rep_targets (rep_id, hcp_id, assigned_at) VALUES (?1, ?2, ?3)")?;
+                for hcp in hcps {
+                    insert.execute(params![rep, hcp, now])?;
+                }
+                for hcp in hcps.difference(&before) {
+                    report.added += 1;
+                    // Her current plans go out again, with new feed numbers.
+                    let seqs: Vec<i64> = tx
+                        .prepare_cached("SELECT feed_seq FROM plans WHERE hcp_id = ?1 ORDER BY feed_seq")?
+                        .query_map([hcp], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    for old in seqs {
+                        let seq = next_feed_seq(tx)?;
+                        tx.execute("UPDATE plans SET feed_seq = ?2 WHERE feed_seq = ?1", params![old, seq])?;
+                        report.plans_resent += 1;
+                    }
+                }
+            }
+            Ok(report)
+        })
+    }
+
+    fn rep_targets(&self, rep_id: &str) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT hcp_id FROM rep_targets WHERE rep_id = ?1 ORDER BY hcp_id")?;
+            Ok(st.query_map([rep_id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     fn hcp_segment(&self, hcp_id: &str) -> Result<Option<String>> {
         self.read(|c| Ok(c.query_row("SELECT segment FROM hcps WHERE id = ?1", [hcp_id], |r| r.get(0)).optional()?))
     }

@@ -243,7 +243,7 @@ impl FeedStore for SqliteStore {
         })
     }
 
-    fn changes(&self, territory: &str, since: i64, limit: usize) -> Result<FeedPage> {
+    fn changes_for(&self, territory: &str, rep_id: Option<&str>, since: i64, limit: usize) -> Result<FeedPage> {
         self.read(|c| {
             let fetch = (limit + 1) as i64;
             // Offered: entitled, not revoked since, and no higher entitled version exists.
@@ -286,10 +286,9 @@ impl FeedStore for SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut st =
-                c.prepare("SELECT feed_seq, plan, signature FROM plans WHERE territory = ?1 AND feed_seq > ?2 ORDER BY feed_seq LIMIT ?3")?;
+            let mut st = c.prepare_cached(PLAN_FEED_SQL)?;
             let plans = st
-                .query_map(params![territory, since, fetch], |r| {
+                .query_map(params![territory, since, fetch, rep_id], |r| {
                     Ok(FeedPlan { feed_seq: r.get(0)?, plan: r.get(1)?, signature: r.get(2)? })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -372,3 +371,14 @@ const ENTITLED: &str = "EXISTS (SELECT 1 FROM bundle_territories t WHERE t.bundl
 
 /// SQL condition: version `v` was revoked after it was published.
 const REVOKED: &str = "EXISTS (SELECT 1 FROM revocations r WHERE r.bundle_id = v.bundle_id AND r.feed_seq > v.feed_seq)";
+
+/// A territory's plans after a feed number (`?1` territory, `?2` since, `?3` limit), for the
+/// devices of rep `?4` (NULL: every device of the territory): those of HCPs on her target list
+/// or that she has called on, all of them when she has no list. By `plans_by_territory`, then
+/// per plan the rep's list and her calls on the HCP by their keys.
+pub(crate) const PLAN_FEED_SQL: &str = "SELECT p.feed_seq, p.plan, p.signature FROM plans p \
+     WHERE p.territory = ?1 AND p.feed_seq > ?2 AND (?4 IS NULL \
+     OR NOT EXISTS (SELECT 1 FROM rep_targets WHERE rep_id = ?4) \
+     OR EXISTS (SELECT 1 FROM rep_targets t WHERE t.rep_id = ?4 AND t.hcp_id = p.hcp_id) \
+     OR EXISTS (SELECT 1 FROM call_hcps ch JOIN devices d ON d.id = ch.device_id WHERE ch.hcp_id = p.hcp_id AND d.rep_id = ?4)) \
+     ORDER BY p.feed_seq LIMIT ?3";

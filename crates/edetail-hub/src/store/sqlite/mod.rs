@@ -12,6 +12,7 @@ mod ingest;
 mod insight;
 mod privacy;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -26,7 +27,7 @@ use crate::store::{
     AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
     ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
     MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
-    StoredEvent, Territory,
+    StoredEvent, TargetImport, Territory, target_lists,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/007_hot_path_indexes.sql"),
     include_str!("../../../migrations/008_queue_claims.sql"),
     include_str!("../../../migrations/009_hcp_summaries.sql"),
+    include_str!("../../../migrations/010_rep_targets.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -203,6 +205,7 @@ mod tests {
             "1d144e9cb2e352e66e6fa76d9c0822a7366618af850aab908b99d367ef957ee2", // 007_hot_path_indexes.sql
             "c960690ef7551a60c3fd3cc7f262532d4a5f1ab308f9c32d5f3cbe72787c84dd", // 008_queue_claims.sql
             "8cb077940bc82f971c6e142f0cfd46119fe93ea9d7a3879904011a443bff2acc", // 009_hcp_summaries.sql
+            "4197b42f49eb736d27f9e5ea11967dea734dbea7743c97f04616fe9987f31e82", // 010_rep_targets.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -262,6 +265,9 @@ mod tests {
             ("pending calls by device", analysis::PENDING_BY_DEVICE_SQL, "USING INDEX analysis_pending_by_device"),
             ("an HCP's calls", privacy::ERASE_CALLS_SQL, "SEARCH call_hcps USING PRIMARY KEY (hcp_id=?)"),
             ("erasing a call's events", privacy::ERASE_EVENTS_SQL, "INDEX events_by_call (device_id=? AND call_id=?)"),
+            ("a rep's plan feed", feed::PLAN_FEED_SQL, "SEARCH p USING INDEX plans_by_territory (territory=? AND feed_seq>?)"),
+            ("a rep's plan feed: her list", feed::PLAN_FEED_SQL, "SEARCH t USING PRIMARY KEY (rep_id=? AND hcp_id=?)"),
+            ("a rep's plan feed: her calls", feed::PLAN_FEED_SQL, "SEARCH ch USING PRIMARY KEY (hcp_id=?)"),
         ];
         let c = lock(&store.writer);
         for (what, sql, expected) in cases {
