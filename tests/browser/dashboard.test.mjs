@@ -272,6 +272,17 @@ function scenarios(ctx) {
     const byCalls = (await attrs(page, 'table[data-table="hcps"] tbody tr')).map((r) => [r["data-hcp"], Number(r["data-calls"])]);
     const expected = x.hcps.map((r) => [r.hcp_id, r.calls]).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     check(same(byCalls, expected), "HCP rows by calls, most first");
+    // The territory filter (HCPs called on by its devices) keeps the order.
+    const terr = x.hcps.flatMap((r) => r.territories || [])[0];
+    check(terr !== undefined, "the fixture's HCPs have territories");
+    await clickNav(page, `a[data-filter-territory=${q(terr)}]`);
+    const url = new URL(page.url());
+    check(url.searchParams.get("territory") === terr && url.searchParams.get("sort") === "calls", "territory filter via the URL, order kept", url.search);
+    const inTerr = (await attrs(page, 'table[data-table="hcps"] tbody tr')).map((r) => [r["data-hcp"], JSON.parse(r["data-territories"]).includes(terr)]);
+    const wantTerr = expected.filter(([id]) => x.hcps.find((r) => r.hcp_id === id).territories.includes(terr)).map(([id]) => [id, true]);
+    check(wantTerr.length > 0 && wantTerr.length < expected.length, "the filter narrows the list", wantTerr.length);
+    check(same(inTerr, wantTerr), "HCP rows of territory " + terr + " by calls", inTerr);
+    await clickNav(page, 'a[data-filter-territory=""]');
     await clickNav(page, 'a[data-sort="id"]');
     await clickNav(page, `tr[data-hcp=${q(h.hcp_id)}] a[data-link="hcp"]`);
     check((await pageName(page)) === "hcp", "HCP page loaded");

@@ -112,6 +112,8 @@ fn init_log(format: &str) -> anyhow::Result<()> {
     result.context("installing the log")
 }
 
+// Parsed once per process: the size of `Serve`'s many flags costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum HubCommand {
     /// Serve the /v1 sync and publishing API until Ctrl-C or SIGTERM.
@@ -151,6 +153,10 @@ pub enum HubCommand {
         /// Other peers' forwarded headers are ignored.
         #[arg(long = "trusted-proxy", value_name = "IP|CIDR")]
         trusted_proxies: Vec<edetail_hub::client::TrustedProxy>,
+        /// Delete raw events this many days after they were recorded, once their calls are
+        /// analysed (checked at start and hourly; audited; at least 1). Default: keep all.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        prune_events_after_days: Option<u32>,
     },
     /// Manage devices.
     #[command(subcommand)]
@@ -199,6 +205,16 @@ pub enum HubCommand {
         #[command(flatten)]
         storage: StorageArgs,
         csv: PathBuf,
+    },
+    /// Delete raw events recorded more than DAYS ago whose calls are analysed, device by
+    /// device as a prefix of its events (an event not analysed yet, and every later one of its
+    /// device, stays). Audited; `hub stats` shows the counts. The analysis documents, plans and
+    /// dashboard figures are kept. A re-sent pruned event is acknowledged, never stored again.
+    PruneEvents {
+        #[command(flatten)]
+        storage: StorageArgs,
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+        older_than_days: u32,
     },
     /// Import prescriptions (CSV with header hcp_id,product,period,count; period YYYY-MM),
     /// shown beside engagement on the dashboard.
@@ -426,6 +442,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             limits,
             log_format,
             trusted_proxies,
+            prune_events_after_days,
         } => {
             init_log(&log_format)?;
             let tls_files = tls_cert.zip(tls_key).map(|(cert, key)| TlsFiles { cert, key });
@@ -444,6 +461,7 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             // Dashboard session cookies are marked Secure when the hub itself speaks HTTPS.
             hub.set_secure_cookies(tls.is_some());
             hub.set_trusted_proxies(trusted_proxies);
+            hub.set_event_retention(prune_events_after_days.map(|d| chrono::TimeDelta::days(d.into()))).context("event retention")?;
             eprintln!("storage: {} metadata, blobs in {}", hub.stats()?.store, hub.blob_store_description());
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
             runtime.block_on(async move {
@@ -551,6 +569,11 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             });
             Ok(ExitCode::SUCCESS)
         }
+        HubCommand::PruneEvents { storage, older_than_days } => {
+            let r = open(storage, vec![])?.prune_events(chrono::TimeDelta::days(older_than_days.into()), &edetail_hub::cli_actor())?;
+            out.emit(&r, || format!("pruned {} analysed event(s) of {} device(s)\n", r.events, r.devices));
+            Ok(ExitCode::SUCCESS)
+        }
         HubCommand::Prescriptions { storage, csv } => {
             let n =
                 open(storage, vec![])?.import_prescriptions(&read_csv(&csv)?).with_context(|| format!("importing {}", csv.display()))?;
@@ -605,11 +628,12 @@ pub fn run(cmd: HubCommand, out: &Output) -> anyhow::Result<ExitCode> {
             let stats = open(storage, vec![])?.stats()?;
             out.emit(&stats, || {
                 let mut s = format!(
-                    "store {}\nevents received {}, duplicates absorbed {}, rejected {}\nbundles {} ({} versions), revocations {}, publishers {}\n",
+                    "store {}\nevents received {}, duplicates absorbed {}, rejected {}, pruned after analysis {}\nbundles {} ({} versions), revocations {}, publishers {}\n",
                     stats.store,
                     stats.events_received,
                     stats.duplicates_absorbed,
                     stats.rejected,
+                    stats.events_pruned,
                     stats.bundles,
                     stats.bundle_versions,
                     stats.revocations,

@@ -133,6 +133,24 @@ fn closed_loop_admin_commands() {
     let err = String::from_utf8_lossy(&edetail(&["hub", "prescriptions", "--data", s(&data), s(&csv)]).stderr).to_string();
     assert!(err.contains("line 2") && err.contains("YYYY-MM"), "{err}");
 
+    std::fs::write(&csv, "rep_id,hcp_id\nrep-1,hcp-1\nrep-1,hcp-2\nrep-2,hcp-1\n").unwrap();
+    let o = ok_json(&edetail(&["hub", "targets", "--data", s(&data), s(&csv), "--json"]));
+    assert_eq!((o["reps"].as_u64(), o["targets"].as_u64(), o["added"].as_u64()), (Some(2), Some(3), Some(3)), "{o}");
+    std::fs::write(&csv, "rep_id,hcp_id\nrep-1,hcp-2\n").unwrap();
+    let o = ok_json(&edetail(&["hub", "targets", "--data", s(&data), s(&csv), "--json"]));
+    assert_eq!((o["reps"].as_u64(), o["added"].as_u64(), o["removed"].as_u64()), (Some(1), Some(0), Some(1)), "rep-1's list replaced: {o}");
+    std::fs::write(&csv, "hcp_id,rep_id\nhcp-1,rep-1\n").unwrap();
+    let err = String::from_utf8_lossy(&edetail(&["hub", "targets", "--data", s(&data), s(&csv)]).stderr).to_string();
+    assert!(err.contains("rep_id,hcp_id"), "the expected header is named: {err}");
+
+    // Pruning after analysis: a period under a day is refused; nothing analysed, nothing pruned.
+    let o = edetail(&["hub", "prune-events", "--data", s(&data), "--older-than-days", "0"]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("older-than-days"));
+    let o = ok_json(&edetail(&["hub", "prune-events", "--data", s(&data), "--older-than-days", "90", "--json"]));
+    assert_eq!((o["events"].as_u64(), o["devices"].as_u64()), (Some(0), Some(0)), "{o}");
+    let o = edetail(&["hub", "stats", "--data", s(&data)]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("pruned after analysis 0"));
+
     // The plan key is created once and stays the same.
     let k1 = edetail(&["hub", "plan-key", "--data", s(&data)]);
     let k2 = edetail(&["hub", "plan-key", "--data", s(&data)]);

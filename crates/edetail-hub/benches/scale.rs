@@ -3,7 +3,9 @@
 //! reports, after each step: store ingest events/s, analysis calls/s, p50/p95 of every
 //! dashboard page, a device request's p99 while dashboard pages load, a device's full feed
 //! after the CRM's target lists are imported (its rep's targets' plans: bytes as JSON and
-//! gzip, time), the process's peak RSS and the database size.
+//! gzip, time), the process's peak RSS, the database size, stored events and their payloads,
+//! and the analysis documents' sizes; after the last step, pruning every analysed event
+//! (retention) and the database size after `VACUUM`.
 //!
 //! Steps are cumulative `EVENTS:HCPS` targets: `EDETAIL_SCALE_STEPS` (default
 //! `20000:2000,100000:10000`; the targets are `1000000:20000,10000000:100000`, hours
@@ -42,6 +44,65 @@ fn peak_rss_mb() -> f64 {
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
         .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Where the bench's database lives, to measure it with plain SQL.
+enum Db<'a> {
+    Sqlite(std::path::PathBuf),
+    Postgres(&'a str),
+}
+
+/// Database size, stored events with their average payload, and per document kind its count,
+/// average and largest size (bytes of JSON text).
+struct Sizes {
+    db_bytes: f64,
+    events: i64,
+    payload_avg: f64,
+    docs: Vec<(String, i64, f64, i64)>,
+}
+
+const EVENT_SIZES_SQL: &str = "SELECT COUNT(*), COALESCE(AVG(length(payload)), 0)::float8 FROM events";
+const DOC_SIZES_SQL: &str = "SELECT kind, COUNT(*), COALESCE(AVG(length(doc)), 0)::float8, COALESCE(MAX(length(doc)), 0) FROM analytics_docs GROUP BY kind ORDER BY kind";
+
+fn sizes(db: &Db<'_>, rt: &tokio::runtime::Runtime) -> Sizes {
+    match db {
+        Db::Sqlite(path) => {
+            let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
+            let strip = |q: &str| q.replace("::float8", "");
+            let (events, payload_avg) = c.query_row(&strip(EVENT_SIZES_SQL), [], |r| Ok((r.get(0)?, r.get(1)?))).expect("events");
+            let mut st = c.prepare(&strip(DOC_SIZES_SQL)).expect("docs");
+            let docs = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("docs").map(|r| r.unwrap()).collect();
+            let db_bytes: i64 =
+                c.query_row("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()", [], |r| r.get(0)).expect("size");
+            Sizes { db_bytes: db_bytes as f64, events, payload_avg, docs }
+        }
+        Db::Postgres(url) => rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            let r = c.query_one(EVENT_SIZES_SQL, &[]).await.expect("events");
+            let docs = c.query(DOC_SIZES_SQL, &[]).await.expect("docs").iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+            let db_bytes: i64 = c.query_one("SELECT pg_database_size(current_database())", &[]).await.expect("size").get(0);
+            Sizes { db_bytes: db_bytes as f64, events: r.get(0), payload_avg: r.get(1), docs }
+        }),
+    }
+}
+
+fn print_sizes(s: &Sizes) {
+    println!(
+        "    database                             {:>10.1} MB ({} stored events, payloads {:.0} B on average)",
+        s.db_bytes / 1e6,
+        s.events,
+        s.payload_avg
+    );
+    for (kind, n, avg, max) in &s.docs {
+        println!(
+            "    documents '{kind}'{:>w$}{n} of {:.1} KB on average, largest {:.1} KB",
+            "",
+            avg / 1e3,
+            *max as f64 / 1e3,
+            w = 26 - kind.len()
+        );
+    }
 }
 
 fn dir_mb(dir: &std::path::Path) -> f64 {
@@ -112,6 +173,10 @@ fn main() {
     let mut grown = Grown::start(&hub, &spec).expect("devices");
     let (url, _task) = rt.block_on(serve_local(hub.clone())).expect("serve");
     println!("scale ({backend}): {} devices in {} territories; cumulative steps {steps:?}", spec.devices, spec.territories);
+    let db = match &_db {
+        Some(d) => Db::Postgres(&d.url),
+        None => Db::Sqlite(dir.path().join("hub").join(edetail_hub::sqlite::DB_FILE)),
+    };
     let (mut events, mut last_hcps) = (0u64, 0u64);
     for (target, hcps) in steps {
         let add = target.saturating_sub(events);
@@ -145,6 +210,8 @@ fn main() {
             "/dashboard/hcps".into(),
             "/dashboard/hcps?sort=calls&page=3".into(),
             "/dashboard/hcps?stage=aware&sort=last_call".into(),
+            "/dashboard/hcps?stage=advocate&page=2".into(),
+            "/dashboard/hcps?territory=t3&sort=calls".into(),
             format!("/dashboard/hcps/{hcp}"),
             "/dashboard/channels".into(),
             "/dashboard/sync".into(),
@@ -242,5 +309,42 @@ fn main() {
             dir_mb(dir.path()),
             if _db.is_some() { " (blobs; database in PostgreSQL)" } else { "" }
         );
+        print_sizes(&sizes(&db, &rt));
     }
+
+    // Retention, after the last step (so no step measures a pruned hub): every analysed event
+    // pruned, whatever its age (the store's cutoff in the future; the hub's floor is one day).
+    let before = sizes(&db, &rt);
+    let t = Instant::now();
+    let r = hub.store().prune_analysed_events(chrono::Utc::now() + chrono::Duration::days(1), None).expect("prune");
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "\n  pruning every analysed event: {} events of {} devices in {:.1} s ({:.0} events/s)",
+        r.events,
+        r.devices,
+        secs,
+        r.events as f64 / secs.max(1e-9)
+    );
+    if let Db::Sqlite(path) = &db {
+        // SQLite keeps the freed pages for new events; VACUUM returns them to the file system.
+        let c = rusqlite::Connection::open(path).expect("open");
+        let t = Instant::now();
+        c.execute_batch("VACUUM").expect("vacuum");
+        println!("    VACUUM                                {:>9.1} s", t.elapsed().as_secs_f64());
+    } else if let Db::Postgres(url) = &db {
+        rt.block_on(async {
+            let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("connect");
+            tokio::spawn(conn);
+            let t = Instant::now();
+            c.batch_execute("VACUUM FULL events").await.expect("vacuum");
+            println!("    VACUUM FULL events                    {:>9.1} s", t.elapsed().as_secs_f64());
+        });
+    }
+    let after = sizes(&db, &rt);
+    print_sizes(&after);
+    println!(
+        "    the events took                      {:>10.1} MB ({:.0} B per event with their indexes)",
+        (before.db_bytes - after.db_bytes) / 1e6,
+        (before.db_bytes - after.db_bytes) / (r.events.max(1) as f64)
+    );
 }

@@ -32,6 +32,18 @@ pub fn consent_changed(actor: &str, details: serde_json::Value) -> Audited<i64> 
     Audited::plain(audit_entry(actor, CONSENT_CHANGED, "hcp", details))
 }
 
+/// Action of `Hub::prune_events` (and the serve loop's pruning).
+pub const EVENTS_PRUNED: &str = "events pruned";
+
+/// The audit entry of pruning analysed events by `actor`: subject `events`, with the cutoff's
+/// age in days and the counts of each pruning transaction (added by the store).
+pub fn events_pruned(actor: &str, older_than_days: f64) -> Audited<store::PruneReport> {
+    Audited {
+        entry: audit_entry(actor, EVENTS_PRUNED, "events", serde_json::json!({ "older_than_days": older_than_days })),
+        outcome: |report| serde_json::to_value(report).unwrap_or_default(),
+    }
+}
+
 /// The log line of an audited privacy change (after it committed).
 pub fn log(action: &str, actor: &str, details: &serde_json::Value) {
     tracing::info!(target: "edetail_audit", action, actor, details = %details, "audit");

@@ -48,6 +48,8 @@ pub(crate) struct HubInner {
     pub(crate) trusted_proxies: std::sync::RwLock<Vec<client::TrustedProxy>>,
     /// Lifetime of a publish claim in milliseconds (`publish::CLAIM_LEASE` unless changed).
     pub(crate) claim_lease_ms: std::sync::atomic::AtomicU64,
+    /// Retention period of analysed events in seconds, applied by `serve` (0: keep all).
+    pub(crate) event_retention_s: std::sync::atomic::AtomicU64,
 }
 
 impl HubInner {
@@ -118,6 +120,7 @@ impl Hub {
                 server_limits: std::sync::Mutex::new(ServerLimits::default()),
                 trusted_proxies: std::sync::RwLock::new(Vec::new()),
                 claim_lease_ms: std::sync::atomic::AtomicU64::new(publish::CLAIM_LEASE.as_millis() as u64),
+                event_retention_s: std::sync::atomic::AtomicU64::new(0),
             }),
         };
         // What dead publishes left (expired claims, their unreferenced blobs, unfinished

@@ -12,6 +12,8 @@
 //!   rejected ([`seq_reused`]);
 //! - an event whose uuid another device's stored event carries is rejected ([`FOREIGN_UUID`]);
 //!   one this device already stored (or stored earlier in the batch) is a duplicate;
+//! - an event at or below the device's pruned prefix (its events pruned after analysis) is
+//!   acknowledged as a duplicate and never stored again;
 //! - a stored event that ends a call ([`is_call_end`]) queues the call for analysis;
 //! - the watermark is the highest seq such that every seq from 1 up to it was stored, absorbed
 //!   or rejected; seen seqs above it are remembered until the gap closes.
@@ -79,6 +81,9 @@ pub fn call_hcp(kind: &str, payload: &serde_json::Value) -> Option<String> {
 pub struct IngestFacts {
     /// The device's watermark before the batch.
     pub watermark: i64,
+    /// Every event of the device up to this seq was pruned after analysis (or never stored):
+    /// a valid event at or below it is acknowledged as a duplicate.
+    pub pruned_through: i64,
     /// For the seqs of the batch's valid events ([`IngestFacts::wanted`]): the uuids of this
     /// device's stored events at that seq (absent or empty: none).
     pub seq_holders: HashMap<i64, Vec<String>>,
@@ -205,6 +210,12 @@ pub fn plan<'a>(device_id: &str, events: &'a [CheckedEvent], facts: &IngestFacts
             }
             CheckedEvent::Valid { event: e, recorded_at_corrected, payload_json } => {
                 // A seq already held by another uuid (stored, or earlier in this batch).
+                if e.seq <= facts.pruned_through {
+                    // Pruned after analysis (or settled before): never stored again. The
+                    // prefix never passes the watermark, so the seq is settled already.
+                    ch.outcome.duplicates.push(e.uuid.clone());
+                    continue;
+                }
                 let holders = taken
                     .entry(e.seq)
                     .or_insert_with(|| facts.seq_holders.get(&e.seq).map(|h| h.iter().map(String::as_str).collect()).unwrap_or_default());
@@ -337,6 +348,19 @@ mod tests {
         assert_eq!(ch.enqueue_calls, ["c1"]);
         assert_eq!(ch.outcome.watermark, 3);
         assert!(ch.remember_seqs.is_empty());
+    }
+
+    #[test]
+    fn events_in_the_pruned_prefix_are_duplicates_never_stored_or_queued_again() {
+        // Seqs 1-2 were analysed and pruned; the device re-sends them with a new one.
+        let events =
+            vec![ev("a", 1, Some("c1"), "slide_enter"), ev("b", 2, Some("c1"), "call_ended"), ev("c", 3, Some("c2"), "call_ended")];
+        let facts = IngestFacts { watermark: 2, pruned_through: 2, ..IngestFacts::default() };
+        let ch = plan("d1", &events, &facts);
+        assert_eq!(inserted(&ch), ["c"]);
+        assert_eq!(ch.outcome.duplicates, ["a", "b"]);
+        assert_eq!(ch.enqueue_calls, ["c2"]);
+        assert_eq!(ch.outcome.watermark, 3);
     }
 
     #[test]

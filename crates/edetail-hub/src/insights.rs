@@ -120,10 +120,13 @@ impl DashboardSource for HubInsights {
     /// From the HCP summaries (indexed, paginated): never loads profiles.
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpList> {
         let page = self.store().hcp_page(q)?;
+        let ids: Vec<String> = page.rows.iter().map(|(s, _)| s.hcp_id.clone()).collect();
+        let mut territories = self.store().hcp_territories(&ids)?;
         let rows = page
             .rows
             .into_iter()
             .map(|(s, segment)| HcpRow {
+                territories: territories.remove(&s.hcp_id).unwrap_or_default(),
                 segment,
                 calls: s.calls,
                 last_call_at: s.last_call_at,
@@ -132,7 +135,7 @@ impl DashboardSource for HubInsights {
                 hcp_id: s.hcp_id,
             })
             .collect();
-        Ok(HcpList { rows, total: page.total, query: q.clone() })
+        Ok(HcpList { rows, total: page.total, territories: self.store().device_territories()?, query: q.clone() })
     }
 
     fn hcp_overview(&self) -> Result<HcpOverview> {

@@ -79,8 +79,10 @@ impl Hub {
         let limits = self.server_limits();
         tracing::info!(%addr, ?limits, "hub listening");
         let worker = tokio::spawn(self.clone().analysis_worker());
+        let retention = tokio::spawn(self.clone().retention_worker());
         server::serve(listener, tls, self.router(), limits, shutdown).await;
         worker.abort();
+        retention.abort();
         Ok(())
     }
 }

@@ -623,6 +623,18 @@ fn hcp_summaries_list_count_and_erase(s: Subject) {
         (p.rows.iter().map(|(h, _)| h.hcp_id.clone()).collect(), p.total)
     };
     let q = HcpQuery::default;
+    // Territories: those of the devices that called on her (hcp-a: north and south).
+    st.add_device("d2", "rep2", "south", "h2", Utc::now(), None, None).unwrap();
+    st.apply_batch("d1", &[valid(&started(4, "c4", "hcp-a"))], 0, Utc::now()).unwrap();
+    st.apply_batch("d2", &[valid(&started(1, "c5", "hcp-a")), valid(&started(2, "c6", "hcp-b"))], 0, Utc::now()).unwrap();
+    assert_eq!(ids(HcpQuery { territory: Some("south".into()), ..q() }).0, ["hcp-a", "hcp-b"]);
+    assert_eq!(ids(HcpQuery { territory: Some("north".into()), stage: Some("aware".into()), ..q() }).0, ["hcp-a"]);
+    assert_eq!(ids(HcpQuery { territory: Some("west".into()), ..q() }).1, 0);
+    let terr = st.hcp_territories(&["hcp-a".into(), "hcp-b".into(), "hcp-c".into()]).unwrap();
+    assert_eq!(terr.get("hcp-a").map(Vec::as_slice), Some(&["north".to_string(), "south".to_string()][..]));
+    assert_eq!(terr.get("hcp-b").map(Vec::as_slice), Some(&["south".to_string()][..]));
+    assert!(!terr.contains_key("hcp-c"), "no call, no territory");
+    assert_eq!(st.device_territories().unwrap(), ["north", "south"]);
     assert_eq!(ids(HcpQuery { stage: Some("aware".into()), ..q() }).0, ["hcp-a", "hcp-c", "x%_1"]);
     assert_eq!(ids(HcpQuery { stage: Some("aware".into()), product: Some("cz".into()), ..q() }).0, ["hcp-a", "hcp-c"]);
     assert_eq!(ids(HcpQuery { product: Some("rx".into()), ..q() }).0, ["hcp-a", "x%_1"]);
@@ -906,6 +918,84 @@ fn rep_target_lists_narrow_the_plan_feed(s: Subject) {
     assert!(st.rep_targets("rep-b").unwrap().is_empty());
     st.erase_hcp("hcp-2", Utc::now(), None).unwrap();
     assert!(st.rep_targets("rep-a").unwrap().is_empty(), "erasure removes her from every list");
+}
+
+/// Pruning after analysis (issue 15): a device's analysed events recorded before the cutoff
+/// are deleted as a prefix of its sequence, held back at the first event of a call not
+/// analysed yet, at a newer event and at the watermark; a re-sent pruned event is a duplicate,
+/// never stored or queued again; counts in the stats and one audit entry per pruning
+/// transaction that deleted anything.
+fn pruning_removes_analysed_events_as_a_prefix(s: Subject) {
+    let st = &s.store;
+    st.add_device("d1", "rep", "north", "h1", Utc::now(), None, None).unwrap();
+    st.add_device("d2", "rep", "north", "h2", Utc::now(), None, None).unwrap();
+    let old = (Utc::now() - chrono::Duration::days(40)).trunc_subsecs(3);
+    let aged = |mut e: WireEvent| {
+        e.recorded_at = old;
+        e
+    };
+    let no_call = |seq| {
+        let mut e = aged(wire(seq));
+        e.call_id = None;
+        e
+    };
+    // d1: call c1 (1-3, ended), an event of no call (4), c2 started but not ended (5), c3 (6-7).
+    let d1 = [
+        aged(started(1, "c1", "hcp-1")),
+        aged(call_event(2, "c1", "slide_enter")),
+        aged(call_event(3, "c1", "call_ended")),
+        no_call(4),
+        aged(started(5, "c2", "hcp-1")),
+        aged(started(6, "c3", "hcp-2")),
+        aged(call_event(7, "c3", "call_ended")),
+    ];
+    st.apply_batch("d1", &d1.iter().map(valid).collect::<Vec<_>>(), 0, Utc::now()).unwrap();
+    // d2: a gap at 2 holds its watermark at 1; its call is not analysed.
+    let d2 = [no_call(1), no_call(3)];
+    st.apply_batch("d2", &d2.iter().map(valid).collect::<Vec<_>>(), 0, Utc::now()).unwrap();
+    let analyse_all = || {
+        let q = st.pending_calls(10).unwrap();
+        let mut c = commit(q[0].queue_id, vec![]);
+        c.queue_ids = q.iter().map(|q| q.queue_id).collect();
+        assert!(st.commit_analysis(&c).unwrap());
+    };
+    analyse_all();
+    let audit = edetail_hub::audit::events_pruned("ops", 30.0);
+    let cutoff = || Utc::now() - chrono::Duration::days(30);
+    let seqs = |d: &str| st.events_for_device(d).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>();
+
+    let r = st.prune_analysed_events(cutoff(), Some(&audit)).unwrap();
+    assert_eq!((r.devices, r.events), (2, 5), "d1 up to c2's start, d2 up to its watermark");
+    assert_eq!(seqs("d1"), [5, 6, 7]);
+    assert_eq!(seqs("d2"), [3]);
+
+    // c2 ends today: queued, not analysed yet, so nothing moves; once analysed, the prefix
+    // stops before the recent event.
+    st.apply_batch("d1", &[valid(&call_event(8, "c2", "call_ended"))], 0, Utc::now()).unwrap();
+    assert_eq!(st.prune_analysed_events(cutoff(), Some(&audit)).unwrap(), Default::default());
+    analyse_all();
+    let r = st.prune_analysed_events(cutoff(), Some(&audit)).unwrap();
+    assert_eq!((r.devices, r.events), (1, 3));
+    assert_eq!(seqs("d1"), [8]);
+
+    // The device re-sends pruned events (a lost answer): absorbed, never stored or queued.
+    let o = st.apply_batch("d1", &d1[..3].iter().map(valid).collect::<Vec<_>>(), 0, Utc::now()).unwrap();
+    assert_eq!((o.accepted.len(), o.duplicates.len(), o.watermark), (0, 3, 8));
+    assert_eq!(seqs("d1"), [8]);
+    assert!(st.pending_calls(10).unwrap().is_empty(), "c1 is not analysed twice");
+
+    let stats = st.stats().unwrap();
+    assert_eq!(stats.events_pruned, 8);
+    let by_id = |id: &str| stats.devices.iter().find(|d| d.device_id == id).unwrap().clone();
+    assert_eq!((by_id("d1").pruned_through_seq, by_id("d1").events_pruned), (7, 7));
+    assert_eq!((by_id("d2").pruned_through_seq, by_id("d2").events_pruned), (1, 1));
+    let entries: Vec<_> = st.audit_log().unwrap().into_iter().filter(|e| e.action == edetail_hub::audit::EVENTS_PRUNED).collect();
+    assert_eq!(
+        entries.iter().map(|e| e.details["events"].as_u64().unwrap()).collect::<Vec<_>>(),
+        [5, 3],
+        "runs that pruned nothing leave no entry"
+    );
+    assert!(entries.iter().all(|e| e.details["older_than_days"] == 30.0 && e.actor == "ops"));
 }
 
 /// Credentials: devices and publishers get an expiring token on creation; rotation keeps the
@@ -1252,6 +1342,7 @@ suite!(
     queue_claims_are_exclusive_and_expire,
     hcp_summaries_list_count_and_erase,
     rep_target_lists_narrow_the_plan_feed,
+    pruning_removes_analysed_events_as_a_prefix,
 );
 
 /// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight

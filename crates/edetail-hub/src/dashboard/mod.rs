@@ -81,8 +81,10 @@ pub const HCPS_PER_PAGE: u64 = 50;
 /// [`DashboardSource::hcp_page`] over a list in memory: the same filters and order as the
 /// store's query.
 pub fn page_in_memory(mut hcps: Vec<HcpRow>, q: &HcpQuery) -> HcpList {
+    let territories: std::collections::BTreeSet<String> = hcps.iter().flat_map(|h| h.territories.iter().cloned()).collect();
     hcps.retain(|h| {
         q.segment.as_ref().is_none_or(|s| h.segment.as_ref() == Some(s))
+            && q.territory.as_ref().is_none_or(|t| h.territories.contains(t))
             && q.id_prefix.as_ref().is_none_or(|p| h.hcp_id.starts_with(p.as_str()))
             && q.product.as_ref().is_none_or(|p| h.stages.iter().any(|s| &s.product == p))
             && q.stage
@@ -102,10 +104,10 @@ pub fn page_in_memory(mut hcps: Vec<HcpRow>, q: &HcpQuery) -> HcpList {
     }
     let total = hcps.len() as u64;
     let rows = hcps.into_iter().skip(q.offset.min(usize::MAX as u64) as usize).take(q.limit.min(usize::MAX as u64) as usize).collect();
-    HcpList { rows, total, query: q.clone() }
+    HcpList { rows, total, territories: territories.into_iter().collect(), query: q.clone() }
 }
 
-/// The HCP list's query from its URL: `stage`, `product`, `segment`, `q` (id prefix), `sort`
+/// The HCP list's query from its URL: `stage`, `product`, `segment`, `territory`, `q` (id prefix), `sort`
 /// (`id`, `calls`, `last_call`), `page` (from 1). Empty values are no filter.
 pub fn hcp_query(params: &HashMap<String, String>) -> HcpQuery {
     let text = |k: &str| params.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -115,6 +117,7 @@ pub fn hcp_query(params: &HashMap<String, String>) -> HcpQuery {
         product: text("product"),
         segment: text("segment"),
         id_prefix: text("q"),
+        territory: text("territory"),
         sort: match params.get("sort").map(String::as_str) {
             Some("calls") => HcpSort::Calls,
             Some("last_call") => HcpSort::LastCall,

@@ -82,6 +82,9 @@ pub struct HcpRow {
     pub stages: Vec<ProductStage>,
     /// Strongest interest, if any.
     pub top_topic: Option<String>,
+    /// Territories whose devices called on her, by name.
+    #[serde(default)]
+    pub territories: Vec<String>,
 }
 
 /// One page of the HCP list: the rows, how many HCPs match the filters, and the query (for the
@@ -90,6 +93,8 @@ pub struct HcpRow {
 pub struct HcpList {
     pub rows: Vec<HcpRow>,
     pub total: u64,
+    /// The territories the list can be filtered by, by name.
+    pub territories: Vec<String>,
     #[serde(skip)]
     pub query: crate::store::HcpQuery,
 }

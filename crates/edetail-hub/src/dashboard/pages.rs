@@ -355,7 +355,8 @@ fn hcps_href(q: &HcpQuery, change: impl FnOnce(&mut HcpQuery)) -> String {
     let mut q = q.clone();
     change(&mut q);
     let mut parts: Vec<String> = Vec::new();
-    for (k, v) in [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment), ("q", &q.id_prefix)] {
+    for (k, v) in [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment), ("territory", &q.territory), ("q", &q.id_prefix)]
+    {
         if let Some(v) = v {
             parts.push(format!("{k}={}", u(v)));
         }
@@ -392,6 +393,27 @@ pub fn hcps(list: &HcpList) -> String {
         let on = if q.stage.as_deref() == Some(st) { r#" class="on""# } else { "" };
         let _ = write!(b, r#" · <a href="{}" data-filter-stage="{st}"{on}>{st}</a>"#, e(&href));
     }
+    if !list.territories.is_empty() {
+        b.push_str(" &nbsp; Territory: ");
+        let all = hcps_href(q, |q| {
+            q.territory = None;
+            q.offset = 0;
+        });
+        let _ = write!(
+            b,
+            r#"<a href="{}" data-filter-territory=""{}>all</a>"#,
+            e(&all),
+            if q.territory.is_none() { r#" class="on""# } else { "" }
+        );
+        for t in &list.territories {
+            let href = hcps_href(q, |q| {
+                q.territory = Some(t.clone());
+                q.offset = 0;
+            });
+            let on = if q.territory.as_ref() == Some(t) { r#" class="on""# } else { "" };
+            let _ = write!(b, r#" · <a href="{}" data-filter-territory="{t}"{on}>{t}</a>"#, e(&href), t = e(t));
+        }
+    }
     b.push_str(" &nbsp; Order: ");
     for (sort, label, key) in
         [(HcpSort::Id, "id", "id"), (HcpSort::Calls, "most calls", "calls"), (HcpSort::LastCall, "latest call", "last_call")]
@@ -404,7 +426,7 @@ pub fn hcps(list: &HcpList) -> String {
         let _ = write!(b, r#"<a href="{}" data-sort="{key}"{on}>{label}</a> "#, e(&href));
     }
     b.push_str("</p>");
-    let hidden: String = [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment)]
+    let hidden: String = [("stage", &q.stage), ("product", &q.product), ("segment", &q.segment), ("territory", &q.territory)]
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!(r#"<input type="hidden" name="{k}" value="{}">"#, e(v))))
         .collect();
@@ -413,7 +435,7 @@ pub fn hcps(list: &HcpList) -> String {
         r#"<form method="get" action="/dashboard/hcps" data-search="hcps">{hidden}<label>HCP id starts with <input name="q" value="{}"></label> <button>Search</button></form>"#,
         e(q.id_prefix.as_deref().unwrap_or(""))
     );
-    let filtered = [&q.stage, &q.product, &q.segment, &q.id_prefix].iter().any(|v| v.is_some());
+    let filtered = [&q.stage, &q.product, &q.segment, &q.territory, &q.id_prefix].iter().any(|v| v.is_some());
     if list.rows.is_empty() {
         if filtered {
             b.push_str(r#"<p class="empty" data-empty="hcps-filtered">No HCP matches these filters.</p>"#);
@@ -428,7 +450,7 @@ pub fn hcps(list: &HcpList) -> String {
             r#"<p class="hint" data-page-of="{total}" data-first="{first}" data-last="{last}">{first}–{last} of {total}</p>"#,
             total = list.total
         );
-        b.push_str(r#"<table data-table="hcps"><thead><tr><th>HCP</th><th>Segment</th><th class="n">Calls</th><th>Last call</th><th>Stage</th><th>Top interest</th></tr></thead><tbody>"#);
+        b.push_str(r#"<table data-table="hcps"><thead><tr><th>HCP</th><th>Segment</th><th>Territories</th><th class="n">Calls</th><th>Last call</th><th>Stage</th><th>Top interest</th></tr></thead><tbody>"#);
         for h in &list.rows {
             let stages: String = h
                 .stages
@@ -437,7 +459,9 @@ pub fn hcps(list: &HcpList) -> String {
                 .collect();
             let _ = write!(
                 b,
-                r#"<tr data-hcp="{id}" data-calls="{c}"><td><a class="id" href="{href}" data-link="hcp">{id}</a></td><td>{seg}</td><td class="n">{c}</td><td>{last}</td><td>{stages}</td><td>{top}</td></tr>"#,
+                r#"<tr data-hcp="{id}" data-calls="{c}" data-territories="{ts}"><td><a class="id" href="{href}" data-link="hcp">{id}</a></td><td>{seg}</td><td>{terr}</td><td class="n">{c}</td><td>{last}</td><td>{stages}</td><td>{top}</td></tr>"#,
+                ts = e(&serde_json::to_string(&h.territories).unwrap_or_default()),
+                terr = if h.territories.is_empty() { "—".to_string() } else { e(&h.territories.join(", ")) },
                 id = e(&h.hcp_id),
                 href = e(&hcp_href(&h.hcp_id)),
                 seg = e(h.segment.as_deref().unwrap_or("—")),

@@ -226,7 +226,9 @@ fn empty_states() {
     assert!(!html.contains("data-chart="));
     assert!(pages::sync(&SyncHealthView { devices: vec![], parked: vec![] }).contains(r#"data-empty="devices""#));
     assert!(pages::decks(&[]).contains(r#"data-empty="decks""#));
-    assert!(pages::hcps(&HcpList { rows: vec![], total: 0, query: HcpQuery::default() }).contains(r#"data-empty="hcps""#));
+    assert!(
+        pages::hcps(&HcpList { rows: vec![], total: 0, territories: vec![], query: HcpQuery::default() }).contains(r#"data-empty="hcps""#)
+    );
 }
 
 #[test]
@@ -343,7 +345,15 @@ fn expectations_pick_a_deck_and_hcps_with_and_without_plan() {
             self.0.deck(id, seg)
         }
         fn hcps(&self) -> Result<Vec<HcpRow>> {
-            let row = |id: &str| HcpRow { hcp_id: id.into(), segment: None, calls: 1, last_call_at: None, stages: vec![], top_topic: None };
+            let row = |id: &str| HcpRow {
+                hcp_id: id.into(),
+                segment: None,
+                calls: 1,
+                last_call_at: None,
+                stages: vec![],
+                top_topic: None,
+                territories: vec![],
+            };
             Ok(vec![row("h0"), row("h1"), row("gone")])
         }
         fn hcp(&self, id: &str) -> Result<Option<HcpView>> {
@@ -385,6 +395,7 @@ fn the_hcp_list_pages_filters_and_sorts_from_its_url() {
         last_call_at: None,
         stages: vec![ProductStage { product: "cz".into(), stage: if i < 10 { "convinced" } else { "aware" }.into() }],
         top_topic: None,
+        territories: if i.is_multiple_of(3) { vec!["north".into(), "south".into()] } else { vec!["north".into()] },
     };
     let hcps: Vec<HcpRow> = (0..120).map(row).collect();
     let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
@@ -414,6 +425,19 @@ fn the_hcp_list_pages_filters_and_sorts_from_its_url() {
     assert!(html.contains(r#"href="/dashboard/hcps?stage=aware&amp;segment=gp&amp;q=h00&amp;sort=calls""#), "{html}");
     assert!(html.contains(r#"href="/dashboard/hcps?stage=convinced&amp;segment=gp&amp;q=h00&amp;sort=last_call""#), "{html}");
     assert!(html.contains(r#"<input type="hidden" name="stage" value="convinced">"#) && html.contains(r#"name="q" value="h00""#));
+
+    // The territory filter: links for every territory, kept by the other links and the search.
+    let q = hcp_query(&params(&[("territory", "south"), ("q", "h00")]));
+    let list = page_in_memory(hcps.clone(), &q);
+    let ids: Vec<&str> = list.rows.iter().map(|r| r.hcp_id.as_str()).collect();
+    assert_eq!(ids, ["h000", "h003", "h006", "h009"]);
+    assert_eq!(list.territories, ["north", "south"]);
+    let html = pages::hcps(&list);
+    assert!(html.contains(r#"href="/dashboard/hcps?territory=north&amp;q=h00" data-filter-territory="north">"#), "{html}");
+    assert!(html.contains(r#"data-filter-territory="south" class="on">"#), "{html}");
+    assert!(html.contains(r#"href="/dashboard/hcps?stage=aware&amp;territory=south&amp;q=h00""#), "{html}");
+    assert!(html.contains(r#"<input type="hidden" name="territory" value="south">"#));
+    assert!(html.contains(r#"data-territories="[&quot;north&quot;,&quot;south&quot;]""#), "{html}");
 
     let none = page_in_memory(hcps, &hcp_query(&params(&[("q", "nobody")])));
     assert!(pages::hcps(&none).contains(r#"data-empty="hcps-filtered""#));

@@ -149,6 +149,10 @@ pub struct DeviceStats {
     pub events_received: u64,
     pub duplicates_absorbed: u64,
     pub rejected: u64,
+    /// Every stored event up to this seq was pruned after analysis (0: none).
+    pub pruned_through_seq: i64,
+    /// Events deleted by pruning after analysis.
+    pub events_pruned: u64,
 }
 
 /// A territory and the products it sells (empty: not restricted).
@@ -170,6 +174,8 @@ pub struct HubStats {
     pub events_received: u64,
     pub duplicates_absorbed: u64,
     pub rejected: u64,
+    /// Events deleted by pruning after analysis (`edetail hub prune-events`).
+    pub events_pruned: u64,
     /// Which store backend (`sqlite`, `postgres`).
     pub store: String,
 }
@@ -306,6 +312,25 @@ pub struct HcpSummary {
     pub channels: Vec<String>,
 }
 
+/// What pruning after analysis removed ([`IngestStore::prune_analysed_events`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Devices whose pruned prefix grew.
+    pub devices: u64,
+    /// Events deleted.
+    pub events: u64,
+}
+
+impl PruneReport {
+    pub fn add(&mut self, o: PruneReport) {
+        self.devices += o.devices;
+        self.events += o.events;
+    }
+}
+
+/// About how many events one pruning transaction deletes (the writer is not held for long).
+pub const PRUNE_CHUNK: u64 = 20_000;
+
 /// Target-list rows grouped by rep: `rep_id -> HCP ids` (duplicates collapse).
 pub(crate) fn target_lists(rows: &[(String, String)]) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
     let mut lists: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
@@ -353,6 +378,8 @@ pub struct HcpQuery {
     pub segment: Option<String>,
     /// Ids starting with this.
     pub id_prefix: Option<String>,
+    /// Called on by a device of this territory (HCPs are not bound to one territory).
+    pub territory: Option<String>,
     pub sort: HcpSort,
     pub offset: u64,
     pub limit: u64,
@@ -360,7 +387,7 @@ pub struct HcpQuery {
 
 impl Default for HcpQuery {
     fn default() -> Self {
-        HcpQuery { stage: None, product: None, segment: None, id_prefix: None, sort: HcpSort::Id, offset: 0, limit: 50 }
+        HcpQuery { stage: None, product: None, segment: None, id_prefix: None, territory: None, sort: HcpSort::Id, offset: 0, limit: 50 }
     }
 }
 
@@ -555,11 +582,27 @@ pub(crate) enum SqlDialect {
     Postgres,
 }
 
+/// How the HCP list's stage, territory and segment filters meet the summaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FilterForm {
+    /// The filter's index drives: the matching ids are listed, then their summaries read and
+    /// sorted. Best for counting, and for pages of a filter few HCPs match.
+    Drive,
+    /// The summaries are walked in the page's order (by the order's index) and each is probed
+    /// by key, up to the page's end: a page of a filter many HCPs match needs no sort of them.
+    Probe,
+}
+
+/// A filter matching at least this many HCPs is paged with [`FilterForm::Probe`]: walking the
+/// order's index then reads about `(offset + limit) * all / matches` summaries, fewer than the
+/// matches a drive would sort.
+pub(crate) const PROBE_FROM_MATCHES: u64 = 1_000;
+
 /// The HCP list's filters as SQL over `hcp_summaries s` joined to `hcps h`, with only the
 /// filters that are set (a catch-all `?n IS NULL OR ...` form keeps SQLite from driving the
 /// query by the stage index: 1.1 s against 5 ms at 100 k events): the `FROM ... WHERE` text and
 /// its parameters in order. Both backends use it.
-pub(crate) fn hcp_filter(q: &HcpQuery, dialect: SqlDialect) -> (String, Vec<String>) {
+pub(crate) fn hcp_filter(q: &HcpQuery, dialect: SqlDialect, form: FilterForm) -> (String, Vec<String>) {
     let (mut conds, mut args): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let arg = |v: &str, args: &mut Vec<String>| {
         args.push(v.to_string());
@@ -568,24 +611,41 @@ pub(crate) fn hcp_filter(q: &HcpQuery, dialect: SqlDialect) -> (String, Vec<Stri
             SqlDialect::Postgres => format!("${}", args.len()),
         }
     };
-    match (&q.stage, &q.product) {
-        (Some(stage), Some(product)) => {
+    // SQLite picks an index by the terms it may use: a unary `+` keeps it from searching
+    // `hcp_stages` by stage when each summary is probed by its key.
+    let unindexed = if dialect == SqlDialect::Sqlite { "+" } else { "" };
+    match (&q.stage, &q.product, form) {
+        (Some(stage), Some(product), _) => {
             let (s, p) = (arg(stage, &mut args), arg(product, &mut args));
             conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p} AND t.stage = {s})"));
         }
-        (Some(stage), None) => {
+        (Some(stage), None, FilterForm::Drive) => {
             let s = arg(stage, &mut args);
             conds.push(format!("s.hcp_id IN (SELECT t.hcp_id FROM hcp_stages t WHERE t.stage = {s})"));
         }
-        (None, Some(product)) => {
+        (Some(stage), None, FilterForm::Probe) => {
+            let s = arg(stage, &mut args);
+            conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND {unindexed}t.stage = {s})"));
+        }
+        (None, Some(product), _) => {
             let p = arg(product, &mut args);
             conds.push(format!("EXISTS (SELECT 1 FROM hcp_stages t WHERE t.hcp_id = s.hcp_id AND t.product = {p})"));
         }
-        (None, None) => {}
+        (None, None, _) => {}
+    }
+    if let Some(territory) = &q.territory {
+        let t = arg(territory, &mut args);
+        conds.push(match form {
+            FilterForm::Drive => format!("s.hcp_id IN (SELECT ht.hcp_id FROM hcp_territories ht WHERE ht.territory = {t})"),
+            FilterForm::Probe => format!("EXISTS (SELECT 1 FROM hcp_territories ht WHERE ht.territory = {t} AND ht.hcp_id = s.hcp_id)"),
+        });
     }
     if let Some(segment) = &q.segment {
         let s = arg(segment, &mut args);
-        conds.push(format!("h.segment = {s}"));
+        conds.push(match form {
+            FilterForm::Drive => format!("h.segment = {s}"),
+            FilterForm::Probe => format!("{unindexed}h.segment = {s}"),
+        });
     }
     if let Some(prefix) = &q.id_prefix {
         match dialect {
@@ -606,6 +666,39 @@ pub(crate) fn hcp_filter(q: &HcpQuery, dialect: SqlDialect) -> (String, Vec<Stri
     (format!("FROM hcp_summaries s LEFT JOIN hcps h ON h.id = s.hcp_id{filter}"), args)
 }
 
+/// The HCP list's count as SQL for `dialect` and its parameters (the filters' indexes drive).
+pub(crate) fn hcp_count_sql(q: &HcpQuery, dialect: SqlDialect) -> (String, Vec<String>) {
+    let (from, args) = hcp_filter(q, dialect, FilterForm::Drive);
+    (format!("SELECT COUNT(*) {from}"), args)
+}
+
+/// A page of the HCP list as SQL for `dialect`, knowing how many HCPs match (`matches`, from
+/// [`hcp_count_sql`]): the rows (`hcp_id, calls, last_call_at, top_topic, stages, segment`) and
+/// their parameters in order.
+pub(crate) fn hcp_page_sql(q: &HcpQuery, dialect: SqlDialect, matches: u64) -> (String, Vec<String>) {
+    // SQLite sorts NULL below every time, so a descending order puts HCPs never called last
+    // and the index on (last_call_at DESC, hcp_id) serves it.
+    let order = match (q.sort, dialect) {
+        (HcpSort::Id, _) => "s.hcp_id",
+        (HcpSort::Calls, _) => "s.calls DESC, s.hcp_id",
+        (HcpSort::LastCall, SqlDialect::Sqlite) => "s.last_call_at DESC, s.hcp_id",
+        (HcpSort::LastCall, SqlDialect::Postgres) => "s.last_call_at DESC NULLS LAST, s.hcp_id",
+    };
+    let form = if matches >= PROBE_FROM_MATCHES { FilterForm::Probe } else { FilterForm::Drive };
+    let (from, args) = hcp_filter(q, dialect, form);
+    let rows = format!(
+        "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {from} ORDER BY {order} LIMIT {} OFFSET {}",
+        q.limit.min(i64::MAX as u64),
+        q.offset.min(i64::MAX as u64)
+    );
+    (rows, args)
+}
+
+/// The overview's stage funnel: one count per HCP and product, by stage (both dialects).
+pub(crate) const STAGE_COUNTS_SQL: &str = "SELECT stage, COUNT(*) FROM hcp_stages GROUP BY stage ORDER BY stage";
+/// The channels page's reach: HCPs per channel (both dialects).
+pub(crate) const CHANNEL_REACH_SQL: &str = "SELECT channel, COUNT(*) FROM hcp_channels GROUP BY channel ORDER BY channel";
+
 /// The dashboard's lists and counts over HCP summaries (issue 15): indexed SQL, paginated,
 /// never a load of every profile.
 pub trait InsightStore {
@@ -617,6 +710,11 @@ pub trait InsightStore {
     fn channel_reach(&self) -> Result<Vec<(String, u64)>>;
     /// HCPs with a summary.
     fn hcp_count(&self) -> Result<u64>;
+    /// The territories whose devices called on each of these HCPs (microsite visits aside), by
+    /// name; HCPs without a call are absent. One read.
+    fn hcp_territories(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>>;
+    /// The territories of the hub's devices, by name (the HCP list's territory filter).
+    fn device_territories(&self) -> Result<Vec<String>>;
     /// HCP profiles without a summary (analysed before summaries existed), at most `limit`, by
     /// key: the worker summarises them once.
     fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>>;
@@ -751,6 +849,14 @@ pub trait IngestStore {
     /// already stored for *another* device is rejected (never silently absorbed).
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome>;
     fn stats(&self) -> Result<HubStats>;
+    /// Deletes stored events recorded before `recorded_before` whose analysis is done (events
+    /// of no call included), as a prefix of each device's sequence: a device's events are
+    /// pruned up to the first one that is newer, belongs to a call not analysed yet (pending,
+    /// parked or unfinished) or lies above its watermark, never past it. The device keeps the
+    /// prefix's end (`pruned_through_seq`) and a count; a re-sent event at or below it is
+    /// acknowledged as a duplicate. Runs in transactions of about [`PRUNE_CHUNK`] events, each
+    /// appending `audit` with its own counts.
+    fn prune_analysed_events(&self, recorded_before: DateTime<Utc>, audit: Option<&Audited<PruneReport>>) -> Result<PruneReport>;
     /// Stored events of a device, by seq.
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>>;
 }

@@ -2,6 +2,7 @@
 //! changes), stored events and figures (`IngestStore`).
 
 use super::*;
+use chrono::Timelike as _;
 
 impl IngestStore for PgStore {
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
@@ -16,7 +17,7 @@ impl IngestStore for PgStore {
                 let rows = tx
                     .query(
                         "SELECT id, rep_id, territory, created_at, last_seen_at, watermark, skew_ms, events_received, duplicates, \
-                         rejected FROM devices WHERE id <> 'microsite' ORDER BY created_at, id",
+                         rejected, pruned_through_seq, events_pruned FROM devices WHERE id <> 'microsite' ORDER BY created_at, id",
                         &[],
                     )
                     .await
@@ -34,6 +35,8 @@ impl IngestStore for PgStore {
                         events_received: r.get::<_, i64>(7) as u64,
                         duplicates_absorbed: r.get::<_, i64>(8) as u64,
                         rejected: r.get::<_, i64>(9) as u64,
+                        pruned_through_seq: r.get(10),
+                        events_pruned: r.get::<_, i64>(11) as u64,
                     })
                     .collect();
                 let r = tx
@@ -52,11 +55,52 @@ impl IngestStore for PgStore {
                     events_received: devices.iter().map(|d| d.events_received).sum(),
                     duplicates_absorbed: devices.iter().map(|d| d.duplicates_absorbed).sum(),
                     rejected: devices.iter().map(|d| d.rejected).sum(),
+                    events_pruned: devices.iter().map(|d| d.events_pruned).sum(),
                     devices,
                     store: "postgres".into(),
                 })
             })
         })
+    }
+
+    fn prune_analysed_events(&self, recorded_before: DateTime<Utc>, audit: Option<&Audited<PruneReport>>) -> Result<PruneReport> {
+        // Whole seconds, as on SQLite.
+        let cutoff = recorded_before.with_nanosecond(0).unwrap_or(recorded_before);
+        let devices: Vec<String> = self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx.query("SELECT id FROM devices WHERE id <> 'microsite' ORDER BY id", &[]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })?;
+        let devices = std::sync::Arc::new(devices);
+        let mut total = PruneReport::default();
+        let mut next = 0;
+        while next < devices.len() {
+            // One transaction (and audit entry, when it deleted anything) per chunk of about
+            // PRUNE_CHUNK events.
+            let (devs, audit) = (devices.clone(), audit.cloned());
+            let (report, done) = self.write(move |tx| {
+                Box::pin(async move {
+                    let mut report = PruneReport::default();
+                    let mut i = next;
+                    while i < devs.len() && report.events < PRUNE_CHUNK {
+                        let n = prune_device(tx, &devs[i], cutoff).await?;
+                        if n > 0 {
+                            report.devices += 1;
+                            report.events += n;
+                        }
+                        i += 1;
+                    }
+                    if let Some(a) = audit.filter(|_| report.events > 0) {
+                        insert_audit(tx, &a.entry_for(&report)).await?;
+                    }
+                    Ok((report, i))
+                })
+            })?;
+            total.add(report);
+            next = done;
+        }
+        Ok(total)
     }
 
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
@@ -113,11 +157,12 @@ async fn apply_batch(
 async fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEvent]) -> Result<IngestFacts> {
     let (_, device) = futures_util::future::try_join(
         tx.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&ERASURE_LOCK]),
-        tx.query_opt("SELECT watermark FROM devices WHERE id = $1 FOR UPDATE", &[&device_id]),
+        tx.query_opt("SELECT watermark, pruned_through_seq FROM devices WHERE id = $1 FOR UPDATE", &[&device_id]),
     )
     .await
     .map_err(pg_err)?;
-    let watermark: i64 = device.ok_or_else(|| Error::NotFound(format!("device {device_id}")))?.get(0);
+    let device = device.ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
+    let (watermark, pruned_through): (i64, i64) = (device.get(0), device.get(1));
     let w = IngestFacts::wanted(events);
     let (holders, known, seen) = futures_util::future::try_join3(
         tx.query("SELECT seq, uuid FROM events WHERE device_id = $1 AND seq = ANY($2)", &[&device_id, &w.seqs]),
@@ -131,7 +176,7 @@ async fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEv
     )
     .await
     .map_err(pg_err)?;
-    let mut facts = IngestFacts { watermark, ..IngestFacts::default() };
+    let mut facts = IngestFacts { watermark, pruned_through, ..IngestFacts::default() };
     for r in holders {
         facts.seq_holders.entry(r.get(0)).or_default().push(r.get(1));
     }
@@ -181,6 +226,7 @@ async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChange
     let queue_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&device_id, &ch.enqueue_calls, &now];
     let (hcp_calls, hcp_ids): (Vec<&str>, Vec<&str>) = ch.call_hcps.iter().map(|(c, h)| (c.as_str(), h.as_str())).unzip();
     let call_hcp_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&device_id, &hcp_calls, &hcp_ids];
+    let hcp_territory_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &hcp_ids];
     let seq_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &ch.remember_seqs];
     let forget_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&device_id, &watermark];
     let device_params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] =
@@ -210,6 +256,11 @@ async fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChange
             "INSERT INTO call_hcps (hcp_id, device_id, call_id) SELECT h, $1, c FROM UNNEST($2::text[], $3::text[]) AS x(c, h) \
              ON CONFLICT DO NOTHING",
             &call_hcp_params,
+        )));
+        writes.push(Box::pin(tx.execute(
+            "INSERT INTO hcp_territories (territory, hcp_id) SELECT DISTINCT d.territory, h FROM devices d, UNNEST($2::text[]) AS x(h) \
+             WHERE d.id = $1 ON CONFLICT DO NOTHING",
+            &hcp_territory_params,
         )));
     }
     if !ch.remember_seqs.is_empty() {
@@ -268,4 +319,35 @@ impl EventColumns {
         self.payload.push(ins.payload_text().map_err(|err| Error::Internal(err.to_string()))?.into_owned());
         Ok(())
     }
+}
+
+/// The first event of a device (`$1`) after its pruned prefix (`$2`) that must stay: recorded
+/// at or after the cutoff (`$3`), or of a call whose analysis is not done. By
+/// `events_by_device`, then the queue's `(device_id, call_id)` key.
+pub(crate) const PRUNE_HOLD_SQL: &str = "SELECT MIN(e.seq) FROM events e WHERE e.device_id = $1 AND e.seq > $2 \
+     AND (e.recorded_at_corrected >= $3 OR (e.call_id IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM analysis_queue q WHERE q.device_id = e.device_id AND q.call_id = e.call_id AND q.done_at IS NOT NULL)))";
+
+/// Prunes one device's analysed events before the cutoff as a prefix of its sequence, under
+/// its row lock (its upload batches wait); returns how many were deleted.
+async fn prune_device(tx: &Transaction<'_>, device_id: &str, cutoff: DateTime<Utc>) -> Result<u64> {
+    let row =
+        tx.query_one("SELECT watermark, pruned_through_seq FROM devices WHERE id = $1 FOR UPDATE", &[&device_id]).await.map_err(pg_err)?;
+    let (watermark, through): (i64, i64) = (row.get(0), row.get(1));
+    let hold: Option<i64> = tx.query_one(PRUNE_HOLD_SQL, &[&device_id, &through, &cutoff]).await.map_err(pg_err)?.get(0);
+    let end = hold.map_or(watermark, |h| watermark.min(h - 1));
+    if end <= through {
+        return Ok(0);
+    }
+    let n = tx
+        .execute("DELETE FROM events WHERE device_id = $1 AND seq > $2 AND seq <= $3", &[&device_id, &through, &end])
+        .await
+        .map_err(pg_err)?;
+    tx.execute(
+        "UPDATE devices SET pruned_through_seq = $2, events_pruned = events_pruned + $3 WHERE id = $1",
+        &[&device_id, &end, &(n as i64)],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(n)
 }

@@ -1,7 +1,7 @@
 //! The PostgreSQL store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
 
 use super::*;
-use crate::store::{HcpPage, HcpQuery, HcpSort, HcpSummary, InsightStore};
+use crate::store::{HcpPage, HcpQuery, HcpSummary, InsightStore};
 
 /// Replaces `s` (summary row, stage rows, channel rows) inside an open transaction.
 /// Creates or replaces HCP summaries (distinct HCPs) inside an open transaction: five
@@ -65,30 +65,24 @@ pub(super) async fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result
     Ok(())
 }
 
+/// The territories whose devices called on each HCP of `$1`, by HCP and territory (by
+/// `hcp_territories_by_hcp`).
+pub(crate) const HCP_TERRITORIES_SQL: &str =
+    "SELECT hcp_id, territory FROM hcp_territories WHERE hcp_id = ANY($1) ORDER BY hcp_id, territory";
+
 impl InsightStore for PgStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
-        let order = match q.sort {
-            HcpSort::Id => "s.hcp_id",
-            HcpSort::Calls => "s.calls DESC, s.hcp_id",
-            HcpSort::LastCall => "s.last_call_at DESC NULLS LAST, s.hcp_id",
-        };
-        let (from, args) = crate::store::hcp_filter(q, crate::store::SqlDialect::Postgres);
-        let (limit, offset) = (q.limit.min(i64::MAX as u64), q.offset.min(i64::MAX as u64));
+        let q = q.clone();
         self.read(move |tx| {
             Box::pin(async move {
+                let (count, count_args) = crate::store::hcp_count_sql(&q, crate::store::SqlDialect::Postgres);
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    count_args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+                let total: i64 = tx.query_one(&count, &params).await.map_err(pg_err)?.get(0);
+                let (rows, args) = crate::store::hcp_page_sql(&q, crate::store::SqlDialect::Postgres, total.max(0) as u64);
                 let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     args.iter().map(|a| a as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-                let total: i64 = tx.query_one(&format!("SELECT COUNT(*) {from}"), &params).await.map_err(pg_err)?.get(0);
-                let rows = tx
-                    .query(
-                        &format!(
-                            "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {from} \
-                             ORDER BY {order} LIMIT {limit} OFFSET {offset}"
-                        ),
-                        &params,
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                let rows = tx.query(&rows, &params).await.map_err(pg_err)?;
                 let rows = rows
                     .iter()
                     .map(|r| {
@@ -114,7 +108,7 @@ impl InsightStore for PgStore {
     fn stage_counts(&self) -> Result<Vec<(String, u64)>> {
         self.read(|tx| {
             Box::pin(async move {
-                let rows = tx.query("SELECT stage, COUNT(*) FROM hcp_stages GROUP BY stage ORDER BY stage", &[]).await.map_err(pg_err)?;
+                let rows = tx.query(crate::store::STAGE_COUNTS_SQL, &[]).await.map_err(pg_err)?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)).collect())
             })
         })
@@ -123,8 +117,7 @@ impl InsightStore for PgStore {
     fn channel_reach(&self) -> Result<Vec<(String, u64)>> {
         self.read(|tx| {
             Box::pin(async move {
-                let rows =
-                    tx.query("SELECT channel, COUNT(*) FROM hcp_channels GROUP BY channel ORDER BY channel", &[]).await.map_err(pg_err)?;
+                let rows = tx.query(crate::store::CHANNEL_REACH_SQL, &[]).await.map_err(pg_err)?;
                 Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1).max(0) as u64)).collect())
             })
         })
@@ -134,6 +127,32 @@ impl InsightStore for PgStore {
         self.read(|tx| {
             Box::pin(async move {
                 Ok(tx.query_one("SELECT COUNT(*) FROM hcp_summaries", &[]).await.map_err(pg_err)?.get::<_, i64>(0).max(0) as u64)
+            })
+        })
+    }
+
+    fn hcp_territories(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        let ids = hcp_ids.to_vec();
+        self.read(move |tx| {
+            Box::pin(async move {
+                let rows = tx.query(HCP_TERRITORIES_SQL, &[&ids]).await.map_err(pg_err)?;
+                let mut out: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+                for r in rows {
+                    out.entry(r.get(0)).or_default().push(r.get(1));
+                }
+                Ok(out)
+            })
+        })
+    }
+
+    fn device_territories(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx
+                    .query("SELECT DISTINCT territory FROM devices WHERE id <> $1 ORDER BY territory", &[&MICROSITE_DEVICE])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
             })
         })
     }

@@ -35,8 +35,8 @@ use crate::store::sqlite::time_text;
 use crate::store::{
     AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
     ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
-    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
-    StoredEvent, TargetImport, Territory, target_lists,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, PRUNE_CHUNK, Prescription, PrivacyStore, PruneReport,
+    PublishClaim, QueuedCall, StoredEvent, TargetImport, Territory, target_lists,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -59,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/007_queue_claims.sql"),
     include_str!("../../../migrations/postgres/008_hcp_summaries.sql"),
     include_str!("../../../migrations/postgres/009_rep_targets.sql"),
+    include_str!("../../../migrations/postgres/010_event_retention.sql"),
+    include_str!("../../../migrations/postgres/011_hcp_list_indexes.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -342,6 +344,8 @@ mod tests {
             "16769fa93224642bda0e8327bb73b1d3c66760ad46a82f1d75bcc66070a63fe7", // 007_queue_claims.sql
             "5288ac5ceb5c60e3fa487f5c7034a04338c86ec38ff70aac5a5dfba3cf11fd6c", // 008_hcp_summaries.sql
             "890d5311c439ebe28b4e57e9bd5ee9eaae7960b65513a8abfb5fed66a1aa5d6d", // 009_rep_targets.sql
+            "3da69f6c60b003f599815fe031946186d247289895fe29d709c30c2e429fc61f", // 010_event_retention.sql
+            "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -361,8 +365,12 @@ mod tests {
             ("a rep's plan feed", feed::PLAN_FEED_SQL, "plans_by_territory"),
             ("a rep's plan feed: her list", feed::PLAN_FEED_SQL, "rep_targets_pkey"),
             ("a rep's plan feed: her calls", feed::PLAN_FEED_SQL, "call_hcps_pkey"),
+            ("pruning: a device's events", ingest::PRUNE_HOLD_SQL, "events_by_device"),
+            ("pruning: their calls' analysis", ingest::PRUNE_HOLD_SQL, "analysis_queue_device_id_call_id_key"),
         ];
         for (what, sql, index) in cases {
+            // The pruning cutoff is a time.
+            let sql = sql.replace(">= $3", ">= now()");
             // Parameters as literals (EXPLAIN of a statement with `$n` needs their types).
             let sql = sql.replace("$4::text", "'r'::text").replace("$4", "'r'").replace("> $2", "> 0").replace("$3", "100");
             let sql = sql.replace("$1::text[]", "ARRAY['d']::text[]").replace("$2::text[]", "ARRAY['c']::text[]");
@@ -380,6 +388,70 @@ mod tests {
             let scanned = ["events", "analysis_queue", "call_hcps", "plans", "rep_targets"]
                 .iter()
                 .any(|t| plan.contains(&format!("Seq Scan on {t}")));
+            assert!(!scanned, "{what}: a table is scanned whole:\n{plan}");
+        }
+    }
+
+    /// Issue 15: the dashboard's queries can be served by indexes on PostgreSQL too (`EXPLAIN`
+    /// with sequential scans disabled: without a usable index the plan still shows one).
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn dashboard_queries_use_their_indexes() {
+        use crate::store::{CHANNEL_REACH_SQL, HcpQuery, HcpSort, STAGE_COUNTS_SQL, SqlDialect, hcp_count_sql, hcp_page_sql};
+        let db = crate::testkit::TestDatabase::new();
+        let store = PgStore::connect(&db.url, 1).unwrap();
+        let stage = HcpQuery { stage: Some("aware".into()), ..HcpQuery::default() };
+        let territory = HcpQuery { territory: Some("north".into()), ..HcpQuery::default() };
+        let segment = HcpQuery { segment: Some("gp".into()), ..HcpQuery::default() };
+        let page = |q: &HcpQuery, matches: u64| hcp_page_sql(q, SqlDialect::Postgres, matches);
+        let count = |q: &HcpQuery| hcp_count_sql(q, SqlDialect::Postgres);
+        // (what, (SQL, parameters), indexes of which the plan uses one at least)
+        type Case<'a> = (&'a str, (String, Vec<String>), &'a [&'a str]);
+        let cases: Vec<Case<'_>> = vec![
+            // PostgreSQL plans by its statistics: probing by key or driving by the stage index.
+            (
+                "many at a stage, by latest call",
+                page(&HcpQuery { sort: HcpSort::LastCall, ..stage.clone() }, 5_000),
+                &["hcp_stages_pkey", "hcp_stages_by_stage"],
+            ),
+            ("few at a stage", page(&stage, 10), &["hcp_stages_by_stage"]),
+            ("counting a stage", count(&stage), &["hcp_stages_by_stage"]),
+            (
+                "many in a territory, by calls",
+                page(&HcpQuery { sort: HcpSort::Calls, ..territory.clone() }, 5_000),
+                &["hcp_territories_pkey"],
+            ),
+            ("counting a territory", count(&territory), &["hcp_territories_pkey"]),
+            ("counting a segment", count(&segment), &["hcps_by_segment"]),
+            ("everyone by calls", page(&HcpQuery { sort: HcpSort::Calls, ..HcpQuery::default() }, 100_000), &["hcp_summaries_by_calls"]),
+            // Counts over every row of a narrow table: any of its indexes serves them.
+            ("the stage funnel", (STAGE_COUNTS_SQL.to_string(), vec![]), &["hcp_stages_by_stage", "hcp_stages_pkey"]),
+            ("channel reach", (CHANNEL_REACH_SQL.to_string(), vec![]), &["hcp_channels_by_channel", "hcp_channels_pkey"]),
+            (
+                "an HCP's territories",
+                (insight::HCP_TERRITORIES_SQL.replace("$1", "ARRAY['h']::text[]"), vec![]),
+                &["hcp_territories_by_hcp"],
+            ),
+        ];
+        for (what, (sql, args), indexes) in cases {
+            // Parameters as literals, the highest number first ($10 before $1).
+            let mut sql = sql;
+            for (i, a) in args.iter().enumerate().rev() {
+                sql = sql.replace(&format!("${}", i + 1), &format!("'{}'", a.replace('\'', "''")));
+            }
+            let plan = store
+                .write(move |tx| {
+                    Box::pin(async move {
+                        tx.batch_execute("SET LOCAL enable_seqscan = off").await.map_err(pg_err)?;
+                        let rows = tx.query(&format!("EXPLAIN {sql}"), &[]).await.map_err(pg_err)?;
+                        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+                    })
+                })
+                .unwrap();
+            assert!(indexes.iter().any(|i| plan.contains(i)), "{what}: none of {indexes:?} in the plan:\n{plan}");
+            let scanned = ["hcp_summaries", "hcp_stages", "hcp_channels", "hcp_territories", "hcps"]
+                .iter()
+                .any(|t| plan.contains(&format!("Seq Scan on {t} ")));
             assert!(!scanned, "{what}: a table is scanned whole:\n{plan}");
         }
     }

@@ -52,6 +52,7 @@ impl PrivacyStore for PgStore {
                     async move { tx.execute(sql, &[&hcp]).await.map_err(pg_err) }
                 };
                 del("DELETE FROM call_hcps WHERE hcp_id = $1").await?;
+                del("DELETE FROM hcp_territories WHERE hcp_id = $1").await?;
                 del("DELETE FROM rep_targets WHERE hcp_id = $1").await?;
                 super::insight::delete_summary(tx, &hcp).await?;
                 report.docs = del("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = $1").await?;

@@ -116,7 +116,7 @@ impl IngestStore for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare(
                 "SELECT id, rep_id, territory, created_at, last_seen_at, watermark, skew_ms, events_received, duplicates, \
-                 rejected FROM devices WHERE id <> 'microsite' ORDER BY created_at, id",
+                 rejected, pruned_through_seq, events_pruned FROM devices WHERE id <> 'microsite' ORDER BY created_at, id",
             )?;
             let devices = st
                 .query_map([], |r| {
@@ -131,6 +131,8 @@ impl IngestStore for SqliteStore {
                         events_received: r.get::<_, i64>(7)? as u64,
                         duplicates_absorbed: r.get::<_, i64>(8)? as u64,
                         rejected: r.get::<_, i64>(9)? as u64,
+                        pruned_through_seq: r.get(10)?,
+                        events_pruned: r.get::<_, i64>(11)? as u64,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -143,10 +145,44 @@ impl IngestStore for SqliteStore {
                 events_received: devices.iter().map(|d| d.events_received).sum(),
                 duplicates_absorbed: devices.iter().map(|d| d.duplicates_absorbed).sum(),
                 rejected: devices.iter().map(|d| d.rejected).sum(),
+                events_pruned: devices.iter().map(|d| d.events_pruned).sum(),
                 devices,
                 store: "sqlite".into(),
             })
         })
+    }
+
+    fn prune_analysed_events(&self, recorded_before: DateTime<Utc>, audit: Option<&Audited<PruneReport>>) -> Result<PruneReport> {
+        let cutoff = prune_cutoff(recorded_before);
+        let devices: Vec<String> = self.read(|c| {
+            let mut st = c.prepare("SELECT id FROM devices WHERE id <> 'microsite' ORDER BY id")?;
+            Ok(st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        })?;
+        let mut total = PruneReport::default();
+        let mut next = 0;
+        while next < devices.len() {
+            // One transaction (and audit entry, when it deleted anything) per chunk of about
+            // PRUNE_CHUNK events.
+            let (report, done) = self.write(|tx| {
+                let mut report = PruneReport::default();
+                let mut i = next;
+                while i < devices.len() && report.events < PRUNE_CHUNK {
+                    let n = prune_device(tx, &devices[i], &cutoff)?;
+                    if n > 0 {
+                        report.devices += 1;
+                        report.events += n;
+                    }
+                    i += 1;
+                }
+                if let Some(a) = audit.filter(|_| report.events > 0) {
+                    insert_audit(tx, &a.entry_for(&report))?;
+                }
+                Ok((report, i))
+            })?;
+            total.add(report);
+            next = done;
+        }
+        Ok(total)
     }
 
     fn events_for_device(&self, device_id: &str) -> Result<Vec<WireEvent>> {
@@ -258,12 +294,12 @@ fn group_failure(e: &Error) -> Error {
 
 /// Reads what decides an upload batch of `device_id` ([`crate::ingest::IngestFacts`]).
 fn ingest_facts(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEvent]) -> Result<IngestFacts> {
-    let watermark: i64 = tx
-        .query_row("SELECT watermark FROM devices WHERE id = ?1", [device_id], |r| r.get(0))
+    let (watermark, pruned_through): (i64, i64) = tx
+        .query_row("SELECT watermark, pruned_through_seq FROM devices WHERE id = ?1", [device_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .ok_or_else(|| Error::NotFound(format!("device {device_id}")))?;
     let wanted = IngestFacts::wanted(events);
-    let mut facts = IngestFacts { watermark, ..IngestFacts::default() };
+    let mut facts = IngestFacts { watermark, pruned_through, ..IngestFacts::default() };
     let mut holders = tx.prepare_cached("SELECT uuid FROM events WHERE device_id = ?1 AND seq = ?2")?;
     for seq in &wanted.seqs {
         let uuids = holders.query_map(params![device_id, seq], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
@@ -322,8 +358,11 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
         enqueue.execute(params![device_id, call_id, received_at])?;
     }
     let mut call_hcp = tx.prepare_cached("INSERT OR IGNORE INTO call_hcps (hcp_id, device_id, call_id) VALUES (?1, ?2, ?3)")?;
+    let mut hcp_territory =
+        tx.prepare_cached("INSERT OR IGNORE INTO hcp_territories (territory, hcp_id) SELECT territory, ?2 FROM devices WHERE id = ?1")?;
     for (call_id, hcp_id) in &ch.call_hcps {
         call_hcp.execute(params![hcp_id, device_id, call_id])?;
+        hcp_territory.execute(params![device_id, hcp_id])?;
     }
     let mut insert_rejected =
         tx.prepare_cached("INSERT OR IGNORE INTO rejected_events (uuid, device_id, seq, reason, received_at) VALUES (?1, ?2, ?3, ?4, ?5)")?;
@@ -353,4 +392,35 @@ fn persist_ingest(tx: &Transaction<'_>, device_id: &str, ch: &IngestChanges<'_>,
         ],
     )?;
     Ok(())
+}
+
+/// The pruning cutoff as stored times compare: whole seconds, `YYYY-MM-DDTHH:MM:SS` (stored
+/// times carry a variable fraction, so they are compared on their first 19 characters).
+fn prune_cutoff(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// The first event of a device (`?1`) after its pruned prefix (`?2`) that must stay: recorded
+/// at or after the cutoff (`?3`), or of a call whose analysis is not done. By `events_by_device`,
+/// then the queue's `(device_id, call_id)` key.
+pub(crate) const PRUNE_HOLD_SQL: &str = "SELECT MIN(e.seq) FROM events e WHERE e.device_id = ?1 AND e.seq > ?2 \
+     AND (substr(e.recorded_at_corrected, 1, 19) >= ?3 OR (e.call_id IS NOT NULL AND NOT EXISTS \
+     (SELECT 1 FROM analysis_queue q WHERE q.device_id = e.device_id AND q.call_id = e.call_id AND q.done_at IS NOT NULL)))";
+
+/// Prunes one device's analysed events before the cutoff as a prefix of its sequence; returns
+/// how many were deleted.
+fn prune_device(tx: &Transaction<'_>, device_id: &str, cutoff: &str) -> Result<u64> {
+    let (watermark, through): (i64, i64) =
+        tx.query_row("SELECT watermark, pruned_through_seq FROM devices WHERE id = ?1", [device_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let hold: Option<i64> = tx.prepare_cached(PRUNE_HOLD_SQL)?.query_row(params![device_id, through, cutoff], |r| r.get(0))?;
+    let end = hold.map_or(watermark, |h| watermark.min(h - 1));
+    if end <= through {
+        return Ok(0);
+    }
+    let n = tx.execute("DELETE FROM events WHERE device_id = ?1 AND seq > ?2 AND seq <= ?3", params![device_id, through, end])? as u64;
+    tx.execute(
+        "UPDATE devices SET pruned_through_seq = ?2, events_pruned = events_pruned + ?3 WHERE id = ?1",
+        params![device_id, end, n as i64],
+    )?;
+    Ok(n)
 }

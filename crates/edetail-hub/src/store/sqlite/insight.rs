@@ -1,7 +1,7 @@
 //! The SQLite store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
 
 use super::*;
-use crate::store::{HcpPage, HcpQuery, HcpSort, HcpSummary, InsightStore};
+use crate::store::{HcpPage, HcpQuery, HcpSummary, InsightStore};
 
 /// Replaces `s` (summary row, stage rows, channel rows) inside an open write transaction.
 pub(super) fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
@@ -38,22 +38,16 @@ pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The territories whose devices called on HCP `?1` (by `hcp_territories_by_hcp`).
+pub(crate) const HCP_TERRITORIES_SQL: &str = "SELECT territory FROM hcp_territories WHERE hcp_id = ?1 ORDER BY territory";
+
 impl InsightStore for SqliteStore {
     fn hcp_page(&self, q: &HcpQuery) -> Result<HcpPage> {
-        let order = match q.sort {
-            HcpSort::Id => "s.hcp_id",
-            HcpSort::Calls => "s.calls DESC, s.hcp_id",
-            HcpSort::LastCall => "s.last_call_at IS NULL, s.last_call_at DESC, s.hcp_id",
-        };
-        let (from, args) = crate::store::hcp_filter(q, crate::store::SqlDialect::Sqlite);
+        let (count, count_args) = crate::store::hcp_count_sql(q, crate::store::SqlDialect::Sqlite);
         self.read(|c| {
-            let total: i64 =
-                c.prepare_cached(&format!("SELECT COUNT(*) {from}"))?.query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
-            let mut st = c.prepare(&format!(
-                "SELECT s.hcp_id, s.calls, s.last_call_at, s.top_topic, s.stages, h.segment {from} ORDER BY {order} LIMIT {} OFFSET {}",
-                q.limit.min(i64::MAX as u64),
-                q.offset.min(i64::MAX as u64)
-            ))?;
+            let total: i64 = c.prepare_cached(&count)?.query_row(rusqlite::params_from_iter(count_args.iter()), |r| r.get(0))?;
+            let (rows, args) = crate::store::hcp_page_sql(q, crate::store::SqlDialect::Sqlite, total.max(0) as u64);
+            let mut st = c.prepare(&rows)?;
             let rows = st
                 .query_map(rusqlite::params_from_iter(args.iter()), |r| {
                     let stages: String = r.get(4)?;
@@ -77,20 +71,41 @@ impl InsightStore for SqliteStore {
 
     fn stage_counts(&self) -> Result<Vec<(String, u64)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT stage, COUNT(*) FROM hcp_stages GROUP BY stage ORDER BY stage")?;
+            let mut st = c.prepare_cached(crate::store::STAGE_COUNTS_SQL)?;
             Ok(st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?.collect::<rusqlite::Result<_>>()?)
         })
     }
 
     fn channel_reach(&self) -> Result<Vec<(String, u64)>> {
         self.read(|c| {
-            let mut st = c.prepare_cached("SELECT channel, COUNT(*) FROM hcp_channels GROUP BY channel ORDER BY channel")?;
+            let mut st = c.prepare_cached(crate::store::CHANNEL_REACH_SQL)?;
             Ok(st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?.collect::<rusqlite::Result<_>>()?)
         })
     }
 
     fn hcp_count(&self) -> Result<u64> {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM hcp_summaries", [], |r| r.get::<_, i64>(0))?.max(0) as u64))
+    }
+
+    fn hcp_territories(&self, hcp_ids: &[String]) -> Result<std::collections::HashMap<String, Vec<String>>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(HCP_TERRITORIES_SQL)?;
+            let mut out = std::collections::HashMap::new();
+            for id in hcp_ids {
+                let ts = st.query_map([id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+                if !ts.is_empty() {
+                    out.insert(id.clone(), ts);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn device_territories(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT DISTINCT territory FROM devices WHERE id <> ?1 ORDER BY territory")?;
+            Ok(st.query_map([MICROSITE_DEVICE], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>> {

@@ -26,8 +26,8 @@ use crate::ingest::{IngestChanges, IngestFacts};
 use crate::store::{
     AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
     ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
-    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, Prescription, PrivacyStore, PublishClaim, QueuedCall,
-    StoredEvent, TargetImport, Territory, target_lists,
+    MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, PRUNE_CHUNK, Prescription, PrivacyStore, PruneReport,
+    PublishClaim, QueuedCall, StoredEvent, TargetImport, Territory, target_lists,
 };
 use crate::store::{
     AuditEntry, Audited, Credential, DEFAULT_DEVICE_TOKEN_DAYS, DEFAULT_PUBLISHER_TOKEN_DAYS, NewAuditEntry, NewCredential, TokenRole,
@@ -45,6 +45,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/008_queue_claims.sql"),
     include_str!("../../../migrations/009_hcp_summaries.sql"),
     include_str!("../../../migrations/010_rep_targets.sql"),
+    include_str!("../../../migrations/011_event_retention.sql"),
+    include_str!("../../../migrations/012_hcp_list_indexes.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -206,6 +208,8 @@ mod tests {
             "c960690ef7551a60c3fd3cc7f262532d4a5f1ab308f9c32d5f3cbe72787c84dd", // 008_queue_claims.sql
             "8cb077940bc82f971c6e142f0cfd46119fe93ea9d7a3879904011a443bff2acc", // 009_hcp_summaries.sql
             "4197b42f49eb736d27f9e5ea11967dea734dbea7743c97f04616fe9987f31e82", // 010_rep_targets.sql
+            "6440cdfef1067ec2a86e441877aa3604442e5de9a1252e8d9873bcd15f9d56de", // 011_event_retention.sql
+            "1e42a457a45d0fb00fb1f1dffcef353fa2cf62d5b62a87ad426048aef9a8785d", // 012_hcp_list_indexes.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -268,6 +272,12 @@ mod tests {
             ("a rep's plan feed", feed::PLAN_FEED_SQL, "SEARCH p USING INDEX plans_by_territory (territory=? AND feed_seq>?)"),
             ("a rep's plan feed: her list", feed::PLAN_FEED_SQL, "SEARCH t USING PRIMARY KEY (rep_id=? AND hcp_id=?)"),
             ("a rep's plan feed: her calls", feed::PLAN_FEED_SQL, "SEARCH ch USING PRIMARY KEY (hcp_id=?)"),
+            ("pruning: a device's events", ingest::PRUNE_HOLD_SQL, "SEARCH e USING INDEX events_by_device (device_id=? AND seq>?)"),
+            (
+                "pruning: their calls' analysis",
+                ingest::PRUNE_HOLD_SQL,
+                "SEARCH q USING INDEX sqlite_autoindex_analysis_queue_1 (device_id=? AND call_id=?)",
+            ),
         ];
         let c = lock(&store.writer);
         for (what, sql, expected) in cases {
@@ -276,6 +286,68 @@ mod tests {
             let plan: Vec<String> = st.query_map(rusqlite::params_from_iter(nulls), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
             assert!(plan.iter().any(|p| p.contains(expected)), "{what}: {expected} not in the plan {plan:?}");
             assert!(!plan.iter().any(|p| p.starts_with("SCAN ") && !p.contains(" USING ")), "{what}: a table is scanned whole: {plan:?}");
+        }
+    }
+
+    /// Issue 15: the dashboard's queries are served by indexes: a filter many HCPs match walks
+    /// the page's order and probes each summary by key (no sort of the matches), one few match
+    /// drives by its own index, counts drive by the filters' indexes, and the overview's and
+    /// channel page's counts read covering indexes.
+    #[test]
+    fn dashboard_queries_use_their_indexes() {
+        use crate::store::{CHANNEL_REACH_SQL, HcpQuery, HcpSort, STAGE_COUNTS_SQL, SqlDialect, hcp_count_sql, hcp_page_sql};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let q = |f: &dyn Fn(&mut HcpQuery)| {
+            let mut q = HcpQuery::default();
+            f(&mut q);
+            q
+        };
+        let stage = q(&|q| q.stage = Some("aware".into()));
+        let territory = q(&|q| q.territory = Some("north".into()));
+        let page = |q: HcpQuery, matches: u64| hcp_page_sql(&q, SqlDialect::Sqlite, matches).0;
+        let count = |q: &HcpQuery| hcp_count_sql(q, SqlDialect::Sqlite).0;
+        // (what, SQL, expected in the plan, sorted by an index: no temporary sort)
+        let cases: Vec<(&str, String, Vec<&str>, bool)> = vec![
+            (
+                "many at a stage, by latest call",
+                page(HcpQuery { sort: HcpSort::LastCall, ..stage.clone() }, 5_000),
+                vec!["SCAN s USING INDEX hcp_summaries_by_last_call", "SEARCH t USING PRIMARY KEY (hcp_id=?)"],
+                true,
+            ),
+            ("many at a stage, by id", page(stage.clone(), 5_000), vec!["SEARCH t USING PRIMARY KEY (hcp_id=?)"], true),
+            ("few at a stage", page(stage.clone(), 10), vec!["SEARCH t USING COVERING INDEX hcp_stages_by_stage (stage=?)"], false),
+            ("counting a stage", count(&stage), vec!["SEARCH t USING COVERING INDEX hcp_stages_by_stage (stage=?)"], true),
+            (
+                "many in a territory, by calls",
+                page(HcpQuery { sort: HcpSort::Calls, ..territory.clone() }, 5_000),
+                vec!["SCAN s USING INDEX hcp_summaries_by_calls", "SEARCH ht USING PRIMARY KEY (territory=? AND hcp_id=?)"],
+                true,
+            ),
+            ("few in a territory", page(territory.clone(), 10), vec!["SEARCH ht USING PRIMARY KEY (territory=?)"], true),
+            ("counting a territory", count(&territory), vec!["SEARCH ht USING PRIMARY KEY (territory=?)"], true),
+            ("few in a segment", page(q(&|q| q.segment = Some("gp".into())), 10), vec!["hcps_by_segment (segment=?)"], false),
+            ("counting a segment", count(&q(&|q| q.segment = Some("gp".into()))), vec!["hcps_by_segment (segment=?)"], true),
+            ("everyone by latest call", page(q(&|q| q.sort = HcpSort::LastCall), 100_000), vec!["hcp_summaries_by_last_call"], true),
+            ("an id prefix", page(q(&|q| q.id_prefix = Some("hcp-1".into())), 100), vec!["(hcp_id>? AND hcp_id<?)"], true),
+            ("the stage funnel", STAGE_COUNTS_SQL.to_string(), vec!["COVERING INDEX hcp_stages_by_stage"], true),
+            ("channel reach", CHANNEL_REACH_SQL.to_string(), vec!["COVERING INDEX hcp_channels_by_channel"], true),
+            ("an HCP's territories", insight::HCP_TERRITORIES_SQL.to_string(), vec!["hcp_territories_by_hcp (hcp_id=?)"], true),
+        ];
+        let c = lock(&store.writer);
+        for (what, sql, expected, sorted) in cases {
+            let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = std::iter::repeat_n(rusqlite::types::Null, st.parameter_count());
+            let plan: Vec<String> = st.query_map(rusqlite::params_from_iter(nulls), |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+            for e in expected {
+                assert!(plan.iter().any(|p| p.contains(e)), "{what}: {e} not in the plan {plan:?}");
+            }
+            assert!(!sorted || !plan.iter().any(|p| p.contains("TEMP B-TREE")), "{what}: sorted in a temporary tree: {plan:?}");
+            // Only the list itself is walked (a page stops at its end); other tables by key.
+            assert!(
+                !plan.iter().any(|p| p.starts_with("SCAN ") && !p.starts_with("SCAN s ") && !p.contains("COVERING INDEX")),
+                "{what}: a table is scanned whole: {plan:?}"
+            );
         }
     }
 

@@ -29,6 +29,7 @@ impl PrivacyStore for SqliteStore {
                 tx.execute("DELETE FROM analysis_queue WHERE device_id = ?1 AND call_id = ?2", params![device, call])?;
             }
             tx.execute("DELETE FROM call_hcps WHERE hcp_id = ?1", [hcp_id])?;
+            tx.execute("DELETE FROM hcp_territories WHERE hcp_id = ?1", [hcp_id])?;
             tx.execute("DELETE FROM rep_targets WHERE hcp_id = ?1", [hcp_id])?;
             super::insight::delete_summary(tx, hcp_id)?;
             report.docs = tx.execute("DELETE FROM analytics_docs WHERE kind = 'hcp' AND key = ?1", [hcp_id])? as u64;
