@@ -383,6 +383,15 @@ function scenarios(ctx) {
       check((status === "rejected") === d.rejected > 0, `${d.device_id} flagged iff it has rejected events`, status);
     }
     await shot(page, "sync");
+    // The device list's territory filter (from the URL): only that territory's devices, totals for them.
+    const terr = x.sync_health.devices.map((d) => d.territory).sort()[0];
+    const inTerr = x.sync_health.devices.filter((d) => d.territory === terr);
+    check(inTerr.length > 0 && inTerr.length < x.sync_health.devices.length, "the fixture's devices are in several territories");
+    await clickNav(page, `a[data-filter-territory=${q(terr)}]`);
+    check(new URL(page.url()).searchParams.get("territory") === terr, "territory filter via the URL");
+    const shown = (await attrs(page, 'table[data-table="devices"] tbody tr')).map((r) => r["data-device"]);
+    check(same(shown, inTerr.map((d) => d.device_id)), "device rows of territory " + terr, shown);
+    check(Number(await page.$eval('[data-stat="devices"]', (el) => el.dataset.value)) === inTerr.length, "device total of the territory");
   });
 
   add("unknown ids answer 404 pages", async () => {

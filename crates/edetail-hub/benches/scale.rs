@@ -217,18 +217,19 @@ fn main() {
             "/dashboard/sync".into(),
         ];
         let http = reqwest::Client::new();
-        // Fresh operators per step: the dashboard's per-operator rate limit (10/s, burst 100)
-        // must not throttle the timed requests.
-        let operator = hub.add_operator(&format!("bench-{events}"), 1, "cli:bench").expect("operator");
+        // Fresh operators per step and page: the dashboard's per-operator rate limit (10/s,
+        // burst 100) must not throttle the timed requests.
+        let operators: Vec<String> =
+            (0..pages.len()).map(|i| hub.add_operator(&format!("bench-{events}-{i}"), 1, "cli:bench").expect("operator")).collect();
         let loaders_ops: Vec<String> =
             (0..2).map(|i| hub.add_operator(&format!("load-{events}-{i}"), 1, "cli:bench").expect("operator")).collect();
         rt.block_on(async {
-            for path in &pages {
-                let _ = timed_get(&http, &format!("{url}{path}"), &operator).await;
+            for (path, operator) in pages.iter().zip(&operators) {
+                let _ = timed_get(&http, &format!("{url}{path}"), operator).await;
                 let mut lat = Vec::new();
                 let mut bytes = 0;
                 for _ in 0..10 {
-                    let (d, n) = timed_get(&http, &format!("{url}{path}"), &operator).await;
+                    let (d, n) = timed_get(&http, &format!("{url}{path}"), operator).await;
                     lat.push(d);
                     bytes = n;
                 }

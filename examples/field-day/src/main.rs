@@ -156,7 +156,14 @@ fn main() -> anyhow::Result<()> {
          hcp-0203,cardiozen,2026-10,1\nhcp-0203,cardiozen,2026-11,1\n\
          hcp-0204,glucora,2026-10,5\nhcp-0204,glucora,2026-11,6\n",
     )?;
+    // The CRM's target lists: each rep's tablet receives plans for her targets and for the
+    // HCPs she calls on (rep-ben also sees hcp-0204 and hcp-0205, off his list, this morning).
+    let targets = hub.import_rep_targets("rep_id,hcp_id\nrep-anna,hcp-0101\nrep-anna,hcp-0102\nrep-ben,hcp-0203\n")?;
     println!("  HCP segments and last months' prescriptions imported (CSV)");
+    println!(
+        "  target lists of {} reps imported (CSV, {} HCPs): a tablet's feed carries plans for its rep's targets and the HCPs she calls on",
+        targets.reps, targets.targets
+    );
 
     // ---- two reps' tablets --------------------------------------------------------------
     section("two reps' tablets: encrypted data directories, trusting the content key and the hub's plan key, synced at 08:00");

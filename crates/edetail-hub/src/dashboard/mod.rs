@@ -128,6 +128,28 @@ pub fn hcp_query(params: &HashMap<String, String>) -> HcpQuery {
     }
 }
 
+/// Devices per page of the sync page's list (and parked calls shown at most).
+pub const DEVICES_PER_PAGE: u64 = 100;
+
+/// The sync page's device list: its territory filter and page, from the URL (`territory`,
+/// `page` from 1).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncQuery {
+    pub territory: Option<String>,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// The sync page's query from its URL. Empty values are no filter.
+pub fn sync_query(params: &HashMap<String, String>) -> SyncQuery {
+    let page = params.get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1).max(1);
+    SyncQuery {
+        territory: params.get("territory").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()),
+        offset: (page - 1).saturating_mul(DEVICES_PER_PAGE),
+        limit: DEVICES_PER_PAGE,
+    }
+}
+
 /// What the dashboard must show for `source`, as the browser test reads it:
 /// `{decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
 /// `deck` is the first deck with slide data (and `deck_segment` its first segment's view),
@@ -260,6 +282,7 @@ async fn channels(State(src): State<Source>) -> Response {
     render(move || Ok(Some(src.channels()?)), String::new, pages::channels).await
 }
 
-async fn sync(State(src): State<Source>) -> Response {
-    render(move || Ok(Some(src.sync_health()?)), String::new, pages::sync).await
+async fn sync(State(src): State<Source>, Query(params): Query<HashMap<String, String>>) -> Response {
+    let q = sync_query(&params);
+    render(move || Ok(Some(src.sync_health()?)), String::new, move |s| pages::sync(s, &q)).await
 }

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, plural, url_segment as u};
 use super::model::*;
 use super::svg::{self, Bar, Part, Stack};
-use super::{HcpQuery, HcpSort};
+use super::{DEVICES_PER_PAGE, HcpQuery, HcpSort, SyncQuery};
 
 const CSS: &str = r#"
 :root{--ink:#1d2733;--muted:#5f6b7a;--line:#e3e8ef;--bg:#f5f7fa;--card:#fff;--accent:#1f5fa8;--accent-soft:#e8f0fa;--ok:#2f8a5b;--warn:#b7791f;--bad:#c53030}
@@ -710,24 +710,66 @@ pub fn channels(c: &ChannelsView) -> String {
     layout("channels", "Channels", Nav::Channels, &b)
 }
 
-pub fn sync(s: &SyncHealthView) -> String {
+/// The sync page's URL for `q` with `change` applied (filter and page kept otherwise).
+fn sync_href(q: &SyncQuery, change: impl FnOnce(&mut SyncQuery)) -> String {
+    let mut q = q.clone();
+    change(&mut q);
+    let mut parts = Vec::new();
+    if let Some(t) = &q.territory {
+        parts.push(format!("territory={}", u(t)));
+    }
+    let page = q.offset / q.limit.max(1) + 1;
+    if page > 1 {
+        parts.push(format!("page={page}"));
+    }
+    if parts.is_empty() { "/dashboard/sync".into() } else { format!("/dashboard/sync?{}", parts.join("&")) }
+}
+
+/// Sync health: totals and the devices of the territory filter, a page at a time (chart and
+/// table), the parked calls (at most a page of them, with how many more there are).
+pub fn sync(all: &SyncHealthView, q: &SyncQuery) -> String {
+    let territories: std::collections::BTreeSet<&str> = all.devices.iter().map(|d| d.territory.as_str()).collect();
+    let matching: Vec<&DeviceRow> = all.devices.iter().filter(|d| q.territory.as_ref().is_none_or(|t| &d.territory == t)).collect();
     let mut b = String::from(
-        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Sync health</div><h1>Sync health</h1><p class="sub">What each rep's device has uploaded, what the hub refused, and what analysis has not reached yet.</p><div class="stats">"#,
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Sync health</div><h1>Sync health</h1><p class="sub">What each rep's device has uploaded, what the hub refused, and what analysis has not reached yet.</p>"#,
     );
-    let sum = |f: fn(&DeviceRow) -> u64| s.devices.iter().map(f).sum::<u64>();
-    stat(&mut b, "devices", "Devices", s.devices.len() as u64, "");
+    if territories.len() > 1 {
+        b.push_str(r#"<p class="filters" data-filters="sync">Territory: "#);
+        let all_href = sync_href(q, |q| {
+            q.territory = None;
+            q.offset = 0;
+        });
+        let _ = write!(
+            b,
+            r#"<a href="{}" data-filter-territory=""{}>all</a>"#,
+            e(&all_href),
+            if q.territory.is_none() { r#" class="on""# } else { "" }
+        );
+        for t in &territories {
+            let href = sync_href(q, |q| {
+                q.territory = Some(t.to_string());
+                q.offset = 0;
+            });
+            let on = if q.territory.as_deref() == Some(*t) { r#" class="on""# } else { "" };
+            let _ = write!(b, r#" · <a href="{}" data-filter-territory="{t}"{on}>{t}</a>"#, e(&href), t = e(t));
+        }
+        b.push_str("</p>");
+    }
+    b.push_str(r#"<div class="stats">"#);
+    let sum = |f: fn(&DeviceRow) -> u64| matching.iter().map(|d| f(d)).sum::<u64>();
+    stat(&mut b, "devices", "Devices", matching.len() as u64, "");
     stat(&mut b, "received", "Events received", sum(|d| d.events_received), "");
     stat(&mut b, "duplicates", "Duplicates", sum(|d| d.duplicates), "");
     let rejected = sum(|d| d.rejected);
     stat(&mut b, "rejected", "Rejected", rejected, if rejected > 0 { "bad" } else { "" });
     let pending = sum(|d| d.pending_analysis);
     stat(&mut b, "pending", "Pending analysis", pending, if pending > 0 { "warn" } else { "" });
-    let parked = s.parked.len() as u64;
+    let parked = all.parked.len() as u64;
     stat(&mut b, "parked", "Parked calls", parked, if parked > 0 { "bad" } else { "" });
     b.push_str("</div>");
-    if !s.parked.is_empty() {
+    if !all.parked.is_empty() {
         b.push_str(r#"<div class="card"><h2>Parked calls</h2><p class="sub">Analysis failed on these calls too often; they are skipped and do not hold up other calls.</p><table data-table="parked"><thead><tr><th>Device</th><th>Call</th><th>Attempts</th><th>Reason</th></tr></thead><tbody>"#);
-        for p in &s.parked {
+        for p in all.parked.iter().take(DEVICES_PER_PAGE as usize) {
             b.push_str(&format!(
                 r#"<tr data-parked-call="{c}"><td class="id">{d}</td><td class="id">{c}</td><td class="n">{a}</td><td>{r}</td></tr>"#,
                 d = e(&p.device_id),
@@ -736,16 +778,40 @@ pub fn sync(s: &SyncHealthView) -> String {
                 r = e(&p.reason),
             ));
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str("</tbody></table>");
+        if parked > DEVICES_PER_PAGE {
+            let _ = write!(b, r#"<p class="hint" data-parked-more="{n}">and {n} more (oldest first)</p>"#, n = parked - DEVICES_PER_PAGE);
+        }
+        b.push_str("</div>");
     }
     b.push_str("<div class=\"card\">");
-    if s.devices.is_empty() {
-        b.push_str(r#"<p class="empty" data-empty="devices">No devices registered.</p></div>"#);
+    if matching.is_empty() {
+        if q.territory.is_some() && !all.devices.is_empty() {
+            b.push_str(r#"<p class="empty" data-empty="devices-filtered">No device in this territory.</p></div>"#);
+        } else {
+            b.push_str(r#"<p class="empty" data-empty="devices">No devices registered.</p></div>"#);
+        }
         return layout("sync", "Sync health", Nav::Sync, &b);
     }
+    let shown: Vec<&DeviceRow> = matching.iter().skip(q.offset.min(usize::MAX as u64) as usize).take(q.limit as usize).copied().collect();
+    if shown.is_empty() {
+        let prev = sync_href(q, |q| q.offset = 0);
+        let _ = write!(
+            b,
+            r#"<p class="empty" data-empty="devices-page">No devices on this page. <a href="{}" data-page="first">First page</a></p></div>"#,
+            e(&prev)
+        );
+        return layout("sync", "Sync health", Nav::Sync, &b);
+    }
+    let (first, last, total) = (q.offset + 1, q.offset + shown.len() as u64, matching.len() as u64);
+    if total > q.limit || q.offset > 0 {
+        let _ = write!(
+            b,
+            r#"<p class="hint" data-page-of="{total}" data-first="{first}" data-last="{last}">devices {first}–{last} of {total}</p>"#
+        );
+    }
     b.push_str(r#"<h2>Events per device</h2><p class="legend"><span><i class="okc"></i>stored, analysed</span><span><i class="pend"></i>stored, pending analysis</span><span><i class="dup"></i>duplicates (not stored again)</span><span><i class="rej"></i>rejected</span></p>"#);
-    let rows: Vec<Stack> = s
-        .devices
+    let rows: Vec<Stack> = shown
         .iter()
         .map(|d| Stack {
             label: format!("{} ({})", d.device_id, d.rep_id),
@@ -771,7 +837,7 @@ pub fn sync(s: &SyncHealthView) -> String {
         .collect();
     b.push_str(&svg::stacked("sync-events", "Events per device", &rows, false));
     b.push_str(r#"</div><div class="card"><table data-table="devices"><thead><tr><th>Device</th><th>Rep</th><th>Territory</th><th>Last sync</th><th class="n">Watermark</th><th class="n">Received</th><th class="n">Duplicates</th><th class="n">Rejected</th><th class="n">Pending</th><th>Status</th></tr></thead><tbody>"#);
-    for d in &s.devices {
+    for d in &shown {
         let status = if d.rejected > 0 {
             r#"<span class="badge bad" data-status="rejected">rejected events</span>"#
         } else if d.last_seen_at.is_none() {
@@ -795,7 +861,17 @@ pub fn sync(s: &SyncHealthView) -> String {
             p = d.pending_analysis,
         );
     }
-    b.push_str("</tbody></table></div>");
+    b.push_str("</tbody></table>");
+    b.push_str(r#"<p class="pager">"#);
+    if q.offset > 0 {
+        let prev = sync_href(q, |q| q.offset = q.offset.saturating_sub(q.limit));
+        let _ = write!(b, r#"<a href="{}" data-page="prev">← previous</a> "#, e(&prev));
+    }
+    if last < total {
+        let next = sync_href(q, |q| q.offset += q.limit);
+        let _ = write!(b, r#"<a href="{}" data-page="next">next →</a>"#, e(&next));
+    }
+    b.push_str("</p></div>");
     layout("sync", "Sync health", Nav::Sync, &b)
 }
 

@@ -224,7 +224,7 @@ fn empty_states() {
     let html = pages::deck(&DeckView { slides: vec![], ..deck_view("cz") });
     assert!(html.contains(r#"data-empty="slides""#));
     assert!(!html.contains("data-chart="));
-    assert!(pages::sync(&SyncHealthView { devices: vec![], parked: vec![] }).contains(r#"data-empty="devices""#));
+    assert!(pages::sync(&SyncHealthView { devices: vec![], parked: vec![] }, &SyncQuery::default()).contains(r#"data-empty="devices""#));
     assert!(pages::decks(&[]).contains(r#"data-empty="decks""#));
     assert!(
         pages::hcps(&HcpList { rows: vec![], total: 0, territories: vec![], query: HcpQuery::default() }).contains(r#"data-empty="hcps""#)
@@ -244,7 +244,7 @@ fn sync_page_flags_rejected_events() {
         rejected,
         pending_analysis: pending,
     };
-    let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)], parked: vec![] });
+    let html = pages::sync(&SyncHealthView { devices: vec![d("a", 0, 0), d("b", 3, 2)], parked: vec![] }, &sync_query(&HashMap::new()));
     assert!(html.contains(r#"data-stat="rejected" data-value="3""#));
     assert!(
         html.contains(
@@ -253,6 +253,55 @@ fn sync_page_flags_rejected_events() {
     );
     assert!(html.contains(r#"data-status="rejected""#));
     assert!(html.contains(r#"data-device="a""#) && html.contains(r#"data-status="never-synced""#));
+}
+
+/// Issue 15: the sync page lists its devices a page at a time, filtered by territory from the
+/// URL; its totals are the filtered devices'; parked calls are capped at a page.
+#[test]
+fn the_sync_page_pages_and_filters_its_devices() {
+    let d = |i: usize| DeviceRow {
+        device_id: format!("dev-{i:03}"),
+        rep_id: format!("rep-{i}"),
+        territory: if i.is_multiple_of(4) { "south" } else { "north" }.into(),
+        last_seen_at: None,
+        watermark: 1,
+        events_received: 1,
+        duplicates: 0,
+        rejected: 0,
+        pending_analysis: 0,
+    };
+    let parked = |i: usize| crate::store::ParkedCall {
+        device_id: "dev-000".into(),
+        call_id: format!("call-{i}"),
+        attempts: 5,
+        reason: "bad".into(),
+    };
+    let view = SyncHealthView { devices: (0..250).map(d).collect(), parked: (0..130).map(parked).collect() };
+    let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+    let rows = |html: &str| html.matches("<tr data-device=").count();
+
+    let first = pages::sync(&view, &sync_query(&params(&[])));
+    assert_eq!(rows(&first), 100);
+    assert!(first.contains(r#"data-stat="devices" data-value="250""#), "totals count every device");
+    assert!(first.contains(r#"data-page-of="250" data-first="1" data-last="100""#));
+    assert!(first.contains(r#"href="/dashboard/sync?page=2" data-page="next""#));
+    assert_eq!(first.matches("<tr data-parked-call=").count(), 100);
+    assert!(first.contains(r#"data-parked-more="30""#));
+
+    let third = pages::sync(&view, &sync_query(&params(&[("page", "3")])));
+    assert_eq!(rows(&third), 50);
+    assert!(
+        third.contains(r#"<tr data-device="dev-200""#) && third.contains(r#"data-page="prev""#) && !third.contains(r#"data-page="next""#)
+    );
+
+    let south = pages::sync(&view, &sync_query(&params(&[("territory", "south")])));
+    assert_eq!(rows(&south), 63, "every fourth of 250");
+    assert!(south.contains(r#"data-stat="devices" data-value="63""#));
+    assert!(south.contains(r#"data-filter-territory="south" class="on""#) && south.contains(r#"href="/dashboard/sync?territory=north""#));
+    assert!(!south.contains(r#"data-page="next""#) && !south.contains("data-page-of="), "one page: no pager");
+    assert!(pages::sync(&view, &sync_query(&params(&[("page", "9")]))).contains(r#"data-empty="devices-page""#));
+    let none = pages::sync(&view, &sync_query(&params(&[("territory", "west")])));
+    assert!(none.contains(r#"data-empty="devices-filtered""#));
 }
 
 async fn serve(src: Mem) -> (String, tokio::task::JoinHandle<()>) {
