@@ -62,13 +62,13 @@ struct Sizes {
 }
 
 const EVENT_SIZES_SQL: &str = "SELECT COUNT(*), COALESCE(AVG(length(payload)), 0)::float8 FROM events";
-const DOC_SIZES_SQL: &str = "SELECT kind, COUNT(*), COALESCE(AVG(length(doc)), 0)::float8, COALESCE(MAX(length(doc)), 0) FROM analytics_docs GROUP BY kind ORDER BY kind";
+const DOC_SIZES_SQL: &str = "SELECT kind, COUNT(*), COALESCE(AVG(length(doc)), 0)::float8, COALESCE(MAX(length(doc)), 0)::bigint FROM analytics_docs GROUP BY kind ORDER BY kind";
 
 fn sizes(db: &Db<'_>, rt: &tokio::runtime::Runtime) -> Sizes {
     match db {
         Db::Sqlite(path) => {
             let c = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open");
-            let strip = |q: &str| q.replace("::float8", "");
+            let strip = |q: &str| q.replace("::float8", "").replace("::bigint", "");
             let (events, payload_avg) = c.query_row(&strip(EVENT_SIZES_SQL), [], |r| Ok((r.get(0)?, r.get(1)?))).expect("events");
             let mut st = c.prepare(&strip(DOC_SIZES_SQL)).expect("docs");
             let docs = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).expect("docs").map(|r| r.unwrap()).collect();

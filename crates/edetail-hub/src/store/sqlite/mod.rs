@@ -401,4 +401,28 @@ mod tests {
         let left: Vec<Option<String>> = store.events_for_device("dev-1").unwrap().into_iter().map(|e| e.call_id).collect();
         assert_eq!(left, [Some("c2".to_string()), Some("c2".into()), Some("c3".into()), Some("c3".into())]);
     }
+
+    /// Migration 012 puts the HCPs called on before it in their callers' territories (microsite
+    /// visits aside), so the HCP list's territory filter covers history.
+    #[test]
+    fn the_upgrade_places_called_hcps_in_territories() {
+        use crate::store::InsightStore as _;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            edetail_sqlite::migrate(&mut c, &MIGRATIONS[..11]).unwrap();
+            c.execute_batch(
+                "INSERT INTO devices (id, rep_id, territory, token_sha256, created_at) VALUES \
+                   ('dev-n', 'rep', 'north', 'h1', '2026-01-01T00:00:00Z'), ('dev-s', 'rep2', 'south', 'h2', '2026-01-01T00:00:00Z'); \
+                 INSERT INTO call_hcps (hcp_id, device_id, call_id) VALUES \
+                   ('hcp-1', 'dev-n', 'c1'), ('hcp-1', 'dev-n', 'c2'), ('hcp-1', 'dev-s', 'c3'), ('hcp-2', 'microsite', 'v1'), ('hcp-3', 'dev-s', 'c4');",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let t = store.hcp_territories(&["hcp-1".into(), "hcp-2".into(), "hcp-3".into()]).unwrap();
+        assert_eq!(t.get("hcp-1").map(Vec::as_slice), Some(&["north".to_string(), "south".to_string()][..]));
+        assert!(!t.contains_key("hcp-2"), "a microsite visit places no one in a territory");
+        assert_eq!(t.get("hcp-3").map(Vec::as_slice), Some(&["south".to_string()][..]));
+    }
 }
