@@ -350,6 +350,21 @@ mod tests {
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
 
+    /// `EXPLAIN` of `sql` (parameters as literals) with sequential scans disabled: a plan still
+    /// showing one has no usable index.
+    #[cfg(feature = "testkit")]
+    fn explain_without_seq_scans(store: &PgStore, sql: String) -> String {
+        store
+            .write(move |tx| {
+                Box::pin(async move {
+                    tx.batch_execute("SET LOCAL enable_seqscan = off").await.map_err(pg_err)?;
+                    let rows = tx.query(&format!("EXPLAIN {sql}"), &[]).await.map_err(pg_err)?;
+                    Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
+                })
+            })
+            .unwrap()
+    }
+
     /// Issue 15: the hot-path queries can be served by their indexes (`EXPLAIN` with sequential
     /// scans disabled: without a usable index the plan still shows one).
     #[cfg(feature = "testkit")]
@@ -375,15 +390,7 @@ mod tests {
             let sql = sql.replace("$4::text", "'r'::text").replace("$4", "'r'").replace("> $2", "> 0").replace("$3", "100");
             let sql = sql.replace("$1::text[]", "ARRAY['d']::text[]").replace("$2::text[]", "ARRAY['c']::text[]");
             let sql = sql.replace("$1", "'d'").replace("$2", "'c'");
-            let plan = store
-                .write(move |tx| {
-                    Box::pin(async move {
-                        tx.batch_execute("SET LOCAL enable_seqscan = off").await.map_err(pg_err)?;
-                        let rows = tx.query(&format!("EXPLAIN {sql}"), &[]).await.map_err(pg_err)?;
-                        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
-                    })
-                })
-                .unwrap();
+            let plan = explain_without_seq_scans(&store, sql);
             assert!(plan.contains(index), "{what}: {index} not in the plan:\n{plan}");
             let scanned = ["events", "analysis_queue", "call_hcps", "plans", "rep_targets"]
                 .iter()
@@ -439,15 +446,7 @@ mod tests {
             for (i, a) in args.iter().enumerate().rev() {
                 sql = sql.replace(&format!("${}", i + 1), &format!("'{}'", a.replace('\'', "''")));
             }
-            let plan = store
-                .write(move |tx| {
-                    Box::pin(async move {
-                        tx.batch_execute("SET LOCAL enable_seqscan = off").await.map_err(pg_err)?;
-                        let rows = tx.query(&format!("EXPLAIN {sql}"), &[]).await.map_err(pg_err)?;
-                        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
-                    })
-                })
-                .unwrap();
+            let plan = explain_without_seq_scans(&store, sql);
             assert!(indexes.iter().any(|i| plan.contains(i)), "{what}: none of {indexes:?} in the plan:\n{plan}");
             let scanned = ["hcp_summaries", "hcp_stages", "hcp_channels", "hcp_territories", "hcps"]
                 .iter()
