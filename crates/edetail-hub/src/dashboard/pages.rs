@@ -395,24 +395,12 @@ pub fn hcps(list: &HcpList) -> String {
     }
     if !list.territories.is_empty() {
         b.push_str(" &nbsp; Territory: ");
-        let all = hcps_href(q, |q| {
-            q.territory = None;
-            q.offset = 0;
-        });
-        let _ = write!(
-            b,
-            r#"<a href="{}" data-filter-territory=""{}>all</a>"#,
-            e(&all),
-            if q.territory.is_none() { r#" class="on""# } else { "" }
-        );
-        for t in &list.territories {
-            let href = hcps_href(q, |q| {
-                q.territory = Some(t.clone());
+        territory_links(&mut b, q.territory.as_deref(), list.territories.iter().map(String::as_str), |t| {
+            hcps_href(q, |q| {
+                q.territory = t.map(str::to_string);
                 q.offset = 0;
-            });
-            let on = if q.territory.as_ref() == Some(t) { r#" class="on""# } else { "" };
-            let _ = write!(b, r#" · <a href="{}" data-filter-territory="{t}"{on}>{t}</a>"#, e(&href), t = e(t));
-        }
+            })
+        });
     }
     b.push_str(" &nbsp; Order: ");
     for (sort, label, key) in
@@ -710,6 +698,27 @@ pub fn channels(c: &ChannelsView) -> String {
     layout("channels", "Channels", Nav::Channels, &b)
 }
 
+/// Territory filter links: "all", then one per territory, the selected one marked `on`;
+/// `href(None)` is the list without the filter, `href(Some(t))` with territory `t`.
+fn territory_links<'a>(
+    b: &mut String,
+    selected: Option<&str>,
+    territories: impl Iterator<Item = &'a str>,
+    href: impl Fn(Option<&str>) -> String,
+) {
+    let on = |yes: bool| if yes { r#" class="on""# } else { "" };
+    let _ = write!(b, r#"<a href="{}" data-filter-territory=""{}>all</a>"#, e(&href(None)), on(selected.is_none()));
+    for t in territories {
+        let _ = write!(
+            b,
+            r#" · <a href="{}" data-filter-territory="{t}"{on}>{t}</a>"#,
+            e(&href(Some(t))),
+            t = e(t),
+            on = on(selected == Some(t))
+        );
+    }
+}
+
 /// The sync page's URL for `q` with `change` applied (filter and page kept otherwise).
 fn sync_href(q: &SyncQuery, change: impl FnOnce(&mut SyncQuery)) -> String {
     let mut q = q.clone();
@@ -735,24 +744,12 @@ pub fn sync(all: &SyncHealthView, q: &SyncQuery) -> String {
     );
     if territories.len() > 1 {
         b.push_str(r#"<p class="filters" data-filters="sync">Territory: "#);
-        let all_href = sync_href(q, |q| {
-            q.territory = None;
-            q.offset = 0;
-        });
-        let _ = write!(
-            b,
-            r#"<a href="{}" data-filter-territory=""{}>all</a>"#,
-            e(&all_href),
-            if q.territory.is_none() { r#" class="on""# } else { "" }
-        );
-        for t in &territories {
-            let href = sync_href(q, |q| {
-                q.territory = Some(t.to_string());
+        territory_links(&mut b, q.territory.as_deref(), territories.iter().copied(), |t| {
+            sync_href(q, |q| {
+                q.territory = t.map(str::to_string);
                 q.offset = 0;
-            });
-            let on = if q.territory.as_deref() == Some(*t) { r#" class="on""# } else { "" };
-            let _ = write!(b, r#" · <a href="{}" data-filter-territory="{t}"{on}>{t}</a>"#, e(&href), t = e(t));
-        }
+            })
+        });
         b.push_str("</p>");
     }
     b.push_str(r#"<div class="stats">"#);
