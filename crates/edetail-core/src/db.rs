@@ -93,10 +93,19 @@ const PLAIN_HEADER: &[u8; 16] = b"SQLite format 3\0";
 fn apply_key(conn: &Connection, path: &Path, key: Option<&DbKey>) -> Result<()> {
     // SQLCipher's own stderr log (a wrong key logs HMAC failures); errors come back as codes.
     conn.execute_batch("PRAGMA cipher_log_level = NONE;")?;
+    // Another thread may still be setting SQLCipher up (see `edetail_sqlite::wait_for_cipher`);
+    // keys below and `ATTACH ... KEY` in `encrypt_plain` need it done.
+    edetail_sqlite::wait_for_cipher().map_err(Error::from_sql)?;
     if let Some(k) = key {
         // The error, if any, is replaced: it must not carry the statement (and so the key).
-        conn.execute_batch(&k.pragma_statement())
-            .map_err(|_| Error::Invalid("the database key could not be applied (is this SQLCipher?)".into()))?;
+        conn.execute_batch(&k.pragma_statement()).map_err(|e| {
+            // Only SQLite's result code is kept: the error text may quote the statement.
+            let code = match &e {
+                rusqlite::Error::SqliteFailure(f, _) => format!("SQLite code {}", f.extended_code),
+                _ => "no SQLite code".to_string(),
+            };
+            Error::Invalid(format!("the database key could not be applied ({code}; is this SQLCipher?)"))
+        })?;
     }
     match conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0)) {
         Ok(_) => Ok(()),

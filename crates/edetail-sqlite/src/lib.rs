@@ -1,11 +1,13 @@
 //! SQLite support shared by the device runtime and the hub: the connection plumbing (the
 //! writer's and the reader's pragmas, the read-only reader, a pool of readers, the
-//! poison-tolerant lock), and
+//! poison-tolerant lock), the wait for SQLCipher's set-up before keying, and
 //! schema migrations: numbered SQL scripts applied in order under `PRAGMA user_version`, and
 //! the check that a migrated database equals a fresh one.
 
+mod cipher;
 mod pool;
 
+pub use cipher::{CIPHER_READY_WAIT, wait_for_cipher};
 pub use pool::{PooledReader, READER_WAIT, ReaderPool};
 
 use std::path::Path;
