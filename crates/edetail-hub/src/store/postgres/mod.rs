@@ -61,6 +61,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/009_rep_targets.sql"),
     include_str!("../../../migrations/postgres/010_event_retention.sql"),
     include_str!("../../../migrations/postgres/011_hcp_list_indexes.sql"),
+    include_str!("../../../migrations/postgres/012_lz4_documents.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -346,6 +347,7 @@ mod tests {
             "890d5311c439ebe28b4e57e9bd5ee9eaae7960b65513a8abfb5fed66a1aa5d6d", // 009_rep_targets.sql
             "3da69f6c60b003f599815fe031946186d247289895fe29d709c30c2e429fc61f", // 010_event_retention.sql
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
+            "2947be371394ad72d79c5a72e184953fcfb283f8ef044dd7b89e8968084dbaf0", // 012_lz4_documents.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -363,6 +365,50 @@ mod tests {
                 })
             })
             .unwrap()
+    }
+
+    /// Migration 012: analysis documents are written LZ4-compressed where the server has LZ4
+    /// (this test's cluster does: a cluster without it must keep pglz and still migrate).
+    #[cfg(feature = "testkit")]
+    #[test]
+    fn analysis_documents_are_lz4_compressed_where_the_server_has_lz4() {
+        let db = crate::testkit::TestDatabase::new();
+        let store = PgStore::connect(&db.url, 1).unwrap();
+        let (has_lz4, method, stored) = store
+            .write(|tx| {
+                Box::pin(async move {
+                    let has_lz4 = tx.batch_execute("SAVEPOINT probe; CREATE TEMP TABLE lz4_probe (x TEXT COMPRESSION lz4)").await.is_ok();
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT probe").await.map_err(pg_err)?;
+                    let method: String = tx
+                        .query_one(
+                            "SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'analytics_docs'::regclass AND attname = 'doc'",
+                            &[],
+                        )
+                        .await
+                        .map_err(pg_err)?
+                        .get(0);
+                    // A document large enough to be compressed, and how it was stored.
+                    let doc = format!("{{\"evidence\": \"{}\"}}", "slide s-1 viewed 4200 ms; ".repeat(400));
+                    tx.execute(
+                        "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) VALUES ('hcp', 'h-lz4', $1, 1, now())",
+                        &[&doc],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                    let stored: Option<String> = tx
+                        .query_one("SELECT pg_column_compression(doc) FROM analytics_docs WHERE key = 'h-lz4'", &[])
+                        .await
+                        .map_err(pg_err)?
+                        .get(0);
+                    Ok((has_lz4, method, stored))
+                })
+            })
+            .unwrap();
+        if has_lz4 {
+            assert_eq!((method.as_str(), stored.as_deref()), ("l", Some("lz4")));
+        } else {
+            assert_eq!(stored.as_deref(), Some("pglz"));
+        }
     }
 
     /// Issue 15: the hot-path queries can be served by their indexes (`EXPLAIN` with sequential
