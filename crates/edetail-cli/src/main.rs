@@ -17,6 +17,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: analysis reads, folds and rewrites every batch's
+/// HCP documents, and glibc's malloc spent more time than the hub's own code doing so
+/// (docs/adr/0020-hub-allocator.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "edetail", version, about = "Build, check, sign and import e-detailing presentation bundles")]
 struct Cli {

@@ -16,6 +16,10 @@
 //! Run: `cargo bench -p edetail-hub --bench scale`.
 
 use std::sync::Arc;
+
+/// The allocator of the `edetail` binary that runs `hub serve` (docs/adr/0020-hub-allocator.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use edetail_bundle::SecretKey;

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::analytics::{self, AnalyzedEvent, CallInput, DeckMeta, DeckStats, HcpProfile, StageRules};
 use crate::error::{Error, Result};
-use crate::store::{AnalysisCommit, Doc, DocMerge, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
+use crate::store::{AnalysisCommit, Doc, DocJson, DocMerge, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
 
 /// Document kinds in the store.
 pub const DOC_HCP: &str = "hcp";
@@ -376,7 +376,7 @@ impl Analyzer {
             commit.docs.push(DocWrite {
                 kind: DOC_HCP.into(),
                 key: profile_key(profile),
-                doc: to_doc(profile)?,
+                doc: DocJson::of(profile)?,
                 expected_version: *version,
             });
             commit.summaries.push(HcpSummary { hcp_id: profile_key(profile), ..summary_of(profile) });
@@ -453,7 +453,8 @@ fn to_doc<T: Serialize>(v: &T) -> Result<Value> {
 }
 
 fn from_doc<T: serde::de::DeserializeOwned>(d: &Doc) -> Result<T> {
-    serde_json::from_value(d.doc.clone()).map_err(|e| Error::Internal(format!("stored {} document {}: {e}", d.kind, d.key)))
+    // From the value in place: no copy of the whole document first.
+    T::deserialize(&d.doc).map_err(|e| Error::Internal(format!("stored {} document {}: {e}", d.kind, d.key)))
 }
 
 /// A document and its version, or the default at version 0 when absent.

@@ -10,7 +10,7 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
-    AnalysisCommit, CheckedEvent, DocMerge, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
+    AnalysisCommit, CheckedEvent, DocJson, DocMerge, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
     Prescription,
 };
 use edetail_hub::store::{Audited, NewAuditEntry, NewCredential, TokenRole};
@@ -364,7 +364,7 @@ fn commit(queue_id: i64, docs: Vec<DocWrite>) -> AnalysisCommit {
 }
 
 fn doc(kind: &str, key: &str, v: serde_json::Value, expected_version: i64) -> DocWrite {
-    DocWrite { kind: kind.into(), key: key.into(), doc: v, expected_version }
+    DocWrite { kind: kind.into(), key: key.into(), doc: DocJson::of(&v).unwrap(), expected_version }
 }
 
 /// A call is queued for analysis when its end is stored, once: a duplicate delivery, and a

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use edetail_hub::analytics::{HcpProfile, ProductFacts, Stage};
 use edetail_hub::sqlite::SqliteStore;
-use edetail_hub::store::{AnalysisCommit, AnalysisStore, CredentialStore, DocWrite, HcpQuery, InsightStore};
+use edetail_hub::store::{AnalysisCommit, AnalysisStore, CredentialStore, DocJson, DocWrite, HcpQuery, InsightStore};
 use edetail_hub::{Analyzer, AnalyzerConfig};
 
 #[test]
@@ -21,7 +21,7 @@ fn profiles_written_before_summaries_are_summarised_once() {
             p.calls = i % 5;
             let stage = if i % 3 == 0 { Stage::Convinced } else { Stage::Aware };
             p.products.insert("cz".into(), ProductFacts { stage, ..ProductFacts::default() });
-            DocWrite { kind: "hcp".into(), key: p.hcp_id.clone(), doc: serde_json::to_value(&p).unwrap(), expected_version: 0 }
+            DocWrite { kind: "hcp".into(), key: p.hcp_id.clone(), doc: DocJson::of(&p).unwrap(), expected_version: 0 }
         })
         .collect();
     let end = edetail_protocol::WireEvent {

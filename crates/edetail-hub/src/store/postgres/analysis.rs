@@ -2,7 +2,7 @@
 //! (`AnalysisStore`).
 
 use super::*;
-use crate::store::NewPlan;
+use crate::store::{DocWrite, NewPlan};
 
 /// A call's events in order (analysis, per call): by `events_by_call`.
 pub(crate) const CALL_EVENTS_SQL: &str =
@@ -53,6 +53,61 @@ async fn insert_plans(tx: &Transaction<'_>, plans: &[NewPlan], now: DateTime<Utc
     )
     .await
     .map_err(pg_err)?;
+    Ok(())
+}
+
+/// The versioned documents of an analysis commit, in two statements whatever their number:
+/// the new ones inserted, the others updated where their version is still the one read
+/// (`Error::Conflict` otherwise: nothing of the commit is written). Rows are locked in key
+/// order first, as the one-by-one writes did, so two hubs writing overlapping documents wait
+/// for each other instead of deadlocking.
+async fn write_docs(tx: &Transaction<'_>, docs: &[DocWrite], now: DateTime<Utc>) -> Result<()> {
+    let (new, old): (Vec<&DocWrite>, Vec<&DocWrite>) = docs.iter().partition(|d| d.expected_version == 0);
+    fn columns<'a>(ds: &[&'a DocWrite]) -> (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<i64>) {
+        (
+            ds.iter().map(|d| d.kind.as_str()).collect(),
+            ds.iter().map(|d| d.key.as_str()).collect(),
+            ds.iter().map(|d| d.doc.as_str()).collect(),
+            ds.iter().map(|d| d.expected_version).collect(),
+        )
+    }
+    if !old.is_empty() {
+        let (kinds, keys, texts, versions) = columns(&old);
+        tx.execute(
+            "SELECT 1 FROM analytics_docs WHERE (kind, key) IN (SELECT * FROM UNNEST($1::text[], $2::text[])) \
+             ORDER BY kind, key FOR UPDATE",
+            &[&kinds, &keys],
+        )
+        .await
+        .map_err(pg_err)?;
+        let n = tx
+            .execute(
+                "UPDATE analytics_docs a SET doc = x.d, version = a.version + 1, updated_at = $5 \
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS x(k, n, d, v) \
+                 WHERE a.kind = x.k AND a.key = x.n AND a.version = x.v",
+                &[&kinds, &keys, &texts, &versions, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n != old.len() as u64 {
+            return Err(Error::Conflict);
+        }
+    }
+    if !new.is_empty() {
+        let (kinds, keys, texts, _) = columns(&new);
+        let n = tx
+            .execute(
+                "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) \
+                 SELECT k, n, d, 1, $4 FROM UNNEST($1::text[], $2::text[], $3::text[]) AS x(k, n, d) ORDER BY k, n \
+                 ON CONFLICT (kind, key) DO NOTHING",
+                &[&kinds, &keys, &texts, &now],
+            )
+            .await
+            .map_err(pg_err)?;
+        if n != new.len() as u64 {
+            return Err(Error::Conflict);
+        }
+    }
     Ok(())
 }
 
@@ -245,28 +300,7 @@ impl AnalysisStore for PgStore {
                 if n != commit.queue_ids.len() as u64 {
                     return Err(Error::Conflict);
                 }
-                for d in &commit.docs {
-                    let text = json_text(&d.doc)?;
-                    let n = if d.expected_version == 0 {
-                        tx.execute(
-                            "INSERT INTO analytics_docs (kind, key, doc, version, updated_at) VALUES ($1, $2, $3, 1, $4) \
-                             ON CONFLICT (kind, key) DO NOTHING",
-                            &[&d.kind, &d.key, &text, &now],
-                        )
-                        .await
-                    } else {
-                        tx.execute(
-                            "UPDATE analytics_docs SET doc = $3, version = version + 1, updated_at = $5 \
-                             WHERE kind = $1 AND key = $2 AND version = $4",
-                            &[&d.kind, &d.key, &text, &d.expected_version, &now],
-                        )
-                        .await
-                    }
-                    .map_err(pg_err)?;
-                    if n != 1 {
-                        return Err(Error::Conflict);
-                    }
-                }
+                write_docs(tx, &commit.docs, now).await?;
                 super::insight::put_summaries(tx, &commit.summaries).await?;
                 for m in &commit.microsites {
                     tx.execute(

@@ -141,7 +141,7 @@ impl AnalysisStore for SqliteStore {
                 }
             }
             for d in &commit.docs {
-                let text = json_text(&d.doc)?;
+                let text = d.doc.as_str();
                 let n = if d.expected_version == 0 {
                     tx.execute(
                         "INSERT OR IGNORE INTO analytics_docs (kind, key, doc, version, updated_at) VALUES (?1, ?2, ?3, 1, ?4)",
