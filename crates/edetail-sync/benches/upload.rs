@@ -18,6 +18,12 @@
 #[path = "common/mod.rs"]
 mod common;
 
+/// The allocator of the `edetail` binary that runs `hub serve` (docs/adr/0020-hub-allocator.md):
+/// the hub side is measured as it runs. The device side shares it here; on a tablet the app's
+/// platform allocator serves it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
