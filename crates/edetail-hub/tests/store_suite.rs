@@ -10,8 +10,8 @@ use chrono::{SubsecRound, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
-    AnalysisCommit, CheckedEvent, DocJson, DocMerge, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion, NewPlan,
-    Prescription,
+    AnalysisCommit, CheckedEvent, DocJson, DocMerge, DocWrite, FOREIGN_UUID, HubStore, MICROSITE_DEVICE, Microsite, NewBundleVersion,
+    NewPlan, Prescription,
 };
 use edetail_hub::store::{Audited, NewAuditEntry, NewCredential, TokenRole};
 use edetail_hub::testkit::TestDatabase;
