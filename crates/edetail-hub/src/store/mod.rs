@@ -5,6 +5,7 @@
 //! are synchronous: HTTP handlers call them through `tokio::task::spawn_blocking`. One
 //! behavioural test suite (`tests/store_suite.rs`) runs against both.
 
+pub(crate) mod group_commit;
 pub mod postgres;
 pub mod sqlite;
 

@@ -4,11 +4,22 @@
 use super::*;
 use chrono::Timelike as _;
 
+use crate::store::group_commit::Batch;
+
 impl IngestStore for PgStore {
+    /// Through the device's group-commit lane (ADR 0021): a device's batches are serialised by
+    /// its row lock, so the ones that arrive while another of the same device is written wait
+    /// in this process and are then committed together, each in a savepoint.
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
-        let device_id = device_id.to_string();
-        let events = events.to_vec();
-        self.write(move |tx| Box::pin(async move { apply_batch(tx, device_id, events, skew_ms, now).await }))
+        self.group.apply(
+            device_id,
+            || {
+                let (device_id, events) = (device_id.to_string(), events.to_vec());
+                self.write(move |tx| Box::pin(async move { apply_batch(tx, device_id, events, skew_ms, now).await }))
+            },
+            || Batch { device_id: device_id.to_string(), events: events.to_vec(), skew_ms, now },
+            |batches| self.write(move |tx| Box::pin(async move { apply_group(tx, batches).await })),
+        )
     }
 
     fn stats(&self) -> Result<HubStats> {
@@ -149,6 +160,37 @@ async fn apply_batch(
     let changes = crate::ingest::plan(&device_id, &events, &facts);
     persist_ingest(tx, &device_id, &changes, skew_ms, now).await?;
     Ok(changes.outcome)
+}
+
+impl PgStore {
+    /// Upload batches stored so far by this process and the transactions that committed them
+    /// (a device's batches that arrive together share one).
+    pub fn ingest_commits(&self) -> (u64, u64) {
+        self.group.figures()
+    }
+}
+
+/// Several upload batches of one device in one transaction, each in a savepoint: a batch that
+/// fails rolls back alone. The outer `Err`: the transaction is lost (a savepoint could not be
+/// rolled back), and carries the failing batch's error.
+async fn apply_group(tx: &Transaction<'_>, batches: Vec<Batch>) -> Result<Vec<Result<BatchOutcome>>> {
+    let mut outcomes = Vec::with_capacity(batches.len());
+    for b in batches {
+        tx.batch_execute("SAVEPOINT upload_batch").await.map_err(pg_err)?;
+        match apply_batch(tx, b.device_id, b.events, b.skew_ms, b.now).await {
+            Ok(o) => {
+                tx.batch_execute("RELEASE upload_batch").await.map_err(pg_err)?;
+                outcomes.push(Ok(o));
+            }
+            Err(e) => {
+                if tx.batch_execute("ROLLBACK TO upload_batch; RELEASE upload_batch").await.is_err() {
+                    return Err(e);
+                }
+                outcomes.push(Err(e));
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Reads what decides an upload batch ([`crate::ingest::IngestFacts`]): the erasure lock

@@ -163,6 +163,8 @@ impl Pool {
 pub struct PgStore {
     pool: Arc<Pool>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// Upload batches of one device waiting to be committed together (`store::group_commit`).
+    group: crate::store::group_commit::GroupCommit,
 }
 
 impl fmt::Debug for PgStore {
@@ -195,7 +197,7 @@ impl PgStore {
             .build()
             .map_err(|e| Error::Internal(format!("runtime: {e}")))?;
         let pool = Arc::new(Pool { config, idle: Mutex::new(Vec::new()), permits: Arc::new(Semaphore::new(pool_size.max(1))) });
-        let store = PgStore { pool, runtime: Some(runtime) };
+        let store = PgStore { pool, runtime: Some(runtime), group: Default::default() };
         store.run(|pool| async move {
             let mut c = pool.get().await?;
             migrate(&mut c).await

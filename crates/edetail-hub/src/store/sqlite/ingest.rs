@@ -1,115 +1,23 @@
 //! The SQLite store: upload batches (the facts [`crate::ingest::plan`] needs, then its changes),
 //! stored events and figures (`IngestStore`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, MutexGuard};
-
 use super::*;
-
-/// Group commit (ADR 0017): upload batches that arrive while another group is being written
-/// wait, then are written together by one of them, each in its own savepoint (a batch that
-/// fails rolls back alone), with one commit and one fsync for the group. No batch is answered
-/// before its group's commit; when the commit fails, every batch of the group fails (nothing of
-/// any was stored, the devices send them again).
-#[derive(Debug, Default)]
-pub(super) struct GroupCommit {
-    state: Mutex<GroupState>,
-    done: Condvar,
-    /// Batches written and transactions committed for them (figures: batches per commit).
-    batches: AtomicU64,
-    commits: AtomicU64,
-}
-
-#[derive(Debug, Default)]
-struct GroupState {
-    /// Batches waiting for the next group, oldest first.
-    queue: Vec<Arc<Job>>,
-    /// A group is being written.
-    writing: bool,
-}
-
-/// A batch waiting for a group: its own copy of the events (the caller's borrow cannot cross
-/// to the writing thread).
-#[derive(Debug)]
-struct Job {
-    batch: Batch,
-    outcome: Mutex<Option<Result<BatchOutcome>>>,
-}
-
-#[derive(Debug)]
-struct Batch {
-    device_id: String,
-    events: Vec<CheckedEvent>,
-    skew_ms: i64,
-    now: DateTime<Utc>,
-}
-
-/// Batches written in one transaction at most (a group's commit answers all of them).
-const MAX_GROUP: usize = 16;
-
-impl GroupCommit {
-    fn state(&self) -> MutexGuard<'_, GroupState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// Ends a writing turn: lets the next group go, and fails the batches of a turn that panicked.
-struct Turn<'a> {
-    group: &'a GroupCommit,
-    jobs: &'a [Arc<Job>],
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        for job in self.jobs {
-            let mut slot = job.outcome.lock().unwrap_or_else(|p| p.into_inner());
-            if slot.is_none() {
-                *slot = Some(Err(Error::Internal("writing the upload batch failed".into())));
-            }
-        }
-        self.group.state().writing = false;
-        self.group.done.notify_all();
-    }
-}
+use crate::store::group_commit::Batch;
 
 impl IngestStore for SqliteStore {
+    /// Through the store's one group-commit lane (ADR 0017): a batch alone is written at once,
+    /// batches that arrive while a group is written are committed together.
     fn apply_batch(&self, device_id: &str, events: &[CheckedEvent], skew_ms: i64, now: DateTime<Utc>) -> Result<BatchOutcome> {
-        let group = &self.group;
-        let mut st = group.state();
-        if !st.writing && st.queue.is_empty() {
-            // Nobody writing: this batch is a group of one, written from the caller's borrow.
-            st.writing = true;
-            drop(st);
-            let _turn = Turn { group, jobs: &[] };
-            let own = (device_id, events, skew_ms, now);
-            return self.write_group(Some(own), &[]).unwrap_or_else(Err);
-        }
-        let job = Arc::new(Job {
-            batch: Batch { device_id: device_id.to_string(), events: events.to_vec(), skew_ms, now },
-            outcome: Mutex::new(None),
-        });
-        st.queue.push(job.clone());
-        loop {
-            if let Some(outcome) = job.outcome.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                return outcome;
-            }
-            if st.writing {
-                st = group.done.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-            // This thread writes the next group (its own batch is in it, or in a later one).
-            st.writing = true;
-            let n = st.queue.len().min(MAX_GROUP);
-            let jobs: Vec<Arc<Job>> = st.queue.drain(..n).collect();
-            drop(st);
-            {
-                let _turn = Turn { group, jobs: &jobs };
-                if let Err(e) = self.write_group(None, &jobs) {
-                    tracing::warn!(batches = jobs.len(), error = %e, "a group of upload batches failed to commit");
-                }
-            }
-            st = group.state();
-        }
+        self.group.apply(
+            "",
+            || self.write(|tx| in_savepoint(tx, || apply_one(tx, device_id, events, skew_ms, now))).and_then(|outcome| outcome),
+            || Batch { device_id: device_id.to_string(), events: events.to_vec(), skew_ms, now },
+            |batches| {
+                self.write(|tx| {
+                    batches.iter().map(|b| in_savepoint(tx, || apply_one(tx, &b.device_id, &b.events, b.skew_ms, b.now))).collect()
+                })
+            },
+        )
     }
 
     fn stats(&self) -> Result<HubStats> {
@@ -216,43 +124,7 @@ impl SqliteStore {
     /// Upload batches stored so far and the transactions that committed them (group commit
     /// writes several batches per transaction when they arrive together).
     pub fn ingest_commits(&self) -> (u64, u64) {
-        (self.group.batches.load(Ordering::Relaxed), self.group.commits.load(Ordering::Relaxed))
-    }
-
-    /// Writes `own` (the caller's batch) and then `jobs` in one transaction, each batch in a
-    /// savepoint; sets each job's outcome once the transaction committed (or failed). Answers
-    /// `own`'s outcome; `Err` when the commit failed.
-    #[allow(clippy::type_complexity)]
-    fn write_group(&self, own: Option<(&str, &[CheckedEvent], i64, DateTime<Utc>)>, jobs: &[Arc<Job>]) -> Result<Result<BatchOutcome>> {
-        let mut own_outcome = None;
-        let mut outcomes: Vec<Result<BatchOutcome>> = Vec::with_capacity(jobs.len());
-        let committed = self.write(|tx| {
-            if let Some((device_id, events, skew_ms, now)) = own {
-                own_outcome = Some(in_savepoint(tx, || apply_one(tx, device_id, events, skew_ms, now))?);
-            }
-            for job in jobs {
-                let b = &job.batch;
-                outcomes.push(in_savepoint(tx, || apply_one(tx, &b.device_id, &b.events, b.skew_ms, b.now))?);
-            }
-            Ok(())
-        });
-        match committed {
-            Ok(()) => {
-                self.group.commits.fetch_add(1, Ordering::Relaxed);
-                let written = outcomes.iter().chain(&own_outcome).filter(|o| o.is_ok()).count();
-                self.group.batches.fetch_add(written as u64, Ordering::Relaxed);
-                for (job, outcome) in jobs.iter().zip(outcomes) {
-                    *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
-                }
-                Ok(own_outcome.unwrap_or_else(|| Err(Error::Internal("no batch of the caller's".into()))))
-            }
-            Err(e) => {
-                for job in jobs {
-                    *job.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(group_failure(&e)));
-                }
-                Err(e)
-            }
-        }
+        self.group.figures()
     }
 }
 
@@ -280,16 +152,6 @@ fn apply_one(tx: &Transaction<'_>, device_id: &str, events: &[CheckedEvent], ske
     let changes = crate::ingest::plan(device_id, events, &facts);
     persist_ingest(tx, device_id, &changes, skew_ms, now)?;
     Ok(changes.outcome)
-}
-
-/// What each other batch of a group whose commit failed answers: the same class of failure
-/// (storage full stays 507), retryable; nothing of the group was stored.
-fn group_failure(e: &Error) -> Error {
-    if e.is_storage_full() {
-        Error::StorageFull(format!("committing a group of upload batches: {e}"))
-    } else {
-        Error::Unavailable("committing a group of upload batches failed: send the batch again".into())
-    }
 }
 
 /// Reads what decides an upload batch of `device_id` ([`crate::ingest::IngestFacts`]).

@@ -1,7 +1,7 @@
 //! The SQLite `HubStore`: one file `hub.sqlite3` in the data directory, WAL with
 //! synchronous=FULL (an acknowledged event survives power loss), numbered migrations under
 //! `PRAGMA user_version`, one writer connection plus a pool of reader connections; upload batches
-//! that arrive together are committed together (`ingest::GroupCommit`).
+//! that arrive together are committed together (`store::group_commit`).
 
 mod analysis;
 mod audit;
@@ -104,7 +104,7 @@ pub struct SqliteStore {
     /// reading for seconds never makes a device's request wait.
     readers: ReaderPool,
     /// Upload batches waiting to be written together ([`ingest::GroupCommit`]).
-    group: ingest::GroupCommit,
+    group: crate::store::group_commit::GroupCommit,
 }
 
 impl SqliteStore {
@@ -115,7 +115,7 @@ impl SqliteStore {
         edetail_sqlite::configure_writer(&writer, "FULL")?;
         migrate(&mut writer)?;
         let readers = ReaderPool::open(&path, READERS)?;
-        Ok(SqliteStore { writer: Mutex::new(writer), readers, group: ingest::GroupCommit::default() })
+        Ok(SqliteStore { writer: Mutex::new(writer), readers, group: Default::default() })
     }
 
     /// Test support: caps the database at its current size plus `extra_pages` pages
