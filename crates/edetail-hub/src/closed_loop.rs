@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::analytics::{self, AnalyzedEvent, CallInput, DeckMeta, DeckStats, HcpProfile, StageRules};
 use crate::error::{Error, Result};
-use crate::store::{AnalysisCommit, Doc, DocJson, DocMerge, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
+use crate::store::{AnalysisCommit, Doc, DocJson, DocMerge, DocText, DocWrite, HcpSummary, HubStore, Microsite, NewPlan, QueuedCall};
 
 /// Document kinds in the store.
 pub const DOC_HCP: &str = "hcp";
@@ -265,17 +265,21 @@ impl Analyzer {
                 push((DOC_HCP.to_string(), hcp.clone()));
             }
         }
-        let docs = self.store.load_docs(&keys)?;
+        // Read as text and deserialized straight into the analysis types (no `Value` between).
+        let docs = self.store.load_doc_texts(&keys)?;
         let mut decks: BTreeMap<String, (DeckStats, DeckStats)> = BTreeMap::new();
         let mut profiles: BTreeMap<String, (HcpProfile, i64)> = BTreeMap::new();
         for ((kind, key), doc) in keys.iter().zip(&docs) {
             if kind == DOC_DECK {
-                let (stats, _): (DeckStats, i64) = parse_doc(doc.as_ref())?;
+                let stats: DeckStats = match doc {
+                    Some(d) => from_text(kind, key, d)?,
+                    None => DeckStats::default(),
+                };
                 let stats = if stats.bundle_id.is_empty() { DeckStats::new(key) } else { stats };
                 decks.insert(key.clone(), (stats.clone(), stats));
             } else {
                 let profile = match doc {
-                    Some(d) => (from_doc(d)?, d.version),
+                    Some(d) => (from_text(kind, key, d)?, d.version),
                     None => (HcpProfile::new(key), 0),
                 };
                 profiles.insert(key.clone(), profile);
@@ -457,12 +461,8 @@ fn from_doc<T: serde::de::DeserializeOwned>(d: &Doc) -> Result<T> {
     T::deserialize(&d.doc).map_err(|e| Error::Internal(format!("stored {} document {}: {e}", d.kind, d.key)))
 }
 
-/// A document and its version, or the default at version 0 when absent.
-fn parse_doc<T: serde::de::DeserializeOwned + Default>(d: Option<&Doc>) -> Result<(T, i64)> {
-    match d {
-        Some(d) => Ok((from_doc(d)?, d.version)),
-        None => Ok((T::default(), 0)),
-    }
+fn from_text<T: serde::de::DeserializeOwned>(kind: &str, key: &str, d: &DocText) -> Result<T> {
+    serde_json::from_str(&d.text).map_err(|e| Error::Internal(format!("stored {kind} document {key}: {e}")))
 }
 
 impl AnalyzerConfig {

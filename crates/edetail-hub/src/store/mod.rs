@@ -227,6 +227,13 @@ pub struct Doc {
     pub version: i64,
 }
 
+/// A stored document's JSON text and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocText {
+    pub text: String,
+    pub version: i64,
+}
+
 /// A document to write: `expected_version` is the version read (0: it did not exist).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocWrite {
@@ -902,8 +909,23 @@ pub trait AnalysisStore {
     fn call_events(&self, device_id: &str, call_id: &str) -> Result<Vec<StoredEvent>>;
     /// The stored events of each `(device_id, call_id)`, by seq, in the order asked (one read).
     fn calls_events(&self, calls: &[(String, String)]) -> Result<Vec<Vec<StoredEvent>>>;
+    /// The documents at these `(kind, key)`s as stored (JSON text), `None` where absent: for
+    /// readers that deserialize straight into their own types (analysis).
+    fn load_doc_texts(&self, keys: &[(String, String)]) -> Result<Vec<Option<DocText>>>;
     /// The documents at these `(kind, key)`s, `None` where absent.
-    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>>;
+    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
+        let texts = self.load_doc_texts(keys)?;
+        keys.iter()
+            .zip(texts)
+            .map(|((kind, key), t)| {
+                t.map(|t| {
+                    let doc = serde_json::from_str(&t.text).map_err(|e| Error::Internal(format!("stored {kind} document: {e}")))?;
+                    Ok(Doc { kind: kind.clone(), key: key.clone(), doc, version: t.version })
+                })
+                .transpose()
+            })
+            .collect()
+    }
     /// Every document of a kind, by key.
     fn list_docs(&self, kind: &str) -> Result<Vec<Doc>>;
     /// Writes a batch's analysis and marks its queue rows done, atomically. `Ok(false)` when

@@ -2,7 +2,7 @@
 //! (`AnalysisStore`).
 
 use super::*;
-use crate::store::{DocWrite, NewPlan};
+use crate::store::{DocText, DocWrite, NewPlan};
 
 /// A call's events in order (analysis, per call): by `events_by_call`.
 pub(crate) const CALL_EVENTS_SQL: &str =
@@ -250,7 +250,7 @@ impl AnalysisStore for PgStore {
         })
     }
 
-    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
+    fn load_doc_texts(&self, keys: &[(String, String)]) -> Result<Vec<Option<DocText>>> {
         let keys = keys.to_vec();
         self.read(move |tx| {
             Box::pin(async move {
@@ -264,11 +264,10 @@ impl AnalysisStore for PgStore {
                     )
                     .await
                     .map_err(pg_err)?;
-                let mut out: Vec<Option<Doc>> = vec![None; keys.len()];
+                let mut out: Vec<Option<DocText>> = vec![None; keys.len()];
                 for r in &rows {
                     let i = (r.get::<_, i64>(0) - 1) as usize;
-                    let (kind, key) = keys[i].clone();
-                    out[i] = Some(Doc { doc: json_value(r.get(1))?, version: r.get(2), kind, key });
+                    out[i] = Some(DocText { text: r.get(1), version: r.get(2) });
                 }
                 Ok(out)
             })

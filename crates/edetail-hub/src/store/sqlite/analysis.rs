@@ -104,16 +104,12 @@ impl AnalysisStore for SqliteStore {
         self.read(|c| calls.iter().map(|(d, call)| read_call_events(c, d, call)).collect())
     }
 
-    fn load_docs(&self, keys: &[(String, String)]) -> Result<Vec<Option<Doc>>> {
+    fn load_doc_texts(&self, keys: &[(String, String)]) -> Result<Vec<Option<DocText>>> {
         self.read(|c| {
             let mut st = c.prepare_cached("SELECT doc, version FROM analytics_docs WHERE kind = ?1 AND key = ?2")?;
             keys.iter()
                 .map(|(kind, key)| {
-                    Ok(st
-                        .query_row(params![kind, key], |r| {
-                            Ok(Doc { kind: kind.clone(), key: key.clone(), doc: json_value(&r.get::<_, String>(0)?)?, version: r.get(1)? })
-                        })
-                        .optional()?)
+                    Ok(st.query_row(params![kind, key], |r| Ok(DocText { text: r.get(0)?, version: r.get(1)? })).optional()?)
                 })
                 .collect()
         })

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{IngestChanges, IngestFacts};
 use crate::store::{
     AnalysisCommit, AnalysisStore, AuditStore, BatchOutcome, CheckedEvent, CredentialStore, CrmStore, DeviceRecord, DeviceStats, Doc,
-    ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
+    DocText, ErasureReport, FeedBundle, FeedConsent, FeedErasure, FeedPage, FeedPlan, FeedRevocation, FeedStore, HubStats, IngestStore,
     MAX_ANALYSIS_ATTEMPTS, MICROSITE_DEVICE, Microsite, NewBundleVersion, PRUNE_CHUNK, Prescription, PrivacyStore, PruneReport,
     PublishClaim, QueuedCall, StoredEvent, TargetImport, Territory, target_lists,
 };
