@@ -380,8 +380,10 @@ async fn handle(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
     shared.stats.requests.fetch_add(1, Ordering::SeqCst);
     let stats = &shared.stats;
     if body_len as u64 > shared.request_body_limit.load(Ordering::SeqCst) {
-        answer_status(&mut client, 413, None).await?;
+        // Counted before the answer (as every fault the client sees at once): a client that
+        // reads the proxy's figures as soon as it has the 413 must find it counted.
         stats.count_injected(FaultKind::BodyTooLarge);
+        answer_status(&mut client, 413, None).await?;
         return Ok(());
     }
     let fault = choose(&shared);
@@ -392,8 +394,8 @@ async fn handle(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
     let plain = Pump { bps: link, limit: None, reset: false, stats };
     match fault {
         Fault::Status { code, retry_after_secs } => {
-            answer_status(&mut client, code, retry_after_secs).await?;
             stats.count_injected(FaultKind::Status(code));
+            answer_status(&mut client, code, retry_after_secs).await?;
             Ok(())
         }
         Fault::Duplicate => {
@@ -407,8 +409,8 @@ async fn handle(mut client: TcpStream, shared: Arc<Shared>) -> std::io::Result<(
         Fault::DropResponse => {
             let up = exchange(shared.upstream, &request).await?;
             let _ = read_all(up).await?;
-            drop(client);
             stats.count_injected(FaultKind::DropResponse);
+            drop(client);
             Ok(())
         }
         Fault::Hang => {
