@@ -97,6 +97,14 @@ pub struct Slide {
     /// Free tags, e.g. `efficacy`, `safety`, `dosing`, `moa`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// The adoption steps this slide serves: the stage(s) it helps move an HCP to. Empty: the
+    /// analytics derive them from `topics` ([`default_steps`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    /// Shown in every promotional call (fair balance: safety information / ISI): plans always
+    /// keep it and a rep cannot drop it from a call.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mandatory: bool,
     /// Hidden slides are skipped by swiping and reachable only by a link or jump.
     #[serde(default, skip_serializing_if = "is_false")]
     pub hidden: bool,
@@ -115,6 +123,11 @@ pub struct Slide {
 }
 
 impl Slide {
+    /// The steps the slide serves: as declared, else derived from its topics.
+    pub fn effective_steps(&self) -> Vec<Step> {
+        if self.steps.is_empty() { default_steps(&self.topics) } else { self.steps.clone() }
+    }
+
     /// Longest accepted `route`.
     pub const MAX_ROUTE_CHARS: usize = 512;
 
@@ -126,6 +139,55 @@ impl Slide {
             && route.chars().count() <= Self::MAX_ROUTE_CHARS
             && !route.chars().any(|c| c.is_control() || c.is_whitespace())
     }
+}
+
+/// A step of the adoption ladder a slide can serve: the stage it helps an HCP reach
+/// (unaware -> aware -> educated -> convinced -> advocate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Makes the HCP aware of the brand and the disease it treats.
+    Aware,
+    /// Teaches what the drug does (mechanism, efficacy, safety).
+    Educated,
+    /// Convinces her of its value for her patients (dosing, patient profiles, access, samples).
+    Convinced,
+    /// Helps her tell peers of good experiences (speaker programmes, referrals, sharing).
+    Advocate,
+}
+
+impl Step {
+    pub const ALL: [Step; 4] = [Step::Aware, Step::Educated, Step::Convinced, Step::Advocate];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Aware => "aware",
+            Step::Educated => "educated",
+            Step::Convinced => "convinced",
+            Step::Advocate => "advocate",
+        }
+    }
+}
+
+/// Topics whose slides serve each step when a slide declares no `steps` (case-insensitive).
+/// Importers write the result into the manifest; the analytics apply it to older bundles.
+pub const STEP_TOPICS: [(Step, &[&str]); 4] = [
+    (Step::Aware, &["awareness", "disease", "burden", "unmet-need", "intro"]),
+    (Step::Educated, &["moa", "mechanism", "efficacy", "safety", "tolerability", "clinical-data", "evidence"]),
+    (Step::Convinced, &["dosing", "prescribing", "patient-profile", "patient-case", "access", "samples", "cost"]),
+    (Step::Advocate, &["advocacy", "peer", "referral", "speaker", "share"]),
+];
+
+/// Topics that mark fair-balance material an importer marks `mandatory` (case-insensitive).
+pub const MANDATORY_TOPICS: &[&str] = &["isi", "important-safety-information", "fair-balance"];
+
+/// The steps a slide with these topics serves by default ([`STEP_TOPICS`]), in ladder order.
+pub fn default_steps(topics: &[String]) -> Vec<Step> {
+    STEP_TOPICS
+        .iter()
+        .filter(|(_, names)| topics.iter().any(|t| names.iter().any(|n| t.eq_ignore_ascii_case(n))))
+        .map(|(step, _)| *step)
+        .collect()
 }
 
 /// A gesture the shell can disable on a slide.

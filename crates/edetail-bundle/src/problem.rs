@@ -85,6 +85,10 @@ pub enum ProblemKind {
     OrphanSlide { slide: String },
     #[error("slide {slide:?} appears in more than one presentation or twice in one")]
     SlideListedTwice { slide: String },
+    #[error(
+        "no visible slide serves the adoption step {step:?} (declared `steps`, or topics that imply it): plans for HCPs one step below have nothing to offer"
+    )]
+    StepUncovered { step: String },
 
     // --- signature
     #[error("bundle is not signed (no manifest.sig)")]

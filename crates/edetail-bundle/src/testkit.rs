@@ -162,6 +162,8 @@ impl SampleBundle {
             key_message: Some(format!("KM_{}", id.to_uppercase())),
             topics: topics.iter().map(|t| t.to_string()).collect(),
             hidden: false,
+            steps: Vec::new(),
+            mandatory: false,
             disabled_gestures: vec![],
             sub_presentation: None,
             bridge: Default::default(),

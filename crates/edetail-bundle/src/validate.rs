@@ -88,6 +88,14 @@ pub fn manifest(m: &Manifest) -> Vec<Problem> {
         }
     }
 
+    // Every adoption step served by some slide the rep can swipe to (declared or from topics).
+    let visible: BTreeSet<&str> = m.presentations.iter().filter(|d| !d.hidden).flat_map(|d| d.slides.iter().map(String::as_str)).collect();
+    for step in crate::manifest::Step::ALL {
+        if !m.slides.iter().any(|s| !s.hidden && visible.contains(s.id.as_str()) && s.effective_steps().contains(&step)) {
+            p.push(Problem::warning(Some(at), ProblemKind::StepUncovered { step: step.as_str().into() }));
+        }
+    }
+
     // Slides: files present, sub-presentations known and not self-referencing.
     for s in &m.slides {
         let field_missing =

@@ -12,6 +12,7 @@ use edetail_bundle::import::compat::Support;
 use edetail_bundle::import::oce::{OceOptions, import_oce};
 use edetail_bundle::import::veeva::{VeevaOptions, import_veeva};
 use edetail_bundle::import::{ImportMeta, ImportReport};
+use edetail_bundle::manifest::Step;
 use edetail_bundle::{Bridge, BundleArchive, BundlePath, Gesture, Manifest, ReadOptions, check_path};
 use zip::write::SimpleFileOptions;
 
@@ -420,6 +421,12 @@ fn agnitio_storyboard_and_hidden_structure() {
     assert_eq!(eff.entry.as_str(), "slides/cz_efficacyOverview/cz_efficacyOverview.html");
     assert_eq!(eff.thumbnail.as_ref().map(BundlePath::as_str), Some("slides/cz_efficacyOverview/cz_efficacyOverview.png"));
     assert_eq!(eff.topics, ["efficacy"]);
+    assert_eq!(eff.steps, [Step::Educated], "steps default from topics");
+    assert_eq!(m.slide("cz-dosing").map(|s| s.steps.clone()), Some(vec![Step::Convinced]));
+    assert_eq!(m.slide("cz-intro").map(|s| s.steps.clone()), Some(vec![]), "no topics, no step");
+    assert_eq!(report.adoption.uncovered, ["aware", "advocate"]);
+    assert!(report.adoption.mandatory.is_empty());
+    assert!(report.summary().contains("  educated: cz-mechanism, cz-efficacy-overview"), "{}", report.summary());
     assert_eq!(eff.title, "Efficacy overview");
     let dosing = m.slide("cz-dosing").expect("dosing");
     assert_eq!(dosing.thumbnail.as_ref().map(BundlePath::as_str), Some("thumbnails/cz_dosing.png"));

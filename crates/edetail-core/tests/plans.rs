@@ -40,7 +40,13 @@ fn install(d: &Device, dir: &Path, b: &SampleBundle) {
 }
 
 fn item(slide: &str, reason: &str) -> PlanItem {
-    PlanItem { slide_id: slide.into(), presentation_id: "main".into(), reason: reason.into(), evidence: vec!["dwell 3x typical".into()] }
+    PlanItem {
+        slide_id: slide.into(),
+        presentation_id: "main".into(),
+        reason: reason.into(),
+        evidence: vec!["dwell 3x typical".into()],
+        mandatory: false,
+    }
 }
 
 fn plan(id: &str, hcp: &str, generated_at: DateTime<Utc>) -> Plan {
@@ -55,8 +61,16 @@ fn plan(id: &str, hcp: &str, generated_at: DateTime<Utc>) -> Plan {
         generated_at,
         valid_until: generated_at + chrono::Duration::days(14),
         items: vec![item("efficacy", "strongest interest: efficacy"), item("intro", "context")],
-        skipped: vec![PlanItem { slide_id: "pi".into(), presentation_id: "pi".into(), reason: "reference only".into(), evidence: vec![] }],
+        skipped: vec![PlanItem {
+            slide_id: "pi".into(),
+            presentation_id: "pi".into(),
+            reason: "reference only".into(),
+            evidence: vec![],
+            mandatory: false,
+        }],
         reasons: vec!["stage educated".into(), "interest in efficacy".into()],
+        objective: Some("convinced".into()),
+        arm: Some("treatment".into()),
     }
 }
 

@@ -141,7 +141,13 @@ fn glucora(segment: Option<&str>) -> DeckView {
 }
 
 fn item(slide: &str, reason: &str, evidence: &[&str]) -> PlanItem {
-    PlanItem { slide_id: slide.into(), presentation_id: "main".into(), reason: reason.into(), evidence: strings(evidence) }
+    PlanItem {
+        slide_id: slide.into(),
+        presentation_id: "main".into(),
+        reason: reason.into(),
+        evidence: strings(evidence),
+        mandatory: false,
+    }
 }
 
 fn step(at: DateTime<Utc>, from: &str, to: &str, rule: &str, evidence: &[&str]) -> StageStep {
@@ -232,6 +238,8 @@ fn hcp_safety() -> HcpView {
                 item("efficacy-primary", "already seen 4 times", &["4 views in the last 3 calls"]),
             ],
             reasons: strings(&["stage educated for cardiozen: deepen, then move to convinced", "interests: safety 3.40, renal 2.10"]),
+            objective: Some("convinced".into()),
+            arm: Some("treatment".into()),
         }),
         microsites: vec![MicrositeRow {
             created_at: t(11, 20, 11),

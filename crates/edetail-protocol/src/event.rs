@@ -77,6 +77,12 @@ kinds! {
     Note => "note",
     /// The HCP asked for follow-up material on a topic.
     FollowUpRequest => "follow_up_request",
+    /// Evidence that the HCP advocates the product (agreed to speak, referred a colleague,
+    /// shared the microsite): the rep records it, or a deck through the bridge.
+    Advocacy => "advocacy",
+    /// The sequence the rep presented, built from the hub's plan (planned, kept, dropped,
+    /// added slides), recorded with the call.
+    CallPlan => "call_plan",
     /// Stands in for an event whose HCP was erased (same uuid and seq, empty payload).
     Erased => "erased",
     /// Stands in for an event the hub refused as too large (same uuid and seq).

@@ -250,6 +250,14 @@ pub struct Plan {
     /// One line per reason behind the plan as a whole (stage, strongest interests).
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// The stage the plan aims to move the HCP to (the next step of the adoption ladder);
+    /// absent in plans made before objectives existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objective: Option<String>,
+    /// The HCP's arm of the built-in experiment: `treatment` (a personalized plan) or
+    /// `holdout` (the deck's default order, to measure the plans' effect against).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<String>,
 }
 
 /// One slide of a plan and why it is there (or left out).
@@ -262,6 +270,10 @@ pub struct PlanItem {
     /// the HCP said: topics, counts, event kinds).
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// Shown in every promotional call (fair balance: safety information / ISI); a rep cannot
+    /// remove it from the call's sequence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub mandatory: bool,
 }
 
 /// `POST /v1/publish` answer.

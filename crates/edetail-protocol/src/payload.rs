@@ -134,6 +134,74 @@ pub struct FollowUpRequest {
     pub note: Option<String>,
 }
 
+/// What an `advocacy` event says the HCP did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvocacyAction {
+    /// Agreed to speak to peers (speaker programme, round table, congress).
+    AgreedToSpeak,
+    /// Referred a colleague to the rep or the product.
+    ReferredColleague,
+    /// Shared the follow-up microsite (or approved material) with a colleague.
+    SharedMicrosite,
+}
+
+impl AdvocacyAction {
+    pub const ALL: [AdvocacyAction; 3] =
+        [AdvocacyAction::AgreedToSpeak, AdvocacyAction::ReferredColleague, AdvocacyAction::SharedMicrosite];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdvocacyAction::AgreedToSpeak => "agreed_to_speak",
+            AdvocacyAction::ReferredColleague => "referred_colleague",
+            AdvocacyAction::SharedMicrosite => "shared_microsite",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdvocacyAction> {
+        AdvocacyAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// `advocacy`: evidence of advocacy (no free text: the action only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Advocacy {
+    /// The slide on screen, when recorded during a slide.
+    #[serde(default)]
+    pub slide: Option<String>,
+    pub action: AdvocacyAction,
+}
+
+/// `call_plan`: the sequence the rep presented and how it differs from the hub's plan. Slide
+/// ids only; `planned` is empty when the call had no hub plan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallPlan {
+    /// The hub plan the sequence started from (null: deck order or the local suggestion).
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    /// `treatment` or `holdout`, copied from the plan.
+    #[serde(default)]
+    pub arm: Option<String>,
+    /// The device's id of the saved sequence.
+    #[serde(default)]
+    pub sequence_id: Option<String>,
+    /// The plan's slides, in the plan's order.
+    #[serde(default)]
+    pub planned: Vec<String>,
+    /// Planned slides the rep kept.
+    #[serde(default)]
+    pub kept: Vec<String>,
+    /// Planned slides the rep removed.
+    #[serde(default)]
+    pub dropped: Vec<String>,
+    /// Slides the rep added that the plan did not have.
+    #[serde(default)]
+    pub added: Vec<String>,
+    /// The sequence as presented.
+    #[serde(default)]
+    pub order: Vec<String>,
+}
+
 /// `oversized_event`: stands in for an event the hub refused as too large.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OversizedEvent {
@@ -160,6 +228,8 @@ pub enum Payload {
     SurveyAnswer(SurveyAnswer),
     Note(Note),
     FollowUpRequest(FollowUpRequest),
+    Advocacy(Advocacy),
+    CallPlan(CallPlan),
     OversizedEvent(OversizedEvent),
     /// `erased`: always the empty object.
     Erased,
@@ -189,6 +259,8 @@ impl Payload {
             EventKind::SurveyAnswer => Payload::SurveyAnswer(typed(kind, payload)?),
             EventKind::Note => Payload::Note(typed(kind, payload)?),
             EventKind::FollowUpRequest => Payload::FollowUpRequest(typed(kind, payload)?),
+            EventKind::Advocacy => Payload::Advocacy(typed(kind, payload)?),
+            EventKind::CallPlan => Payload::CallPlan(typed(kind, payload)?),
             EventKind::OversizedEvent => Payload::OversizedEvent(typed(kind, payload)?),
             EventKind::Erased if map.is_empty() => Payload::Erased,
             EventKind::Erased => return Err("erased payload must be the empty object".into()),
@@ -211,6 +283,8 @@ impl Payload {
             Payload::SurveyAnswer(_) => EventKind::SurveyAnswer,
             Payload::Note(_) => EventKind::Note,
             Payload::FollowUpRequest(_) => EventKind::FollowUpRequest,
+            Payload::Advocacy(_) => EventKind::Advocacy,
+            Payload::CallPlan(_) => EventKind::CallPlan,
             Payload::OversizedEvent(_) => EventKind::OversizedEvent,
             Payload::Erased => EventKind::Erased,
             Payload::Open(k, _) => k.clone(),
@@ -234,6 +308,8 @@ impl Payload {
             Payload::SurveyAnswer(p) => v(p),
             Payload::Note(p) => v(p),
             Payload::FollowUpRequest(p) => v(p),
+            Payload::Advocacy(p) => v(p),
+            Payload::CallPlan(p) => v(p),
             Payload::OversizedEvent(p) => v(p),
             Payload::Erased => Value::Object(Map::new()),
             Payload::Open(_, m) => Value::Object(m.clone()),
@@ -258,6 +334,9 @@ mod tests {
         assert!(Payload::parse(&EventKind::Reaction, &json!({"slide": "a"})).is_err(), "a reaction has a value");
         assert!(Payload::parse(&EventKind::Note, &json!([1])).unwrap_err().contains("not a JSON object"));
         assert!(Payload::parse(&EventKind::Erased, &json!({"hcp_id": "x"})).is_err());
+        let advocacy = Payload::parse(&EventKind::Advocacy, &json!({"action": "told_a_friend"})).unwrap_err();
+        assert!(advocacy.starts_with("advocacy payload does not match"), "an unknown advocacy action is refused: {advocacy}");
+        assert!(Payload::parse(&EventKind::CallPlan, &json!({"planned": "a"})).is_err(), "slide lists are lists");
         let app = EventKind::parse("app.sample_request").unwrap();
         assert_eq!(Payload::parse(&app, &json!({"units": 2})).unwrap().to_value(), json!({"units": 2}));
     }
@@ -273,6 +352,8 @@ mod tests {
                 EventKind::SurveyAnswer => json!({"question": "q"}),
                 EventKind::Note => json!({"text": "t"}),
                 EventKind::FollowUpRequest => json!({"topic": "dosing"}),
+                EventKind::Advocacy => json!({"action": "agreed_to_speak"}),
+                EventKind::CallPlan => json!({"plan_id": "p", "planned": ["a", "b"], "kept": ["a"], "dropped": ["b"], "added": ["c"]}),
                 _ => json!({}),
             };
             let p = Payload::parse(kind, &sample).unwrap_or_else(|e| panic!("{kind}: {e}"));

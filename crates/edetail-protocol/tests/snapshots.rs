@@ -107,6 +107,7 @@ fn plan() {
         presentation_id: "main".into(),
         reason: reason.into(),
         evidence: evidence.iter().map(|e| e.to_string()).collect(),
+        mandatory: false,
     };
     let v = Plan {
         plan_id: "0b9e7f7c-5a43-4d0e-9a51-2b7c9d1e3f00".into(),
@@ -128,6 +129,8 @@ fn plan() {
         ],
         skipped: vec![item("disease-burden", "awareness slide: the HCP is already educated", &[])],
         reasons: vec!["stage educated for cardiozen".into(), "interest: safety > dosing > efficacy".into()],
+        objective: Some("convinced".into()),
+        arm: Some("treatment".into()),
     };
     round_trip(&v);
     insta::assert_json_snapshot!(v);

@@ -37,9 +37,17 @@ fn signed(id: &str, hcp: &str, key: &SecretKey) -> SignedPlan {
         stage: "aware".into(),
         generated_at: now,
         valid_until: now + chrono::Duration::days(14),
-        items: vec![PlanItem { slide_id: "efficacy".into(), presentation_id: "main".into(), reason: "interest".into(), evidence: vec![] }],
+        items: vec![PlanItem {
+            slide_id: "efficacy".into(),
+            presentation_id: "main".into(),
+            reason: "interest".into(),
+            evidence: vec![],
+            mandatory: false,
+        }],
         skipped: vec![],
         reasons: vec!["stage aware".into()],
+        objective: Some("educated".into()),
+        arm: None,
     };
     let bytes = serde_json::to_vec(&plan).expect("json");
     SignedPlan { signature: Base64Bytes(key.sign_manifest(&bytes)), plan: Base64Bytes(bytes) }

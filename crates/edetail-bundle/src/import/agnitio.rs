@@ -307,6 +307,8 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
                 key_message: Some(src.id.clone()),
                 topics,
                 hidden: false,
+                steps: Vec::new(),
+                mandatory: false,
                 disabled_gestures: Vec::new(),
                 sub_presentation: None,
                 bridge: Bridge::Agnitio,
@@ -368,7 +370,15 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     let compat = super::compat_of(&[("", &tree)])?;
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport { format: "agnitio".into(), manifest: written, mapped, unmapped, warnings, compat })
+    Ok(ImportReport {
+        format: "agnitio".into(),
+        adoption: super::Adoption::of(&written),
+        manifest: written,
+        mapped,
+        unmapped,
+        warnings,
+        compat,
+    })
 }
 
 fn str_field(obj: &Map<String, Value>, keys: &[&str]) -> Option<String> {

@@ -66,6 +66,8 @@ pub struct ImportReport {
     /// Vendor container calls found in the deck's scripts and pages, and whether edetail
     /// handles them.
     pub compat: compat::CompatReport,
+    /// Adoption steps and mandatory slides as imported (defaults from topics and ISI names).
+    pub adoption: Adoption,
 }
 
 impl ImportReport {
@@ -90,6 +92,14 @@ impl ImportReport {
             for x in &self.unmapped {
                 s.push_str(&format!("  {}: {}\n", x.source, x.reason));
             }
+        }
+        s.push_str("Adoption steps (from topics unless declared; set `steps` in edetail.json):\n");
+        for (step, slides) in &self.adoption.steps {
+            let list = if slides.is_empty() { "none".to_string() } else { slides.join(", ") };
+            s.push_str(&format!("  {step}: {list}\n"));
+        }
+        if !self.adoption.mandatory.is_empty() {
+            s.push_str(&format!("Mandatory in every call (fair balance): {}\n", self.adoption.mandatory.join(", ")));
         }
         for w in &self.warnings {
             s.push_str(&format!("warning: {w}\n"));
@@ -725,7 +735,58 @@ fn finish_presentations(
     if kept.iter().all(|p| p.hidden) {
         return Err(import_err(format!("{format} import: every presentation is hidden; at least one must be visible to the rep")));
     }
+    adoption_defaults(&kept, slides);
     Ok(kept)
+}
+
+/// Fills in what plans need and vendor formats do not say: each slide's adoption steps from
+/// its topics ([`crate::manifest::default_steps`]) and `mandatory` for fair-balance material
+/// (an `isi`/fair-balance topic, or `isi` as a word of the slide's id, key message or hidden
+/// presentation). The report's [`Adoption`] says what was set.
+fn adoption_defaults(presentations: &[Presentation], slides: &mut [Slide]) {
+    for s in slides.iter_mut() {
+        if s.steps.is_empty() {
+            s.steps = crate::manifest::default_steps(&s.topics);
+        }
+        let in_isi_deck = presentations.iter().any(|p| p.hidden && has_isi_word(&p.id) && p.slides.contains(&s.id));
+        if s.topics.iter().any(|t| crate::manifest::MANDATORY_TOPICS.iter().any(|m| t.eq_ignore_ascii_case(m)))
+            || has_isi_word(&s.id)
+            || s.key_message.as_deref().is_some_and(has_isi_word)
+            || in_isi_deck
+        {
+            s.mandatory = true;
+        }
+    }
+}
+
+fn has_isi_word(s: &str) -> bool {
+    s.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.eq_ignore_ascii_case("isi"))
+}
+
+/// What an imported deck offers the adoption ladder: slides marked mandatory and steps no
+/// slide serves (for the content team to set in `edetail.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Adoption {
+    /// Slide ids shown in every call (fair balance).
+    pub mandatory: Vec<String>,
+    /// Per step, the slides serving it.
+    pub steps: Vec<(String, Vec<String>)>,
+    /// Steps no slide serves.
+    pub uncovered: Vec<String>,
+}
+
+impl Adoption {
+    pub fn of(m: &Manifest) -> Adoption {
+        let steps: Vec<(String, Vec<String>)> = crate::manifest::Step::ALL
+            .iter()
+            .map(|step| (step.as_str().to_string(), m.slides.iter().filter(|s| s.steps.contains(step)).map(|s| s.id.clone()).collect()))
+            .collect();
+        Adoption {
+            mandatory: m.slides.iter().filter(|s| s.mandatory).map(|s| s.id.clone()).collect(),
+            uncovered: steps.iter().filter(|(_, v)| v.is_empty()).map(|(s, _)| s.clone()).collect(),
+            steps,
+        }
+    }
 }
 
 /// The bundle path `folder/rest`.
@@ -737,6 +798,7 @@ fn join_path(folder: &str, rest: &BundlePath) -> Result<BundlePath> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Step;
 
     #[test]
     fn kebab_ids() {
@@ -750,6 +812,70 @@ mod tests {
     fn finds_relative_references() {
         let html = r#"<link href="../shared/css/a.css?v=2"><img src='img/x.png'> url(../../shared/f.woff2) "https://x.invalid/a.js" "hello world""#;
         assert_eq!(relative_refs(html), vec!["../../shared/f.woff2", "../shared/css/a.css", "img/x.png"]);
+    }
+
+    fn slide(id: &str, topics: &[&str], key_message: Option<&str>) -> Slide {
+        Slide {
+            id: id.into(),
+            title: id.into(),
+            entry: BundlePath::parse(&format!("slides/{id}.html")).unwrap(),
+            route: None,
+            thumbnail: None,
+            key_message: key_message.map(str::to_string),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            hidden: false,
+            steps: Vec::new(),
+            mandatory: false,
+            disabled_gestures: Vec::new(),
+            sub_presentation: None,
+            bridge: Default::default(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn imported_slides_get_steps_from_topics_and_isi_is_mandatory() {
+        let mut slides = vec![
+            slide("intro", &["awareness"], None),
+            slide("moa", &["MoA", "video"], None),
+            slide("dosing", &["dosing", "efficacy"], None),
+            slide("cz-isi-01", &[], None),
+            slide("safety-info", &[], Some("CZ_ISI")),
+            slide("pi-1", &[], None),
+            slide("boxed", &["fair-balance"], None),
+            slide("crisis", &["crisis"], None),
+        ];
+        let deck = |id: &str, hidden: bool, ids: &[&str]| Presentation {
+            id: id.into(),
+            title: id.into(),
+            hidden,
+            slides: ids.iter().map(|s| s.to_string()).collect(),
+            extra: Default::default(),
+        };
+        let presentations = vec![
+            deck("main", false, &["intro", "moa", "dosing", "crisis", "boxed"]),
+            deck("isi", true, &["pi-1"]),
+            deck("x", true, &["cz-isi-01", "safety-info"]),
+        ];
+        adoption_defaults(&presentations, &mut slides);
+        let by = |id: &str| slides.iter().find(|s| s.id == id).unwrap().clone();
+        assert_eq!(by("intro").steps, [Step::Aware]);
+        assert_eq!(by("moa").steps, [Step::Educated], "topics match without case");
+        assert_eq!(by("dosing").steps, [Step::Educated, Step::Convinced], "ladder order");
+        assert!(by("crisis").steps.is_empty());
+        let mandatory: Vec<String> = slides.iter().filter(|s| s.mandatory).map(|s| s.id.clone()).collect();
+        assert_eq!(
+            mandatory,
+            ["cz-isi-01", "safety-info", "pi-1", "boxed"],
+            "isi as a word of id, key message, hidden deck; fair-balance topic"
+        );
+        assert!(!has_isi_word("crisis") && !has_isi_word("visible"), "isi only as a whole word");
+
+        let mut m = crate::testkit::SampleBundle::new().computed_manifest();
+        m.slides = slides;
+        let a = Adoption::of(&m);
+        assert_eq!(a.uncovered, ["advocate"]);
+        assert_eq!(a.steps[1], ("educated".to_string(), vec!["moa".to_string(), "dosing".to_string()]));
     }
 
     #[test]

@@ -181,6 +181,8 @@ pub fn import_oce(input: &Path, opts: &OceOptions, out: &Path, progress: &mut dy
             key_message: Some(seq.name.clone()),
             topics: Vec::new(),
             hidden: false,
+            steps: Vec::new(),
+            mandatory: false,
             disabled_gestures: Vec::new(),
             sub_presentation: None,
             bridge: Bridge::Oce,
@@ -221,7 +223,15 @@ pub fn import_oce(input: &Path, opts: &OceOptions, out: &Path, progress: &mut dy
     let compat = super::compat_of(&trees)?;
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport { format: "oce".into(), manifest: written, mapped, unmapped, warnings, compat })
+    Ok(ImportReport {
+        format: "oce".into(),
+        adoption: super::Adoption::of(&written),
+        manifest: written,
+        mapped,
+        unmapped,
+        warnings,
+        compat,
+    })
 }
 
 /// The entry page of a sequence folder: `index.html`, `<name>.html`, or the only HTML file at

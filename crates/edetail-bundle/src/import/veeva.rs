@@ -347,6 +347,8 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
                 key_message: Some(key_message),
                 topics: Vec::new(),
                 hidden: false,
+                steps: Vec::new(),
+                mandatory: false,
                 disabled_gestures: ps.disabled.clone(),
                 sub_presentation,
                 bridge: Bridge::Veeva,
@@ -411,7 +413,15 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
     let trees: Vec<(&str, &SourceTree)> = trees.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     let compat = super::compat_of(&trees)?;
     let written = write_output(out, manifest, files, progress)?;
-    Ok(ImportReport { format: "veeva".into(), manifest: written, mapped, unmapped, warnings, compat })
+    Ok(ImportReport {
+        format: "veeva".into(),
+        adoption: super::Adoption::of(&written),
+        manifest: written,
+        mapped,
+        unmapped,
+        warnings,
+        compat,
+    })
 }
 
 /// The zips to import: files as given, folders' `*.zip` sorted by name.

@@ -29,7 +29,7 @@ fn slide_interest<'a>(profile: &HcpProfile, slide: &'a SlideMeta) -> (f64, Optio
 }
 
 fn item(slide: &SlideMeta, reason: String, evidence: Vec<String>) -> PlanItem {
-    PlanItem { slide_id: slide.id.clone(), presentation_id: slide.presentation.clone(), reason, evidence }
+    PlanItem { slide_id: slide.id.clone(), presentation_id: slide.presentation.clone(), reason, evidence, mandatory: false }
 }
 
 /// The next-call plan for one HCP on one deck, with the built-in stage rules deciding what
@@ -130,6 +130,8 @@ pub fn build_plan_with_rules(
         items,
         skipped,
         reasons,
+        objective: next.map(|n| n.as_str().to_string()),
+        arm: None,
     }
 }
 

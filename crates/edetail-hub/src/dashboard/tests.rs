@@ -50,6 +50,7 @@ fn plan() -> Plan {
         presentation_id: "main".into(),
         reason: r.into(),
         evidence: vec!["2 follow-ups".into()],
+        mandatory: false,
     };
     Plan {
         plan_id: "p1".into(),
@@ -64,6 +65,8 @@ fn plan() -> Plan {
         items: vec![item("safety-overview", "interest: safety"), item("dosing", "next stage"), item(HOSTILE, HOSTILE)],
         skipped: vec![item("home", "awareness slide")],
         reasons: vec!["stage educated".into()],
+        objective: Some("convinced".into()),
+        arm: Some("treatment".into()),
     }
 }
 
