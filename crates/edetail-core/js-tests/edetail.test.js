@@ -21,7 +21,7 @@ test("defines window.edetail with version 1 and the documented API", () => {
   const env = createEnv().loadEdetail();
   const ed = env.edetail;
   assert.equal(ed.version, 1);
-  for (const fn of ["next", "prev", "goTo", "track", "answer", "react", "followUp", "context", "_receive"]) {
+  for (const fn of ["next", "prev", "goTo", "track", "answer", "react", "followUp", "advocacy", "context", "_receive"]) {
     assert.equal(typeof ed[fn], "function", fn);
   }
   assert.equal(typeof ed.state.save, "function");
@@ -55,7 +55,7 @@ test("ids increase per call and every API function maps to its method and params
   const ed = env.edetail;
   ed.next(); ed.prev(); ed.goTo("dosing"); ed.goTo("pi-1", "pi");
   ed.track("video_play"); ed.answer("q1", ["a", "b"], "Which?"); ed.answer("q2", ["c"]);
-  ed.react("neutral"); ed.followUp("safety"); ed.followUp("dosing", "renal"); ed.context();
+  ed.react("neutral"); ed.followUp("safety"); ed.followUp("dosing", "renal"); ed.advocacy("agreed_to_speak"); ed.context();
   ed.state.save("k", { x: 1 }); ed.state.save("u"); ed.state.load("k");
   const got = env.calls().map((m) => [m.method, m.params]);
   assert.deepEqual(got, [
@@ -69,6 +69,7 @@ test("ids increase per call and every API function maps to its method and params
     ["react", { value: "neutral" }],
     ["follow_up", { topic: "safety" }],
     ["follow_up", { topic: "dosing", note: "renal" }],
+    ["advocacy", { action: "agreed_to_speak" }],
     ["context", {}],
     ["state.save", { key: "k", value: { x: 1 } }],
     ["state.save", { key: "u", value: null }],

@@ -233,6 +233,7 @@
     },
     react: function (value) { return request("react", { value: value }); },
     followUp: function (topic, note) { return request("follow_up", opt({ topic: topic }, "note", note)); },
+    advocacy: function (action) { return request("advocacy", { action: action }); },
     context: function () { return request("context", {}); },
     state: {
       save: function (key, value) { return request("state.save", { key: key, value: value === undefined ? null : value }); },

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value, json};
 
+use edetail_protocol::payload::AdvocacyAction;
+
 use crate::calls::{NavSource, Reaction};
 use crate::device::Device;
 use crate::error::Error;
@@ -163,6 +165,14 @@ fn dispatch(device: &Device, method: &str, p: &Map<String, Value>) -> Result<Val
             let call_id = call(device)?;
             device.calls().follow_up(&call_id, text(p, "topic")?, p.get("note").and_then(Value::as_str))?;
             Ok(json!({}))
+        }
+        "advocacy" => {
+            let call_id = call(device)?;
+            let action = p.get("action").and_then(Value::as_str).and_then(AdvocacyAction::parse).ok_or_else(|| {
+                fail("invalid_params", "advocacy: action must be agreed_to_speak, referred_colleague or shared_microsite")
+            })?;
+            let (_, uuid) = device.calls().advocacy(&call_id, action)?;
+            Ok(json!({"event_id": uuid}))
         }
         "state.save" => {
             let call_id = call(device)?;

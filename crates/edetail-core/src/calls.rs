@@ -1,6 +1,7 @@
 //! Calls (detailing sessions) and what happens in them: slide views with dwell from the
 //! monotonic clock (paused while the app is in the background), navigation, reactions, custom
-//! events, survey answers, notes and follow-up requests; recovery of calls cut off by a crash.
+//! events, survey answers, notes, follow-up requests and advocacy; recovery of calls cut off by
+//! a crash.
 //!
 //! The open slide view's state lives in the `calls` row and is updated in the same transaction
 //! as the event that changes it, so the recorded events and the state never disagree. The
@@ -8,7 +9,7 @@
 //! next/previous/goto lead is decided by the pure `navigation` module.
 
 use edetail_protocol::Tracking;
-use edetail_protocol::payload::{self, Payload};
+use edetail_protocol::payload::{self, AdvocacyAction, Payload};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -527,6 +528,13 @@ impl<'a> Calls<'a> {
         self.record_on_slide(call_id, |slide| {
             Payload::FollowUpRequest(payload::FollowUpRequest { slide, topic: topic.to_string(), note: note.map(str::to_string) })
         })
+    }
+
+    /// Evidence that the HCP advocates the product (agreed to speak, referred a colleague, shared
+    /// the microsite), recorded as `advocacy` with the slide on screen. No free text: the action
+    /// only. Follows the call's tracking like every event (nothing recorded when consent is off).
+    pub fn advocacy(&self, call_id: &str, action: AdvocacyAction) -> Result<(i64, String)> {
+        self.record_on_slide(call_id, |slide| Payload::Advocacy(payload::Advocacy { slide, action }))
     }
 
     /// Keeps the open calls' "last known alive" moment fresh (the shell calls this every few

@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use edetail_bundle::testkit::SampleBundle;
 use edetail_bundle::{BundlePath, SecretKey};
 use edetail_core::validity::Unopenable;
-use edetail_core::{Channel, Device, DeviceConfig, Error, ManualClock, NavAction, NavSource, Reaction, StartCall};
+use edetail_core::{AdvocacyAction, Channel, Device, DeviceConfig, Error, ManualClock, NavAction, NavSource, Reaction, StartCall};
 use serde_json::{Value, json};
 
 fn key() -> SecretKey {
@@ -548,6 +548,16 @@ fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
     assert_eq!(bridge(&d, json!({"v": 1, "id": 4, "method": "react", "params": {"value": "positive"}}))["ok"], true);
     assert_eq!(bridge(&d, json!({"v": 1, "id": 5, "method": "answer", "params": {"question": "q1", "answers": ["a", "b"]}}))["ok"], true);
     assert_eq!(bridge(&d, json!({"v": 1, "id": 6, "method": "follow_up", "params": {"topic": "dosing"}}))["ok"], true);
+    let r = bridge(&d, json!({"v": 1, "id": 61, "method": "advocacy", "params": {"action": "agreed_to_speak"}}));
+    assert!(r["result"]["event_id"].is_string(), "{r}");
+    let advocacy = |d: &Device| d.outbox().for_call(&call).unwrap().into_iter().filter(|e| e.kind == "advocacy").count();
+    assert_eq!(advocacy(&d), 1);
+    for params in [json!({"action": "told_a_friend"}), json!({"action": 3}), json!({})] {
+        let r = bridge(&d, json!({"v": 1, "id": 62, "method": "advocacy", "params": params}));
+        assert_eq!(r["error"]["code"], "invalid_params", "{r}");
+        assert!(r["error"]["message"].as_str().unwrap().contains("agreed_to_speak, referred_colleague or shared_microsite"), "{r}");
+    }
+    assert_eq!(advocacy(&d), 1, "an unknown action records nothing");
     assert_eq!(bridge(&d, json!({"v": 1, "id": 7, "method": "state.save", "params": {"key": "k", "value": {"n": 1}}}))["ok"], true);
     assert_eq!(bridge(&d, json!({"v": 1, "id": 8, "method": "state.load", "params": {"key": "k"}}))["result"]["value"]["n"], 1);
     let r = bridge(
@@ -587,7 +597,7 @@ fn bridge_messages_drive_a_call_and_hostile_input_gets_error_replies() {
         assert_eq!(r["error"]["code"], code, "{msg:.80} -> {r}");
     }
     let kinds: Vec<String> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| e.kind).collect();
-    for k in ["reaction", "survey_answer", "follow_up_request"] {
+    for k in ["reaction", "survey_answer", "follow_up_request", "advocacy"] {
         assert!(kinds.iter().any(|x| x == k), "{k} recorded");
     }
 }
@@ -672,6 +682,7 @@ fn the_core_records_its_events_with_the_wire_payloads() {
     d.calls().answer(&call, "q-dosing", &["once-daily".to_string()], None).unwrap();
     d.calls().note(&call, "asked about renal dosing").unwrap();
     d.calls().follow_up(&call, "dosing", Some("send the leaflet")).unwrap();
+    d.calls().advocacy(&call, AdvocacyAction::ReferredColleague).unwrap();
     d.calls().end_call(&call).unwrap();
 
     let got: Vec<(String, Value)> = d.outbox().for_call(&call).unwrap().into_iter().map(|e| (e.kind, e.payload)).collect();
@@ -694,6 +705,7 @@ fn the_core_records_its_events_with_the_wire_payloads() {
         ("survey_answer", json!({"slide": "efficacy", "question": "q-dosing", "answers": ["once-daily"], "text": null})),
         ("note", json!({"text": "asked about renal dosing"})),
         ("follow_up_request", json!({"slide": "efficacy", "topic": "dosing", "note": "send the leaflet"})),
+        ("advocacy", json!({"slide": "efficacy", "action": "referred_colleague"})),
         ("slide_exit", json!({"slide": "efficacy", "presentation": "main", "dwell_ms": 4000, "closed_by": "call_end"})),
         ("call_ended", json!({"duration_ms": 65_500})),
     ];
