@@ -127,6 +127,16 @@ pub struct StartCall {
     pub location: Option<String>,
 }
 
+/// How a call started from a rep's sequence opens: on the sequence's first slide, recording
+/// which sequence it follows as one `call_plan` event (see `sequence`).
+#[derive(Debug, Clone)]
+pub(crate) struct Opening {
+    pub sequence_id: String,
+    pub slide: String,
+    pub presentation: String,
+    pub call_plan: payload::CallPlan,
+}
+
 /// A call just started: its id, the first slide, and what to offer the HCP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallStarted {
@@ -371,7 +381,19 @@ impl<'a> Calls<'a> {
 
     /// Opens the call row, records `call_started` (naming the offered `plan_id`) and enters
     /// the first slide. The caller checked that the bundle may be opened.
-    pub(crate) fn begin(&self, mut start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
+    pub(crate) fn begin(&self, start: StartCall, plan_id: Option<String>) -> Result<(String, NavTarget)> {
+        self.begin_with(start, plan_id, None)
+    }
+
+    /// [`Calls::begin`]; with an `opening`, the call enters the sequence's first slide and
+    /// records its `call_plan` right after `call_started`, in the same transaction (so exactly
+    /// once per call; nothing when the HCP's consent is off, as for every event).
+    pub(crate) fn begin_with(
+        &self,
+        mut start: StartCall,
+        plan_id: Option<String>,
+        opening: Option<Opening>,
+    ) -> Result<(String, NavTarget)> {
         let tracking = tracking_for(self.ctx, &start)?;
         if tracking != Tracking::Full {
             // Anonymous: recorded without the HCP id. Off: navigation state only, the outbox
@@ -384,7 +406,20 @@ impl<'a> Calls<'a> {
             Some(p) => m.presentation(p).ok_or_else(|| Error::Invalid(format!("unknown presentation {p:?}")))?,
             None => m.presentations.iter().find(|p| !p.hidden).ok_or_else(|| Error::Invalid("no visible presentation".into()))?,
         };
-        let first = first_visible(m, &deck.slides).ok_or_else(|| Error::Invalid(format!("presentation {:?} has no slides", deck.id)))?;
+        let (deck, first) = match &opening {
+            Some(o) => {
+                let deck = m
+                    .presentation(&o.presentation)
+                    .filter(|p| p.slides.contains(&o.slide))
+                    .ok_or_else(|| Error::UnknownSlide { bundle_id: start.bundle_id.clone(), slide: o.slide.clone() })?;
+                (deck, o.slide.clone())
+            }
+            None => {
+                let first =
+                    first_visible(m, &deck.slides).ok_or_else(|| Error::Invalid(format!("presentation {:?} has no slides", deck.id)))?;
+                (deck, first)
+            }
+        };
         let id = uuid::Uuid::new_v4().to_string();
         let stamp = self.ctx.stamp();
         let rep = self.ctx.rep_id();
@@ -405,6 +440,10 @@ impl<'a> Calls<'a> {
                 microsite_id: None,
             };
             record_typed(tx, Some(&id), &Payload::CallStarted(started), stamp)?;
+            if let Some(o) = &opening {
+                tx.execute("UPDATE calls SET sequence_id = ?2 WHERE id = ?1", params![id, o.sequence_id])?;
+                record_typed(tx, Some(&id), &Payload::CallPlan(o.call_plan.clone()), stamp)?;
+            }
             enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)
         })?;
         let url = slide_url(&start.bundle_id, m, &first);

@@ -2,7 +2,7 @@
 //! sync engine and the CLI use: opening, content (install, open checks), assets, the trusted
 //! clock, starting calls (consent, plan and call together), and views borrowing its
 //! [`Context`]: [`Device::calls`], [`Device::outbox`], [`Device::plans`], [`Device::privacy`],
-//! [`Device::profile`]. The slide bridge and the vendor containers sit above it and take a
+//! [`Device::profile`], [`Device::sequences`]. The slide bridge and the vendor containers sit above it and take a
 //! `&Device`.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use edetail_protocol::Tracking;
 
 use crate::assets::AssetResolver;
-use crate::calls::{self, Calls};
+use crate::calls::{self, Calls, Opening};
 use crate::clock::to_ms;
 use crate::context::Context;
 use crate::db::{Databases, DbKey};
@@ -20,10 +20,11 @@ use crate::outbox::{BatchAnswer, Outbox};
 use crate::plans::Plans;
 use crate::privacy::Privacy;
 use crate::profile::Profile;
+use crate::sequence::Sequences;
 use crate::store::{ContentStore, InstallOutcome};
 use crate::validity::Unopenable;
 
-pub use crate::calls::{CallStarted, StartCall};
+pub use crate::calls::{CallStarted, Channel, StartCall};
 pub use crate::context::{DB_FILE, DeviceConfig, SyncCursor};
 pub use crate::navigation::{NavAction, NavTarget};
 
@@ -103,6 +104,11 @@ impl Device {
         Profile::new(&self.ctx)
     }
 
+    /// The rep's call sequences per HCP and bundle, built from the plan on the tablet.
+    pub fn sequences(&self) -> Sequences<'_> {
+        Sequences::new(&self.ctx)
+    }
+
     /// Trusted time (never runs backwards; see `validity`). Persists the floor.
     pub fn trusted_now(&self) -> Result<DateTime<Utc>> {
         self.ctx.trusted_now()
@@ -169,6 +175,38 @@ impl Device {
         let plan_id = suggestion.as_ref().and_then(|s| s.plan_id().map(str::to_string));
         let (call_id, first) = self.calls().begin(start, plan_id)?;
         Ok(CallStarted { call_id, first, suggestion })
+    }
+
+    /// Starts a call with the HCP of one of this rep's sequences, on its bundle, presenting the
+    /// sequence: the call enters its first slide and records one `call_plan` event (planned,
+    /// kept, dropped, added, order: slide ids only) right after `call_started`, in the same
+    /// transaction. The sequence is held to the active version first (a slide it names that the
+    /// version lacks is an error; a mandatory slide it lacks is appended). `call_started` names
+    /// the plan the sequence started from. Follows the HCP's consent: anonymous calls record
+    /// the `call_plan` with `added` and `order` only (no plan id, arm, sequence id or planned
+    /// slides); calls with consent off record nothing. `suggestion` is `None`: the sequence is the order.
+    pub fn start_call_from_sequence(&self, sequence_id: &str, channel: Channel, location: Option<String>) -> Result<CallStarted> {
+        let seq = self.sequences().for_call(sequence_id)?;
+        let start =
+            StartCall { hcp_id: Some(seq.hcp_id.clone()), channel, bundle_id: seq.bundle_id.clone(), presentation_id: None, location };
+        self.check_openable(&start.bundle_id)?;
+        let full = calls::tracking_for(&self.ctx, &start)? == Tracking::Full;
+        let mut call_plan = seq.call_plan();
+        if !full {
+            // No plan for an HCP without full consent (ADR 0011), and nothing that links the call
+            // to a plan or to the HCP's other calls (the saved sequence's id): slide ids only.
+            call_plan = edetail_protocol::payload::CallPlan { added: call_plan.added, order: call_plan.order, ..Default::default() };
+        }
+        let plan_id = call_plan.plan_id.clone();
+        let first = &seq.items[0];
+        let opening = Opening {
+            sequence_id: seq.sequence_id.clone(),
+            slide: first.slide_id.clone(),
+            presentation: first.presentation_id.clone(),
+            call_plan,
+        };
+        let (call_id, first) = self.calls().begin_with(start, plan_id, Some(opening))?;
+        Ok(CallStarted { call_id, first, suggestion: None })
     }
 
     /// `PRAGMA integrity_check` (support tools, crash tests).

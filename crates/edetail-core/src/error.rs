@@ -51,6 +51,8 @@ pub enum Error {
     UnknownCall(String),
     #[error("unknown slide {slide:?} in bundle {bundle_id}")]
     UnknownSlide { bundle_id: String, slide: String },
+    #[error("unknown call sequence {0}")]
+    UnknownSequence(String),
     #[error("invalid input: {0}")]
     Invalid(String),
 }

@@ -12,13 +12,15 @@
 //! - `tracking`, [`privacy`]: stored tracking levels; erasures and consents from the hub.
 //! - [`profile`]: local interest profile and suggested order per HCP.
 //! - [`plans`]: the hub's signed per-HCP plans, and which [`suggestion`] a call offers.
+//! - [`sequence`]: the rep's call sequence per HCP and bundle, built from the plan on the
+//!   tablet (mandatory slides kept, hidden ones unavailable), saved, recorded with the call.
 //! - [`device`]: the `Device` facade over all of it, with views (`device.calls()`, ...).
 //! - [`bridge`]: the slide bridge protocol (`bridge::handle(&device, json)`), above the facade.
 //! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries, above the
 //!   facade.
 //!
 //! Layering (no module imports one above it): `context` -> `calls`/`outbox`/`plans`/`privacy`/
-//! `profile` -> `device` -> `bridge`/`vendor`.
+//! `profile` -> `sequence` -> `device` -> `bridge`/`vendor`.
 //!
 //! No tokio, no HTTP client: the sync engine (edetail-sync) drives network I/O on top.
 
@@ -36,6 +38,7 @@ pub mod outbox;
 pub mod plans;
 pub mod privacy;
 pub mod profile;
+pub mod sequence;
 pub mod store;
 pub mod suggestion;
 mod tracking;

@@ -77,6 +77,10 @@ pub struct OfferedPlan {
     pub items: Vec<PlanItem>,
     /// Slides deliberately left out, with why.
     pub skipped: Vec<PlanItem>,
+    /// The stage the plan aims to move the HCP to (absent in older plans).
+    pub objective: Option<String>,
+    /// The HCP's experiment arm, `treatment` or `holdout` (absent in older plans).
+    pub arm: Option<String>,
 }
 
 impl From<OfferedPlan> for Suggestion {
@@ -249,6 +253,8 @@ impl<'a> Plans<'a> {
             reasons: plan.reasons,
             items: plan.items,
             skipped: plan.skipped,
+            objective: plan.objective,
+            arm: plan.arm,
         }))
     }
 

@@ -1,15 +1,17 @@
 //! Privacy on the device (ADR 0011): the hub's erasures and tracking consents, as they arrive
 //! in the change feed.
 //!
-//! * Erasure: every call with the HCP goes (an open one is dropped), with its slide state and
-//!   plans (the local profile is derived from calls, so it goes too). Outbox events already
+//! * Erasure: every call with the HCP goes (an open one is dropped), with its slide state,
+//!   plans and the reps' saved call sequences (the local profile is derived from calls, so it
+//!   goes too). Outbox events already
 //!   acknowledged are deleted; events not yet uploaded are *blanked* in place (type
 //!   [`ERASED_EVENT`], no call, empty payload): their seq and uuid stay, so the hub's
 //!   contiguous watermark keeps advancing and nothing of the HCP is ever uploaded.
 //! * Consent: `full` as before; `anonymous` calls record no HCP id (`call_started.hcp_id` null,
 //!   no plan, no local profile); `off` calls record nothing at all, navigation still works.
 //!   Switching an HCP to anonymous (or off) strips the HCP id from their queued events and from
-//!   their local calls before anything else is uploaded.
+//!   their local calls before anything else is uploaded, and the plan from their `call_plan`
+//!   events (plan id, arm, sequence id, planned, kept, dropped) and saved sequences.
 
 use chrono::{DateTime, Utc};
 use edetail_protocol::{ConsentRecord, Erasure, EventKind, Tracking};
@@ -31,6 +33,8 @@ pub struct LocalErasure {
     /// Queued events blanked (uploaded as content-free placeholders).
     pub events_blanked: usize,
     pub plans: usize,
+    /// Saved call sequences deleted.
+    pub sequences: usize,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -59,6 +63,7 @@ pub(crate) fn erase(tx: &Transaction<'_>, hcp_id: &str) -> Result<LocalErasure> 
         tx.execute("DELETE FROM calls WHERE id = ?1", [id])?;
     }
     out.plans = tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
+    out.sequences = tx.execute("DELETE FROM sequences WHERE hcp_id = ?1", [hcp_id])?;
     tx.execute("DELETE FROM consents WHERE hcp_id = ?1", [hcp_id])?;
     Ok(out)
 }
@@ -84,22 +89,41 @@ pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<b
 /// Strips the HCP id from the HCP's local calls, plans and outbox events (queued ones before
 /// upload; acknowledged ones too, they only serve local history now).
 fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+    use serde_json::{Value, json};
+    let strip = [
+        (EventKind::CallStarted, &[("hcp_id", Value::Null), ("plan_id", Value::Null)][..]),
+        (
+            EventKind::CallPlan,
+            &[
+                ("plan_id", Value::Null),
+                ("arm", Value::Null),
+                ("sequence_id", Value::Null),
+                ("planned", json!([])),
+                ("kept", json!([])),
+                ("dropped", json!([])),
+            ][..],
+        ),
+    ];
     for id in calls_of(tx, hcp_id)? {
-        let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = ?2")?;
-        let rows: Vec<(i64, String)> = st
-            .query_map(params![&id, EventKind::CallStarted.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?;
-        for (seq, payload) in rows {
-            let mut v: serde_json::Value = serde_json::from_str(&payload).unwrap_or_else(|_| serde_json::json!({}));
-            if let Some(o) = v.as_object_mut() {
-                o.insert("hcp_id".into(), serde_json::Value::Null);
-                o.insert("plan_id".into(), serde_json::Value::Null);
+        for (kind, fields) in &strip {
+            let mut st = tx.prepare_cached("SELECT seq, payload FROM events WHERE call_id = ?1 AND type = ?2")?;
+            let rows: Vec<(i64, String)> =
+                st.query_map(params![&id, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            for (seq, payload) in rows {
+                let mut v: Value = serde_json::from_str(&payload).unwrap_or_else(|_| json!({}));
+                if let Some(o) = v.as_object_mut() {
+                    for (field, blank) in fields.iter() {
+                        o.insert((*field).into(), blank.clone());
+                    }
+                }
+                tx.execute("UPDATE events SET payload = ?2 WHERE seq = ?1", params![seq, v.to_string()])?;
             }
-            tx.execute("UPDATE events SET payload = ?2 WHERE seq = ?1", params![seq, v.to_string()])?;
         }
         tx.execute("UPDATE calls SET hcp_id = NULL, tracking = 'anonymous' WHERE id = ?1", [&id])?;
     }
     tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
+    // Saved sequences keep the rep's order, without the plan behind it.
+    tx.execute("UPDATE sequences SET plan_id = NULL, arm = NULL, planned = '[]' WHERE hcp_id = ?1", [hcp_id])?;
     Ok(())
 }
 
