@@ -399,6 +399,66 @@ class CallTest(TempDirTest):
         self.assertEqual([c.channel for c in d.calls()][0], "remote")
 
 
+class SequenceTest(TempDirTest):
+    def test_rep_builds_the_call_from_a_sequence_saved_on_the_device(self):
+        data_dir = os.path.join(self.tmp, "device")
+        d = self.installed_device()
+        s = d.start_sequence("hcp-seq-1", CARDIOZEN)
+        sid = s.sequence_id
+        ids = [x.slide_id for x in s.slides]
+        # No hub plan: the local order (the deck's visible slides), with the mandatory ISI.
+        self.assertIsNone(s.plan_id)
+        self.assertEqual(s.planned, [])
+        self.assertEqual(ids[:2], ["intro", "burden"])
+        self.assertNotIn("references", ids, "hidden slides are not in a sequence")
+        self.assertEqual(s.slides[-1], ef.SequenceSlide(slide_id="isi-1", presentation_id="isi", mandatory=True, origin=ef.SequenceOrigin.START))
+
+        with self.assertRaises(ef.ApiError.InvalidInput) as e:
+            d.remove_from_sequence(sid, "isi-1")
+        self.assertIn("mandatory", e.exception.reason)
+        for hidden in ["references", "pi-1"]:
+            with self.assertRaises(ef.ApiError.InvalidInput, msg=hidden) as e:
+                d.add_to_sequence(sid, hidden)
+            self.assertIn(hidden, e.exception.reason)
+        with self.assertRaises(ef.ApiError.NotFound):
+            d.add_to_sequence(sid, "no-such-slide")
+        with self.assertRaises(ef.ApiError.InvalidInput):
+            d.add_to_sequence(sid, "intro")  # already in it
+        with self.assertRaises(ef.ApiError.NotFound):
+            d.sequence("no-such-sequence")
+
+        d.remove_from_sequence(sid, "burden")
+        added = d.add_to_sequence(sid, "burden")
+        s = d.move_sequence_slide(sid, len(added.slides) - 1, 0)
+        self.assertEqual(s.slides[0], ef.SequenceSlide(slide_id="burden", presentation_id="main", mandatory=False, origin=ef.SequenceOrigin.ADDED))
+        self.assertEqual(d.sequence(sid), s)
+
+        # Saved in the rep's database: still there after the app restarts.
+        del d, added, e
+        gc.collect()
+        d = open_device(data_dir)
+        self.assertEqual(d.saved_sequence("hcp-seq-1", CARDIOZEN), s)
+        self.assertIsNone(d.saved_sequence("hcp-seq-2", CARDIOZEN))
+
+        before = d.outbox_status().pending
+        start = d.start_call_from_sequence(sid, ef.CallChannel.FACE_TO_FACE)
+        self.assertEqual(start.first.slide_id, "burden")
+        self.assertEqual(start.suggested_slides, [x.slide_id for x in s.slides])
+        self.assertIsNone(start.plan)
+        self.assertEqual(d.outbox_status().pending, before + 3, "call_started, call_plan, slide_enter")
+
+        rec = d.advocacy(start.call_id, ef.AdvocacyAction.AGREED_TO_SPEAK)
+        self.assertRegex(rec.uuid, UUID)
+        slide = Slide(d, "burden")
+        self.assertRegex(slide.ok("advocacy", {"action": "referred_colleague"})["event_id"], UUID)
+        n = d.outbox_status().pending
+        self.assertEqual(slide.error("advocacy", {"action": "told_a_friend"}), "invalid_params")
+        self.assertEqual(d.outbox_status().pending, n, "an unknown advocacy action records nothing")
+        d.end_call(start.call_id)
+        with self.assertRaises(ef.ApiError.NotFound):
+            d.advocacy(start.call_id, ef.AdvocacyAction.SHARED_MICROSITE)
+
+
 # ---- errors ------------------------------------------------------------------------------
 
 

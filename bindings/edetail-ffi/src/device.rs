@@ -224,6 +224,12 @@ impl EdetailDevice {
         Ok(self.device.calls().follow_up(&call_id, &topic, note.as_deref())?.into())
     }
 
+    /// The HCP showed advocacy (agreed to speak, referred a colleague, shared the microsite),
+    /// recorded as `advocacy` on the current slide. I/O.
+    pub fn advocacy(&self, call_id: String, action: AdvocacyAction) -> ApiResult<Recorded> {
+        Ok(self.device.calls().advocacy(&call_id, action.into())?.into())
+    }
+
     /// Any other interaction, with a JSON object payload. `kind` is an app-defined type,
     /// `app.` plus letters, digits, `_`, `.`, `-` (`app.sample_request`), or a built-in kind
     /// (docs/protocol.md). Anything else is `InvalidInput`: the hub refuses it, so it could never
@@ -272,6 +278,56 @@ impl EdetailDevice {
     /// calls here (local only; `plan_for` prefers the hub's plan). I/O.
     pub fn suggested_slides(&self, hcp_id: String, bundle_id: String) -> ApiResult<Vec<String>> {
         Ok(self.device.profile().suggested_order(&hcp_id, &bundle_id)?)
+    }
+
+    // ---- call sequences ---------------------------------------------------------------------
+
+    /// Starts the rep's sequence for `hcp_id` on `bundle_id` (replacing a saved one): the hub's
+    /// plan when valid, else the local suggestion (the deck order without full consent), with
+    /// every mandatory slide. Saved on the device; works offline. `NotOpenable` for content
+    /// that cannot be presented now. I/O.
+    pub fn start_sequence(&self, hcp_id: String, bundle_id: String) -> ApiResult<CallSequence> {
+        non_empty("hcp_id", &hcp_id)?;
+        Ok(self.device.sequences().start(&hcp_id, &bundle_id)?.into())
+    }
+
+    /// The rep's saved sequence for `hcp_id` on `bundle_id`, if any. I/O.
+    pub fn saved_sequence(&self, hcp_id: String, bundle_id: String) -> ApiResult<Option<CallSequence>> {
+        Ok(self.device.sequences().saved(&hcp_id, &bundle_id)?.map(Into::into))
+    }
+
+    /// One of the rep's sequences (`NotFound` for an unknown id). I/O.
+    pub fn sequence(&self, sequence_id: String) -> ApiResult<CallSequence> {
+        Ok(self.device.sequences().get(&sequence_id)?.into())
+    }
+
+    /// Moves the slide at index `from_index` to index `to_index` (indices into `slides`).
+    /// `InvalidInput` out of range. I/O.
+    pub fn move_sequence_slide(&self, sequence_id: String, from_index: u32, to_index: u32) -> ApiResult<CallSequence> {
+        Ok(self.device.sequences().move_item(&sequence_id, from_index as usize, to_index as usize)?.into())
+    }
+
+    /// Appends an approved slide of the bundle. `InvalidInput` for a hidden slide, a slide only
+    /// in hidden presentations or one already in the sequence; `NotFound` for a slide the
+    /// bundle lacks. I/O.
+    pub fn add_to_sequence(&self, sequence_id: String, slide_id: String) -> ApiResult<CallSequence> {
+        Ok(self.device.sequences().add(&sequence_id, &slide_id)?.into())
+    }
+
+    /// Removes a slide. `InvalidInput` for a mandatory slide (fair balance) or one not in the
+    /// sequence. I/O.
+    pub fn remove_from_sequence(&self, sequence_id: String, slide_id: String) -> ApiResult<CallSequence> {
+        Ok(self.device.sequences().remove(&sequence_id, &slide_id)?.into())
+    }
+
+    /// Starts a call with the sequence's HCP on its bundle, opening on its first slide; records
+    /// one `call_plan` event with the call (planned, kept, dropped, added, order). Navigation
+    /// still follows the deck: step through `slides` with `navigate(ToSlide)`. `plan` is `None`
+    /// and `suggested_slides` is the sequence. Follows the HCP's consent like `start_call`. I/O.
+    pub fn start_call_from_sequence(&self, sequence_id: String, channel: CallChannel) -> ApiResult<CallStart> {
+        let started = self.device.start_call_from_sequence(&sequence_id, channel.into(), None)?;
+        let suggested_slides = self.device.sequences().get(&sequence_id)?.slide_ids();
+        Ok(CallStart { call_id: started.call_id, first: started.first.into(), suggested_slides, plan: None })
     }
 
     /// The one entry point of the slide bridge: forward every string a slide posts (edetail.js

@@ -23,7 +23,8 @@ pub enum ApiError {
     /// sync first). Show the reason; syncing may fix it.
     #[error("content not openable: {reason}")]
     NotOpenable { bundle_id: String, reason: String },
-    /// A bundle, slide, call or asset that does not exist (or a call already ended).
+    /// A bundle, slide, call, call sequence or asset that does not exist (or a call already
+    /// ended).
     #[error("not found: {reason}")]
     NotFound { reason: String },
     /// The arguments are wrong (an unknown channel, an empty id, malformed JSON).
@@ -70,7 +71,8 @@ impl From<edetail_core::Error> for ApiError {
             | E::AssetNotFound { .. }
             | E::CallNotOpen(_)
             | E::UnknownCall(_)
-            | E::UnknownSlide { .. } => ApiError::NotFound { reason },
+            | E::UnknownSlide { .. }
+            | E::UnknownSequence(_) => ApiError::NotFound { reason },
             E::Invalid(_) | E::BadRange { .. } => ApiError::InvalidInput { reason },
             E::WrongKey(_) | E::KeyRequired(_) | E::NotEncrypted(_) => ApiError::DatabaseKey { reason },
             E::Bundle(_) | E::Rollback { .. } | E::BlobMismatch { .. } | E::BlobCorrupt { .. } | E::Incomplete { .. } => {

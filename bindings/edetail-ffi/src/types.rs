@@ -204,6 +204,92 @@ impl From<ReactionKind> for Reaction {
     }
 }
 
+/// What an HCP did that shows advocacy (recorded as an `advocacy` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AdvocacyAction {
+    /// Agreed to speak to peers (speaker programme, round table, congress).
+    AgreedToSpeak,
+    /// Referred a colleague to the rep or the product.
+    ReferredColleague,
+    /// Shared the follow-up microsite (or approved material) with a colleague.
+    SharedMicrosite,
+}
+
+impl From<AdvocacyAction> for edetail_core::AdvocacyAction {
+    fn from(a: AdvocacyAction) -> Self {
+        match a {
+            AdvocacyAction::AgreedToSpeak => edetail_core::AdvocacyAction::AgreedToSpeak,
+            AdvocacyAction::ReferredColleague => edetail_core::AdvocacyAction::ReferredColleague,
+            AdvocacyAction::SharedMicrosite => edetail_core::AdvocacyAction::SharedMicrosite,
+        }
+    }
+}
+
+/// Where a slide of a call sequence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SequenceOrigin {
+    /// One of the hub plan's slides.
+    Plan,
+    /// The starting order without a plan (local suggestion or deck order), or a mandatory slide
+    /// the manifest requires.
+    Start,
+    /// Added by the rep.
+    Added,
+}
+
+/// One slide of a call sequence.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SequenceSlide {
+    pub slide_id: String,
+    pub presentation_id: String,
+    /// Fair balance (safety information / ISI): shown in every call, cannot be removed.
+    pub mandatory: bool,
+    pub origin: SequenceOrigin,
+}
+
+/// The rep's sequence for one HCP on one bundle, saved on the device.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CallSequence {
+    pub sequence_id: String,
+    pub bundle_id: String,
+    /// The hub plan it started from (`None`: local suggestion or deck order).
+    pub plan_id: Option<String>,
+    /// The plan's experiment arm, `treatment` or `holdout`.
+    pub arm: Option<String>,
+    /// The plan's slide ids in plan order (empty without a hub plan).
+    pub planned: Vec<String>,
+    /// The slides to present, in order.
+    pub slides: Vec<SequenceSlide>,
+    pub updated_at_ms: i64,
+}
+
+impl From<edetail_core::CallSequence> for CallSequence {
+    fn from(s: edetail_core::CallSequence) -> Self {
+        CallSequence {
+            sequence_id: s.sequence_id,
+            bundle_id: s.bundle_id,
+            plan_id: s.plan_id,
+            arm: s.arm,
+            planned: s.planned,
+            slides: s
+                .items
+                .into_iter()
+                .map(|i| SequenceSlide {
+                    slide_id: i.slide_id,
+                    presentation_id: i.presentation_id,
+                    mandatory: i.mandatory,
+                    origin: match i.origin {
+                        edetail_core::ItemOrigin::Plan => SequenceOrigin::Plan,
+                        edetail_core::ItemOrigin::Start => SequenceOrigin::Start,
+                        edetail_core::ItemOrigin::Added => SequenceOrigin::Added,
+                    },
+                })
+                .collect(),
+            updated_at_ms: s.updated_at.timestamp_millis(),
+        }
+    }
+}
+
 /// A navigation the shell asks for (swipes, arrows, the overview).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
 pub enum Navigation {

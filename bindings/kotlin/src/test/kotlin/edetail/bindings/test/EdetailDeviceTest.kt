@@ -253,6 +253,60 @@ class EdetailDeviceTest {
         assertNull(d.planFor("hcp-plan-kt", "com.example.unknown"))
     }
 
+    // ---- the rep's call sequence ------------------------------------------------------------
+
+    @Test
+    fun repBuildsTheCallFromASequenceSavedOnTheDevice() {
+        val dir = tempDir("edetail-kt-seq-").also { dirs.add(it) }
+        var d = openDevice(dir).also { it.installBundleFile(Fixtures.v1.path) }
+        val s = d.startSequence("hcp-seq-kt", CARDIOZEN)
+        val sid = s.sequenceId
+        assertNull(s.planId)
+        assertEquals(emptyList<String>(), s.planned)
+        assertEquals(listOf("intro", "burden"), s.slides.take(2).map { it.slideId })
+        assertFalse("hidden slides are not in a sequence", s.slides.any { it.slideId == "references" })
+        assertEquals(SequenceSlide("isi-1", "isi", true, SequenceOrigin.START), s.slides.last())
+
+        val mandatory = assertThrows<ApiException.InvalidInput> { d.removeFromSequence(sid, "isi-1") }
+        assertTrue(mandatory.reason, mandatory.reason.contains("mandatory"))
+        for (hidden in listOf("references", "pi-1")) {
+            val e = assertThrows<ApiException.InvalidInput> { d.addToSequence(sid, hidden) }
+            assertTrue(e.reason, e.reason.contains(hidden))
+        }
+        assertThrows<ApiException.NotFound> { d.addToSequence(sid, "no-such-slide") }
+        assertThrows<ApiException.InvalidInput> { d.addToSequence(sid, "intro") } // already in it
+        assertThrows<ApiException.InvalidInput> { d.moveSequenceSlide(sid, 0u, 99u) }
+        assertThrows<ApiException.NotFound> { d.sequence("no-such-sequence") }
+
+        d.removeFromSequence(sid, "burden")
+        val added = d.addToSequence(sid, "burden")
+        val moved = d.moveSequenceSlide(sid, (added.slides.size - 1).toUInt(), 0u)
+        assertEquals(SequenceSlide("burden", "main", false, SequenceOrigin.ADDED), moved.slides.first())
+
+        // Saved in the rep's database: still there after the app restarts.
+        d.close()
+        d = openDevice(dir).also { devices.add(it) }
+        assertEquals(moved, d.savedSequence("hcp-seq-kt", CARDIOZEN))
+        assertNull(d.savedSequence("hcp-other-kt", CARDIOZEN))
+
+        val before = d.outboxStatus().pending
+        val start = d.startCallFromSequence(sid, CallChannel.FACE_TO_FACE)
+        assertEquals("burden", start.first.slideId)
+        assertEquals(moved.slides.map { it.slideId }, start.suggestedSlides)
+        assertNull(start.plan)
+        assertEquals("call_started, call_plan, slide_enter", before + 3UL, d.outboxStatus().pending)
+
+        assertTrue(UUID.matches(d.advocacy(start.callId, AdvocacyAction.AGREED_TO_SPEAK).uuid))
+        val slide = Slide(d)
+        slide.slide = "burden"
+        assertTrue(UUID.matches(slide.ok("advocacy", mapOf("action" to "referred_colleague"))["event_id"] as String))
+        val n = d.outboxStatus().pending
+        assertEquals("invalid_params", slide.error("advocacy", mapOf("action" to "told_a_friend")))
+        assertEquals("an unknown advocacy action records nothing", n, d.outboxStatus().pending)
+        d.endCall(start.callId)
+        assertThrows<ApiException.NotFound> { d.advocacy(start.callId, AdvocacyAction.SHARED_MICROSITE) }
+    }
+
     // ---- errors --------------------------------------------------------------------------
 
     @Test
