@@ -357,7 +357,10 @@ impl Analyzer {
         let mut plans = Vec::new();
         for ((territory, hcp, bundle_id), (version, content)) in &wanted {
             let stats = &decks[bundle_id].1;
-            plans.push(self.plan_for(&profiles[hcp].0, bundle_id, *version, content, stats, territory, now)?);
+            let (new_plan, plan) = self.plan_for(&profiles[hcp].0, bundle_id, *version, content, stats, territory, now)?;
+            // Her open plan (settled by her next call) and, with her first, her experiment arm.
+            analytics::note_plan_sent(&mut profiles.get_mut(hcp).expect("every profile was loaded").0, &plan);
+            plans.push(new_plan);
         }
         let mut commit = AnalysisCommit {
             queue_ids: calls.iter().map(|c| c.queue_id).collect(),
@@ -428,7 +431,7 @@ impl Analyzer {
         stats: &DeckStats,
         territory: &str,
         now: DateTime<Utc>,
-    ) -> Result<NewPlan> {
+    ) -> Result<(NewPlan, Plan)> {
         let current = if version != call_content.manifest.version { self.content(bundle_id, version)? } else { None };
         let deck = current.as_ref().map_or(&call_content.deck, |c| &c.deck);
         let plan_id = uuid::Uuid::new_v4().to_string();
@@ -436,7 +439,7 @@ impl Analyzer {
             analytics::build_plan_with_rules(profile, deck, stats, territory, &plan_id, now, PLAN_VALIDITY, &self.config.rules);
         let bytes = serde_json::to_vec(&plan).map_err(|e| Error::Internal(format!("serializing a plan: {e}")))?;
         let signature = self.config.plan_key.sign_manifest(&bytes);
-        Ok(NewPlan {
+        let new_plan = NewPlan {
             territory: territory.to_string(),
             hcp_id: plan.hcp_id.clone(),
             bundle_id: bundle_id.to_string(),
@@ -444,7 +447,8 @@ impl Analyzer {
             stage: plan.stage.clone(),
             plan: bytes,
             signature,
-        })
+        };
+        Ok((new_plan, plan))
     }
 }
 
@@ -485,5 +489,18 @@ pub(crate) fn summary_of(p: &HcpProfile) -> HcpSummary {
         top_topic: p.top_topics().first().map(|(t, _)| t.to_string()),
         stages: p.products.iter().map(|(prod, f)| (prod.clone(), f.stage.as_str().to_string())).collect(),
         channels,
+        experiment: p
+            .products
+            .iter()
+            .filter_map(|(prod, f)| {
+                Some(crate::store::ExperimentUnit {
+                    product: prod.clone(),
+                    arm: f.arm.clone()?,
+                    enrolled_at: f.enrolled_at?,
+                    enrol_level: f.stage_at_enrolment.level(),
+                    level: f.stage.level(),
+                })
+            })
+            .collect(),
     }
 }

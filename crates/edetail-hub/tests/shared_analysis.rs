@@ -25,6 +25,10 @@ fn outcome(hub: &Hub, territories: usize) -> (DeckStats, BTreeMap<String, u64>, 
     let deck = store.load_docs(&[(DOC_DECK.to_string(), BUNDLE_ID.to_string())]).unwrap().pop().unwrap().expect("deck statistics");
     let mut stats: DeckStats = serde_json::from_value(deck.doc).unwrap();
     stats.last_call_at = None;
+    // Which call moved an HCP up depends on the order her calls are folded in, which two
+    // concurrent workers do not fix (each call still counts once, checked below): the
+    // respond counters are left out; where each HCP ended up on the ladder is compared instead.
+    stats.respond = Default::default();
     let calls = store.list_docs(DOC_HCP).unwrap().into_iter().map(|d| (d.key, d.doc["calls"].as_u64().unwrap())).collect();
     let plans = (0..territories).map(|t| store.changes(&format!("t{t}"), 0, 100_000).unwrap().plans.len()).collect();
     (stats, calls, plans)
@@ -66,4 +70,5 @@ fn two_hubs_on_one_postgresql_analyse_like_one_hub() {
     assert_eq!(shared.1.values().sum::<u64>(), report.calls, "every call in its HCP's profile once");
     assert_eq!(shared.1, single.1);
     assert_eq!(shared.2, single.2, "one current plan per HCP and territory");
+    assert_eq!(a.store().stage_counts().unwrap(), one.store().stage_counts().unwrap(), "every HCP on the same rung");
 }

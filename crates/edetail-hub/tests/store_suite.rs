@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use chrono::{SubsecRound, Utc};
+use chrono::{SubsecRound, TimeZone, Utc};
 use edetail_hub::postgres::PgStore;
 use edetail_hub::sqlite::SqliteStore;
 use edetail_hub::store::{
@@ -603,6 +603,7 @@ fn hcp_summaries_list_count_and_erase(s: Subject) {
         top_topic: Some("efficacy".into()),
         stages: stages.iter().map(|(p, s)| (p.to_string(), s.to_string())).collect(),
         channels: channels.iter().map(|c| c.to_string()).collect(),
+        experiment: vec![],
     };
     let mut all = vec![
         summary("hcp-a", 3, t(1), &[("cz", "aware"), ("rx", "convinced")], &["face_to_face"]),
@@ -860,6 +861,78 @@ fn segments_and_prescriptions(s: Subject) {
     st.import_prescriptions(&[rx("2026-11", 6)]).unwrap();
     assert_eq!(st.prescriptions("h1").unwrap(), vec![rx("2026-10", 3), rx("2026-11", 6)]);
     assert!(st.prescriptions("h2").unwrap().is_empty());
+}
+
+/// Issue 16: the experiment page's sums come from SQL over `experiment_units` and the imported
+/// prescriptions; they must equal the analytics' own definitions (progression per 30 days,
+/// difference in differences against each HCP's prior periods) computed in Rust, on both
+/// backends. Units are replaced with their summary and erased with the HCP.
+fn experiment_sums_match_the_analytics_definitions(s: Subject) {
+    use edetail_hub::analytics::{Moments, experiment};
+    use edetail_hub::store::{ExperimentUnit, HcpSummary};
+    let st = &s.store;
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+    let enrolled = |days_ago: i64| now - chrono::Duration::days(days_ago);
+    // (hcp, arm, days since enrolment, level then, level now, monthly Rx)
+    type Unit<'a> = (&'a str, &'a str, i64, u8, u8, &'a [(&'a str, u64)]);
+    let units: [Unit; 6] = [
+        ("t1", "treatment", 90, 1, 3, &[("2026-07", 4), ("2026-08", 6), ("2026-09", 9), ("2026-10", 11)]),
+        ("t2", "treatment", 10, 0, 1, &[("2026-10", 2), ("2026-11", 5)]),
+        ("t3", "treatment", 45, 2, 2, &[("2026-09", 7)]),
+        ("h1", "holdout", 120, 1, 2, &[("2026-06", 5), ("2026-07", 5), ("2026-08", 6), ("2026-10", 6)]),
+        ("h2", "holdout", 60, 0, 0, &[("2026-09", 3), ("2026-10", 2), ("2026-11", 4)]),
+        ("x1", "treatment", 30, 0, 4, &[]),
+    ];
+    let mut rx = Vec::new();
+    let mut want_prog: std::collections::BTreeMap<&str, Moments> = Default::default();
+    let mut want_rx: std::collections::BTreeMap<&str, Moments> = Default::default();
+    let mut summaries = Vec::new();
+    for (hcp, arm, days, from, to, counts) in units {
+        let at = enrolled(days);
+        let product = if hcp == "x1" { "glucora" } else { "cardiozen" };
+        summaries.push(HcpSummary {
+            hcp_id: hcp.into(),
+            calls: 1,
+            stages: vec![(product.into(), "aware".into())],
+            experiment: vec![ExperimentUnit { product: product.into(), arm: arm.into(), enrolled_at: at, enrol_level: from, level: to }],
+            ..HcpSummary::default()
+        });
+        for (period, n) in counts {
+            rx.push(Prescription { hcp_id: hcp.into(), product: product.into(), period: period.to_string(), count: *n });
+        }
+        if product != "cardiozen" {
+            continue;
+        }
+        want_prog.entry(arm).or_default().add(experiment::progression_per_30_days(to, from, days as f64));
+        let month = at.format("%Y-%m").to_string();
+        let before: Vec<f64> = counts.iter().filter(|(p, _)| *p < month.as_str()).map(|(_, n)| *n as f64).collect();
+        let after: Vec<f64> = counts.iter().filter(|(p, _)| *p >= month.as_str()).map(|(_, n)| *n as f64).collect();
+        if let Some(d) = experiment::rx_change(&before, &after) {
+            want_rx.entry(arm).or_default().add(d);
+        }
+    }
+    st.put_hcp_summaries(&summaries).unwrap();
+    st.import_prescriptions(&rx).unwrap();
+    assert_eq!(st.experiment_products().unwrap(), ["cardiozen", "glucora"]);
+    let got = st.experiment_sums("cardiozen", now).unwrap();
+    let close = |a: &Moments, b: &Moments| a.n == b.n && (a.sum - b.sum).abs() < 1e-9 && (a.sum_sq - b.sum_sq).abs() < 1e-9;
+    for (arm, want) in &want_prog {
+        assert!(close(&got.progression[*arm], want), "{arm}: {:?} vs {want:?}", got.progression[*arm]);
+    }
+    assert_eq!(got.progression.len(), 2);
+    // t3 has no prescriptions before her enrolment: not her own baseline, not in the sums.
+    assert_eq!(want_rx["treatment"].n, 2);
+    for (arm, want) in &want_rx {
+        assert!(close(&got.rx_change[*arm], want), "{arm}: {:?} vs {want:?}", got.rx_change[*arm]);
+    }
+    // By hand: t1 enrolled 2026-09-02: before (4 + 6) / 2 = 5, after (9 + 11) / 2 = 10.
+    assert_eq!(want_rx["treatment"].sum, 5.0 + 3.0);
+    // A new summary replaces her unit; erasure removes it.
+    st.put_hcp_summaries(&[HcpSummary { hcp_id: "h2".into(), calls: 2, ..HcpSummary::default() }]).unwrap();
+    st.erase_hcp("h1", Utc::now(), None).unwrap();
+    let got = st.experiment_sums("cardiozen", now).unwrap();
+    assert!(!got.progression.contains_key("holdout"), "{got:?}");
+    assert_eq!(got.progression["treatment"].n, 3);
 }
 
 /// Plan ids in a feed page, sorted.
@@ -1337,6 +1410,7 @@ suite!(
     plans_travel_in_their_territory_feed,
     microsite_visits_are_recorded_and_queued,
     segments_and_prescriptions,
+    experiment_sums_match_the_analytics_definitions,
     erasure_removes_an_hcp_everywhere,
     consent_records_travel_in_every_feed,
     queue_claims_are_exclusive_and_expire,

@@ -70,13 +70,15 @@ fn closes_the_loop(w: World) {
     assert!(!safety.topics["safety"].evidence.is_empty());
     let samples = w.hub.hcp_profile("hcp-samples").unwrap().unwrap();
     let facts = &samples.products["cardiozen"];
-    assert_eq!(facts.stage.as_str(), "advocate");
+    // A sample request (and a positive dosing answer) is "convinced": prepared to prescribe.
+    assert_eq!(facts.stage.as_str(), "convinced");
     let change = facts.stage_history.last().unwrap();
     assert!(change.event_uuids.contains(&follow_up_uuid), "the stage change names the follow-up request");
     let plan = w.hub.latest_plan("hcp-samples", CARDIOZEN).unwrap().unwrap();
     let plan_text = serde_json::to_string(&plan).unwrap();
     assert!(!plan_text.contains("free text") && !plan_text.contains("a note"), "no free text in plans");
-    assert!(plan.skipped.iter().any(|s| s.slide_id == "intro"), "awareness slides skipped for an advocate");
+    assert!(plan.skipped.iter().any(|s| s.slide_id == "intro"), "awareness slides skipped for a convinced HCP");
+    assert_eq!(plan.objective.as_deref(), Some("advocate"), "the next step");
     // The dashboard's source shows that newest plan and nothing pending for any device.
     let insights = edetail_hub::insights::HubInsights::new(w.hub.clone());
     let page = insights.hcp("hcp-samples").unwrap().unwrap();
@@ -93,8 +95,11 @@ fn closes_the_loop(w: World) {
     let suggestion = next.suggestion.unwrap();
     let SuggestionSource::Hub { plan_id, stage } = &suggestion.source else { panic!("expected the hub plan, got {suggestion:?}") };
     assert_eq!(stage, "aware");
-    let first_topical = suggestion.slides.iter().find(|s| s.slide_id != "intro" && s.slide_id != "burden").unwrap();
-    assert_eq!(first_topical.slide_id, "safety-ae", "safety first for the HCP who lingered on it");
+    // Aware: the plan leads with the educated material she has not seen; the safety slides she
+    // lingered on are absorbed and left out; the ISI closes every plan.
+    let slides: Vec<&str> = suggestion.slides.iter().map(|s| s.slide_id.as_str()).collect();
+    assert_eq!(slides, ["moa-diagram", "moa-video", "efficacy-subgroups", "patient-profile", "summary", "isi-1"]);
+    assert_eq!(suggestion.slides[0].reason, "step toward educated: not yet seen");
     let started = t.device.outbox().for_call(&next.call_id).unwrap().into_iter().find(|e| e.kind == "call_started").unwrap();
     assert_eq!(started.payload["plan_id"], json!(plan_id), "the call records which plan it offered");
     t.device.calls().end_call(&next.call_id).unwrap();

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::ladder::Stage;
+
 /// Topics that mark reference material (never planned).
 pub const REFERENCE_TOPICS: &[&str] = &["references", "prescribing-information"];
 /// Topics that mark awareness slides (first for unaware/aware HCPs, skipped from educated on).
@@ -33,6 +35,11 @@ pub struct SlideMeta {
     pub hidden: bool,
     /// Reference material (topic in [`REFERENCE_TOPICS`]).
     pub reference: bool,
+    /// The adoption steps the slide serves (the stages it helps reach): as the manifest
+    /// declares them, else from its topics (`edetail_bundle::manifest::default_steps`).
+    pub steps: Vec<Stage>,
+    /// Shown in every promotional call (fair balance): every plan keeps it.
+    pub mandatory: bool,
 }
 
 impl SlideMeta {
@@ -47,6 +54,10 @@ impl SlideMeta {
 
     pub fn is_awareness(&self) -> bool {
         AWARENESS_TOPICS.iter().any(|t| self.has_topic(t))
+    }
+
+    pub fn serves(&self, step: Stage) -> bool {
+        self.steps.contains(&step)
     }
 }
 
@@ -103,6 +114,8 @@ fn slide_meta(s: &edetail_bundle::manifest::Slide, presentation: &str, hidden: b
         key_message: s.key_message.clone(),
         hidden,
         reference: s.topics.iter().any(|t| REFERENCE_TOPICS.iter().any(|r| t.eq_ignore_ascii_case(r))),
+        steps: s.effective_steps().into_iter().map(Stage::from).collect(),
+        mandatory: s.mandatory,
     }
 }
 
@@ -137,10 +150,14 @@ pub struct DwellHistogram {
     pub sum_ms: i64,
 }
 
+/// The histogram bucket a dwell falls in.
+pub fn dwell_bucket(dwell_ms: i64) -> usize {
+    DWELL_BUCKET_BOUNDS_MS.iter().rposition(|b| *b <= dwell_ms.max(0)).unwrap_or(0)
+}
+
 impl DwellHistogram {
     pub fn add(&mut self, dwell_ms: i64) {
-        let bounds = &DWELL_BUCKET_BOUNDS_MS;
-        let i = bounds.iter().rposition(|b| *b <= dwell_ms.max(0)).unwrap_or(0);
+        let i = dwell_bucket(dwell_ms);
         if self.counts.len() <= i {
             self.counts.resize(i + 1, 0);
         }
@@ -249,6 +266,45 @@ pub struct DeckStats {
     /// Counted views of slide ids this deck's current version does not have.
     pub unknown_slide_views: u64,
     pub last_call_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the respond step did with the deck: stage moves, plan outcomes, reps' edits.
+    pub respond: RespondStats,
+}
+
+/// Plans with an objective, by whether the next touch reached it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutcomeTally {
+    /// The next call or channel touch left the HCP at or beyond the objective.
+    pub achieved: u64,
+    /// It did not.
+    pub missed: u64,
+}
+
+/// How reps changed the hub's plans for one slide (`call_plan` events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RepEditTally {
+    /// Plans that had the slide.
+    pub planned: u64,
+    pub kept: u64,
+    pub dropped: u64,
+    /// Sequences a rep added it to though the plan did not have it.
+    pub added: u64,
+}
+
+/// The respond step's counters for one deck (all add up across workers, see `merge`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RespondStats {
+    /// Per slide, per stage reached: calls in which the slide had a counted view and after
+    /// which the HCP moved up to that stage ("which slides preceded stage moves").
+    pub stage_moves: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls in which the HCP moved up, per stage reached.
+    pub moves: BTreeMap<String, u64>,
+    /// Per arm (`treatment`, `holdout`), per objective: plan outcomes.
+    pub outcomes: BTreeMap<String, BTreeMap<String, OutcomeTally>>,
+    /// Per slide: reps' edits of plans.
+    pub rep_edits: BTreeMap<String, RepEditTally>,
 }
 
 impl DeckStats {
@@ -258,6 +314,13 @@ impl DeckStats {
 
     pub fn slide(&self, segment: &str, slide: &str) -> Option<&SlideStats> {
         self.segments.get(segment)?.slides.get(slide)
+    }
+
+    /// A view of `dwell_ms` took in the slide: it reached the slide's typical dwell, at the
+    /// histogram's resolution (its bucket is the typical dwell's bucket or above), so an HCP
+    /// who viewed a slide for exactly as long as everyone else did has absorbed it.
+    pub fn absorbed(&self, slide: &str, dwell_ms: i64) -> bool {
+        dwell_bucket(dwell_ms) >= dwell_bucket(self.typical_dwell_ms(slide))
     }
 
     /// The slide's typical dwell: the `"all"` median, at least [`MIN_TYPICAL_DWELL_MS`];

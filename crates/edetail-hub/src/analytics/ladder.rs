@@ -32,6 +32,27 @@ impl Stage {
     pub fn next(self) -> Option<Stage> {
         Stage::ALL.iter().copied().find(|s| *s > self)
     }
+
+    /// 0 (unaware) to 4 (advocate): the ladder's rungs, for progression figures.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl From<edetail_bundle::manifest::Step> for Stage {
+    fn from(s: edetail_bundle::manifest::Step) -> Stage {
+        use edetail_bundle::manifest::Step;
+        match s {
+            Step::Aware => Stage::Aware,
+            Step::Educated => Stage::Educated,
+            Step::Convinced => Stage::Convinced,
+            Step::Advocate => Stage::Advocate,
+        }
+    }
 }
 
 /// One recorded stage change.

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use super::deck::{ChannelStats, DeckStats, DwellHistogram, ReactionMix, SegmentStats, SlideStats};
+use super::deck::{
+    ChannelStats, DeckStats, DwellHistogram, OutcomeTally, ReactionMix, RepEditTally, RespondStats, SegmentStats, SlideStats,
+};
 
 /// A value that adds up: `minus` undoes a `plus` (counters never go below zero).
 trait Tally: Default + PartialEq {
@@ -120,6 +122,47 @@ impl Tally for ChannelStats {
     }
 }
 
+impl Tally for OutcomeTally {
+    fn plus(&mut self, o: &Self) {
+        self.achieved.plus(&o.achieved);
+        self.missed.plus(&o.missed);
+    }
+    fn minus(&mut self, o: &Self) {
+        self.achieved.minus(&o.achieved);
+        self.missed.minus(&o.missed);
+    }
+}
+
+impl Tally for RepEditTally {
+    fn plus(&mut self, o: &Self) {
+        self.planned.plus(&o.planned);
+        self.kept.plus(&o.kept);
+        self.dropped.plus(&o.dropped);
+        self.added.plus(&o.added);
+    }
+    fn minus(&mut self, o: &Self) {
+        self.planned.minus(&o.planned);
+        self.kept.minus(&o.kept);
+        self.dropped.minus(&o.dropped);
+        self.added.minus(&o.added);
+    }
+}
+
+impl Tally for RespondStats {
+    fn plus(&mut self, o: &Self) {
+        self.stage_moves.plus(&o.stage_moves);
+        self.moves.plus(&o.moves);
+        self.outcomes.plus(&o.outcomes);
+        self.rep_edits.plus(&o.rep_edits);
+    }
+    fn minus(&mut self, o: &Self) {
+        self.stage_moves.minus(&o.stage_moves);
+        self.moves.minus(&o.moves);
+        self.outcomes.minus(&o.outcomes);
+        self.rep_edits.minus(&o.rep_edits);
+    }
+}
+
 impl DeckStats {
     /// What folding calls into `base` added: `base.merge(&self.delta_since(base)) == self` when
     /// `self` is `base` with calls folded in.
@@ -129,6 +172,7 @@ impl DeckStats {
         d.segments.minus(&base.segments);
         d.channels.minus(&base.channels);
         d.unknown_slide_views.minus(&base.unknown_slide_views);
+        d.respond.minus(&base.respond);
         // The latest call stays: merging takes the later of two times.
         d
     }
@@ -143,6 +187,7 @@ impl DeckStats {
         self.segments.plus(&delta.segments);
         self.channels.plus(&delta.channels);
         self.unknown_slide_views.plus(&delta.unknown_slide_views);
+        self.respond.plus(&delta.respond);
         self.last_call_at = self.last_call_at.max(delta.last_call_at);
     }
 }

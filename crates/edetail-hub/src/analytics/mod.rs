@@ -54,6 +54,7 @@
 //! itself: strong interest there does not ask for another microsite).
 
 pub mod deck;
+pub mod experiment;
 pub mod ladder;
 mod merge;
 mod plan;
@@ -70,13 +71,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use self::deck::{DeckMeta, DeckStats, SEGMENT_ALL, SlideMeta, SlideStats};
-pub use self::plan::{build_plan, build_plan_with_rules, microsite_slides};
-pub use self::profile::{Evidence, HcpProfile, Interest, PeriodEngagement, ProductFacts};
+pub use self::experiment::{Arm, Estimate, Moments};
+pub use self::plan::{build_plan, build_plan_with_rules, microsite_slides, note_plan_sent};
 use self::profile::{
-    FollowUpFact, POINTS_ANSWER, POINTS_FOLLOW_UP, POINTS_HCP_LED, POINTS_REACTION_NEGATIVE, POINTS_REACTION_POSITIVE, POINTS_REVISIT,
-    QuestionFact, ReactionFact,
+    AdvocacyFact, FollowUpFact, POINTS_ANSWER, POINTS_FOLLOW_UP, POINTS_HCP_LED, POINTS_REACTION_NEGATIVE, POINTS_REACTION_POSITIVE,
+    POINTS_REVISIT, QuestionFact, ReactionFact,
 };
-pub use self::stages::{Condition, Stage, StageChange, StageRule, StageRules};
+pub use self::profile::{Evidence, HcpProfile, Interest, PeriodEngagement, PlanRecord, ProductFacts};
+pub use self::stages::{Condition, ExperimentPolicy, Fallback, PlanPolicy, Stage, StageChange, StageRule, StageRules};
 use self::views::str_field;
 
 /// Points a topic must earn in one call to ask for a follow-up microsite (e.g. two slides of
@@ -153,8 +155,74 @@ pub struct CallOutcome {
     /// The profile already had this call (see `HcpProfile::recent_call_keys`); the deck
     /// stats were still folded (they keep no call keys: the worker must not fold a call twice).
     pub already_in_profile: bool,
+    /// The plan this call settled (the product's open plan made before the call).
+    pub settled_plan: Option<PlanRecord>,
     /// Odd input that was tolerated (missing call_started, unknown slides, orphan exits, ...).
     pub notes: Vec<String>,
+}
+
+/// Fallback after long inactivity ([`Fallback`]): due when this call comes `after_days` or
+/// more after her previous call on the product and her stage is above the fallback's.
+fn fall_back(
+    rules: &StageRules,
+    profile: &mut HcpProfile,
+    product: &str,
+    at: Option<DateTime<Utc>>,
+    call_key: &str,
+) -> Option<StageChange> {
+    let f = rules.fallback.as_ref()?;
+    let hcp_id = profile.hcp_id.clone();
+    let facts = profile.products.get_mut(product)?;
+    let gap = at? - facts.last_call_at?;
+    if facts.stage <= f.to || gap < chrono::Duration::days(f.after_days.into()) {
+        return None;
+    }
+    let change = StageChange {
+        hcp_id,
+        product: product.to_string(),
+        from: facts.stage,
+        to: f.to,
+        at,
+        call_key: call_key.to_string(),
+        rule_id: "fallback-inactivity".into(),
+        rule_description: format!("not seen for {} days (the operator's fallback after {} days)", gap.num_days(), f.after_days),
+        event_uuids: vec![],
+    };
+    facts.stage = f.to;
+    facts.stage_history.push(change.clone());
+    // The evidence behind the old stage no longer counts: she shows it again.
+    facts.slides_seen.clear();
+    facts.questions.clear();
+    facts.follow_ups.clear();
+    facts.reactions.clear();
+    facts.advocacy.clear();
+    Some(change)
+}
+
+/// Settles the product's open plan with this call: achieved when she is now at or beyond
+/// its objective. A plan made after the call (a late upload) is not settled by it.
+fn settle_plan(input: &CallInput, profile: &mut HcpProfile, product: &str, at: Option<DateTime<Utc>>) -> Option<PlanRecord> {
+    let facts = profile.products.get_mut(product)?;
+    let open = facts.open_plan.as_ref()?;
+    if open.made_at.zip(at).is_none_or(|(made, at)| at <= made) {
+        return None;
+    }
+    let mut p = facts.open_plan.take()?;
+    p.outcome = if facts.stage >= p.objective { "achieved" } else { "missed" }.into();
+    p.settled_by = input.call_key.clone();
+    p.settled_at = at;
+    p.followed = input
+        .events
+        .iter()
+        .find(|e| e.kind == "call_started")
+        .and_then(|e| str_field(&e.payload, "plan_id"))
+        .is_some_and(|id| id == p.plan_id);
+    facts.plans.push(p.clone());
+    if facts.plans.len() > profile::PLAN_RECORDS {
+        let extra = facts.plans.len() - profile::PLAN_RECORDS;
+        facts.plans.drain(..extra);
+    }
+    Some(p)
 }
 
 /// Folds one finished call into the deck's stats and (when the call has an HCP) the HCP's
@@ -206,12 +274,34 @@ pub fn analyze_call(
             out.already_in_profile = true;
             out.notes.push("call already folded into the profile: profile left alone".into());
         } else {
+            if let Some(change) = fall_back(rules, profile, &deck.product, at, &input.call_key) {
+                out.stage_changes.push(change);
+            }
             let call_points = fold_profile(input, &out.channel, deck, stats, profile, &derived, at);
             if let Some(change) = rules.evaluate(profile, deck, at, &input.call_key) {
                 let facts = profile.products.entry(deck.product.clone()).or_default();
                 facts.stage = change.to;
                 facts.stage_history.push(change.clone());
+                // Which slides preceded the move (counted views in this call), for content teams.
+                let to = change.to.as_str().to_string();
+                *stats.respond.moves.entry(to.clone()).or_default() += 1;
+                let mut slides: Vec<&str> =
+                    derived.views.iter().filter(|v| v.counts && deck.slide(&v.slide).is_some()).map(|v| v.slide.as_str()).collect();
+                slides.sort_unstable();
+                slides.dedup();
+                for s in slides {
+                    *stats.respond.stage_moves.entry(s.to_string()).or_default().entry(to.clone()).or_default() += 1;
+                }
                 out.stage_changes.push(change);
+            }
+            if let Some(p) = settle_plan(input, profile, &deck.product, at) {
+                let tally = stats.respond.outcomes.entry(p.arm.clone()).or_default().entry(p.objective.as_str().to_string()).or_default();
+                if p.outcome == "achieved" {
+                    tally.achieved += 1;
+                } else {
+                    tally.missed += 1;
+                }
+                out.settled_plan = Some(p);
             }
             let mut tp: Vec<(String, f64)> = call_points.into_iter().map(|(t, m)| (t, profile::points(m))).collect();
             tp.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -322,6 +412,14 @@ fn fold_profile(
         }
     }
 
+    for e in input.events.iter().filter(|e| e.kind == "advocacy") {
+        // Recorded by the rep, with or without a slide on screen: no slide needed.
+        let Some(action) = str_field(&e.payload, "action") else { continue };
+        let facts = profile.products.entry(deck.product.clone()).or_default();
+        let fact =
+            AdvocacyFact { uuid: e.uuid.clone(), action: short(action), slide: derived.slide_of(e).map(str::to_string), at: Some(e.at) };
+        profile::push_capped(&mut facts.advocacy, fact);
+    }
     for e in &input.events {
         let p = &e.payload;
         let Some(slide) = derived.slide_of(e).and_then(|s| deck.slide(s)) else { continue };
@@ -358,10 +456,20 @@ fn fold_profile(
                 let d = format!("answered question {question}");
                 credit(profile, slide, None, evidence(&e.uuid, e.at, "survey_answer", &slide.id, d, POINTS_ANSWER), POINTS_ANSWER, false);
                 let facts = profile.products.entry(deck.product.clone()).or_default();
+                let answers: Vec<String> = p
+                    .get("answers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .take(20)
+                    .map(short)
+                    .collect();
                 let fact = QuestionFact {
                     uuid: e.uuid.clone(),
                     slide: slide.id.clone(),
                     question,
+                    answers,
                     slide_topics: slide.topics.clone(),
                     at: Some(e.at),
                 };
@@ -451,6 +559,24 @@ fn fold_stats(
     }
     if preview {
         return known.len() as u64;
+    }
+    // How the rep changed the hub's plan (`call_plan`): what the analytics learn from reps.
+    for e in events.iter().filter(|e| e.kind == "call_plan") {
+        let list = |k: &str| -> Vec<String> {
+            e.payload.get(k).and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+        };
+        let edits = &mut stats.respond.rep_edits;
+        for (k, count) in [("planned", 0), ("kept", 1), ("dropped", 2), ("added", 3)] {
+            for slide in list(k).into_iter().filter(|s| deck.slide(s).is_some()) {
+                let t = edits.entry(slide).or_default();
+                match count {
+                    0 => t.planned += 1,
+                    1 => t.kept += 1,
+                    2 => t.dropped += 1,
+                    _ => t.added += 1,
+                }
+            }
+        }
     }
 
     let last_visible = known.iter().rev().find(|v| deck.slide(&v.slide).is_some_and(|s| !s.hidden)).map(|v| v.slide.as_str());

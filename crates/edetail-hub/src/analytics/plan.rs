@@ -1,12 +1,13 @@
-//! The response side: the next-call plan for one HCP on one deck, and the slides of a
-//! follow-up microsite. Only selects and orders approved slides of the deck (never invents
+//! The response side: the next-call plan for one HCP on one deck (the next step of her adoption
+//! ladder, bounded and explained), and the slides of a follow-up microsite. Only selects and orders approved slides of the deck (never invents
 //! slide ids); every item says why, with short evidence (no free text). Pure.
 
 use chrono::{DateTime, Utc};
 use edetail_protocol::{Plan, PlanItem};
 
 use super::deck::{DeckMeta, DeckStats, SlideMeta};
-use super::profile::HcpProfile;
+use super::experiment::Arm;
+use super::profile::{HcpProfile, PlanRecord};
 use super::stages::{Stage, StageRules};
 
 /// The HCP's interest in a slide: the strongest of its topics and its key message, with the
@@ -29,11 +30,10 @@ fn slide_interest<'a>(profile: &HcpProfile, slide: &'a SlideMeta) -> (f64, Optio
 }
 
 fn item(slide: &SlideMeta, reason: String, evidence: Vec<String>) -> PlanItem {
-    PlanItem { slide_id: slide.id.clone(), presentation_id: slide.presentation.clone(), reason, evidence, mandatory: false }
+    PlanItem { slide_id: slide.id.clone(), presentation_id: slide.presentation.clone(), reason, evidence, mandatory: slide.mandatory }
 }
 
-/// The next-call plan for one HCP on one deck, with the built-in stage rules deciding what
-/// the next step is.
+/// The next-call plan for one HCP on one deck, with the built-in stage rules and policy.
 pub fn build_plan(
     profile: &HcpProfile,
     deck: &DeckMeta,
@@ -46,8 +46,26 @@ pub fn build_plan(
     build_plan_with_rules(profile, deck, stats, territory, plan_id, now, valid_for, &StageRules::default())
 }
 
-/// [`build_plan`] with the operator's rules (their topics for the next stage become "next step"
-/// slides).
+/// A slide reps drop this often from plans (at least [`REP_DROP_MIN_PLANS`] plans, more than
+/// half of them) goes after the other slides of its step.
+pub const REP_DROP_MIN_PLANS: u64 = 5;
+
+/// Reps dropped the slide from most plans that had it (`call_plan` events).
+fn reps_drop(stats: &DeckStats, slide: &str) -> Option<String> {
+    let e = stats.respond.rep_edits.get(slide)?;
+    (e.planned >= REP_DROP_MIN_PLANS && e.dropped * 2 > e.planned)
+        .then(|| format!("reps dropped it from {} of {} plans", e.dropped, e.planned))
+}
+
+/// The next-call plan for one HCP on one deck under the operator's policy.
+///
+/// A short, explained sequence for the HCP's next step on the adoption ladder: the slides
+/// serving the lowest step above her stage that still has slides she has not absorbed (viewed
+/// at or above the slide's typical dwell), ordered by her interest; then the step after, up to
+/// `rules.plan.max_slides` content slides; then every mandatory slide (fair balance). Absorbed
+/// slides, slides of steps she has passed, slides serving no step and slides beyond the bound
+/// are in `skipped` with the reason. An HCP in the experiment's holdout gets the deck's default
+/// order instead ([`super::experiment`]). The plan's `objective` is the step it leads with.
 #[allow(clippy::too_many_arguments)]
 pub fn build_plan_with_rules(
     profile: &HcpProfile,
@@ -61,62 +79,160 @@ pub fn build_plan_with_rules(
 ) -> Plan {
     let stage = profile.stage(&deck.product);
     let facts = profile.products.get(&deck.product);
-    let seen = |id: &str| facts.is_some_and(|f| f.slides_seen.get(id).is_some_and(|s| s.views > 0));
-    let next = stage.next();
-    let next_topics = next.map(|n| rules.topics_for(n, &deck.product)).unwrap_or_default();
-    let early = stage < Stage::Educated;
+    let arm = super::experiment::arm_for(profile, &deck.product, &rules.experiment);
+    let seen = |id: &str| facts.and_then(|f| f.slides_seen.get(id)).filter(|s| s.views > 0);
 
-    let mut awareness = Vec::new();
-    let mut skipped = Vec::new();
-    let mut interesting: Vec<(f64, usize, PlanItem)> = Vec::new();
-    let mut next_step = Vec::new();
-    let mut rest = Vec::new();
-    for (pos, slide) in deck.slides.iter().enumerate().filter(|(_, s)| s.plannable()) {
-        let (score, source) = slide_interest(profile, slide);
+    let mut stage_line = match facts.and_then(|f| f.stage_history.last()) {
+        Some(c) => format!("stage {} for {} (rule {}: {})", stage.as_str(), deck.product, c.rule_id, c.rule_description),
+        None => format!("stage {} for {}", stage.as_str(), deck.product),
+    };
+    if let Some(f) = facts.filter(|f| f.calls > 0) {
+        stage_line.push_str(&format!(", {} calls", f.calls));
+    }
+    let evidence_of = |slide: &SlideMeta| {
         let mut evidence = vec![format!("stage {}", stage.as_str())];
-        if let Some(s) = facts.and_then(|f| f.slides_seen.get(&slide.id)) {
-            evidence.push(format!("counted views {}, longest {:.1} s", s.views, s.max_dwell_ms as f64 / 1000.0));
-        } else {
-            evidence.push("never seen".into());
+        match seen(&slide.id) {
+            Some(s) => evidence.push(format!("counted views {}, longest {:.1} s", s.views, s.max_dwell_ms as f64 / 1000.0)),
+            None => evidence.push("never seen".into()),
         }
-        if let Some(median) = stats.slide(super::SEGMENT_ALL, &slide.id).and_then(|s| s.median_dwell_ms()) {
-            evidence.push(format!("typical dwell {:.1} s", median as f64 / 1000.0));
-        }
-        if slide.is_awareness() {
-            if early {
-                awareness.push(item(slide, format!("HCP is {}: start with awareness", stage.as_str()), evidence));
-            } else {
-                skipped.push(item(slide, format!("HCP is already {}: awareness slide not needed", stage.as_str()), evidence));
-            }
-            continue;
-        }
+        evidence.push(format!("typical dwell {:.1} s", stats.typical_dwell_ms(&slide.id) as f64 / 1000.0));
+        evidence
+    };
+    let mandatory: Vec<PlanItem> = deck
+        .slides
+        .iter()
+        .filter(|s| s.mandatory)
+        .map(|s| item(s, "mandatory in every promotional call (fair balance)".into(), vec![]))
+        .collect();
+
+    if arm == Arm::Holdout {
+        let items = deck
+            .slides
+            .iter()
+            .filter(|s| s.plannable() && !s.mandatory)
+            .map(|s| item(s, "deck order (experiment holdout)".into(), evidence_of(s)))
+            .chain(mandatory)
+            .collect();
+        let share = rules.experiment.holdout_share * 100.0;
+        return Plan {
+            plan_id: plan_id.to_string(),
+            hcp_id: profile.hcp_id.clone(),
+            territory: territory.to_string(),
+            product: deck.product.clone(),
+            bundle_id: deck.bundle_id.clone(),
+            bundle_version: deck.bundle_version,
+            stage: stage.as_str().to_string(),
+            generated_at: now,
+            valid_until: now + valid_for,
+            items,
+            skipped: vec![],
+            reasons: vec![
+                stage_line,
+                format!(
+                    "holdout: the deck's default order, not a personalized plan ({share:.0}% of HCPs per product, to measure what plans change)"
+                ),
+            ],
+            objective: stage.next().map(|n| n.as_str().to_string()),
+            arm: Some(Arm::Holdout.as_str().into()),
+        };
+    }
+
+    // (step, -interest, dropped by reps, deck position, item)
+    let mut candidates: Vec<(Stage, f64, bool, usize, PlanItem)> = Vec::new();
+    let mut skipped = Vec::new();
+    let any_steps = deck.slides.iter().any(|s| s.plannable() && !s.steps.is_empty());
+    for (pos, slide) in deck.slides.iter().enumerate().filter(|(_, s)| s.plannable() && !s.mandatory) {
+        let mut evidence = evidence_of(slide);
+        let (score, source) = slide_interest(profile, slide);
         if score > 0.0 {
             let src = source.unwrap_or_default();
             let events = profile.topics.get(src).or_else(|| profile.key_messages.get(src)).map_or(0, |i| i.events);
             evidence.push(format!("interest {src}: {score:.2} from {events} events"));
-            interesting.push((score, pos, item(slide, format!("strong interest in {src} ({score:.2})"), evidence)));
-        } else if !seen(&slide.id) && next_topics.iter().any(|t| slide.has_topic(t)) {
-            let n = next.map_or("", Stage::as_str);
-            next_step.push(item(slide, format!("next step toward {n}"), evidence));
-        } else {
-            rest.push(item(slide, "deck order".into(), evidence));
+        }
+        let dropped = reps_drop(stats, &slide.id);
+        if let Some(d) = &dropped {
+            evidence.push(d.clone());
+        }
+        if !any_steps {
+            // A deck that declares no steps (and whose topics imply none): deck order.
+            candidates.push((
+                Stage::Advocate,
+                0.0,
+                false,
+                pos,
+                item(slide, "deck order: the deck declares no adoption steps".into(), evidence),
+            ));
+            continue;
+        }
+        let Some(target) = slide.steps.iter().copied().filter(|s| *s > stage).min() else {
+            let reason = match slide.steps.iter().max() {
+                Some(s) => format!("serves {}: HCP is already {}", s.as_str(), stage.as_str()),
+                None => "serves no adoption step".into(),
+            };
+            skipped.push(item(slide, reason, evidence));
+            continue;
+        };
+        let typical = stats.typical_dwell_ms(&slide.id);
+        match seen(&slide.id) {
+            Some(s) if stats.absorbed(&slide.id, s.max_dwell_ms) => {
+                let reason = format!(
+                    "already absorbed: viewed {:.1} s, at or above its typical {:.1} s",
+                    s.max_dwell_ms as f64 / 1000.0,
+                    typical as f64 / 1000.0
+                );
+                skipped.push(item(slide, reason, evidence));
+            }
+            Some(s) => {
+                let reason = format!(
+                    "step toward {}: not yet absorbed ({:.1} s of a typical {:.1} s)",
+                    target.as_str(),
+                    s.max_dwell_ms as f64 / 1000.0,
+                    typical as f64 / 1000.0
+                );
+                candidates.push((target, score, dropped.is_some(), pos, item(slide, reason, evidence)));
+            }
+            None => {
+                let reason = format!("step toward {}: not yet seen", target.as_str());
+                candidates.push((target, score, dropped.is_some(), pos, item(slide, reason, evidence)));
+            }
         }
     }
-    interesting.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+    let lead = candidates.first().map(|c| c.0).filter(|_| any_steps);
+    let max = rules.plan.max_slides.max(1);
+    let mut items = Vec::new();
+    for (n, (.., it)) in candidates.into_iter().enumerate() {
+        if n < max {
+            items.push(it);
+        } else {
+            let mut it = it;
+            it.reason = format!("beyond this plan's {max} slides (was: {})", it.reason);
+            skipped.push(it);
+        }
+    }
+    items.extend(mandatory);
 
-    let mut reasons = vec![match facts.and_then(|f| f.stage_history.last()) {
-        Some(c) => format!("stage {} for {} (rule {}: {})", stage.as_str(), deck.product, c.rule_id, c.rule_description),
-        None => format!("stage {} for {}", stage.as_str(), deck.product),
-    }];
+    let objective = lead.or(stage.next());
+    let mut reasons = vec![stage_line];
+    match (lead, stage.next()) {
+        (Some(l), Some(n)) if l > n => reasons.push(format!(
+            "objective {}: the {} material is already absorbed, so the plan goes on to the step after",
+            l.as_str(),
+            n.as_str()
+        )),
+        (Some(l), _) => reasons.push(format!("objective {}: the next step of the adoption ladder", l.as_str())),
+        (None, Some(n)) if any_steps => {
+            reasons.push(format!("objective {}: every slide serving it is absorbed; only mandatory slides left", n.as_str()))
+        }
+        (None, _) if !any_steps => reasons.push("the deck declares no adoption steps: deck order".into()),
+        _ => reasons.push("top of the ladder: nothing left to move her to".into()),
+    }
     let top: Vec<String> = profile.top_topics().into_iter().filter(|(_, s)| *s > 0.0).take(3).map(|(t, s)| format!("{t} {s:.2}")).collect();
     if top.is_empty() {
-        reasons.push("no interest recorded yet: deck order".into());
+        reasons.push("no interest recorded yet: deck order within each step".into());
     } else {
-        reasons.push(format!("top interests: {}", top.join(", ")));
+        reasons.push(format!("top interests (order within a step): {}", top.join(", ")));
     }
-    reasons.push(format!("{} calls on {}", facts.map_or(0, |f| f.calls), deck.product));
-
-    let items = awareness.into_iter().chain(interesting.into_iter().map(|(.., i)| i)).chain(next_step).chain(rest).collect();
     Plan {
         plan_id: plan_id.to_string(),
         hcp_id: profile.hcp_id.clone(),
@@ -130,9 +246,29 @@ pub fn build_plan_with_rules(
         items,
         skipped,
         reasons,
-        objective: next.map(|n| n.as_str().to_string()),
-        arm: None,
+        objective: objective.filter(|_| any_steps).map(|o| o.as_str().to_string()),
+        arm: Some(arm.as_str().into()),
     }
+}
+
+/// Remembers in the profile that `plan` was sent: it becomes the product's open plan (settled
+/// by her next call), and her first plan enrols her in the experiment in the plan's arm.
+pub fn note_plan_sent(profile: &mut HcpProfile, plan: &Plan) {
+    let facts = profile.products.entry(plan.product.clone()).or_default();
+    let arm = plan.arm.clone().unwrap_or_else(|| Arm::Treatment.as_str().into());
+    if facts.enrolled_at.is_none() {
+        facts.enrolled_at = Some(plan.generated_at);
+        facts.stage_at_enrolment = facts.stage;
+        facts.arm = Some(arm.clone());
+    }
+    facts.open_plan = plan.objective.as_deref().and_then(Stage::parse).map(|objective| PlanRecord {
+        plan_id: plan.plan_id.clone(),
+        objective,
+        from: facts.stage,
+        arm,
+        made_at: Some(plan.generated_at),
+        ..PlanRecord::default()
+    });
 }
 
 /// Approved slides for the HCP's follow-up microsite: the slides on the given topics

@@ -103,6 +103,8 @@ pub struct QuestionFact {
     pub slide: String,
     /// The question id as authored in the slide (not the HCP's text).
     pub question: String,
+    /// The option ids chosen, as authored (never free text).
+    pub answers: Vec<String>,
     pub slide_topics: Vec<String>,
     pub at: Option<DateTime<Utc>>,
 }
@@ -126,6 +128,41 @@ pub struct ReactionFact {
     pub at: Option<DateTime<Utc>>,
 }
 
+/// Evidence of advocacy (an `advocacy` event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AdvocacyFact {
+    pub uuid: String,
+    /// `agreed_to_speak`, `referred_colleague`, `shared_microsite`.
+    pub action: String,
+    pub slide: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// A plan the hub sent, and (once the next call or channel touch came) whether it worked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanRecord {
+    pub plan_id: String,
+    /// The stage the plan aimed for.
+    pub objective: Stage,
+    /// Her stage when the plan was made.
+    pub from: Stage,
+    /// `treatment` or `holdout`.
+    pub arm: String,
+    pub made_at: Option<DateTime<Utc>>,
+    /// `achieved` or `missed`; empty while open.
+    pub outcome: String,
+    /// The call that settled it, and when.
+    pub settled_by: String,
+    pub settled_at: Option<DateTime<Utc>>,
+    /// The settling call said it followed this plan (`call_started.plan_id`).
+    pub followed: bool,
+}
+
+/// Settled plans kept per product (newest).
+pub const PLAN_RECORDS: usize = 20;
+
 /// What one HCP did with one product's material, and where that leaves them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -143,6 +180,18 @@ pub struct ProductFacts {
     pub questions: Vec<QuestionFact>,
     pub follow_ups: Vec<FollowUpFact>,
     pub reactions: Vec<ReactionFact>,
+    pub advocacy: Vec<AdvocacyFact>,
+    /// The newest plan sent for this product, until a later call settles it.
+    pub open_plan: Option<PlanRecord>,
+    /// Settled plans, newest [`PLAN_RECORDS`], oldest first.
+    pub plans: Vec<PlanRecord>,
+    /// Her arm of the experiment for this product (`treatment`/`holdout`), from her first
+    /// plan on.
+    pub arm: Option<String>,
+    /// When her first plan for the product was made (she entered the experiment).
+    pub enrolled_at: Option<DateTime<Utc>>,
+    /// Her stage then.
+    pub stage_at_enrolment: Stage,
 }
 
 /// One HCP's persisted analytics profile.

@@ -1,6 +1,7 @@
 //! Adoption stages (unaware -> aware -> educated -> convinced -> advocate) and the
-//! configurable evidence rules that advance them. Stages only advance; a rule may jump several
-//! stages (one change recorded). Pure; evaluated on the facts accumulated in the profile.
+//! configurable evidence rules that advance them. Rules only advance a stage (a rule may jump
+//! several stages, one change recorded); the operator's optional inactivity fallback is the one
+//! way down. Pure; evaluated on the facts accumulated in the profile.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,8 +21,19 @@ pub enum Condition {
     /// Every visible slide of the deck with this topic viewed with at least `min_dwell_ms`
     /// (in one view). False when the deck has no such slide.
     SawAllSlidesWithTopic { topic: String, min_dwell_ms: i64 },
-    /// A survey answer whose slide has a topic containing the text, or whose question id does.
-    AnsweredQuestion { topic_or_text_contains: String },
+    /// A survey answer whose slide has a topic containing the text, or whose question id does;
+    /// with `answers_any`, only an answer that chose one of these options (authored option ids).
+    AnsweredQuestion {
+        topic_or_text_contains: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        answers_any: Vec<String>,
+    },
+    /// Evidence of advocacy (`advocacy` events): one of these actions, any action when empty
+    /// (`agreed_to_speak`, `referred_colleague`, `shared_microsite`).
+    Advocacy {
+        #[serde(default)]
+        actions: Vec<String>,
+    },
     /// A follow-up request whose topic contains the text.
     FollowUpRequested { topic_contains: String },
     /// A reaction with this value on a slide with this topic.
@@ -51,19 +63,83 @@ fn any_product() -> String {
     "*".into()
 }
 
-/// The rule set; operators pass it as JSON (`{"rules": [...]}`).
+/// The operator's respond policy; operators pass it as JSON (`{"rules": [...], "fallback":
+/// {...}, "plan": {...}, "experiment": {...}}`, all but `rules` optional).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageRules {
     pub rules: Vec<StageRule>,
+    /// A doctor not seen for this long falls back (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Fallback>,
+    #[serde(default)]
+    pub plan: PlanPolicy,
+    #[serde(default)]
+    pub experiment: ExperimentPolicy,
 }
+
+/// Stage fallback after long inactivity: when a call comes `after_days` or more after the
+/// HCP's previous call on the product, a stage above `to` drops to `to` and the evidence behind
+/// it (slides seen, answers, follow-ups, reactions, advocacy) no longer counts: she has to show
+/// it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    pub after_days: u32,
+    pub to: Stage,
+}
+
+/// How big a plan may be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanPolicy {
+    /// Content slides per plan, besides the mandatory ones.
+    pub max_slides: usize,
+}
+
+/// Default content slides per plan.
+pub const DEFAULT_MAX_PLAN_SLIDES: usize = 6;
+
+impl Default for PlanPolicy {
+    fn default() -> PlanPolicy {
+        PlanPolicy { max_slides: DEFAULT_MAX_PLAN_SLIDES }
+    }
+}
+
+/// The built-in experiment (see `experiment`): a seeded, stable share of HCPs per product is
+/// held out and gets the deck's default order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExperimentPolicy {
+    /// Share of HCPs per product held out, 0.0 (no experiment) to 0.5.
+    pub holdout_share: f64,
+    /// Changing the seed reshuffles who is held out: keep it for the experiment's life.
+    pub seed: String,
+    /// Fewer HCPs than this in either arm: "not enough data" instead of an estimate.
+    pub min_per_arm: u64,
+}
+
+/// Default holdout share per product.
+pub const DEFAULT_HOLDOUT_SHARE: f64 = 0.10;
+/// Default minimum HCPs per arm before an estimate is shown.
+pub const DEFAULT_MIN_PER_ARM: u64 = 30;
+
+impl Default for ExperimentPolicy {
+    fn default() -> ExperimentPolicy {
+        ExperimentPolicy { holdout_share: DEFAULT_HOLDOUT_SHARE, seed: "edetail-holdout-1".into(), min_per_arm: DEFAULT_MIN_PER_ARM }
+    }
+}
+
+/// Options of a survey question that count as a positive answer in the default rules.
+pub const POSITIVE_ANSWERS: &[&str] = &["yes", "positive", "likely", "very_likely", "agree", "strongly_agree", "will_prescribe"];
 
 /// Minimum single-view dwell on each mechanism-of-action slide for "educated" (default rules).
 pub const DEFAULT_MOA_MIN_DWELL_MS: i64 = 5_000;
 
 impl Default for StageRules {
-    /// aware: saw any slide; educated: saw every `moa` slide for at least 5 s; convinced:
-    /// answered a question about dosing; advocate: asked for samples.
+    /// aware: saw any slide; educated: saw every `moa` slide for at least 5 s; convinced: asked
+    /// for samples, or answered a dosing or prescribing-intent question positively; advocate:
+    /// evidence of advocacy (agreed to speak, referred a colleague, shared the microsite).
     fn default() -> StageRules {
         let rule = |id: &str, description: &str, stage, all_of| StageRule {
             id: id.into(),
@@ -72,7 +148,11 @@ impl Default for StageRules {
             stage,
             all_of,
         };
+        let positive = || POSITIVE_ANSWERS.iter().map(|a| a.to_string()).collect::<Vec<String>>();
         StageRules {
+            fallback: None,
+            plan: PlanPolicy::default(),
+            experiment: ExperimentPolicy::default(),
             rules: vec![
                 rule("aware-saw-slide", "saw a slide of the product", Stage::Aware, vec![Condition::SawAnySlide]),
                 rule(
@@ -82,16 +162,28 @@ impl Default for StageRules {
                     vec![Condition::SawAllSlidesWithTopic { topic: "moa".into(), min_dwell_ms: DEFAULT_MOA_MIN_DWELL_MS }],
                 ),
                 rule(
-                    "convinced-dosing-question",
-                    "answered a question about dosing",
+                    "convinced-samples",
+                    "asked for samples",
                     Stage::Convinced,
-                    vec![Condition::AnsweredQuestion { topic_or_text_contains: "dosing".into() }],
+                    vec![Condition::FollowUpRequested { topic_contains: "sample".into() }],
                 ),
                 rule(
-                    "advocate-samples",
-                    "asked for samples",
+                    "convinced-dosing-answer",
+                    "answered a dosing question positively",
+                    Stage::Convinced,
+                    vec![Condition::AnsweredQuestion { topic_or_text_contains: "dosing".into(), answers_any: positive() }],
+                ),
+                rule(
+                    "convinced-prescribing-intent",
+                    "said she is likely to prescribe",
+                    Stage::Convinced,
+                    vec![Condition::AnsweredQuestion { topic_or_text_contains: "intent".into(), answers_any: positive() }],
+                ),
+                rule(
+                    "advocate-advocacy",
+                    "advocates the product (agreed to speak, referred a colleague or shared the microsite)",
                     Stage::Advocate,
-                    vec![Condition::FollowUpRequested { topic_contains: "sample".into() }],
+                    vec![Condition::Advocacy { actions: vec![] }],
                 ),
             ],
         }
@@ -122,6 +214,29 @@ impl StageRules {
             if r.all_of.is_empty() {
                 return Err(format!("stage rule {:?} has no conditions", r.id));
             }
+            for c in &r.all_of {
+                if let Condition::Advocacy { actions } = c
+                    && let Some(a) = actions.iter().find(|a| edetail_protocol::payload::AdvocacyAction::parse(a).is_none())
+                {
+                    return Err(format!(
+                        "stage rule {:?}: unknown advocacy action {a:?} (agreed_to_speak, referred_colleague, shared_microsite)",
+                        r.id
+                    ));
+                }
+            }
+        }
+        if self.fallback.as_ref().is_some_and(|f| f.after_days == 0) {
+            return Err("fallback.after_days must be at least 1".into());
+        }
+        if self.plan.max_slides == 0 {
+            return Err("plan.max_slides must be at least 1".into());
+        }
+        let share = self.experiment.holdout_share;
+        if !(0.0..=0.5).contains(&share) {
+            return Err(format!("experiment.holdout_share must be from 0.0 to 0.5, not {share}"));
+        }
+        if share > 0.0 && self.experiment.seed.trim().is_empty() {
+            return Err("experiment.seed must not be empty".into());
         }
         Ok(())
     }
@@ -137,7 +252,7 @@ impl StageRules {
                     | Condition::SawAllSlidesWithTopic { topic, .. }
                     | Condition::Reaction { topic, .. }
                     | Condition::TopicScoreAtLeast { topic, .. } => topic,
-                    Condition::AnsweredQuestion { topic_or_text_contains } => topic_or_text_contains,
+                    Condition::AnsweredQuestion { topic_or_text_contains, .. } => topic_or_text_contains,
                     _ => continue,
                 };
                 if !out.contains(t) {
@@ -225,13 +340,19 @@ fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck
                 })
                 .collect()
         }
-        Condition::AnsweredQuestion { topic_or_text_contains: t } => {
+        Condition::AnsweredQuestion { topic_or_text_contains: t, answers_any } => {
             let u: Vec<String> = facts
                 .questions
                 .iter()
                 .filter(|q| contains(&q.question, t) || q.slide_topics.iter().any(|st| contains(st, t)))
+                .filter(|q| answers_any.is_empty() || q.answers.iter().any(|a| answers_any.iter().any(|w| a.eq_ignore_ascii_case(w))))
                 .map(|q| q.uuid.clone())
                 .collect();
+            (!u.is_empty()).then_some(u)
+        }
+        Condition::Advocacy { actions } => {
+            let u: Vec<String> =
+                facts.advocacy.iter().filter(|a| actions.is_empty() || actions.contains(&a.action)).map(|a| a.uuid.clone()).collect();
             (!u.is_empty()).then_some(u)
         }
         Condition::FollowUpRequested { topic_contains } => {

@@ -336,6 +336,32 @@ pub struct HcpSummary {
     pub stages: Vec<(String, String)>,
     /// Channels she was reached on (any product), sorted.
     pub channels: Vec<String>,
+    /// Her part in the built-in experiment, per product she has had a plan for.
+    #[serde(default)]
+    pub experiment: Vec<ExperimentUnit>,
+}
+
+/// One HCP in the built-in experiment for one product (`experiment_units`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ExperimentUnit {
+    pub product: String,
+    /// `treatment` or `holdout`.
+    pub arm: String,
+    /// Her first plan for the product.
+    pub enrolled_at: DateTime<Utc>,
+    /// Ladder rungs (0 unaware .. 4 advocate) then and now.
+    pub enrol_level: u8,
+    pub level: u8,
+}
+
+/// Each arm's sums over one product's experiment figures (what the experiment page compares).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExperimentSums {
+    /// Stage progression per 30 days since enrolment, by arm.
+    pub progression: std::collections::BTreeMap<String, crate::analytics::Moments>,
+    /// Prescription change (mean monthly count from the enrolment month on minus before), by
+    /// arm; HCPs without prescriptions on both sides are not in it.
+    pub rx_change: std::collections::BTreeMap<String, crate::analytics::Moments>,
 }
 
 /// What pruning after analysis removed ([`IngestStore::prune_analysed_events`]).
@@ -746,6 +772,42 @@ pub trait InsightStore {
     fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>>;
     /// Stores summaries (replacing each HCP's previous one).
     fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()>;
+    /// Products with HCPs in the experiment, by name.
+    fn experiment_products(&self) -> Result<Vec<String>>;
+    /// Each arm's sums over the product's experiment figures, progression measured at `now`.
+    fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums>;
+}
+
+/// Progression per 30 days of each unit of product `{p}` at `{now}` ms, summed by arm
+/// (`analytics::experiment::progression_per_30_days` in SQL). `{max}` is the dialect's
+/// two-argument maximum, `{f}` its float cast suffix.
+pub(crate) fn experiment_progression_sql(dialect: SqlDialect) -> String {
+    // Every unit has a progression figure: its count is the arm's size.
+    let (p, now, max, f) = match dialect {
+        SqlDialect::Sqlite => ("?1", "?2", "MAX", ""),
+        SqlDialect::Postgres => ("$1", "$2::float8", "GREATEST", "::float8"),
+    };
+    format!(
+        "SELECT arm, COUNT(*), SUM(x), SUM(x * x) FROM (\
+           SELECT arm, (level - enrol_level){f} * 30.0 / {max}(({now} - enrolled_at_ms) / 86400000.0, 30.0) AS x \
+           FROM experiment_units WHERE product = {p}) u GROUP BY arm ORDER BY arm"
+    )
+}
+
+/// Prescription change of each unit of product `{p}` (mean monthly count from the enrolment
+/// month on, minus before; `analytics::experiment::rx_change`), summed by arm.
+pub(crate) fn experiment_rx_sql(dialect: SqlDialect) -> String {
+    let (p, f) = match dialect {
+        SqlDialect::Sqlite => ("?1", " * 1.0"),
+        SqlDialect::Postgres => ("$1", "::float8"),
+    };
+    format!(
+        "SELECT arm, COUNT(*), SUM(d), SUM(d * d) FROM (\
+           SELECT u.arm, AVG(CASE WHEN r.period >= u.enrolled_period THEN r.count{f} END) \
+                       - AVG(CASE WHEN r.period < u.enrolled_period THEN r.count{f} END) AS d \
+           FROM experiment_units u JOIN prescriptions r ON r.hcp_id = u.hcp_id AND r.product = u.product \
+           WHERE u.product = {p} GROUP BY u.hcp_id, u.arm) x WHERE d IS NOT NULL GROUP BY arm ORDER BY arm"
+    )
 }
 
 /// Devices, publishers and operators and their tokens (issue 7): registration, lookup by token

@@ -1,7 +1,8 @@
 //! The PostgreSQL store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
 
 use super::*;
-use crate::store::{HcpPage, HcpQuery, HcpSummary, InsightStore};
+use crate::analytics::Moments;
+use crate::store::{ExperimentSums, HcpPage, HcpQuery, HcpSummary, InsightStore, SqlDialect};
 
 /// Replaces `s` (summary row, stage rows, channel rows) inside an open transaction.
 /// Creates or replaces HCP summaries (distinct HCPs) inside an open transaction: five
@@ -47,6 +48,24 @@ pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]
     )
     .await
     .map_err(pg_err)?;
+    // Column by column, for UNNEST.
+    let units: Vec<(&str, &crate::store::ExperimentUnit)> =
+        summaries.iter().flat_map(|s| s.experiment.iter().map(move |u| (s.hcp_id.as_str(), u))).collect();
+    let unit_hcps: Vec<&str> = units.iter().map(|(h, _)| *h).collect();
+    let unit_products: Vec<&str> = units.iter().map(|(_, u)| u.product.as_str()).collect();
+    let unit_arms: Vec<&str> = units.iter().map(|(_, u)| u.arm.as_str()).collect();
+    let unit_at: Vec<i64> = units.iter().map(|(_, u)| u.enrolled_at.timestamp_millis()).collect();
+    let unit_period: Vec<String> = units.iter().map(|(_, u)| u.enrolled_at.format("%Y-%m").to_string()).collect();
+    let unit_from: Vec<i32> = units.iter().map(|(_, u)| u.enrol_level.into()).collect();
+    let unit_now: Vec<i32> = units.iter().map(|(_, u)| u.level.into()).collect();
+    tx.execute("DELETE FROM experiment_units WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
+    tx.execute(
+        "INSERT INTO experiment_units (hcp_id, product, arm, enrolled_at_ms, enrolled_period, enrol_level, level) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::int4[])",
+        &[&unit_hcps, &unit_products, &unit_arms, &unit_at, &unit_period, &unit_from, &unit_now],
+    )
+    .await
+    .map_err(pg_err)?;
     tx.execute("DELETE FROM hcp_channels WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
     tx.execute(
         "INSERT INTO hcp_channels (hcp_id, channel) SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
@@ -59,7 +78,7 @@ pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]
 
 /// Removes an HCP's summary rows (erasure) inside an open transaction.
 pub(super) async fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
-    for table in ["hcp_summaries", "hcp_stages", "hcp_channels"] {
+    for table in ["hcp_summaries", "hcp_stages", "hcp_channels", "experiment_units"] {
         tx.execute(&format!("DELETE FROM {table} WHERE hcp_id = $1"), &[&hcp_id]).await.map_err(pg_err)?;
     }
     Ok(())
@@ -95,6 +114,7 @@ impl InsightStore for PgStore {
                                 top_topic: r.get(3),
                                 stages: serde_json::from_str(&stages).map_err(|e| Error::Internal(format!("stored stages: {e}")))?,
                                 channels: Vec::new(),
+                                experiment: Vec::new(),
                             },
                             r.get(5),
                         ))
@@ -176,5 +196,41 @@ impl InsightStore for PgStore {
     fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()> {
         let summaries = summaries.to_vec();
         self.write(move |tx| Box::pin(async move { put_summaries(tx, &summaries).await }))
+    }
+
+    fn experiment_products(&self) -> Result<Vec<String>> {
+        self.read(|tx| {
+            Box::pin(async move {
+                let rows = tx.query("SELECT DISTINCT product FROM experiment_units ORDER BY product", &[]).await.map_err(pg_err)?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
+    fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums> {
+        let product = product.to_string();
+        let now_ms = now.timestamp_millis() as f64;
+        self.read(move |tx| {
+            Box::pin(async move {
+                let moments = |rows: Vec<tokio_postgres::Row>| -> std::collections::BTreeMap<String, Moments> {
+                    rows.iter()
+                        .map(|r| {
+                            let m = Moments {
+                                n: r.get::<_, i64>(1).max(0) as u64,
+                                sum: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
+                                sum_sq: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
+                            };
+                            (r.get(0), m)
+                        })
+                        .collect()
+                };
+                let progression = tx
+                    .query(&crate::store::experiment_progression_sql(SqlDialect::Postgres), &[&product, &now_ms])
+                    .await
+                    .map_err(pg_err)?;
+                let rx = tx.query(&crate::store::experiment_rx_sql(SqlDialect::Postgres), &[&product]).await.map_err(pg_err)?;
+                Ok(ExperimentSums { progression: moments(progression), rx_change: moments(rx) })
+            })
+        })
     }
 }

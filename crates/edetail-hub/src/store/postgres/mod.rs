@@ -62,6 +62,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/010_event_retention.sql"),
     include_str!("../../../migrations/postgres/011_hcp_list_indexes.sql"),
     include_str!("../../../migrations/postgres/012_lz4_documents.sql"),
+    include_str!("../../../migrations/postgres/013_experiment_units.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -350,6 +351,7 @@ mod tests {
             "3da69f6c60b003f599815fe031946186d247289895fe29d709c30c2e429fc61f", // 010_event_retention.sql
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
             "0022f0d23cae7d76aab0cfed71d7429e1949b670ef194057d2b03c5d22de8b76", // 012_lz4_documents.sql
+            "808072ae82c752270de994f6ee0d621cee15d5b2f03a625bd39f300aaccab105", // 013_experiment_units.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

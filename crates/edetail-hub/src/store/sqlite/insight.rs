@@ -1,7 +1,8 @@
 //! The SQLite store: HCP summaries for the dashboard's lists and counts (`InsightStore`).
 
 use super::*;
-use crate::store::{HcpPage, HcpQuery, HcpSummary, InsightStore};
+use crate::analytics::Moments;
+use crate::store::{ExperimentSums, HcpPage, HcpQuery, HcpSummary, InsightStore, SqlDialect};
 
 /// Replaces `s` (summary row, stage rows, channel rows) inside an open write transaction.
 pub(super) fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
@@ -27,12 +28,44 @@ pub(super) fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
     for c in &s.channels {
         channel.execute(params![s.hcp_id, c])?;
     }
+    tx.prepare_cached("DELETE FROM experiment_units WHERE hcp_id = ?1")?.execute([&s.hcp_id])?;
+    let mut unit = tx.prepare_cached(
+        "INSERT INTO experiment_units (hcp_id, product, arm, enrolled_at_ms, enrolled_period, enrol_level, level) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for u in &s.experiment {
+        unit.execute(params![
+            s.hcp_id,
+            u.product,
+            u.arm,
+            u.enrolled_at.timestamp_millis(),
+            u.enrolled_at.format("%Y-%m").to_string(),
+            u.enrol_level,
+            u.level
+        ])?;
+    }
     Ok(())
+}
+
+/// `(arm, Moments)` rows of an experiment sum query.
+fn arm_moments(c: &rusqlite::Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<std::collections::BTreeMap<String, Moments>> {
+    let mut st = c.prepare_cached(sql)?;
+    let rows = st.query_map(args, |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Moments {
+                n: r.get::<_, i64>(1)?.max(0) as u64,
+                sum: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                sum_sq: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Removes an HCP's summary rows (erasure) inside an open write transaction.
 pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
-    for table in ["hcp_summaries", "hcp_stages", "hcp_channels"] {
+    for table in ["hcp_summaries", "hcp_stages", "hcp_channels", "experiment_units"] {
         tx.execute(&format!("DELETE FROM {table} WHERE hcp_id = ?1"), [hcp_id])?;
     }
     Ok(())
@@ -60,6 +93,7 @@ impl InsightStore for SqliteStore {
                             stages: serde_json::from_str(&stages)
                                 .map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?,
                             channels: Vec::new(),
+                            experiment: Vec::new(),
                         },
                         r.get(5)?,
                     ))
@@ -125,5 +159,26 @@ impl InsightStore for SqliteStore {
 
     fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()> {
         self.write(|tx| summaries.iter().try_for_each(|s| put_summary(tx, s)))
+    }
+
+    fn experiment_products(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached("SELECT DISTINCT product FROM experiment_units ORDER BY product")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums> {
+        self.read(|c| {
+            Ok(ExperimentSums {
+                progression: arm_moments(
+                    c,
+                    &crate::store::experiment_progression_sql(SqlDialect::Sqlite),
+                    &[&product, &(now.timestamp_millis() as f64)],
+                )?,
+                rx_change: arm_moments(c, &crate::store::experiment_rx_sql(SqlDialect::Sqlite), &[&product])?,
+            })
+        })
     }
 }

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/010_rep_targets.sql"),
     include_str!("../../../migrations/011_event_retention.sql"),
     include_str!("../../../migrations/012_hcp_list_indexes.sql"),
+    include_str!("../../../migrations/013_experiment_units.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -210,6 +211,7 @@ mod tests {
             "4197b42f49eb736d27f9e5ea11967dea734dbea7743c97f04616fe9987f31e82", // 010_rep_targets.sql
             "6440cdfef1067ec2a86e441877aa3604442e5de9a1252e8d9873bcd15f9d56de", // 011_event_retention.sql
             "1e42a457a45d0fb00fb1f1dffcef353fa2cf62d5b62a87ad426048aef9a8785d", // 012_hcp_list_indexes.sql
+            "9b724307d75c554df93fde86132106da1adba05bae8f0c46d095b6f98b109d7b", // 013_experiment_units.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

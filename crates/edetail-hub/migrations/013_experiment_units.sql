@@ -1,0 +1,17 @@
+-- Hub schema, version 13 (issue 16): one row per HCP and product in the built-in experiment
+-- (from her first plan for the product on), kept beside her profile by every analysis commit
+-- that writes it, so the experiment page sums each arm in indexed SQL and never loads profiles.
+CREATE TABLE experiment_units (
+    hcp_id          TEXT NOT NULL,
+    product         TEXT NOT NULL,
+    -- 'treatment' or 'holdout'.
+    arm             TEXT NOT NULL,
+    -- Her first plan for the product (ms since the epoch) and its month, YYYY-MM.
+    enrolled_at_ms  INTEGER NOT NULL,
+    enrolled_period TEXT NOT NULL,
+    -- Ladder rungs (0 unaware .. 4 advocate) then and now.
+    enrol_level     INTEGER NOT NULL,
+    level           INTEGER NOT NULL,
+    PRIMARY KEY (hcp_id, product)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);

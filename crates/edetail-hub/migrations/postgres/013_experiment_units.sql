@@ -1,0 +1,12 @@
+-- Hub schema, version 13 (issue 16): the built-in experiment's units (as SQLite's 013).
+CREATE TABLE experiment_units (
+    hcp_id          TEXT NOT NULL,
+    product         TEXT NOT NULL,
+    arm             TEXT NOT NULL,
+    enrolled_at_ms  BIGINT NOT NULL,
+    enrolled_period TEXT NOT NULL,
+    enrol_level     INTEGER NOT NULL,
+    level           INTEGER NOT NULL,
+    PRIMARY KEY (hcp_id, product)
+);
+CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);
