@@ -938,8 +938,7 @@ fn each_plan_is_settled_by_the_next_call_achieved_or_missed_and_counted_per_arm(
 #[test]
 fn the_operators_fallback_drops_a_long_silent_hcp_and_her_old_evidence_stops_counting() {
     let deck = cardiozen();
-    let mut rules = StageRules::default();
-    rules.fallback = Some(Fallback { after_days: 180, to: Stage::Aware });
+    let rules = StageRules { fallback: Some(Fallback { after_days: 180, to: Stage::Aware }), ..StageRules::default() };
     let mut stats = DeckStats::new(&deck.bundle_id);
     let mut p = HcpProfile::new("hcp-f");
     let mut c = Call::start("dev-1/f1", t0(), Some("hcp-f"), "face_to_face", &deck.bundle_id);
