@@ -115,6 +115,12 @@ function corrupt(x) {
     x.sync_health.devices[0].rejected += 2;
     n++;
   }
+  if (x.experiment && x.experiment.products.length) {
+    const e = x.experiment.products[0].progression;
+    if (e.result === "effect") e.low -= 0.25;
+    else e.treatment_n += 1;
+    n++;
+  }
   return n;
 }
 
@@ -206,6 +212,35 @@ async function checkDeckPage(page, deck, label) {
   }), label + ": reaction mix per slide");
   const rows = await attrs(page, 'table[data-table="slides"] tbody tr');
   check(rows.length === deck.slides.length, label + ": slide table rows");
+
+  // Issue 16: plan outcomes and the slides before stage moves.
+  const outcomes = await attrs(page, '#outcomes table[data-table="outcomes"] tbody tr');
+  check(same(outcomes.map((r) => [r["data-arm"], r["data-objective"], Number(r["data-achieved"]), Number(r["data-missed"])]), (deck.outcomes || []).map((o) => [o.arm, o.objective, o.achieved, o.missed])), label + ": plan outcomes by arm and objective", outcomes);
+  const moves = await attrs(page, '#stage-moves table[data-table="stage-moves"] tbody tr');
+  check(same(moves.map((r) => [r["data-slide"], r["data-stage"], Number(r["data-calls"])]), (deck.stage_moves || []).map((m) => [m.slide_id, m.stage, m.calls])), label + ": slides before stage moves", moves);
+}
+
+// The experiment page for one product: the estimate (with its interval) or "not enough data".
+async function checkEstimate(page, product, metric, est) {
+  const sel = `[data-estimate=${q(metric)}][data-product=${q(product)}]`;
+  const a = (await attrs(page, sel))[0];
+  check(a !== undefined, `${product} ${metric}: shown`);
+  check(a["data-result"] === est.result, `${product} ${metric}: ${est.result}`, a["data-result"]);
+  check(Number(a["data-treatment-n"]) === est.treatment_n && Number(a["data-holdout-n"]) === est.holdout_n, `${product} ${metric}: arm sizes`, [a["data-treatment-n"], a["data-holdout-n"]]);
+  if (est.result === "effect") {
+    check(near(a["data-difference"], est.difference, 0.00006) && near(a["data-low"], est.low, 0.00006) && near(a["data-high"], est.high, 0.00006), `${product} ${metric}: difference and 95% interval`, [a["data-difference"], a["data-low"], a["data-high"]]);
+    // The drawn interval: the point between the whiskers, zero on the axis.
+    const geo = await page.$eval(`${sel} svg[data-chart="effect"]`, (svg) => {
+      const lines = [...svg.querySelectorAll("line.ci")].map((l) => [Number(l.getAttribute("x1")), Number(l.getAttribute("x2"))]);
+      return { ci: lines[0], point: Number(svg.querySelector("circle.point").getAttribute("cx")) };
+    });
+    check(geo.ci[0] <= geo.point && geo.point <= geo.ci[1], `${product} ${metric}: point inside the drawn interval`, geo);
+    const text = await page.$eval(sel, (el) => el.textContent);
+    check(!/not enough data/i.test(text), `${product} ${metric}: a number, not the notice`);
+  } else {
+    const text = await page.$eval(sel, (el) => el.textContent);
+    check(/Not enough data/.test(text) && (await page.$(`${sel} svg`)) === null, `${product} ${metric}: says not enough data, draws nothing`, text);
+  }
 }
 
 // ------------------------------------------------------------------ scenarios
@@ -318,7 +353,13 @@ function scenarios(ctx) {
       const skipped = await page.$$eval('ul[data-list="plan-skipped"] > li', (lis) => lis.map((li) => li.dataset.slide));
       check(same(skipped, p.skipped.map((i) => i.slide_id)), "skipped slides listed", skipped);
       check((await page.$('[data-empty="plan"]')) === null, "no empty-plan notice");
+      const head = (await attrs(page, "[data-plan-id]"))[0];
+      check(head["data-objective"] === (p.objective || "") && head["data-arm"] === (p.arm || ""), "the plan's objective and arm", head);
+      const mandatory = await page.$$eval('ol[data-list="plan-items"] > li', (lis) => lis.map((li) => li.dataset.mandatory === "true"));
+      check(same(mandatory, p.items.map((i) => !!i.mandatory)), "mandatory slides marked", mandatory);
     }
+    const outcomes = await attrs(page, 'table[data-table="plan-outcomes"] tbody tr');
+    check(same(outcomes.map((r) => [r["data-plan"], r["data-objective"], r["data-outcome"]]), (h.plans || []).map((o) => [o.plan_id, o.objective, o.outcome])), "plans with objectives and outcomes", outcomes);
 
     const eng = await attrs(page, 'svg[data-chart="rx-engagement"] g[data-period]');
     const engGot = eng.filter((g) => h.engagement_by_period.some((e) => e.period === g["data-period"])).map((g) => [g["data-period"], Number(g["data-calls"]), Number(g["data-views"])]);
@@ -356,6 +397,29 @@ function scenarios(ctx) {
     check((await page.$eval("h1", (el) => el.dataset.hcp)) === h.hcp_id, "id round-trips through the URL");
     check((await page.$eval("h1", (el) => el.textContent)).includes(h.hcp_id), "id shown as text");
     check((await page.$$eval("main h1 b, main script", (els) => els.length)) === 0, "no markup injected into the HCP page");
+  });
+
+  if (x.experiment) add("experiment page: treatment against holdout, intervals or not enough data", async () => {
+    await page.goto(base, { waitUntil: "load" });
+    await clickNav(page, 'header nav a[data-nav="Experiment"]');
+    check((await pageName(page)) === "experiment", "experiment page loaded");
+    const sub = (await attrs(page, "[data-holdout-share]"))[0];
+    check(near(sub["data-holdout-share"], x.experiment.holdout_share, 1e-9) && Number(sub["data-min-per-arm"]) === x.experiment.min_per_arm, "holdout share and minimum sample", sub);
+    const sections = (await attrs(page, "section[data-experiment]")).map((s) => s["data-experiment"]);
+    check(same(sections, x.experiment.products.map((p) => p.product)), "one section per product", sections);
+    if (!x.experiment.products.length) check((await page.$('[data-empty="experiment"]')) !== null, "says no HCP has had a plan yet");
+    for (const p of x.experiment.products) {
+      const sec = `section[data-experiment=${q(p.product)}]`;
+      const n = Object.fromEntries((await attrs(page, `${sec} [data-arm-n]`)).map((b) => [b["data-arm-n"], Number(b["data-n"])]));
+      check(n.treatment === p.treatment_n && n.holdout === p.holdout_n, `${p.product}: HCPs per arm`, n);
+      await checkEstimate(page, p.product, "progression", p.progression);
+      await checkEstimate(page, p.product, "rx_change", p.rx_change);
+      const outcomes = await attrs(page, `${sec} table[data-table="outcomes"] tbody tr`);
+      check(same(outcomes.map((r) => [r["data-arm"], r["data-objective"], Number(r["data-achieved"]), Number(r["data-missed"])]), p.outcomes.map((o) => [o.arm, o.objective, o.achieved, o.missed])), `${p.product}: plan outcomes`, outcomes);
+      const moves = await attrs(page, `${sec} table[data-table="stage-moves"] tbody tr`);
+      check(same(moves.map((r) => [r["data-slide"], r["data-stage"], Number(r["data-calls"])]), p.stage_moves.map((m) => [m.slide_id, m.stage, m.calls])), `${p.product}: slides before stage moves`, moves);
+    }
+    await shot(page, "experiment");
   });
 
   add("channels page", async () => {

@@ -114,7 +114,38 @@ fn cardiozen(segment: Option<&str>) -> DeckView {
         calls,
         slides,
         channels: channels.into_iter().map(|(c, n)| ChannelCount { channel: c.into(), calls: n }).collect(),
+        outcomes: if segment.is_none() { cardiozen_outcomes() } else { Vec::new() },
+        stage_moves: if segment.is_none() { cardiozen_moves() } else { Vec::new() },
+        rep_edits: if segment.is_none() {
+            vec![RepEditRow { slide_id: "dosing".into(), title: "Dosing and titration".into(), planned: 9, kept: 3, dropped: 6, added: 0 }]
+        } else {
+            Vec::new()
+        },
     }
+}
+
+fn outcome(arm: &str, objective: &str, achieved: u64, missed: u64) -> OutcomeRow {
+    OutcomeRow { arm: arm.into(), objective: objective.into(), achieved, missed }
+}
+
+fn cardiozen_outcomes() -> Vec<OutcomeRow> {
+    vec![outcome("holdout", "educated", 4, 9), outcome("treatment", "educated", 41, 37), outcome("treatment", "convinced", 12, 20)]
+}
+
+fn cardiozen_moves() -> Vec<StageMoveRow> {
+    let m = |slide: &str, title: &str, stage: &str, calls: u64, share: f64| StageMoveRow {
+        bundle_id: CZ.into(),
+        slide_id: slide.into(),
+        title: title.into(),
+        stage: stage.into(),
+        calls,
+        share,
+    };
+    vec![
+        m("efficacy-primary", "Primary endpoint: 24% fewer events", "educated", 30, 0.66),
+        m("safety-overview", "Safety profile", "educated", 21, 0.46),
+        m("dosing", "Dosing and titration", "convinced", 9, 0.75),
+    ]
 }
 
 fn glucora(segment: Option<&str>) -> DeckView {
@@ -137,6 +168,9 @@ fn glucora(segment: Option<&str>) -> DeckView {
         calls: if segment.is_none() { 12 } else { 0 },
         slides,
         channels: if segment.is_none() { vec![ChannelCount { channel: "face-to-face".into(), calls: 12 }] } else { Vec::new() },
+        outcomes: Vec::new(),
+        stage_moves: Vec::new(),
+        rep_edits: Vec::new(),
     }
 }
 
@@ -249,6 +283,27 @@ fn hcp_safety() -> HcpView {
         }],
         prescriptions: rx("cardiozen", &[("2026-08", 0), ("2026-09", 2), ("2026-10", 3), ("2026-11", 6)]),
         engagement_by_period: engagement(&[("2026-08", 1, 6), ("2026-09", 1, 7), ("2026-10", 2, 14), ("2026-11", 2, 16)]),
+        plans: vec![
+            PlanOutcomeRow {
+                product: "cardiozen".into(),
+                plan_id: "plan-2026-12-01-4f1c9a".into(),
+                objective: "convinced".into(),
+                arm: "treatment".into(),
+                made_at: Some(t(12, 1, 6)),
+                outcome: "open".into(),
+                followed: false,
+            },
+            PlanOutcomeRow {
+                product: "cardiozen".into(),
+                plan_id: "plan-2026-10-02-a1b2c3".into(),
+                objective: "educated".into(),
+                arm: "treatment".into(),
+                made_at: Some(t(10, 2, 6)),
+                outcome: "achieved".into(),
+                followed: true,
+            },
+        ],
+        arms: vec![("cardiozen".into(), "treatment".into())],
     }
 }
 
@@ -296,6 +351,8 @@ fn hcp_advocate() -> HcpView {
         microsites: Vec::new(),
         prescriptions: rx("cardiozen", &[("2026-08", 4), ("2026-09", 7), ("2026-10", 9), ("2026-11", 12)]),
         engagement_by_period: engagement(&[("2026-08", 3, 22), ("2026-09", 3, 19), ("2026-10", 3, 25), ("2026-11", 3, 21)]),
+        plans: Vec::new(),
+        arms: Vec::new(),
     }
 }
 
@@ -311,6 +368,8 @@ fn hcp_hostile() -> HcpView {
         microsites: Vec::new(),
         prescriptions: Vec::new(),
         engagement_by_period: engagement(&[("2026-11", 1, 3)]),
+        plans: Vec::new(),
+        arms: Vec::new(),
     }
 }
 
@@ -419,6 +478,49 @@ impl DashboardSource for Fixture {
     }
     fn sync_health(&self) -> Result<SyncHealthView> {
         Ok(self.sync.clone())
+    }
+    fn experiment(&self) -> Result<ExperimentView> {
+        use edetail_hub::analytics::Estimate;
+        Ok(ExperimentView {
+            holdout_share: 0.1,
+            min_per_arm: 30,
+            products: vec![
+                ProductExperiment {
+                    product: "cardiozen".into(),
+                    treatment_n: 412,
+                    holdout_n: 47,
+                    progression: Estimate::Effect {
+                        treatment_n: 412,
+                        holdout_n: 47,
+                        treatment_mean: 0.61,
+                        holdout_mean: 0.32,
+                        difference: 0.29,
+                        low: 0.11,
+                        high: 0.47,
+                    },
+                    rx_change: Estimate::Effect {
+                        treatment_n: 388,
+                        holdout_n: 44,
+                        treatment_mean: 1.9,
+                        holdout_mean: 1.2,
+                        difference: 0.7,
+                        low: -0.4,
+                        high: 1.8,
+                    },
+                    outcomes: cardiozen_outcomes(),
+                    stage_moves: cardiozen_moves(),
+                },
+                ProductExperiment {
+                    product: "glucora".into(),
+                    treatment_n: 23,
+                    holdout_n: 2,
+                    progression: Estimate::NotEnoughData { treatment_n: 23, holdout_n: 2, min_per_arm: 30 },
+                    rx_change: Estimate::NotEnoughData { treatment_n: 0, holdout_n: 0, min_per_arm: 30 },
+                    outcomes: Vec::new(),
+                    stage_moves: Vec::new(),
+                },
+            ],
+        })
     }
 }
 

@@ -128,6 +128,11 @@ impl Analyzer {
         }
     }
 
+    /// The operator's respond policy (stage rules, plan bound, experiment).
+    pub fn rules(&self) -> &StageRules {
+        &self.config.rules
+    }
+
     /// The plan key's public half, for devices.
     pub fn plan_public_key(&self) -> edetail_bundle::PublicKey {
         self.config.plan_key.public()

@@ -159,6 +159,11 @@ impl Hub {
     }
 
     /// The public key devices must trust for this hub's plans.
+    /// The respond policy this hub analyses with (stage rules, plan bound, experiment).
+    pub fn respond_rules(&self) -> &analytics::StageRules {
+        self.inner.analyzer.rules()
+    }
+
     pub fn plan_public_key(&self) -> PublicKey {
         self.inner.analyzer.plan_public_key()
     }

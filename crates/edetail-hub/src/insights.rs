@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::Utc;
 use edetail_bundle::Manifest;
 
-use crate::analytics::{DeckMeta, DeckStats, SEGMENT_ALL};
+use crate::analytics::{DeckMeta, DeckStats, SEGMENT_ALL, Stage, experiment};
 use crate::closed_loop::DOC_DECK;
 use crate::dashboard::model::*;
 use crate::dashboard::{DashboardSource, HcpQuery};
@@ -52,6 +52,38 @@ impl HubInsights {
 
 fn ms(v: i64) -> u64 {
     v.max(0) as u64
+}
+
+/// A deck's plan outcomes as rows, by arm then objective (ladder order).
+fn outcome_rows(stats: &DeckStats) -> Vec<OutcomeRow> {
+    let mut rows = Vec::new();
+    for (arm, by) in &stats.respond.outcomes {
+        for (objective, t) in by {
+            rows.push(OutcomeRow { arm: arm.clone(), objective: objective.clone(), achieved: t.achieved, missed: t.missed });
+        }
+    }
+    rows.sort_by_key(|r| (r.arm.clone(), Stage::parse(&r.objective)));
+    rows
+}
+
+/// A deck's slides before stage moves as rows, by stage reached (ladder order) then most calls.
+fn stage_move_rows(stats: &DeckStats, meta: &DeckMeta) -> Vec<StageMoveRow> {
+    let mut rows = Vec::new();
+    for (slide, by) in &stats.respond.stage_moves {
+        for (stage, calls) in by {
+            let moves = stats.respond.moves.get(stage).copied().unwrap_or(0).max(*calls);
+            rows.push(StageMoveRow {
+                bundle_id: stats.bundle_id.clone(),
+                slide_id: slide.clone(),
+                title: meta.slide(slide).map_or_else(|| slide.clone(), |s| s.title.clone()),
+                stage: stage.clone(),
+                calls: *calls,
+                share: if moves == 0 { 0.0 } else { *calls as f64 / moves as f64 },
+            });
+        }
+    }
+    rows.sort_by(|a, b| Stage::parse(&a.stage).cmp(&Stage::parse(&b.stage)).then(b.calls.cmp(&a.calls)).then(a.slide_id.cmp(&b.slide_id)));
+    rows
 }
 
 impl DashboardSource for HubInsights {
@@ -110,6 +142,23 @@ impl DashboardSource for HubInsights {
             calls: seg.calls,
             slides,
             channels: stats.channels.iter().map(|(c, s)| ChannelCount { channel: c.clone(), calls: s.calls }).collect(),
+            outcomes: outcome_rows(&stats),
+            stage_moves: stage_move_rows(&stats, &meta),
+            rep_edits: meta
+                .slides
+                .iter()
+                .filter_map(|s| {
+                    let t = stats.respond.rep_edits.get(&s.id)?;
+                    Some(RepEditRow {
+                        slide_id: s.id.clone(),
+                        title: s.title.clone(),
+                        planned: t.planned,
+                        kept: t.kept,
+                        dropped: t.dropped,
+                        added: t.added,
+                    })
+                })
+                .collect(),
         }))
     }
 
@@ -215,7 +264,27 @@ impl DashboardSource for HubInsights {
                 EngagementRow { period, calls: e.calls, views: e.views }
             })
             .collect();
+        let mut plans = Vec::new();
+        let mut arms = Vec::new();
+        for (product, f) in &p.products {
+            let row = |r: &crate::analytics::PlanRecord, outcome: &str| PlanOutcomeRow {
+                product: product.clone(),
+                plan_id: r.plan_id.clone(),
+                objective: r.objective.as_str().into(),
+                arm: r.arm.clone(),
+                made_at: r.made_at,
+                outcome: outcome.into(),
+                followed: r.followed,
+            };
+            plans.extend(f.open_plan.iter().map(|r| row(r, "open")));
+            plans.extend(f.plans.iter().rev().map(|r| row(r, &r.outcome)));
+            if let Some(arm) = &f.arm {
+                arms.push((product.clone(), arm.clone()));
+            }
+        }
         Ok(Some(HcpView {
+            plans,
+            arms,
             segment: self.store().hcp_segment(hcp_id)?,
             hcp_id: p.hcp_id.clone(),
             calls_by_channel: channels.into_iter().map(|(channel, calls)| ChannelCount { channel, calls }).collect(),
@@ -270,4 +339,53 @@ impl DashboardSource for HubInsights {
             .collect();
         Ok(SyncHealthView { devices, parked: self.store().parked_calls()? })
     }
+
+    /// Each arm's sums from indexed SQL (`experiment_units`, prescriptions) and the decks'
+    /// respond counters; never loads profiles.
+    fn experiment(&self) -> Result<ExperimentView> {
+        let policy = &self.hub.respond_rules().experiment;
+        let now = Utc::now();
+        let decks = self.decks_stats()?;
+        let mut products: BTreeMap<String, (Vec<OutcomeRow>, Vec<StageMoveRow>)> = BTreeMap::new();
+        for stats in &decks {
+            let Some(m) = self.manifest(&stats.bundle_id)? else { continue };
+            let meta = DeckMeta::from_manifest(&m);
+            let entry = products.entry(m.product.clone()).or_default();
+            for r in outcome_rows(stats) {
+                match entry.0.iter_mut().find(|x| x.arm == r.arm && x.objective == r.objective) {
+                    Some(x) => {
+                        x.achieved += r.achieved;
+                        x.missed += r.missed;
+                    }
+                    None => entry.0.push(r),
+                }
+            }
+            entry.1.extend(stage_move_rows(stats, &meta));
+        }
+        for p in self.store().experiment_products()? {
+            products.entry(p).or_default();
+        }
+        let mut out = Vec::new();
+        for (product, (mut outcomes, mut stage_moves)) in products {
+            let sums = self.store().experiment_sums(&product, now)?;
+            let arm = |m: &BTreeMap<String, crate::analytics::Moments>, a: &str| m.get(a).copied().unwrap_or_default();
+            let (pt, ph) = (arm(&sums.progression, "treatment"), arm(&sums.progression, "holdout"));
+            outcomes.sort_by_key(|r| (r.arm.clone(), Stage::parse(&r.objective)));
+            stage_moves.sort_by(|a, b| Stage::parse(&a.stage).cmp(&Stage::parse(&b.stage)).then(b.calls.cmp(&a.calls)));
+            stage_moves.truncate(STAGE_MOVES_SHOWN);
+            out.push(ProductExperiment {
+                treatment_n: pt.n,
+                holdout_n: ph.n,
+                progression: experiment::compare(&pt, &ph, policy.min_per_arm),
+                rx_change: experiment::compare(&arm(&sums.rx_change, "treatment"), &arm(&sums.rx_change, "holdout"), policy.min_per_arm),
+                outcomes,
+                stage_moves,
+                product,
+            });
+        }
+        Ok(ExperimentView { holdout_share: policy.holdout_share, min_per_arm: policy.min_per_arm, products: out })
+    }
 }
+
+/// Slides-before-moves rows shown per product on the experiment page.
+const STAGE_MOVES_SHOWN: usize = 20;

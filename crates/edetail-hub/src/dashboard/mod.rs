@@ -9,7 +9,8 @@
 //! attributes, which the browser test (`scripts/dashboard-test`) asserts.
 //!
 //! Routes (all GET): `/dashboard`, `/dashboard/decks`, `/dashboard/decks/{bundle_id}?segment=S`,
-//! `/dashboard/hcps`, `/dashboard/hcps/{hcp_id}`, `/dashboard/channels`, `/dashboard/sync`.
+//! `/dashboard/hcps`, `/dashboard/hcps/{hcp_id}`, `/dashboard/channels`, `/dashboard/sync`,
+//! `/dashboard/experiment`.
 //! Unknown ids answer a 404 page; source errors a 500 page (details in the log only).
 //!
 //! Mounting: `hub.router().merge(dashboard::router(Arc::new(source)))` (this router has no
@@ -23,6 +24,7 @@
 pub mod html;
 pub mod model;
 mod pages;
+mod respond;
 mod svg;
 #[cfg(test)]
 mod tests;
@@ -71,6 +73,8 @@ pub trait DashboardSource: Send + Sync + 'static {
     fn hcp(&self, hcp_id: &str) -> Result<Option<HcpView>>;
     fn channels(&self) -> Result<ChannelsView>;
     fn sync_health(&self) -> Result<SyncHealthView>;
+    /// The built-in experiment, per product.
+    fn experiment(&self) -> Result<ExperimentView>;
 }
 
 type Source = Arc<dyn DashboardSource>;
@@ -151,7 +155,7 @@ pub fn sync_query(params: &HashMap<String, String>) -> SyncQuery {
 }
 
 /// What the dashboard must show for `source`, as the browser test reads it:
-/// `{decks, hcps, channels, sync_health, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
+/// `{decks, hcps, channels, sync_health, experiment, deck?, deck_segment?, hcp?, hcp_without_plan?}` where
 /// `deck` is the first deck with slide data (and `deck_segment` its first segment's view),
 /// `hcps` the HCP list's first page as shown, `hcp` the first HCP with a plan (else the first HCP) and `hcp_without_plan` the first other
 /// HCP without one. Keys without a candidate are left out (the test skips their scenarios).
@@ -164,6 +168,7 @@ pub fn expectations(source: &dyn DashboardSource) -> Result<serde_json::Value> {
         "hcps": hcps,
         "channels": source.channels()?,
         "sync_health": source.sync_health()?,
+        "experiment": source.experiment()?,
     });
     for d in &decks {
         let Some(view) = source.deck(&d.bundle_id, None)? else { continue };
@@ -210,6 +215,7 @@ pub fn router(source: Arc<dyn DashboardSource>) -> Router {
         .route("/dashboard/hcps/{hcp_id}", get(hcp))
         .route("/dashboard/channels", get(channels))
         .route("/dashboard/sync", get(sync))
+        .route("/dashboard/experiment", get(experiment))
         .route("/dashboard/{*rest}", get(|| async { page(StatusCode::NOT_FOUND, pages::not_found("No such dashboard page.")) }))
         .with_state(source)
 }
@@ -280,6 +286,10 @@ async fn hcp(State(src): State<Source>, Path(hcp_id): Path<String>) -> Response 
 
 async fn channels(State(src): State<Source>) -> Response {
     render(move || Ok(Some(src.channels()?)), String::new, pages::channels).await
+}
+
+async fn experiment(State(src): State<Source>) -> Response {
+    render(move || Ok(Some(src.experiment()?)), String::new, respond::experiment).await
 }
 
 async fn sync(State(src): State<Source>, Query(params): Query<HashMap<String, String>>) -> Response {

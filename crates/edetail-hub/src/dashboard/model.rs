@@ -42,6 +42,89 @@ pub struct DeckView {
     pub slides: Vec<SlideRow>,
     /// Calls per channel (face-to-face, remote, …) for this deck and segment.
     pub channels: Vec<ChannelCount>,
+    /// Plans made on this deck, by arm and objective, and whether the next touch reached it.
+    pub outcomes: Vec<OutcomeRow>,
+    /// Which slides were viewed in the calls that moved an HCP up, per stage reached.
+    pub stage_moves: Vec<StageMoveRow>,
+    /// How reps changed the hub's plans, per slide.
+    pub rep_edits: Vec<RepEditRow>,
+}
+
+/// Plans with one objective in one arm, by outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutcomeRow {
+    /// `treatment` or `holdout`.
+    pub arm: String,
+    /// The stage the plans aimed for.
+    pub objective: String,
+    pub achieved: u64,
+    pub missed: u64,
+}
+
+/// A slide viewed in calls after which HCPs moved up to `stage`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageMoveRow {
+    pub bundle_id: String,
+    pub slide_id: String,
+    pub title: String,
+    pub stage: String,
+    /// Calls with a counted view of the slide that moved the HCP up to `stage`.
+    pub calls: u64,
+    /// Of all the deck's moves up to `stage`, the share preceded by a view of this slide.
+    pub share: f64,
+}
+
+/// Reps' edits of plans for one slide.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepEditRow {
+    pub slide_id: String,
+    pub title: String,
+    pub planned: u64,
+    pub kept: u64,
+    pub dropped: u64,
+    pub added: u64,
+}
+
+/// The built-in experiment: treatment (personalized plans) against holdout (the deck's
+/// default order), per product.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentView {
+    /// Share of HCPs per product held out (the operator's policy).
+    pub holdout_share: f64,
+    /// Below this many HCPs in an arm, "not enough data".
+    pub min_per_arm: u64,
+    pub products: Vec<ProductExperiment>,
+}
+
+/// One product's experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProductExperiment {
+    pub product: String,
+    /// HCPs enrolled (from their first plan) per arm.
+    pub treatment_n: u64,
+    pub holdout_n: u64,
+    /// Stage progression, rungs per 30 days since enrolment: treatment - holdout.
+    pub progression: crate::analytics::Estimate,
+    /// Prescription change (difference in differences against each HCP's prior periods).
+    pub rx_change: crate::analytics::Estimate,
+    /// Plan outcomes of the product's decks, by arm and objective.
+    pub outcomes: Vec<OutcomeRow>,
+    /// The slides most often viewed before stage moves, per stage, most calls first.
+    pub stage_moves: Vec<StageMoveRow>,
+}
+
+/// One plan sent to an HCP and its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanOutcomeRow {
+    pub product: String,
+    pub plan_id: String,
+    pub objective: String,
+    pub arm: String,
+    pub made_at: Option<DateTime<Utc>>,
+    /// `open` (no call since), `achieved` or `missed`.
+    pub outcome: String,
+    /// The settling call said it followed the plan.
+    pub followed: bool,
 }
 
 /// One slide's numbers within a [`DeckView`].
@@ -132,6 +215,10 @@ pub struct HcpView {
     pub prescriptions: Vec<RxRow>,
     /// Calls and slide views per period, oldest first (same periods as `prescriptions`).
     pub engagement_by_period: Vec<EngagementRow>,
+    /// Plans sent and their outcomes: each product's open plan, then settled ones, newest first.
+    pub plans: Vec<PlanOutcomeRow>,
+    /// Her experiment arm per product (`(product, arm)`), once enrolled.
+    pub arms: Vec<(String, String)>,
 }
 
 /// One topic of an HCP's interest profile.

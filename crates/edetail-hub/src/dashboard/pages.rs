@@ -74,6 +74,7 @@ pub enum Nav {
     Hcps,
     Channels,
     Sync,
+    Experiment,
     None,
 }
 
@@ -83,7 +84,7 @@ pub fn layout(page: &str, title: &str, nav: Nav, body: &str) -> String {
         format!(r#"<a href="{href}" data-nav="{label}"{}>{label}</a>"#, if me == nav { r#" class="active""# } else { "" })
     };
     format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{t} · edetail dashboard</title><style>{CSS}</style></head><body data-page="{page}"><header class="top"><a class="brand" href="/dashboard">edetail<span>closed-loop dashboard</span></a><nav>{a}{b}{c}{d}{f}</nav></header><main>{body}</main><footer>HCPs are shown by pseudonymous id only. Numbers as of page load.</footer></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><link rel="icon" href="data:,"><title>{t} · edetail dashboard</title><style>{CSS}</style></head><body data-page="{page}"><header class="top"><a class="brand" href="/dashboard">edetail<span>closed-loop dashboard</span></a><nav>{a}{b}{c}{d}{f}{g}</nav></header><main>{body}</main><footer>HCPs are shown by pseudonymous id only. Numbers as of page load.</footer></body></html>"#,
         t = e(title),
         page = e(page),
         a = link("/dashboard", "Overview", Nav::Overview),
@@ -91,6 +92,7 @@ pub fn layout(page: &str, title: &str, nav: Nav, body: &str) -> String {
         c = link("/dashboard/hcps", "HCPs", Nav::Hcps),
         d = link("/dashboard/channels", "Channels", Nav::Channels),
         f = link("/dashboard/sync", "Sync health", Nav::Sync),
+        g = link("/dashboard/experiment", "Experiment", Nav::Experiment),
     )
 }
 
@@ -102,7 +104,7 @@ fn stat(out: &mut String, key: &str, label: &str, value: u64, class: &str) {
     );
 }
 
-fn stage_badge(stage: &str) -> String {
+pub(super) fn stage_badge(stage: &str) -> String {
     let class = if svg::STAGES.contains(&stage) { format!("stage-{stage}") } else { String::new() };
     format!(r#"<span class="badge {class}" data-stage="{s}">{s}</span>"#, s = e(stage))
 }
@@ -334,6 +336,7 @@ pub fn deck(d: &DeckView) -> String {
         }
         b.push_str("</tbody></table></div>");
     }
+    super::respond::deck_cards(&mut b, d);
     if !d.channels.is_empty() {
         b.push_str(r#"<div class="card"><h2>Channels</h2><p>"#);
         for c in &d.channels {
@@ -543,7 +546,13 @@ pub fn hcp(h: &HcpView) -> String {
         Some(p) => {
             let _ = write!(
                 b,
-                r#"<p data-plan-id="{pid}" data-bundle="{bid}" data-stage="{st}">{prod} · <a href="{href}">{bid}</a> v{ver} · stage {badge}<br><span class="id">generated {gen}, valid until {until}</span></p>"#,
+                r#"<p data-plan-id="{pid}" data-bundle="{bid}" data-stage="{st}" data-objective="{obj}" data-arm="{arm}">{prod} · <a href="{href}">{bid}</a> v{ver} · stage {badge}{goal}<br><span class="id">generated {gen}, valid until {until}</span></p>"#,
+                obj = e(p.objective.as_deref().unwrap_or("")),
+                arm = e(p.arm.as_deref().unwrap_or("")),
+                goal = match &p.objective {
+                    Some(o) => format!(" → objective {}", stage_badge(o)),
+                    None => String::new(),
+                },
                 pid = e(&p.plan_id),
                 bid = e(&p.bundle_id),
                 st = e(&p.stage),
@@ -565,7 +574,9 @@ pub fn hcp(h: &HcpView) -> String {
             for it in &p.items {
                 let _ = write!(
                     b,
-                    r#"<li data-slide="{s}" data-presentation="{pr}"><strong class="id">{s}</strong> — {r}"#,
+                    r#"<li data-slide="{s}" data-presentation="{pr}" data-mandatory="{m}"><strong class="id">{s}</strong>{mb} — {r}"#,
+                    m = it.mandatory,
+                    mb = if it.mandatory { r#" <span class="badge warn">mandatory</span>"# } else { "" },
                     s = e(&it.slide_id),
                     pr = e(&it.presentation_id),
                     r = e(&it.reason)
@@ -586,6 +597,7 @@ pub fn hcp(h: &HcpView) -> String {
         }
     }
     b.push_str("</div></div>");
+    super::respond::hcp_plans(&mut b, h);
 
     // Adoption stages.
     b.push_str(r#"<div class="card" id="stages"><h2>Adoption stage</h2>"#);

@@ -40,6 +40,16 @@ fn deck_view(id: &str) -> DeckView {
             slide(HOSTILE, HOSTILE, 3, 2000, 1.0),
         ],
         channels: vec![ChannelCount { channel: "remote".into(), calls: 10 }],
+        outcomes: vec![OutcomeRow { arm: "treatment".into(), objective: "educated".into(), achieved: 3, missed: 1 }],
+        stage_moves: vec![StageMoveRow {
+            bundle_id: id.into(),
+            slide_id: HOSTILE.into(),
+            title: HOSTILE.into(),
+            stage: "educated".into(),
+            calls: 2,
+            share: 0.5,
+        }],
+        rep_edits: vec![],
     }
 }
 
@@ -96,6 +106,8 @@ fn hcp_view(id: &str, with_plan: bool) -> HcpView {
         microsites: vec![],
         prescriptions: vec![RxRow { period: "2026-10".into(), product: "cardiozen".into(), count: 5 }],
         engagement_by_period: vec![EngagementRow { period: "2026-10".into(), calls: 2, views: 12 }],
+        plans: vec![],
+        arms: vec![("cardiozen".into(), "holdout".into())],
     }
 }
 
@@ -130,6 +142,53 @@ impl DashboardSource for Mem {
     }
     fn sync_health(&self) -> Result<SyncHealthView> {
         Ok(SyncHealthView { devices: vec![], parked: vec![] })
+    }
+    fn experiment(&self) -> Result<ExperimentView> {
+        Ok(experiment_view())
+    }
+}
+
+fn experiment_view() -> ExperimentView {
+    use crate::analytics::Estimate;
+    ExperimentView {
+        holdout_share: 0.1,
+        min_per_arm: 30,
+        products: vec![
+            ProductExperiment {
+                product: HOSTILE.into(),
+                treatment_n: 3,
+                holdout_n: 1,
+                progression: Estimate::NotEnoughData { treatment_n: 3, holdout_n: 1, min_per_arm: 30 },
+                rx_change: Estimate::NotEnoughData { treatment_n: 0, holdout_n: 0, min_per_arm: 30 },
+                outcomes: vec![],
+                stage_moves: vec![],
+            },
+            ProductExperiment {
+                product: "cardiozen".into(),
+                treatment_n: 400,
+                holdout_n: 40,
+                progression: Estimate::Effect {
+                    treatment_n: 400,
+                    holdout_n: 40,
+                    treatment_mean: 0.6,
+                    holdout_mean: 0.3,
+                    difference: 0.3,
+                    low: 0.1,
+                    high: 0.5,
+                },
+                rx_change: Estimate::Effect {
+                    treatment_n: 400,
+                    holdout_n: 40,
+                    treatment_mean: 1.0,
+                    holdout_mean: 1.2,
+                    difference: -0.2,
+                    low: -0.9,
+                    high: 0.5,
+                },
+                outcomes: vec![OutcomeRow { arm: "holdout".into(), objective: "aware".into(), achieved: 0, missed: 2 }],
+                stage_moves: vec![],
+            },
+        ],
     }
 }
 
@@ -188,6 +247,7 @@ fn hostile_ids_are_escaped_and_encoded_in_links() {
     assert_no_injection(&html);
     let html = pages::deck(&DeckView { bundle_id: HOSTILE.into(), segments: vec![HOSTILE.into()], ..deck_view(HOSTILE) });
     assert_no_injection(&html);
+    assert!(html.contains("data-slide=\"&lt;script&gt;"), "the stage-move row's slide id is escaped");
 }
 
 #[test]
@@ -204,6 +264,52 @@ fn hcp_page_shows_interests_stages_and_plan_in_order() {
     assert!(html.contains(r#"data-period="2026-10" data-calls="2" data-views="12""#));
     assert!(html.contains(r#"data-period="2026-10" data-product="cardiozen" data-rx="5""#));
     assert!(!html.contains(r#"data-empty="plan""#));
+}
+
+#[test]
+fn experiment_page_shows_estimates_with_intervals_or_not_enough_data() {
+    let html = respond::experiment(&experiment_view());
+    assert_no_injection(&html);
+    assert!(html.contains(r#"data-page="experiment""#));
+    assert!(html.contains(r#"data-holdout-share="0.1" data-min-per-arm="30""#));
+    assert!(html.contains(
+        r#"data-estimate="progression" data-product="cardiozen" data-result="effect" data-treatment-n="400" data-holdout-n="40" data-difference="0.3000" data-low="0.1000" data-high="0.5000""#
+    ));
+    assert!(html.contains("+0.30</strong> treatment − holdout (95% CI +0.10 to +0.50)"));
+    assert!(html.contains("plans do better than the holdout"), "an interval above zero says so");
+    assert!(html.contains("no difference shown yet: the interval includes zero"), "rx interval spans zero");
+    assert_eq!(html.matches(r#"<svg data-chart="effect""#).count(), 2, "one interval chart per estimate with a number");
+    // Below the minimum: no number, the counts and the minimum instead.
+    assert!(html.contains(r#"data-result="not_enough_data" data-treatment-n="3" data-holdout-n="1""#));
+    assert!(html.contains("Not enough data: 3 HCPs in treatment and 1 in holdout with this figure; at least 30 in each arm"));
+    assert!(html.contains(r#"<tr data-arm="holdout" data-objective="aware" data-achieved="0" data-missed="2">"#));
+    assert!(html.contains(r#"data-nav="Experiment" class="active""#));
+    let empty = respond::experiment(&ExperimentView { holdout_share: 0.1, min_per_arm: 30, products: vec![] });
+    assert!(empty.contains(r#"data-empty="experiment""#));
+}
+
+#[test]
+fn deck_and_hcp_pages_show_plan_objectives_and_outcomes() {
+    let html = pages::deck(&deck_view("cz"));
+    assert!(html.contains(r#"<tr data-arm="treatment" data-objective="educated" data-achieved="3" data-missed="1">"#), "{html}");
+    assert!(html.contains(r#"data-stage="educated" data-calls="2""#));
+    assert!(html.contains(r#"<td class="n">50%</td>"#), "share of the moves");
+    let mut h = hcp_view("h1", true);
+    h.plans = vec![PlanOutcomeRow {
+        product: "cardiozen".into(),
+        plan_id: "p0".into(),
+        objective: "educated".into(),
+        arm: "holdout".into(),
+        made_at: None,
+        outcome: "achieved".into(),
+        followed: true,
+    }];
+    let html = pages::hcp(&h);
+    assert!(html.contains(r#"data-objective="convinced" data-arm="treatment""#), "the plan names its objective and arm");
+    assert!(html.contains(r#"<tr data-plan="p0" data-objective="educated" data-outcome="achieved">"#));
+    assert!(html.contains(r#"data-arm-product="cardiozen" data-arm="holdout""#));
+    let html = pages::hcp(&hcp_view("h2", false));
+    assert!(html.contains(r#"data-empty="plan-outcomes""#));
 }
 
 #[test]
@@ -420,6 +526,9 @@ fn expectations_pick_a_deck_and_hcps_with_and_without_plan() {
         }
         fn sync_health(&self) -> Result<SyncHealthView> {
             self.0.sync_health()
+        }
+        fn experiment(&self) -> Result<ExperimentView> {
+            self.0.experiment()
         }
     }
     let x = expectations(&Two(Mem { decks: vec![summary("cz")], fail: false })).unwrap();
