@@ -57,3 +57,22 @@ pub fn finite(x: f64) -> f64 {
 pub fn plural(n: u64, word: &str) -> String {
     if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
 }
+
+/// A stage as a coloured badge (`data-stage`); an unknown name gets no colour.
+pub fn stage_badge(stage: &str) -> String {
+    let class = if crate::analytics::Stage::parse(stage).is_some() { format!("stage-{stage}") } else { String::new() };
+    format!(r#"<span class="badge {class}" data-stage="{s}">{s}</span>"#, s = html_escape(stage))
+}
+
+/// The deck page, for every HCP or one segment.
+pub fn deck_href(bundle_id: &str, segment: Option<&str>) -> String {
+    match segment {
+        None => format!("/dashboard/decks/{}", url_segment(bundle_id)),
+        Some(s) => format!("/dashboard/decks/{}?segment={}", url_segment(bundle_id), url_segment(s)),
+    }
+}
+
+/// One HCP's page.
+pub fn hcp_href(hcp_id: &str) -> String {
+    format!("/dashboard/hcps/{}", url_segment(hcp_id))
+}

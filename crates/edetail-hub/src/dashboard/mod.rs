@@ -289,7 +289,7 @@ async fn channels(State(src): State<Source>) -> Response {
 }
 
 async fn experiment(State(src): State<Source>) -> Response {
-    render(move || Ok(Some(src.experiment()?)), String::new, respond::experiment).await
+    render(move || Ok(Some(src.experiment()?)), String::new, pages::experiment).await
 }
 
 async fn sync(State(src): State<Source>, Query(params): Query<HashMap<String, String>>) -> Response {

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, plural, url_segment as u};
+pub use super::html::{deck_href, hcp_href};
+use super::html::{fmt_count, fmt_opt_time, fmt_pct, fmt_secs, fmt_time, html_escape as e, plural, stage_badge, url_segment as u};
 use super::model::*;
 use super::svg::{self, Bar, Part, Stack};
 use super::{DEVICES_PER_PAGE, HcpQuery, HcpSort, SyncQuery};
@@ -102,22 +103,6 @@ fn stat(out: &mut String, key: &str, label: &str, value: u64, class: &str) {
         r#"<div class="stat {class}" data-stat="{key}" data-value="{value}"><div class="v">{v}</div><div class="k">{label}</div></div>"#,
         v = fmt_count(value)
     );
-}
-
-pub(super) fn stage_badge(stage: &str) -> String {
-    let class = if svg::STAGES.contains(&stage) { format!("stage-{stage}") } else { String::new() };
-    format!(r#"<span class="badge {class}" data-stage="{s}">{s}</span>"#, s = e(stage))
-}
-
-pub fn deck_href(bundle_id: &str, segment: Option<&str>) -> String {
-    match segment {
-        None => format!("/dashboard/decks/{}", u(bundle_id)),
-        Some(s) => format!("/dashboard/decks/{}?segment={}", u(bundle_id), u(s)),
-    }
-}
-
-pub fn hcp_href(hcp_id: &str) -> String {
-    format!("/dashboard/hcps/{}", u(hcp_id))
 }
 
 fn decks_table(out: &mut String, decks: &[DeckSummary]) {
@@ -901,4 +886,44 @@ pub fn error() -> String {
         Nav::None,
         r#"<h1>Something went wrong</h1><p class="sub">The dashboard could not load its data. The hub's log has the details.</p><p><a href="/dashboard">Back to the overview</a></p>"#,
     )
+}
+
+/// `/dashboard/experiment`.
+pub fn experiment(x: &ExperimentView) -> String {
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Experiment</div><h1>Does personalizing work?</h1><p class="sub" data-holdout-share="{s}" data-min-per-arm="{m}">{pct} of HCPs per product are held out (seeded, stable) and get the deck's default order; the rest get personalized plans. Treatment − holdout, with 95% confidence intervals; below {m} HCPs in an arm no number is shown.</p>"#,
+        s = x.holdout_share,
+        m = x.min_per_arm,
+        pct = fmt_pct(x.holdout_share),
+    );
+    if x.products.is_empty() {
+        b.push_str(r#"<div class="card"><p class="empty" data-empty="experiment">No HCP has had a plan yet: the experiment starts with the first plans.</p></div>"#);
+    }
+    for p in &x.products {
+        let _ = write!(
+            b,
+            r#"<section class="card" data-experiment="{id}"><h2>{id}</h2><p><span class="badge" data-arm-n="treatment" data-n="{t}">treatment: {t} HCPs</span><span class="badge" data-arm-n="holdout" data-n="{h}">holdout: {h} HCPs</span></p><div class="grid2"><div>"#,
+            id = e(&p.product),
+            t = p.treatment_n,
+            h = p.holdout_n,
+        );
+        super::respond::estimate(&mut b, &p.product, "progression", "Stage progression (rungs per 30 days)", "", &p.progression);
+        b.push_str("</div><div>");
+        super::respond::estimate(
+            &mut b,
+            &p.product,
+            "rx_change",
+            "Prescriptions (monthly change against her own prior periods)",
+            "",
+            &p.rx_change,
+        );
+        b.push_str(r#"</div></div><h3>Plan outcomes</h3>"#);
+        super::respond::outcomes_table(&mut b, &p.outcomes);
+        b.push_str(r#"<h3>Slides before stage moves</h3>"#);
+        super::respond::stage_moves_table(&mut b, &p.stage_moves, true);
+        b.push_str("</section>");
+    }
+    layout("experiment", "Experiment", Nav::Experiment, &b)
 }

@@ -1,12 +1,11 @@
-//! The respond step on the dashboard: the experiment page (treatment against holdout per
-//! product, with confidence intervals or "not enough data"), and the cards the deck and HCP
-//! pages show about plans (objectives and outcomes, slides before stage moves, reps' edits).
+//! The respond step on the dashboard: the parts of the experiment page (an estimate with its
+//! confidence interval or "not enough data", plan outcomes, slides before stage moves) and the
+//! cards the deck and HCP pages show about plans (objectives and outcomes, reps' edits).
 
 use std::fmt::Write;
 
-use super::html::{fmt_opt_time, fmt_pct, html_escape as e};
+use super::html::{deck_href, fmt_opt_time, fmt_pct, html_escape as e, stage_badge};
 use super::model::*;
-use super::pages::{Nav, deck_href, layout, stage_badge};
 use crate::analytics::Estimate;
 
 /// A signed number with `digits` decimals (`+0.42`, `-1.50`).
@@ -16,7 +15,7 @@ fn signed(x: f64, digits: usize) -> String {
 
 /// One estimate: the difference and its interval drawn on an axis through zero, or the
 /// "not enough data" notice. `metric` names it in `data-estimate`, `unit` follows numbers.
-fn estimate(out: &mut String, product: &str, metric: &str, label: &str, unit: &str, est: &Estimate) {
+pub fn estimate(out: &mut String, product: &str, metric: &str, label: &str, unit: &str, est: &Estimate) {
     match est {
         Estimate::NotEnoughData { treatment_n, holdout_n, min_per_arm } => {
             let _ = write!(
@@ -193,37 +192,4 @@ pub fn hcp_plans(out: &mut String, h: &HcpView) {
         );
     }
     out.push_str("</tbody></table></div>");
-}
-
-/// `/dashboard/experiment`.
-pub fn experiment(x: &ExperimentView) -> String {
-    let mut b = String::new();
-    let _ = write!(
-        b,
-        r#"<div class="crumbs"><a href="/dashboard">Overview</a> / Experiment</div><h1>Does personalizing work?</h1><p class="sub" data-holdout-share="{s}" data-min-per-arm="{m}">{pct} of HCPs per product are held out (seeded, stable) and get the deck's default order; the rest get personalized plans. Treatment − holdout, with 95% confidence intervals; below {m} HCPs in an arm no number is shown.</p>"#,
-        s = x.holdout_share,
-        m = x.min_per_arm,
-        pct = fmt_pct(x.holdout_share),
-    );
-    if x.products.is_empty() {
-        b.push_str(r#"<div class="card"><p class="empty" data-empty="experiment">No HCP has had a plan yet: the experiment starts with the first plans.</p></div>"#);
-    }
-    for p in &x.products {
-        let _ = write!(
-            b,
-            r#"<section class="card" data-experiment="{id}"><h2>{id}</h2><p><span class="badge" data-arm-n="treatment" data-n="{t}">treatment: {t} HCPs</span><span class="badge" data-arm-n="holdout" data-n="{h}">holdout: {h} HCPs</span></p><div class="grid2"><div>"#,
-            id = e(&p.product),
-            t = p.treatment_n,
-            h = p.holdout_n,
-        );
-        estimate(&mut b, &p.product, "progression", "Stage progression (rungs per 30 days)", "", &p.progression);
-        b.push_str("</div><div>");
-        estimate(&mut b, &p.product, "rx_change", "Prescriptions (monthly change against her own prior periods)", "", &p.rx_change);
-        b.push_str(r#"</div></div><h3>Plan outcomes</h3>"#);
-        outcomes_table(&mut b, &p.outcomes);
-        b.push_str(r#"<h3>Slides before stage moves</h3>"#);
-        stage_moves_table(&mut b, &p.stage_moves, true);
-        b.push_str("</section>");
-    }
-    layout("experiment", "Experiment", Nav::Experiment, &b)
 }

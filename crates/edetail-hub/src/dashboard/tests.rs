@@ -268,7 +268,7 @@ fn hcp_page_shows_interests_stages_and_plan_in_order() {
 
 #[test]
 fn experiment_page_shows_estimates_with_intervals_or_not_enough_data() {
-    let html = respond::experiment(&experiment_view());
+    let html = pages::experiment(&experiment_view());
     assert_no_injection(&html);
     assert!(html.contains(r#"data-page="experiment""#));
     assert!(html.contains(r#"data-holdout-share="0.1" data-min-per-arm="30""#));
@@ -284,7 +284,7 @@ fn experiment_page_shows_estimates_with_intervals_or_not_enough_data() {
     assert!(html.contains("Not enough data: 3 HCPs in treatment and 1 in holdout with this figure; at least 30 in each arm"));
     assert!(html.contains(r#"<tr data-arm="holdout" data-objective="aware" data-achieved="0" data-missed="2">"#));
     assert!(html.contains(r#"data-nav="Experiment" class="active""#));
-    let empty = respond::experiment(&ExperimentView { holdout_share: 0.1, min_per_arm: 30, products: vec![] });
+    let empty = pages::experiment(&ExperimentView { holdout_share: 0.1, min_per_arm: 30, products: vec![] });
     assert!(empty.contains(r#"data-empty="experiment""#));
 }
 
