@@ -404,6 +404,20 @@ fn main() -> anyhow::Result<()> {
         }
         let offered = t.device.plans().suggestion(v.hcp, v.bundle)?;
         println!("    next call, offered by the tablet: {}", suggestion_source(Some(&offered)));
+        if let Some(p) = t.device.plans().plan_for(v.hcp, v.bundle)? {
+            let mandatory: Vec<&str> = p.items.iter().filter(|i| i.mandatory).map(|i| i.slide_id.as_str()).collect();
+            println!(
+                "    objective: {} · arm: {} · {} content slide(s) + mandatory {:?} · {} left out",
+                p.objective.as_deref().unwrap_or("none"),
+                p.arm.as_deref().unwrap_or("-"),
+                p.items.len() - mandatory.len(),
+                mandatory,
+                p.skipped.len()
+            );
+            for sk in p.skipped.iter().take(3) {
+                println!("      left out {:<18} {}", sk.slide_id, sk.reason);
+            }
+        }
         for (i, s) in offered.slides.iter().take(6).enumerate() {
             println!("      {}. {:<18} {}", i + 1, s.slide_id, s.reason);
         }
@@ -458,6 +472,118 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
+    // ---- the next visit: the rep builds the call from the plan ----------------------------
+    section("the next visit: rep-anna builds hcp-0102's call from the hub's plan on her tablet (offline)");
+    for t in &tablets {
+        // The plans made after the microsite visits come down with the morning sync.
+        t.clock.set_wall(Utc::now());
+        t.engine.sync_now().context("morning sync, day 2")?;
+    }
+    let anna = &tablets[0];
+    anna.clock.advance(Duration::from_secs(3600));
+    let plan = anna.device.plans().plan_for("hcp-0102", CARDIOZEN)?.context("hcp-0102 has a hub plan on the tablet")?;
+    let seq = anna.device.sequences().start("hcp-0102", CARDIOZEN)?;
+    println!(
+        "  starts from plan {} (stage {}, objective {}, arm {}): {:?}",
+        &plan.plan_id[..8],
+        plan.stage,
+        plan.objective.as_deref().unwrap_or("none"),
+        plan.arm.as_deref().unwrap_or("-"),
+        seq.slide_ids()
+    );
+    // She knows this doctor: drops the first planned slide, adds the prescribing-intent survey
+    // and opens with it.
+    let dropped = seq.items.iter().find(|i| !i.mandatory).map(|i| i.slide_id.clone()).context("a slide to drop")?;
+    let seq = anna.device.sequences().remove(&seq.sequence_id, &dropped)?;
+    let seq = anna.device.sequences().add(&seq.sequence_id, "survey")?;
+    let seq = anna.device.sequences().move_item(&seq.sequence_id, seq.items.len() - 1, 0)?;
+    println!("  rep's edits: dropped {dropped}, added survey and moved it first: {:?}", seq.slide_ids());
+    for (what, refused) in [
+        ("remove isi-1", anna.device.sequences().remove(&seq.sequence_id, "isi-1").err()),
+        ("add references (hidden)", anna.device.sequences().add(&seq.sequence_id, "references").err()),
+    ] {
+        println!("  {what}: {}", refused.map_or_else(|| "ACCEPTED (should not be)".into(), |e| format!("refused: {e}")));
+    }
+    let saved = anna.device.sequences().saved("hcp-0102", CARDIOZEN)?.context("the sequence is saved on the tablet")?;
+    println!("  saved on the tablet for rep-anna (offline): {} slides", saved.items.len());
+    let call = anna.device.start_call_from_sequence(&seq.sequence_id, Channel::FaceToFace, None)?.call_id;
+    for item in &seq.items {
+        let goto =
+            NavAction::Goto { slide: Some(item.slide_id.clone()), presentation: Some(item.presentation_id.clone()), key_message: None };
+        anna.device.calls().navigate(&call, &goto, NavSource::Overview, false)?;
+        anna.clock.advance(Duration::from_secs(15));
+        if item.slide_id == "survey" {
+            anna.device.calls().answer(&call, "cz_q3_intent", &["very_likely".to_string()], None)?;
+        }
+    }
+    // At the end of the call she agrees to speak at the next cardiology round table.
+    anna.device.calls().advocacy(&call, edetail_core::AdvocacyAction::AgreedToSpeak)?;
+    anna.device.calls().end_call(&call)?;
+    let recorded = anna.device.outbox().for_call(&call)?.into_iter().find(|e| e.kind == "call_plan").context("call_plan recorded")?;
+    println!(
+        "  {} call presented the sequence; recorded with it: planned {}, kept {}, dropped {}, added {}; advocacy: agreed_to_speak",
+        clock_time(&anna.clock),
+        recorded.payload["planned"].as_array().map_or(0, Vec::len),
+        recorded.payload["kept"].as_array().map_or(0, Vec::len),
+        recorded.payload["dropped"],
+        recorded.payload["added"]
+    );
+    anna.clock.set_wall(Utc::now());
+    anna.engine.sync_now().context("sync after the call")?;
+    hub.analyze_pending()?;
+    let p = hub.hcp_profile("hcp-0102")?.context("profile")?;
+    let f = &p.products["cardiozen"];
+    let change = f.stage_history.last().context("a stage change")?;
+    println!("  hub: hcp-0102 is now {} (rule {}: {})", f.stage.as_str(), change.rule_id, change.rule_description);
+    for r in f.plans.iter().rev().take(2) {
+        println!(
+            "  plan {} aimed for {}: {} by {} call{}",
+            &r.plan_id[..8],
+            r.objective.as_str(),
+            r.outcome,
+            if r.settled_by.starts_with("microsite") { "the microsite" } else { "the next" },
+            if r.followed { " (which followed it)" } else { "" }
+        );
+    }
+    if let Some(stats) = hub.deck_stats(CARDIOZEN)? {
+        let edits: Vec<String> = stats
+            .respond
+            .rep_edits
+            .iter()
+            .filter(|(_, e)| e.dropped + e.added > 0)
+            .map(|(s, e)| format!("{s} (dropped {}, added {})", e.dropped, e.added))
+            .collect();
+        println!("  the deck learns from reps' edits: {}", edits.join(", "));
+    }
+
+    // ---- the experiment -------------------------------------------------------------------
+    section("the experiment: personalized plans against the holdout (dashboard: /dashboard/experiment)");
+    {
+        use edetail_hub::dashboard::DashboardSource;
+        let x = edetail_hub::insights::HubInsights::new(hub.clone()).experiment()?;
+        println!(
+            "  {:.0}% of HCPs per product held out (seeded, stable); at least {} per arm before an effect is shown",
+            x.holdout_share * 100.0,
+            x.min_per_arm
+        );
+        for p in &x.products {
+            let show = |e: &edetail_hub::analytics::Estimate| match e {
+                edetail_hub::analytics::Estimate::NotEnoughData { .. } => "not enough data".to_string(),
+                edetail_hub::analytics::Estimate::Effect { difference, low, high, .. } => {
+                    format!("{difference:+.2} (95% CI {low:+.2} to {high:+.2})")
+                }
+            };
+            println!(
+                "  {}: treatment {} HCPs, holdout {}: stage progression {}, prescriptions {}",
+                p.product,
+                p.treatment_n,
+                p.holdout_n,
+                show(&p.progression),
+                show(&p.rx_change)
+            );
+        }
+    }
+
     if let Some(path) = &expect {
         use edetail_hub::dashboard::DashboardSource;
         let src = edetail_hub::insights::HubInsights::new(hub.clone());
@@ -469,6 +595,7 @@ fn main() -> anyhow::Result<()> {
             "deck": src.deck(CARDIOZEN, None)?,
             "deck_segment": src.deck(CARDIOZEN, Some("cardiology"))?,
             "hcp": src.hcp("hcp-0102")?,
+            "experiment": src.experiment()?,
         });
         std::fs::write(path, serde_json::to_vec_pretty(&x)?)?;
     }

@@ -139,6 +139,8 @@ pub fn build_plan_with_rules(
 
     // (step, -interest, dropped by reps, deck position, item)
     let mut candidates: Vec<(Stage, f64, bool, usize, PlanItem)> = Vec::new();
+    // Absorbed slides of steps still ahead of her: left out, unless nothing else is left.
+    let mut absorbed: Vec<(Stage, f64, bool, usize, PlanItem)> = Vec::new();
     let mut skipped = Vec::new();
     let any_steps = deck.slides.iter().any(|s| s.plannable() && !s.steps.is_empty());
     for (pos, slide) in deck.slides.iter().enumerate().filter(|(_, s)| s.plannable() && !s.mandatory) {
@@ -176,11 +178,11 @@ pub fn build_plan_with_rules(
         match seen(&slide.id) {
             Some(s) if stats.absorbed(&slide.id, s.max_dwell_ms) => {
                 let reason = format!(
-                    "already absorbed: viewed {:.1} s, at or above its typical {:.1} s",
+                    "already absorbed: viewed {:.1} s, as long as is typical ({:.1} s)",
                     s.max_dwell_ms as f64 / 1000.0,
                     typical as f64 / 1000.0
                 );
-                skipped.push(item(slide, reason, evidence));
+                absorbed.push((target, score, dropped.is_some(), pos, item(slide, reason, evidence)));
             }
             Some(s) => {
                 let reason = format!(
@@ -197,7 +199,27 @@ pub fn build_plan_with_rules(
             }
         }
     }
-    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3)));
+    let order = |a: &(Stage, f64, bool, usize, PlanItem), b: &(Stage, f64, bool, usize, PlanItem)| {
+        a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)).then(a.3.cmp(&b.3))
+    };
+    absorbed.sort_by(order);
+    // She absorbed everything ahead of her and has not moved: reinforce the next step's
+    // material (the rule wants more than views, e.g. her answer), strongest interest first.
+    let reinforce = candidates.is_empty() && !absorbed.is_empty();
+    if reinforce {
+        let step = absorbed[0].0;
+        for (target, score, dropped, pos, mut it) in std::mem::take(&mut absorbed) {
+            if target == step {
+                it.reason = format!("reinforce: {} (she has not reached {} yet)", it.reason, step.as_str());
+                candidates.push((target, score, dropped, pos, it));
+            } else {
+                absorbed.push((target, score, dropped, pos, it));
+            }
+        }
+    }
+    skipped.extend(absorbed.into_iter().map(|(.., it)| it));
+    skipped.sort_by_key(|it| deck.position(&it.slide_id));
+    candidates.sort_by(order);
     let lead = candidates.first().map(|c| c.0).filter(|_| any_steps);
     let max = rules.plan.max_slides.max(1);
     let mut items = Vec::new();
@@ -215,6 +237,11 @@ pub fn build_plan_with_rules(
     let objective = lead.or(stage.next());
     let mut reasons = vec![stage_line];
     match (lead, stage.next()) {
+        (Some(l), _) if reinforce => reasons.push(format!(
+            "objective {}: she has absorbed every slide ahead of her without moving; the plan reinforces the {} material",
+            l.as_str(),
+            l.as_str()
+        )),
         (Some(l), Some(n)) if l > n => reasons.push(format!(
             "objective {}: the {} material is already absorbed, so the plan goes on to the step after",
             l.as_str(),
