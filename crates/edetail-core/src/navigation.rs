@@ -1,10 +1,11 @@
 //! Navigation within a deck, as pure functions over a manifest and the call's position: where
 //! next/previous/goto lead (hidden slides skipped, sub-presentations shown before the slide that
-//! requires them, then back), slide lookups by key message, and slide URLs. No I/O: the calls
-//! view loads the position, asks here, and persists the move.
+//! requires them, then back), the same in a call that follows a rep's sequence
+//! ([`resolve_in_sequence`]), slide lookups by key message, and slide URLs. No I/O: the calls
+//! view loads the position (and the call's order), asks here, and persists the move.
 
 use edetail_bundle::{Manifest, Slide};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A navigation request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,14 @@ pub enum Move {
     Stay,
     /// Enter `slide` (of `presentation`); the call's pending return slide becomes `return_to`.
     Enter { slide: String, presentation: String, return_to: Option<String> },
+}
+
+/// One stop of the order a call follows instead of the deck's (a snapshot of the rep's sequence
+/// taken when the call started): a slide and the presentation it is shown in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderedSlide {
+    pub slide_id: String,
+    pub presentation_id: String,
 }
 
 /// Why a navigation request cannot be resolved.
@@ -106,19 +115,67 @@ pub fn resolve(m: &Manifest, at: Position<'_>, action: &NavAction) -> Result<Mov
             }
         }
     };
-    // Entering (by next) a slide whose sub-presentation has not been shown: show it first.
+    enter(m, action, target, None, return_to, returning)
+}
+
+/// Resolves `action` in a call that follows `order` (the rep's sequence as it was when the call
+/// started) instead of the deck's authored order. From a slide of `order`, outside a
+/// sub-presentation, next/previous go to the following/preceding slide of `order` (a slide the
+/// manifest no longer has is passed over; stay at the ends), in the item's presentation, and
+/// entering a slide by next shows its sub-presentation first exactly as [`resolve`] does. Inside
+/// a sub-presentation (`at.return_to` set), on a slide not in `order`, and for goto: [`resolve`].
+/// An empty `order` is the deck's.
+pub fn resolve_in_sequence(m: &Manifest, at: Position<'_>, action: &NavAction, order: &[OrderedSlide]) -> Result<Move, NavError> {
+    let forward = match action {
+        NavAction::Next => true,
+        NavAction::Previous => false,
+        NavAction::Goto { .. } => return resolve(m, at, action),
+    };
+    let pos = order.iter().position(|o| o.slide_id == at.slide);
+    let (Some(pos), None) = (pos, at.return_to) else { return resolve(m, at, action) };
+    let known = |o: &&OrderedSlide| m.slide(&o.slide_id).is_some();
+    let item = if forward { order[pos + 1..].iter().find(known) } else { order[..pos].iter().rev().find(known) };
+    let Some(item) = item else { return Ok(Move::Stay) };
+    // The item's presentation when it still lists the slide, else the slide's own.
+    let presentation = m
+        .presentation(&item.presentation_id)
+        .filter(|p| p.slides.contains(&item.slide_id))
+        .map(|p| p.id.clone())
+        .or_else(|| presentation_of(m, &item.slide_id))
+        .ok_or_else(|| NavError::NotFound(item.slide_id.clone()))?;
+    enter(m, action, item.slide_id.clone(), Some(presentation), None, false)
+}
+
+/// Entering `target` by `action` with the call's pending return slide `return_to` (`returning`:
+/// back from a sub-presentation to the slide that required it). Entering by next a slide whose
+/// sub-presentation has not been shown shows that first, remembering `target`; reaching the
+/// pending return slide clears it. `presentation` is `target`'s when it is entered (else the
+/// first one listing the slide entered).
+fn enter(
+    m: &Manifest,
+    action: &NavAction,
+    target: String,
+    presentation: Option<String>,
+    mut return_to: Option<String>,
+    returning: bool,
+) -> Result<Move, NavError> {
     let mut dest = target.clone();
+    let mut presentation = presentation;
     if *action == NavAction::Next && return_to.is_none() && !returning {
         if let Some(sub) = m.slide(&target).and_then(|s| s.sub_presentation.clone())
             && let Some(first) = m.presentation(&sub).and_then(|d| d.slides.first().cloned())
         {
             return_to = Some(target);
             dest = first;
+            presentation = None;
         }
     } else if return_to.as_deref() == Some(dest.as_str()) {
         return_to = None;
     }
-    let presentation = presentation_of(m, &dest).ok_or_else(|| not_found(&dest))?;
+    let presentation = match presentation {
+        Some(p) => p,
+        None => presentation_of(m, &dest).ok_or_else(|| NavError::NotFound(dest.clone()))?,
+    };
     Ok(Move::Enter { slide: dest, presentation, return_to })
 }
 
@@ -228,6 +285,48 @@ mod tests {
         assert_eq!(resolve(&m, at("i1", "isi", Some("s3")), &NavAction::Previous), Ok(Move::Stay));
         // Jumping to the parent directly clears the pending return.
         assert_eq!(resolve(&m, at("i1", "isi", Some("s3")), &goto(Some("s3"), None, None)), Ok(enter("s3", "main", None)));
+    }
+
+    fn order(items: &[(&str, &str)]) -> Vec<OrderedSlide> {
+        items.iter().map(|(s, p)| OrderedSlide { slide_id: s.to_string(), presentation_id: p.to_string() }).collect()
+    }
+
+    #[test]
+    fn in_a_sequence_next_and_previous_follow_its_order_and_stay_at_the_ends() {
+        let m = manifest();
+        // `gone` is no longer in the manifest: passed over.
+        let o = order(&[("s4", "main"), ("gone", "main"), ("s1", "main"), ("s3", "main"), ("o1", "other")]);
+        let nav =
+            |slide, presentation, return_to, action: &NavAction| resolve_in_sequence(&m, at(slide, presentation, return_to), action, &o);
+        assert_eq!(nav("s4", "main", None, &NavAction::Next), Ok(enter("s1", "main", None)));
+        // s3 requires isi: shown first, then s3, then the sequence goes on.
+        assert_eq!(nav("s1", "main", None, &NavAction::Next), Ok(enter("i1", "isi", Some("s3"))));
+        assert_eq!(nav("i1", "isi", Some("s3"), &NavAction::Next), Ok(enter("i2", "isi", Some("s3"))));
+        assert_eq!(nav("i2", "isi", Some("s3"), &NavAction::Next), Ok(enter("s3", "main", None)));
+        assert_eq!(nav("s3", "main", None, &NavAction::Next), Ok(enter("o1", "other", None)));
+        assert_eq!(nav("o1", "other", None, &NavAction::Next), Ok(Move::Stay));
+        // Previous reverses, never opening a sub-presentation.
+        assert_eq!(nav("o1", "other", None, &NavAction::Previous), Ok(enter("s3", "main", None)));
+        assert_eq!(nav("s1", "main", None, &NavAction::Previous), Ok(enter("s4", "main", None)));
+        assert_eq!(nav("s4", "main", None, &NavAction::Previous), Ok(Move::Stay));
+        assert_eq!(nav("i1", "isi", Some("s3"), &NavAction::Previous), Ok(Move::Stay), "inside the sub-presentation: the deck");
+        // Off the sequence: the deck; goto: unchanged.
+        assert_eq!(nav("h1", "other", None, &NavAction::Next), Ok(enter("o1", "other", None)));
+        assert_eq!(nav("s4", "main", None, &goto(Some("s1"), None, None)), Ok(enter("s1", "main", None)));
+    }
+
+    #[test]
+    fn in_a_sequence_an_item_is_shown_in_its_presentation_when_that_lists_it() {
+        let m = manifest();
+        let o = order(&[("s4", "main"), ("i2", "isi"), ("o1", "main")]);
+        assert_eq!(resolve_in_sequence(&m, at("s4", "main", None), &NavAction::Next, &o), Ok(enter("i2", "isi", None)));
+        assert_eq!(resolve_in_sequence(&m, at("i2", "isi", None), &NavAction::Next, &o), Ok(enter("o1", "other", None)), "main lacks o1");
+        for action in [NavAction::Next, NavAction::Previous] {
+            for (slide, presentation, return_to) in [("s1", "main", None), ("s3", "main", None), ("i1", "isi", Some("s3"))] {
+                let here = at(slide, presentation, return_to);
+                assert_eq!(resolve_in_sequence(&m, here, &action, &[]), resolve(&m, here, &action), "no order: the deck");
+            }
+        }
     }
 
     #[test]
