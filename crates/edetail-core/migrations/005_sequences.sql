@@ -20,5 +20,8 @@ CREATE TABLE sequences (
 ) STRICT;
 CREATE INDEX sequences_hcp ON sequences (hcp_id);
 
--- The sequence a call was started from (NULL: the deck's own order).
+-- The sequence a call was started from (NULL: the deck's own order), and its order as it was
+-- then, which the call's next/previous follow: the JSON array of {slide_id, presentation_id}
+-- (NULL with sequence_id; later edits of the saved sequence do not change it).
 ALTER TABLE calls ADD COLUMN sequence_id TEXT;
+ALTER TABLE calls ADD COLUMN sequence_order TEXT;

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::clock::from_ms;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::navigation::{self, Move, NavAction, NavError, NavTarget, Position, first_visible, presentation_of, slide_url};
+use crate::navigation::{self, Move, NavAction, NavError, NavTarget, OrderedSlide, Position, first_visible, presentation_of, slide_url};
 use crate::outbox::{self, NewEvent, Outbox, Stamp};
 use crate::suggestion::Suggestion;
 
@@ -128,13 +128,15 @@ pub struct StartCall {
 }
 
 /// How a call started from a rep's sequence opens: on the sequence's first slide, recording
-/// which sequence it follows as one `call_plan` event (see `sequence`).
+/// which sequence it follows as one `call_plan` event (see `sequence`) and keeping its `order`,
+/// which the call's next/previous then follow.
 #[derive(Debug, Clone)]
 pub(crate) struct Opening {
     pub sequence_id: String,
     pub slide: String,
     pub presentation: String,
     pub call_plan: payload::CallPlan,
+    pub order: Vec<OrderedSlide>,
 }
 
 /// A call just started: its id, the first slide, and what to offer the HCP.
@@ -387,7 +389,8 @@ impl<'a> Calls<'a> {
 
     /// [`Calls::begin`]; with an `opening`, the call enters the sequence's first slide and
     /// records its `call_plan` right after `call_started`, in the same transaction (so exactly
-    /// once per call; nothing when the HCP's consent is off, as for every event).
+    /// once per call; nothing when the HCP's consent is off, as for every event), and keeps the
+    /// sequence's order for its next/previous in that transaction too.
     pub(crate) fn begin_with(
         &self,
         mut start: StartCall,
@@ -441,7 +444,8 @@ impl<'a> Calls<'a> {
             };
             record_typed(tx, Some(&id), &Payload::CallStarted(started), stamp)?;
             if let Some(o) = &opening {
-                tx.execute("UPDATE calls SET sequence_id = ?2 WHERE id = ?1", params![id, o.sequence_id])?;
+                let order = serde_json::to_string(&o.order).map_err(|e| Error::Invalid(e.to_string()))?;
+                tx.execute("UPDATE calls SET sequence_id = ?2, sequence_order = ?3 WHERE id = ?1", params![id, o.sequence_id, order])?;
                 record_typed(tx, Some(&id), &Payload::CallPlan(o.call_plan.clone()), stamp)?;
             }
             enter_slide(tx, &id, &first, &deck.id, active.version, NavSource::Start, false, stamp)
@@ -473,7 +477,9 @@ impl<'a> Calls<'a> {
 
     /// Moves within the deck: next/previous skip hidden slides and honour sub-presentations
     /// (a slide's sub-presentation is shown first, then the slide); goto jumps anywhere
-    /// (see [`navigation::resolve`]).
+    /// (see [`navigation::resolve`]). In a call started from a sequence, next/previous from a
+    /// slide of the sequence follow its order as it was when the call started
+    /// ([`navigation::resolve_in_sequence`]).
     pub fn navigate(&self, call_id: &str, action: &NavAction, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
         self.ctx.databases().write(|tx| {
@@ -482,7 +488,14 @@ impl<'a> Calls<'a> {
             let current = view.slide_id.clone().unwrap_or_default();
             let cur_pres = view.presentation_id.clone().unwrap_or_default();
             let at = Position { slide: &current, presentation: &cur_pres, return_to: view.return_to.as_deref() };
-            match navigation::resolve(m, at, action) {
+            let resolved = match action {
+                NavAction::Next | NavAction::Previous => match call_order(tx, call_id)? {
+                    Some(order) => navigation::resolve_in_sequence(m, at, action, &order),
+                    None => navigation::resolve(m, at, action),
+                },
+                NavAction::Goto { .. } => navigation::resolve(m, at, action),
+            };
+            match resolved {
                 Ok(Move::Stay) => {
                     Ok(NavTarget { url: slide_url(&bundle_id, m, &current), slide: current, presentation: cur_pres, moved: false })
                 }
@@ -689,6 +702,14 @@ impl<'a> Calls<'a> {
         })?;
         Ok(raw.and_then(|s| serde_json::from_str(&s).ok()))
     }
+}
+
+/// The order a call started from a sequence follows (`None`: the deck's).
+fn call_order(tx: &Transaction<'_>, call_id: &str) -> Result<Option<Vec<OrderedSlide>>> {
+    let raw: Option<String> =
+        tx.prepare_cached("SELECT sequence_order FROM calls WHERE id = ?1")?.query_row([call_id], |r| r.get(0)).optional()?.flatten();
+    raw.map(|s| serde_json::from_str(&s).map_err(|_| Error::Invalid(format!("call {call_id} has an unreadable sequence order"))))
+        .transpose()
 }
 
 /// The bundle an open call presents.

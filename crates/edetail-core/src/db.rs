@@ -238,7 +238,7 @@ mod tests {
             "928b726207a2f23f56d90eee96626ab1e4e175827c3894dfa122b78ec1536a54", // 002_plans.sql
             "34a34e6ecaa7c0b0572acea30a81018919cff539b1a7e70ddf29e55ccc81f6ea", // 003_privacy.sql
             "4f4852ef98253f1fc1c74f561d3a8a7f079a260cecccac66676f78e2ac3a9dba", // 004_event_kinds.sql
-            "126d3b99c19e1e6396657195aa486627fd66d74ba05595e40ca639de1bb4276e", // 005_sequences.sql
+            "5a4bbf201daa10eb9e3ec24b0968b1b680ae356bfc9298d1a9ce7298c1121f6c", // 005_sequences.sql (not yet released: sequence_order added)
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

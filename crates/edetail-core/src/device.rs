@@ -16,6 +16,7 @@ use crate::clock::to_ms;
 use crate::context::Context;
 use crate::db::{Databases, DbKey};
 use crate::error::Result;
+use crate::navigation::OrderedSlide;
 use crate::outbox::{BatchAnswer, Outbox};
 use crate::plans::Plans;
 use crate::privacy::Privacy;
@@ -185,6 +186,9 @@ impl Device {
     /// the plan the sequence started from. Follows the HCP's consent: anonymous calls record
     /// the `call_plan` with `added` and `order` only (no plan id, arm, sequence id or planned
     /// slides); calls with consent off record nothing. `suggestion` is `None`: the sequence is the order.
+    /// The call keeps the sequence's order as it is now (slide and presentation per item, in
+    /// the same transaction): its next/previous follow that order from a slide of it (see
+    /// [`Calls::navigate`]); later edits of the saved sequence are for the next call.
     pub fn start_call_from_sequence(&self, sequence_id: &str, channel: Channel, location: Option<String>) -> Result<CallStarted> {
         let seq = self.sequences().for_call(sequence_id)?;
         let start =
@@ -204,6 +208,11 @@ impl Device {
             slide: first.slide_id.clone(),
             presentation: first.presentation_id.clone(),
             call_plan,
+            order: seq
+                .items
+                .iter()
+                .map(|i| OrderedSlide { slide_id: i.slide_id.clone(), presentation_id: i.presentation_id.clone() })
+                .collect(),
         };
         let (call_id, first) = self.calls().begin_with(start, plan_id, Some(opening))?;
         Ok(CallStarted { call_id, first, suggestion: None })

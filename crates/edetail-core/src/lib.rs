@@ -13,7 +13,8 @@
 //! - [`profile`]: local interest profile and suggested order per HCP.
 //! - [`plans`]: the hub's signed per-HCP plans, and which [`suggestion`] a call offers.
 //! - [`sequence`]: the rep's call sequence per HCP and bundle, built from the plan on the
-//!   tablet (mandatory slides kept, hidden ones unavailable), saved, recorded with the call.
+//!   tablet (mandatory slides kept, hidden ones unavailable), saved, recorded with the call,
+//!   whose next/previous then follow it.
 //! - [`device`]: the `Device` facade over all of it, with views (`device.calls()`, ...).
 //! - [`bridge`]: the slide bridge protocol (`bridge::handle(&device, json)`), above the facade.
 //! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries, above the

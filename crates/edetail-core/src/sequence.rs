@@ -17,7 +17,9 @@
 //! starting from it (`Device::start_call_from_sequence`): the call opens on the sequence's first
 //! slide and records one `call_plan` event ([`CallSequence::call_plan`]: planned, kept, dropped,
 //! added, order; slide ids only) in the transaction that records `call_started`, so exactly once
-//! per call. Edits after that are for the next call.
+//! per call, and keeps the order (slide and presentation per item) in that transaction: the
+//! call's next/previous follow it (`navigation::resolve_in_sequence`). Edits after that are for
+//! the next call.
 //!
 //! Logs and errors name sequence, plan, bundle and slide ids, never HCP ids.
 
