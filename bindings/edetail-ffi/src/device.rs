@@ -321,8 +321,9 @@ impl EdetailDevice {
     }
 
     /// Starts a call with the sequence's HCP on its bundle, opening on its first slide; records
-    /// one `call_plan` event with the call (planned, kept, dropped, added, order). Navigation
-    /// still follows the deck: step through `slides` with `navigate(ToSlide)`. `plan` is `None`
+    /// one `call_plan` event with the call (planned, kept, dropped, added, order). The call's
+    /// next/previous follow the sequence as it is now (later edits are for the next call); off
+    /// the sequence and inside a sub-presentation, the deck's order. `plan` is `None`
     /// and `suggested_slides` is the sequence. Follows the HCP's consent like `start_call`. I/O.
     pub fn start_call_from_sequence(&self, sequence_id: String, channel: CallChannel) -> ApiResult<CallStart> {
         let started = self.device.start_call_from_sequence(&sequence_id, channel.into(), None)?;
