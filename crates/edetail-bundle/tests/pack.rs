@@ -163,3 +163,36 @@ proptest! {
         prop_assert!(edetail_bundle::validate::manifest(&back).iter().all(|p| !p.is_error()));
     }
 }
+
+/// Issue 16: `bundle check` warns for each adoption step no visible slide serves; declared
+/// `steps` win over topics; a hidden slide or one only in a hidden presentation does not cover a
+/// step; warnings never make a deck invalid.
+#[test]
+fn check_warns_for_each_adoption_step_no_visible_slide_serves() {
+    use edetail_bundle::manifest::Step;
+    use edetail_bundle::problem::ProblemKind;
+    let uncovered = |m: &Manifest| -> Vec<String> {
+        edetail_bundle::validate::manifest(m)
+            .into_iter()
+            .filter_map(|p| match &p.kind {
+                ProblemKind::StepUncovered { step } => {
+                    assert!(!p.is_error(), "a warning, not an error");
+                    Some(step.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    // Sample: intro (awareness -> aware), efficacy (efficacy -> educated), pi hidden.
+    let mut m = SampleBundle::new().computed_manifest();
+    assert_eq!(uncovered(&m), ["convinced", "advocate"]);
+    // Declared steps replace the topics' defaults.
+    m.slides[1].steps = vec![Step::Convinced, Step::Advocate];
+    assert_eq!(uncovered(&m), ["educated"]);
+    // Only a hidden slide serves aware: uncovered; a slide of a hidden presentation neither.
+    m.slides[0].hidden = true;
+    m.slides[2].steps = vec![Step::Aware, Step::Educated];
+    assert_eq!(uncovered(&m), ["aware", "educated"]);
+    let text = edetail_bundle::validate::manifest(&m).iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("\n");
+    assert!(text.contains("no visible slide serves the adoption step \"aware\""), "{text}");
+}

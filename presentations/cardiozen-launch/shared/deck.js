@@ -56,6 +56,7 @@
       answer: function (id, answers, text) { log("answer()", id, answers, text); return done(); },
       react: function (value) { log("react()", value); return done(); },
       followUp: function (topic, note) { log("followUp()", topic, note || ""); return done(); },
+      advocacy: function (action) { log("advocacy()", action); return done(); },
       context: function () {
         return done({ hcp: null, call: null, rep: null, slide: { id: slideId, presentation: presentationId } });
       },
@@ -111,6 +112,7 @@
     answer: function (id, answers, text) { return call("answer", id, answers, text); },
     react: function (value) { return call("react", value); },
     followUp: function (topic, note) { return note ? call("followUp", topic, note) : call("followUp", topic); },
+    advocacy: function (action) { return call("advocacy", action); },
     context: function () { return call("context"); },
     save: function (key, value) { return call("state.save", key, value); },
     load: function (key) { return call("state.load", key); },

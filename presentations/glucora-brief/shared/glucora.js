@@ -27,6 +27,7 @@
     answer: function (q, a, t) { say("answer", q, a, t); return Promise.resolve(); },
     react: function (v) { say("react", v); return Promise.resolve(); },
     followUp: function (t, n) { say("followUp", t, n); return Promise.resolve(); },
+    advocacy: function (a) { say("advocacy", a); return Promise.resolve(); },
     context: function () { return Promise.resolve({ hcp: null, call: null, rep: null, slide: { id: SLIDE } }); },
     state: {
       save: function (k, v) { mem[k] = v; return Promise.resolve(); },
@@ -50,6 +51,7 @@
     track: function (n, d) { return safe(api.track, api, [n, d || {}], standIn.track); },
     react: function (v) { return safe(api.react, api, [v], standIn.react); },
     followUp: function (t, n) { return safe(api.followUp, api, n ? [t, n] : [t], standIn.followUp); },
+    advocacy: function (a) { return safe(api.advocacy, api, [a], standIn.advocacy); },
     save: function (k, v) { return safe(st().save, st(), [k, v], standIn.state.save); },
     load: function (k) { return safe(st().load, st(), [k], standIn.state.load); },
     q: function (s) { return document.querySelector(s); },

@@ -27,26 +27,32 @@
 //!
 //! # Adoption stage (per HCP and product)
 //! unaware -> aware -> educated -> convinced -> advocate, advanced by [`StageRules`]. Default
-//! rules: `aware-saw-slide` (a counted view of any slide), `educated-moa` (every visible `moa`
-//! slide viewed at least 5 s in one view), `convinced-dosing-question` (a survey answer whose
-//! slide topic or question id contains "dosing"), `advocate-samples` (a follow-up request
-//! whose topic contains "sample"). After each call, of the rules met whose stage is beyond the
-//! current one, the highest wins; one [`StageChange`] records from, to, time, rule and the
-//! event uuids that satisfied it. Stages never go back.
+//! rules: `aware-saw-slide` (a counted view of any slide), `educated-moa` / `educated-step`
+//! (every visible `moa` slide, or every slide serving the educated step, viewed at least 5 s in
+//! one view), `convinced-samples` (a follow-up request whose topic
+//! contains "sample"), `convinced-dosing-answer` / `convinced-prescribing-intent` (a positive
+//! answer to a dosing or prescribing-intent question), `advocate-advocacy` (an `advocacy` event:
+//! agreed to speak, referred a colleague, shared the microsite). After each call, of the rules
+//! met whose stage is beyond the current one, the highest wins; one [`StageChange`] records
+//! from, to, time, rule and the event uuids that satisfied it. Stages go down only by the
+//! operator's inactivity [`Fallback`], which also clears the evidence behind the old stage.
 //!
 //! # Deck statistics
 //! Per slide, per segment ("all" plus the HCP's segment): counted views, revisits, calls that
 //! viewed it, drop-offs (calls whose last counted view of a visible slide was this slide),
 //! a dwell histogram with fixed log-scale buckets (median = midpoint of the lower median's
-//! bucket), reaction mix. Per channel: calls and counted views per slide.
+//! bucket), reaction mix. Per channel: calls and counted views per slide. The respond
+//! counters: slides viewed in calls that moved an HCP up, plan outcomes per arm and objective,
+//! reps' edits of plans per slide (`call_plan` events).
 //!
-//! # Plan ordering ([`build_plan`])
-//! Only visible, non-reference slides of the deck (hidden slides and hidden presentations
-//! such as ISI/PI are jump targets). (1) Awareness slides (topic awareness/disease): first for
-//! unaware/aware HCPs, in `skipped` for educated and beyond. (2) Slides the HCP has shown
-//! interest in (max score over the slide's topics and key message > 0), strongest first, ties
-//! by deck order. (3) Unseen slides on topics of the next stage's rules ("next step toward
-//! <stage>"), deck order. (4) The rest, deck order.
+//! # Plans ([`build_plan_with_rules`])
+//! A short, explained sequence for the HCP's next step on the ladder: content slides serving
+//! the lowest step above her stage that she has not absorbed (viewed as long as is typical),
+//! ordered by her interest, then the step after, up to the policy's bound (default 6); then
+//! every mandatory slide (fair balance). Absorbed slides, passed steps and slides beyond the
+//! bound are in `skipped` with the reason. [`note_plan_sent`] makes it her open plan, settled by
+//! her next call or channel touch (achieved or missed). HCPs in the [`experiment`]'s holdout
+//! get the deck's default order. docs/analytics.md has the whole model.
 //!
 //! # Microsite
 //! [`CallOutcome::wants_microsite`] is set for a call with an HCP that has a follow-up request,

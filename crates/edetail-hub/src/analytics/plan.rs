@@ -61,7 +61,7 @@ fn reps_drop(stats: &DeckStats, slide: &str) -> Option<String> {
 ///
 /// A short, explained sequence for the HCP's next step on the adoption ladder: the slides
 /// serving the lowest step above her stage that still has slides she has not absorbed (viewed
-/// at or above the slide's typical dwell), ordered by her interest; then the step after, up to
+/// as long as is typical), ordered by her interest; then the step after (no further), up to
 /// `rules.plan.max_slides` content slides; then every mandatory slide (fair balance). Absorbed
 /// slides, slides of steps she has passed, slides serving no step and slides beyond the bound
 /// are in `skipped` with the reason. An HCP in the experiment's holdout gets the deck's default
@@ -221,6 +221,17 @@ pub fn build_plan_with_rules(
     skipped.sort_by_key(|it| deck.position(&it.slide_id));
     candidates.sort_by(order);
     let lead = candidates.first().map(|c| c.0).filter(|_| any_steps);
+    // The plan moves her one step, with a look at the step after: material further ahead waits.
+    if let Some(horizon) = lead.map(|l| l.next().unwrap_or(l)) {
+        let (keep, later): (Vec<_>, Vec<_>) = candidates.into_iter().partition(|c| c.0 <= horizon);
+        candidates = keep;
+        for (target, .., mut it) in later {
+            it.reason =
+                format!("serves {}: more than a step beyond this plan's objective {}", target.as_str(), lead.map_or("", Stage::as_str));
+            skipped.push(it);
+        }
+        skipped.sort_by_key(|it| deck.position(&it.slide_id));
+    }
     let max = rules.plan.max_slides.max(1);
     let mut items = Vec::new();
     for (n, (.., it)) in candidates.into_iter().enumerate() {

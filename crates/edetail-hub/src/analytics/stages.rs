@@ -21,6 +21,9 @@ pub enum Condition {
     /// Every visible slide of the deck with this topic viewed with at least `min_dwell_ms`
     /// (in one view). False when the deck has no such slide.
     SawAllSlidesWithTopic { topic: String, min_dwell_ms: i64 },
+    /// Every visible slide serving this adoption step (manifest `steps`, or its topics'
+    /// defaults) viewed with at least `min_dwell_ms` in one view. False when no slide serves it.
+    SawAllSlidesOfStep { step: Stage, min_dwell_ms: i64 },
     /// A survey answer whose slide has a topic containing the text, or whose question id does;
     /// with `answers_any`, only an answer that chose one of these options (authored option ids).
     AnsweredQuestion {
@@ -137,7 +140,8 @@ pub const POSITIVE_ANSWERS: &[&str] = &["yes", "positive", "likely", "very_likel
 pub const DEFAULT_MOA_MIN_DWELL_MS: i64 = 5_000;
 
 impl Default for StageRules {
-    /// aware: saw any slide; educated: saw every `moa` slide for at least 5 s; convinced: asked
+    /// aware: saw any slide; educated: saw every `moa` slide, or every slide serving the
+    /// educated step, for at least 5 s; convinced: asked
     /// for samples, or answered a dosing or prescribing-intent question positively; advocate:
     /// evidence of advocacy (agreed to speak, referred a colleague, shared the microsite).
     fn default() -> StageRules {
@@ -160,6 +164,12 @@ impl Default for StageRules {
                     "saw every mechanism-of-action slide for at least 5 s",
                     Stage::Educated,
                     vec![Condition::SawAllSlidesWithTopic { topic: "moa".into(), min_dwell_ms: DEFAULT_MOA_MIN_DWELL_MS }],
+                ),
+                rule(
+                    "educated-step",
+                    "saw every slide serving the educated step for at least 5 s",
+                    Stage::Educated,
+                    vec![Condition::SawAllSlidesOfStep { step: Stage::Educated, min_dwell_ms: DEFAULT_MOA_MIN_DWELL_MS }],
                 ),
                 rule(
                     "convinced-samples",
@@ -241,28 +251,6 @@ impl StageRules {
         Ok(())
     }
 
-    /// Topics that the rules for `stage` look at (plans offer unseen slides on them as the
-    /// next step).
-    pub fn topics_for(&self, stage: Stage, product: &str) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for r in self.rules.iter().filter(|r| r.stage == stage && (r.product == "*" || r.product == product)) {
-            for c in &r.all_of {
-                let t = match c {
-                    Condition::SawAnySlideWithTopic { topic }
-                    | Condition::SawAllSlidesWithTopic { topic, .. }
-                    | Condition::Reaction { topic, .. }
-                    | Condition::TopicScoreAtLeast { topic, .. } => topic,
-                    Condition::AnsweredQuestion { topic_or_text_contains, .. } => topic_or_text_contains,
-                    _ => continue,
-                };
-                if !out.contains(t) {
-                    out.push(t.clone());
-                }
-            }
-        }
-        out
-    }
-
     /// The change the rules call for now, if any: among rules met whose stage is beyond the
     /// current one, the highest stage wins (first in file order on ties).
     pub(crate) fn evaluate(&self, profile: &HcpProfile, deck: &DeckMeta, at: Option<DateTime<Utc>>, call_key: &str) -> Option<StageChange> {
@@ -326,6 +314,22 @@ fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck
         }
         Condition::SawAllSlidesWithTopic { topic, min_dwell_ms } => {
             let slides: Vec<_> = deck.slides.iter().filter(|s| !s.hidden && s.has_topic(topic)).collect();
+            if slides.is_empty() {
+                return None;
+            }
+            slides
+                .iter()
+                .map(|s| {
+                    facts
+                        .slides_seen
+                        .get(&s.id)
+                        .filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms)
+                        .map(|f| f.max_dwell_uuid.clone())
+                })
+                .collect()
+        }
+        Condition::SawAllSlidesOfStep { step, min_dwell_ms } => {
+            let slides: Vec<_> = deck.slides.iter().filter(|s| !s.hidden && !s.reference && s.serves(*step)).collect();
             if slides.is_empty() {
                 return None;
             }

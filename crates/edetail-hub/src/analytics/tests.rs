@@ -120,7 +120,8 @@ fn deck_meta_marks_hidden_and_reference_slides_and_keeps_deck_order() {
             "dosing",
             "patient-profile",
             "survey",
-            "summary"
+            "summary",
+            "peer-exchange"
         ]
     );
     assert!(d.slide("references").unwrap().hidden && d.slide("references").unwrap().reference);
@@ -657,9 +658,9 @@ fn plan_for_educated_hcp_a_leads_with_the_convinced_step_and_leaves_out_what_she
     assert_eq!((plan.stage.as_str(), plan.objective.as_deref(), plan.arm.as_deref()), ("educated", Some("convinced"), Some("treatment")));
     // Convinced material she has not seen, in deck order (no interest in any of it yet), then
     // the advocate step, then the mandatory ISI.
-    assert_eq!(ids(&plan.items), ["efficacy-subgroups", "dosing", "patient-profile", "summary", "isi-1"]);
+    assert_eq!(ids(&plan.items), ["efficacy-subgroups", "dosing", "patient-profile", "summary", "peer-exchange", "isi-1"]);
     assert_eq!(reason(&plan.items, "dosing"), "step toward convinced: not yet seen");
-    assert_eq!(reason(&plan.items, "summary"), "step toward advocate: not yet seen");
+    assert_eq!(reason(&plan.items, "peer-exchange"), "step toward advocate: not yet seen");
     let isi = plan.items.last().unwrap();
     assert!(isi.mandatory && isi.presentation_id == "isi", "{isi:?}");
     assert_eq!(isi.reason, "mandatory in every promotional call (fair balance)");
@@ -690,7 +691,8 @@ fn plans_are_bounded_ordered_by_interest_within_a_step_and_always_keep_the_manda
     assert_eq!(reason(&plan.items, "intro"), "step toward aware: not yet seen");
     assert_eq!(reason(&plan.items, "moa-overview"), "step toward educated: not yet seen");
     assert_eq!(reason(&plan.skipped, "efficacy-subgroups"), "beyond this plan's 6 slides (was: step toward educated: not yet seen)");
-    assert_eq!(reason(&plan.skipped, "summary"), "beyond this plan's 6 slides (was: step toward advocate: not yet seen)");
+    assert_eq!(reason(&plan.skipped, "peer-exchange"), "serves advocate: more than a step beyond this plan's objective aware");
+    assert_eq!(reason(&plan.skipped, "dosing"), "serves convinced: more than a step beyond this plan's objective aware");
 
     // Aware, with interest in efficacy: the educated step, efficacy first (interest), the
     // efficacy slide she absorbed left out.
@@ -737,35 +739,70 @@ fn an_aware_hcp_who_absorbed_the_mechanism_goes_straight_to_the_convinced_materi
     assert_eq!(q.stage("cardiozen"), Stage::Aware);
     let plan = plan_of(&q, &deck, &stats);
     assert_eq!(plan.objective.as_deref(), Some("convinced"));
-    assert_eq!(ids(&plan.items), ["dosing", "patient-profile", "summary", "isi-1"]);
+    assert_eq!(ids(&plan.items), ["dosing", "patient-profile", "summary", "peer-exchange", "isi-1"]);
     assert_eq!(plan.reasons[1], "objective convinced: the educated material is already absorbed, so the plan goes on to the step after");
     for s in educated {
         assert!(reason(&plan.skipped, s).starts_with("already absorbed"), "{s}: {}", reason(&plan.skipped, s));
     }
 }
 
-#[test]
-fn an_hcp_who_absorbed_everything_ahead_without_moving_gets_that_step_reinforced() {
+fn glucora() -> DeckMeta {
     let m: edetail_bundle::Manifest =
         serde_json::from_str(include_str!("../../../../presentations/glucora-brief/edetail.json")).expect("sample manifest");
-    let deck = DeckMeta::from_manifest(&m);
+    DeckMeta::from_manifest(&m)
+}
+
+#[test]
+fn a_deck_without_mechanism_slides_educates_through_its_educated_step() {
+    // Glucora has no `moa` slide: `educated-moa` can never fire; `educated-step` asks for every
+    // slide serving the educated step (efficacy and safety by their topics) for 5 s.
+    let deck = glucora();
     let mut stats = DeckStats::new(&deck.bundle_id);
     let mut p = HcpProfile::new("hcp-g");
     let mut c = Call::start("dev-1/g1", t0(), Some("hcp-g"), "face_to_face", &deck.bundle_id);
     c.view("welcome", 5_000);
-    c.view("hba1c-efficacy", 50_000);
-    c.view("safety-profile", 10_000);
-    c.view("dosing-guide", 6_000);
+    let eff = c.view("hba1c-efficacy", 50_000);
     analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
-    assert_eq!(p.stage("glucora"), Stage::Aware, "Glucora has no mechanism slides: the default educated rule cannot fire");
+    assert_eq!(p.stage("glucora"), Stage::Aware, "the safety slide is still missing");
+    let mut c = Call::start("dev-1/g2", t0() + Duration::days(3), Some("hcp-g"), "face_to_face", &deck.bundle_id);
+    let safety = c.view("safety-profile", 6_000);
+    let out = analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    let ch = &out.stage_changes[0];
+    assert_eq!((ch.from, ch.to, ch.rule_id.as_str()), (Stage::Aware, Stage::Educated, "educated-step"));
+    assert_eq!(ch.event_uuids, vec![eff, safety]);
+}
+
+#[test]
+fn an_hcp_who_absorbed_everything_ahead_without_moving_gets_that_step_reinforced() {
+    let deck = glucora();
+    let mut stats = DeckStats::new(&deck.bundle_id);
+    // Other HCPs glance at every slide for 3 s: that is the typical dwell.
+    for n in 0..5 {
+        let mut c = Call::start(&format!("dev-1/o{n}"), t0(), None, "face_to_face", &deck.bundle_id);
+        for s in ["welcome", "hba1c-efficacy", "safety-profile", "dosing-guide", "summary"] {
+            c.view(s, 3_000);
+        }
+        analyze(&c.end(), &deck, &mut stats, None, None);
+    }
+    // She looks at every slide for 4 s: absorbed, but short of the 5 s the educated rules ask.
+    let mut p = HcpProfile::new("hcp-g");
+    let mut c = Call::start("dev-1/g1", t0() + Duration::days(1), Some("hcp-g"), "face_to_face", &deck.bundle_id);
+    c.view("welcome", 4_000);
+    c.view("hba1c-efficacy", 4_000);
+    c.view("safety-profile", 4_000);
+    c.view("dosing-guide", 4_000);
+    c.view("summary", 4_000);
+    analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
+    assert_eq!(p.stage("glucora"), Stage::Aware);
     let plan = plan_of(&p, &deck, &stats);
     assert_eq!(plan.objective.as_deref(), Some("educated"));
-    assert_eq!(ids(&plan.items), ["hba1c-efficacy", "safety-profile"], "the educated step again, strongest interest first");
+    assert_eq!(ids(&plan.items), ["hba1c-efficacy", "safety-profile"], "the educated step again, deck order (equal interest)");
     assert!(plan.items[0].reason.starts_with("reinforce: already absorbed"), "{}", plan.items[0].reason);
     assert!(plan.reasons[1].contains("reinforces the educated material"), "{:?}", plan.reasons);
-    // Still left out: the step beyond, the aware step she passed, the slide serving no step.
+    // Still left out: the aware step she passed, the steps beyond (absorbed too).
     assert_eq!(ids(&plan.skipped), ["welcome", "dosing-guide", "summary"]);
     assert!(reason(&plan.skipped, "dosing-guide").starts_with("already absorbed"));
+    assert!(reason(&plan.skipped, "summary").starts_with("already absorbed"));
 }
 
 #[test]
@@ -791,8 +828,8 @@ fn slides_reps_keep_dropping_go_after_the_rest_of_their_step() {
     }
     analyze(&c.end(), &deck, &mut stats, Some(&mut p), None);
     let plan = plan_of(&p, &deck, &stats);
-    assert_eq!(ids(&plan.items), ["efficacy-subgroups", "tolerability", "patient-profile", "dosing", "summary", "isi-1"]);
-    assert!(plan.items[3].evidence.contains(&"reps dropped it from 5 of 5 plans".to_string()), "{:?}", plan.items[2].evidence);
+    assert_eq!(ids(&plan.items), ["efficacy-subgroups", "tolerability", "patient-profile", "summary", "dosing", "peer-exchange", "isi-1"]);
+    assert!(plan.items[4].evidence.contains(&"reps dropped it from 5 of 5 plans".to_string()), "{:?}", plan.items[2].evidence);
 }
 
 #[test]
