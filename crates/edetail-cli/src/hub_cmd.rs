@@ -40,7 +40,9 @@ pub struct StorageArgs {
     /// created on first use; hub processes sharing a database must share it).
     #[arg(long, env = "EDETAIL_HUB_PLAN_KEY")]
     plan_key: Option<PathBuf>,
-    /// Adoption-stage rules as JSON (docs/analytics.md); the built-in rules when absent.
+    /// The respond policy as JSON: adoption-stage rules, inactivity fallback, plan size and the
+    /// holdout experiment (docs/analytics.md); the built-in policy when absent. Hub processes
+    /// sharing a database must share it (the experiment's seed decides who is held out).
     #[arg(long)]
     stage_rules: Option<PathBuf>,
 }

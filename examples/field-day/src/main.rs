@@ -472,78 +472,93 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    // ---- the next visit: the rep builds the call from the plan ----------------------------
-    section("the next visit: rep-anna builds hcp-0102's call from the hub's plan on her tablet (offline)");
+    // ---- the next visits: the rep builds each call from the plan ---------------------------
+    section("the next visits: rep-anna builds each call from the hub's plan on her tablet (offline)");
     for t in &tablets {
-        // The plans made after the microsite visits come down with the morning sync.
+        // The plans made after the microsite visits come down with this sync.
         t.clock.set_wall(Utc::now());
-        t.engine.sync_now().context("morning sync, day 2")?;
+        t.engine.sync_now().context("sync before the next visits")?;
     }
     let anna = &tablets[0];
     anna.clock.advance(Duration::from_secs(3600));
-    let plan = anna.device.plans().plan_for("hcp-0102", CARDIOZEN)?.context("hcp-0102 has a hub plan on the tablet")?;
-    let seq = anna.device.sequences().start("hcp-0102", CARDIOZEN)?;
-    println!(
-        "  starts from plan {} (stage {}, objective {}, arm {}): {:?}",
-        &plan.plan_id[..8],
-        plan.stage,
-        plan.objective.as_deref().unwrap_or("none"),
-        plan.arm.as_deref().unwrap_or("-"),
-        seq.slide_ids()
-    );
-    // She knows this doctor: drops the first planned slide, adds the prescribing-intent survey
-    // and opens with it.
-    let dropped = seq.items.iter().find(|i| !i.mandatory).map(|i| i.slide_id.clone()).context("a slide to drop")?;
-    let seq = anna.device.sequences().remove(&seq.sequence_id, &dropped)?;
-    let seq = anna.device.sequences().add(&seq.sequence_id, "survey")?;
-    let seq = anna.device.sequences().move_item(&seq.sequence_id, seq.items.len() - 1, 0)?;
-    println!("  rep's edits: dropped {dropped}, added survey and moved it first: {:?}", seq.slide_ids());
-    for (what, refused) in [
-        ("remove isi-1", anna.device.sequences().remove(&seq.sequence_id, "isi-1").err()),
-        ("add references (hidden)", anna.device.sequences().add(&seq.sequence_id, "references").err()),
-    ] {
-        println!("  {what}: {}", refused.map_or_else(|| "ACCEPTED (should not be)".into(), |e| format!("refused: {e}")));
-    }
-    let saved = anna.device.sequences().saved("hcp-0102", CARDIOZEN)?.context("the sequence is saved on the tablet")?;
-    println!("  saved on the tablet for rep-anna (offline): {} slides", saved.items.len());
-    let call = anna.device.start_call_from_sequence(&seq.sequence_id, Channel::FaceToFace, None)?.call_id;
-    for item in &seq.items {
-        let goto =
-            NavAction::Goto { slide: Some(item.slide_id.clone()), presentation: Some(item.presentation_id.clone()), key_message: None };
-        anna.device.calls().navigate(&call, &goto, NavSource::Overview, false)?;
-        anna.clock.advance(Duration::from_secs(15));
-        if item.slide_id == "survey" {
-            anna.device.calls().answer(&call, "cz_q3_intent", &["very_likely".to_string()], None)?;
-        }
-    }
-    // At the end of the call she agrees to speak at the next cardiology round table.
-    anna.device.calls().advocacy(&call, edetail_core::AdvocacyAction::AgreedToSpeak)?;
-    anna.device.calls().end_call(&call)?;
-    let recorded = anna.device.outbox().for_call(&call)?.into_iter().find(|e| e.kind == "call_plan").context("call_plan recorded")?;
-    println!(
-        "  {} call presented the sequence; recorded with it: planned {}, kept {}, dropped {}, added {}; advocacy: agreed_to_speak",
-        clock_time(&anna.clock),
-        recorded.payload["planned"].as_array().map_or(0, Vec::len),
-        recorded.payload["kept"].as_array().map_or(0, Vec::len),
-        recorded.payload["dropped"],
-        recorded.payload["added"]
-    );
-    anna.clock.set_wall(Utc::now());
-    anna.engine.sync_now().context("sync after the call")?;
-    hub.analyze_pending()?;
-    let p = hub.hcp_profile("hcp-0102")?.context("profile")?;
-    let f = &p.products["cardiozen"];
-    let change = f.stage_history.last().context("a stage change")?;
-    println!("  hub: hcp-0102 is now {} (rule {}: {})", f.stage.as_str(), change.rule_id, change.rule_description);
-    for r in f.plans.iter().rev().take(2) {
+    for (hcp, edit) in [("hcp-0101", "drop the video"), ("hcp-0102", "add the intent survey first")] {
+        let plan = anna.device.plans().plan_for(hcp, CARDIOZEN)?.with_context(|| format!("{hcp} has a hub plan on the tablet"))?;
+        let seq = anna.device.sequences().start(hcp, CARDIOZEN)?;
         println!(
-            "  plan {} aimed for {}: {} by {} call{}",
-            &r.plan_id[..8],
-            r.objective.as_str(),
-            r.outcome,
-            if r.settled_by.starts_with("microsite") { "the microsite" } else { "the next" },
-            if r.followed { " (which followed it)" } else { "" }
+            "  {hcp}: starts from plan {} (stage {}, objective {}, arm {}): {:?}",
+            &plan.plan_id[..8],
+            plan.stage,
+            plan.objective.as_deref().unwrap_or("none"),
+            plan.arm.as_deref().unwrap_or("-"),
+            seq.slide_ids()
         );
+        // She knows these doctors: no time for the video with hcp-0101 today; hcp-0102 is
+        // asked about prescribing first.
+        let seq = if edit == "drop the video" {
+            anna.device.sequences().remove(&seq.sequence_id, "moa-video")?
+        } else {
+            let seq = anna.device.sequences().add(&seq.sequence_id, "survey")?;
+            let seq = anna.device.sequences().move_item(&seq.sequence_id, seq.items.len() - 1, 0)?;
+            for (what, refused) in [
+                ("remove isi-1", anna.device.sequences().remove(&seq.sequence_id, "isi-1").err()),
+                ("add references (hidden)", anna.device.sequences().add(&seq.sequence_id, "references").err()),
+            ] {
+                println!("    {what}: {}", refused.map_or_else(|| "ACCEPTED (should not be)".into(), |e| format!("refused: {e}")));
+            }
+            seq
+        };
+        let saved = anna.device.sequences().saved(hcp, CARDIOZEN)?.context("the sequence is saved on the tablet")?;
+        println!("    rep's edit ({edit}), saved on the tablet for rep-anna: {:?}", saved.slide_ids());
+        let call = anna.device.start_call_from_sequence(&seq.sequence_id, Channel::FaceToFace, None)?.call_id;
+        for item in &seq.items {
+            let goto =
+                NavAction::Goto { slide: Some(item.slide_id.clone()), presentation: Some(item.presentation_id.clone()), key_message: None };
+            anna.device.calls().navigate(&call, &goto, NavSource::Overview, false)?;
+            anna.clock.advance(Duration::from_secs(15));
+            if item.slide_id == "survey" {
+                anna.device.calls().answer(&call, "cz_q3_intent", &["very_likely".to_string()], None)?;
+            }
+            if item.slide_id == "peer-exchange" && hcp == "hcp-0102" {
+                // The slide's own "I would speak" button: the deck calls edetail.advocacy.
+                let msg = json!({"v": 1, "id": 1, "method": "advocacy", "params": {"action": "agreed_to_speak"}});
+                let reply: serde_json::Value = serde_json::from_str(&edetail_core::bridge::handle(&anna.device, &msg.to_string()))?;
+                if reply["ok"] != true {
+                    bail!("the slide's advocacy call was refused: {reply}");
+                }
+            }
+        }
+        anna.device.calls().end_call(&call)?;
+        let events = anna.device.outbox().for_call(&call)?;
+        let recorded = events.iter().find(|e| e.kind == "call_plan").context("call_plan recorded")?;
+        println!(
+            "    {} call presented the sequence; recorded with it: planned {}, kept {}, dropped {}, added {}{}",
+            clock_time(&anna.clock),
+            recorded.payload["planned"].as_array().map_or(0, Vec::len),
+            recorded.payload["kept"].as_array().map_or(0, Vec::len),
+            recorded.payload["dropped"],
+            recorded.payload["added"],
+            if events.iter().any(|e| e.kind == "advocacy") { "; the doctor tapped \"I would speak\" (advocacy)" } else { "" }
+        );
+        anna.clock.advance(Duration::from_secs(40 * 60));
+    }
+    anna.clock.set_wall(Utc::now());
+    anna.engine.sync_now().context("sync after the visits")?;
+    hub.analyze_pending()?;
+    for hcp in ["hcp-0101", "hcp-0102"] {
+        let p = hub.hcp_profile(hcp)?.context("profile")?;
+        let f = &p.products["cardiozen"];
+        let change = f.stage_history.last().context("a stage change")?;
+        println!("  hub: {hcp} is now {} (rule {}: {})", f.stage.as_str(), change.rule_id, change.rule_description);
+        for r in f.plans.iter().rev().take(2) {
+            println!(
+                "    plan {} aimed for {}: {} by {} call{}",
+                &r.plan_id[..8],
+                r.objective.as_str(),
+                r.outcome,
+                if r.settled_by.starts_with("microsite") { "the microsite" } else { "the next" },
+                if r.followed { " (which followed it)" } else { "" }
+            );
+        }
     }
     if let Some(stats) = hub.deck_stats(CARDIOZEN)? {
         let edits: Vec<String> = stats
