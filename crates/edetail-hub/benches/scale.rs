@@ -208,6 +208,10 @@ fn main() {
             "    target lists import              {:>10.1} s ({} reps, {} targets, {} new, {} plans sent again)",
             import_secs, targets.reps, targets.targets, targets.added, targets.plans_resent
         );
+        // The customer's prescription feed for every HCP drawn so far (six months each).
+        let t = Instant::now();
+        let rx = hub.import_prescriptions(&grown.prescriptions_csv(hcps, "sample")).expect("prescriptions");
+        println!("    prescriptions import             {:>10.1} s ({rx} rows)", t.elapsed().as_secs_f64());
         let hcp =
             hub.store().hcp_page(&Default::default()).ok().and_then(|p| p.rows.first().map(|(s, _)| s.hcp_id.clone())).unwrap_or_default();
         let pages = [
@@ -222,6 +226,7 @@ fn main() {
             format!("/dashboard/hcps/{hcp}"),
             "/dashboard/channels".into(),
             "/dashboard/sync".into(),
+            "/dashboard/experiment".into(),
         ];
         let http = reqwest::Client::new();
         // Fresh operators per step and page: the dashboard's per-operator rate limit (10/s,

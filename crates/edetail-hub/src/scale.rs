@@ -150,6 +150,20 @@ impl Grown {
         csv
     }
 
+    /// The customer's prescription feed as CSV (`import_prescriptions`): for each of the first
+    /// `hcps` HCPs, six months of counts of `product` (2026-07 to 2026-12), a stable function of
+    /// the HCP and the month (the experiment page's difference in differences reads them).
+    pub fn prescriptions_csv(&self, hcps: u64, product: &str) -> String {
+        let mut csv = String::from("hcp_id,product,period,count\n");
+        for h in 0..hcps {
+            for m in 7..=12u64 {
+                let count = (h.wrapping_mul(2_654_435_761) >> 7).wrapping_add(m * 3) % 17 + m / 4;
+                csv.push_str(&format!("hcp-{h:06},{product},2026-{m:02},{count}\n"));
+            }
+        }
+        csv
+    }
+
     /// Adds about `events` events (whole calls, round-robin over the devices) with HCPs drawn
     /// from `hcps`, through the store's ingest (batches of 500), then analyses every call.
     pub fn grow(&mut self, hub: &Hub, events: u64, hcps: u64) -> Result<StepReport> {

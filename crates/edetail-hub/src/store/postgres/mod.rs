@@ -489,6 +489,19 @@ mod tests {
                 (insight::HCP_TERRITORIES_SQL.replace("$1", "ARRAY['h']::text[]"), vec![]),
                 &["hcp_territories_by_hcp"],
             ),
+            (
+                "the experiment's progression by arm",
+                (
+                    crate::store::experiment_progression_sql(SqlDialect::Postgres).replace("$2::float8", "0::float8"),
+                    vec!["cardiozen".into()],
+                ),
+                &["experiment_units_by_product", "experiment_units_pkey"],
+            ),
+            (
+                "the experiment's prescription change by arm",
+                (crate::store::experiment_rx_sql(SqlDialect::Postgres), vec!["cardiozen".into()]),
+                &["experiment_units_by_product", "experiment_units_pkey"],
+            ),
         ];
         for (what, (sql, args), indexes) in cases {
             // Parameters as literals, the highest number first ($10 before $1).
@@ -498,7 +511,7 @@ mod tests {
             }
             let plan = explain_without_seq_scans(&store, sql);
             assert!(indexes.iter().any(|i| plan.contains(i)), "{what}: none of {indexes:?} in the plan:\n{plan}");
-            let scanned = ["hcp_summaries", "hcp_stages", "hcp_channels", "hcp_territories", "hcps"]
+            let scanned = ["hcp_summaries", "hcp_stages", "hcp_channels", "hcp_territories", "hcps", "experiment_units", "prescriptions"]
                 .iter()
                 .any(|t| plan.contains(&format!("Seq Scan on {t} ")));
             assert!(!scanned, "{what}: a table is scanned whole:\n{plan}");
