@@ -572,7 +572,7 @@ fn main() -> anyhow::Result<()> {
     }
 
     // ---- the experiment -------------------------------------------------------------------
-    section("the experiment: personalized plans against the holdout (dashboard: /dashboard/experiment)");
+    section("the experiment: personalized plans against the holdout (on the dashboard at /dashboard/experiment)");
     {
         use edetail_hub::dashboard::DashboardSource;
         let x = edetail_hub::insights::HubInsights::new(hub.clone()).experiment()?;

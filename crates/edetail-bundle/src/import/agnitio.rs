@@ -370,15 +370,7 @@ pub fn import_agnitio(input: &Path, opts: &AgnitioOptions, out: &Path, progress:
     let compat = super::compat_of(&[("", &tree)])?;
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport {
-        format: "agnitio".into(),
-        adoption: super::Adoption::of(&written),
-        manifest: written,
-        mapped,
-        unmapped,
-        warnings,
-        compat,
-    })
+    Ok(ImportReport::new("agnitio", written, mapped, unmapped, warnings, compat))
 }
 
 fn str_field(obj: &Map<String, Value>, keys: &[&str]) -> Option<String> {

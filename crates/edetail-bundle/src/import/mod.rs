@@ -71,6 +71,18 @@ pub struct ImportReport {
 }
 
 impl ImportReport {
+    /// The report of an import that wrote `manifest`; its [`Adoption`] is read from it.
+    fn new(
+        format: &str,
+        manifest: Manifest,
+        mapped: Vec<Mapped>,
+        unmapped: Vec<Unmapped>,
+        warnings: Vec<String>,
+        compat: compat::CompatReport,
+    ) -> Self {
+        ImportReport { format: format.into(), adoption: Adoption::of(&manifest), manifest, mapped, unmapped, warnings, compat }
+    }
+
     /// A human summary for the terminal.
     pub fn summary(&self) -> String {
         let m = &self.manifest;

@@ -223,15 +223,7 @@ pub fn import_oce(input: &Path, opts: &OceOptions, out: &Path, progress: &mut dy
     let compat = super::compat_of(&trees)?;
     let written = write_output(out, manifest, files, progress)?;
     drop(extractor);
-    Ok(ImportReport {
-        format: "oce".into(),
-        adoption: super::Adoption::of(&written),
-        manifest: written,
-        mapped,
-        unmapped,
-        warnings,
-        compat,
-    })
+    Ok(ImportReport::new("oce", written, mapped, unmapped, warnings, compat))
 }
 
 /// The entry page of a sequence folder: `index.html`, `<name>.html`, or the only HTML file at

@@ -413,15 +413,7 @@ pub fn import_veeva(inputs: &[PathBuf], opts: &VeevaOptions, out: &Path, progres
     let trees: Vec<(&str, &SourceTree)> = trees.iter().map(|(p, t)| (p.as_str(), *t)).collect();
     let compat = super::compat_of(&trees)?;
     let written = write_output(out, manifest, files, progress)?;
-    Ok(ImportReport {
-        format: "veeva".into(),
-        adoption: super::Adoption::of(&written),
-        manifest: written,
-        mapped,
-        unmapped,
-        warnings,
-        compat,
-    })
+    Ok(ImportReport::new("veeva", written, mapped, unmapped, warnings, compat))
 }
 
 /// The zips to import: files as given, folders' `*.zip` sorted by name.

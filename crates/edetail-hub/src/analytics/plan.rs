@@ -98,6 +98,23 @@ pub fn build_plan_with_rules(
         evidence.push(format!("typical dwell {:.1} s", stats.typical_dwell_ms(&slide.id) as f64 / 1000.0));
         evidence
     };
+    // What every plan says about itself; the arms differ in items, reasons and objective.
+    let header = Plan {
+        plan_id: plan_id.to_string(),
+        hcp_id: profile.hcp_id.clone(),
+        territory: territory.to_string(),
+        product: deck.product.clone(),
+        bundle_id: deck.bundle_id.clone(),
+        bundle_version: deck.bundle_version,
+        stage: stage.as_str().to_string(),
+        generated_at: now,
+        valid_until: now + valid_for,
+        items: vec![],
+        skipped: vec![],
+        reasons: vec![],
+        objective: None,
+        arm: None,
+    };
     let mandatory: Vec<PlanItem> = deck
         .slides
         .iter()
@@ -115,17 +132,7 @@ pub fn build_plan_with_rules(
             .collect();
         let share = rules.experiment.holdout_share * 100.0;
         return Plan {
-            plan_id: plan_id.to_string(),
-            hcp_id: profile.hcp_id.clone(),
-            territory: territory.to_string(),
-            product: deck.product.clone(),
-            bundle_id: deck.bundle_id.clone(),
-            bundle_version: deck.bundle_version,
-            stage: stage.as_str().to_string(),
-            generated_at: now,
-            valid_until: now + valid_for,
             items,
-            skipped: vec![],
             reasons: vec![
                 stage_line,
                 format!(
@@ -134,6 +141,7 @@ pub fn build_plan_with_rules(
             ],
             objective: stage.next().map(|n| n.as_str().to_string()),
             arm: Some(Arm::Holdout.as_str().into()),
+            ..header
         };
     }
 
@@ -272,20 +280,12 @@ pub fn build_plan_with_rules(
         reasons.push(format!("top interests (order within a step): {}", top.join(", ")));
     }
     Plan {
-        plan_id: plan_id.to_string(),
-        hcp_id: profile.hcp_id.clone(),
-        territory: territory.to_string(),
-        product: deck.product.clone(),
-        bundle_id: deck.bundle_id.clone(),
-        bundle_version: deck.bundle_version,
-        stage: stage.as_str().to_string(),
-        generated_at: now,
-        valid_until: now + valid_for,
         items,
         skipped,
         reasons,
         objective: objective.filter(|_| any_steps).map(|o| o.as_str().to_string()),
         arm: Some(arm.as_str().into()),
+        ..header
     }
 }
 

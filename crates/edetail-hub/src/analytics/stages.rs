@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::deck::DeckMeta;
+use super::deck::{DeckMeta, SlideMeta};
 pub use super::ladder::{Stage, StageChange};
 use super::profile::{HcpProfile, ProductFacts};
 
@@ -295,6 +295,17 @@ impl StageRules {
     }
 }
 
+/// The longest views' uuids when every one of `slides` was viewed at least `min_dwell_ms` in
+/// one view; `None` when one was not, or when there are no such slides.
+fn all_viewed<'a>(slides: impl Iterator<Item = &'a SlideMeta>, facts: &ProductFacts, min_dwell_ms: i64) -> Option<Vec<String>> {
+    let mut uuids = Vec::new();
+    for s in slides {
+        let seen = facts.slides_seen.get(&s.id).filter(|f| f.views > 0 && f.max_dwell_ms >= min_dwell_ms)?;
+        uuids.push(seen.max_dwell_uuid.clone());
+    }
+    (!uuids.is_empty()).then_some(uuids)
+}
+
 /// The uuids of the events that satisfy the condition, or `None` when it does not hold.
 fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck: &DeckMeta) -> Option<Vec<String>> {
     match c {
@@ -313,36 +324,10 @@ fn condition_met(c: &Condition, profile: &HcpProfile, facts: &ProductFacts, deck
             (!u.is_empty()).then_some(u)
         }
         Condition::SawAllSlidesWithTopic { topic, min_dwell_ms } => {
-            let slides: Vec<_> = deck.slides.iter().filter(|s| !s.hidden && s.has_topic(topic)).collect();
-            if slides.is_empty() {
-                return None;
-            }
-            slides
-                .iter()
-                .map(|s| {
-                    facts
-                        .slides_seen
-                        .get(&s.id)
-                        .filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms)
-                        .map(|f| f.max_dwell_uuid.clone())
-                })
-                .collect()
+            all_viewed(deck.slides.iter().filter(|s| !s.hidden && s.has_topic(topic)), facts, *min_dwell_ms)
         }
         Condition::SawAllSlidesOfStep { step, min_dwell_ms } => {
-            let slides: Vec<_> = deck.slides.iter().filter(|s| !s.hidden && !s.reference && s.serves(*step)).collect();
-            if slides.is_empty() {
-                return None;
-            }
-            slides
-                .iter()
-                .map(|s| {
-                    facts
-                        .slides_seen
-                        .get(&s.id)
-                        .filter(|f| f.views > 0 && f.max_dwell_ms >= *min_dwell_ms)
-                        .map(|f| f.max_dwell_uuid.clone())
-                })
-                .collect()
+            all_viewed(deck.slides.iter().filter(|s| !s.hidden && !s.reference && s.serves(*step)), facts, *min_dwell_ms)
         }
         Condition::AnsweredQuestion { topic_or_text_contains: t, answers_any } => {
             let u: Vec<String> = facts
