@@ -12,6 +12,13 @@ CREATE TABLE experiment_units (
     -- Ladder rungs (0 unaware .. 4 advocate) then and now.
     enrol_level     INTEGER NOT NULL,
     level           INTEGER NOT NULL,
+    -- Her imported prescriptions of the product before the enrolment month and from it on
+    -- (months, total count), refreshed when her unit is written and when prescriptions are
+    -- imported: the page's difference in differences reads these, never the prescriptions.
+    rx_before_n     INTEGER NOT NULL DEFAULT 0,
+    rx_before_sum   INTEGER NOT NULL DEFAULT 0,
+    rx_after_n      INTEGER NOT NULL DEFAULT 0,
+    rx_after_sum    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (hcp_id, product)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);

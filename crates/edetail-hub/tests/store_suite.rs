@@ -927,6 +927,14 @@ fn experiment_sums_match_the_analytics_definitions(s: Subject) {
     }
     // By hand: t1 enrolled 2026-09-02: before (4 + 6) / 2 = 5, after (9 + 11) / 2 = 10.
     assert_eq!(want_rx["treatment"].sum, 5.0 + 3.0);
+    // A unit written after the prescriptions reads them too; a file naming a month twice keeps
+    // the last count.
+    st.put_hcp_summaries(&summaries[..2]).unwrap();
+    assert!(close(&st.experiment_sums("cardiozen", now).unwrap().rx_change["treatment"], &want_rx["treatment"]));
+    let t2 = |n: u64| Prescription { hcp_id: "t2".into(), product: "cardiozen".into(), period: "2026-11".into(), count: n };
+    st.import_prescriptions(&[t2(1), t2(8)]).unwrap();
+    let got = st.experiment_sums("cardiozen", now).unwrap().rx_change["treatment"];
+    assert_eq!((got.n, got.sum), (2, 5.0 + 6.0), "t2: 8 - 2 after the second import");
     // A new summary replaces her unit; erasure removes it.
     st.put_hcp_summaries(&[HcpSummary { hcp_id: "h2".into(), calls: 2, ..HcpSummary::default() }]).unwrap();
     st.erase_hcp("h1", Utc::now(), None).unwrap();

@@ -7,6 +7,10 @@ CREATE TABLE experiment_units (
     enrolled_period TEXT NOT NULL,
     enrol_level     INTEGER NOT NULL,
     level           INTEGER NOT NULL,
+    rx_before_n     BIGINT NOT NULL DEFAULT 0,
+    rx_before_sum   BIGINT NOT NULL DEFAULT 0,
+    rx_after_n      BIGINT NOT NULL DEFAULT 0,
+    rx_after_sum    BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (hcp_id, product)
 );
 CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);

@@ -795,7 +795,8 @@ pub(crate) fn experiment_progression_sql(dialect: SqlDialect) -> String {
 }
 
 /// Prescription change of each unit of product `{p}` (mean monthly count from the enrolment
-/// month on, minus before; `analytics::experiment::rx_change`), summed by arm.
+/// month on, minus before; `analytics::experiment::rx_change`) from the unit's kept sums, summed
+/// by arm; units without months on both sides are left out.
 pub(crate) fn experiment_rx_sql(dialect: SqlDialect) -> String {
     let (p, f) = match dialect {
         SqlDialect::Sqlite => ("?1", " * 1.0"),
@@ -803,10 +804,31 @@ pub(crate) fn experiment_rx_sql(dialect: SqlDialect) -> String {
     };
     format!(
         "SELECT arm, COUNT(*), SUM(d), SUM(d * d) FROM (\
-           SELECT u.arm, AVG(CASE WHEN r.period >= u.enrolled_period THEN r.count{f} END) \
-                       - AVG(CASE WHEN r.period < u.enrolled_period THEN r.count{f} END) AS d \
-           FROM experiment_units u JOIN prescriptions r ON r.hcp_id = u.hcp_id AND r.product = u.product \
-           WHERE u.product = {p} GROUP BY u.hcp_id, u.arm) x WHERE d IS NOT NULL GROUP BY arm ORDER BY arm"
+           SELECT arm, rx_after_sum{f} / rx_after_n - rx_before_sum{f} / rx_before_n AS d \
+           FROM experiment_units WHERE product = {p} AND rx_before_n > 0 AND rx_after_n > 0) x GROUP BY arm ORDER BY arm"
+    )
+}
+
+/// Recomputes the prescription sums of the units of the HCP(s) `{p}` from the imported
+/// prescriptions (after a unit is written, and after prescriptions are imported). SQLite: one
+/// HCP (`?1`); PostgreSQL: an array of HCPs (`$1`).
+pub(crate) fn experiment_rx_refresh_sql(dialect: SqlDialect) -> String {
+    let which = match dialect {
+        SqlDialect::Sqlite => "hcp_id = ?1",
+        SqlDialect::Postgres => "hcp_id = ANY($1)",
+    };
+    let side = |what: &str, cmp: &str| {
+        format!(
+            "(SELECT {what} FROM prescriptions r WHERE r.hcp_id = experiment_units.hcp_id \
+              AND r.product = experiment_units.product AND r.period {cmp} experiment_units.enrolled_period)"
+        )
+    };
+    format!(
+        "UPDATE experiment_units SET rx_before_n = {}, rx_before_sum = {}, rx_after_n = {}, rx_after_sum = {} WHERE {which}",
+        side("COUNT(*)", "<"),
+        side("COALESCE(SUM(r.count), 0)", "<"),
+        side("COUNT(*)", ">="),
+        side("COALESCE(SUM(r.count), 0)", ">="),
     )
 }
 

@@ -114,15 +114,32 @@ impl CrmStore for PgStore {
         let rows = rows.to_vec();
         self.write(move |tx| {
             Box::pin(async move {
+                // One statement for the whole file; a key listed twice keeps its last count (as
+                // row by row would), since one statement may not update a row twice.
+                let mut last: std::collections::HashMap<(&str, &str, &str), i64> = std::collections::HashMap::new();
                 for p in &rows {
-                    tx.execute(
-                        "INSERT INTO prescriptions (hcp_id, product, period, count) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
-                        &[&p.hcp_id, &p.product, &p.period, &(p.count as i64)],
-                    )
-                    .await
-                    .map_err(pg_err)?;
+                    last.insert((&p.hcp_id, &p.product, &p.period), p.count as i64);
                 }
+                let (mut h, mut pr, mut pe, mut n): (Vec<&str>, Vec<&str>, Vec<&str>, Vec<i64>) = Default::default();
+                for ((hcp, product, period), count) in last {
+                    h.push(hcp);
+                    pr.push(product);
+                    pe.push(period);
+                    n.push(count);
+                }
+                tx.execute(
+                    "INSERT INTO prescriptions (hcp_id, product, period, count) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) \
+                     ON CONFLICT (hcp_id, product, period) DO UPDATE SET count = excluded.count",
+                    &[&h, &pr, &pe, &n],
+                )
+                .await
+                .map_err(pg_err)?;
+                // The experiment's units of these HCPs read their prescriptions from kept sums.
+                let mut hcps: Vec<&str> = rows.iter().map(|p| p.hcp_id.as_str()).collect();
+                hcps.sort_unstable();
+                hcps.dedup();
+                super::insight::refresh_rx(tx, &hcps).await?;
                 Ok(rows.len())
             })
         })

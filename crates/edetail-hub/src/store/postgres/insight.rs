@@ -66,6 +66,9 @@ pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]
     )
     .await
     .map_err(pg_err)?;
+    if !unit_hcps.is_empty() {
+        refresh_rx(tx, &unit_hcps).await?;
+    }
     tx.execute("DELETE FROM hcp_channels WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
     tx.execute(
         "INSERT INTO hcp_channels (hcp_id, channel) SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
@@ -73,6 +76,12 @@ pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]
     )
     .await
     .map_err(pg_err)?;
+    Ok(())
+}
+
+/// Recomputes the prescription sums of these HCPs' experiment units (inside a transaction).
+pub(super) async fn refresh_rx(tx: &Transaction<'_>, hcp_ids: &[&str]) -> Result<()> {
+    tx.execute(&crate::store::experiment_rx_refresh_sql(SqlDialect::Postgres), &[&hcp_ids]).await.map_err(pg_err)?;
     Ok(())
 }
 

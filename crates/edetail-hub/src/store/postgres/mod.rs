@@ -351,7 +351,7 @@ mod tests {
             "3da69f6c60b003f599815fe031946186d247289895fe29d709c30c2e429fc61f", // 010_event_retention.sql
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
             "0022f0d23cae7d76aab0cfed71d7429e1949b670ef194057d2b03c5d22de8b76", // 012_lz4_documents.sql
-            "808072ae82c752270de994f6ee0d621cee15d5b2f03a625bd39f300aaccab105", // 013_experiment_units.sql
+            "4e2bedd274e24f489b16f9c6e919679bcb80246ac46a88d1581b579c1a6517d4", // 013_experiment_units.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -501,6 +501,11 @@ mod tests {
                 "the experiment's prescription change by arm",
                 (crate::store::experiment_rx_sql(SqlDialect::Postgres), vec!["cardiozen".into()]),
                 &["experiment_units_by_product", "experiment_units_pkey"],
+            ),
+            (
+                "refreshing an HCP's prescription sums",
+                (crate::store::experiment_rx_refresh_sql(SqlDialect::Postgres).replace("$1", "ARRAY['h']::text[]"), vec![]),
+                &["prescriptions_pkey"],
             ),
         ];
         for (what, (sql, args), indexes) in cases {

@@ -84,6 +84,11 @@ impl CrmStore for SqliteStore {
             for p in rows {
                 st.execute(params![p.hcp_id, p.product, p.period, p.count as i64])?;
             }
+            // The experiment's units of these HCPs read their prescriptions from kept sums.
+            let hcps: std::collections::BTreeSet<&str> = rows.iter().map(|p| p.hcp_id.as_str()).collect();
+            for h in hcps {
+                super::insight::refresh_rx(tx, h)?;
+            }
             Ok(rows.len())
         })
     }

@@ -44,6 +44,15 @@ pub(super) fn put_summary(tx: &Transaction<'_>, s: &HcpSummary) -> Result<()> {
             u.level
         ])?;
     }
+    if !s.experiment.is_empty() {
+        refresh_rx(tx, &s.hcp_id)?;
+    }
+    Ok(())
+}
+
+/// Recomputes the prescription sums of an HCP's experiment units (inside a write transaction).
+pub(super) fn refresh_rx(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+    tx.prepare_cached(&crate::store::experiment_rx_refresh_sql(SqlDialect::Sqlite))?.execute([hcp_id])?;
     Ok(())
 }
 
