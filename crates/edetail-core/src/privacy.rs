@@ -119,7 +119,8 @@ fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
                 tx.execute("UPDATE events SET payload = ?2 WHERE seq = ?1", params![seq, v.to_string()])?;
             }
         }
-        tx.execute("UPDATE calls SET hcp_id = NULL, tracking = 'anonymous' WHERE id = ?1", [&id])?;
+        // Also the link to her saved sequence (keyed by her id); the order the call follows stays.
+        tx.execute("UPDATE calls SET hcp_id = NULL, tracking = 'anonymous', sequence_id = NULL WHERE id = ?1", [&id])?;
     }
     tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
     // Saved sequences keep the rep's order, without the plan behind it.

@@ -314,18 +314,25 @@ fn consent_anonymous_records_no_plan_link_and_consent_off_records_nothing() {
 
 #[test]
 fn consent_withdrawn_after_a_call_strips_the_plan_from_its_queued_call_plan_and_erasure_deletes_sequences() {
-    let (_tmp, _c, d) = setup();
+    let (tmp, _c, d) = setup();
     d.plans().store_plans(&[plan("p-1", "hcp-1", chrono::Duration::days(14))]).unwrap();
     let s = d.sequences().start("hcp-1", BUNDLE).unwrap();
     let started = d.start_call_from_sequence(&s.sequence_id, Channel::FaceToFace, None).unwrap();
     d.calls().advocacy(&started.call_id, edetail_core::AdvocacyAction::SharedMicrosite).unwrap();
     d.calls().end_call(&started.call_id).unwrap();
+    let db = rusqlite::Connection::open(tmp.path().join("data").join("edetail.sqlite3")).unwrap();
+    let link = |db: &rusqlite::Connection| -> Option<String> {
+        db.query_row("SELECT sequence_id FROM calls WHERE id = ?1", [&started.call_id], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(link(&db).as_deref(), Some(s.sequence_id.as_str()), "the call knows its sequence");
     consent(&d, "hcp-1", Tracking::Anonymous);
     assert_eq!(
         call_plans(&d, &started.call_id),
         [json!({"plan_id": null, "arm": null, "sequence_id": null, "planned": [], "kept": [], "dropped": [],
                 "added": [], "order": ["efficacy", "intro", "dosing", "isi-1"]})]
     );
+    // The call no longer points at her saved sequence (which is keyed by her id).
+    assert_eq!(link(&db), None, "an anonymised call keeps no link to her sequence");
     let advocacy: Vec<Value> = events(&d, &started.call_id).into_iter().filter(|(k, _)| k == "advocacy").map(|(_, p)| p).collect();
     assert_eq!(advocacy, [json!({"slide": "efficacy", "action": "shared_microsite"})], "slide and action only: kept");
 
