@@ -19,6 +19,8 @@ CREATE TABLE experiment_units (
     rx_before_sum   INTEGER NOT NULL DEFAULT 0,
     rx_after_n      INTEGER NOT NULL DEFAULT 0,
     rx_after_sum    INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (hcp_id, product)
+    -- By product and arm: the page reads one product's units as one range of the table,
+    -- already grouped by arm (an HCP's arm never changes once recorded).
+    PRIMARY KEY (product, arm, hcp_id)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);
+CREATE INDEX experiment_units_by_hcp ON experiment_units(hcp_id);

@@ -340,8 +340,9 @@ impl DashboardSource for HubInsights {
         Ok(SyncHealthView { devices, parked: self.store().parked_calls()? })
     }
 
-    /// Each arm's sums from indexed SQL (`experiment_units`, prescriptions) and the decks'
-    /// respond counters; never loads profiles.
+    /// Each arm's sums from indexed SQL (`experiment_units`) and the decks' respond counters,
+    /// per product of a deck with figures (every unit comes from a plan on one); never loads
+    /// profiles.
     fn experiment(&self) -> Result<ExperimentView> {
         let policy = &self.hub.respond_rules().experiment;
         let now = Utc::now();
@@ -361,9 +362,6 @@ impl DashboardSource for HubInsights {
                 }
             }
             entry.1.extend(stage_move_rows(stats, &meta));
-        }
-        for p in self.store().experiment_products()? {
-            products.entry(p).or_default();
         }
         let mut out = Vec::new();
         for (product, (mut outcomes, mut stage_moves)) in products {

@@ -11,6 +11,8 @@ CREATE TABLE experiment_units (
     rx_before_sum   BIGINT NOT NULL DEFAULT 0,
     rx_after_n      BIGINT NOT NULL DEFAULT 0,
     rx_after_sum    BIGINT NOT NULL DEFAULT 0,
-    PRIMARY KEY (hcp_id, product)
+    -- By product and arm: the page reads one product's units as one range of the table,
+    -- already grouped by arm (an HCP's arm never changes once recorded).
+    PRIMARY KEY (product, arm, hcp_id)
 );
-CREATE INDEX experiment_units_by_product ON experiment_units(product, arm);
+CREATE INDEX experiment_units_by_hcp ON experiment_units(hcp_id);

@@ -772,8 +772,6 @@ pub trait InsightStore {
     fn unsummarised_profiles(&self, limit: usize) -> Result<Vec<Doc>>;
     /// Stores summaries (replacing each HCP's previous one).
     fn put_hcp_summaries(&self, summaries: &[HcpSummary]) -> Result<()>;
-    /// Products with HCPs in the experiment, by name.
-    fn experiment_products(&self) -> Result<Vec<String>>;
     /// Each arm's sums over the product's experiment figures, progression measured at `now`.
     fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums>;
 }

@@ -207,15 +207,6 @@ impl InsightStore for PgStore {
         self.write(move |tx| Box::pin(async move { put_summaries(tx, &summaries).await }))
     }
 
-    fn experiment_products(&self) -> Result<Vec<String>> {
-        self.read(|tx| {
-            Box::pin(async move {
-                let rows = tx.query("SELECT DISTINCT product FROM experiment_units ORDER BY product", &[]).await.map_err(pg_err)?;
-                Ok(rows.iter().map(|r| r.get(0)).collect())
-            })
-        })
-    }
-
     fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums> {
         let product = product.to_string();
         let now_ms = now.timestamp_millis() as f64;

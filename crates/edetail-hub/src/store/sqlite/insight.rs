@@ -170,14 +170,6 @@ impl InsightStore for SqliteStore {
         self.write(|tx| summaries.iter().try_for_each(|s| put_summary(tx, s)))
     }
 
-    fn experiment_products(&self) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut st = c.prepare_cached("SELECT DISTINCT product FROM experiment_units ORDER BY product")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
     fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums> {
         self.read(|c| {
             Ok(ExperimentSums {

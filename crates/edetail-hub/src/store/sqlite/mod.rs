@@ -211,7 +211,7 @@ mod tests {
             "4197b42f49eb736d27f9e5ea11967dea734dbea7743c97f04616fe9987f31e82", // 010_rep_targets.sql
             "6440cdfef1067ec2a86e441877aa3604442e5de9a1252e8d9873bcd15f9d56de", // 011_event_retention.sql
             "1e42a457a45d0fb00fb1f1dffcef353fa2cf62d5b62a87ad426048aef9a8785d", // 012_hcp_list_indexes.sql
-            "69423ebc65cbbd554e0ad7bdb56835a37ad52481b6c45140405974a1b96d071a", // 013_experiment_units.sql
+            "a9cad16cee27a152f5441d5df888978bfc48444a120fa360605ab1c4a45587f4", // 013_experiment_units.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }
@@ -338,19 +338,22 @@ mod tests {
             (
                 "the experiment's progression by arm",
                 crate::store::experiment_progression_sql(SqlDialect::Sqlite),
-                vec!["SEARCH experiment_units USING INDEX experiment_units_by_product (product=?)"],
+                vec!["SEARCH experiment_units USING PRIMARY KEY (product=?)"],
                 true,
             ),
             (
                 "refreshing an HCP's prescription sums",
                 crate::store::experiment_rx_refresh_sql(SqlDialect::Sqlite),
-                vec!["SEARCH experiment_units USING PRIMARY KEY (hcp_id=?)", "SEARCH r USING INDEX sqlite_autoindex_prescriptions_1"],
+                vec![
+                    "SEARCH experiment_units USING INDEX experiment_units_by_hcp (hcp_id=?)",
+                    "SEARCH r USING INDEX sqlite_autoindex_prescriptions_1",
+                ],
                 true,
             ),
             (
                 "the experiment's prescription change by arm",
                 crate::store::experiment_rx_sql(SqlDialect::Sqlite),
-                vec!["SEARCH experiment_units USING INDEX experiment_units_by_product (product=?)"],
+                vec!["SEARCH experiment_units USING PRIMARY KEY (product=?)"],
                 false,
             ),
         ];
