@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod payload;
+pub mod remote;
 pub mod views;
 
 pub use event::{EventKind, KindError};
