@@ -931,6 +931,16 @@ fn experiment_sums_match_the_analytics_definitions(s: Subject) {
     // the last count.
     st.put_hcp_summaries(&summaries[..2]).unwrap();
     assert!(close(&st.experiment_sums("cardiozen", now).unwrap().rx_change["treatment"], &want_rx["treatment"]));
+    // Her rung moves: the unit follows (PostgreSQL updates it in place), its sums stay.
+    let before = st.experiment_sums("cardiozen", now).unwrap();
+    let mut t1 = summaries[0].clone();
+    t1.experiment[0].level = 4;
+    st.put_hcp_summaries(&[t1]).unwrap();
+    let after = st.experiment_sums("cardiozen", now).unwrap();
+    let moved = experiment::progression_per_30_days(4, 1, 90.0) - experiment::progression_per_30_days(3, 1, 90.0);
+    assert!((after.progression["treatment"].sum - before.progression["treatment"].sum - moved).abs() < 1e-9);
+    assert_eq!(after.progression["treatment"].n, before.progression["treatment"].n);
+    assert_eq!(after.rx_change, before.rx_change);
     let t2 = |n: u64| Prescription { hcp_id: "t2".into(), product: "cardiozen".into(), period: "2026-11".into(), count: n };
     st.import_prescriptions(&[t2(1), t2(8)]).unwrap();
     let got = st.experiment_sums("cardiozen", now).unwrap().rx_change["treatment"];

@@ -776,34 +776,21 @@ pub trait InsightStore {
     fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums>;
 }
 
-/// Progression per 30 days of each unit of product `{p}` at `{now}` ms, summed by arm
-/// (`analytics::experiment::progression_per_30_days` in SQL). `{max}` is the dialect's
-/// two-argument maximum, `{f}` its float cast suffix.
-pub(crate) fn experiment_progression_sql(dialect: SqlDialect) -> String {
-    // Every unit has a progression figure: its count is the arm's size.
+/// One scan of product `{p}`'s units, summed by arm: count, sum and sum of squares of the
+/// progression per 30 days at `{now}` ms (`analytics::experiment::progression_per_30_days`:
+/// every unit has one), then of the prescription change from the unit's kept sums
+/// (`analytics::experiment::rx_change`: only units with months on both sides).
+pub(crate) fn experiment_sums_sql(dialect: SqlDialect) -> String {
     let (p, now, max, f) = match dialect {
-        SqlDialect::Sqlite => ("?1", "?2", "MAX", ""),
+        SqlDialect::Sqlite => ("?1", "?2", "MAX", " * 1.0"),
         SqlDialect::Postgres => ("$1", "$2::float8", "GREATEST", "::float8"),
     };
     format!(
-        "SELECT arm, COUNT(*), SUM(x), SUM(x * x) FROM (\
-           SELECT arm, (level - enrol_level){f} * 30.0 / {max}(({now} - enrolled_at_ms) / 86400000.0, 30.0) AS x \
+        "SELECT arm, COUNT(*), SUM(x), SUM(x * x), COUNT(d), SUM(d), SUM(d * d) FROM (\
+           SELECT arm, (level - enrol_level){f} * 30.0 / {max}(({now} - enrolled_at_ms) / 86400000.0, 30.0) AS x, \
+                  CASE WHEN rx_before_n > 0 AND rx_after_n > 0 \
+                       THEN rx_after_sum{f} / rx_after_n - rx_before_sum{f} / rx_before_n END AS d \
            FROM experiment_units WHERE product = {p}) u GROUP BY arm ORDER BY arm"
-    )
-}
-
-/// Prescription change of each unit of product `{p}` (mean monthly count from the enrolment
-/// month on, minus before; `analytics::experiment::rx_change`) from the unit's kept sums, summed
-/// by arm; units without months on both sides are left out.
-pub(crate) fn experiment_rx_sql(dialect: SqlDialect) -> String {
-    let (p, f) = match dialect {
-        SqlDialect::Sqlite => ("?1", " * 1.0"),
-        SqlDialect::Postgres => ("$1", "::float8"),
-    };
-    format!(
-        "SELECT arm, COUNT(*), SUM(d), SUM(d * d) FROM (\
-           SELECT arm, rx_after_sum{f} / rx_after_n - rx_before_sum{f} / rx_before_n AS d \
-           FROM experiment_units WHERE product = {p} AND rx_before_n > 0 AND rx_after_n > 0) x GROUP BY arm ORDER BY arm"
     )
 }
 

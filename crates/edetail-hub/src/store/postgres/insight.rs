@@ -58,16 +58,32 @@ pub(super) async fn put_summaries(tx: &Transaction<'_>, summaries: &[HcpSummary]
     let unit_period: Vec<String> = units.iter().map(|(_, u)| u.enrolled_at.format("%Y-%m").to_string()).collect();
     let unit_from: Vec<i32> = units.iter().map(|(_, u)| u.enrol_level.into()).collect();
     let unit_now: Vec<i32> = units.iter().map(|(_, u)| u.level.into()).collect();
-    tx.execute("DELETE FROM experiment_units WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
+    // An HCP's arm and enrolment never change once recorded, only her rung: units are upserted
+    // (an unchanged one is not rewritten, a changed one updated in place) instead of deleted and
+    // inserted on every analysis (which left a dead row per write for the page to skip), and
+    // only new units read their prescriptions.
     tx.execute(
-        "INSERT INTO experiment_units (hcp_id, product, arm, enrolled_at_ms, enrolled_period, enrol_level, level) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::int4[])",
-        &[&unit_hcps, &unit_products, &unit_arms, &unit_at, &unit_period, &unit_from, &unit_now],
+        "DELETE FROM experiment_units e WHERE e.hcp_id = ANY($1) \
+         AND NOT EXISTS (SELECT 1 FROM UNNEST($2::text[], $3::text[], $4::text[]) AS n(h, p, a) \
+                         WHERE n.h = e.hcp_id AND n.p = e.product AND n.a = e.arm)",
+        &[&ids, &unit_hcps, &unit_products, &unit_arms],
     )
     .await
     .map_err(pg_err)?;
-    if !unit_hcps.is_empty() {
-        refresh_rx(tx, &unit_hcps).await?;
+    let inserted = tx
+        .query(
+            "INSERT INTO experiment_units (hcp_id, product, arm, enrolled_at_ms, enrolled_period, enrol_level, level) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::int4[], $7::int4[]) \
+             ON CONFLICT (product, arm, hcp_id) DO UPDATE SET level = excluded.level \
+             WHERE experiment_units.level IS DISTINCT FROM excluded.level \
+             RETURNING hcp_id, (xmax = 0) AS inserted",
+            &[&unit_hcps, &unit_products, &unit_arms, &unit_at, &unit_period, &unit_from, &unit_now],
+        )
+        .await
+        .map_err(pg_err)?;
+    let new_units: Vec<&str> = inserted.iter().filter(|r| r.get::<_, bool>(1)).map(|r| r.get::<_, &str>(0)).collect();
+    if !new_units.is_empty() {
+        refresh_rx(tx, &new_units).await?;
     }
     tx.execute("DELETE FROM hcp_channels WHERE hcp_id = ANY($1)", &[&ids]).await.map_err(pg_err)?;
     tx.execute(
@@ -212,24 +228,22 @@ impl InsightStore for PgStore {
         let now_ms = now.timestamp_millis() as f64;
         self.read(move |tx| {
             Box::pin(async move {
-                let moments = |rows: Vec<tokio_postgres::Row>| -> std::collections::BTreeMap<String, Moments> {
-                    rows.iter()
-                        .map(|r| {
-                            let m = Moments {
-                                n: r.get::<_, i64>(1).max(0) as u64,
-                                sum: r.get::<_, Option<f64>>(2).unwrap_or(0.0),
-                                sum_sq: r.get::<_, Option<f64>>(3).unwrap_or(0.0),
-                            };
-                            (r.get(0), m)
-                        })
-                        .collect()
-                };
-                let progression = tx
-                    .query(&crate::store::experiment_progression_sql(SqlDialect::Postgres), &[&product, &now_ms])
-                    .await
-                    .map_err(pg_err)?;
-                let rx = tx.query(&crate::store::experiment_rx_sql(SqlDialect::Postgres), &[&product]).await.map_err(pg_err)?;
-                Ok(ExperimentSums { progression: moments(progression), rx_change: moments(rx) })
+                let rows =
+                    tx.query(&crate::store::experiment_sums_sql(SqlDialect::Postgres), &[&product, &now_ms]).await.map_err(pg_err)?;
+                let mut out = ExperimentSums::default();
+                for r in &rows {
+                    let moments = |n: usize| Moments {
+                        n: r.get::<_, i64>(n).max(0) as u64,
+                        sum: r.get::<_, Option<f64>>(n + 1).unwrap_or(0.0),
+                        sum_sq: r.get::<_, Option<f64>>(n + 2).unwrap_or(0.0),
+                    };
+                    let arm: String = r.get(0);
+                    if moments(4).n > 0 {
+                        out.rx_change.insert(arm.clone(), moments(4));
+                    }
+                    out.progression.insert(arm, moments(1));
+                }
+                Ok(out)
             })
         })
     }

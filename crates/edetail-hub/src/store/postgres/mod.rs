@@ -490,16 +490,8 @@ mod tests {
                 &["hcp_territories_by_hcp"],
             ),
             (
-                "the experiment's progression by arm",
-                (
-                    crate::store::experiment_progression_sql(SqlDialect::Postgres).replace("$2::float8", "0::float8"),
-                    vec!["cardiozen".into()],
-                ),
-                &["experiment_units_pkey"],
-            ),
-            (
-                "the experiment's prescription change by arm",
-                (crate::store::experiment_rx_sql(SqlDialect::Postgres), vec!["cardiozen".into()]),
+                "the experiment's sums by arm",
+                (crate::store::experiment_sums_sql(SqlDialect::Postgres).replace("$2::float8", "0::float8"), vec!["cardiozen".into()]),
                 &["experiment_units_pkey"],
             ),
             (

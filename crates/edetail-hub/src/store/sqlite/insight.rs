@@ -56,22 +56,6 @@ pub(super) fn refresh_rx(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// `(arm, Moments)` rows of an experiment sum query.
-fn arm_moments(c: &rusqlite::Connection, sql: &str, args: &[&dyn rusqlite::ToSql]) -> Result<std::collections::BTreeMap<String, Moments>> {
-    let mut st = c.prepare_cached(sql)?;
-    let rows = st.query_map(args, |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Moments {
-                n: r.get::<_, i64>(1)?.max(0) as u64,
-                sum: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
-                sum_sq: r.get::<_, Option<f64>>(3)?.unwrap_or(0.0),
-            },
-        ))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 /// Removes an HCP's summary rows (erasure) inside an open write transaction.
 pub(super) fn delete_summary(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
     for table in ["hcp_summaries", "hcp_stages", "hcp_channels", "experiment_units"] {
@@ -172,14 +156,25 @@ impl InsightStore for SqliteStore {
 
     fn experiment_sums(&self, product: &str, now: DateTime<Utc>) -> Result<ExperimentSums> {
         self.read(|c| {
-            Ok(ExperimentSums {
-                progression: arm_moments(
-                    c,
-                    &crate::store::experiment_progression_sql(SqlDialect::Sqlite),
-                    &[&product, &(now.timestamp_millis() as f64)],
-                )?,
-                rx_change: arm_moments(c, &crate::store::experiment_rx_sql(SqlDialect::Sqlite), &[&product])?,
-            })
+            let mut st = c.prepare_cached(&crate::store::experiment_sums_sql(SqlDialect::Sqlite))?;
+            let mut rows = st.query(rusqlite::params![product, now.timestamp_millis() as f64])?;
+            let mut out = ExperimentSums::default();
+            while let Some(r) = rows.next()? {
+                let moments = |n: usize| -> rusqlite::Result<Moments> {
+                    Ok(Moments {
+                        n: r.get::<_, i64>(n)?.max(0) as u64,
+                        sum: r.get::<_, Option<f64>>(n + 1)?.unwrap_or(0.0),
+                        sum_sq: r.get::<_, Option<f64>>(n + 2)?.unwrap_or(0.0),
+                    })
+                };
+                let arm: String = r.get(0)?;
+                let rx = moments(4)?;
+                if rx.n > 0 {
+                    out.rx_change.insert(arm.clone(), rx);
+                }
+                out.progression.insert(arm, moments(1)?);
+            }
+            Ok(out)
         })
     }
 }

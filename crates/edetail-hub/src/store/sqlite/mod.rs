@@ -336,8 +336,8 @@ mod tests {
             ("channel reach", CHANNEL_REACH_SQL.to_string(), vec!["COVERING INDEX hcp_channels_by_channel"], true),
             ("an HCP's territories", insight::HCP_TERRITORIES_SQL.to_string(), vec!["hcp_territories_by_hcp (hcp_id=?)"], true),
             (
-                "the experiment's progression by arm",
-                crate::store::experiment_progression_sql(SqlDialect::Sqlite),
+                "the experiment's sums by arm",
+                crate::store::experiment_sums_sql(SqlDialect::Sqlite),
                 vec!["SEARCH experiment_units USING PRIMARY KEY (product=?)"],
                 true,
             ),
@@ -349,12 +349,6 @@ mod tests {
                     "SEARCH r USING INDEX sqlite_autoindex_prescriptions_1",
                 ],
                 true,
-            ),
-            (
-                "the experiment's prescription change by arm",
-                crate::store::experiment_rx_sql(SqlDialect::Sqlite),
-                vec!["SEARCH experiment_units USING PRIMARY KEY (product=?)"],
-                false,
             ),
         ];
         let c = lock(&store.writer);
