@@ -18,6 +18,7 @@ use crate::clock::from_ms;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::navigation::{self, Move, NavAction, NavError, NavTarget, OrderedSlide, Position, first_visible, presentation_of, slide_url};
+use crate::observe::CallChange;
 use crate::outbox::{self, NewEvent, Outbox, Stamp};
 use crate::suggestion::Suggestion;
 
@@ -65,6 +66,8 @@ pub enum NavSource {
     Overview,
     /// The first slide of a call.
     Start,
+    /// Asked for by a doctor following the call remotely (remote detailing, with control).
+    Remote,
 }
 
 impl NavSource {
@@ -76,6 +79,7 @@ impl NavSource {
             NavSource::Jump => "jump",
             NavSource::Overview => "overview",
             NavSource::Start => "start",
+            NavSource::Remote => "remote",
         }
     }
 }
@@ -465,14 +469,24 @@ impl<'a> Calls<'a> {
     /// The shell shows a slide (swipe, overview pick): closes the open view and opens this one.
     pub fn enter_slide(&self, call_id: &str, slide_id: &str, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
-        self.ctx.databases().write(|tx| {
+        let target = self.ctx.databases().write(|tx| {
             let (_, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let presentation =
                 presentation_of(m, slide_id).ok_or_else(|| Error::UnknownSlide { bundle_id: bundle_id.clone(), slide: slide_id.into() })?;
             enter_slide(tx, call_id, slide_id, &presentation, active.version, source, hcp_led, stamp)?;
             Ok(NavTarget { url: slide_url(&bundle_id, m, slide_id), slide: slide_id.into(), presentation, moved: true })
-        })
+        })?;
+        self.moved(call_id, &target);
+        Ok(target)
+    }
+
+    /// Tells the call's observers where it moved (after the move committed).
+    fn moved(&self, call_id: &str, target: &NavTarget) {
+        if target.moved {
+            let change = CallChange::Moved { slide: target.slide.clone(), presentation: target.presentation.clone() };
+            self.ctx.observers().notify(call_id, &change);
+        }
     }
 
     /// Moves within the deck: next/previous skip hidden slides and honour sub-presentations
@@ -482,7 +496,7 @@ impl<'a> Calls<'a> {
     /// ([`navigation::resolve_in_sequence`]).
     pub fn navigate(&self, call_id: &str, action: &NavAction, source: NavSource, hcp_led: bool) -> Result<NavTarget> {
         let stamp = self.ctx.stamp();
-        self.ctx.databases().write(|tx| {
+        let target = self.ctx.databases().write(|tx| {
             let (view, bundle_id, active) = self.presenting(tx, call_id)?;
             let m = &active.manifest;
             let current = view.slide_id.clone().unwrap_or_default();
@@ -507,7 +521,9 @@ impl<'a> Calls<'a> {
                 Err(NavError::NotFound(what)) => Err(Error::UnknownSlide { bundle_id, slide: what }),
                 Err(NavError::NoTarget) => Err(Error::Invalid("goto needs a slide, presentation or key message".into())),
             }
-        })
+        })?;
+        self.moved(call_id, &target);
+        Ok(target)
     }
 
     /// Records a generic event, in a call or not. `kind` is an app-defined type (`app.` plus a
@@ -683,6 +699,7 @@ impl<'a> Calls<'a> {
     }
 
     /// Per-call slide state (`edetail.state.save`).
+    /// Told to the call's observers once stored.
     pub fn state_save(&self, call_id: &str, key: &str, value: &Value) -> Result<()> {
         self.ctx.databases().write(|tx| {
             open_view(tx, call_id)?;
@@ -692,7 +709,9 @@ impl<'a> Calls<'a> {
                 params![call_id, key, value.to_string()],
             )?;
             Ok(())
-        })
+        })?;
+        self.ctx.observers().notify(call_id, &CallChange::State { key: key.to_string(), value: value.clone() });
+        Ok(())
     }
 
     pub fn state_load(&self, call_id: &str, key: &str) -> Result<Option<Value>> {
@@ -748,7 +767,7 @@ mod tests {
     #[test]
     fn payload_names_are_the_serialised_names() {
         let name = |v: serde_json::Value| v.as_str().unwrap().to_string();
-        for s in [NavSource::Swipe, NavSource::Link, NavSource::Jump, NavSource::Overview, NavSource::Start] {
+        for s in [NavSource::Swipe, NavSource::Link, NavSource::Jump, NavSource::Overview, NavSource::Start, NavSource::Remote] {
             assert_eq!(s.as_str(), name(serde_json::to_value(s).unwrap()));
         }
         for r in [Reaction::Positive, Reaction::Neutral, Reaction::Negative] {

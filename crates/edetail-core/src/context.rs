@@ -14,6 +14,7 @@ use crate::blobs::BlobStore;
 use crate::clock::{Clock, Stamp, SystemClock, from_ms, to_ms};
 use crate::db::{Databases, DbKey};
 use crate::error::{Error, Result};
+use crate::observe::Observers;
 use crate::store::ContentStore;
 use crate::validity::{TimeState, TrustedClock, Unopenable, check_openable};
 
@@ -56,6 +57,8 @@ pub struct Context {
     time: TrustedClock,
     session: i64,
     config: DeviceConfig,
+    /// Live observers of calls (`observe`), told after a change committed.
+    observers: Observers,
     /// Held for the context's lifetime: one at a time per data directory. Declared last so it
     /// is released only after the database connections have closed.
     _lock: std::fs::File,
@@ -114,7 +117,7 @@ impl Context {
         let read_opts =
             ReadOptions { trusted_keys: config.trusted_keys.clone(), require_signature: !config.allow_unsigned, ..Default::default() };
         let store = ContentStore::new(db.clone(), blobs, read_opts);
-        Ok(Context { dir: dir.to_path_buf(), db, store, time, session, config, _lock: lock })
+        Ok(Context { dir: dir.to_path_buf(), db, store, time, session, config, observers: Observers::default(), _lock: lock })
     }
 
     /// Encrypts the plain database of a data directory that is not open (see
@@ -142,6 +145,11 @@ impl Context {
 
     pub fn content(&self) -> &ContentStore {
         &self.store
+    }
+
+    /// The observers of this device's calls.
+    pub(crate) fn observers(&self) -> &Observers {
+        &self.observers
     }
 
     /// This device's stable id (created with the data directory).

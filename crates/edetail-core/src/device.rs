@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::db::{Databases, DbKey};
 use crate::error::Result;
 use crate::navigation::OrderedSlide;
+use crate::observe::{CallObserver, CallSubscription};
 use crate::outbox::{BatchAnswer, Outbox};
 use crate::plans::Plans;
 use crate::privacy::Privacy;
@@ -108,6 +109,12 @@ impl Device {
     /// The rep's call sequences per HCP and bundle, built from the plan on the tablet.
     pub fn sequences(&self) -> Sequences<'_> {
         Sequences::new(&self.ctx)
+    }
+
+    /// Observes a call's changes (every move, whatever made it, and every slide-state save),
+    /// told after they committed, until the subscription is dropped. See `observe`.
+    pub fn observe_call(&self, call_id: &str, observer: CallObserver) -> CallSubscription {
+        self.ctx.observers().subscribe(call_id, observer)
     }
 
     /// Trusted time (never runs backwards; see `validity`). Persists the floor.

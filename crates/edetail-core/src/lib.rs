@@ -15,12 +15,14 @@
 //! - [`sequence`]: the rep's call sequence per HCP and bundle, built from the plan on the
 //!   tablet (mandatory slides kept, hidden ones unavailable), saved, recorded with the call,
 //!   whose next/previous then follow it.
+//! - [`observe`]: live observers of a call's changes (moves, slide state), told after commit
+//!   (remote detailing relays them).
 //! - [`device`]: the `Device` facade over all of it, with views (`device.calls()`, ...).
 //! - [`bridge`]: the slide bridge protocol (`bridge::handle(&device, json)`), above the facade.
 //! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries, above the
 //!   facade.
 //!
-//! Layering (no module imports one above it): `context` -> `calls`/`outbox`/`plans`/`privacy`/
+//! Layering (no module imports one above it): `observe` -> `context` -> `calls`/`outbox`/`plans`/`privacy`/
 //! `profile` -> `sequence` -> `device` -> `bridge`/`vendor`.
 //!
 //! No tokio, no HTTP client: the sync engine (edetail-sync) drives network I/O on top.
@@ -35,6 +37,7 @@ pub mod db;
 pub mod device;
 pub mod error;
 pub mod navigation;
+pub mod observe;
 pub mod outbox;
 pub mod plans;
 pub mod privacy;
@@ -55,6 +58,7 @@ pub use edetail_protocol::Tracking;
 pub use edetail_protocol::payload::AdvocacyAction;
 pub use error::{Error, Result};
 pub use navigation::{NavAction, NavTarget};
+pub use observe::{CallChange, CallObserver, CallSubscription};
 pub use outbox::{BatchAnswer, Event, Outbox, OutboxStats, PendingUpload};
 pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, Plans, StoredPlan};
 pub use privacy::{ERASED_EVENT, LocalErasure, Privacy};
