@@ -688,6 +688,16 @@ impl<'a> Calls<'a> {
         })
     }
 
+    /// The tracking level a call records at (from the HCP's consent when it started: `off`
+    /// records nothing of it; `full` for calls without an HCP).
+    pub fn tracking(&self, call_id: &str) -> Result<Tracking> {
+        self.ctx.databases().read(|c| {
+            let known: Option<i64> = c.query_row("SELECT 1 FROM calls WHERE id = ?1", [call_id], |r| r.get(0)).optional()?;
+            known.ok_or_else(|| Error::UnknownCall(call_id.into()))?;
+            crate::tracking::call_tracking(c, call_id)
+        })
+    }
+
     /// One call by id.
     pub fn get(&self, call_id: &str) -> Result<Call> {
         self.list()?.into_iter().find(|c| c.id == call_id).ok_or_else(|| Error::UnknownCall(call_id.into()))

@@ -134,10 +134,13 @@ fn a_remote_doctors_navigation_is_hcp_led_with_source_remote_and_unrecorded_with
     assert_eq!(enters[1]["source"], "remote");
     assert_eq!(enters[1]["hcp_led"], true);
     assert_eq!(d.calls().slide_views(&call).unwrap()[1].source.as_deref(), Some("remote"));
+    assert_eq!(d.calls().tracking(&call).unwrap(), Tracking::Full);
+    assert!(matches!(d.calls().tracking("nope"), Err(edetail_core::Error::UnknownCall(_))));
 
     let consent = ConsentRecord { hcp_id: "hcp-off".into(), tracking: Tracking::Off, updated_at: Utc::now() };
     d.privacy().apply_consents(&[consent]).unwrap();
     let call = start(&d, Some("hcp-off"));
+    assert_eq!(d.calls().tracking(&call).unwrap(), Tracking::Off);
     let (seen, _sub) = observe(&d, &call);
     d.calls().navigate(&call, &NavAction::Next, NavSource::Remote, true).unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![moved("efficacy")], "the call moves and is told");
