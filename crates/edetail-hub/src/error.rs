@@ -59,6 +59,9 @@ pub enum Error {
     /// log): 507 with `Retry-After`, so devices keep their data and retry.
     #[error("storage full: {0}")]
     StorageFull(String),
+    /// What the request names existed and is over for good (an ended remote session).
+    #[error("gone: {0}")]
+    Gone(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -113,6 +116,7 @@ impl Error {
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::RateLimited),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            Error::Gone(_) => (StatusCode::GONE, ErrorCode::Forbidden),
             Error::BadRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::BadRequest),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
             Error::VersionConflict { .. } | Error::PublishInProgress { .. } => (StatusCode::CONFLICT, ErrorCode::VersionConflict),

@@ -55,7 +55,7 @@ pub const TOUCH_INTERVAL: chrono::Duration = chrono::Duration::seconds(30);
 
 /// How a route records the device's request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Touch {
+pub(crate) enum Touch {
     /// Last seen and skew, at most every `TOUCH_INTERVAL`.
     Throttled,
     /// Not here: the route records them itself (an upload batch, in its own transaction).
@@ -63,7 +63,7 @@ enum Touch {
 }
 
 /// Authenticates a device and records the request (last seen, skew from the device-time header).
-async fn device_auth(hub: &Hub, headers: &HeaderMap, touch: Touch) -> Result<DeviceRecord> {
+pub(crate) async fn device_auth(hub: &Hub, headers: &HeaderMap, touch: Touch) -> Result<DeviceRecord> {
     let hash = crate::auth::bearer_hash(headers)?;
     let now = Utc::now();
     let skew = headers

@@ -50,6 +50,8 @@ pub(crate) struct HubInner {
     pub(crate) claim_lease_ms: std::sync::atomic::AtomicU64,
     /// Retention period of analysed events in seconds, applied by `serve` (0: keep all).
     pub(crate) event_retention_s: std::sync::atomic::AtomicU64,
+    /// The remote sessions' sockets on this process and the relay between processes.
+    pub(crate) remote: Arc<crate::remote::relay::Relay>,
 }
 
 impl HubInner {
@@ -99,6 +101,10 @@ impl Hub {
         };
         config.server_limits.validate().map_err(Error::BadRequest)?;
         let hub = Hub::with_store(store, blobs, config.publisher_keys, AnalyzerConfig { plan_key, rules });
+        // Hub processes sharing a PostgreSQL database relay remote sessions through it.
+        if let Some(url) = config.database.as_deref().filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            hub.use_postgres_relay(url)?;
+        }
         hub.set_server_limits(config.server_limits)?;
         hub.set_trusted_proxies(config.trusted_proxies);
         Ok(hub)
@@ -121,6 +127,7 @@ impl Hub {
                 trusted_proxies: std::sync::RwLock::new(Vec::new()),
                 claim_lease_ms: std::sync::atomic::AtomicU64::new(publish::CLAIM_LEASE.as_millis() as u64),
                 event_retention_s: std::sync::atomic::AtomicU64::new(0),
+                remote: Arc::default(),
             }),
         };
         // What dead publishes left (expired claims, their unreferenced blobs, unfinished
@@ -145,6 +152,16 @@ impl Hub {
     /// markers, ends expired claims and deletes the blobs only they needed. Blocking.
     pub fn collect_dead_publishes(&self) -> Result<publish::Collected> {
         publish::collect_dead_publishes(&self.inner.publishing(), chrono::Utc::now())
+    }
+
+    /// Relays remote sessions between hub processes through the PostgreSQL database at `url`
+    /// (`LISTEN`/`NOTIFY`, ADR 0023); `Hub::open` does it for a PostgreSQL hub.
+    pub fn use_postgres_relay(&self, url: &str) -> Result<()> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| Error::BadRequest(format!("invalid PostgreSQL URL: {e}")))?;
+        config.application_name("edetail-hub-relay");
+        config.connect_timeout(std::time::Duration::from_secs(10));
+        self.inner.remote.use_postgres(config);
+        Ok(())
     }
 
     /// Asks the analysis worker to look at the queue now.

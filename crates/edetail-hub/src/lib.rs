@@ -29,6 +29,7 @@ pub mod insights;
 pub mod microsite;
 pub mod publish;
 pub mod ratelimit;
+mod remote;
 pub mod reqlog;
 mod retention;
 mod serve;

@@ -176,8 +176,14 @@ async fn lookup(hub: &Hub, token: &str) -> Result<Lookup> {
 /// The manifest of the microsite's bundle version, only while the microsite's territory is
 /// entitled to that version and it is not revoked (404 otherwise: nothing is served).
 async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
+    entitled_manifest(hub, &m.territory, &m.bundle_id, m.bundle_version).await
+}
+
+/// The manifest of a bundle version while `territory` is entitled to it and it is not revoked
+/// (404 otherwise): what a browser-facing page (microsite, remote session) may serve from.
+pub(crate) async fn entitled_manifest(hub: &Hub, territory: &str, bundle_id: &str, version: u64) -> Result<Manifest> {
     let store = hub.inner().store.clone();
-    let (t, b, v) = (m.territory.clone(), m.bundle_id.clone(), m.bundle_version);
+    let (t, b, v) = (territory.to_string(), bundle_id.to_string(), version);
     let bytes = tokio::task::spawn_blocking(move || match store.bundle_zip(&t, &b, v)? {
         Some(_) => store.bundle_manifest(&b, v),
         None => Ok(None),
@@ -188,13 +194,27 @@ async fn manifest_of(hub: &Hub, m: &Microsite) -> Result<Manifest> {
     Manifest::from_slice(&bytes).map_err(|e| Error::Internal(format!("stored manifest: {e}")))
 }
 
+/// One file the approved `manifest` lists, to a browser: its type, Range, the sandboxing
+/// policy of every HCP-facing asset ([`ASSET_CSP`]); 404 for anything the manifest lacks.
+pub(crate) async fn serve_asset(hub: &Hub, manifest: &Manifest, path: &str, headers: &HeaderMap) -> Result<Response> {
+    // Only files the approved manifest lists; the path is checked like a bundle entry name.
+    let bp = BundlePath::parse(path).map_err(|_| Error::NotFound("asset".into()))?;
+    let entry = manifest.files.get(&bp).ok_or_else(|| Error::NotFound("asset".into()))?;
+    let mime = HeaderValue::from_str(&entry.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut resp = crate::http::serve_blob(hub, entry.sha256, entry.size, headers, "application/octet-stream").await?;
+    resp.headers_mut().insert(header::CONTENT_TYPE, mime);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ASSET_CSP));
+    Ok(resp)
+}
+
 /// HTML escaping shared with the dashboard.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     crate::web::html_escape(s)
 }
 
 /// Percent-encodes a bundle path for a URL (segments kept).
-fn url_path(p: &str) -> String {
+pub(crate) fn url_path(p: &str) -> String {
     let mut out = String::with_capacity(p.len());
     for b in p.bytes() {
         match b {
@@ -262,15 +282,7 @@ async fn asset(State(hub): State<Hub>, Path((token, path)): Path<(String, String
         Lookup::Unknown => return Ok(gone(StatusCode::NOT_FOUND, "This link is not valid.")),
     };
     let manifest = manifest_of(&hub, &m).await?;
-    // Only files the approved manifest lists; the path is checked like a bundle entry name.
-    let bp = BundlePath::parse(&path).map_err(|_| Error::NotFound("asset".into()))?;
-    let entry = manifest.files.get(&bp).ok_or_else(|| Error::NotFound("asset".into()))?;
-    let mime = HeaderValue::from_str(&entry.mime).unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let mut resp = crate::http::serve_blob(&hub, entry.sha256, entry.size, &headers, "application/octet-stream").await?;
-    resp.headers_mut().insert(header::CONTENT_TYPE, mime);
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
-    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(ASSET_CSP));
-    Ok(resp)
+    serve_asset(&hub, &manifest, &path, &headers).await
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,17 +14,20 @@ use crate::http;
 use crate::hub::Hub;
 use crate::insights;
 use crate::microsite;
+use crate::remote;
 use crate::reqlog;
 use crate::server;
 use crate::tls;
 
 impl Hub {
-    /// Every `/v1` route, the microsite pages (`/m/…`) and the dashboard (`/dashboard`).
+    /// Every `/v1` route, the microsite pages (`/m/…`), remote sessions (`/r/…`, ADR 0023)
+    /// and the dashboard (`/dashboard`).
     /// The dashboard needs an operator (bearer operator token or a login session, `auth`).
     pub fn router(&self) -> axum::Router {
         let insights: Arc<dyn dashboard::DashboardSource> = Arc::new(insights::HubInsights::new(self.clone()));
         self.with_client(http::router(self.clone()))
             .merge(self.microsite_router())
+            .merge(self.with_client(remote::router(self.clone())))
             .merge(self.dashboard_router(insights))
             .layer(axum::middleware::from_fn(reqlog::request_log))
     }

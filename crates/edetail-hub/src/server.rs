@@ -329,7 +329,8 @@ impl Connection {
         });
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
-        let conn = builder.serve_connection(TokioIo::new(io), service);
+        // Upgrades: remote sessions' WebSockets (the socket then lives on in its own task).
+        let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
         let mut conn = std::pin::pin!(conn);
         let mut tick = tokio::time::interval((limits.idle_timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(5)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

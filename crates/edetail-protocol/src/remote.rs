@@ -8,8 +8,17 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// Path of the device's request that opens a session (`POST`, device token).
+/// Path of the device's request that opens a session (`POST`, device token). Under it, per
+/// session: `{id}/end` (`POST`: ends it, the link stops working), `{id}/link` (`POST`: revokes
+/// the link and answers a new one, for a link sent to the wrong person) and `{id}/present`
+/// (the presenter's WebSocket). The join link is `/r/{token}`, its WebSocket `/r/{token}/ws`.
 pub const SESSIONS_PATH: &str = "/v1/remote-sessions";
+/// WebSocket close code: the session ended, expired or its link was revoked.
+pub const CLOSE_ENDED: u16 = 4410;
+/// WebSocket close code: the session already has [`MAX_ATTENDEES`] attendees.
+pub const CLOSE_FULL: u16 = 4429;
+/// WebSocket close code: another connection of the presenter replaced this one.
+pub const CLOSE_REPLACED: u16 = 4409;
 /// At most this many attendees in one session.
 pub const MAX_ATTENDEES: usize = 20;
 /// At most this long a session lives (the rep may choose less).
@@ -33,6 +42,9 @@ pub struct OpenRemoteSession {
     /// Attendees wait until the rep admits them.
     #[serde(default)]
     pub waiting_room: bool,
+    /// Whether the device records the doctor's navigation and taps (her consent on the
+    /// device is not `off`); the join page says which. The hub never learns who she is.
+    pub recorded: bool,
 }
 
 /// The answer: the session and its join link (to share by phone, email or QR code).
@@ -42,6 +54,13 @@ pub struct RemoteSessionOpened {
     /// The path of the join link on the hub (`/r/<token>`); the token is shown only here.
     pub join_path: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The state of a session the device asked about (`POST {id}/end` answers it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSessionEnded {
+    pub session_id: String,
+    pub ended_at: DateTime<Utc>,
 }
 
 /// Who navigates.
@@ -129,9 +148,23 @@ pub enum HubMessage {
         attendee: String,
         message: AttendeeMessage,
     },
+    /// To an attendee on joining: its id in this session (the page keeps it to reconnect as
+    /// the same attendee) and whether the device records what she does.
+    Welcome {
+        attendee: String,
+        recorded: bool,
+    },
     /// The attendee waits to be admitted.
     Waiting,
     Admitted,
+    /// To the presenter: an attendee joined (waiting for admission or not) or left.
+    Joined {
+        attendee: String,
+        waiting: bool,
+    },
+    Left {
+        attendee: String,
+    },
     /// The tablet lost its connection; the session goes on when it is back.
     PresenterReconnecting,
     /// The session ended, expired or was revoked: the page says so and closes.

@@ -604,6 +604,7 @@ pub trait HubStore:
     + CrmStore
     + PrivacyStore
     + AuditStore
+    + RemoteStore
     + Send
     + Sync
     + std::fmt::Debug
@@ -620,6 +621,7 @@ impl<T> HubStore for T where
         + CrmStore
         + PrivacyStore
         + AuditStore
+        + RemoteStore
         + Send
         + Sync
         + std::fmt::Debug
@@ -1053,6 +1055,103 @@ pub trait PrivacyStore {
     fn set_consent(&self, hcp_id: &str, tracking: Tracking, now: DateTime<Utc>, audit: Option<&Audited<i64>>) -> Result<i64>;
     /// The HCP's consent record, `None` without one (devices then use `Tracking::DEFAULT`).
     fn consent(&self, hcp_id: &str) -> Result<Option<ConsentRecord>>;
+}
+
+/// A remote detailing session (ADR 0023): one call of one device that doctors follow from a
+/// link. The link's token is never stored, only its SHA-256; no HCP id is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSession {
+    pub id: String,
+    pub device_id: String,
+    pub call_id: String,
+    pub territory: String,
+    pub bundle_id: String,
+    pub bundle_version: u64,
+    pub waiting_room: bool,
+    /// The device records the doctor's navigation (her consent on the device is not `off`).
+    pub recorded: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Where the session stands (`HubMessage::Current` as JSON), once the presenter moved.
+    pub position: Option<String>,
+    pub position_seq: i64,
+}
+
+impl RemoteSession {
+    /// Neither ended nor expired at `now`.
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        self.ended_at.is_none() && self.expires_at > now
+    }
+}
+
+/// A session to open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRemoteSession {
+    pub id: String,
+    pub device_id: String,
+    pub call_id: String,
+    pub territory: String,
+    pub bundle_id: String,
+    pub bundle_version: u64,
+    pub token_sha256: String,
+    pub waiting_room: bool,
+    pub recorded: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What joining a session gave an attendee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteJoin {
+    Admitted,
+    /// In the waiting room until the rep admits her.
+    Waiting,
+    /// The session has its maximum of live attendees.
+    Full,
+}
+
+/// An attendee connected to a session (on any hub process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteAttendee {
+    pub attendee_id: String,
+    pub admitted: bool,
+}
+
+/// Remote detailing sessions and their attendees (ADR 0023). Attendees count towards the
+/// limit while connected and seen by their hub process since `live_since_ms` (each process
+/// refreshes its own), so a process that died frees its attendees' places by itself.
+pub trait RemoteStore {
+    fn open_remote_session(&self, s: &NewRemoteSession) -> Result<()>;
+    fn remote_session(&self, id: &str) -> Result<Option<RemoteSession>>;
+    fn remote_session_by_token(&self, token_sha256: &str) -> Result<Option<RemoteSession>>;
+    /// Replaces the session's link (the old token stops working at once); `false` when there
+    /// is no such session.
+    fn relink_remote_session(&self, id: &str, token_sha256: &str) -> Result<bool>;
+    /// Ends the session (the first end time stays); its end time, `None` when unknown.
+    fn end_remote_session(&self, id: &str, at: DateTime<Utc>) -> Result<Option<DateTime<Utc>>>;
+    /// Stores where the session stands, unless a position with a higher `seq` is stored.
+    fn set_remote_position(&self, id: &str, position: &str, seq: i64) -> Result<()>;
+    /// Joins or re-joins `attendee`: one admitted before stays admitted; a new one is admitted
+    /// unless `waiting_room`; `Full` when `max` other attendees are live. Serialised per
+    /// session across hub processes.
+    fn join_remote_session(
+        &self,
+        id: &str,
+        attendee: &str,
+        waiting_room: bool,
+        max: usize,
+        now_ms: i64,
+        live_since_ms: i64,
+    ) -> Result<RemoteJoin>;
+    /// Admits a joined attendee; `false` when she never joined.
+    fn admit_remote_attendee(&self, id: &str, attendee: &str) -> Result<bool>;
+    /// Marks these attendees of the session seen now.
+    fn touch_remote_attendees(&self, id: &str, attendees: &[String], now_ms: i64) -> Result<()>;
+    /// The attendee disconnected (she keeps her admission for a reconnect).
+    fn leave_remote_session(&self, id: &str, attendee: &str) -> Result<()>;
+    /// Connected attendees seen since `live_since_ms`, by id.
+    fn remote_attendees(&self, id: &str, live_since_ms: i64) -> Result<Vec<RemoteAttendee>>;
 }
 
 /// The append-only audit trail (issue 7).

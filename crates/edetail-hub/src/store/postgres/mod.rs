@@ -18,6 +18,7 @@ mod feed;
 mod ingest;
 mod insight;
 mod privacy;
+mod remote;
 
 use std::fmt;
 use std::str::FromStr;
@@ -63,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/postgres/011_hcp_list_indexes.sql"),
     include_str!("../../../migrations/postgres/012_lz4_documents.sql"),
     include_str!("../../../migrations/postgres/013_experiment_units.sql"),
+    include_str!("../../../migrations/postgres/014_remote_sessions.sql"),
 ];
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -352,6 +354,7 @@ mod tests {
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
             "0022f0d23cae7d76aab0cfed71d7429e1949b670ef194057d2b03c5d22de8b76", // 012_lz4_documents.sql
             "d5a3da521d35b9f485114ca5bef90535e0a69d13109a876a26d11e1b3a3e8129", // 013_experiment_units.sql
+            "8efd78ccfd1f1478c79abe35946d4d5ff5cabccaa08d34d754076fcf9ccc9896", // 014_remote_sessions.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

@@ -11,6 +11,7 @@ mod feed;
 mod ingest;
 mod insight;
 mod privacy;
+mod remote;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -48,6 +49,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/011_event_retention.sql"),
     include_str!("../../../migrations/012_hcp_list_indexes.sql"),
     include_str!("../../../migrations/013_experiment_units.sql"),
+    include_str!("../../../migrations/014_remote_sessions.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -212,6 +214,7 @@ mod tests {
             "6440cdfef1067ec2a86e441877aa3604442e5de9a1252e8d9873bcd15f9d56de", // 011_event_retention.sql
             "1e42a457a45d0fb00fb1f1dffcef353fa2cf62d5b62a87ad426048aef9a8785d", // 012_hcp_list_indexes.sql
             "a9cad16cee27a152f5441d5df888978bfc48444a120fa360605ab1c4a45587f4", // 013_experiment_units.sql
+            "21e024084caf4bc16730f82ccaa05ec120069d44ce35cf3845e63bb975580434", // 014_remote_sessions.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

@@ -1,0 +1,389 @@
+//! The WebSocket loops of a remote session: the presenter's (the tablet: moves, slide state,
+//! pointer, control, admissions, end) and each attendee's (a doctor's browser: follows, and
+//! navigates or taps while she has control). Each message is checked (`remote::check`) and
+//! relayed (`relay`); where the session stands is kept in the store for late joiners and
+//! other hub processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use chrono::Utc;
+use edetail_bundle::Manifest;
+use edetail_protocol::remote::{
+    AttendeeMessage, CLOSE_ENDED, CLOSE_FULL, Control, HubMessage, MAX_ATTENDEES, MAX_STATE_BYTES, PresenterMessage, check,
+};
+use serde_json::{Map, Value};
+
+use super::relay::{Envelope, Outgoing, Relay, To};
+use crate::hub::Hub;
+use crate::store::{RemoteJoin, RemoteSession};
+
+/// Attendees' hub processes mark them seen this often; unseen for `LIVE_FOR` they no longer
+/// count towards the limit (their process died).
+const TOUCH_EVERY: Duration = Duration::from_secs(15);
+const LIVE_FOR: Duration = Duration::from_secs(45);
+/// Pings keep proxies from closing a quiet session.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// An attendee may send at most this many messages per second (more are dropped).
+const ATTENDEE_RATE: u32 = 10;
+
+/// Where a session stands, as `HubMessage::Current` carries it.
+#[derive(Debug, Clone)]
+struct Position {
+    slide: String,
+    presentation: String,
+    seq: u64,
+    control: Control,
+    state: Map<String, Value>,
+}
+
+impl Position {
+    fn parse(text: Option<&str>) -> Option<Position> {
+        match serde_json::from_str(text?).ok()? {
+            HubMessage::Current { slide, presentation, seq, control, state } => Some(Position { slide, presentation, seq, control, state }),
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> HubMessage {
+        HubMessage::Current {
+            slide: self.slide.clone(),
+            presentation: self.presentation.clone(),
+            seq: self.seq,
+            control: self.control,
+            state: self.state.clone(),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+async fn send(ws: &mut WebSocket, m: &HubMessage) -> bool {
+    match serde_json::to_string(m) {
+        Ok(t) => ws.send(Message::Text(t.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = ws.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+}
+
+/// Time left until the session expires (at least a millisecond).
+fn until_expiry(s: &RemoteSession) -> Duration {
+    (s.expires_at - Utc::now()).to_std().unwrap_or(Duration::from_millis(1)).max(Duration::from_millis(1))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::error::Result<T> + Send + 'static) -> crate::error::Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| crate::error::Error::Internal(format!("task failed: {e}")))?
+}
+
+/// The session as stored now (position, end), `None` when it cannot be read.
+async fn reload(hub: &Hub, id: &str) -> Option<RemoteSession> {
+    let store = hub.inner().store.clone();
+    let sid = id.to_string();
+    match blocking(move || store.remote_session(&sid)).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(session = %id, error = %e, "remote session unreadable");
+            None
+        }
+    }
+}
+
+/// The tablet's socket, until the session ends or the tablet goes.
+pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manifest, mut ws: WebSocket) {
+    let relay: Arc<Relay> = hub.inner().remote.clone();
+    let id = session.id.clone();
+    let mut position = Position::parse(session.position.as_deref());
+    let (conn, mut rx) = relay.join_presenter(&id, position.as_ref().map(|p| p.control));
+    tracing::info!(session = %id, "remote presenter connected");
+    let mut ok = match &position {
+        Some(p) => send(&mut ws, &p.message()).await,
+        None => true,
+    };
+    if ok {
+        let store = hub.inner().store.clone();
+        let (sid, since) = (id.clone(), now_ms() - LIVE_FOR.as_millis() as i64);
+        let attendees = blocking(move || store.remote_attendees(&sid, since)).await.unwrap_or_default();
+        for a in attendees {
+            ok = ok && send(&mut ws, &HubMessage::Joined { attendee: a.attendee_id, waiting: !a.admitted }).await;
+        }
+    }
+    let expiry = tokio::time::sleep(until_expiry(&session));
+    tokio::pin!(expiry);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ended = false;
+    while ok {
+        tokio::select! {
+            m = ws.recv() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    match check::<PresenterMessage>(text.as_str()) {
+                        Ok(msg) => {
+                            ended = on_presenter_message(&hub, &relay, &session, &manifest, &mut position, msg).await;
+                            if ended {
+                                break;
+                            }
+                        }
+                        Err(e) => tracing::debug!(session = %id, error = %e, "presenter message refused"),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            out = rx.recv() => match out {
+                Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t.to_string().into())).await.is_ok(),
+                Some(Outgoing::Close(code)) => {
+                    ended = code == CLOSE_ENDED;
+                    close(&mut ws, code, "").await;
+                    break;
+                }
+                Some(Outgoing::Admitted) | None => {}
+            },
+            _ = &mut expiry => {
+                relay.publish(Envelope { session: id.clone(), to: To::Everyone, message: HubMessage::Ended, close: Some(CLOSE_ENDED) }).await;
+                ended = true;
+                break;
+            }
+            _ = ping.tick() => ok = ws.send(Message::Ping(Default::default())).await.is_ok(),
+        }
+    }
+    let was_current = relay.leave(&id, conn, None);
+    if !ended && was_current {
+        // The tablet dropped: the followers wait for it (the call goes on on the tablet).
+        relay
+            .publish(Envelope { session: id.clone(), to: To::AllAttendees, message: HubMessage::PresenterReconnecting, close: None })
+            .await;
+    }
+    tracing::info!(session = %id, ended, "remote presenter disconnected");
+}
+
+/// Handles one presenter message; `true` when it ended the session.
+async fn on_presenter_message(
+    hub: &Hub,
+    relay: &Arc<Relay>,
+    session: &RemoteSession,
+    manifest: &Manifest,
+    position: &mut Option<Position>,
+    msg: PresenterMessage,
+) -> bool {
+    let id = &session.id;
+    let publish = |to: To, message: HubMessage| relay.publish(Envelope { session: id.clone(), to, message, close: None });
+    match msg {
+        PresenterMessage::Slide { slide, presentation, seq } => {
+            if manifest.slide(&slide).is_none() {
+                tracing::debug!(session = %id, "presenter moved to a slide the session's bundle lacks; not relayed");
+                return false;
+            }
+            let control = position.as_ref().map(|p| p.control).unwrap_or(Control::Rep);
+            let p = Position { slide, presentation, seq, control, state: Map::new() };
+            publish(To::Attendees, p.message()).await;
+            *position = Some(p);
+        }
+        PresenterMessage::State { key, value } => {
+            let Some(p) = position.as_mut() else { return false };
+            let mut state = p.state.clone();
+            state.insert(key.clone(), value.clone());
+            if Value::Object(state.clone()).to_string().len() > MAX_STATE_BYTES {
+                tracing::debug!(session = %id, "slide state over its bound; not relayed");
+                return false;
+            }
+            p.state = state;
+            publish(To::Attendees, HubMessage::Presenter { message: PresenterMessage::State { key, value } }).await;
+        }
+        PresenterMessage::Pointer { at } => {
+            publish(To::Attendees, HubMessage::Presenter { message: PresenterMessage::Pointer { at } }).await;
+            return false;
+        }
+        PresenterMessage::Control { to } => {
+            if let Some(p) = position.as_mut() {
+                p.control = to;
+            }
+            publish(To::Attendees, HubMessage::Presenter { message: PresenterMessage::Control { to } }).await;
+        }
+        PresenterMessage::Admit { attendee } => {
+            let store = hub.inner().store.clone();
+            let (sid, a) = (id.clone(), attendee.clone());
+            match blocking(move || store.admit_remote_attendee(&sid, &a)).await {
+                Ok(true) => publish(To::Attendee(attendee), HubMessage::Admitted).await,
+                Ok(false) => tracing::debug!(session = %id, "admit: no such attendee"),
+                Err(e) => tracing::warn!(session = %id, error = %e, "admit failed"),
+            }
+            return false;
+        }
+        PresenterMessage::End => {
+            let store = hub.inner().store.clone();
+            let sid = id.clone();
+            if let Err(e) = blocking(move || store.end_remote_session(&sid, Utc::now())).await {
+                tracing::warn!(session = %id, error = %e, "ending the remote session failed");
+            }
+            relay.publish(Envelope { session: id.clone(), to: To::Everyone, message: HubMessage::Ended, close: Some(CLOSE_ENDED) }).await;
+            return true;
+        }
+    }
+    // Moves, state and control are kept for late joiners and the other processes' joiners.
+    if let Some(p) = position.as_ref()
+        && let Ok(text) = serde_json::to_string(&p.message())
+    {
+        let store = hub.inner().store.clone();
+        let (sid, seq) = (id.clone(), p.seq as i64);
+        if let Err(e) = blocking(move || store.set_remote_position(&sid, &text, seq)).await {
+            tracing::warn!(session = %id, error = %e, "storing the remote session's position failed");
+        }
+    }
+    false
+}
+
+/// A token bucket: `rate` messages per second, as many in a burst.
+struct Bucket {
+    tokens: f64,
+    at: std::time::Instant,
+    rate: f64,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        Bucket { tokens: f64::from(rate), at: std::time::Instant::now(), rate: f64::from(rate) }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn new_attendee_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        return uuid::Uuid::new_v4().simple().to_string();
+    }
+    hex::encode(b)
+}
+
+/// Sends the current position to a (newly admitted or joined) attendee, or that the presenter
+/// has not started yet.
+async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket) -> bool {
+    let position = reload(hub, id).await.and_then(|s| Position::parse(s.position.as_deref()));
+    match position {
+        Some(p) => send(ws, &p.message()).await,
+        None => send(ws, &HubMessage::PresenterReconnecting).await,
+    }
+}
+
+/// A doctor's browser, until she leaves or the session ends.
+pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option<String>, mut ws: WebSocket) {
+    let id = session.id.clone();
+    if !session.live_at(Utc::now()) {
+        let _ = send(&mut ws, &HubMessage::Ended).await;
+        close(&mut ws, CLOSE_ENDED, "ended").await;
+        return;
+    }
+    let relay: Arc<Relay> = hub.inner().remote.clone();
+    let attendee = requested.unwrap_or_else(new_attendee_id);
+    let store = hub.inner().store.clone();
+    let (sid, a, waiting_room) = (id.clone(), attendee.clone(), session.waiting_room);
+    let now = now_ms();
+    let joined =
+        blocking(move || store.join_remote_session(&sid, &a, waiting_room, MAX_ATTENDEES, now, now - LIVE_FOR.as_millis() as i64)).await;
+    let admitted = match joined {
+        Ok(RemoteJoin::Admitted) => true,
+        Ok(RemoteJoin::Waiting) => false,
+        Ok(RemoteJoin::Full) => {
+            close(&mut ws, CLOSE_FULL, "full").await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(session = %id, error = %e, "joining a remote session failed");
+            close(&mut ws, 1011, "").await;
+            return;
+        }
+    };
+    let control = Position::parse(session.position.as_deref()).map(|p| p.control);
+    let (conn, mut rx) = relay.join_attendee(&id, &attendee, admitted, control);
+    let mut ok = send(&mut ws, &HubMessage::Welcome { attendee: attendee.clone(), recorded: session.recorded }).await;
+    ok = ok && if admitted { send_current(&hub, &id, &mut ws).await } else { send(&mut ws, &HubMessage::Waiting).await };
+    relay
+        .publish(Envelope {
+            session: id.clone(),
+            to: To::Presenter,
+            message: HubMessage::Joined { attendee: attendee.clone(), waiting: !admitted },
+            close: None,
+        })
+        .await;
+    let mut admitted = admitted;
+    let mut bucket = Bucket::new(ATTENDEE_RATE);
+    let expiry = tokio::time::sleep(until_expiry(&session));
+    tokio::pin!(expiry);
+    let mut touch = tokio::time::interval(TOUCH_EVERY);
+    touch.reset();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    while ok {
+        tokio::select! {
+            m = ws.recv() => match m {
+                Some(Ok(Message::Text(text))) => {
+                    if !bucket.take() {
+                        continue;
+                    }
+                    match check::<AttendeeMessage>(text.as_str()) {
+                        // Only an admitted doctor, only while she has control.
+                        Ok(msg) if admitted && relay.control(&id) == Some(Control::Hcp) => {
+                            relay.publish(Envelope {
+                                session: id.clone(),
+                                to: To::Presenter,
+                                message: HubMessage::Attendee { attendee: attendee.clone(), message: msg },
+                                close: None,
+                            }).await;
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::debug!(session = %id, error = %e, "attendee message refused"),
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            out = rx.recv() => match out {
+                Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t.to_string().into())).await.is_ok(),
+                Some(Outgoing::Admitted) => {
+                    admitted = true;
+                    ok = send(&mut ws, &HubMessage::Admitted).await && send_current(&hub, &id, &mut ws).await;
+                }
+                Some(Outgoing::Close(code)) => {
+                    close(&mut ws, code, "").await;
+                    break;
+                }
+                None => break,
+            },
+            _ = &mut expiry => {
+                let _ = send(&mut ws, &HubMessage::Ended).await;
+                close(&mut ws, CLOSE_ENDED, "ended").await;
+                break;
+            }
+            _ = touch.tick() => {
+                let store = hub.inner().store.clone();
+                let (sid, attendees) = (id.clone(), vec![attendee.clone()]);
+                if let Err(e) = blocking(move || store.touch_remote_attendees(&sid, &attendees, now_ms())).await {
+                    tracing::debug!(session = %id, error = %e, "marking an attendee seen failed");
+                }
+            }
+            _ = ping.tick() => ok = ws.send(Message::Ping(Default::default())).await.is_ok(),
+        }
+    }
+    if relay.leave(&id, conn, Some(&attendee)) {
+        let store = hub.inner().store.clone();
+        let (sid, a) = (id.clone(), attendee.clone());
+        if let Err(e) = blocking(move || store.leave_remote_session(&sid, &a)).await {
+            tracing::debug!(session = %id, error = %e, "marking an attendee gone failed");
+        }
+        relay.publish(Envelope { session: id.clone(), to: To::Presenter, message: HubMessage::Left { attendee }, close: None }).await;
+    }
+}
