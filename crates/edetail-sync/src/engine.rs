@@ -311,6 +311,11 @@ impl SyncEngine {
         self.runtime.as_ref().expect("runtime lives until drop")
     }
 
+    /// How this engine reaches the hub (a remote session opened from the app uses the same).
+    pub fn config(&self) -> &SyncConfig {
+        &self.inner.config
+    }
+
     /// One sync, blocking the calling thread. One sync at a time per data directory (not just per
     /// engine: two engines over the same `Device` exclude each other through [`SYNC_LOCK_FILE`]):
     /// a concurrent call returns [`Error::AlreadyRunning`] at once (it does not wait). Must not be called from an

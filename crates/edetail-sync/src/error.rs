@@ -36,6 +36,13 @@ pub enum Error {
     Config(String),
     #[error("sync engine: {0}")]
     Engine(String),
+    /// A request the caller should not have made as it is (a remote session of 0 minutes, a
+    /// pointer outside the slide).
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The remote session ended (or another connection took it over): nothing more can be sent.
+    #[error("the remote session has ended")]
+    SessionEnded,
 }
 
 impl Error {

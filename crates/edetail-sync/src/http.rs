@@ -13,6 +13,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edetail_protocol::remote::{OpenRemoteSession, RemoteSessionEnded, RemoteSessionOpened, SESSIONS_PATH};
 use edetail_protocol::{ChangePage, DEVICE_TIME_HEADER, DeviceInfo, ErrorBody, PREFIX, UploadAck, UploadBatch};
 use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, RANGE, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -323,6 +324,53 @@ impl Transport {
     }
 }
 
+/// Remote sessions (issue 17, `edetail_protocol::remote`): opening, ending and relinking are
+/// plain device requests (bearer token, refresh once on 401), each bounded by
+/// [`Timeouts::upload`].
+impl Transport {
+    /// `POST /v1/remote-sessions`: a session for a call in progress on this device.
+    pub async fn open_remote_session(&self, req: &OpenRemoteSession) -> Result<RemoteSessionOpened, HttpFailure> {
+        let body = serde_json::to_vec(req).map_err(|e| HttpFailure::new(FailureClass::Permanent, e.to_string()))?;
+        let url = self.url(remote_path(None, "")?.as_str());
+        let resp = self
+            .send(|c| {
+                c.request(Method::POST, &url).timeout(self.timeouts.upload).header(CONTENT_TYPE, "application/json").body(body.clone())
+            })
+            .await?;
+        Self::json(resp).await
+    }
+
+    /// `POST /v1/remote-sessions/{id}/end`: ends the session (idempotent at the hub).
+    pub async fn end_remote_session(&self, session_id: &str) -> Result<RemoteSessionEnded, HttpFailure> {
+        let url = self.url(&remote_path(Some(session_id), "/end")?);
+        let resp = self.send(|c| c.request(Method::POST, &url).timeout(self.timeouts.upload)).await?;
+        Self::json(resp).await
+    }
+
+    /// `POST /v1/remote-sessions/{id}/link`: revokes the join link and answers a new one.
+    pub async fn relink_remote_session(&self, session_id: &str) -> Result<RemoteSessionOpened, HttpFailure> {
+        let url = self.url(&remote_path(Some(session_id), "/link")?);
+        let resp = self.send(|c| c.request(Method::POST, &url).timeout(self.timeouts.upload)).await?;
+        Self::json(resp).await
+    }
+}
+
+/// The path under `/v1` of the remote sessions, or of one session plus `rest`. A session id
+/// the hub gave is a plain token; anything else is refused before it reaches a URL.
+pub(crate) fn remote_path(session_id: Option<&str>, rest: &str) -> Result<String, HttpFailure> {
+    let base = SESSIONS_PATH.strip_prefix(PREFIX).unwrap_or(SESSIONS_PATH);
+    match session_id {
+        None => Ok(base.to_string()),
+        Some(id) if session_id_ok(id) => Ok(format!("{base}/{id}{rest}")),
+        Some(_) => Err(HttpFailure::new(FailureClass::Permanent, "the hub answered a malformed remote session id")),
+    }
+}
+
+/// A session id usable in a URL path as it is.
+pub(crate) fn session_id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Whether a `Content-Range` header value (`bytes a-b/total`) starts at `offset`.
 pub fn content_range_starts_at(value: &str, offset: u64) -> bool {
     value
@@ -350,6 +398,15 @@ mod tests {
             Transport::with_options("https://hub.example", tokens, Timeouts::default(), &[]).is_ok(),
             "the platform verifier off Android"
         );
+    }
+
+    #[test]
+    fn remote_paths_take_only_plain_session_ids() {
+        assert_eq!(remote_path(None, "").unwrap(), "/remote-sessions");
+        assert_eq!(remote_path(Some("4f1c-9a_b"), "/end").unwrap(), "/remote-sessions/4f1c-9a_b/end");
+        for bad in ["", "../devices", "a/b", "a?b", "a b", "é"] {
+            assert!(remote_path(Some(bad), "/end").is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Tablet {
     pub engine: SyncEngine,
     /// The hub's id of this tablet.
     pub device_id: String,
+    /// How the tablet reaches the hub (its token included).
+    pub config: SyncConfig,
 }
 
 /// How a tablet is set up.
@@ -87,10 +89,10 @@ pub fn tablet_with(w: &World, name: &str, spec: TabletSpec) -> Tablet {
     let config = DeviceConfig { trusted_keys, clock: clock.clone(), db_key: spec.db_key, ..DeviceConfig::new(name) };
     let device = Arc::new(Device::open(&w.dir.path().join(name), config).unwrap());
     let device_id = creds.device_id.clone();
-    let engine =
-        SyncEngine::new(device.clone(), SyncConfig::new(w.url.clone(), creds.device_id, Arc::new(StaticToken(creds.token)))).unwrap();
+    let config = SyncConfig::new(w.url.clone(), creds.device_id, Arc::new(StaticToken(creds.token)));
+    let engine = SyncEngine::new(device.clone(), config.clone()).unwrap();
     engine.sync_now().unwrap();
-    Tablet { device, clock, engine, device_id }
+    Tablet { device, clock, engine, device_id, config }
 }
 
 /// Starts a face-to-face call with `hcp` on the Cardiozen deck.
