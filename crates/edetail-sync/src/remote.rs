@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use edetail_core::{CallChange, CallSubscription, Device, NavAction, NavSource, Tracking};
 use edetail_protocol::remote::{
-    AttendeeMessage, Bounded, CLOSE_ENDED, CLOSE_REPLACED, Control, HubMessage, MAX_MESSAGE_BYTES, MAX_SESSION_MINUTES, NavigateTo,
-    OpenRemoteSession, Point, PresenterMessage, SESSIONS_PATH,
+    AttendeeMessage, Bounded, CLOSE_ENDED, CLOSE_REPLACED, HubMessage, MAX_MESSAGE_BYTES, MAX_SESSION_MINUTES, NavigateTo,
+    OpenRemoteSession, PresenterMessage, SESSIONS_PATH,
 };
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -42,6 +42,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
+
+/// Who navigates, and a point on the slide: the protocol's own types, as the API takes them.
+pub use edetail_protocol::remote::{Control, Point};
 
 use crate::engine::SyncConfig;
 use crate::error::{Error, Result};
