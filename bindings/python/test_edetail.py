@@ -4,7 +4,7 @@
 Content (install, list, serve assets with ranges), a call driven by slide bridge messages,
 errors as `ApiError` subclasses, and sync with a token provider and a listener written in
 Python against `edetail hub serve` started on loopback (plus auth failures and cancelling a
-sync stuck on a hub that never answers).
+sync stuck on a hub that never answers), and a remote session of a call over the same hub.
 
 Run by scripts/bindings-test, which generates the bindings and the fixtures:
     EDETAIL_PY_BINDINGS=target/bindings/python   the generated edetail_ffi.py with the .so beside it
@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.error
+import urllib.request
 import zipfile
 
 sys.path.insert(0, os.environ["EDETAIL_PY_BINDINGS"])
@@ -821,6 +823,79 @@ class SyncTest(TempDirTest):
         d.configure_sync(self.hub.url, device_id, StaticTokens(token))
         self.assertEqual(run_sync(d).events_uploaded, recorded)
         self.assertEqual(self.hub_device(device_id)["events_received"], recorded)
+
+    def test_remote_session_join_url_control_and_end(self):
+        """A remote session over the configured hub: its join link, the presenter connected,
+        control handed over and back, end (the link then answers 410, the session refuses
+        more). No doctor joins here: Python has no WebSocket client without new installs (the
+        Rust tests in crates/edetail-sync/tests/remote.rs follow doctors over real sockets)."""
+        d = self.installed_device()
+        device_id, token = self.hub.add_device()
+        tokens = StaticTokens(token)
+        d.configure_sync(self.hub.url, device_id, tokens)
+        run_sync(d)  # Cardiozen v2 from the hub: a session presents a version the hub offers
+        call = d.start_call("hcp-test-1", ef.CallChannel.REMOTE, CARDIOZEN, None).call_id
+
+        # The presenter awaits the Python token provider from its own threads: a loop runs for it.
+        loop = asyncio.new_event_loop()
+        loop_thread = threading.Thread(target=loop.run_forever, daemon=True)
+        loop_thread.start()
+        ef.uniffi_set_event_loop(loop)
+        try:
+            with self.assertRaises(ef.ApiError.InvalidInput):
+                d.open_remote_session(call, 0, False)
+            with self.assertRaises(ef.ApiError.NotFound):
+                d.open_remote_session("no-such-call", 30, False)
+            s = d.open_remote_session(call, 30, False)
+            self.assertRegex(s.join_url(), "^" + re.escape(self.hub.url) + "/r/[0-9a-f]{64}$")
+            self.assertTrue(s.recorded(), "full consent: the doctor's navigation is recorded")
+            self.assertRegex(s.session_id(), r"^[0-9a-f-]{36}$")
+            self.assertGreater(s.expires_at_ms(), (time.time() + 29 * 60) * 1000)
+
+            def next_event(cls):
+                deadline = time.monotonic() + 10
+                seen = []
+                while time.monotonic() < deadline:
+                    e = s.next_event(1000)
+                    if isinstance(e, cls):
+                        return e
+                    if e is not None:
+                        seen.append(e)
+                raise AssertionError(f"no {cls.__name__} within 10 s; saw {seen}")
+
+            next_event(ef.RemoteEvent.CONNECTED)
+            status = s.status()
+            self.assertEqual((status.connection, status.control, status.attendees), (ef.RemoteConnection.CONNECTED(), ef.RemoteControl.REP, []))
+            with urllib.request.urlopen(s.join_url(), timeout=10) as page:
+                self.assertEqual(page.status, 200)
+                self.assertNotIn("hcp-test-1", page.read().decode())
+            s.set_control(ef.RemoteControl.HCP)
+            self.assertEqual(s.status().control, ef.RemoteControl.HCP)
+            s.pointer(ef.RemotePoint(x=0.5, y=0.5))
+            with self.assertRaises(ef.ApiError.InvalidInput):
+                s.pointer(ef.RemotePoint(x=2.0, y=0.5))
+            s.set_control(ef.RemoteControl.REP)
+            # The rep's own moves go on as usual while the session presents them.
+            self.assertTrue(d.navigate(call, ef.Navigation.NEXT(), False).moved)
+
+            s.end()
+            next_event(ef.RemoteEvent.ENDED)
+            self.assertEqual(s.status().connection, ef.RemoteConnection.ENDED())
+            with self.assertRaises(urllib.error.HTTPError) as gone:
+                urllib.request.urlopen(s.join_url(), timeout=10)
+            self.assertEqual(gone.exception.code, 410)
+            s.end()  # idempotent
+            with self.assertRaises(ef.ApiError.NotFound):
+                s.set_control(ef.RemoteControl.HCP)
+            self.assertIsNone(s.next_event(100), "Ended is told once")
+            del s
+            gc.collect()
+        finally:
+            ef.uniffi_set_event_loop(None)
+            loop.call_soon_threadsafe(loop.stop)
+            loop_thread.join(10)
+            loop.close()
+        d.end_call(call)
 
 
 # ---- runner ------------------------------------------------------------------------------

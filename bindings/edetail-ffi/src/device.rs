@@ -11,10 +11,11 @@ use std::time::Duration;
 use edetail_bundle::PublicKey;
 use edetail_core::validity::Unopenable;
 use edetail_core::{DbKey, Device, DeviceConfig, NavSource, StartCall};
-use edetail_sync::{Lifecycle, SyncConfig, SyncEngine};
+use edetail_sync::{Lifecycle, RemotePresenter, SyncConfig, SyncEngine};
 
 use crate::assets::AssetResponse;
 use crate::error::{ApiError, ApiResult};
+use crate::remote::RemoteSession;
 use crate::sync::{AppLifecycle, ForeignListener, ForeignTokens, SyncListener, SyncStatus, SyncSummary, TokenProvider, status_of};
 use crate::types::*;
 
@@ -455,5 +456,22 @@ impl EdetailDevice {
     pub fn next_sync_in_ms(&self) -> Option<u64> {
         let e = self.engine().ok()?;
         e.next_sync_at_ms().map(|at| at.saturating_sub(e.clock_ms()))
+    }
+
+    // ---- remote detailing ------------------------------------------------------------------
+
+    /// Opens a remote session for the open call `call_id` at the configured hub (sync must be
+    /// configured: `SyncNotConfigured`), lasting `minutes` (1 to 240), doctors waiting to be
+    /// admitted when `waiting_room`; share its `join_url`. The session presents the call in the
+    /// background from now on: every slide the call moves to, whatever moves it, reaches the
+    /// doctors. With control handed over (`set_control(Hcp)`), their navigation moves the call
+    /// (watch `next_event` for `Navigated`) and is recorded as HCP-led, unless the HCP's
+    /// consent is off. Errors: `NotFound` (no such open call), `InvalidInput` (minutes),
+    /// `AuthRequired`, `SyncFailed` (the hub refused or is unreachable). I/O (network), blocking.
+    pub fn open_remote_session(&self, call_id: String, minutes: u32, waiting_room: bool) -> ApiResult<Arc<RemoteSession>> {
+        non_empty("call_id", &call_id)?;
+        let config = self.engine()?.config().clone();
+        let presenter = RemotePresenter::open(self.device.clone(), &config, &call_id, minutes, waiting_room)?;
+        Ok(Arc::new(RemoteSession::new(presenter)))
     }
 }

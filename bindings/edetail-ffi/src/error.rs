@@ -23,8 +23,8 @@ pub enum ApiError {
     /// sync first). Show the reason; syncing may fix it.
     #[error("content not openable: {reason}")]
     NotOpenable { bundle_id: String, reason: String },
-    /// A bundle, slide, call, call sequence or asset that does not exist (or a call already
-    /// ended).
+    /// A bundle, slide, call, call sequence or asset that does not exist (or a call or remote
+    /// session already ended).
     #[error("not found: {reason}")]
     NotFound { reason: String },
     /// The arguments are wrong (an unknown channel, an empty id, malformed JSON).
@@ -100,7 +100,9 @@ impl From<edetail_sync::Error> for ApiError {
             E::Offline => ApiError::Offline,
             E::Suspended | E::Cancelled => ApiError::SyncCancelled { reason },
             E::Core(c) => return c.into(),
-            E::Config(_) => ApiError::InvalidInput { reason },
+            E::Config(_) | E::Invalid(_) => ApiError::InvalidInput { reason },
+            // A remote session that ended is gone like an ended call.
+            E::SessionEnded => ApiError::NotFound { reason },
             E::BlockingInAsync | E::Io { .. } | E::Engine(_) => ApiError::Internal { reason },
         };
         if matches!(api, ApiError::Internal { .. }) {

@@ -13,12 +13,14 @@ uniffi::setup_scaffolding!();
 mod assets;
 mod device;
 mod error;
+mod remote;
 mod sync;
 mod types;
 
 pub use assets::{AssetResponse, HttpHeader};
 pub use device::EdetailDevice;
 pub use error::{ApiError, ApiResult};
+pub use remote::{RemoteAttendee, RemoteConnection, RemoteControl, RemoteEvent, RemotePoint, RemoteRefusal, RemoteSession, RemoteStatus};
 pub use sync::{AppLifecycle, SyncEvent, SyncListener, SyncStatus, SyncSummary, TokenProvider, TokenProviderError};
 pub use types::*;
 

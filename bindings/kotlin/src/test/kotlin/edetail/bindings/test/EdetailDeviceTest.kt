@@ -1,7 +1,8 @@
 // The generated Kotlin bindings of edetail-ffi on a plain JVM (JNA), against the real library and
 // a real hub: the same scenario an Android shell runs. Content and assets, a call driven by
-// slide bridge messages, errors as ApiException subclasses, and sync from coroutines with a
-// TokenProvider and SyncListener written in Kotlin. Run by scripts/bindings-test (Run.kt).
+// slide bridge messages, errors as ApiException subclasses, sync from coroutines with a
+// TokenProvider and SyncListener written in Kotlin, and a remote session of a call. Run by
+// scripts/bindings-test (Run.kt).
 package edetail.bindings.test
 
 import java.io.File
@@ -484,6 +485,52 @@ class EdetailDeviceTest {
         assertEquals(recorded, summary.eventsUploaded)
         assertEquals(recorded.toLong(), hub.device(deviceId)["events_received"])
         assertNotEquals(0L, recorded.toLong())
+    }
+
+    @Test
+    fun remoteSessionJoinUrlControlAndEnd() = runBlocking {
+        val d = device()
+        val (deviceId, token) = hub.addDevice()
+        d.configureSync(hub.url, deviceId, TestTokens(token))
+        withContext(Dispatchers.IO) { d.syncNow() } // Cardiozen v2: a session presents a version the hub offers
+        val call = d.startCall("hcp-test-1", CallChannel.REMOTE, CARDIOZEN, null).callId
+
+        assertThrows<ApiException.InvalidInput> { d.openRemoteSession(call, 0U, false) }
+        val s = withContext(Dispatchers.IO) { d.openRemoteSession(call, 30U, false) }
+        assertTrue(s.joinUrl(), Regex("^" + Regex.escape(hub.url) + "/r/[0-9a-f]{64}$").matches(s.joinUrl()))
+        assertTrue(s.recorded())
+        assertTrue(s.expiresAtMs() > System.currentTimeMillis() + 29 * 60 * 1000)
+
+        fun <T : RemoteEvent> await(type: Class<T>): T {
+            val deadline = System.nanoTime() + 10_000_000_000L
+            val seen = mutableListOf<RemoteEvent>()
+            while (System.nanoTime() < deadline) {
+                val e = s.nextEvent(1000UL) ?: continue
+                if (type.isInstance(e)) return type.cast(e)
+                seen.add(e)
+            }
+            throw AssertionError("no ${type.simpleName} within 10 s; saw $seen")
+        }
+        withContext(Dispatchers.IO) { await(RemoteEvent.Connected::class.java) }
+        assertEquals(RemoteStatus(RemoteConnection.Connected, RemoteControl.REP, emptyList()), s.status())
+        val page = java.net.URI(s.joinUrl()).toURL().openConnection() as java.net.HttpURLConnection
+        assertEquals(200, page.responseCode)
+        page.disconnect()
+        s.setControl(RemoteControl.HCP)
+        assertEquals(RemoteControl.HCP, s.status().control)
+        assertThrows<ApiException.InvalidInput> { s.pointer(RemotePoint(1.5, 0.5)) }
+        s.pointer(null)
+
+        withContext(Dispatchers.IO) { s.end() }
+        withContext(Dispatchers.IO) { await(RemoteEvent.Ended::class.java) }
+        assertEquals(RemoteConnection.Ended, s.status().connection)
+        val gone = java.net.URI(s.joinUrl()).toURL().openConnection() as java.net.HttpURLConnection
+        assertEquals(410, gone.responseCode)
+        gone.disconnect()
+        s.end() // idempotent
+        assertThrows<ApiException.NotFound> { s.setControl(RemoteControl.REP) }
+        s.close()
+        d.endCall(call)
     }
 
     @Test
