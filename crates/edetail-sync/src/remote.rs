@@ -66,6 +66,9 @@ const STABLE_CONNECTION: Duration = Duration::from_secs(10);
 pub const MAX_QUEUED_EVENTS: usize = 1_000;
 /// Largest message accepted from the hub (a `current` carries the slide state's map).
 const MAX_HUB_MESSAGE_BYTES: usize = 256 * 1024;
+/// At most this many slide-state keys are kept to send again after a reconnect (the hub keeps
+/// a few KiB of a slide's state anyway).
+const MAX_KEPT_STATE_KEYS: usize = 64;
 
 /// What happened in the session, for the app ([`RemotePresenter::next_event`]). Attendee ids are
 /// the hub's opaque ids for this session, never names.
@@ -255,8 +258,8 @@ pub struct RemotePresenter {
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
     transport: Transport,
-    /// Dropped before the runtime: unsubscribing first means no callback sends into a runtime
-    /// being shut down.
+    /// The call's observer, feeding the task; unsubscribed when the presenter is dropped (a
+    /// change told meanwhile goes nowhere).
     _subscription: CallSubscription,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -731,9 +734,7 @@ impl Task {
     /// the call's slide is sent on connecting; a pointer is dropped.
     fn offline(&mut self, c: Command) {
         match c {
-            Command::Changed(CallChange::State { key, value }) => {
-                self.slide_state.insert(key, value);
-            }
+            Command::Changed(CallChange::State { key, value }) => self.keep_state(key, value),
             Command::Changed(CallChange::Moved { .. }) => self.slide_state.clear(),
             Command::Admit(a) => {
                 if !self.pending_admits.contains(&a) {
@@ -741,6 +742,13 @@ impl Task {
                 }
             }
             Command::Pointer(_) | Command::Control(_) | Command::End => {}
+        }
+    }
+
+    /// Keeps a slide-state save to send again after a reconnect (bounded).
+    fn keep_state(&mut self, key: String, value: Value) {
+        if self.slide_state.len() < MAX_KEPT_STATE_KEYS || self.slide_state.contains_key(&key) {
+            self.slide_state.insert(key, value);
         }
     }
 
@@ -839,7 +847,7 @@ impl Task {
                 self.send_position(sink).await
             }
             Command::Changed(CallChange::State { key, value }) => {
-                self.slide_state.insert(key.clone(), value.clone());
+                self.keep_state(key.clone(), value.clone());
                 send_state(sink, key, value).await
             }
             Command::Pointer(at) => send(sink, &PresenterMessage::Pointer { at }).await,
