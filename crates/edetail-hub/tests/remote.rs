@@ -229,7 +229,9 @@ async fn attendees_follow_the_presenter_and_navigate_only_with_control() {
     assert!(matches!(next(&mut a).await, Some(HubMessage::Presenter { message: PresenterMessage::State { .. } })));
     assert!(matches!(next(&mut a).await, Some(HubMessage::Presenter { message: PresenterMessage::Pointer { at: Some(_) } })));
 
-    // A late joiner lands on the current slide with its state.
+    // A late joiner lands on the current slide with its state (once it is stored: the presenter
+    // repeats it to her anyway, and the hub sends one copy when both agree).
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let (mut b, b_id, _) = f.attendee(0, &s, None).await;
     match next(&mut b).await {
         Some(HubMessage::Current { slide, seq, state, .. }) => {

@@ -38,7 +38,12 @@ use relay::{Envelope, To};
 const MAX_OPEN_BYTES: usize = 4 * 1024;
 
 pub(crate) fn router(hub: Hub) -> Router {
-    Router::new()
+    let routes = Router::new();
+    // The benchmark's baseline (benches/remote.rs): a bare WebSocket echo through the same
+    // server, router and middleware. Test builds only.
+    #[cfg(feature = "testkit")]
+    let routes = routes.route("/testkit/ws-echo", get(echo));
+    routes
         .route(SESSIONS_PATH, post(open))
         .route(&format!("{SESSIONS_PATH}/{{id}}/end"), post(end))
         .route(&format!("{SESSIONS_PATH}/{{id}}/link"), post(relink))
@@ -50,6 +55,20 @@ pub(crate) fn router(hub: Hub) -> Router {
         .route("/_edetail/edetail.js", get(page::follower_bridge))
         .layer(axum::middleware::map_response(crate::web::hardened))
         .with_state(hub)
+}
+
+#[cfg(feature = "testkit")]
+async fn echo(ws: WebSocketUpgrade) -> Response {
+    use axum::extract::ws::Message;
+    ws.on_upgrade(|mut socket| async move {
+        while let Some(Ok(m)) = socket.recv().await {
+            if let Message::Text(_) | Message::Binary(_) = m
+                && socket.send(m).await.is_err()
+            {
+                break;
+            }
+        }
+    })
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

@@ -45,8 +45,12 @@ pub(crate) struct Envelope {
 pub(crate) enum Outgoing {
     /// A message to send as it is (serialised once for every recipient).
     Text(Arc<str>),
-    /// This attendee was admitted (the socket sends `admitted` and the current position).
+    /// This attendee was admitted (the socket sends `admitted`; the presenter sends the
+    /// position after it).
     Admitted,
+    /// To the presenter's socket: an admitted attendee joined (it sends her the position, which
+    /// may be newer than what the store had when she joined).
+    Joined(String),
     /// Close the socket with this code.
     Close(u16),
 }
@@ -180,11 +184,12 @@ impl Relay {
         self.rooms().get(session).and_then(|r| r.control)
     }
 
-    /// Sends `env` to its recipients on this process and, with PostgreSQL, on every other.
+    /// Sends `env` to its recipients on this process and, with PostgreSQL, on every other
+    /// (queued: in order, without waiting for the database).
     pub(crate) async fn publish(self: &Arc<Self>, env: Envelope) {
         self.deliver(&env);
         if let Some(bus) = self.pg() {
-            bus.notify(self, &env).await;
+            bus.notify(self, &env);
         }
     }
 
@@ -212,7 +217,14 @@ impl Relay {
             }
         };
         match &env.to {
-            To::Presenter => room.presenter.iter().for_each(send),
+            To::Presenter => {
+                if let Some(p) = &room.presenter {
+                    send(p);
+                    if let HubMessage::Joined { attendee, waiting: false } = &env.message {
+                        let _ = p.tx.send(Outgoing::Joined(attendee.clone()));
+                    }
+                }
+            }
             To::Attendees => room.attendees.values().filter(|p| p.admitted).for_each(send),
             To::AllAttendees => room.attendees.values().for_each(send),
             To::Everyone => room.presenter.iter().chain(room.attendees.values()).for_each(send),
@@ -245,17 +257,22 @@ pub(crate) struct PgBus {
     config: tokio_postgres::Config,
     client: tokio::sync::watch::Sender<Option<Arc<tokio_postgres::Client>>>,
     started: std::sync::Once,
+    /// Notices to send, in order, by one task (publishing never waits for PostgreSQL).
+    outbox: Mutex<Option<mpsc::UnboundedSender<String>>>,
 }
 
 impl PgBus {
     fn new(config: tokio_postgres::Config) -> PgBus {
-        PgBus { config, client: tokio::sync::watch::channel(None).0, started: std::sync::Once::new() }
+        PgBus { config, client: tokio::sync::watch::channel(None).0, started: std::sync::Once::new(), outbox: Mutex::new(None) }
     }
 
     /// Starts the listener (once) and waits until it listens, at most 5 s.
     async fn ensure(self: &Arc<Self>, relay: Arc<Relay>) {
         let me = self.clone();
         self.started.call_once(move || {
+            let (tx, rx) = mpsc::unbounded_channel();
+            *me.outbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+            tokio::spawn(me.clone().send_notices(rx));
             tokio::spawn(me.listen(relay));
         });
         let mut rx = self.client.subscribe();
@@ -264,17 +281,26 @@ impl PgBus {
         }
     }
 
-    async fn notify(&self, relay: &Relay, env: &Envelope) {
-        let Some(client) = self.client.borrow().clone() else {
-            tracing::warn!(session = %env.session, "remote sessions: the PostgreSQL relay is down; message kept to this process");
-            return;
-        };
+    /// Queues `env` for the other processes (sent in order by `send_notices`).
+    fn notify(&self, relay: &Relay, env: &Envelope) {
         let payload = match serde_json::to_string(&Notice { from: relay.process.clone(), env: env.clone() }) {
             Ok(p) => p,
             Err(_) => return,
         };
-        if let Err(e) = client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await {
-            tracing::warn!(session = %env.session, error = %e, "remote sessions: NOTIFY failed");
+        if let Some(tx) = self.outbox.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(payload);
+        }
+    }
+
+    async fn send_notices(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<String>) {
+        while let Some(payload) = rx.recv().await {
+            let Some(client) = self.client.borrow().clone() else {
+                tracing::warn!("remote sessions: the PostgreSQL relay is down; a message stayed on this process");
+                continue;
+            };
+            if let Err(e) = client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]).await {
+                tracing::warn!(error = %e, "remote sessions: NOTIFY failed");
+            }
         }
     }
 

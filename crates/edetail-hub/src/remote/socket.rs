@@ -113,6 +113,10 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
             ok = ok && send(&mut ws, &HubMessage::Joined { attendee: a.attendee_id, waiting: !a.admitted }).await;
         }
     }
+    // Where the session stands goes to the store off the relay's path: the latest position,
+    // written by one task (a burst of moves is one write), for joiners and other processes.
+    let (positions, latest) = tokio::sync::watch::channel::<Option<(String, i64)>>(None);
+    tokio::spawn(write_positions(hub.clone(), id.clone(), latest));
     let expiry = tokio::time::sleep(until_expiry(&session));
     tokio::pin!(expiry);
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -127,6 +131,16 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                             if ended {
                                 break;
                             }
+                            if let Some(p) = &position
+                                && let Ok(text) = serde_json::to_string(&p.message())
+                            {
+                                positions.send_if_modified(|v| {
+                                    let new = Some((text, p.seq as i64));
+                                    let changed = *v != new;
+                                    *v = new;
+                                    changed
+                                });
+                            }
                         }
                         Err(e) => tracing::debug!(session = %id, error = %e, "presenter message refused"),
                     }
@@ -140,6 +154,12 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                     ended = code == CLOSE_ENDED;
                     close(&mut ws, code, "").await;
                     break;
+                }
+                // An admitted attendee gets the position from here (newer than the store's).
+                Some(Outgoing::Joined(attendee)) => {
+                    if let Some(p) = &position {
+                        relay.publish(Envelope { session: id.clone(), to: To::Attendee(attendee), message: p.message(), close: None }).await;
+                    }
                 }
                 Some(Outgoing::Admitted) | None => {}
             },
@@ -208,7 +228,12 @@ async fn on_presenter_message(
             let store = hub.inner().store.clone();
             let (sid, a) = (id.clone(), attendee.clone());
             match blocking(move || store.admit_remote_attendee(&sid, &a)).await {
-                Ok(true) => publish(To::Attendee(attendee), HubMessage::Admitted).await,
+                Ok(true) => {
+                    publish(To::Attendee(attendee.clone()), HubMessage::Admitted).await;
+                    if let Some(p) = position.as_ref() {
+                        publish(To::Attendee(attendee), p.message()).await;
+                    }
+                }
                 Ok(false) => tracing::debug!(session = %id, "admit: no such attendee"),
                 Err(e) => tracing::warn!(session = %id, error = %e, "admit failed"),
             }
@@ -224,17 +249,20 @@ async fn on_presenter_message(
             return true;
         }
     }
-    // Moves, state and control are kept for late joiners and the other processes' joiners.
-    if let Some(p) = position.as_ref()
-        && let Ok(text) = serde_json::to_string(&p.message())
-    {
+    false
+}
+
+/// Writes the session's latest position whenever it changes, until the presenter's socket
+/// ends (then the last one).
+async fn write_positions(hub: Hub, id: String, mut latest: tokio::sync::watch::Receiver<Option<(String, i64)>>) {
+    while latest.changed().await.is_ok() {
+        let Some((text, seq)) = latest.borrow_and_update().clone() else { continue };
         let store = hub.inner().store.clone();
-        let (sid, seq) = (id.clone(), p.seq as i64);
+        let sid = id.clone();
         if let Err(e) = blocking(move || store.set_remote_position(&sid, &text, seq)).await {
             tracing::warn!(session = %id, error = %e, "storing the remote session's position failed");
         }
     }
-    false
 }
 
 /// A token bucket: `rate` messages per second, as many in a burst.
@@ -270,12 +298,15 @@ fn new_attendee_id() -> String {
     hex::encode(b)
 }
 
-/// Sends the current position to a (newly admitted or joined) attendee, or that the presenter
-/// has not started yet.
-async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket) -> bool {
+/// Sends the stored position to a joining attendee (kept in `last` to skip the presenter's
+/// repetition of it), or that the presenter has not started yet.
+async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket, last: &mut Option<String>) -> bool {
     let position = reload(hub, id).await.and_then(|s| Position::parse(s.position.as_deref()));
-    match position {
-        Some(p) => send(ws, &p.message()).await,
+    match position.and_then(|p| serde_json::to_string(&p.message()).ok()) {
+        Some(text) => {
+            *last = Some(text.clone());
+            ws.send(Message::Text(text.into())).await.is_ok()
+        }
         None => send(ws, &HubMessage::PresenterReconnecting).await,
     }
 }
@@ -311,7 +342,10 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option
     let control = Position::parse(session.position.as_deref()).map(|p| p.control);
     let (conn, mut rx) = relay.join_attendee(&id, &attendee, admitted, control);
     let mut ok = send(&mut ws, &HubMessage::Welcome { attendee: attendee.clone(), recorded: session.recorded }).await;
-    ok = ok && if admitted { send_current(&hub, &id, &mut ws).await } else { send(&mut ws, &HubMessage::Waiting).await };
+    let mut last_current = None;
+    if ok {
+        ok = if admitted { send_current(&hub, &id, &mut ws, &mut last_current).await } else { send(&mut ws, &HubMessage::Waiting).await };
+    }
     relay
         .publish(Envelope {
             session: id.clone(),
@@ -352,11 +386,21 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option
                 Some(Ok(_)) => {}
             },
             out = rx.recv() => match out {
-                Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t.to_string().into())).await.is_ok(),
+                Some(Outgoing::Text(t)) => {
+                    // The presenter's answer to her joining repeats what the store gave her.
+                    if last_current.as_deref() == Some(&*t) {
+                        continue;
+                    }
+                    if t.starts_with(r#"{"type":"current""#) {
+                        last_current = Some(t.to_string());
+                    }
+                    ok = ws.send(Message::Text(t.to_string().into())).await.is_ok();
+                }
                 Some(Outgoing::Admitted) => {
                     admitted = true;
-                    ok = send(&mut ws, &HubMessage::Admitted).await && send_current(&hub, &id, &mut ws).await;
+                    ok = send(&mut ws, &HubMessage::Admitted).await;
                 }
+                Some(Outgoing::Joined(_)) => {}
                 Some(Outgoing::Close(code)) => {
                     close(&mut ws, code, "").await;
                     break;
