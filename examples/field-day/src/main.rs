@@ -571,6 +571,10 @@ fn main() -> anyhow::Result<()> {
         println!("  the deck learns from reps' edits: {}", edits.join(", "));
     }
 
+    // ---- remote detailing -----------------------------------------------------------------
+    section("remote detailing: rep-ben presents to hcp-0203 (who cannot see him today) from a link; she follows in her browser");
+    remote_call(&rt, &tablets[1], &url, &hub)?;
+
     // ---- the experiment -------------------------------------------------------------------
     section("the experiment: personalized plans against the holdout (on the dashboard at /dashboard/experiment)");
     {
@@ -634,6 +638,120 @@ fn main() -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(());
     let _ = rt.block_on(server);
+    Ok(())
+}
+
+/// One remote call: rep-ben opens a session for a call on his tablet, hcp-0203 follows from the
+/// link (here her browser's socket, a WebSocket client; scripts/remote-test drives the real
+/// follower page in Chromium), takes control and moves on by herself; the tablet performs and
+/// records her navigation, uploads it, and the hub counts the call under channel `remote`.
+fn remote_call(rt: &tokio::runtime::Runtime, ben: &Tablet, url: &str, hub: &Hub) -> anyhow::Result<()> {
+    use edetail_protocol::remote::{AttendeeMessage, HubMessage, NavigateTo};
+    use edetail_sync::remote::{Control, RemoteEvent, RemotePresenter};
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
+
+    ben.clock.set_wall(Utc::now());
+    let hcp = "hcp-0203";
+    let start = StartCall {
+        hcp_id: Some(hcp.into()),
+        channel: Channel::Remote,
+        bundle_id: CARDIOZEN.into(),
+        presentation_id: None,
+        location: None,
+    };
+    let (call, first) = ben.device.start_call(start)?;
+    let presenter = RemotePresenter::open(ben.device.clone(), ben.engine.config(), &call, 30, false)?;
+    let join = presenter.join_url();
+    println!(
+        "  join link for her (by phone, email or QR; valid until {} UTC): {}/r/<64 hex>{}",
+        presenter.expires_at().format("%H:%M"),
+        url,
+        if presenter.recorded() { "; the page tells her which of her clicks the tablet records" } else { "" }
+    );
+    let wait_for = |want: &dyn Fn(&RemoteEvent) -> bool| -> anyhow::Result<RemoteEvent> {
+        loop {
+            match presenter.next_event(Duration::from_secs(10)) {
+                Some(e) if want(&e) => return Ok(e),
+                Some(_) => {}
+                None => bail!("the presenter reported nothing for 10 s"),
+            }
+        }
+    };
+    wait_for(&|e| matches!(e, RemoteEvent::Connected))?;
+
+    let mut shown = rt.block_on(async {
+        // Her browser: the follower page's socket.
+        let ws_url = join.replacen("http://", "ws://", 1) + "/ws";
+        let req = ws_url.as_str().into_client_request()?;
+        let addr = req.uri().authority().context("authority")?.as_str().to_string();
+        let (doctor, _) = tokio_tungstenite::client_async(req, tokio::net::TcpStream::connect(addr).await?).await?;
+        let (mut clicks, mut shown) = doctor.split();
+        let mut next = async || -> anyhow::Result<HubMessage> {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), shown.next()).await? {
+                    Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t)?),
+                    Some(Ok(_)) => {}
+                    other => bail!("her socket closed: {other:?}"),
+                }
+            }
+        };
+        let HubMessage::Welcome { recorded, .. } = next().await? else { bail!("no welcome") };
+        let HubMessage::Current { slide, .. } = next().await? else { bail!("no current slide") };
+        println!("  she joins (recorded: {recorded}) and sees the rep's slide: {slide} (the tablet's {})", first.slide);
+        wait_for(&|e| matches!(e, RemoteEvent::AttendeeJoined { .. }))?;
+        for _ in 0..2 {
+            ben.clock.advance(Duration::from_secs(20));
+            let t = ben.device.calls().navigate(&call, &NavAction::Next, NavSource::Swipe, false)?;
+            let HubMessage::Current { slide, .. } = next().await? else { bail!("she did not follow") };
+            println!("  the rep swipes to {}: her page shows {slide}", t.slide);
+        }
+        presenter.set_control(Control::Hcp)?;
+        while !matches!(next().await?, HubMessage::Presenter { .. }) {}
+        println!("  the rep hands her control");
+        for action in [NavigateTo::Slide { slide: "efficacy-primary".into() }, NavigateTo::Next] {
+            ben.clock.advance(Duration::from_secs(30));
+            let asked = match &action {
+                NavigateTo::Slide { slide } => format!("the slide {slide}"),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            let m = AttendeeMessage::Navigate { action };
+            clicks.send(Message::Text(serde_json::to_string(&m)?.into())).await?;
+            let RemoteEvent::Navigated { slide, .. } =
+                wait_for(&|e| matches!(e, RemoteEvent::Navigated { .. } | RemoteEvent::NavigationRefused { .. }))?
+            else {
+                bail!("her navigation was refused")
+            };
+            let HubMessage::Current { slide: shown, .. } = next().await? else { bail!("her page did not move") };
+            println!("  she asks for {asked}: the tablet moves to {slide} and records it as HCP-led; her page shows {shown}");
+        }
+        presenter.set_control(Control::Rep)?;
+        anyhow::Ok(shown)
+    })?;
+    ben.clock.advance(Duration::from_secs(30));
+    presenter.end()?;
+    rt.block_on(async {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), shown.next()).await? {
+                Some(Ok(Message::Text(t))) if matches!(serde_json::from_str(&t)?, HubMessage::Ended) => break,
+                Some(Ok(_)) => {}
+                other => bail!("her socket closed before the end: {other:?}"),
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    let gone = reqwest::blocking::get(&join)?.status();
+    println!("  the rep ends the session: her page says the meeting has ended; the link now answers {gone}");
+    ben.device.calls().end_call(&call)?;
+    let events = ben.device.outbox().for_call(&call)?;
+    let led = events.iter().filter(|e| e.kind == "slide_enter" && e.payload["hcp_led"] == true && e.payload["source"] == "remote").count();
+    println!("  the tablet recorded the call (channel remote): {} events, {led} slide views she led", events.len());
+    ben.engine.sync_now().context("sync after the remote call")?;
+    hub.analyze_pending()?;
+    let p = hub.hcp_profile(hcp)?.context("profile")?;
+    let f = &p.products["cardiozen"];
+    let channels: Vec<String> = f.channels.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    println!("  hub: {hcp}'s calls by channel: {} (the dashboard's channels page counts remote calls)", channels.join(", "));
     Ok(())
 }
 

@@ -99,6 +99,7 @@ const PAGE_SCRIPT: &str = r#"
           attendee = m.attendee;
           try { sessionStorage.setItem(key, attendee); } catch (e) { /* private mode */ }
           set("recorded", m.recorded);
+          if (body.getAttribute("data-state") === "connecting" || body.getAttribute("data-state") === "reconnecting") say("Waiting for the presenter\u2026");
           break;
         case "waiting": set("state", "waiting"); say("Waiting for your representative to let you in\u2026"); break;
         case "admitted": set("state", "admitted"); say(""); break;

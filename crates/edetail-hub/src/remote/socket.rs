@@ -299,7 +299,8 @@ fn new_attendee_id() -> String {
 }
 
 /// Sends the stored position to a joining attendee (kept in `last` to skip the presenter's
-/// repetition of it), or that the presenter has not started yet.
+/// repetition of it). Nothing before the presenter's first move: the presenter answers her
+/// joining with the position as soon as it has one.
 async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket, last: &mut Option<String>) -> bool {
     let position = reload(hub, id).await.and_then(|s| Position::parse(s.position.as_deref()));
     match position.and_then(|p| serde_json::to_string(&p.message()).ok()) {
@@ -307,7 +308,7 @@ async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket, last: &mut Option
             *last = Some(text.clone());
             ws.send(Message::Text(text.into())).await.is_ok()
         }
-        None => send(ws, &HubMessage::PresenterReconnecting).await,
+        None => true,
     }
 }
 
