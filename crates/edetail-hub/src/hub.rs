@@ -51,7 +51,7 @@ pub(crate) struct HubInner {
     /// Retention period of analysed events in seconds, applied by `serve` (0: keep all).
     pub(crate) event_retention_s: std::sync::atomic::AtomicU64,
     /// The remote sessions' sockets on this process and the relay between processes.
-    pub(crate) remote: Arc<crate::remote::relay::Relay>,
+    pub(crate) remote: Arc<crate::remote_relay::Relay>,
 }
 
 impl HubInner {

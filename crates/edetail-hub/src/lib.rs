@@ -30,6 +30,7 @@ pub mod microsite;
 pub mod publish;
 pub mod ratelimit;
 mod remote;
+mod remote_relay;
 pub mod reqlog;
 mod retention;
 mod serve;

@@ -2,7 +2,7 @@
 //! follow in a browser from a link. The device opens a session for its call
 //! (`POST /v1/remote-sessions`) and presents over a WebSocket (`…/{id}/present`); doctors open
 //! `/r/{token}` (the follower page, `page`), follow over `/r/{token}/ws` and load the session's
-//! slides from `/r/{token}/a/{path}` while it lasts. The hub relays (`relay`, `socket`) and
+//! slides from `/r/{token}/a/{path}` while it lasts. The hub relays (`remote_relay`, `socket`) and
 //! keeps where the session stands; it never records events for a remote call: the tablet
 //! performs the doctor's navigation and records it through its outbox.
 //!
@@ -11,7 +11,6 @@
 //! Unknown tokens answer 404; ended, expired or replaced links "this meeting has ended".
 
 mod page;
-pub(crate) mod relay;
 mod socket;
 
 use axum::Router;
@@ -31,8 +30,8 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::http::{Touch, device_auth};
 use crate::hub::Hub;
+use crate::remote_relay::{Envelope, To};
 use crate::store::{DeviceRecord, NewRemoteSession, RemoteSession};
-use relay::{Envelope, To};
 
 /// Largest request that opens a session.
 const MAX_OPEN_BYTES: usize = 4 * 1024;

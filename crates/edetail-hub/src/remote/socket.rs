@@ -1,7 +1,7 @@
 //! The WebSocket loops of a remote session: the presenter's (the tablet: moves, slide state,
 //! pointer, control, admissions, end) and each attendee's (a doctor's browser: follows, and
 //! navigates or taps while she has control). Each message is checked (`remote::check`) and
-//! relayed (`relay`); where the session stands is kept in the store for late joiners and
+//! relayed (`remote_relay`); where the session stands is kept in the store for late joiners and
 //! other hub processes.
 
 use std::sync::Arc;
@@ -15,8 +15,8 @@ use edetail_protocol::remote::{
 };
 use serde_json::{Map, Value};
 
-use super::relay::{Envelope, Outgoing, Relay, To};
 use crate::hub::Hub;
+use crate::remote_relay::{Envelope, Outgoing, Relay, To};
 use crate::store::{RemoteJoin, RemoteSession};
 
 /// Attendees' hub processes mark them seen this often; unseen for `LIVE_FOR` they no longer

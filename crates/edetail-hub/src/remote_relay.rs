@@ -1,4 +1,4 @@
-//! The relay of remote sessions: which sockets of this hub process take part in which session,
+//! The relay of remote sessions (`remote`): which sockets of this hub process take part in which session,
 //! and the bus that carries a session's messages to every hub process sharing the store (in
 //! memory for one process; PostgreSQL `LISTEN`/`NOTIFY` between processes, ADR 0023).
 
