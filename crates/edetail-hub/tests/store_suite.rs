@@ -1393,6 +1393,90 @@ fn consent_records_travel_in_every_feed(s: Subject) {
     assert_eq!(st.changes("north", 0, 100).unwrap().consents.len(), 1, "one record per HCP");
 }
 
+/// Remote sessions (ADR 0023): lookup by token, a new link replacing the old, the position kept
+/// only forwards, admission and re-joins, the attendee limit with liveness, and concurrent joins
+/// from two processes never exceeding it; ending keeps the first end time.
+fn remote_sessions_and_their_attendees(s: Subject) {
+    use edetail_hub::store::{NewRemoteSession, RemoteJoin};
+    let now = Utc::now().trunc_subsecs(3);
+    let new = NewRemoteSession {
+        id: "rs-1".into(),
+        device_id: "dev-1".into(),
+        call_id: "call-1".into(),
+        territory: "north".into(),
+        bundle_id: "b".into(),
+        bundle_version: 2,
+        token_sha256: sha(1),
+        waiting_room: true,
+        recorded: false,
+        created_at: now,
+        expires_at: now + chrono::Duration::minutes(30),
+    };
+    s.store.open_remote_session(&new).unwrap();
+    let got = s.store.remote_session_by_token(&sha(1)).unwrap().unwrap();
+    assert_eq!((got.id.as_str(), got.bundle_version, got.waiting_room, got.recorded), ("rs-1", 2, true, false));
+    assert!(got.live_at(now) && !got.live_at(now + chrono::Duration::minutes(31)));
+    assert!(got.position.is_none());
+    assert!(s.store.remote_session_by_token(&sha(2)).unwrap().is_none());
+    // A new link: the old token finds nothing.
+    assert!(s.store.relink_remote_session("rs-1", &sha(2)).unwrap());
+    assert!(s.store.remote_session_by_token(&sha(1)).unwrap().is_none());
+    assert_eq!(s.store.remote_session_by_token(&sha(2)).unwrap().unwrap().id, "rs-1");
+    assert!(!s.store.relink_remote_session("nope", &sha(3)).unwrap());
+    // Positions only move forwards (state changes keep the seq).
+    s.store.set_remote_position("rs-1", "p5", 5).unwrap();
+    s.store.set_remote_position("rs-1", "p4", 4).unwrap();
+    s.store.set_remote_position("rs-1", "p5-state", 5).unwrap();
+    let got = s.store.remote_session("rs-1").unwrap().unwrap();
+    assert_eq!((got.position.as_deref(), got.position_seq), (Some("p5-state"), 5));
+
+    // Waiting room, admission kept across a re-join.
+    let t = 1_000_000i64;
+    assert_eq!(s.store.join_remote_session("rs-1", "a", true, 2, t, t - 45_000).unwrap(), RemoteJoin::Waiting);
+    assert!(s.store.admit_remote_attendee("rs-1", "a").unwrap());
+    assert!(!s.store.admit_remote_attendee("rs-1", "never-joined").unwrap());
+    s.store.leave_remote_session("rs-1", "a").unwrap();
+    assert!(s.store.remote_attendees("rs-1", t - 45_000).unwrap().is_empty());
+    assert_eq!(s.store.join_remote_session("rs-1", "a", true, 2, t, t - 45_000).unwrap(), RemoteJoin::Admitted);
+    assert_eq!(s.store.join_remote_session("rs-1", "b", false, 2, t, t - 45_000).unwrap(), RemoteJoin::Admitted);
+    // Full at two live attendees; one of them re-joining is not a third.
+    assert_eq!(s.store.join_remote_session("rs-1", "c", false, 2, t, t - 45_000).unwrap(), RemoteJoin::Full);
+    assert_eq!(s.store.join_remote_session("rs-1", "b", false, 2, t, t - 45_000).unwrap(), RemoteJoin::Admitted);
+    let live: Vec<(String, bool)> =
+        s.store.remote_attendees("rs-1", t - 45_000).unwrap().into_iter().map(|a| (a.attendee_id, a.admitted)).collect();
+    assert_eq!(live, vec![("a".to_string(), true), ("b".to_string(), true)]);
+    // Unseen for long (their process died), they stop counting; seen ones keep counting.
+    let later = t + 60_000;
+    s.store.touch_remote_attendees("rs-1", &["a".to_string()], later).unwrap();
+    assert_eq!(s.store.join_remote_session("rs-1", "c", false, 2, later, later - 45_000).unwrap(), RemoteJoin::Admitted);
+    assert_eq!(s.store.join_remote_session("rs-1", "d", false, 2, later, later - 45_000).unwrap(), RemoteJoin::Full);
+
+    // Two processes joining at once never exceed the limit.
+    let mut n2 = new.clone();
+    n2.id = "rs-2".into();
+    n2.token_sha256 = sha(9);
+    s.store.open_remote_session(&n2).unwrap();
+    let other = (s.reopen)();
+    let joined: Vec<RemoteJoin> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                let st = if i % 2 == 0 { s.store.clone() } else { other.clone() };
+                sc.spawn(move || st.join_remote_session("rs-2", &format!("x{i}"), false, 5, t, t - 45_000).unwrap())
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(joined.iter().filter(|j| **j == RemoteJoin::Admitted).count(), 5, "{joined:?}");
+    assert_eq!(joined.iter().filter(|j| **j == RemoteJoin::Full).count(), 3);
+
+    // Ending keeps the first end time; unknown sessions are None.
+    let first = s.store.end_remote_session("rs-1", now + chrono::Duration::minutes(1)).unwrap().unwrap();
+    let again = s.store.end_remote_session("rs-1", now + chrono::Duration::minutes(2)).unwrap().unwrap();
+    assert_eq!(first, again);
+    assert!(!s.store.remote_session("rs-1").unwrap().unwrap().live_at(now + chrono::Duration::minutes(1)));
+    assert!(s.store.end_remote_session("nope", now).unwrap().is_none());
+}
+
 macro_rules! suite {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1435,6 +1519,7 @@ suite!(
     hcp_summaries_list_count_and_erase,
     rep_target_lists_narrow_the_plan_feed,
     pruning_removes_analysed_events_as_a_prefix,
+    remote_sessions_and_their_attendees,
 );
 
 /// PostgreSQL only (SQLite has a single writer): an erasure waits for an event write in flight
