@@ -90,4 +90,6 @@
     b.addEventListener("click", function () { render(b.getAttribute("data-endpoint"), true); });
   });
   render("primary", false);
+  // Back on this slide (or following a remote call): the endpoint last chosen.
+  CZ.load("efficacy-endpoint").then(function (saved) { if (saved && DATA[saved]) render(saved, false); });
 })();
