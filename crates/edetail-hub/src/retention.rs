@@ -1,7 +1,8 @@
 //! Retention of raw events after analysis, an operator setting: events recorded longer ago
 //! than the retention period whose calls are analysed are deleted, as a prefix of each
 //! device's sequence ([`crate::store::IngestStore::prune_analysed_events`]), audited with
-//! counts and shown in `hub stats`. Never an event not analysed yet, never silently.
+//! counts and shown in `hub stats`. Never an event not analysed yet, never silently. Also the
+//! bookkeeping of remote sessions over for [`REMOTE_SESSION_KEEP`] (no personal data in it).
 
 use std::sync::atomic::Ordering;
 
@@ -14,6 +15,9 @@ use crate::store::PruneReport;
 
 /// How often `serve` prunes when a retention period is set.
 pub const RETENTION_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Remote sessions (and their attendee rows) are kept this long after they ended or expired.
+pub const REMOTE_SESSION_KEEP: TimeDelta = TimeDelta::days(7);
 
 /// The shortest retention period accepted: a day, so a mistyped setting cannot empty the
 /// event table of yesterday's calls before anyone looks at them.
@@ -68,6 +72,13 @@ impl Hub {
                     Ok(Err(e)) => tracing::warn!(error = %e, "pruning analysed events failed; retrying later"),
                     Err(e) => tracing::error!(error = %e, "pruning task failed"),
                 }
+            }
+            let store = self.inner.store.clone();
+            match tokio::task::spawn_blocking(move || store.prune_remote_sessions(Utc::now() - REMOTE_SESSION_KEEP)).await {
+                Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "pruned remote sessions over for a week"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning remote sessions failed; retrying later"),
+                Err(e) => tracing::error!(error = %e, "pruning task failed"),
             }
             tokio::time::sleep(RETENTION_INTERVAL).await;
         }

@@ -1475,6 +1475,15 @@ fn remote_sessions_and_their_attendees(s: Subject) {
     assert_eq!(first, again);
     assert!(!s.store.remote_session("rs-1").unwrap().unwrap().live_at(now + chrono::Duration::minutes(1)));
     assert!(s.store.end_remote_session("nope", now).unwrap().is_none());
+
+    // Pruning: only sessions over before the cut-off go, with their attendees.
+    assert_eq!(s.store.prune_remote_sessions(now).unwrap(), 0);
+    assert_eq!(s.store.prune_remote_sessions(now + chrono::Duration::minutes(2)).unwrap(), 1);
+    assert!(s.store.remote_session("rs-1").unwrap().is_none());
+    assert!(s.store.remote_attendees("rs-1", 0).unwrap().is_empty());
+    assert!(s.store.remote_session("rs-2").unwrap().is_some());
+    assert_eq!(s.store.prune_remote_sessions(now + chrono::Duration::minutes(31)).unwrap(), 1);
+    assert_eq!((s.sql)("SELECT 1 FROM remote_attendees").unwrap(), 0, "no attendee rows left");
 }
 
 macro_rules! suite {

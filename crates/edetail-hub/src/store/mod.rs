@@ -1152,6 +1152,8 @@ pub trait RemoteStore {
     fn leave_remote_session(&self, id: &str, attendee: &str) -> Result<()>;
     /// Connected attendees seen since `live_since_ms`, by id.
     fn remote_attendees(&self, id: &str, live_since_ms: i64) -> Result<Vec<RemoteAttendee>>;
+    /// Deletes sessions (and their attendees) that ended or expired before `before`; how many.
+    fn prune_remote_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
 }
 
 /// The append-only audit trail (issue 7).

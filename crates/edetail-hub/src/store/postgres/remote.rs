@@ -210,4 +210,13 @@ impl RemoteStore for PgStore {
             Ok(rows.iter().map(|r| RemoteAttendee { attendee_id: r.get(0), admitted: r.get(1) }).collect())
         })
     }
+
+    fn prune_remote_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        self.write(move |tx| {
+            Box::pin(async move {
+                // Attendees go with their session (ON DELETE CASCADE).
+                tx.execute("DELETE FROM remote_sessions WHERE expires_at < $1 OR ended_at < $1", &[&before]).await.map_err(pg_err)
+            })
+        })
+    }
 }

@@ -153,4 +153,13 @@ impl RemoteStore for SqliteStore {
             Ok(rows)
         })
     }
+
+    fn prune_remote_sessions(&self, before: DateTime<Utc>) -> Result<u64> {
+        let before = time_text(before);
+        self.write(|tx| {
+            let gone = "SELECT id FROM remote_sessions WHERE expires_at < ?1 OR ended_at < ?1";
+            tx.execute(&format!("DELETE FROM remote_attendees WHERE session_id IN ({gone})"), [&before])?;
+            Ok(tx.execute(&format!("DELETE FROM remote_sessions WHERE id IN ({gone})"), [&before])? as u64)
+        })
+    }
 }
