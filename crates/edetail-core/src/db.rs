@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/003_privacy.sql"),
     include_str!("../migrations/004_event_kinds.sql"),
     include_str!("../migrations/005_sequences.sql"),
+    include_str!("../migrations/006_remote_sessions.sql"),
 ];
 /// The schema version this code writes. Always `MIGRATIONS.len()`.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -239,6 +240,7 @@ mod tests {
             "34a34e6ecaa7c0b0572acea30a81018919cff539b1a7e70ddf29e55ccc81f6ea", // 003_privacy.sql
             "4f4852ef98253f1fc1c74f561d3a8a7f079a260cecccac66676f78e2ac3a9dba", // 004_event_kinds.sql
             "5a4bbf201daa10eb9e3ec24b0968b1b680ae356bfc9298d1a9ce7298c1121f6c", // 005_sequences.sql (not yet released: sequence_order added)
+            "3518a9c1ee04c228dc0082bfe80a4db154a814718d8f7c351dcded04a9cca2a1", // 006_remote_sessions.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

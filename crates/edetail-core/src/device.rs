@@ -2,8 +2,8 @@
 //! sync engine and the CLI use: opening, content (install, open checks), assets, the trusted
 //! clock, starting calls (consent, plan and call together), and views borrowing its
 //! [`Context`]: [`Device::calls`], [`Device::outbox`], [`Device::plans`], [`Device::privacy`],
-//! [`Device::profile`], [`Device::sequences`]. The slide bridge and the vendor containers sit above it and take a
-//! `&Device`.
+//! [`Device::profile`], [`Device::sequences`], [`Device::remote_sessions`]. The slide bridge and
+//! the vendor containers sit above it and take a `&Device`.
 
 use std::path::Path;
 
@@ -22,6 +22,7 @@ use crate::outbox::{BatchAnswer, Outbox};
 use crate::plans::Plans;
 use crate::privacy::Privacy;
 use crate::profile::Profile;
+use crate::remote_sessions::RemoteSessions;
 use crate::sequence::Sequences;
 use crate::store::{ContentStore, InstallOutcome};
 use crate::validity::Unopenable;
@@ -109,6 +110,12 @@ impl Device {
     /// The rep's call sequences per HCP and bundle, built from the plan on the tablet.
     pub fn sequences(&self) -> Sequences<'_> {
         Sequences::new(&self.ctx)
+    }
+
+    /// The remote sessions this device opened and has not seen end (remote detailing presents
+    /// them again after the app restarts).
+    pub fn remote_sessions(&self) -> RemoteSessions<'_> {
+        RemoteSessions::new(&self.ctx)
     }
 
     /// Observes a call's changes (every move, whatever made it, and every slide-state save),

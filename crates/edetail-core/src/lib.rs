@@ -16,14 +16,15 @@
 //!   tablet (mandatory slides kept, hidden ones unavailable), saved, recorded with the call,
 //!   whose next/previous then follow it.
 //! - [`observe`]: live observers of a call's changes (moves, slide state), told after commit
-//!   (remote detailing relays them).
+//!   (remote detailing relays them); [`remote_sessions`]: the remote sessions this device
+//!   opened, remembered so that a session outlives the app.
 //! - [`device`]: the `Device` facade over all of it, with views (`device.calls()`, ...).
 //! - [`bridge`]: the slide bridge protocol (`bridge::handle(&device, json)`), above the facade.
 //! - [`vendor`]: the container side of Veeva, Agnitio and OCE decks' own libraries, above the
 //!   facade.
 //!
 //! Layering (no module imports one above it): `observe` -> `context` -> `calls`/`outbox`/`plans`/`privacy`/
-//! `profile` -> `sequence` -> `device` -> `bridge`/`vendor`.
+//! `profile`/`remote_sessions` -> `sequence` -> `device` -> `bridge`/`vendor`.
 //!
 //! No tokio, no HTTP client: the sync engine (edetail-sync) drives network I/O on top.
 
@@ -42,6 +43,7 @@ pub mod outbox;
 pub mod plans;
 pub mod privacy;
 pub mod profile;
+pub mod remote_sessions;
 pub mod sequence;
 pub mod store;
 pub mod suggestion;
@@ -63,6 +65,7 @@ pub use outbox::{BatchAnswer, Event, Outbox, OutboxStats, PendingUpload};
 pub use plans::{OfferedPlan, PlanOutcome, PlanRefusal, PlanReport, Plans, StoredPlan};
 pub use privacy::{ERASED_EVENT, LocalErasure, Privacy};
 pub use profile::Profile;
+pub use remote_sessions::{RemoteSessionRecord, RemoteSessions};
 pub use sequence::{CallSequence, ItemOrigin, SequenceItem, Sequences};
 pub use store::{GcReport, InstallOutcome, InstalledBundle, MissingBlob, PendingDownload};
 pub use suggestion::{SuggestedSlide, Suggestion, SuggestionSource};
