@@ -140,14 +140,7 @@ const PAGE_SCRIPT: &str = r#"
 /// reports sent to it; nothing else, and no one may frame the page.
 fn page_csp() -> &'static str {
     static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    CSP.get_or_init(|| {
-        use base64::Engine as _;
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256Digest::of(PAGE_SCRIPT.as_bytes()).0);
-        format!(
-            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; \
-             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        )
-    })
+    CSP.get_or_init(|| crate::web::one_script_page_csp(PAGE_SCRIPT))
 }
 
 enum Lookup {

@@ -121,17 +121,7 @@ impl Relay {
     /// The presenter's socket joins `session`; a presenter socket of this process already there
     /// is replaced (closed with `CLOSE_REPLACED`).
     pub(crate) fn join_presenter(&self, session: &str, control: Option<Control>) -> (ConnId, mpsc::UnboundedReceiver<Outgoing>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
-        let mut rooms = self.rooms();
-        let room = rooms.entry(session.to_string()).or_default();
-        if room.control.is_none() {
-            room.control = control;
-        }
-        if let Some(old) = room.presenter.replace(Peer { conn, tx, admitted: true }) {
-            let _ = old.tx.send(Outgoing::Close(edetail_protocol::remote::CLOSE_REPLACED));
-        }
-        (ConnId(conn), rx)
+        self.join(session, None, true, control)
     }
 
     /// An attendee's socket joins `session` (a socket of the same attendee already here is
@@ -143,6 +133,16 @@ impl Relay {
         admitted: bool,
         control: Option<Control>,
     ) -> (ConnId, mpsc::UnboundedReceiver<Outgoing>) {
+        self.join(session, Some(attendee), admitted, control)
+    }
+
+    fn join(
+        &self,
+        session: &str,
+        attendee: Option<&str>,
+        admitted: bool,
+        control: Option<Control>,
+    ) -> (ConnId, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let mut rooms = self.rooms();
@@ -150,7 +150,12 @@ impl Relay {
         if room.control.is_none() {
             room.control = control;
         }
-        if let Some(old) = room.attendees.insert(attendee.to_string(), Peer { conn, tx, admitted }) {
+        let peer = Peer { conn, tx, admitted };
+        let old = match attendee {
+            None => room.presenter.replace(peer),
+            Some(a) => room.attendees.insert(a.to_string(), peer),
+        };
+        if let Some(old) = old {
             let _ = old.tx.send(Outgoing::Close(edetail_protocol::remote::CLOSE_REPLACED));
         }
         (ConnId(conn), rx)

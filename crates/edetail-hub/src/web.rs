@@ -105,3 +105,15 @@ pub(crate) fn session_from_cookie(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty())
 }
+
+/// The policy of a browser-facing page (microsite, remote follower) that runs exactly one inline
+/// `script` (allowed by its hash) and inline styles, frames slides from the hub, talks only to
+/// the hub, and may not be framed.
+pub(crate) fn one_script_page_csp(script: &str) -> String {
+    use base64::Engine as _;
+    let hash = base64::engine::general_purpose::STANDARD.encode(edetail_bundle::Sha256Digest::of(script.as_bytes()).0);
+    format!(
+        "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; \
+         connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+}

@@ -6,7 +6,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use edetail_bundle::{Manifest, Sha256Digest};
+use edetail_bundle::Manifest;
 
 use crate::microsite::{esc, url_path};
 use crate::store::RemoteSession;
@@ -180,14 +180,7 @@ pub(super) async fn follower_bridge() -> Response {
 /// session's socket on the hub; nothing else, and no one may frame the page.
 fn page_csp() -> &'static str {
     static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    CSP.get_or_init(|| {
-        use base64::Engine as _;
-        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256Digest::of(PAGE_SCRIPT.as_bytes()).0);
-        format!(
-            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; img-src 'self' data:; frame-src 'self'; \
-             connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-        )
-    })
+    CSP.get_or_init(|| crate::web::one_script_page_csp(PAGE_SCRIPT))
 }
 
 /// `</` inside JSON embedded in a `<script>` element, escaped.
