@@ -139,7 +139,7 @@ class Hub {
     h.child = track(spawn(ED, ["hub", "serve", "--data", h.data, "--listen", "127.0.0.1:0", "--publisher-key", PUBLISHER_KEY],
       { stdio: ["ignore", "pipe", "pipe"] }));
     h.stderr = "";
-    h.child.stderr.on("data", (d) => { h.stderr = (h.stderr + d).slice(-20000); });
+    h.child.stderr.on("data", (d) => { h.stderr = (h.stderr + d).slice(-4000000); });
     let stdout = "";
     h.url = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error("hub did not print its URL within 30 s: " + h.stderr)), 30000);
@@ -354,6 +354,7 @@ async function setUp() {
   check(call.slide === mainSlides[0], "a remote call started on the deck's first slide", call);
   const s = await tablet.open({ minutes: 30, via: world.proxy.url });
   world.link = s.join_path;
+  world.links = [s.join_path];
   world.session = s.session_id;
   check(/^\/r\/[0-9a-f]{64}$/.test(s.join_path) && s.recorded === true, "a session opened: join link, recorded (full consent)", s);
   await tablet.waitEvent("connected", (e) => e.event === "connected", 0);
@@ -566,6 +567,7 @@ async function links() {
   const again = await a.reload({ waitUntil: "load" });
   check(again.status() === 404 && (await body(a)).state === "ended", "the old link now answers 404", again.status());
   world.link = relinked.join_path;
+  world.links.push(relinked.join_path);
   const back = await b.goto(hub.url + world.link, { waitUntil: "load" });
   check(back.status() === 200, "the new link: 200", back.status());
   await shows(b, current, world.link, "through the new link");
@@ -597,6 +599,7 @@ async function consentOff() {
   const { tablet, hub } = world;
   const call = await tablet.send("start", { hcp: HCP_OFF });
   const s = await tablet.open({ minutes: 30 });
+  world.links.push(s.join_path);
   check(s.recorded === false, "the session is not recorded (consent off)", s);
   await tablet.waitEvent("connected", (e) => e.event === "connected", 0);
   const d = await attendee("doctor D", hub.url + s.join_path);
@@ -622,7 +625,8 @@ async function consentOff() {
 }
 
 // The hub's analytics see the remote call: after a sync and an analysis, the dashboard's
-// channels page (operator token) lists channel remote with one call (consent off: none).
+// channels page (operator token) lists channel remote with one call (consent off: none). And
+// the hub's log (its whole stderr) names sessions, never a join token or an HCP id.
 async function dashboard() {
   const { tablet, hub } = world;
   await tablet.send("sync");
@@ -631,6 +635,11 @@ async function dashboard() {
   check(page.status === 200, "the dashboard's channels page (operator token): 200", page.status);
   const row = /<tr data-channel="remote" data-calls="(\d+)" data-views="(\d+)"/.exec(page.body);
   check(row && row[1] === "1" && Number(row[2]) > 0, "channel remote: one call with its slide views", row && row.slice(1));
+  // Logs name session ids, never a join link's token or an HCP (ADR 0023).
+  const log = hub.stderr;
+  check(log.includes(world.session), "the hub's log names the session");
+  const leaks = [...world.links.map((l) => l.split("/").pop()), HCP, HCP_OFF].filter((x) => log.includes(x));
+  check(leaks.length === 0, "the hub's log holds no join token and no HCP id", leaks.map((x) => x.slice(0, 12)));
 }
 
 // ------------------------------------------------------------------ runner
@@ -644,7 +653,7 @@ const scenarios = [
   ["6. a wrong token 404s; a revoked link ends its doctors, 404s, the new one works", links],
   ["5. an expired session: the join page says the meeting has ended (410)", expiry],
   ["7. consent off: nothing recorded, the doctor's navigation still performed", consentOff],
-  ["the hub's dashboard shows the remote call under channel remote", dashboard],
+  ["the hub: the dashboard shows the call under channel remote; no token or HCP id in its log", dashboard],
 ];
 
 async function main() {
