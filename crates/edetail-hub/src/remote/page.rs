@@ -215,7 +215,7 @@ pub(super) fn follower(token: &str, s: &RemoteSession, manifest: &Manifest) -> R
     let body = format!(
         r#"<!doctype html>
 <html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
+<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex"><link rel="icon" href="data:,">
 <title>{title}</title>
 <style>
 body{{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;background:#0f2233;color:#eef3f7}}
