@@ -20,6 +20,16 @@
 //! [`RemotePresenter::next_event`]. Dropping the presenter stops its task without ending the
 //! session (the tablet may come back within the session's time); [`RemotePresenter::end`]
 //! ends it. Logs and errors name the session id, never an HCP.
+//!
+//! A session outlives the app: the device remembers every session it opens in its own database
+//! (`Device::remote_sessions`: session id, call id, join link, expiry, whether the doctor is
+//! recorded; no HCP data) and forgets it when the session ends (`end`, the hub's `ended`, or a
+//! presenter socket refused as gone) or expires. [`RemotePresenter::open`] for a call with a
+//! live remembered session presents that session again (no new session, the same join link:
+//! the doctors still connected see the presenter back) instead of opening another; so does a
+//! new call taking over from a call that a crash or a killed app left interrupted (same bundle,
+//! same HCP). When the hub answers that session 404 or 410, it is forgotten and a new one
+//! opened.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -27,7 +37,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use edetail_core::{CallChange, CallSubscription, Device, NavAction, NavSource, Tracking};
+use edetail_core::{CallChange, CallSubscription, Device, NavAction, NavSource, RemoteSessionRecord, Tracking};
 use edetail_protocol::remote::{
     AttendeeMessage, Bounded, CLOSE_ENDED, CLOSE_REPLACED, HubMessage, MAX_MESSAGE_BYTES, MAX_SESSION_MINUTES, NavigateTo,
     OpenRemoteSession, PresenterMessage, SESSIONS_PATH,
@@ -182,7 +192,8 @@ struct Shared {
 }
 
 struct State {
-    join_path: String,
+    /// The link the doctors open (kept as it was given to them when presented again).
+    join_url: String,
     expires_at: DateTime<Utc>,
     connection: ConnectionState,
     control: Control,
@@ -240,7 +251,7 @@ impl Shared {
     }
 
     fn join_url(&self) -> String {
-        format!("{}{}", self.hub_url.trim_end_matches('/'), self.state().join_path)
+        self.state().join_url.clone()
     }
 }
 
@@ -256,6 +267,8 @@ enum Command {
 /// not for async contexts. See the module docs.
 pub struct RemotePresenter {
     shared: Arc<Shared>,
+    /// Where the session is remembered (forgotten when it ends).
+    device: Arc<Device>,
     commands: mpsc::UnboundedSender<Command>,
     transport: Transport,
     /// The call's observer, feeding the task; unsubscribed when the presenter is dropped (a
@@ -290,12 +303,118 @@ fn not_in_async() -> Result<()> {
     Ok(())
 }
 
+/// What a session must match to present a call: its bundle version (the hub serves the doctors
+/// that version's slides) and whether the doctor was told she is recorded.
+struct Wanted<'a> {
+    call_id: &'a str,
+    bundle_id: &'a str,
+    bundle_version: u64,
+    recorded: bool,
+}
+
+/// The link the doctors open: the hub's URL and the session's join path.
+fn join_url(hub_url: &str, join_path: &str) -> String {
+    format!("{}{join_path}", hub_url.trim_end_matches('/'))
+}
+
+/// The hub answered that the session is not there any more (ended, expired, not this
+/// device's).
+fn is_gone(f: &HttpFailure) -> bool {
+    matches!(f.status, Some(404 | 410))
+}
+
+/// The live session this device remembers for the call, or that an interrupted call left it
+/// (then moved to this call), with the presenter's socket when the first connection was made
+/// (a connection that failed otherwise is tried again by the task). `None`: a new session is
+/// to be opened (none remembered, the hub answered it gone, or it no longer matches the call
+/// and was ended).
+fn resume(
+    device: &Device,
+    runtime: &tokio::runtime::Runtime,
+    transport: &Transport,
+    connector: &Connector,
+    tokens: &Arc<dyn TokenProvider>,
+    wanted: &Wanted<'_>,
+) -> Result<Option<(RemoteSessionRecord, Option<Socket>)>> {
+    let sessions = device.remote_sessions();
+    let found = match sessions.live_for(wanted.call_id)? {
+        Some(s) => Some(s),
+        None => sessions.left_for(wanted.call_id)?,
+    };
+    let Some(mut s) = found else { return Ok(None) };
+    if s.bundle_id != wanted.bundle_id || s.bundle_version != wanted.bundle_version || s.recorded != wanted.recorded {
+        // What the doctors are shown or were told no longer holds: that session ends (not left
+        // to run out), a new one tells them the truth.
+        tracing::info!(session = %s.session_id, "remembered remote session no longer matches the call; ending it");
+        match runtime.block_on(transport.end_remote_session(&s.session_id)) {
+            Ok(_) => {}
+            Err(f) if is_gone(&f) => {}
+            Err(f) => return Err(failed(f)),
+        }
+        sessions.forget(&s.session_id)?;
+        return Ok(None);
+    }
+    let first = match runtime.block_on(connect_first(connector, tokens, &s.session_id)) {
+        Ok(ws) => Some(ws),
+        Err(ConnectFailure::Gone) => {
+            tracing::info!(session = %s.session_id, "remembered remote session gone at the hub; opening a new one");
+            sessions.forget(&s.session_id)?;
+            return Ok(None);
+        }
+        Err(ConnectFailure::Unauthorized) => None,
+        Err(ConnectFailure::Other(why)) => {
+            tracing::warn!(session = %s.session_id, "remote presenter cannot connect: {why}");
+            None
+        }
+    };
+    if s.call_id != wanted.call_id {
+        sessions.move_to(&s.session_id, wanted.call_id)?;
+        tracing::info!(session = %s.session_id, "remote session taken over from an interrupted call");
+        s.call_id = wanted.call_id.to_string();
+    }
+    tracing::info!(session = %s.session_id, "remote session presented again");
+    Ok(Some((s, first)))
+}
+
+/// The app's token, within [`TOKEN_TIMEOUT`].
+async fn token(tokens: &Arc<dyn TokenProvider>) -> std::result::Result<String, ConnectFailure> {
+    match tokio::time::timeout(TOKEN_TIMEOUT, tokens.token()).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(ConnectFailure::Other(e.to_string())),
+        Err(_) => Err(ConnectFailure::Other(format!("the app's token provider did not answer within {TOKEN_TIMEOUT:?}"))),
+    }
+}
+
+/// One connection of the presenter, the token refreshed once on 401.
+async fn connect_first(
+    connector: &Connector,
+    tokens: &Arc<dyn TokenProvider>,
+    session_id: &str,
+) -> std::result::Result<Socket, ConnectFailure> {
+    match connector.connect(session_id, &token(tokens).await?).await {
+        Err(ConnectFailure::Unauthorized) => {
+            let _ = tokio::time::timeout(TOKEN_TIMEOUT, tokens.refresh()).await;
+            connector.connect(session_id, &token(tokens).await?).await
+        }
+        r => r,
+    }
+}
+
 impl RemotePresenter {
     /// Opens a session for the open call `call_id` (its bundle and active version) at the hub
     /// of `config`, lasting `minutes` (1 to 240), with or without a waiting room, and starts
     /// presenting it. Whether the doctor is recorded follows the call's tracking (consent `off`:
     /// not). Blocking: one request, then the connection is made in the background (watch
     /// [`RemotePresenter::next_event`]).
+    ///
+    /// When this device remembers a live session of the call (the app was restarted or dropped
+    /// its presenter), or one that a call interrupted by a crash left (same bundle, same HCP, or
+    /// both none: the new call takes it over), that session is presented again instead: same
+    /// id, same join link, its own expiry and waiting room (`minutes` and `waiting_room` are not
+    /// used), control back with the rep. The one request is then the presenter's connection;
+    /// when the hub answers it 404 or 410 the session is forgotten and a new one opened. A
+    /// remembered session that no longer matches the call (another bundle version, or whether
+    /// the doctor is recorded changed) is ended first, and a new one opened.
     pub fn open(device: Arc<Device>, config: &SyncConfig, call_id: &str, minutes: u32, waiting_room: bool) -> Result<RemotePresenter> {
         not_in_async()?;
         if minutes == 0 || minutes > MAX_SESSION_MINUTES {
@@ -319,20 +438,48 @@ impl RemotePresenter {
         let transport = Transport::with_options(&config.hub_url, config.token_provider.clone(), config.timeouts, &config.trust_roots)
             .map_err(|f| Error::Config(f.message))?;
         let connector = Connector::new(&config.hub_url, &config.trust_roots, config.timeouts.connect)?;
-        let request = OpenRemoteSession { call_id: call_id.into(), bundle_id, bundle_version, minutes, waiting_room, recorded };
-        let opened = runtime.block_on(transport.open_remote_session(&request)).map_err(failed)?;
-        if !session_id_ok(&opened.session_id) || !opened.join_path.starts_with('/') {
-            return Err(Error::Engine("the hub answered a malformed remote session".into()));
-        }
-        tracing::info!(session = %opened.session_id, minutes, waiting_room, recorded, "remote session opened");
+        let wanted = Wanted { call_id, bundle_id: &bundle_id, bundle_version, recorded };
+        let resumed = resume(&device, &runtime, &transport, &connector, &config.token_provider, &wanted)?;
+        let (session, first) = match resumed {
+            Some(r) => r,
+            None => {
+                let request = OpenRemoteSession {
+                    call_id: call_id.into(),
+                    bundle_id: bundle_id.clone(),
+                    bundle_version,
+                    minutes,
+                    waiting_room,
+                    recorded,
+                };
+                let opened = runtime.block_on(transport.open_remote_session(&request)).map_err(failed)?;
+                if !session_id_ok(&opened.session_id) || !opened.join_path.starts_with('/') {
+                    return Err(Error::Engine("the hub answered a malformed remote session".into()));
+                }
+                tracing::info!(session = %opened.session_id, minutes, waiting_room, recorded, "remote session opened");
+                let session = RemoteSessionRecord {
+                    session_id: opened.session_id,
+                    call_id: call_id.to_string(),
+                    bundle_id,
+                    bundle_version,
+                    join_url: join_url(&config.hub_url, &opened.join_path),
+                    expires_at: opened.expires_at,
+                    recorded,
+                };
+                if let Err(e) = device.remote_sessions().remember(&session) {
+                    // It presents all the same; only a restart of the app would not find it.
+                    tracing::warn!(session = %session.session_id, "remote session not remembered: {e}");
+                }
+                (session, None)
+            }
+        };
 
         let shared = Arc::new(Shared {
-            session_id: opened.session_id.clone(),
+            session_id: session.session_id.clone(),
             hub_url: config.hub_url.clone(),
-            recorded,
+            recorded: session.recorded,
             state: Mutex::new(State {
-                join_path: opened.join_path,
-                expires_at: opened.expires_at,
+                join_url: session.join_url,
+                expires_at: session.expires_at,
                 connection: ConnectionState::Connecting,
                 control: Control::Rep,
                 attendees: Vec::new(),
@@ -352,11 +499,12 @@ impl RemotePresenter {
             }),
         );
         let task = Task {
-            device,
+            device: device.clone(),
             call_id: call_id.to_string(),
             shared: shared.clone(),
             tokens: config.token_provider.clone(),
             connector,
+            first,
             commands: rx,
             seq: 0,
             last_sent: None,
@@ -365,7 +513,7 @@ impl RemotePresenter {
             rng: SplitMix64::new(uuid::Uuid::new_v4().as_u64_pair().0),
         };
         runtime.spawn(task.run());
-        Ok(RemotePresenter { shared, commands, transport, _subscription: subscription, runtime: Some(runtime) })
+        Ok(RemotePresenter { shared, device, commands, transport, _subscription: subscription, runtime: Some(runtime) })
     }
 
     pub fn session_id(&self) -> &str {
@@ -431,17 +579,31 @@ impl RemotePresenter {
         if self.shared.state().ending {
             return Err(Error::SessionEnded);
         }
-        let opened = self.runtime().block_on(self.transport.relink_remote_session(&self.shared.session_id)).map_err(failed)?;
+        let sid = &self.shared.session_id;
+        let opened = match self.runtime().block_on(self.transport.relink_remote_session(sid)) {
+            Ok(o) => o,
+            Err(f) => {
+                if is_gone(&f) {
+                    self.forget();
+                }
+                return Err(failed(f));
+            }
+        };
         if !opened.join_path.starts_with('/') {
             return Err(Error::Engine("the hub answered a malformed join link".into()));
         }
+        let url = join_url(&self.shared.hub_url, &opened.join_path);
         {
             let mut st = self.shared.state();
-            st.join_path = opened.join_path;
+            st.join_url = url.clone();
             st.expires_at = opened.expires_at;
         }
-        tracing::info!(session = %self.shared.session_id, "remote session link renewed");
-        Ok(self.join_url())
+        match self.device.remote_sessions().relinked(sid, &url, opened.expires_at) {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(session = %sid, "new remote session link not remembered: {e}"),
+        }
+        tracing::info!(session = %sid, "remote session link renewed");
+        Ok(url)
     }
 
     /// Ends the session: tells the hub over the socket (when connected) and with
@@ -458,7 +620,13 @@ impl RemotePresenter {
             st.ending = true;
         }
         let _ = self.commands.send(Command::End);
-        self.runtime().block_on(self.transport.end_remote_session(&self.shared.session_id)).map_err(failed)?;
+        if let Err(f) = self.runtime().block_on(self.transport.end_remote_session(&self.shared.session_id)) {
+            if is_gone(&f) {
+                self.forget();
+            }
+            return Err(failed(f));
+        }
+        self.forget();
         self.shared.state().end_confirmed = true;
         self.shared.finish(ConnectionState::Ended);
         tracing::info!(session = %self.shared.session_id, "remote session ended");
@@ -488,6 +656,13 @@ impl RemotePresenter {
 
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.runtime.as_ref().expect("runtime lives until drop")
+    }
+
+    /// The session ended: the device forgets it.
+    fn forget(&self) {
+        if let Err(e) = self.device.remote_sessions().forget(&self.shared.session_id) {
+            tracing::warn!(session = %self.shared.session_id, "ended remote session not forgotten: {e}");
+        }
     }
 }
 
@@ -624,6 +799,8 @@ struct Task {
     shared: Arc<Shared>,
     tokens: Arc<dyn TokenProvider>,
     connector: Connector,
+    /// The connection `open` made (presenting a remembered session), used first.
+    first: Option<Socket>,
     commands: mpsc::UnboundedReceiver<Command>,
     /// The last `slide` seq sent (or the hub's, when larger): every `slide` sent is larger.
     seq: u64,
@@ -646,14 +823,12 @@ impl Task {
             if self.shared.state().ending {
                 return;
             }
-            let token = match tokio::time::timeout(TOKEN_TIMEOUT, self.tokens.token()).await {
-                Ok(Ok(t)) => Ok(t),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(_) => Err(format!("the app's token provider did not answer within {TOKEN_TIMEOUT:?}")),
-            };
-            let attempt = match token {
-                Ok(t) => self.connector.connect(&sid, &t).await,
-                Err(e) => Err(ConnectFailure::Other(e)),
+            let attempt = match self.first.take() {
+                Some(ws) => Ok(ws),
+                None => match token(&self.tokens).await {
+                    Ok(t) => self.connector.connect(&sid, &t).await,
+                    Err(e) => Err(e),
+                },
             };
             match attempt {
                 Ok(ws) => {
@@ -665,6 +840,7 @@ impl Task {
                         Outcome::Stopped => return,
                         Outcome::Ended => {
                             tracing::info!(session = %sid, "remote session ended by the hub");
+                            self.forget().await;
                             self.shared.finish(ConnectionState::Ended);
                             return;
                         }
@@ -682,6 +858,7 @@ impl Task {
                 }
                 Err(ConnectFailure::Gone) => {
                     tracing::info!(session = %sid, "remote session gone at the hub (ended, expired or unknown)");
+                    self.forget().await;
                     self.shared.finish(ConnectionState::Ended);
                     return;
                 }
@@ -712,6 +889,19 @@ impl Task {
             if !self.wait(Duration::from_millis(wait)).await {
                 return;
             }
+        }
+    }
+
+    /// The session is over at the hub: the device forgets it (nothing to present again).
+    fn forget(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (device, sid) = (self.device.clone(), self.shared.session_id.clone());
+        async move {
+            let forgotten = tokio::task::spawn_blocking(move || {
+                if let Err(e) = device.remote_sessions().forget(&sid) {
+                    tracing::warn!(session = %sid, "ended remote session not forgotten: {e}");
+                }
+            });
+            let _ = forgotten.await;
         }
     }
 

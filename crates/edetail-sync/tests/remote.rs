@@ -546,3 +546,173 @@ fn the_presenter_presents_over_wss_trusting_the_hubs_ca() {
     p.end().unwrap();
     event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
 }
+
+/// Opens the tablet's directory again once every handle on the device is gone (a dropped
+/// presenter's task lets go of its handle on its own threads): the app restarted.
+fn reopen(w: &World, name: &str, clock: Arc<edetail_core::ManualClock>) -> Arc<edetail_core::Device> {
+    use edetail_core::{Device, DeviceConfig};
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let config =
+            DeviceConfig { trusted_keys: vec![w.key.public(), w.hub.plan_public_key()], clock: clock.clone(), ..DeviceConfig::new(name) };
+        match Device::open(&w.dir.path().join(name), config) {
+            Ok(d) => return Arc::new(d),
+            Err(edetail_core::Error::Locked(_)) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("the device does not open again: {e}"),
+        }
+    }
+}
+
+/// The session outlives the presenter and the app: dropped, the attendee sees the presenter
+/// reconnecting; opened again for the call, the same session (id, link) is presented and the
+/// attendee, still connected, follows. After a restart the call is interrupted (crash
+/// recovery): a new call with the same HCP on the same deck takes the session over (a new
+/// link kept across it), the doctor's navigation recorded on the new call. Once ended, the
+/// next open makes a new session.
+#[test]
+fn the_session_outlives_the_presenter_and_the_app() {
+    let w = world();
+    let t = tablet(&w, "rep-1");
+    let call = start_remote(&t, "hcp-1");
+    let p = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    let (session, link) = (p.session_id().to_string(), p.join_url());
+    assert_eq!(
+        t.device.remote_sessions().live_for(&call).unwrap().map(|s| (s.session_id, s.join_url)),
+        Some((session.clone(), link.clone()))
+    );
+    connected(&p);
+    let mut a = Attendee::join(&w, &link);
+    a.on_slide("intro");
+
+    // The app drops its presenter: the session is not ended, the doctor waits.
+    drop(p);
+    a.until("presenter_reconnecting", |m| matches!(m, HubMessage::PresenterReconnecting).then_some(()));
+    let p = RemotePresenter::open(t.device.clone(), &t.config, &call, 10, true).unwrap();
+    assert_eq!((p.session_id(), p.join_url()), (session.as_str(), link.clone()), "the same session, the same link");
+    connected(&p);
+    let (joined, _) = event(&p, "AttendeeJoined", |e| match e {
+        RemoteEvent::AttendeeJoined { attendee, .. } => Some(attendee.clone()),
+        _ => None,
+    });
+    assert_eq!(joined, a.id, "the presenter knows who is there");
+    rep_moves(&t, &call, "burden");
+    a.on_slide("burden");
+    let link = p.relink().unwrap();
+    assert_eq!(t.device.remote_sessions().live_for(&call).unwrap().map(|s| s.join_url), Some(link.clone()), "the new link kept");
+    a.until("ended", |m| matches!(m, HubMessage::Ended).then_some(()));
+    let mut a = Attendee::join(&w, &link);
+    a.on_slide("burden");
+
+    // The app dies: nothing ends the session. Reopened, the call is interrupted.
+    let Tablet { device, engine, config, clock, .. } = t;
+    drop((p, engine, device));
+    a.until("presenter_reconnecting", |m| matches!(m, HubMessage::PresenterReconnecting).then_some(()));
+    let device = reopen(&w, "rep-1", clock);
+    assert_eq!(device.calls().get(&call).unwrap().status, "interrupted");
+    assert!(matches!(
+        RemotePresenter::open(device.clone(), &config, &call, 30, false),
+        Err(Error::Core(edetail_core::Error::CallNotOpen(_)))
+    ));
+    let start = |hcp: &str| {
+        let s = StartCall {
+            hcp_id: Some(hcp.into()),
+            channel: Channel::Remote,
+            bundle_id: CARDIOZEN.into(),
+            presentation_id: None,
+            location: None,
+        };
+        device.start_call(s).unwrap().0
+    };
+    // Another doctor's call does not take it.
+    let other = start("hcp-2");
+    let q = RemotePresenter::open(device.clone(), &config, &other, 5, false).unwrap();
+    assert_ne!(q.session_id(), session);
+    q.end().unwrap();
+    device.calls().end_call(&other).unwrap();
+
+    // The rep calls the doctor again: the new call takes the session over.
+    let again = start("hcp-1");
+    let p = RemotePresenter::open(device.clone(), &config, &again, 30, false).unwrap();
+    assert_eq!((p.session_id(), p.join_url()), (session.as_str(), link.clone()));
+    assert!(p.recorded());
+    connected(&p);
+    a.on_slide("intro");
+    hand_over(&p, &mut a, Control::Hcp);
+    a.send(&navigate(NavigateTo::Next));
+    a.on_slide("burden");
+    event(&p, "Navigated", |e| matches!(e, RemoteEvent::Navigated { .. }).then_some(()));
+    let enters: Vec<Value> =
+        device.outbox().for_call(&again).unwrap().into_iter().filter(|e| e.kind == "slide_enter").map(|e| e.payload).collect();
+    assert_eq!((enters.last().unwrap()["source"].as_str(), &enters.last().unwrap()["hcp_led"]), (Some("remote"), &json!(true)));
+    let stored = device.remote_sessions().list().unwrap();
+    assert_eq!(
+        stored.iter().map(|s| (s.session_id.as_str(), s.call_id.as_str())).collect::<Vec<_>>(),
+        [(session.as_str(), again.as_str())]
+    );
+
+    // Ended, it is forgotten: the next open makes a new session.
+    p.end().unwrap();
+    assert_eq!(device.remote_sessions().live_for(&again).unwrap(), None);
+    let p2 = RemotePresenter::open(device.clone(), &config, &again, 30, false).unwrap();
+    assert_ne!(p2.session_id(), session);
+    assert_ne!(p2.join_url(), link);
+    connected(&p2);
+    p2.end().unwrap();
+}
+
+/// A remembered session the hub does not know (404) or no longer serves is forgotten and a new
+/// one opened; one whose recording no longer matches the call is ended (the doctor was told
+/// otherwise) and a new one opened; one the hub ends is forgotten by the presenter.
+#[test]
+fn a_remembered_session_that_is_gone_or_no_longer_matches_is_replaced() {
+    use edetail_core::RemoteSessionRecord;
+
+    let w = world();
+    let t = tablet(&w, "rep-1");
+    let call = start_remote(&t, "hcp-1");
+    let bundle_version = t.device.content().active(CARDIOZEN).unwrap().version;
+    let unknown = RemoteSessionRecord {
+        session_id: "0f6b1e9e-0000-4000-8000-000000000000".into(),
+        call_id: call.clone(),
+        bundle_id: CARDIOZEN.into(),
+        bundle_version,
+        join_url: format!("{}/r/{}", w.url, "0".repeat(64)),
+        expires_at: chrono::Utc::now() + chrono::Duration::minutes(30),
+        recorded: true,
+    };
+    t.device.remote_sessions().remember(&unknown).unwrap();
+    let p = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    assert_ne!(p.session_id(), unknown.session_id, "404: a new session");
+    connected(&p);
+    let stored = t.device.remote_sessions().list().unwrap();
+    assert_eq!(stored.iter().map(|s| s.session_id.as_str()).collect::<Vec<_>>(), [p.session_id()]);
+
+    // The doctor was told she is not recorded (say): that session ends, a new one is opened.
+    let mut a = Attendee::join(&w, &p.join_url());
+    a.on_slide("intro");
+    let told_otherwise = RemoteSessionRecord { recorded: false, ..stored[0].clone() };
+    t.device.remote_sessions().remember(&told_otherwise).unwrap();
+    let q = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    assert_ne!(q.session_id(), p.session_id());
+    let close = loop {
+        match a.next_or_close() {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(close, Some(CLOSE_ENDED));
+    event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
+    assert_eq!(get_status(&w, &p.join_url()), 410);
+    drop(p);
+
+    // Ended by the hub (here: another presenter of this device ends it): the presenter's
+    // `Ended` forgets it too.
+    connected(&q);
+    let sid = q.session_id().to_string();
+    let r = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    assert_eq!(r.session_id(), sid);
+    event(&q, "Replaced", |e| (*e == RemoteEvent::Replaced).then_some(()));
+    assert_eq!(t.device.remote_sessions().live_for(&call).unwrap().map(|s| s.session_id), Some(sid.clone()), "replaced is not ended");
+    r.end().unwrap();
+    assert_eq!(t.device.remote_sessions().list().unwrap(), []);
+}
