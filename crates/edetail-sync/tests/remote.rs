@@ -660,9 +660,10 @@ fn the_session_outlives_the_presenter_and_the_app() {
     p2.end().unwrap();
 }
 
-/// A remembered session the hub does not know (404) or no longer serves is forgotten and a new
-/// one opened; one whose recording no longer matches the call is ended (the doctor was told
-/// otherwise) and a new one opened; one the hub ends is forgotten by the presenter.
+/// A remembered session the hub does not know (404) is forgotten and a new one opened; one
+/// whose recording no longer matches the call is ended (the doctor was told otherwise) and a
+/// new one opened; a second open replaces the running presenter; a session ended at the hub
+/// by someone else is forgotten by the presenter told `ended`.
 #[test]
 fn a_remembered_session_that_is_gone_or_no_longer_matches_is_replaced() {
     use edetail_core::RemoteSessionRecord;
@@ -705,14 +706,30 @@ fn a_remembered_session_that_is_gone_or_no_longer_matches_is_replaced() {
     assert_eq!(get_status(&w, &p.join_url()), 410);
     drop(p);
 
-    // Ended by the hub (here: another presenter of this device ends it): the presenter's
-    // `Ended` forgets it too.
+    // A second open while the first presenter runs takes the session over (not ended: still
+    // remembered).
     connected(&q);
     let sid = q.session_id().to_string();
     let r = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
     assert_eq!(r.session_id(), sid);
     event(&q, "Replaced", |e| (*e == RemoteEvent::Replaced).then_some(()));
+    connected(&r);
     assert_eq!(t.device.remote_sessions().live_for(&call).unwrap().map(|s| s.session_id), Some(sid.clone()), "replaced is not ended");
-    r.end().unwrap();
+
+    // Ended at the hub by someone else (another copy of the app, say): the presenter is told
+    // `ended` and forgets it.
+    let token = w.rt.block_on(t.config.token_provider.token()).unwrap();
+    let url = format!("{}/v1/remote-sessions/{sid}/end", w.url);
+    let status = w.rt.block_on(async move { reqwest::Client::new().post(url).bearer_auth(token).send().await.unwrap().status().as_u16() });
+    assert_eq!(status, 200);
+    event(&r, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
+    let deadline = Instant::now() + WAIT;
+    while !t.device.remote_sessions().list().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the ended session is still remembered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    assert_ne!(s.session_id(), sid);
+    s.end().unwrap();
     assert_eq!(t.device.remote_sessions().list().unwrap(), []);
 }
