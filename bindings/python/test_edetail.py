@@ -826,8 +826,8 @@ class SyncTest(TempDirTest):
 
     def test_remote_session_join_url_control_and_end(self):
         """A remote session over the configured hub: its join link, the presenter connected,
-        control handed over and back, end (the link then answers 410, the session refuses
-        more). No doctor joins here: Python has no WebSocket client without new installs (the
+        opened again for the call (the same session), control handed over and back, end (the
+        link then answers 410, the session refuses more). No doctor joins here: Python has no WebSocket client without new installs (the
         Rust tests in crates/edetail-sync/tests/remote.rs follow doctors over real sockets)."""
         d = self.installed_device()
         device_id, token = self.hub.add_device()
@@ -863,6 +863,13 @@ class SyncTest(TempDirTest):
                         seen.append(e)
                 raise AssertionError(f"no {cls.__name__} within 10 s; saw {seen}")
 
+            next_event(ef.RemoteEvent.CONNECTED)
+            # Opened again for the call (the app restarted or released it, say): the same
+            # session, same id and link, not a new one; the first handle is replaced.
+            again = d.open_remote_session(call, 30, False)
+            self.assertEqual((again.session_id(), again.join_url()), (s.session_id(), s.join_url()))
+            next_event(ef.RemoteEvent.REPLACED)
+            s = again
             next_event(ef.RemoteEvent.CONNECTED)
             status = s.status()
             self.assertEqual((status.connection, status.control, status.attendees), (ef.RemoteConnection.CONNECTED(), ef.RemoteControl.REP, []))

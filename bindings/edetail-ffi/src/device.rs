@@ -466,7 +466,13 @@ impl EdetailDevice {
     /// background from now on: every slide the call moves to, whatever moves it, reaches the
     /// doctors. With control handed over (`set_control(Hcp)`), their navigation moves the call
     /// (watch `next_event` for `Navigated`) and is recorded as HCP-led, unless the HCP's
-    /// consent is off. Errors: `NotFound` (no such open call), `InvalidInput` (minutes),
+    /// consent is off. The session outlives the app: the device remembers it until it ends, so
+    /// opening again for the call (after a restart, or once the `RemoteSession` was released)
+    /// presents the same session, same id and `join_url`, instead of a new one (its own expiry
+    /// and waiting room; control back with the rep); the doctors still connected see the
+    /// presenter back. A crash leaves the call interrupted: a new call on the same bundle with
+    /// the same HCP takes the session over. A session the hub no longer knows is replaced by a
+    /// new one. Errors: `NotFound` (no such open call), `InvalidInput` (minutes),
     /// `AuthRequired`, `SyncFailed` (the hub refused or is unreachable). I/O (network), blocking.
     pub fn open_remote_session(&self, call_id: String, minutes: u32, waiting_room: bool) -> ApiResult<Arc<RemoteSession>> {
         non_empty("call_id", &call_id)?;

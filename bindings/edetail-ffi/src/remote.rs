@@ -165,7 +165,8 @@ pub struct RemoteStatus {
 }
 
 /// A call presented remotely. Releasing it stops presenting without ending the session: the
-/// doctors see the presenter reconnecting until the session's time runs out. `end` ends it.
+/// doctors see the presenter reconnecting until `open_remote_session` for the call presents it
+/// again (same id and link) or the session's time runs out. `end` ends it.
 #[derive(Debug, uniffi::Object)]
 pub struct RemoteSession {
     presenter: RemotePresenter,
