@@ -81,14 +81,16 @@ pub(crate) fn apply_consent(tx: &Transaction<'_>, c: &ConsentRecord) -> Result<b
         params![c.hcp_id, c.tracking.as_str(), ms(c.updated_at)],
     )?;
     if c.tracking != Tracking::Full {
-        anonymise(tx, &c.hcp_id)?;
+        anonymise(tx, &c.hcp_id, c.tracking)?;
     }
     Ok(true)
 }
 
 /// Strips the HCP id from the HCP's local calls, plans and outbox events (queued ones before
-/// upload; acknowledged ones too, they only serve local history now).
-fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
+/// upload; acknowledged ones too, they only serve local history now). Her calls record at
+/// `level` from now on (a call open now included), never more than they did: consent `off`
+/// stops an open call recording, and an `off` call stays off under consent `anonymous`.
+fn anonymise(tx: &Transaction<'_>, hcp_id: &str, level: Tracking) -> Result<()> {
     use serde_json::{Value, json};
     let strip = [
         (EventKind::CallStarted, &[("hcp_id", Value::Null), ("plan_id", Value::Null)][..]),
@@ -120,7 +122,11 @@ fn anonymise(tx: &Transaction<'_>, hcp_id: &str) -> Result<()> {
             }
         }
         // Also the link to her saved sequence (keyed by her id); the order the call follows stays.
-        tx.execute("UPDATE calls SET hcp_id = NULL, tracking = 'anonymous', sequence_id = NULL WHERE id = ?1", [&id])?;
+        tx.execute(
+            "UPDATE calls SET hcp_id = NULL, sequence_id = NULL, \
+             tracking = CASE WHEN tracking = 'off' OR ?2 = 'off' THEN 'off' ELSE 'anonymous' END WHERE id = ?1",
+            params![&id, level.as_str()],
+        )?;
     }
     tx.execute("DELETE FROM plans WHERE hcp_id = ?1", [hcp_id])?;
     // Saved sequences keep the rep's order, without the plan behind it.

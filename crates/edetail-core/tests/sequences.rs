@@ -310,6 +310,20 @@ fn consent_anonymous_records_no_plan_link_and_consent_off_records_nothing() {
     d.calls().advocacy(&started.call_id, edetail_core::AdvocacyAction::AgreedToSpeak).unwrap();
     assert!(events(&d, &started.call_id).is_empty(), "consent off: nothing recorded, call_plan and advocacy included");
     assert_eq!(started.first.slide, "intro", "the call still presents");
+    // Consent anonymous later does not make her off call record.
+    consent(&d, "hcp-off", Tracking::Anonymous);
+    d.calls().advocacy(&started.call_id, edetail_core::AdvocacyAction::AgreedToSpeak).unwrap();
+    assert!(events(&d, &started.call_id).is_empty(), "an off call stays off");
+
+    // Consent withdrawn during a call: the open call stops recording at once.
+    let s = d.sequences().start("hcp-mid", BUNDLE).unwrap();
+    let open = d.start_call_from_sequence(&s.sequence_id, Channel::FaceToFace, None).unwrap();
+    let before = events(&d, &open.call_id).len();
+    assert!(before > 0);
+    consent(&d, "hcp-mid", Tracking::Off);
+    d.calls().advocacy(&open.call_id, edetail_core::AdvocacyAction::AgreedToSpeak).unwrap();
+    d.calls().navigate(&open.call_id, &edetail_core::NavAction::Next, edetail_core::NavSource::Swipe, true).unwrap();
+    assert_eq!(events(&d, &open.call_id).len(), before, "consent off mid-call: nothing more recorded");
 }
 
 #[test]
