@@ -289,8 +289,9 @@ async fn attendees_follow_the_presenter_and_navigate_only_with_control() {
     let mut want = vec![a_id.clone(), b_id.clone()];
     want.sort();
     assert_eq!(joined, want, "the returning presenter learns who is there");
-    send(&mut p, &slide("intro", 4)).await;
-    assert_eq!(current_slide(next(&mut a).await).0, "intro");
+    // A presenter whose count restarted (an app that resumed the session) still moves forwards.
+    send(&mut p, &slide("intro", 1)).await;
+    assert_eq!(current_slide(next(&mut a).await), ("intro".into(), 4, Control::Hcp));
 
     // An attendee reconnecting with her id is the same attendee and lands on the current slide.
     drop(b);

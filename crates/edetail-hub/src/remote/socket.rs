@@ -199,6 +199,9 @@ async fn on_presenter_message(
                 return false;
             }
             let control = position.as_ref().map(|p| p.control).unwrap_or(Control::Rep);
+            // Moves only go forwards: a presenter that restarted its count (an app restarted
+            // and resumed the session) is placed after what the session showed.
+            let seq = position.as_ref().map_or(seq, |p| seq.max(p.seq + 1));
             let p = Position { slide, presentation, seq, control, state: Map::new() };
             publish(To::Attendees, p.message()).await;
             *position = Some(p);
