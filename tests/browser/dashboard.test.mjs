@@ -196,7 +196,9 @@ async function checkDeckPage(page, deck, label) {
   const darkest = lums.indexOf(Math.min(...lums));
   check(deck.slides[darkest].median_dwell_ms === max, label + ": longest-dwell slide is the darkest cell", { darkest, lums });
   const cellText = await page.$$eval('svg[data-chart="dwell-heatmap"] g.cell', (gs) => gs.map((g) => g.textContent));
-  check(cellText.every((t, i) => t.includes((deck.slides[i].median_dwell_ms / 1000).toFixed(1) + " s")), label + ": heat-map cells show the seconds");
+  // As the dashboard writes seconds: tenths rounded half up in whole numbers.
+  const secs = (ms) => { const t = Math.floor((ms + 50) / 100); return Math.floor(t / 10) + "." + (t % 10) + " s"; };
+  check(cellText.every((t, i) => t.includes(secs(deck.slides[i].median_dwell_ms))), label + ": heat-map cells show the seconds", cellText);
 
   const bars = await attrs(page, 'svg[data-chart="drop-off"] rect[data-slide]');
   check(bars.length === deck.slides.length, label + ": one drop-off bar per slide", bars.length);

@@ -14,9 +14,11 @@ pub fn fmt_opt_time(t: &Option<DateTime<Utc>>) -> String {
     t.as_ref().map(fmt_time).unwrap_or_else(|| "never".into())
 }
 
-/// Milliseconds as seconds with one decimal: `8.0 s`.
+/// Milliseconds as seconds with one decimal, halves rounded up in whole numbers (no binary
+/// fraction decides it): `8.0 s`, 25 250 ms is `25.3 s`.
 pub fn fmt_secs(ms: u64) -> String {
-    format!("{:.1} s", ms as f64 / 1000.0)
+    let tenths = ms.saturating_add(50) / 100;
+    format!("{}.{} s", tenths / 10, tenths % 10)
 }
 
 /// A share as a whole percentage: `25%`.
@@ -75,4 +77,18 @@ pub fn deck_href(bundle_id: &str, segment: Option<&str>) -> String {
 /// One HCP's page.
 pub fn hcp_href(hcp_id: &str) -> String {
     format!("/dashboard/hcps/{}", url_segment(hcp_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_secs;
+
+    #[test]
+    fn seconds_round_halves_up_whatever_the_binary_fraction() {
+        assert_eq!(fmt_secs(8000), "8.0 s");
+        assert_eq!(fmt_secs(25_250), "25.3 s");
+        assert_eq!(fmt_secs(12_450), "12.5 s");
+        assert_eq!(fmt_secs(12_449), "12.4 s");
+        assert_eq!(fmt_secs(0), "0.0 s");
+    }
 }
