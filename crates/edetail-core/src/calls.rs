@@ -653,7 +653,9 @@ impl<'a> Calls<'a> {
                 tx.execute("DELETE FROM calls WHERE id = ?1", [call_id])?;
             }
             Ok(())
-        })
+        })?;
+        self.ctx.observers().notify(call_id, &CallChange::Ended);
+        Ok(())
     }
 
     /// The open call, if any (the most recent when several are open).

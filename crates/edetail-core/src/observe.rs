@@ -22,6 +22,8 @@ pub enum CallChange {
     Moved { slide: String, presentation: String },
     /// A slide saved state (`edetail.state.save`).
     State { key: String, value: Value },
+    /// The call ended (`Calls::end_call`): nothing more will change in it.
+    Ended,
 }
 
 /// A call's observer.

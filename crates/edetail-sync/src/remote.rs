@@ -510,6 +510,7 @@ impl RemotePresenter {
             last_sent: None,
             slide_state: HashMap::new(),
             pending_admits: Vec::new(),
+            call_ended: false,
             rng: SplitMix64::new(uuid::Uuid::new_v4().as_u64_pair().0),
         };
         runtime.spawn(task.run());
@@ -811,6 +812,8 @@ struct Task {
     slide_state: HashMap<String, Value>,
     /// Admissions asked for while disconnected.
     pending_admits: Vec<String>,
+    /// The call ended while disconnected: the session ends as soon as the hub is reached.
+    call_ended: bool,
     rng: SplitMix64,
 }
 
@@ -926,6 +929,7 @@ impl Task {
         match c {
             Command::Changed(CallChange::State { key, value }) => self.keep_state(key, value),
             Command::Changed(CallChange::Moved { .. }) => self.slide_state.clear(),
+            Command::Changed(CallChange::Ended) => self.call_ended = true,
             Command::Admit(a) => {
                 if !self.pending_admits.contains(&a) {
                     self.pending_admits.push(a);
@@ -947,6 +951,9 @@ impl Task {
         self.last_sent = None;
         if self.announce(&mut sink).await.is_err() {
             return Outcome::Lost;
+        }
+        if self.call_ended {
+            return self.end_with_the_call(&mut sink).await;
         }
         self.shared.set_connected();
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
@@ -979,6 +986,7 @@ impl Task {
                         let _ = sink.close().await;
                         return Outcome::Stopped;
                     }
+                    Some(Command::Changed(CallChange::Ended)) => return self.end_with_the_call(&mut sink).await,
                     Some(c) => {
                         if self.online(c, &mut sink).await.is_err() {
                             return Outcome::Lost;
@@ -1050,8 +1058,20 @@ impl Task {
                 }
                 Ok(())
             }
-            Command::End => Ok(()),
+            Command::End | Command::Changed(CallChange::Ended) => Ok(()),
         }
+    }
+
+    /// The call ended on the tablet: so does the meeting (the doctors' page says it ended, the
+    /// link stops working), whether or not the app ended the session itself.
+    async fn end_with_the_call(&mut self, sink: &mut Sink) -> Outcome {
+        tracing::info!(session = %self.shared.session_id, "the call ended: ending its remote session");
+        if send(sink, &PresenterMessage::End).await.is_err() {
+            self.call_ended = true;
+            return Outcome::Lost;
+        }
+        let _ = sink.close().await;
+        Outcome::Ended
     }
 
     /// A message from the hub; `Err` stops the connection with that outcome.

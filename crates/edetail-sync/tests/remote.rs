@@ -502,6 +502,31 @@ fn end_tells_everyone_and_the_link_is_gone() {
     ));
 }
 
+/// Ending the call on the tablet ends its remote session too (the app need not call `end()`):
+/// the doctor is told and closed out, the link answers 410, the device forgets the session.
+#[test]
+fn ending_the_call_ends_its_remote_session() {
+    let w = world();
+    let t = tablet(&w, "rep-1");
+    let call = start_remote(&t, "hcp-1");
+    let p = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
+    connected(&p);
+    let mut a = Attendee::join(&w, &p.join_url());
+    a.on_slide("intro");
+    t.device.calls().end_call(&call).unwrap();
+    let close = loop {
+        match a.next_or_close() {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(close, Some(CLOSE_ENDED));
+    event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
+    assert_eq!(get_status(&w, &p.join_url()), 410);
+    assert!(t.device.remote_sessions().list().unwrap().is_empty(), "the device forgot the session");
+    p.end().expect("ending it again is harmless");
+}
+
 /// Over HTTPS (`serve_local_tls`, the test's CA as the only trust root) the presenter's socket is
 /// `wss` through its own TLS (aws-lc-rs): it connects and sends the call's slide; trusting
 /// another CA, the session is not even opened.
