@@ -80,6 +80,15 @@ impl<'a> Attendee<'a> {
         })
     }
 
+    /// Reads past any messages to the close; its code.
+    fn close_code(&mut self) -> Option<u16> {
+        loop {
+            if let Err(code) = self.next_or_close() {
+                return code;
+            }
+        }
+    }
+
     /// Reads until a message `pick` accepts, skipping others.
     fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&HubMessage) -> Option<T>) -> T {
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -477,13 +486,7 @@ fn end_tells_everyone_and_the_link_is_gone() {
     a.on_slide("intro");
 
     p.end().unwrap();
-    let close = loop {
-        match a.next_or_close() {
-            Ok(HubMessage::Ended) | Ok(_) => continue,
-            Err(code) => break code,
-        }
-    };
-    assert_eq!(close, Some(CLOSE_ENDED));
+    assert_eq!(a.close_code(), Some(CLOSE_ENDED));
     event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
     assert_eq!(p.status().connection, ConnectionState::Ended);
     assert_eq!(get_status(&w, &p.join_url()), 410);
@@ -514,13 +517,7 @@ fn ending_the_call_ends_its_remote_session() {
     let mut a = Attendee::join(&w, &p.join_url());
     a.on_slide("intro");
     t.device.calls().end_call(&call).unwrap();
-    let close = loop {
-        match a.next_or_close() {
-            Ok(_) => continue,
-            Err(code) => break code,
-        }
-    };
-    assert_eq!(close, Some(CLOSE_ENDED));
+    assert_eq!(a.close_code(), Some(CLOSE_ENDED));
     event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
     assert_eq!(get_status(&w, &p.join_url()), 410);
     assert!(t.device.remote_sessions().list().unwrap().is_empty(), "the device forgot the session");
@@ -720,13 +717,7 @@ fn a_remembered_session_that_is_gone_or_no_longer_matches_is_replaced() {
     t.device.remote_sessions().remember(&told_otherwise).unwrap();
     let q = RemotePresenter::open(t.device.clone(), &t.config, &call, 30, false).unwrap();
     assert_ne!(q.session_id(), p.session_id());
-    let close = loop {
-        match a.next_or_close() {
-            Ok(_) => continue,
-            Err(code) => break code,
-        }
-    };
-    assert_eq!(close, Some(CLOSE_ENDED));
+    assert_eq!(a.close_code(), Some(CLOSE_ENDED));
     event(&p, "Ended", |e| (*e == RemoteEvent::Ended).then_some(()));
     assert_eq!(get_status(&w, &p.join_url()), 410);
     drop(p);
