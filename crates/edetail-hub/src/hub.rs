@@ -52,6 +52,8 @@ pub(crate) struct HubInner {
     pub(crate) event_retention_s: std::sync::atomic::AtomicU64,
     /// The remote sessions' sockets on this process and the relay between processes.
     pub(crate) remote: Arc<crate::remote_relay::Relay>,
+    /// How often a remote session's sockets read the session again (milliseconds).
+    pub(crate) remote_recheck_ms: std::sync::atomic::AtomicU64,
 }
 
 impl HubInner {
@@ -128,6 +130,7 @@ impl Hub {
                 claim_lease_ms: std::sync::atomic::AtomicU64::new(publish::CLAIM_LEASE.as_millis() as u64),
                 event_retention_s: std::sync::atomic::AtomicU64::new(0),
                 remote: Arc::default(),
+                remote_recheck_ms: std::sync::atomic::AtomicU64::new(crate::remote::RECHECK.as_millis() as u64),
             }),
         };
         // What dead publishes left (expired claims, their unreferenced blobs, unfinished
@@ -162,6 +165,17 @@ impl Hub {
         config.connect_timeout(std::time::Duration::from_secs(10));
         self.inner.remote.use_postgres(config);
         Ok(())
+    }
+
+    /// How often a remote session's sockets read their session again (ended on a process whose
+    /// relay message was lost, expiry moved, the link replaced) and mark attendees seen
+    /// (default `remote::RECHECK`). For tests.
+    pub fn set_remote_recheck(&self, every: std::time::Duration) {
+        self.inner.remote_recheck_ms.store(every.as_millis().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn remote_recheck(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.inner.remote_recheck_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Asks the analysis worker to look at the queue now.

@@ -389,6 +389,26 @@ async fn links_serve_only_the_session_and_can_be_revoked() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "content the territory is not entitled to");
 }
 
+/// Behind the relay's back (an end whose message was lost, an expiry moved in the database) the
+/// sockets still learn it: each reads its session again every `remote_recheck`.
+#[tokio::test]
+async fn sockets_read_their_session_again_and_close_when_it_is_over() {
+    let f = local().await;
+    f.nodes[0].hub.set_remote_recheck(Duration::from_millis(200));
+    let s = f.open(false, true).await;
+    let mut p = f.presenter(0, &s).await;
+    send(&mut p, &slide("intro", 1)).await;
+    let (mut a, _, _) = f.attendee(0, &s, None).await;
+    assert_eq!(current_slide(next(&mut a).await).0, "intro");
+    quiet(&mut a, 500).await;
+    let db = f._dir.path().join("hub").join(edetail_hub::sqlite::DB_FILE);
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute("UPDATE remote_sessions SET expires_at = '2000-01-01T00:00:00Z' WHERE id = ?1", [&s.session_id]).unwrap();
+    assert_eq!(next(&mut a).await, Some(HubMessage::Ended));
+    assert_eq!(close_code(&mut a).await, Some(CLOSE_ENDED));
+    assert_eq!(close_code(&mut p).await, Some(CLOSE_ENDED));
+}
+
 /// At most 20 attendees; a place frees when one leaves.
 #[tokio::test]
 async fn a_session_takes_at_most_twenty_attendees() {

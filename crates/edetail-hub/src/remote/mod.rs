@@ -33,6 +33,10 @@ use crate::hub::Hub;
 use crate::remote_relay::{Envelope, To};
 use crate::store::{DeviceRecord, NewRemoteSession, RemoteSession};
 
+/// How often a session's sockets read the session again (`Hub::set_remote_recheck`): an end
+/// whose relay message was lost, an expiry moved, a replaced link reach them within this.
+pub(crate) const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Largest request that opens a session.
 const MAX_OPEN_BYTES: usize = 4 * 1024;
 
@@ -81,12 +85,15 @@ fn new_link() -> Result<(String, String)> {
     Ok((token, hash))
 }
 
+/// What is stored of a link's token; `None` for anything that cannot be one.
+fn link_hash(token: &str) -> Option<String> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| Sha256Digest::of(token.to_ascii_lowercase().as_bytes()).to_hex())
+}
+
 /// The session by a link's token; `None` for anything that is not a current link.
 async fn by_token(hub: &Hub, token: &str) -> Result<Option<RemoteSession>> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(None);
-    }
-    let hash = Sha256Digest::of(token.to_ascii_lowercase().as_bytes()).to_hex();
+    let Some(hash) = link_hash(token) else { return Ok(None) };
     let store = hub.inner().store.clone();
     blocking(move || store.remote_session_by_token(&hash)).await
 }
@@ -192,9 +199,10 @@ async fn attend(State(hub): State<Hub>, Path(token): Path<String>, Query(q): Que
     hub.inner().remote.ready().await;
     // A returning attendee keeps her id (and her admission); anything else gets a new one.
     let attendee = q.attendee.filter(|a| a.len() == 32 && a.bytes().all(|b| b.is_ascii_hexdigit()));
+    let link = link_hash(&token).unwrap_or_default();
     Ok(ws
         .max_message_size(edetail_protocol::remote::MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| socket::attendee(hub, s, attendee, socket)))
+        .on_upgrade(move |socket| socket::attendee(hub, s, link, attendee, socket)))
 }
 
 async fn join_page(State(hub): State<Hub>, Path(token): Path<String>) -> Result<Response> {

@@ -19,9 +19,8 @@ use crate::hub::Hub;
 use crate::remote_relay::{Envelope, Outgoing, Relay, To};
 use crate::store::{RemoteJoin, RemoteSession};
 
-/// Attendees' hub processes mark them seen this often; unseen for `LIVE_FOR` they no longer
-/// count towards the limit (their process died).
-const TOUCH_EVERY: Duration = Duration::from_secs(15);
+/// Attendees unseen this long (their hub process marks them seen every `Hub::remote_recheck`)
+/// no longer count towards the limit (their process died).
 const LIVE_FOR: Duration = Duration::from_secs(45);
 /// Pings keep proxies from closing a quiet session.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -120,6 +119,8 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
     let expiry = tokio::time::sleep(until_expiry(&session));
     tokio::pin!(expiry);
     let mut ping = tokio::time::interval(PING_EVERY);
+    let mut recheck = tokio::time::interval(hub.remote_recheck());
+    recheck.reset();
     let mut ended = false;
     while ok {
         tokio::select! {
@@ -169,6 +170,15 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                 break;
             }
             _ = ping.tick() => ok = ws.send(Message::Ping(Default::default())).await.is_ok(),
+            // Ended elsewhere (a relay message lost) or its expiry moved: the tablet is told.
+            _ = recheck.tick() => {
+                if reload(&hub, &id).await.is_some_and(|s| !s.live_at(Utc::now())) {
+                    let _ = send(&mut ws, &HubMessage::Ended).await;
+                    close(&mut ws, CLOSE_ENDED, "ended").await;
+                    ended = true;
+                    break;
+                }
+            }
         }
     }
     let was_current = relay.leave(&id, conn, None);
@@ -316,7 +326,7 @@ async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket, last: &mut Option
 }
 
 /// A doctor's browser, until she leaves or the session ends.
-pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option<String>, mut ws: WebSocket) {
+pub(super) async fn attendee(hub: Hub, session: RemoteSession, link: String, requested: Option<String>, mut ws: WebSocket) {
     let id = session.id.clone();
     if !session.live_at(Utc::now()) {
         let _ = send(&mut ws, &HubMessage::Ended).await;
@@ -362,7 +372,7 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option
     let mut bucket = Bucket::new(ATTENDEE_RATE);
     let expiry = tokio::time::sleep(until_expiry(&session));
     tokio::pin!(expiry);
-    let mut touch = tokio::time::interval(TOUCH_EVERY);
+    let mut touch = tokio::time::interval(hub.remote_recheck());
     touch.reset();
     let mut ping = tokio::time::interval(PING_EVERY);
     while ok {
@@ -417,10 +427,24 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, requested: Option
                 break;
             }
             _ = touch.tick() => {
+                // Seen; and the session is still live through her link (an end whose relay
+                // message was lost, a moved expiry, a replaced link all close her out here).
                 let store = hub.inner().store.clone();
-                let (sid, attendees) = (id.clone(), vec![attendee.clone()]);
-                if let Err(e) = blocking(move || store.touch_remote_attendees(&sid, &attendees, now_ms())).await {
-                    tracing::debug!(session = %id, error = %e, "marking an attendee seen failed");
+                let (sid, attendees, link) = (id.clone(), vec![attendee.clone()], link.clone());
+                let now = Utc::now();
+                let live = blocking(move || {
+                    store.touch_remote_attendees(&sid, &attendees, now.timestamp_millis())?;
+                    Ok(store.remote_session_by_token(&link)?.is_some_and(|s| s.id == sid && s.live_at(now)))
+                })
+                .await;
+                match live {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let _ = send(&mut ws, &HubMessage::Ended).await;
+                        close(&mut ws, CLOSE_ENDED, "ended").await;
+                        break;
+                    }
+                    Err(e) => tracing::debug!(session = %id, error = %e, "re-reading the remote session failed"),
                 }
             }
             _ = ping.tick() => ok = ws.send(Message::Ping(Default::default())).await.is_ok(),
