@@ -60,7 +60,7 @@ struct EdetailShellApp: App {
     }
 
     var body: some Scene {
-        WindowGroup { PresenterView(device: device) }
+        WindowGroup { CallScreen(device: device) } // the slides, and remote presenting over them
             .onChange(of: scenePhase) { _, phase in
                 deviceQueue.async { device.setLifecycle(lifecycle: phase == .background ? AppLifecycle.background : AppLifecycle.foreground) }
                 if phase == .active { Task.detached { _ = try? await device.syncNow() } }

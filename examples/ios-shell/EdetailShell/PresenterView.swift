@@ -19,6 +19,7 @@ let containerCalls = ["veeva": "window.edetailContainers.veeva.request", "native
 
 struct PresenterView: UIViewRepresentable {
     let device: EdetailDevice
+    let remote: RemotePresenting
 
     func makeCoordinator() -> SlideBridge { SlideBridge(device: device) }
 
@@ -38,6 +39,7 @@ struct PresenterView: UIViewRepresentable {
             webView.addGestureRecognizer(swipe)
         }
         context.coordinator.webView = webView
+        remote.bridge = context.coordinator
         context.coordinator.startCall()
         return webView
     }
@@ -53,6 +55,7 @@ struct PresenterView: UIViewRepresentable {
 final class SlideBridge: NSObject, WKScriptMessageHandler, WKNavigationDelegate {
     let device: EdetailDevice
     weak var webView: WKWebView?
+    var slideURLs: [String: String] = [:] // slide id -> URL path, for slides the doctors move the call to (main thread)
     private var heartbeat: Timer?
 
     init(device: EdetailDevice) { self.device = device }
@@ -65,7 +68,12 @@ final class SlideBridge: NSObject, WKScriptMessageHandler, WKNavigationDelegate 
             // The runtime scripts first in every slide and frame, added before the first slide loads.
             let veevaPages = bundle.slides.filter { $0.bridge == BridgeKind.veeva }.compactMap { $0.url.removingPercentEncoding }
             let script = WKUserScript(source: runtimeScript(veevaPages: veevaPages), injectionTime: .atDocumentStart, forMainFrameOnly: false)
-            DispatchQueue.main.async { self.webView?.configuration.userContentController.addUserScript(script); self.load(call.first.url) }
+            let slideURLs = Dictionary(bundle.slides.map { ($0.id, $0.url) }, uniquingKeysWith: { first, _ in first })
+            DispatchQueue.main.async {
+                self.slideURLs = slideURLs
+                self.webView?.configuration.userContentController.addUserScript(script)
+                self.load(call.first.url)
+            }
         }
         // While presenting, a heartbeat every few seconds: after a crash, dwell ends at the last one.
         heartbeat = Timer.scheduledTimer(withTimeInterval: 5, repeats: true) { [device] _ in deviceQueue.async { try? device.heartbeat() } }
@@ -120,7 +128,7 @@ final class SlideBridge: NSObject, WKScriptMessageHandler, WKNavigationDelegate 
     }
 
     /// Loads a slide: the library's URL paths are already percent-encoded and may carry a route (`?path=`, `#`).
-    private func load(_ path: String) { if let url = URL(string: origin + path) { webView?.load(URLRequest(url: url)) } }
+    func load(_ path: String) { if let url = URL(string: origin + path) { webView?.load(URLRequest(url: url)) } }
 
     /// The URL path to load when the message was a `navigate` the library accepted, or its result carries
     /// a `navigate` (a vendor call that moved the deck, ADR 0013); nil when nothing moved.

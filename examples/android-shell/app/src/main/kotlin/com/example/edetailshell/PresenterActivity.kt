@@ -11,9 +11,12 @@ import android.annotation.SuppressLint
 import android.net.Uri
 import android.os.Bundle
 import android.view.GestureDetector
+import android.view.Gravity
 import android.view.MotionEvent
+import android.view.ViewGroup.LayoutParams.WRAP_CONTENT
 import android.webkit.JavascriptInterface
 import android.webkit.WebView
+import android.widget.FrameLayout
 import androidx.activity.ComponentActivity
 import androidx.lifecycle.Lifecycle
 import androidx.lifecycle.lifecycleScope
@@ -32,6 +35,8 @@ class PresenterActivity : ComponentActivity() {
     private val device get() = app.device
     private lateinit var webView: WebView
     private val client by lazy { SlideWebViewClient(device) }
+    @Volatile private var slideUrls = emptyMap<String, String>() // slide id -> URL path, for slides the doctors move to
+    private val remote by lazy { RemotePresenting(this, device) { slide -> slideUrls[slide]?.let { show(it) } } }
 
     @SuppressLint("SetJavaScriptEnabled") // the slides are signed, approved content served only from our origin
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -47,13 +52,14 @@ class PresenterActivity : ComponentActivity() {
             settings.loadWithOverviewMode = true
             webViewClient = client
             addJavascriptInterface(Bridge(), "EdetailAndroid")
-            setOnTouchListener { _, event -> swipes.onTouchEvent(event); false } // the page still gets every touch
+            setOnTouchListener { view, event -> swipes.onTouchEvent(event); remote.touched(view, event); false } // the page still gets every touch
         }
-        setContentView(webView)
+        setContentView(FrameLayout(this).apply { addView(webView); addView(remote.bar, FrameLayout.LayoutParams(WRAP_CONTENT, WRAP_CONTENT, Gravity.TOP or Gravity.END)) })
         app.onDevice {
             // A real app lets the rep pick the HCP and the deck; the shell presents the first one.
             val bundle = device.bundles().firstOrNull { it.status == ContentStatus.READY } ?: return@onDevice
             client.slides = bundle.slides.associate { Uri.decode(it.url) to it.bridge }
+            slideUrls = bundle.slides.associate { it.id to it.url }
             // The runtime scripts first in every slide and frame: a document-start script where the installed
             // WebView supports it (androidx.webkit), else the client puts <script> tags into each entry page.
             runOnUiThread { if (!client.injectTags) WebViewCompat.addDocumentStartJavaScript(webView, client.runtimeScript(), setOf(ORIGIN)) }
