@@ -77,7 +77,7 @@ def event_json(e):
     if isinstance(e, E.ATTENDEE_LEFT):
         return {"event": "attendee_left", "attendee": e.attendee}
     if isinstance(e, E.NAVIGATED):
-        return {"event": "navigated", "slide": e.slide, "presentation": e.presentation}
+        return {"event": "navigated", "slide": e.slide, "presentation": e.presentation, "url": e.url}
     if isinstance(e, E.NAVIGATION_REFUSED):
         return {"event": "navigation_refused", "reason": e.reason.name.lower()}
     if isinstance(e, E.TAPPED):

@@ -90,10 +90,12 @@ pub enum RemoteEvent {
     AttendeeLeft {
         attendee: String,
     },
-    /// A doctor with control moved the call (performed and recorded): show this slide.
+    /// A doctor with control moved the call (performed and recorded): load `url` (the URL path
+    /// of the slide, its route included, as `navigate` answers it).
     Navigated {
         slide: String,
         presentation: String,
+        url: String,
     },
     NavigationRefused {
         reason: RemoteRefusal,
@@ -117,7 +119,7 @@ impl From<edetail_sync::RemoteEvent> for RemoteEvent {
             E::Disconnected { retry_in_ms } => RemoteEvent::Disconnected { retry_in_ms },
             E::AttendeeJoined { attendee, waiting } => RemoteEvent::AttendeeJoined { attendee, waiting },
             E::AttendeeLeft { attendee } => RemoteEvent::AttendeeLeft { attendee },
-            E::Navigated { slide, presentation } => RemoteEvent::Navigated { slide, presentation },
+            E::Navigated { slide, presentation, url } => RemoteEvent::Navigated { slide, presentation, url },
             E::NavigationRefused { reason } => RemoteEvent::NavigationRefused { reason: reason.into() },
             E::Tapped { x, y } => RemoteEvent::Tapped { x, y },
             E::Replaced => RemoteEvent::Replaced,

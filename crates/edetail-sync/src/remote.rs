@@ -97,10 +97,12 @@ pub enum RemoteEvent {
     AttendeeLeft {
         attendee: String,
     },
-    /// A doctor with control moved the call (performed and recorded on the device).
+    /// A doctor with control moved the call (performed and recorded on the device); `url` is
+    /// what the shell loads (the slide's route included, as `Calls::navigate` answers it).
     Navigated {
         slide: String,
         presentation: String,
+        url: String,
     },
     /// A doctor's navigation was not performed.
     NavigationRefused {
@@ -1134,7 +1136,7 @@ impl Task {
             AttendeeMessage::Navigate { action } => {
                 let done = tokio::task::spawn_blocking(move || navigate(&device, &call_id, &action)).await;
                 let event = match done {
-                    Ok(Ok(t)) => RemoteEvent::Navigated { slide: t.slide, presentation: t.presentation },
+                    Ok(Ok(t)) => RemoteEvent::Navigated { slide: t.slide, presentation: t.presentation, url: t.url },
                     Ok(Err(reason)) => RemoteEvent::NavigationRefused { reason },
                     Err(_) => RemoteEvent::NavigationRefused { reason: NavRefusal::Failed },
                 };

@@ -264,7 +264,10 @@ fn the_attendee_follows_and_with_control_her_navigation_is_performed_and_recorde
     a.send(&navigate(NavigateTo::Next));
     a.on_slide("moa-diagram");
     let (moved, _) = event(&p, "Navigated", |e| match e {
-        RemoteEvent::Navigated { slide, presentation } => Some((slide.clone(), presentation.clone())),
+        RemoteEvent::Navigated { slide, presentation, url } => {
+            assert!(url.contains(slide.as_str()), "the URL to load names the slide: {url}");
+            Some((slide.clone(), presentation.clone()))
+        }
         _ => None,
     });
     assert_eq!(moved, ("moa-diagram".to_string(), "main".to_string()));

@@ -55,7 +55,6 @@ struct PresenterView: UIViewRepresentable {
 final class SlideBridge: NSObject, WKScriptMessageHandler, WKNavigationDelegate {
     let device: EdetailDevice
     weak var webView: WKWebView?
-    var slideURLs: [String: String] = [:] // slide id -> URL path, for slides the doctors move the call to (main thread)
     private var heartbeat: Timer?
 
     init(device: EdetailDevice) { self.device = device }
@@ -68,9 +67,7 @@ final class SlideBridge: NSObject, WKScriptMessageHandler, WKNavigationDelegate 
             // The runtime scripts first in every slide and frame, added before the first slide loads.
             let veevaPages = bundle.slides.filter { $0.bridge == BridgeKind.veeva }.compactMap { $0.url.removingPercentEncoding }
             let script = WKUserScript(source: runtimeScript(veevaPages: veevaPages), injectionTime: .atDocumentStart, forMainFrameOnly: false)
-            let slideURLs = Dictionary(bundle.slides.map { ($0.id, $0.url) }, uniquingKeysWith: { first, _ in first })
             DispatchQueue.main.async {
-                self.slideURLs = slideURLs
                 self.webView?.configuration.userContentController.addUserScript(script)
                 self.load(call.first.url)
             }

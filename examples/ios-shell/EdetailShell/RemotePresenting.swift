@@ -75,8 +75,8 @@ final class RemotePresenting: ObservableObject {
             waiting.removeAll { $0 == attendee }
             if waits { waiting.append(attendee) }
         case .attendeeLeft(let attendee): waiting.removeAll { $0 == attendee }
-        case .navigated(let slide, _): // performed and recorded (HCP-led) by the library: show it
-            if let bridge, let url = bridge.slideURLs[slide] { bridge.load(url) }
+        case .navigated(_, _, let url): // performed and recorded (HCP-led) by the library: show it
+            bridge?.load(url)
         case .disconnected: reconnecting = true
         case .connected: reconnecting = false
         case .ended, .replaced: session = nil; waiting = []; reconnecting = false; hcpLeads = false; inviting = false

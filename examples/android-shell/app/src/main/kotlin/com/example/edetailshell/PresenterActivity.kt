@@ -35,8 +35,7 @@ class PresenterActivity : ComponentActivity() {
     private val device get() = app.device
     private lateinit var webView: WebView
     private val client by lazy { SlideWebViewClient(device) }
-    @Volatile private var slideUrls = emptyMap<String, String>() // slide id -> URL path, for slides the doctors move to
-    private val remote by lazy { RemotePresenting(this, device) { slide -> slideUrls[slide]?.let { show(it) } } }
+    private val remote by lazy { RemotePresenting(this, device) { url -> show(url) } }
 
     @SuppressLint("SetJavaScriptEnabled") // the slides are signed, approved content served only from our origin
     override fun onCreate(savedInstanceState: Bundle?) {
@@ -59,7 +58,6 @@ class PresenterActivity : ComponentActivity() {
             // A real app lets the rep pick the HCP and the deck; the shell presents the first one.
             val bundle = device.bundles().firstOrNull { it.status == ContentStatus.READY } ?: return@onDevice
             client.slides = bundle.slides.associate { Uri.decode(it.url) to it.bridge }
-            slideUrls = bundle.slides.associate { it.id to it.url }
             // The runtime scripts first in every slide and frame: a document-start script where the installed
             // WebView supports it (androidx.webkit), else the client puts <script> tags into each entry page.
             runOnUiThread { if (!client.injectTags) WebViewCompat.addDocumentStartJavaScript(webView, client.runtimeScript(), setOf(ORIGIN)) }

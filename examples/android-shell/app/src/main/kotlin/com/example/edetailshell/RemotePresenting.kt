@@ -27,7 +27,7 @@ import uniffi.edetail_ffi.RemoteEvent
 import uniffi.edetail_ffi.RemotePoint
 import uniffi.edetail_ffi.RemoteSession
 
-/** The call screen's remote bar; `showSlide(slideId)` loads a slide the doctors moved the call to. */
+/** The call screen's remote bar; `showSlide(urlPath)` loads the slide the doctors moved the call to. */
 class RemotePresenting(private val activity: ComponentActivity, private val device: EdetailDevice, private val showSlide: (String) -> Unit) {
     // Main-thread state. The session is released by the event loop when it stops.
     private var session: RemoteSession? = null
@@ -104,7 +104,7 @@ class RemotePresenting(private val activity: ComponentActivity, private val devi
         when (event) {
             is RemoteEvent.AttendeeJoined -> if (event.waiting) waiting += event.attendee else waiting -= event.attendee
             is RemoteEvent.AttendeeLeft -> waiting -= event.attendee
-            is RemoteEvent.Navigated -> showSlide(event.slide) // performed and recorded (HCP-led) by the library
+            is RemoteEvent.Navigated -> showSlide(event.url) // performed and recorded (HCP-led) by the library
             is RemoteEvent.Disconnected -> reconnecting = true
             RemoteEvent.Connected -> reconnecting = false
             RemoteEvent.Ended, RemoteEvent.Replaced -> { session = null; waiting.clear(); reconnecting = false; hcpLeads = false }
