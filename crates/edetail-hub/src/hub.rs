@@ -130,7 +130,7 @@ impl Hub {
                 claim_lease_ms: std::sync::atomic::AtomicU64::new(publish::CLAIM_LEASE.as_millis() as u64),
                 event_retention_s: std::sync::atomic::AtomicU64::new(0),
                 remote: Arc::default(),
-                remote_recheck_ms: std::sync::atomic::AtomicU64::new(crate::remote::RECHECK.as_millis() as u64),
+                remote_recheck_ms: std::sync::atomic::AtomicU64::new(crate::remote_relay::RECHECK.as_millis() as u64),
             }),
         };
         // What dead publishes left (expired claims, their unreferenced blobs, unfinished
@@ -169,7 +169,7 @@ impl Hub {
 
     /// How often a remote session's sockets read their session again (ended on a process whose
     /// relay message was lost, expiry moved, the link replaced) and mark attendees seen
-    /// (default `remote::RECHECK`). For tests.
+    /// (default `remote_relay::RECHECK`). For tests.
     pub fn set_remote_recheck(&self, every: std::time::Duration) {
         self.inner.remote_recheck_ms.store(every.as_millis().max(1) as u64, std::sync::atomic::Ordering::Relaxed);
     }

@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
+/// How often a session's sockets read the session again (`Hub::set_remote_recheck`): an end
+/// whose relay message was lost, an expiry moved, a replaced link reach them within this.
+pub(crate) const RECHECK: Duration = Duration::from_secs(15);
+
 /// The PostgreSQL channel every hub process listens on.
 pub const CHANNEL: &str = "edetail_remote";
 

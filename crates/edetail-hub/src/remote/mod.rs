@@ -33,10 +33,6 @@ use crate::hub::Hub;
 use crate::remote_relay::{Envelope, To};
 use crate::store::{DeviceRecord, NewRemoteSession, RemoteSession};
 
-/// How often a session's sockets read the session again (`Hub::set_remote_recheck`): an end
-/// whose relay message was lost, an expiry moved, a replaced link reach them within this.
-pub(crate) const RECHECK: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// Largest request that opens a session.
 const MAX_OPEN_BYTES: usize = 4 * 1024;
 
