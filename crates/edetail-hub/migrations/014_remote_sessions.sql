@@ -19,7 +19,11 @@ CREATE TABLE remote_sessions (
     ended_at        TEXT,
     -- The current position (`HubMessage::Current` as JSON) and its sequence number.
     position        TEXT,
-    position_seq    INTEGER NOT NULL DEFAULT 0
+    position_seq    INTEGER NOT NULL DEFAULT 0,
+    -- The presenter's current connection (a random id; a newer one on any hub process takes
+    -- over) and when its process last saw it (ms since the epoch; 0: none connected).
+    presenter_id    TEXT,
+    presenter_seen_ms INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX remote_sessions_by_device ON remote_sessions(device_id, call_id);
 

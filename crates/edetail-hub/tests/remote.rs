@@ -409,6 +409,29 @@ async fn sockets_read_their_session_again_and_close_when_it_is_over() {
     assert_eq!(close_code(&mut p).await, Some(CLOSE_ENDED));
 }
 
+/// A doctor who joins while the tablet is away (after it presented) is told so, as those
+/// connected were, on the slide it left.
+#[tokio::test]
+async fn a_doctor_joining_while_the_tablet_is_away_is_told() {
+    let f = local().await;
+    let s = f.open(false, true).await;
+    let mut p = f.presenter(0, &s).await;
+    send(&mut p, &slide("efficacy", 1)).await;
+    let (mut a, _, _) = f.attendee(0, &s, None).await;
+    assert_eq!(current_slide(next(&mut a).await).0, "efficacy");
+    drop(p);
+    assert_eq!(next(&mut a).await, Some(HubMessage::PresenterReconnecting));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut b, _, _) = f.attendee(0, &s, None).await;
+    assert_eq!(current_slide(next(&mut b).await).0, "efficacy");
+    assert_eq!(next(&mut b).await, Some(HubMessage::PresenterReconnecting));
+    // Back: both follow again.
+    let mut p = f.presenter(0, &s).await;
+    send(&mut p, &slide("intro", 2)).await;
+    assert_eq!(current_slide(next(&mut a).await).0, "intro");
+    assert_eq!(current_slide(next(&mut b).await).0, "intro");
+}
+
 /// At most 20 attendees; a place frees when one leaves.
 #[tokio::test]
 async fn a_session_takes_at_most_twenty_attendees() {
@@ -425,6 +448,26 @@ async fn a_session_takes_at_most_twenty_attendees() {
     drop(gone);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_ws, _, _) = f.attendee(0, &s, None).await;
+}
+
+/// A presenter connection on another hub process takes the session over: the older one is
+/// closed as replaced when it next marks itself seen (the tablet stops presenting there).
+#[tokio::test]
+async fn a_presenter_on_another_process_replaces_the_older_one() {
+    let f = shared().await;
+    for n in &f.nodes {
+        n.hub.set_remote_recheck(Duration::from_millis(200));
+    }
+    let s = f.open(false, true).await;
+    let mut old = f.presenter(0, &s).await;
+    send(&mut old, &slide("intro", 1)).await;
+    let (mut a, _, _) = f.attendee(0, &s, None).await;
+    assert_eq!(current_slide(next(&mut a).await).0, "intro");
+    let mut new = f.presenter(1, &s).await;
+    assert_eq!(close_code(&mut old).await, Some(edetail_protocol::remote::CLOSE_REPLACED));
+    // The attendees are not told the presenter went: the new one presents.
+    send(&mut new, &slide("efficacy", 2)).await;
+    assert_eq!(current_slide(next(&mut a).await).0, "efficacy");
 }
 
 /// Two hub processes on one PostgreSQL: the presenter on one, attendees on both; moves,

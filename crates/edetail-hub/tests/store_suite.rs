@@ -1430,6 +1430,18 @@ fn remote_sessions_and_their_attendees(s: Subject) {
     let got = s.store.remote_session("rs-1").unwrap().unwrap();
     assert_eq!((got.position.as_deref(), got.position_seq), (Some("p5-state"), 5));
 
+    // The presenter: the newest connection presents; an older one learns it was replaced.
+    s.store.claim_remote_presenter("rs-1", "p1", 10).unwrap();
+    assert!(s.store.touch_remote_presenter("rs-1", "p1", 20).unwrap());
+    s.store.claim_remote_presenter("rs-1", "p2", 30).unwrap();
+    assert!(!s.store.touch_remote_presenter("rs-1", "p1", 40).unwrap(), "p1 was replaced");
+    s.store.release_remote_presenter("rs-1", "p1").unwrap();
+    let got = s.store.remote_session("rs-1").unwrap().unwrap();
+    assert_eq!((got.presenter_id.as_deref(), got.presenter_seen_ms), (Some("p2"), 30), "a replaced one releases nothing");
+    s.store.release_remote_presenter("rs-1", "p2").unwrap();
+    let got = s.store.remote_session("rs-1").unwrap().unwrap();
+    assert_eq!((got.presenter_id, got.presenter_seen_ms), (None, 0));
+
     // Waiting room, admission kept across a re-join.
     let t = 1_000_000i64;
     assert_eq!(s.store.join_remote_session("rs-1", "a", true, 2, t, t - 45_000).unwrap(), RemoteJoin::Waiting);

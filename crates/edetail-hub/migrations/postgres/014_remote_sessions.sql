@@ -14,7 +14,9 @@ CREATE TABLE remote_sessions (
     expires_at      TIMESTAMPTZ NOT NULL,
     ended_at        TIMESTAMPTZ,
     position        TEXT,
-    position_seq    BIGINT NOT NULL DEFAULT 0
+    position_seq    BIGINT NOT NULL DEFAULT 0,
+    presenter_id    TEXT,
+    presenter_seen_ms BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX remote_sessions_by_device ON remote_sessions(device_id, call_id);
 

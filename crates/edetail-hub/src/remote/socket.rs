@@ -11,7 +11,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use chrono::Utc;
 use edetail_bundle::Manifest;
 use edetail_protocol::remote::{
-    AttendeeMessage, CLOSE_ENDED, CLOSE_FULL, Control, HubMessage, MAX_ATTENDEES, MAX_STATE_BYTES, PresenterMessage, check,
+    AttendeeMessage, CLOSE_ENDED, CLOSE_FULL, CLOSE_REPLACED, Control, HubMessage, MAX_ATTENDEES, MAX_STATE_BYTES, PresenterMessage, check,
 };
 use serde_json::{Map, Value};
 
@@ -98,6 +98,16 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
     let relay: Arc<Relay> = hub.inner().remote.clone();
     let id = session.id.clone();
     let mut position = Position::parse(session.position.as_deref());
+    // This connection presents the session now, on whichever hub process: an older presenter
+    // connection learns it was replaced when it next marks itself seen.
+    let me = new_attendee_id();
+    {
+        let store = hub.inner().store.clone();
+        let (sid, presenter) = (id.clone(), me.clone());
+        if let Err(e) = blocking(move || store.claim_remote_presenter(&sid, &presenter, now_ms())).await {
+            tracing::warn!(session = %id, error = %e, "recording the remote presenter failed");
+        }
+    }
     let (conn, mut rx) = relay.join_presenter(&id, position.as_ref().map(|p| p.control));
     tracing::info!(session = %id, "remote presenter connected");
     let mut ok = match &position {
@@ -122,6 +132,7 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
     let mut recheck = tokio::time::interval(hub.remote_recheck());
     recheck.reset();
     let mut ended = false;
+    let mut replaced = false;
     while ok {
         tokio::select! {
             m = ws.recv() => match m {
@@ -153,6 +164,7 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                 Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t.to_string().into())).await.is_ok(),
                 Some(Outgoing::Close(code)) => {
                     ended = code == CLOSE_ENDED;
+                    replaced = code == CLOSE_REPLACED;
                     close(&mut ws, code, "").await;
                     break;
                 }
@@ -170,19 +182,44 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                 break;
             }
             _ = ping.tick() => ok = ws.send(Message::Ping(Default::default())).await.is_ok(),
-            // Ended elsewhere (a relay message lost) or its expiry moved: the tablet is told.
+            // Seen; replaced by a newer presenter connection on another process, ended elsewhere
+            // (a relay message lost) or its expiry moved: the tablet is told.
             _ = recheck.tick() => {
-                if reload(&hub, &id).await.is_some_and(|s| !s.live_at(Utc::now())) {
-                    let _ = send(&mut ws, &HubMessage::Ended).await;
-                    close(&mut ws, CLOSE_ENDED, "ended").await;
-                    ended = true;
-                    break;
+                let store = hub.inner().store.clone();
+                let (sid, presenter) = (id.clone(), me.clone());
+                let now = Utc::now();
+                let seen = blocking(move || {
+                    let current = store.touch_remote_presenter(&sid, &presenter, now.timestamp_millis())?;
+                    Ok((current, store.remote_session(&sid)?.is_some_and(|s| s.live_at(now))))
+                })
+                .await;
+                match seen {
+                    Ok((_, false)) => {
+                        let _ = send(&mut ws, &HubMessage::Ended).await;
+                        close(&mut ws, CLOSE_ENDED, "ended").await;
+                        ended = true;
+                        break;
+                    }
+                    Ok((false, true)) => {
+                        close(&mut ws, CLOSE_REPLACED, "replaced").await;
+                        replaced = true;
+                        break;
+                    }
+                    Ok((true, true)) => {}
+                    Err(e) => tracing::debug!(session = %id, error = %e, "re-reading the remote session failed"),
                 }
             }
         }
     }
     let was_current = relay.leave(&id, conn, None);
-    if !ended && was_current {
+    if !replaced {
+        let store = hub.inner().store.clone();
+        let (sid, presenter) = (id.clone(), me.clone());
+        if let Err(e) = blocking(move || store.release_remote_presenter(&sid, &presenter)).await {
+            tracing::debug!(session = %id, error = %e, "recording the presenter gone failed");
+        }
+    }
+    if !ended && !replaced && was_current {
         // The tablet dropped: the followers wait for it (the call goes on on the tablet).
         relay
             .publish(Envelope { session: id.clone(), to: To::AllAttendees, message: HubMessage::PresenterReconnecting, close: None })
@@ -312,17 +349,20 @@ fn new_attendee_id() -> String {
 }
 
 /// Sends the stored position to a joining attendee (kept in `last` to skip the presenter's
-/// repetition of it). Nothing before the presenter's first move: the presenter answers her
-/// joining with the position as soon as it has one.
+/// repetition of it), and that the tablet is away if it is (after it presented). Nothing
+/// before the presenter's first move: the presenter answers her joining with the position as
+/// soon as it has one.
 async fn send_current(hub: &Hub, id: &str, ws: &mut WebSocket, last: &mut Option<String>) -> bool {
-    let position = reload(hub, id).await.and_then(|s| Position::parse(s.position.as_deref()));
-    match position.and_then(|p| serde_json::to_string(&p.message()).ok()) {
-        Some(text) => {
-            *last = Some(text.clone());
-            ws.send(Message::Text(text.into())).await.is_ok()
-        }
-        None => true,
+    let Some(session) = reload(hub, id).await else { return true };
+    let Some(text) = Position::parse(session.position.as_deref()).and_then(|p| serde_json::to_string(&p.message()).ok()) else {
+        return true;
+    };
+    *last = Some(text.clone());
+    if ws.send(Message::Text(text.into())).await.is_err() {
+        return false;
     }
+    let away = session.presenter_id.is_none() || session.presenter_seen_ms < now_ms() - LIVE_FOR.as_millis() as i64;
+    !away || send(ws, &HubMessage::PresenterReconnecting).await
 }
 
 /// A doctor's browser, until she leaves or the session ends.
@@ -360,6 +400,7 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, link: String, req
     if ok {
         ok = if admitted { send_current(&hub, &id, &mut ws, &mut last_current).await } else { send(&mut ws, &HubMessage::Waiting).await };
     }
+
     relay
         .publish(Envelope {
             session: id.clone(),

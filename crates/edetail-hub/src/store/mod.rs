@@ -1076,6 +1076,9 @@ pub struct RemoteSession {
     /// Where the session stands (`HubMessage::Current` as JSON), once the presenter moved.
     pub position: Option<String>,
     pub position_seq: i64,
+    /// The presenter's current connection, and when its hub process last saw it (ms).
+    pub presenter_id: Option<String>,
+    pub presenter_seen_ms: i64,
 }
 
 impl RemoteSession {
@@ -1154,6 +1157,13 @@ pub trait RemoteStore {
     fn remote_attendees(&self, id: &str, live_since_ms: i64) -> Result<Vec<RemoteAttendee>>;
     /// Deletes sessions (and their attendees) that ended or expired before `before`; how many.
     fn prune_remote_sessions(&self, before: DateTime<Utc>) -> Result<u64>;
+    /// The presenter connection `presenter` now presents the session (an older one, on any
+    /// hub process, learns it is replaced when it marks itself seen).
+    fn claim_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<()>;
+    /// Marks `presenter` seen now; `false` when another connection took the session over.
+    fn touch_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<bool>;
+    /// `presenter` disconnected (nothing when another connection took over).
+    fn release_remote_presenter(&self, id: &str, presenter: &str) -> Result<()>;
 }
 
 /// The append-only audit trail (issue 7).

@@ -354,7 +354,7 @@ mod tests {
             "71d977e1e44ec8f4963c46d1caa376fd2dda8b454fb9a0737ade804f7692290a", // 011_hcp_list_indexes.sql
             "0022f0d23cae7d76aab0cfed71d7429e1949b670ef194057d2b03c5d22de8b76", // 012_lz4_documents.sql
             "d5a3da521d35b9f485114ca5bef90535e0a69d13109a876a26d11e1b3a3e8129", // 013_experiment_units.sql
-            "8efd78ccfd1f1478c79abe35946d4d5ff5cabccaa08d34d754076fcf9ccc9896", // 014_remote_sessions.sql
+            "2c3d2d74aaaa38e194d9c54b8a0c180d43e0dba36223790c5b741b78e92e5cb0", // 014_remote_sessions.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

@@ -4,7 +4,7 @@ use super::*;
 use crate::store::{NewRemoteSession, RemoteAttendee, RemoteJoin, RemoteSession, RemoteStore};
 
 const SESSION_COLUMNS: &str = "id, device_id, call_id, territory, bundle_id, bundle_version, waiting_room, recorded, created_at, \
-                               expires_at, ended_at, position, position_seq";
+                               expires_at, ended_at, position, position_seq, presenter_id, presenter_seen_ms";
 
 fn session_row(r: &tokio_postgres::Row) -> RemoteSession {
     RemoteSession {
@@ -21,6 +21,8 @@ fn session_row(r: &tokio_postgres::Row) -> RemoteSession {
         ended_at: r.get(10),
         position: r.get(11),
         position_seq: r.get(12),
+        presenter_id: r.get(13),
+        presenter_seen_ms: r.get(14),
     }
 }
 
@@ -217,6 +219,46 @@ impl RemoteStore for PgStore {
                 // Attendees go with their session (ON DELETE CASCADE).
                 tx.execute("DELETE FROM remote_sessions WHERE expires_at < $1 OR ended_at < $1", &[&before]).await.map_err(pg_err)
             })
+        })
+    }
+
+    fn claim_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<()> {
+        let (id, presenter) = (id.to_string(), presenter.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            c.execute("UPDATE remote_sessions SET presenter_id = $2, presenter_seen_ms = $3 WHERE id = $1", &[&id, &presenter, &now_ms])
+                .await
+                .map_err(pg_err)?;
+            Ok(())
+        })
+    }
+
+    fn touch_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<bool> {
+        let (id, presenter) = (id.to_string(), presenter.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            let n = c
+                .execute(
+                    "UPDATE remote_sessions SET presenter_seen_ms = $3 WHERE id = $1 AND presenter_id = $2",
+                    &[&id, &presenter, &now_ms],
+                )
+                .await
+                .map_err(pg_err)?;
+            Ok(n == 1)
+        })
+    }
+
+    fn release_remote_presenter(&self, id: &str, presenter: &str) -> Result<()> {
+        let (id, presenter) = (id.to_string(), presenter.to_string());
+        self.run(move |pool| async move {
+            let c = pool.get().await?;
+            c.execute(
+                "UPDATE remote_sessions SET presenter_id = NULL, presenter_seen_ms = 0 WHERE id = $1 AND presenter_id = $2",
+                &[&id, &presenter],
+            )
+            .await
+            .map_err(pg_err)?;
+            Ok(())
         })
     }
 }

@@ -214,7 +214,7 @@ mod tests {
             "6440cdfef1067ec2a86e441877aa3604442e5de9a1252e8d9873bcd15f9d56de", // 011_event_retention.sql
             "1e42a457a45d0fb00fb1f1dffcef353fa2cf62d5b62a87ad426048aef9a8785d", // 012_hcp_list_indexes.sql
             "a9cad16cee27a152f5441d5df888978bfc48444a120fa360605ab1c4a45587f4", // 013_experiment_units.sql
-            "21e024084caf4bc16730f82ccaa05ec120069d44ce35cf3845e63bb975580434", // 014_remote_sessions.sql
+            "edc34ad2ebd506ecdec0139d65f288a1f7a18a6503f7077d98bc73228f25ff07", // 014_remote_sessions.sql
         ];
         edetail_sqlite::check_frozen(MIGRATIONS, &released).unwrap();
     }

@@ -4,7 +4,7 @@ use super::*;
 use crate::store::{NewRemoteSession, RemoteAttendee, RemoteJoin, RemoteSession, RemoteStore};
 
 const SESSION_COLUMNS: &str = "id, device_id, call_id, territory, bundle_id, bundle_version, waiting_room, recorded, created_at, \
-                               expires_at, ended_at, position, position_seq";
+                               expires_at, ended_at, position, position_seq, presenter_id, presenter_seen_ms";
 
 fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteSession> {
     Ok(RemoteSession {
@@ -21,6 +21,8 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RemoteSession> {
         ended_at: r.get::<_, Option<String>>(10)?.map(|s| parse_time(&s)).transpose()?,
         position: r.get(11)?,
         position_seq: r.get(12)?,
+        presenter_id: r.get(13)?,
+        presenter_seen_ms: r.get(14)?,
     })
 }
 
@@ -160,6 +162,35 @@ impl RemoteStore for SqliteStore {
             let gone = "SELECT id FROM remote_sessions WHERE expires_at < ?1 OR ended_at < ?1";
             tx.execute(&format!("DELETE FROM remote_attendees WHERE session_id IN ({gone})"), [&before])?;
             Ok(tx.execute(&format!("DELETE FROM remote_sessions WHERE id IN ({gone})"), [&before])? as u64)
+        })
+    }
+
+    fn claim_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE remote_sessions SET presenter_id = ?2, presenter_seen_ms = ?3 WHERE id = ?1",
+                params![id, presenter, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn touch_remote_presenter(&self, id: &str, presenter: &str, now_ms: i64) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE remote_sessions SET presenter_seen_ms = ?3 WHERE id = ?1 AND presenter_id = ?2",
+                params![id, presenter, now_ms],
+            )? == 1)
+        })
+    }
+
+    fn release_remote_presenter(&self, id: &str, presenter: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE remote_sessions SET presenter_id = NULL, presenter_seen_ms = 0 WHERE id = ?1 AND presenter_id = ?2",
+                params![id, presenter],
+            )?;
+            Ok(())
         })
     }
 }
