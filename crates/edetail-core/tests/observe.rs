@@ -5,38 +5,19 @@
 //! navigation (`NavSource::Remote`) is recorded as HCP-led with source `remote`, and not at all
 //! with consent off, though the call still moves.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
-use chrono::{TimeZone, Utc};
-use edetail_bundle::SecretKey;
-use edetail_bundle::testkit::SampleBundle;
-use edetail_core::{CallChange, Channel, Device, DeviceConfig, ManualClock, NavAction, NavSource, StartCall, Tracking};
+use chrono::Utc;
+use common::start;
+use edetail_core::{CallChange, Device, NavAction, NavSource, Tracking};
 use edetail_protocol::ConsentRecord;
 use serde_json::{Value, json};
 
-const BUNDLE: &str = "com.example.sample";
-
 fn setup() -> (tempfile::TempDir, Device) {
-    let tmp = tempfile::tempdir().unwrap();
-    let key = SecretKey::from_seed(&[11; 32]);
-    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().unwrap()));
-    let config = DeviceConfig { trusted_keys: vec![key.public()], clock, ..DeviceConfig::new("rep-1") };
-    let d = Device::open(&tmp.path().join("data"), config).unwrap();
-    let zip = tmp.path().join("deck.zip");
-    std::fs::write(&zip, SampleBundle::new().zip(Some(&key))).unwrap();
-    d.install_zip(&zip).unwrap();
+    let (tmp, _clock, d) = common::setup();
     (tmp, d)
-}
-
-fn start(d: &Device, hcp: Option<&str>) -> String {
-    let start = StartCall {
-        hcp_id: hcp.map(str::to_string),
-        channel: Channel::Remote,
-        bundle_id: BUNDLE.into(),
-        presentation_id: None,
-        location: None,
-    };
-    d.start_call(start).unwrap().0
 }
 
 type Seen = Arc<Mutex<Vec<CallChange>>>;

@@ -5,46 +5,12 @@
 //! both without one) finds the session it left and takes it over; nothing of another HCP's,
 //! another bundle's, a completed call's or an erased HCP's call.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use edetail_bundle::SecretKey;
-use edetail_bundle::testkit::SampleBundle;
-use edetail_core::{Channel, Device, DeviceConfig, ManualClock, RemoteSessionRecord, StartCall};
-
-const BUNDLE: &str = "com.example.sample";
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).single().unwrap()
-}
-
-fn open(dir: &std::path::Path, clock: Arc<ManualClock>) -> Device {
-    let key = SecretKey::from_seed(&[11; 32]);
-    let config = DeviceConfig { trusted_keys: vec![key.public()], clock, ..DeviceConfig::new("rep-1") };
-    Device::open(dir, config).unwrap()
-}
-
-fn setup() -> (tempfile::TempDir, Arc<ManualClock>, Device) {
-    let tmp = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t0()));
-    let d = open(&tmp.path().join("data"), clock.clone());
-    let zip = tmp.path().join("deck.zip");
-    std::fs::write(&zip, SampleBundle::new().zip(Some(&SecretKey::from_seed(&[11; 32])))).unwrap();
-    d.install_zip(&zip).unwrap();
-    (tmp, clock, d)
-}
-
-fn start(d: &Device, hcp: Option<&str>) -> String {
-    let start = StartCall {
-        hcp_id: hcp.map(str::to_string),
-        channel: Channel::Remote,
-        bundle_id: BUNDLE.into(),
-        presentation_id: None,
-        location: None,
-    };
-    d.start_call(start).unwrap().0
-}
+use common::{BUNDLE, open, setup, start, t0};
+use edetail_core::RemoteSessionRecord;
 
 fn session(id: &str, call: &str, minutes: i64) -> RemoteSessionRecord {
     RemoteSessionRecord {

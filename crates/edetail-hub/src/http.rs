@@ -43,7 +43,8 @@ pub(crate) fn router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+/// Runs store or blob calls on the blocking pool, in the caller's span.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     // In the request's span: store errors logged there carry the request id.
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f)).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?

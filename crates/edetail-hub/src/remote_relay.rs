@@ -47,8 +47,8 @@ pub(crate) struct Envelope {
 /// What a socket task receives from the relay.
 #[derive(Debug, Clone)]
 pub(crate) enum Outgoing {
-    /// A message to send as it is (serialised once for every recipient).
-    Text(Arc<str>),
+    /// A message to send as it is (serialised once for every recipient; clones share the bytes).
+    Text(axum::extract::ws::Utf8Bytes),
     /// This attendee was admitted (the socket sends `admitted`; the presenter sends the
     /// position after it).
     Admitted,
@@ -212,7 +212,7 @@ impl Relay {
             }
             _ => {}
         }
-        let text: Arc<str> = match serde_json::to_string(&env.message) {
+        let text: axum::extract::ws::Utf8Bytes = match serde_json::to_string(&env.message) {
             Ok(t) => t.into(),
             Err(e) => {
                 tracing::error!(error = %e, "remote message not serialisable");

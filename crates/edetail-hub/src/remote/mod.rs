@@ -28,7 +28,7 @@ use edetail_protocol::remote::{
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::http::{Touch, device_auth};
+use crate::http::{Touch, blocking, device_auth};
 use crate::hub::Hub;
 use crate::remote_relay::{Envelope, To};
 use crate::store::{DeviceRecord, NewRemoteSession, RemoteSession};
@@ -68,10 +68,6 @@ async fn echo(ws: WebSocketUpgrade) -> Response {
             }
         }
     })
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(format!("task failed: {e}")))?
 }
 
 /// A new join link: its token (shown once) and what is stored of it.

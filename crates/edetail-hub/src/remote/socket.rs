@@ -15,6 +15,7 @@ use edetail_protocol::remote::{
 };
 use serde_json::{Map, Value};
 
+use crate::http::blocking;
 use crate::hub::Hub;
 use crate::remote_relay::{Envelope, Outgoing, Relay, To};
 use crate::store::{RemoteJoin, RemoteSession};
@@ -25,7 +26,7 @@ const LIVE_FOR: Duration = Duration::from_secs(45);
 /// Pings keep proxies from closing a quiet session.
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// An attendee may send at most this many messages per second (more are dropped).
-const ATTENDEE_RATE: u32 = 10;
+const ATTENDEE_RATE: f64 = 10.0;
 
 /// Where a session stands, as `HubMessage::Current` carries it.
 #[derive(Debug, Clone)]
@@ -74,10 +75,6 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &'static str) {
 /// Time left until the session expires (at least a millisecond).
 fn until_expiry(s: &RemoteSession) -> Duration {
     (s.expires_at - Utc::now()).to_std().unwrap_or(Duration::from_millis(1)).max(Duration::from_millis(1))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> crate::error::Result<T> + Send + 'static) -> crate::error::Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| crate::error::Error::Internal(format!("task failed: {e}")))?
 }
 
 /// The session as stored now (position, end), `None` when it cannot be read.
@@ -161,7 +158,7 @@ pub(super) async fn presenter(hub: Hub, session: RemoteSession, manifest: Manife
                 Some(Ok(_)) => {}
             },
             out = rx.recv() => match out {
-                Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t.to_string().into())).await.is_ok(),
+                Some(Outgoing::Text(t)) => ok = ws.send(Message::Text(t)).await.is_ok(),
                 Some(Outgoing::Close(code)) => {
                     ended = code == CLOSE_ENDED;
                     replaced = code == CLOSE_REPLACED;
@@ -315,31 +312,6 @@ async fn write_positions(hub: Hub, id: String, mut latest: tokio::sync::watch::R
     }
 }
 
-/// A token bucket: `rate` messages per second, as many in a burst.
-struct Bucket {
-    tokens: f64,
-    at: std::time::Instant,
-    rate: f64,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Bucket {
-        Bucket { tokens: f64::from(rate), at: std::time::Instant::now(), rate: f64::from(rate) }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = std::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
-        self.at = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 fn new_attendee_id() -> String {
     let mut b = [0u8; 16];
     if getrandom::fill(&mut b).is_err() {
@@ -410,7 +382,8 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, link: String, req
         })
         .await;
     let mut admitted = admitted;
-    let mut bucket = Bucket::new(ATTENDEE_RATE);
+    // The hub's rate limiter, keyed by session and attendee (a reconnect does not refill it).
+    let rate_key = format!("remote-attendee:{id}:{attendee}");
     let expiry = tokio::time::sleep(until_expiry(&session));
     tokio::pin!(expiry);
     let mut touch = tokio::time::interval(hub.remote_recheck());
@@ -420,7 +393,7 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, link: String, req
         tokio::select! {
             m = ws.recv() => match m {
                 Some(Ok(Message::Text(text))) => {
-                    if !bucket.take() {
+                    if hub.inner().limits.check(&rate_key, ATTENDEE_RATE, ATTENDEE_RATE, std::time::Instant::now()).is_err() {
                         continue;
                     }
                     match check::<AttendeeMessage>(text.as_str()) {
@@ -443,13 +416,13 @@ pub(super) async fn attendee(hub: Hub, session: RemoteSession, link: String, req
             out = rx.recv() => match out {
                 Some(Outgoing::Text(t)) => {
                     // The presenter's answer to her joining repeats what the store gave her.
-                    if last_current.as_deref() == Some(&*t) {
+                    if last_current.as_deref() == Some(t.as_str()) {
                         continue;
                     }
                     if t.starts_with(r#"{"type":"current""#) {
                         last_current = Some(t.to_string());
                     }
-                    ok = ws.send(Message::Text(t.to_string().into())).await.is_ok();
+                    ok = ws.send(Message::Text(t)).await.is_ok();
                 }
                 Some(Outgoing::Admitted) => {
                     admitted = true;
